@@ -1,0 +1,187 @@
+// Package database opens the SQL database behind idp, MySQL in production or
+// SQLite as the embedded default, and wraps it in the ent client.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/go-sql-driver/mysql"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"idp/ent"
+	"idp/ent/migrate"
+)
+
+// DB is an open database: the ent client for typed access and the underlying
+// *sql.DB for the few queries ent does not express well (streaming, pool
+// statistics).
+type DB struct {
+	Ent     *ent.Client
+	SQL     *sql.DB
+	Dialect string // dialect.MySQL or dialect.SQLite
+}
+
+// Open connects to the database named by rawURL:
+//
+//	mysql://user:password@host:3306/dbname?param=value
+//	sqlite:///absolute/path/idp.db  or  sqlite:relative/path/idp.db
+//
+// Open checks that the database answers; it does not migrate.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	driver, dsn, dia, err := dataSource(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if dia == dialect.SQLite {
+		if err := os.MkdirAll(filepath.Dir(sqlitePath(rawURL)), 0o700); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+	}
+	sqlDB, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	configurePool(sqlDB, dia)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("database: connect to %s: %w", Redact(rawURL), err)
+	}
+	drv := entsql.OpenDB(dia, sqlDB)
+	return &DB{Ent: ent.NewClient(ent.Driver(drv)), SQL: sqlDB, Dialect: dia}, nil
+}
+
+// Migrate brings the schema up to date. It only adds tables, columns and
+// indexes; it never drops anything, so an older binary keeps working against
+// a newer schema during a rolling update.
+func (db *DB) Migrate(ctx context.Context) error {
+	if err := db.Ent.Schema.Create(ctx, migrate.WithForeignKeys(true)); err != nil {
+		return fmt.Errorf("database: migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.Ent.Close() }
+
+func configurePool(db *sql.DB, dia string) {
+	n := 4 * runtime.GOMAXPROCS(0)
+	if dia == dialect.SQLite {
+		// SQLite serialises writers on the file lock (transactions begin
+		// IMMEDIATE); extra connections only add readers.
+		n = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(time.Hour)
+}
+
+// dataSource turns the configured URL into a driver name and its DSN.
+func dataSource(rawURL string) (driver, dsn, dia string, err error) {
+	scheme, _, ok := strings.Cut(rawURL, ":")
+	if !ok {
+		return "", "", "", errors.New("database: URL has no scheme (want mysql:// or sqlite:)")
+	}
+	switch scheme {
+	case "mysql":
+		dsn, err := mysqlDSN(rawURL)
+		return "mysql", dsn, dialect.MySQL, err
+	case "sqlite":
+		path := sqlitePath(rawURL)
+		if path == "" {
+			return "", "", "", errors.New("database: sqlite URL has no path")
+		}
+		return "sqlite", SQLiteDSN(path), dialect.SQLite, nil
+	default:
+		return "", "", "", fmt.Errorf("database: unsupported scheme %q (want mysql or sqlite)", scheme)
+	}
+}
+
+// SQLiteDSN is the modernc.org/sqlite data source for a database file, with
+// the settings idp relies on: foreign keys on, WAL so readers never wait for
+// the writer, a busy timeout instead of immediate SQLITE_BUSY, and
+// transactions that take the write lock when they begin, so two writers queue
+// instead of deadlocking on a lock upgrade.
+func SQLiteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func sqlitePath(rawURL string) string {
+	rest := strings.TrimPrefix(rawURL, "sqlite:")
+	rest = strings.TrimPrefix(rest, "//")
+	rest, _, _ = strings.Cut(rest, "?")
+	return rest
+}
+
+func mysqlDSN(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("database: bad mysql URL: %w", errors.Unwrap(err))
+	}
+	cfg := mysql.NewConfig()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if cfg.DBName == "" {
+		return "", errors.New("database: mysql URL names no database")
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.Collation = "utf8mb4_unicode_ci"
+	cfg.Params = map[string]string{}
+	for k, v := range u.Query() {
+		switch k {
+		case "tls":
+			cfg.TLSConfig = v[0]
+		default:
+			cfg.Params[k] = v[0]
+		}
+	}
+	return cfg.FormatDSN(), nil
+}
+
+// Redact removes a password from a database URL so that it can be logged.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		if i := strings.LastIndex(rawURL, "@"); i >= 0 {
+			return "…" + rawURL[i:]
+		}
+		return rawURL
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,126 @@
+// Package databasetest gives tests fresh, migrated databases: SQLite always,
+// and MySQL (or MariaDB) when IDP_TEST_MYSQL_DSN names a server, for example
+//
+//	IDP_TEST_MYSQL_DSN=mysql://root@127.0.0.1:3306/idp_test
+//
+// Every call creates its own database (a file in the test's temporary
+// directory, or a new MySQL schema named after the DSN's database plus a
+// random suffix, dropped when the test ends), so tests never see each other's
+// rows.
+package databasetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"idp/database"
+)
+
+// MySQLEnv is the environment variable that enables the MySQL runs.
+const MySQLEnv = "IDP_TEST_MYSQL_DSN"
+
+// Engine is a database engine tests run against.
+type Engine struct {
+	Name string
+	// NewURL returns the URL of a fresh, empty database for t.
+	NewURL func(t testing.TB) string
+}
+
+// Engines lists SQLite and, when configured, MySQL. In CI (CI set in the
+// environment) a missing MySQL configuration fails the test instead of
+// silently running SQLite only.
+func Engines(t testing.TB) []Engine {
+	engines := []Engine{{Name: "sqlite", NewURL: SQLiteURL}}
+	if os.Getenv(MySQLEnv) != "" {
+		engines = append(engines, Engine{Name: "mysql", NewURL: MySQLURL})
+	} else if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not set in CI: the MySQL runs would be skipped", MySQLEnv)
+	}
+	return engines
+}
+
+// Each runs fn as a subtest per engine, each with a fresh migrated database.
+func Each(t *testing.T, fn func(t *testing.T, db *database.DB)) {
+	t.Helper()
+	for _, e := range Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			fn(t, Open(t, e.NewURL(t)))
+		})
+	}
+}
+
+// Open opens and migrates the database at rawURL and closes it when t ends.
+func Open(t testing.TB, rawURL string) *database.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := database.Open(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("open %s: %v", rawURL, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}
+
+// SQLiteURL returns the URL of a new SQLite database file.
+func SQLiteURL(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "idp.db")
+}
+
+// MySQLURL creates a new empty MySQL database on the server named by
+// IDP_TEST_MYSQL_DSN and returns its URL; the database is dropped when t
+// ends.
+func MySQLURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(MySQLEnv)
+	if base == "" {
+		t.Skipf("%s not set", MySQLEnv)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", MySQLEnv, err)
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	prefix := strings.TrimPrefix(u.Path, "/")
+	if prefix == "" {
+		prefix = "idp_test"
+	}
+	name := prefix + "_" + hex.EncodeToString(suffix[:])
+
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	server, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("mysql: %v", err)
+	}
+	defer server.Close()
+	if _, err := server.Exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		t.Fatalf("create test database on %s: %v", u.Host, err)
+	}
+	t.Cleanup(func() {
+		s, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		s.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+	})
+	u.Path = "/" + name
+	return u.String()
+}
