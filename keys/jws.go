@@ -1,0 +1,134 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// ErrInvalidToken is wrapped by every error Verify returns.
+var ErrInvalidToken = errors.New("keys: invalid token")
+
+// reloadEvery bounds the reloads an unknown kid triggers: tokens with
+// made-up kids must not turn into a query each.
+const reloadEvery = time.Second
+
+// acceptedAlgs is the only algorithm Verify accepts. Naming it up front is
+// what refuses alg none, HS256 keyed with the public key, and the rest.
+var acceptedAlgs = []jose.SignatureAlgorithm{jose.RS256}
+
+// Sign returns a compact RS256 JWS of payload signed with the active key,
+// with the header {alg: RS256, kid, typ} (typ omitted when empty). It fails
+// with ErrNoActiveKey before the first Load. typ should come from a small
+// fixed set (at+jwt, JWT, ...): a signer is cached per value.
+func (m *Manager) Sign(payload []byte, typ string) (string, error) {
+	k := m.snap.Load().active
+	if k == nil {
+		return "", ErrNoActiveKey
+	}
+	signer, err := k.signer(typ)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// signer returns the cached jose.Signer for typ, building it on first use.
+// Two goroutines may build one each the first time; either is fine.
+func (k *loadedKey) signer(typ string) (jose.Signer, error) {
+	if s, ok := k.signers.Load(typ); ok {
+		return s.(jose.Signer), nil
+	}
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	s, err := jose.NewSigner(jose.SigningKey{
+		Algorithm: jose.RS256,
+		Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: Algorithm, Use: "sig"},
+	}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("keys: signer for %s: %w", k.kid, err)
+	}
+	actual, _ := k.signers.LoadOrStore(typ, s)
+	return actual.(jose.Signer), nil
+}
+
+// Verified is the result of a successful Verify.
+type Verified struct {
+	Payload []byte
+	KeyID   string
+	Type    string // the typ header, "" when absent
+}
+
+// Verify checks a compact JWS against the published keys, choosing the key
+// by kid. Only RS256 is accepted; a missing or unknown kid is refused. When
+// the kid is unknown it reloads from the database (at most once per second)
+// and retries once, because another process may have promoted a key this one
+// has not loaded yet (`idp keys rotate --now`). Every error wraps
+// ErrInvalidToken.
+func (m *Manager) Verify(token string) (Verified, error) {
+	jws, err := jose.ParseSignedCompact(token, acceptedAlgs)
+	if err != nil {
+		return Verified{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if len(jws.Signatures) != 1 {
+		return Verified{}, fmt.Errorf("%w: want exactly one signature", ErrInvalidToken)
+	}
+	h := jws.Signatures[0].Protected
+	if h.KeyID == "" {
+		return Verified{}, fmt.Errorf("%w: no kid in the header", ErrInvalidToken)
+	}
+	k := m.snap.Load().keys[h.KeyID]
+	if k == nil {
+		k = m.reloadFor(h.KeyID)
+		if k == nil {
+			return Verified{}, fmt.Errorf("%w: unknown kid", ErrInvalidToken)
+		}
+	}
+	typ := ""
+	if v, ok := h.ExtraHeaders[jose.HeaderType]; ok {
+		s, isString := v.(string)
+		if !isString {
+			return Verified{}, fmt.Errorf("%w: typ header is not a string", ErrInvalidToken)
+		}
+		typ = s
+	}
+	payload, err := jws.Verify(&k.priv.PublicKey)
+	if err != nil {
+		return Verified{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return Verified{Payload: payload, KeyID: k.kid, Type: typ}, nil
+}
+
+// reloadFor reloads the keys when kid is unknown, unless a reload happened
+// within the last second, and returns the key if it is now known.
+func (m *Manager) reloadFor(kid string) *loadedKey {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	// Someone else may have reloaded while we waited.
+	if k := m.snap.Load().keys[kid]; k != nil {
+		return k
+	}
+	now := m.opts.Now()
+	if !m.lastReload.IsZero() && now.Sub(m.lastReload) < reloadEvery && now.Sub(m.lastReload) >= 0 {
+		return nil
+	}
+	m.lastReload = now
+	// Verify has no context: bound the wait so a stuck database cannot hold
+	// a request (and every other unknown-kid request queued on reloadMu).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Load(ctx); err != nil {
+		m.log.Warn("keys: reload for an unknown kid failed", "err", err)
+		return nil
+	}
+	return m.snap.Load().keys[kid]
+}

@@ -1,0 +1,383 @@
+// Package password hashes and verifies user passwords with argon2id and
+// knows which passwords are too common to accept at signup.
+//
+// Hashes are PHC strings ($argon2id$v=19$m=…,t=…,p=…$salt$hash), the format
+// other argon2 libraries read, so stored hashes outlive this package. Each
+// hash holds Params.Memory KiB while it runs, so a Hasher caps how many run
+// at once: a login flood then queues and is turned away with ErrBusy instead
+// of exhausting the process's memory.
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// ErrBusy means every hashing slot stayed taken for the whole queue timeout,
+// or the caller's context ended while it waited. Callers answer 503 /
+// temporarily_unavailable: the password was not checked.
+var ErrBusy = errors.New("password: hashing capacity exhausted, try again later")
+
+// ErrMalformedHash means a stored hash is not an argon2id PHC string this
+// package can verify, or names parameters too absurd to compute.
+var ErrMalformedHash = errors.New("password: malformed hash")
+
+// Params are argon2id parameters. Memory is in KiB.
+type Params struct {
+	Memory      uint32 // KiB
+	Iterations  uint32
+	Parallelism uint8
+	SaltLength  uint32 // bytes
+	KeyLength   uint32 // bytes
+}
+
+// Bounds on Params. The minimums are the OWASP Password Storage Cheat Sheet
+// floor for argon2id: 19 MiB with two iterations, or 46 MiB with one (the
+// same cost, memory traded for time). The maximums only catch mistakes.
+const (
+	minMemory        = 19 * 1024       // KiB, with at least minIterations
+	minMemoryOneIter = 46 * 1024       // KiB, when Iterations == 1
+	maxMemory        = 4 * 1024 * 1024 // KiB (4 GiB)
+	minIterations    = 2               // with minMemory
+	maxIterations    = 64
+	minSaltLength    = 16 // bytes; RFC 9106 recommends 128-bit salts
+	maxSaltLength    = 64
+	minKeyLength     = 16
+	maxKeyLength     = 64
+)
+
+// Bounds on stored hashes. A stored hash may predate the current policy
+// (weaker parameters still verify, and are then re-hashed), but it must not
+// make Verify allocate or spin without bound, nor make argon2 panic.
+const (
+	maxEncodedLength   = 512
+	minStoredSaltBytes = 8 // RFC 9106's minimum
+	maxStoredSaltBytes = 64
+	minStoredKeyBytes  = 16
+	maxStoredKeyBytes  = 128
+)
+
+// DefaultParams are the parameters idp hashes new passwords with: 64 MiB,
+// two passes, one lane, stronger than OWASP's minimum (19 MiB, t=2, p=1).
+//
+// Measured on the 2-core AMD EPYC development machine (go1.26,
+// x/crypto v0.58.0, other jobs sharing the CPUs): one hash takes 75–100 ms
+// at t=2 (about 40 ms at t=1), well under the 250 ms a login may spend on it,
+// so t=2 stays. With p=1 each hash uses one core; both cores together do
+// about 10–17 hashes/s (BenchmarkHash), which is the login rate past which
+// callers queue and then get ErrBusy.
+func DefaultParams() Params {
+	return Params{
+		Memory:      64 * 1024,
+		Iterations:  2,
+		Parallelism: 1,
+		SaltLength:  16,
+		KeyLength:   32,
+	}
+}
+
+// Validate reports whether p is strong enough to hash new passwords with
+// (the OWASP floor) and small enough to be a deliberate choice.
+func (p Params) Validate() error {
+	var errs []error
+	switch {
+	case p.Memory < minMemory:
+		errs = append(errs, fmt.Errorf("Memory %d KiB is below the minimum of %d KiB", p.Memory, minMemory))
+	case p.Memory > maxMemory:
+		errs = append(errs, fmt.Errorf("Memory %d KiB is above the maximum of %d KiB (4 GiB)", p.Memory, maxMemory))
+	}
+	switch {
+	case p.Iterations < 1:
+		errs = append(errs, errors.New("Iterations must be at least 1"))
+	case p.Iterations > maxIterations:
+		errs = append(errs, fmt.Errorf("Iterations %d is above the maximum of %d", p.Iterations, maxIterations))
+	case p.Iterations < minIterations && p.Memory >= minMemory && p.Memory < minMemoryOneIter:
+		errs = append(errs, fmt.Errorf("Iterations 1 needs Memory of at least %d KiB (got %d KiB); use Iterations >= %d for less memory",
+			minMemoryOneIter, p.Memory, minIterations))
+	}
+	if p.Parallelism < 1 {
+		errs = append(errs, errors.New("Parallelism must be at least 1"))
+	}
+	if p.SaltLength < minSaltLength || p.SaltLength > maxSaltLength {
+		errs = append(errs, fmt.Errorf("SaltLength %d is outside %d..%d bytes", p.SaltLength, minSaltLength, maxSaltLength))
+	}
+	if p.KeyLength < minKeyLength || p.KeyLength > maxKeyLength {
+		errs = append(errs, fmt.Errorf("KeyLength %d is outside %d..%d bytes", p.KeyLength, minKeyLength, maxKeyLength))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("password: invalid argon2id parameters: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Hasher hashes and verifies passwords with fixed parameters, running at most
+// Concurrency hashes at once. It is safe for concurrent use.
+type Hasher struct {
+	params       Params
+	slots        chan struct{} // one element per running hash
+	queueTimeout time.Duration
+	dummy        string // a real hash with params, for VerifyDummy
+}
+
+// NewHasher returns a Hasher for p. concurrency caps how many hashes run at
+// once (each holds p.Memory KiB), so that a login flood cannot exhaust
+// memory; concurrency <= 0 means runtime.GOMAXPROCS(0), which with
+// Parallelism 1 keeps every core busy and no more. A caller that cannot get a
+// slot within queueTimeout gets ErrBusy; queueTimeout <= 0 means callers never
+// wait.
+//
+// NewHasher computes one hash (for VerifyDummy), so it takes as long as a
+// login.
+func NewHasher(p Params, concurrency int, queueTimeout time.Duration) (*Hasher, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	h := &Hasher{
+		params:       p,
+		slots:        make(chan struct{}, concurrency),
+		queueTimeout: queueTimeout,
+	}
+	// The dummy's password is random and thrown away: nothing can match it,
+	// and VerifyDummy's answer is ignored anyway.
+	h.dummy = h.compute(rand.Text()).String()
+	return h, nil
+}
+
+// Params returns the parameters new hashes are made with.
+func (h *Hasher) Params() Params { return h.params }
+
+// Concurrency returns how many hashes may run at once.
+func (h *Hasher) Concurrency() int { return cap(h.slots) }
+
+// MemoryBudget is Concurrency × Memory in bytes: the most memory hashing can
+// hold at once. It assumes stored hashes use no more memory than Params (true
+// unless Memory was lowered since they were made), and the Go heap may grow
+// past it until the garbage collector returns freed hashes' memory: size
+// GOMEMLIMIT with that in mind.
+func (h *Hasher) MemoryBudget() int64 {
+	return int64(cap(h.slots)) * int64(h.params.Memory) * 1024
+}
+
+// Hash returns the PHC string for password, with a fresh random salt:
+//
+//	$argon2id$v=19$m=65536,t=2,p=1$<salt>$<hash>
+//
+// with salt and hash in unpadded standard base64.
+//
+// The password is hashed as the raw UTF-8 bytes of the string, with no
+// Unicode normalisation: "é" typed as one code point and as e + combining
+// accent are different passwords. Whether to normalise (NIST SP 800-63B
+// suggests NFKC) is the caller's decision, made once for Hash and Verify
+// alike, because changing it later locks out every user hashed under the old
+// rule.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return h.compute(password).String(), nil
+}
+
+// Verify checks password against encoded, a PHC string made by Hash, comparing
+// the hashes in constant time. needsRehash is true when the password matched
+// and encoded was made with other parameters than the Hasher's (including salt
+// and key length): the caller then stores Hash(password) after the successful
+// login. It is never true for a wrong password, so a caller cannot replace a
+// user's hash with one of a wrong guess.
+//
+// A malformed or absurd encoded gives an error wrapping ErrMalformedHash.
+// When no hashing slot frees up in time, the error wraps ErrBusy.
+func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok bool, needsRehash bool, err error) {
+	stored, err := parsePHC(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	got := argon2.IDKey([]byte(password), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
+	if subtle.ConstantTimeCompare(got, stored.key) != 1 {
+		return false, false, nil
+	}
+	return true, !h.matches(stored), nil
+}
+
+// VerifyDummy spends the same time as Verify against a real hash with the
+// Hasher's parameters, so that a login for an unknown user takes as long as
+// one with a wrong password and does not reveal which accounts exist. It
+// always fails; the only error it returns wraps ErrBusy.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	_, _, err := h.Verify(ctx, h.dummy, password)
+	return err
+}
+
+// acquire takes a hashing slot, waiting at most queueTimeout and no longer
+// than ctx allows. The returned func gives the slot back.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	release = func() { <-h.slots }
+	// A caller whose context has ended has gone: spend no hash on it, even
+	// with a slot free.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if h.queueTimeout <= 0 {
+		return nil, ErrBusy
+	}
+	timer := time.NewTimer(h.queueTimeout)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+	}
+}
+
+// compute hashes password with a fresh salt and the Hasher's parameters. It
+// takes no slot: callers do.
+func (h *Hasher) compute(password string) phc {
+	p := h.params
+	salt := make([]byte, p.SaltLength)
+	rand.Read(salt) // never fails: since Go 1.24 it crashes rather than return an error
+	return phc{
+		memory:      p.Memory,
+		iterations:  p.Iterations,
+		parallelism: p.Parallelism,
+		salt:        salt,
+		key:         argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength),
+	}
+}
+
+// matches reports whether stored was made with the Hasher's parameters.
+func (h *Hasher) matches(stored phc) bool {
+	p := h.params
+	return stored.memory == p.Memory &&
+		stored.iterations == p.Iterations &&
+		stored.parallelism == p.Parallelism &&
+		uint32(len(stored.salt)) == p.SaltLength &&
+		uint32(len(stored.key)) == p.KeyLength
+}
+
+// phc is a parsed argon2id PHC string.
+type phc struct {
+	memory      uint32
+	iterations  uint32
+	parallelism uint8
+	salt, key   []byte
+}
+
+var b64 = base64.RawStdEncoding.Strict()
+
+func (c phc) String() string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, c.memory, c.iterations, c.parallelism,
+		b64.EncodeToString(c.salt), b64.EncodeToString(c.key))
+}
+
+// parsePHC parses an argon2id PHC string strictly: one spelling per hash, so
+// that what parses is exactly what String writes back.
+func parsePHC(encoded string) (phc, error) {
+	if len(encoded) > maxEncodedLength {
+		return phc{}, fmt.Errorf("%w: longer than %d bytes", ErrMalformedHash, maxEncodedLength)
+	}
+	fields := strings.Split(encoded, "$")
+	if len(fields) != 6 || fields[0] != "" {
+		return phc{}, fmt.Errorf("%w: want $argon2id$v=19$m=…,t=…,p=…$salt$hash", ErrMalformedHash)
+	}
+	if fields[1] != "argon2id" {
+		return phc{}, fmt.Errorf("%w: algorithm %q, want argon2id", ErrMalformedHash, fields[1])
+	}
+	if want := "v=" + strconv.Itoa(argon2.Version); fields[2] != want {
+		return phc{}, fmt.Errorf("%w: version %q, want %q", ErrMalformedHash, fields[2], want)
+	}
+	var c phc
+	var err error
+	if c.memory, c.iterations, c.parallelism, err = parseCosts(fields[3]); err != nil {
+		return phc{}, err
+	}
+	if c.salt, err = decodeB64(fields[4], "salt", minStoredSaltBytes, maxStoredSaltBytes); err != nil {
+		return phc{}, err
+	}
+	if c.key, err = decodeB64(fields[5], "hash", minStoredKeyBytes, maxStoredKeyBytes); err != nil {
+		return phc{}, err
+	}
+	return c, nil
+}
+
+// parseCosts parses "m=65536,t=2,p=1", in that order, and rejects values
+// argon2 would panic on (t=0, p=0) or that would allocate or run without
+// bound.
+func parseCosts(s string) (memory, iterations uint32, parallelism uint8, err error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 3 {
+		return 0, 0, 0, fmt.Errorf("%w: parameters %q, want m=…,t=…,p=…", ErrMalformedHash, s)
+	}
+	m, err := parseCost(parts[0], "m", 1, maxMemory)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	t, err := parseCost(parts[1], "t", 1, maxIterations)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	p, err := parseCost(parts[2], "p", 1, 255)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if m < 8*p {
+		// argon2 needs 8 KiB per lane; it would silently round up.
+		return 0, 0, 0, fmt.Errorf("%w: m=%d is below 8×p=%d", ErrMalformedHash, m, 8*p)
+	}
+	return uint32(m), uint32(t), uint8(p), nil
+}
+
+// parseCost parses "name=value" with value a decimal in lo..hi, written
+// without sign or leading zeros.
+func parseCost(s, name string, lo, hi uint64) (uint64, error) {
+	v, ok := strings.CutPrefix(s, name+"=")
+	if !ok || v == "" || (len(v) > 1 && v[0] == '0') || strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, fmt.Errorf("%w: parameter %q, want %s=<decimal>", ErrMalformedHash, s, name)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s=%s is outside %d..%d", ErrMalformedHash, name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// decodeB64 decodes unpadded standard base64 of lo..hi bytes. Go's decoder
+// skips newlines, so the result is re-encoded and compared to insist on the
+// one canonical spelling.
+func decodeB64(s, name string, lo, hi int) ([]byte, error) {
+	b, err := b64.DecodeString(s)
+	if err != nil || b64.EncodeToString(b) != s {
+		return nil, fmt.Errorf("%w: %s is not unpadded standard base64", ErrMalformedHash, name)
+	}
+	if len(b) < lo || len(b) > hi {
+		return nil, fmt.Errorf("%w: %s is %d bytes, want %d..%d", ErrMalformedHash, name, len(b), lo, hi)
+	}
+	return b, nil
+}
