@@ -1,0 +1,216 @@
+// Package account holds user accounts and their credentials: creating a
+// user, checking a login, reading a user.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/user"
+	"idp/password"
+)
+
+// Errors of the account service.
+var (
+	// ErrInvalidCredentials is the one answer for an unknown login and a
+	// wrong password, so that neither can be told from the other.
+	ErrInvalidCredentials = errors.New("account: invalid credentials")
+	ErrNotFound           = errors.New("account: user not found")
+	// ErrTaken is wrapped (with a *TakenError naming the field) when a
+	// username or email belongs to someone else.
+	ErrTaken = errors.New("account: taken")
+)
+
+// Service manages accounts.
+type Service struct {
+	db     *ent.Client
+	hasher *password.Hasher
+	log    *slog.Logger
+}
+
+// New returns the account service.
+func New(db *ent.Client, hasher *password.Hasher, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{db: db, hasher: hasher, log: log}
+}
+
+// Hasher returns the password hasher.
+func (s *Service) Hasher() *password.Hasher { return s.hasher }
+
+// client joins the transaction ctx carries, if any.
+func (s *Service) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
+
+// NormalizeLogin is how usernames and emails are stored and looked up: they
+// are unique regardless of letter case.
+func NormalizeLogin(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
+
+// Authenticate checks a login, the username or the email address in any
+// letter case, and a password. An unknown login costs the same password
+// hash as a known one and gives the same ErrInvalidCredentials. When the
+// stored hash was made with other parameters than the configured ones, it
+// is replaced after a successful check. Overload gives password.ErrBusy.
+func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User, error) {
+	login = NormalizeLogin(login)
+	q := s.client(ctx).User.Query()
+	if strings.Contains(login, "@") {
+		q = q.Where(user.Email(login))
+	} else {
+		q = q.Where(user.Username(login))
+	}
+	u, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
+	} else if err != nil {
+		return nil, fmt.Errorf("account: find user: %w", err)
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
+	if err != nil {
+		if errors.Is(err, password.ErrMalformedHash) {
+			s.log.ErrorContext(ctx, "stored password hash is malformed", "user", u.ID)
+			return nil, ErrInvalidCredentials
+		}
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return u, nil
+}
+
+// rehash stores a hash with the current parameters. The update is
+// conditional on the old hash, so a password changed meanwhile is never
+// overwritten; failure only means the old hash stays.
+func (s *Service) rehash(ctx context.Context, u *ent.User, pw string) {
+	h, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		s.log.WarnContext(ctx, "rehash password", "user", u.ID, "err", err)
+		return
+	}
+	if _, err := s.client(ctx).User.Update().
+		Where(user.ID(u.ID), user.PasswordHash(u.PasswordHash)).
+		SetPasswordHash(h).
+		Save(ctx); err != nil {
+		s.log.WarnContext(ctx, "store rehashed password", "user", u.ID, "err", err)
+	}
+}
+
+// Get returns a user by id.
+func (s *Service) Get(ctx context.Context, id int64) (*ent.User, error) {
+	u, err := s.client(ctx).User.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return u, err
+}
+
+// NewUser is an account to create. Its fields are expected to be validated
+// already (the user API does); Insert normalises the login names.
+type NewUser struct {
+	Username, Email     string
+	Password            string // hashed by Create
+	PasswordHash        string // what Insert stores
+	FirstName, LastName string
+	Gender              user.Gender
+	PictureKey          string
+}
+
+// Create hashes the password and stores the user.
+func (s *Service) Create(ctx context.Context, nu NewUser) (*ent.User, error) {
+	h, err := s.hasher.Hash(ctx, nu.Password)
+	if err != nil {
+		return nil, err
+	}
+	nu.PasswordHash = h
+	return s.Insert(ctx, nu)
+}
+
+// Insert stores a user whose password is already hashed, on the
+// transaction ctx carries if any: a signup hashes first, then inserts the
+// user and issues its tokens in one short transaction. A taken username or
+// email gives an error wrapping ErrTaken that names the field.
+func (s *Service) Insert(ctx context.Context, nu NewUser) (*ent.User, error) {
+	if nu.PasswordHash == "" {
+		return nil, errors.New("account: insert without a password hash")
+	}
+	c := s.client(ctx).User.Create().
+		SetUsername(NormalizeLogin(nu.Username)).
+		SetEmail(NormalizeLogin(nu.Email)).
+		SetPasswordHash(nu.PasswordHash).
+		SetFirstName(nu.FirstName).
+		SetLastName(nu.LastName)
+	if nu.Gender != "" {
+		c.SetGender(nu.Gender)
+	}
+	if nu.PictureKey != "" {
+		c.SetPictureKey(nu.PictureKey)
+	}
+	u, err := c.Save(ctx)
+	if ent.IsConstraintError(err) {
+		return nil, takenError(err)
+	}
+	return u, err
+}
+
+// TakenError says which unique field a new user collided on.
+type TakenError struct{ Field string }
+
+func (e *TakenError) Error() string { return "account: " + e.Field + " is taken" }
+
+// Is makes errors.Is(err, ErrTaken) true.
+func (e *TakenError) Is(target error) bool { return target == ErrTaken }
+
+// takenError reads the violated index from the database's message: MySQL
+// ends with the key ("Duplicate entry 'x' for key 'user_email'"; the value
+// before it is the user's and may contain anything), SQLite names the column
+// ("UNIQUE constraint failed: users.email").
+func takenError(err error) error {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "for key"); i >= 0 {
+		msg = msg[i:]
+	}
+	field := "username"
+	if strings.Contains(msg, "email") {
+		field = "email"
+	}
+	return fmt.Errorf("%w: %w", &TakenError{Field: field}, err)
+}
+
+// Taken reports which of username and email already belong to someone,
+// a cheap check before the expensive password hash; the unique indexes
+// still decide races.
+func (s *Service) Taken(ctx context.Context, username, email string) ([]string, error) {
+	var taken []string
+	for _, c := range []struct {
+		field string
+		exist func() (bool, error)
+	}{
+		{"username", func() (bool, error) {
+			return s.client(ctx).User.Query().Where(user.Username(NormalizeLogin(username))).Exist(ctx)
+		}},
+		{"email", func() (bool, error) {
+			return s.client(ctx).User.Query().Where(user.Email(NormalizeLogin(email))).Exist(ctx)
+		}},
+	} {
+		ok, err := c.exist()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			taken = append(taken, c.field)
+		}
+	}
+	return taken, nil
+}

@@ -1,0 +1,220 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"idp/account"
+	"idp/ent"
+)
+
+// Errors of Verify. A caller answers ErrNoToken and ErrInvalidToken with
+// 401 and ErrInsufficientScope with 403 (RFC 6750 §3.1); anything else is a
+// server-side failure (the database, say).
+var (
+	ErrNoToken           = errors.New("oauth: no bearer token")
+	ErrInvalidToken      = errors.New("oauth: invalid token")
+	ErrInsufficientScope = errors.New("oauth: insufficient scope")
+)
+
+// Principal is who an access token speaks for.
+type Principal struct {
+	Subject   string
+	ClientID  string
+	Scopes    []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	// User is the user the token was issued to, read fresh; nil for a
+	// client's own token (client_credentials).
+	User *ent.User
+}
+
+// HasScope reports whether the token carries scope.
+func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
+
+// BearerToken extracts the token of an "Authorization: Bearer" header.
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// Verify authenticates the bearer access token of r for this service's own
+// endpoints. Beyond what a third party checks offline (signature by a
+// published key, type, issuer, audience, lifetime) it refuses a token whose
+// grant was revoked and a user's token issued before their last password
+// change. The signature is checked locally; the revocation check and the
+// user are one indexed read each. When scopes are given, the token must
+// carry all of them.
+func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) (*Principal, error) {
+	token, ok := BearerToken(r)
+	if !ok {
+		return nil, ErrNoToken
+	}
+	c, err := s.tokens.parseAccessToken(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	active, err := s.store.accessTokenActive(ctx, jwtSignature(token))
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return nil, fmt.Errorf("%w: grant revoked", ErrInvalidToken)
+	}
+	p := &Principal{
+		Subject:   c.Subject,
+		ClientID:  c.ClientID,
+		Scopes:    strings.Fields(c.Scope),
+		IssuedAt:  time.Unix(c.IssuedAt, 0),
+		ExpiresAt: time.Unix(c.ExpiresAt, 0),
+	}
+	if id, isUser := userID(c.Subject); isUser {
+		u, err := s.users.Get(ctx, id)
+		if errors.Is(err, account.ErrNotFound) {
+			return nil, fmt.Errorf("%w: user gone", ErrInvalidToken)
+		} else if err != nil {
+			return nil, err
+		}
+		// iat has whole seconds; a token issued in the second of the
+		// change but before it was revoked with its grant at the change.
+		if c.IssuedAt < u.PasswordChangedAt.Unix() {
+			return nil, fmt.Errorf("%w: issued before the last password change", ErrInvalidToken)
+		}
+		p.User = u
+	}
+	for _, scope := range scopes {
+		if !p.HasScope(scope) {
+			return p, ErrInsufficientScope
+		}
+	}
+	return p, nil
+}
+
+// BearerChallenge is the WWW-Authenticate value for a Verify error
+// (RFC 6750 §3). scope names what an insufficient token lacked.
+func BearerChallenge(err error, scope string) string {
+	if errors.Is(err, ErrInsufficientScope) {
+		return `Bearer error="insufficient_scope", scope=` + strconv.Quote(scope)
+	}
+	return `Bearer error="invalid_token"`
+}
+
+func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, err := s.Verify(ctx, r, ScopeOpenID)
+	if err == nil && p.User == nil {
+		err = fmt.Errorf("%w: not a user's token", ErrInvalidToken)
+	}
+	if err != nil {
+		s.writeBearerError(ctx, w, err, ScopeOpenID)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.userClaims(ctx, p.User, p.Scopes))
+}
+
+func (s *Server) writeBearerError(ctx context.Context, w http.ResponseWriter, err error, scope string) {
+	switch {
+	case errors.Is(err, ErrNoToken), errors.Is(err, ErrInvalidToken):
+		w.Header().Set("WWW-Authenticate", BearerChallenge(err, scope))
+		writeError(w, http.StatusUnauthorized, "invalid_token", "The access token is missing, invalid, expired or revoked.")
+	case errors.Is(err, ErrInsufficientScope):
+		w.Header().Set("WWW-Authenticate", BearerChallenge(err, scope))
+		writeError(w, http.StatusForbidden, "insufficient_scope", "The access token lacks the scope "+scope+".")
+	default:
+		s.log.ErrorContext(ctx, "verify bearer token", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Try again shortly.")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// handleIntrospect is RFC 7662. The caller must be a confidential client:
+// fosite would also take any access token as a credential, which would let
+// every user probe everyone's tokens.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if s.parseForm(w, r) {
+		return
+	}
+	c, err := s.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil || c.IsPublic() {
+		w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
+		writeError(w, http.StatusUnauthorized, "invalid_client", "Introspection needs a confidential client's credentials.")
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	inactive := map[string]any{"active": false}
+	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), new(Session))
+	if err != nil {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	sess, _ := ar.GetSession().(*Session)
+	if sess == nil {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	resp := map[string]any{
+		"active":    true,
+		"iss":       s.cfg.Issuer,
+		"sub":       sess.Subject,
+		"client_id": ar.GetClient().GetID(),
+		"scope":     strings.Join(ar.GetGrantedScopes(), " "),
+		"iat":       ar.GetRequestedAt().Unix(),
+	}
+	switch use {
+	case fosite.AccessToken:
+		claims, err := s.tokens.parseAccessToken(token)
+		if err != nil {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		resp["token_type"] = "Bearer"
+		resp["scope"] = claims.Scope
+		resp["iat"] = claims.IssuedAt
+		resp["exp"] = claims.ExpiresAt
+		resp["aud"] = claims.Audience
+		resp["jti"] = claims.ID
+	case fosite.RefreshToken:
+		resp["token_type"] = "refresh_token"
+		resp["exp"] = sess.GetExpiresAt(fosite.RefreshToken).Unix()
+	}
+	if id, ok := userID(sess.Subject); ok {
+		u, err := s.users.Get(ctx, id)
+		if err != nil {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		resp["username"] = u.Username
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,74 @@
+package oauth
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"idp"
+)
+
+// discoveryDocument completes the embedded metadata for issuer: it sets
+// "issuer" and turns every endpoint path into an absolute URL.
+func discoveryDocument(issuer string) ([]byte, error) {
+	raw, err := idp.WellKnown.ReadFile(".well-known/openid-configuration.json")
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("oauth: discovery template: %w", err)
+	}
+	doc["issuer"] = issuer
+	for k, v := range doc {
+		if p, ok := v.(string); ok && (strings.HasSuffix(k, "_endpoint") || strings.HasSuffix(k, "_uri")) && strings.HasPrefix(p, "/") {
+			doc[k] = issuer + p
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// etag is a strong entity tag of a prepared body.
+func etag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+}
+
+// servePrepared answers GET for prepared bytes with an ETag and honours
+// If-None-Match, so that clients that poll the document pay one round trip.
+func servePrepared(w http.ResponseWriter, r *http.Request, body []byte, tag, cacheControl string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", cacheControl)
+	h.Set("ETag", tag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Write(body)
+}
+
+func etagMatches(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == tag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	servePrepared(w, r, s.discovery, s.discoveryTag, "public, max-age=3600")
+}

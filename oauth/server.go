@@ -1,0 +1,181 @@
+// Package oauth is the OAuth 2.0 and OpenID Connect side of idp: fosite
+// composed for the password, refresh_token and client_credentials grants with
+// JWT access tokens (RFC 9068), its ent-backed storage, and the token,
+// revocation, introspection, userinfo and discovery endpoints.
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/token/hmac"
+
+	"idp/ent"
+)
+
+// Users is what the token service needs of the user accounts.
+type Users interface {
+	// Authenticate checks a login (username or email, any letter case)
+	// and password. Bad credentials give an error wrapping
+	// account.ErrInvalidCredentials, whatever was wrong.
+	Authenticate(ctx context.Context, login, password string) (*ent.User, error)
+	// Get returns a user by id, or an error wrapping account.ErrNotFound.
+	Get(ctx context.Context, id int64) (*ent.User, error)
+}
+
+// Config configures the token service.
+type Config struct {
+	// Issuer is the public base URL, without a trailing slash.
+	Issuer string
+	// Token lifetimes.
+	AccessTokenTTL, RefreshTokenTTL, IDTokenTTL time.Duration
+	// RefreshTokenSecrets key the HMAC of refresh tokens: the first signs,
+	// all verify, so a secret can be rotated without logging anyone out.
+	// Each is at least 32 bytes.
+	RefreshTokenSecrets [][]byte
+	// PictureURL turns a stored picture key into the URL of the "picture"
+	// claim; nil leaves the claim out.
+	PictureURL func(ctx context.Context, key string) (string, error)
+	// Logger receives server-side errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" || strings.HasSuffix(c.Issuer, "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("oauth: issuer %q must be an absolute URL without a trailing slash, query or fragment", c.Issuer)
+	}
+	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 || c.IDTokenTTL <= 0 {
+		return errors.New("oauth: token lifetimes must be positive")
+	}
+	if len(c.RefreshTokenSecrets) == 0 {
+		return errors.New("oauth: a refresh token secret is required")
+	}
+	for _, s := range c.RefreshTokenSecrets {
+		if len(s) < 32 {
+			return errors.New("oauth: refresh token secrets must be at least 32 bytes")
+		}
+	}
+	return nil
+}
+
+// Server is the token service and its HTTP endpoints.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	provider fosite.OAuth2Provider
+	store    *Store
+	clients  *Clients
+	users    Users
+	signer   TokenSigner
+	tokens   *tokenStrategy
+
+	discovery    []byte
+	discoveryTag string
+}
+
+// New composes the token service.
+func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *Clients) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, clients: clients, users: users, signer: signer}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.store = NewStore(db, clients, users, s.now)
+
+	fc := &fosite.Config{
+		AccessTokenLifespan:  cfg.AccessTokenTTL,
+		RefreshTokenLifespan: cfg.RefreshTokenTTL,
+		IDTokenLifespan:      cfg.IDTokenTTL,
+		AccessTokenIssuer:    cfg.Issuer,
+		IDTokenIssuer:        cfg.Issuer,
+		TokenURL:             cfg.Issuer + "/oauth2/token",
+		ScopeStrategy:        fosite.ExactScopeStrategy,
+		// Audiences are compared exactly: "https://api" must not grant
+		// "https://api.evil".
+		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
+		RefreshTokenScopes:       []string{ScopeOfflineAccess},
+		GlobalSecret:             cfg.RefreshTokenSecrets[0],
+		RotatedGlobalSecrets:     cfg.RefreshTokenSecrets[1:],
+		TokenEntropy:             32,
+		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+			return s.AuthenticateClient(ctx, r, form)
+		},
+	}
+	s.tokens = &tokenStrategy{
+		signer: signer,
+		issuer: cfg.Issuer,
+		opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc),
+		now:    s.now,
+	}
+	s.provider = compose.Compose(fc, s.store, s.tokens,
+		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+	)
+	// After the grant handlers, which mint the access token it hashes.
+	fc.TokenEndpointHandlers.Append(idTokenHandler{s})
+
+	var err error
+	if s.discovery, err = discoveryDocument(cfg.Issuer); err != nil {
+		return nil, err
+	}
+	s.discoveryTag = etag(s.discovery)
+	return s, nil
+}
+
+// Store returns the token storage, for maintenance such as revoking every
+// grant of a user.
+func (s *Server) Store() *Store { return s.store }
+
+// Register adds the OAuth 2.0 and OpenID Connect routes to r.
+func (s *Server) Register(r chi.Router) {
+	r.Get("/.well-known/openid-configuration", s.handleDiscovery)
+	r.Get("/.well-known/oauth-authorization-server", s.handleDiscovery)
+	r.Post("/oauth2/token", s.handleToken)
+	r.Post("/oauth2/revoke", s.handleRevoke)
+	r.Post("/oauth2/introspect", s.handleIntrospect)
+	r.Get("/userinfo", s.handleUserinfo)
+	r.Post("/userinfo", s.handleUserinfo)
+}
+
+// RunJanitor deletes expired token rows every interval until ctx ends.
+func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A minute of grace so a token is never deleted while a
+			// request that checked its expiry is still using it.
+			n, err := s.store.DeleteExpired(ctx, s.now().Add(-time.Minute))
+			if err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "delete expired tokens", "err", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "deleted expired tokens", "count", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,375 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/storage"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/accesstoken"
+	"idp/ent/refreshtoken"
+)
+
+// Store is fosite's storage, backed by ent on MySQL or SQLite.
+//
+// Token rows are keyed by the SHA-256 of the token's signature, so a copy of
+// the database holds nothing that can be presented as a token. Rows carry the
+// request id, which names the grant: one login and all its refreshes. Used and
+// revoked refresh tokens stay, marked inactive, until they expire: that is how
+// a replayed refresh token is recognised and its whole grant revoked.
+type Store struct {
+	db      *ent.Client
+	clients *Clients
+	users   Users
+	now     func() time.Time
+}
+
+var (
+	_ fosite.Storage                                      = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage                       = (*Store)(nil)
+	_ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*Store)(nil)
+	_ storage.Transactional                               = (*Store)(nil)
+)
+
+// NewStore returns a Store on db.
+func NewStore(db *ent.Client, clients *Clients, users Users, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, clients: clients, users: users, now: now}
+}
+
+// client returns the transaction ctx carries (fosite's refresh flow opens
+// one; a signup issues its tokens inside its own), so that every statement
+// of that flow runs inside it.
+func (s *Store) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
+
+// BeginTX implements storage.Transactional. Inside a transaction the caller
+// already opened, it joins that one, and Commit and Rollback are the
+// caller's.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := database.TxFrom(ctx); ok {
+		return context.WithValue(ctx, joinedKey{}, true), nil
+	}
+	tx, err := s.db.Tx(ctx)
+	if err != nil {
+		return ctx, storageError(err)
+	}
+	return database.WithTx(ctx, tx), nil
+}
+
+// joinedKey marks a context whose transaction belongs to an outer caller.
+type joinedKey struct{}
+
+// Commit implements storage.Transactional.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := database.TxFrom(ctx)
+	if !ok {
+		return errors.New("oauth: commit without a transaction")
+	}
+	if ctx.Value(joinedKey{}) != nil {
+		return nil
+	}
+	return storageError(tx.Commit())
+}
+
+// Rollback implements storage.Transactional.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := database.TxFrom(ctx)
+	if !ok {
+		return errors.New("oauth: rollback without a transaction")
+	}
+	if ctx.Value(joinedKey{}) != nil {
+		return nil
+	}
+	return tx.Rollback()
+}
+
+// GetClient implements fosite.ClientManager.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	return s.clients.Get(ctx, id)
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager. Client assertions
+// (private_key_jwt) are refused before they reach the storage, so this is
+// never asked; it fails closed should that change.
+func (s *Store) ClientAssertionJWTValid(context.Context, string) error {
+	return fosite.ErrJTIKnown
+}
+
+// SetClientAssertionJWT implements fosite.ClientManager; see
+// ClientAssertionJWTValid.
+func (s *Store) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errors.New("oauth: client assertions are not supported")
+}
+
+// Authenticate implements the password grant's credential check. name is
+// the username or the email address, in any letter case.
+func (s *Store) Authenticate(ctx context.Context, name, secret string) (string, error) {
+	u, err := s.users.Authenticate(ctx, name, secret)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatInt(u.ID, 10), nil
+}
+
+// storedRequest is the JSON form of a fosite request in a token row.
+type storedRequest struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"requested_scope,omitempty"`
+	GrantedScope      []string        `json:"granted_scope,omitempty"`
+	RequestedAudience []string        `json:"requested_audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session"`
+}
+
+func encodeRequest(r fosite.Requester) ([]byte, error) {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(storedRequest{
+		ID:                r.GetID(),
+		RequestedAt:       r.GetRequestedAt(),
+		ClientID:          r.GetClient().GetID(),
+		RequestedScope:    r.GetRequestedScopes(),
+		GrantedScope:      r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(),
+		GrantedAudience:   r.GetGrantedAudience(),
+		Form:              r.GetRequestForm(),
+		Session:           sess,
+	})
+}
+
+// decodeRequest rebuilds a request into session, or into a new Session when
+// session is nil (the revocation handler passes nil).
+func (s *Store) decodeRequest(ctx context.Context, data []byte, session fosite.Session) (*fosite.Request, error) {
+	var sr storedRequest
+	if err := json.Unmarshal(data, &sr); err != nil {
+		return nil, fmt.Errorf("oauth: stored request: %w", err)
+	}
+	if session == nil {
+		session = new(Session)
+	}
+	if err := json.Unmarshal(sr.Session, session); err != nil {
+		return nil, fmt.Errorf("oauth: stored session: %w", err)
+	}
+	client, err := s.clients.Get(ctx, sr.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	return &fosite.Request{
+		ID:                sr.ID,
+		RequestedAt:       sr.RequestedAt,
+		Client:            client,
+		RequestedScope:    sr.RequestedScope,
+		GrantedScope:      sr.GrantedScope,
+		RequestedAudience: sr.RequestedAudience,
+		GrantedAudience:   sr.GrantedAudience,
+		Form:              sr.Form,
+		Session:           session,
+	}, nil
+}
+
+// rowID is the key of a token row: the SHA-256 of the token's signature.
+func rowID(signature string) string {
+	sum := sha256.Sum256([]byte(signature))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	err = s.client(ctx).AccessToken.Create().
+		SetID(rowID(signature)).
+		SetRequestID(r.GetID()).
+		SetClientID(r.GetClient().GetID()).
+		SetSubject(r.GetSession().GetSubject()).
+		SetRequestedAt(r.GetRequestedAt()).
+		SetExpiresAt(r.GetSession().GetExpiresAt(fosite.AccessToken)).
+		SetRequest(data).
+		Exec(ctx)
+	return storageError(err)
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	row, err := s.client(ctx).AccessToken.Get(ctx, rowID(signature))
+	if err != nil {
+		return nil, storageError(err)
+	}
+	return s.decodeRequest(ctx, row.Request, session)
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return storageError(s.client(ctx).AccessToken.DeleteOneID(rowID(signature)).Exec(ctx))
+}
+
+// accessTokenActive reports whether the access token with this signature is
+// still on record, that is, its grant has not been revoked.
+func (s *Store) accessTokenActive(ctx context.Context, signature string) (bool, error) {
+	ok, err := s.client(ctx).AccessToken.Query().Where(accesstoken.ID(rowID(signature))).Exist(ctx)
+	return ok, storageError(err)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	exp := r.GetSession().GetExpiresAt(fosite.RefreshToken)
+	if exp.IsZero() {
+		// An unlimited refresh token still needs a date for the cleanup.
+		exp = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	create := s.client(ctx).RefreshToken.Create().
+		SetID(rowID(signature)).
+		SetRequestID(r.GetID()).
+		SetClientID(r.GetClient().GetID()).
+		SetSubject(r.GetSession().GetSubject()).
+		SetRequestedAt(r.GetRequestedAt()).
+		SetExpiresAt(exp).
+		SetRequest(data)
+	if accessSignature != "" {
+		create.SetAccessTokenID(rowID(accessSignature))
+	}
+	return storageError(create.Exec(ctx))
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. For a used
+// or revoked token it returns the request together with an error wrapping
+// fosite.ErrInactiveToken: fosite's refresh handler needs both to revoke the
+// grant of a replayed token.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	row, err := s.client(ctx).RefreshToken.Get(ctx, rowID(signature))
+	if err != nil {
+		return nil, storageError(err)
+	}
+	r, err := s.decodeRequest(ctx, row.Request, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return r, fmt.Errorf("oauth: refresh token used or revoked: %w", fosite.ErrInactiveToken)
+	}
+	return r, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return storageError(s.client(ctx).RefreshToken.DeleteOneID(rowID(signature)).Exec(ctx))
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage: it marks the
+// presented token used. The update is conditional, so of two concurrent
+// refreshes with one token exactly one succeeds and the other gets
+// fosite.ErrNotFound.
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	n, err := s.client(ctx).RefreshToken.Update().
+		Where(refreshtoken.ID(rowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
+		SetActive(false).
+		Save(ctx)
+	if err != nil {
+		return storageError(err)
+	}
+	if n == 0 {
+		return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
+// token of the grant becomes inactive.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	_, err := s.client(ctx).RefreshToken.Update().
+		Where(refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
+		SetActive(false).
+		Save(ctx)
+	return storageError(err)
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
+// token of the grant is forgotten, so introspection and this service's
+// endpoints refuse it (a third party verifying the JWT offline accepts it
+// until it expires; access tokens are short-lived for that reason).
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.RequestID(requestID)).Exec(ctx)
+	return storageError(err)
+}
+
+// RevokeSubject ends every grant of a subject, as after a password reset.
+func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
+	if _, err := s.client(ctx).RefreshToken.Update().
+		Where(refreshtoken.Subject(subject), refreshtoken.Active(true)).
+		SetActive(false).
+		Save(ctx); err != nil {
+		return storageError(err)
+	}
+	_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.Subject(subject)).Exec(ctx)
+	return storageError(err)
+}
+
+// DeleteExpired removes token rows that expired before t. A refresh token
+// row is kept until its own expiry even when used, for reuse detection.
+func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
+	a, err := s.db.AccessToken.Delete().Where(accesstoken.ExpiresAtLT(t)).Exec(ctx)
+	if err != nil {
+		return a, storageError(err)
+	}
+	r, err := s.db.RefreshToken.Delete().Where(refreshtoken.ExpiresAtLT(t)).Exec(ctx)
+	return a + r, storageError(err)
+}
+
+// CreateAuthorizeCodeSession, GetAuthorizeCodeSession and
+// InvalidateAuthorizeCodeSession complete oauth2.CoreStorage, which fosite's
+// introspection requires. The authorization endpoint does not exist yet, so
+// no code is ever issued and none is found.
+func (s *Store) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
+	return errors.New("oauth: the authorization code flow is not enabled")
+}
+
+// GetAuthorizeCodeSession: see CreateAuthorizeCodeSession.
+func (s *Store) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
+}
+
+// InvalidateAuthorizeCodeSession: see CreateAuthorizeCodeSession.
+func (s *Store) InvalidateAuthorizeCodeSession(context.Context, string) error {
+	return fosite.ErrNotFound
+}
+
+// storageError maps database errors to the ones fosite understands: a
+// missing row is fosite.ErrNotFound, and a lost race between transactions
+// (MySQL deadlock or lock timeout, SQLite busy) is
+// fosite.ErrSerializationFailure, which fosite answers with a retryable error.
+func storageError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if ent.IsNotFound(err) {
+		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
+	}
+	if database.IsRetryable(err) {
+		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+	}
+	return err
+}

@@ -1,0 +1,206 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+
+	"idp/keys"
+)
+
+// TokenSigner signs and verifies compact JWS with the service's signing keys.
+// *keys.Manager implements it.
+type TokenSigner interface {
+	Sign(payload []byte, typ string) (string, error)
+	Verify(token string) (keys.Verified, error)
+}
+
+// The JOSE "typ" values of the tokens this service issues.
+const (
+	typeAccessToken = "at+jwt" // RFC 9068 §2.1
+	typeIDToken     = "JWT"
+)
+
+// accessClaims are the claims of an RFC 9068 access token.
+type accessClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  audience `json:"aud"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+	ID        string   `json:"jti"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope,omitempty"`
+}
+
+// audience decodes "aud" both as a string and as an array (RFC 7519 §4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// tokenStrategy issues RFC 9068 JWT access tokens signed by the current
+// signing key, and leaves refresh tokens and authorization codes to fosite's
+// HMAC strategy (opaque, checked against the database).
+type tokenStrategy struct {
+	signer TokenSigner
+	issuer string
+	opaque *oauth2.HMACSHAStrategyUnPrefixed
+	now    func() time.Time
+}
+
+var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
+
+// jwtSignature is the signature part of a compact JWS. Like fosite's JWT
+// strategy it is what the storage keys access tokens by (hashed there).
+func jwtSignature(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || strings.Count(token, ".") != 2 {
+		return ""
+	}
+	return token[i+1:]
+}
+
+func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) string {
+	return jwtSignature(token)
+}
+
+func (s *tokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	sess, ok := r.GetSession().(*Session)
+	if !ok {
+		return "", "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
+	}
+	now := s.now()
+	exp := sess.GetExpiresAt(fosite.AccessToken)
+	if exp.IsZero() {
+		return "", "", errors.New("oauth: access token expiry not set")
+	}
+	claims := accessClaims{
+		Issuer:    s.issuer,
+		Subject:   sess.Subject,
+		Audience:  tokenAudience(s.issuer, r.GetGrantedAudience()),
+		ExpiresAt: exp.Unix(),
+		IssuedAt:  now.Unix(),
+		ID:        randomID(),
+		ClientID:  r.GetClient().GetID(),
+		Scope:     strings.Join(accessScope(r), " "),
+	}
+	if !sess.AuthTime.IsZero() {
+		claims.AuthTime = sess.AuthTime.Unix()
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", "", err
+	}
+	token, err := s.signer.Sign(payload, typeAccessToken)
+	if err != nil {
+		return "", "", fmt.Errorf("oauth: sign access token: %w", err)
+	}
+	return token, jwtSignature(token), nil
+}
+
+// ValidateAccessToken is used by introspection after the storage lookup: the
+// signature must verify against a published key and the token must be live.
+func (s *tokenStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
+	_, err := s.parseAccessToken(token)
+	return err
+}
+
+// parseAccessToken verifies an access token's signature, type, issuer,
+// audience and lifetime, and returns its claims. Errors wrap
+// fosite.ErrTokenExpired or fosite.ErrRequestUnauthorized.
+func (s *tokenStrategy) parseAccessToken(token string) (*accessClaims, error) {
+	v, err := s.signer.Verify(token)
+	if err != nil {
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("The token signature is invalid.")
+	}
+	if !strings.EqualFold(v.Type, typeAccessToken) && !strings.EqualFold(v.Type, "application/"+typeAccessToken) {
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token is not an access token.")
+	}
+	var c accessClaims
+	if err := json.Unmarshal(v.Payload, &c); err != nil {
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("The token claims are malformed.")
+	}
+	switch {
+	case c.Issuer != s.issuer:
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token was issued by another issuer.")
+	case !slices.Contains(c.Audience, s.issuer):
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token is not meant for this service.")
+	case c.Subject == "" || c.ClientID == "":
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token lacks a subject or client.")
+	case s.now().Unix() >= c.ExpiresAt:
+		return nil, fosite.ErrTokenExpired.WithHint("The token has expired.")
+	}
+	return &c, nil
+}
+
+func (s *tokenStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
+	return s.opaque.RefreshTokenSignature(ctx, token)
+}
+
+func (s *tokenStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+	return s.opaque.GenerateRefreshToken(ctx, r)
+}
+
+func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
+	return s.opaque.ValidateRefreshToken(ctx, r, token)
+}
+
+func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
+	return s.opaque.AuthorizeCodeSignature(ctx, token)
+}
+
+func (s *tokenStrategy) GenerateAuthorizeCode(ctx context.Context, r fosite.Requester) (string, string, error) {
+	return s.opaque.GenerateAuthorizeCode(ctx, r)
+}
+
+func (s *tokenStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
+	return s.opaque.ValidateAuthorizeCode(ctx, r, token)
+}
+
+// tokenAudience always holds the issuer (this service's own endpoints accept
+// the token), then the audiences granted to the client.
+func tokenAudience(issuer string, granted []string) audience {
+	aud := audience{issuer}
+	for _, a := range granted {
+		if !slices.Contains(aud, a) {
+			aud = append(aud, a)
+		}
+	}
+	return aud
+}
+
+func randomID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// userID parses a user subject. Client ids never parse as one (they must
+// start with a letter), so a numeric subject always names a user.
+func userID(subject string) (int64, bool) {
+	id, err := strconv.ParseInt(subject, 10, 64)
+	return id, err == nil && id > 0
+}

@@ -1,0 +1,214 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"idp/account"
+	"idp/password"
+)
+
+// maxFormBytes bounds every OAuth request body. The largest legitimate form
+// (a refresh token, a client secret and a scope) is far smaller.
+const maxFormBytes = 64 << 10
+
+// parseForm reads a bounded form body. It reports whether it answered the
+// request itself (with an error).
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	if r.ContentLength > maxFormBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
+		return true
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
+		} else {
+			writeError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
+		}
+		return true
+	}
+	return false
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if s.parseForm(w, r) {
+		return
+	}
+	grant := r.PostForm.Get("grant_type")
+	switch grant {
+	case "":
+		writeError(w, http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
+		return
+	case "password", "refresh_token":
+	case "client_credentials":
+		// fosite answers a public client here with invalid_grant;
+		// RFC 6749 §5.2 has the precise error.
+		if c, err := s.AuthenticateClient(ctx, r, r.PostForm); err == nil && c.IsPublic() {
+			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use client_credentials.")
+			return
+		}
+	default:
+		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
+		return
+	}
+
+	sess := new(Session)
+	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		s.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	var narrowed []string
+	switch grant {
+	case "password", "client_credentials":
+		s.grantRequested(ar)
+		if grant == "client_credentials" {
+			sess.Subject = ar.GetClient().GetID()
+		} else {
+			sess.AuthTime = s.now().UTC()
+		}
+	case "refresh_token":
+		narrowed, err = narrowScope(ar, r.PostForm.Get("scope"))
+		if err != nil {
+			s.writeTokenError(ctx, w, ar, err)
+			return
+		}
+	}
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	resp.SetTokenType("Bearer")
+	if narrowed != nil {
+		resp.SetScopes(narrowed)
+	}
+	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// grantRequested grants what was requested: fosite has already checked each
+// scope and audience against the client's registration. offline_access is
+// left out for a client that may not refresh, so that it is not handed a
+// refresh token it could never use.
+func (s *Server) grantRequested(ar fosite.AccessRequester) {
+	canRefresh := ar.GetClient().GetGrantTypes().Has("refresh_token")
+	for _, scope := range ar.GetRequestedScopes() {
+		if scope == ScopeOfflineAccess && !canRefresh {
+			continue
+		}
+		ar.GrantScope(scope)
+	}
+	for _, aud := range ar.GetRequestedAudience() {
+		ar.GrantAudience(aud)
+	}
+}
+
+// narrowScope applies the optional scope parameter of a refresh request
+// (RFC 6749 §6): the new access token gets only those scopes, each of which
+// must have been granted; the new refresh token keeps the full grant.
+func narrowScope(ar fosite.AccessRequester, raw string) ([]string, error) {
+	sess := ar.GetSession().(*Session)
+	sess.AccessScope = nil
+	requested := fosite.RemoveEmpty(strings.Split(raw, " "))
+	if len(requested) == 0 {
+		return nil, nil
+	}
+	granted := ar.GetGrantedScopes()
+	for _, scope := range requested {
+		if !granted.Has(scope) {
+			return nil, fosite.ErrInvalidScope.WithHintf("The scope %q was not granted to this refresh token.", scope)
+		}
+	}
+	requested = slices.Compact(requested)
+	sess.AccessScope = requested
+	return requested, nil
+}
+
+// writeTokenError answers with the RFC 6749 §5.2 error for err. Overload
+// (every password hashing slot busy) becomes 503 temporarily_unavailable
+// with Retry-After; anything unexpected is logged (fosite's error carries
+// the cause) and answered as server_error without detail.
+func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		err = fosite.ErrTemporarilyUnavailable.WithHint("Too many logins at once; retry shortly.")
+	case errors.Is(err, account.ErrInvalidCredentials):
+		err = fosite.ErrInvalidGrant.WithHint("The username or password is wrong.")
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 && rfc.ErrorField != fosite.ErrTemporarilyUnavailable.ErrorField {
+		s.log.ErrorContext(ctx, "token endpoint", "err", rfc.Cause(), "debug", rfc.DebugField)
+	}
+	if ar == nil {
+		// fosite returns no request when no handler took the grant.
+		ar = fosite.NewAccessRequest(new(Session))
+	}
+	s.provider.WriteAccessError(ctx, w, ar, err)
+}
+
+// writeError writes an RFC 6749 §5.2 error for failures caught before fosite
+// sees the request.
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	w.Write([]byte(`{"error":` + strconv.Quote(code) + `,"error_description":` + strconv.Quote(description) + `}`))
+}
+
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	if s.parseForm(w, r) {
+		return
+	}
+	err := s.provider.NewRevocationRequest(r.Context(), r)
+	if err != nil {
+		rfc := fosite.ErrorToRFC6749Error(err)
+		if rfc.CodeField >= 500 {
+			s.log.ErrorContext(r.Context(), "revocation endpoint", "err", rfc.Cause(), "debug", rfc.DebugField)
+		}
+	}
+	s.provider.WriteRevocationResponse(r.Context(), w, err)
+}
+
+// IssueTokens answers a successful signup with the tokens of a password
+// grant for the new user, through the same fosite issuance as the token
+// endpoint (the password was checked when it was set; hashing it again would
+// double the cost of a signup). scopes are narrowed to what the client may
+// have. The result is the token endpoint's JSON object.
+func (s *Server) IssueTokens(ctx context.Context, client fosite.Client, userID int64, scopes []string) (map[string]any, error) {
+	if !client.GetGrantTypes().Has("password") {
+		return nil, fosite.ErrUnauthorizedClient.WithHint("The client may not use the password grant.")
+	}
+	now := s.now().UTC()
+	sess := &Session{Subject: strconv.FormatInt(userID, 10), AuthTime: now}
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.cfg.AccessTokenTTL).Round(1e9))
+	sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.cfg.RefreshTokenTTL).Round(1e9))
+	ar := fosite.NewAccessRequest(sess)
+	ar.GrantTypes = fosite.Arguments{"password"}
+	ar.Client = client
+	ar.Form = url.Values{"grant_type": {"password"}}
+	for _, scope := range scopes {
+		if fosite.ExactScopeStrategy(client.GetScopes(), scope) {
+			ar.AppendRequestedScope(scope)
+		}
+	}
+	s.grantRequested(ar)
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		return nil, err
+	}
+	resp.SetTokenType("Bearer")
+	return resp.ToMap(), nil
+}
