@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"idp/ent/accesstoken"
 	"idp/ent/oauthclient"
+	"idp/ent/outboxmessage"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
 	"idp/ent/user"
@@ -77,11 +78,12 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			accesstoken.Table:  accesstoken.ValidColumn,
-			oauthclient.Table:  oauthclient.ValidColumn,
-			refreshtoken.Table: refreshtoken.ValidColumn,
-			signingkey.Table:   signingkey.ValidColumn,
-			user.Table:         user.ValidColumn,
+			accesstoken.Table:   accesstoken.ValidColumn,
+			oauthclient.Table:   oauthclient.ValidColumn,
+			outboxmessage.Table: outboxmessage.ValidColumn,
+			refreshtoken.Table:  refreshtoken.ValidColumn,
+			signingkey.Table:    signingkey.ValidColumn,
+			user.Table:          user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -1,0 +1,851 @@
+package mail
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"idp/database"
+	"idp/database/databasetest"
+	"idp/ent"
+	"idp/ent/outboxmessage"
+)
+
+// clock is a fake clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+// fakeSendGrid is an httptest server speaking SendGrid's mail send API. It
+// answers the n-th request (1-based) with status(n) and counts, per
+// recipient, the messages it accepted.
+type fakeSendGrid struct {
+	srv    *httptest.Server
+	status func(n int) int
+
+	mu        sync.Mutex
+	requests  int
+	delivered map[string]int
+}
+
+func newFakeSendGrid(t *testing.T, status func(n int) int) *fakeSendGrid {
+	t.Helper()
+	f := &fakeSendGrid{status: status, delivered: map[string]int{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p v3Payload
+		if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&p) != nil ||
+			len(p.Personalizations) != 1 || len(p.Personalizations[0].To) != 1 {
+			t.Errorf("unexpected request to %s", r.URL.Path)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.requests++
+		code := f.status(f.requests)
+		if code == http.StatusAccepted {
+			f.delivered[p.Personalizations[0].To[0].Email]++
+		}
+		f.mu.Unlock()
+		w.WriteHeader(code)
+		if code >= 400 {
+			io.WriteString(w, `{"errors":[{"message":"test failure","field":null}]}`)
+		}
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func always(code int) func(int) int { return func(int) int { return code } }
+
+func (f *fakeSendGrid) sender() *SendGrid {
+	return NewSendGrid("SG.test", Address{Name: "IdP", Email: "idp@example.com"}, WithSendGridHost(f.srv.URL))
+}
+
+func (f *fakeSendGrid) counts() (requests int, delivered map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := make(map[string]int, len(f.delivered))
+	for k, v := range f.delivered {
+		d[k] = v
+	}
+	return f.requests, d
+}
+
+// senderFunc adapts a function to Sender.
+type senderFunc func(ctx context.Context, m Message) error
+
+func (f senderFunc) Send(ctx context.Context, m Message) error { return f(ctx, m) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func testMessage(i int) Message {
+	return Message{
+		To:      fmt.Sprintf("user%d@example.com", i),
+		Subject: "Your password reset code",
+		Text:    fmt.Sprintf("Your code is %08d.", 10000000+i),
+		HTML:    fmt.Sprintf("<p>Your code is <b>%08d</b>.</p>", 10000000+i),
+	}
+}
+
+// onlyMessage returns the single row of the outbox table.
+func onlyMessage(t *testing.T, db *ent.Client) *ent.OutboxMessage {
+	t.Helper()
+	m, err := db.OutboxMessage.Query().Only(context.Background())
+	if err != nil {
+		t.Fatalf("outbox: %v", err)
+	}
+	return m
+}
+
+func mustDeliver(t *testing.T, o *Outbox, want int) {
+	t.Helper()
+	n, err := o.DeliverDue(context.Background())
+	if err != nil {
+		t.Fatalf("DeliverDue: %v", err)
+	}
+	if n != want {
+		t.Fatalf("DeliverDue sent %d, want %d", n, want)
+	}
+}
+
+func TestEnqueueStoresMessage(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return nil }), Options{Now: c.Now, Logger: discardLogger()})
+		m := testMessage(1)
+		if err := o.Enqueue(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		row := onlyMessage(t, db.Ent)
+		if row.Recipient != m.To || row.Subject != m.Subject || row.Text != m.Text || row.HTML != m.HTML {
+			t.Errorf("stored %+v, want %+v", row, m)
+		}
+		if row.State != outboxmessage.StatePending || row.Attempts != 0 || row.LeaseOwner != nil || row.SentAt != nil {
+			t.Errorf("new message: state %s, attempts %d, lease %v, sent_at %v", row.State, row.Attempts, row.LeaseOwner, row.SentAt)
+		}
+		if !row.CreatedAt.Equal(c.Now()) || !row.NextAttemptAt.Equal(c.Now()) {
+			t.Errorf("created_at %v, next_attempt_at %v; want both %v", row.CreatedAt, row.NextAttemptAt, c.Now())
+		}
+		if err := o.Enqueue(ctx, Message{To: "a@example.com", Subject: "s"}); !errors.Is(err, ErrInvalidMessage) {
+			t.Errorf("Enqueue without a body = %v, want ErrInvalidMessage", err)
+		}
+	})
+}
+
+func TestDeliverMarksSentAndBlanksBodies(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		sg := newFakeSendGrid(t, always(http.StatusAccepted))
+		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		mustDeliver(t, o, 1)
+		row := onlyMessage(t, db.Ent)
+		if row.State != outboxmessage.StateSent || row.SentAt == nil || !row.SentAt.Equal(c.Now()) {
+			t.Errorf("state %s, sent_at %v; want sent at %v", row.State, row.SentAt, c.Now())
+		}
+		if row.Text != "" || row.HTML != "" {
+			t.Errorf("bodies kept after sending: %q, %q", row.Text, row.HTML)
+		}
+		if row.LeaseOwner != nil || row.LeaseUntil != nil || row.Attempts != 1 {
+			t.Errorf("lease %v/%v, attempts %d; want released, 1", row.LeaseOwner, row.LeaseUntil, row.Attempts)
+		}
+		c.Advance(24 * time.Hour)
+		mustDeliver(t, o, 0)
+		if reqs, d := sg.counts(); reqs != 1 || d["user1@example.com"] != 1 {
+			t.Errorf("server got %d requests, delivered %v; want one", reqs, d)
+		}
+	})
+}
+
+// TestOutage: SendGrid fails a few times, then recovers. Each failure
+// schedules the next attempt further away; a pass before that time sends
+// nothing; in the end the message is delivered exactly once.
+func TestOutage(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		const failures = 4
+		c := newClock()
+		sg := newFakeSendGrid(t, func(n int) int {
+			if n <= failures {
+				return http.StatusInternalServerError
+			}
+			return http.StatusAccepted
+		})
+		opts := Options{Now: c.Now, Logger: discardLogger(), MinBackoff: 5 * time.Second, MaxBackoff: time.Hour}
+		o := NewOutbox(db.Ent, sg.sender(), opts)
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		var prevWait time.Duration
+		for attempt := 1; attempt <= failures; attempt++ {
+			mustDeliver(t, o, 0)
+			row := onlyMessage(t, db.Ent)
+			if row.State != outboxmessage.StatePending || row.Attempts != attempt {
+				t.Fatalf("after failure %d: state %s, attempts %d", attempt, row.State, row.Attempts)
+			}
+			if row.LeaseOwner != nil || row.LeaseUntil != nil {
+				t.Errorf("after failure %d the lease was not released", attempt)
+			}
+			if row.LastError == nil || !strings.Contains(*row.LastError, "500") {
+				t.Errorf("last_error = %v, want the status", row.LastError)
+			}
+			wait := row.NextAttemptAt.Sub(c.Now())
+			full := opts.MinBackoff << (attempt - 1)
+			if wait < full/2 || wait > full {
+				t.Errorf("wait after failure %d = %v, want within [%v, %v]", attempt, wait, full/2, full)
+			}
+			if wait <= prevWait {
+				t.Errorf("wait after failure %d = %v, not longer than the previous %v", attempt, wait, prevWait)
+			}
+			prevWait = wait
+
+			// Just before it is due, a pass leaves it alone.
+			c.Set(row.NextAttemptAt.Add(-time.Microsecond))
+			before, _ := sg.counts()
+			mustDeliver(t, o, 0)
+			if after, _ := sg.counts(); after != before {
+				t.Fatalf("a message was sent before its next attempt was due")
+			}
+			c.Set(row.NextAttemptAt)
+		}
+		mustDeliver(t, o, 1)
+		c.Advance(48 * time.Hour)
+		mustDeliver(t, o, 0)
+
+		reqs, delivered := sg.counts()
+		if reqs != failures+1 || delivered["user1@example.com"] != 1 {
+			t.Errorf("server got %d requests and delivered %v; want %d requests, one delivery", reqs, delivered, failures+1)
+		}
+		if row := onlyMessage(t, db.Ent); row.State != outboxmessage.StateSent || row.Attempts != failures+1 || row.LastError != nil {
+			t.Errorf("final state %s, attempts %d, last_error %v", row.State, row.Attempts, row.LastError)
+		}
+		st, err := o.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st != (Stats{Sent: 1, Retried: failures}) {
+			t.Errorf("Stats = %+v, want sent 1, retried %d, nothing pending", st, failures)
+		}
+	})
+}
+
+func TestPermanentFailure(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		sg := newFakeSendGrid(t, always(http.StatusBadRequest))
+		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		mustDeliver(t, o, 0)
+		row := onlyMessage(t, db.Ent)
+		if row.State != outboxmessage.StateFailed || row.FailedAt == nil || row.Attempts != 1 {
+			t.Fatalf("after a 400: state %s, failed_at %v, attempts %d; want failed after 1", row.State, row.FailedAt, row.Attempts)
+		}
+		if row.LastError == nil || !strings.Contains(*row.LastError, "400") {
+			t.Errorf("last_error = %v", row.LastError)
+		}
+		for range 5 {
+			c.Advance(2 * time.Hour)
+			mustDeliver(t, o, 0)
+		}
+		if reqs, _ := sg.counts(); reqs != 1 {
+			t.Errorf("a permanently failed message was retried: %d requests", reqs)
+		}
+		st, _ := o.Stats(context.Background())
+		if st.Failed != 1 || st.Pending != 0 || st.Retried != 0 {
+			t.Errorf("Stats = %+v", st)
+		}
+	})
+}
+
+func TestMaxAge(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		var sends atomic.Int32
+		down := senderFunc(func(context.Context, Message) error {
+			sends.Add(1)
+			return errors.New("connection refused")
+		})
+		o := NewOutbox(db.Ent, down, Options{Now: c.Now, Logger: discardLogger(),
+			MinBackoff: 10 * time.Minute, MaxBackoff: 10 * time.Minute, MaxAge: time.Hour})
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		start := c.Now()
+		for i := 0; ; i++ {
+			if i > 50 {
+				t.Fatal("never gave up")
+			}
+			mustDeliver(t, o, 0)
+			row := onlyMessage(t, db.Ent)
+			if row.State == outboxmessage.StateFailed {
+				if age := c.Now().Sub(start); age < time.Hour {
+					t.Errorf("gave up at age %v, before MaxAge", age)
+				}
+				if row.FailedAt == nil {
+					t.Error("failed_at not set")
+				}
+				break
+			}
+			if c.Now().Sub(start) >= time.Hour {
+				t.Fatalf("still %s at age %v, past MaxAge", row.State, c.Now().Sub(start))
+			}
+			c.Set(row.NextAttemptAt)
+		}
+		n := sends.Load()
+		c.Advance(time.Hour)
+		mustDeliver(t, o, 0)
+		if sends.Load() != n {
+			t.Error("a message that was given up on was sent again")
+		}
+	})
+}
+
+// TestRestart: a message enqueued by one process is delivered by another
+// Outbox (a new process) on the same database.
+func TestRestart(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		sg := newFakeSendGrid(t, always(http.StatusAccepted))
+		first := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		if err := first.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		// first never runs a pass: the process ends here.
+		second := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		mustDeliver(t, second, 1)
+		if _, d := sg.counts(); d["user1@example.com"] != 1 {
+			t.Errorf("delivered %v", d)
+		}
+	})
+}
+
+// dieWhileDelivering runs one pass of o on its own goroutine and returns
+// once that goroutine has ended; o's sender ends it with runtime.Goexit, so
+// nothing after the send runs, as if the process had died there.
+func dieWhileDelivering(t *testing.T, o *Outbox) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.DeliverDue(context.Background())
+		t.Error("DeliverDue returned; the sender should have ended its goroutine")
+	}()
+	<-done
+}
+
+// TestDeadWorker: a process claims a message and dies, before or after
+// sending it. The lease keeps other processes off the message until it
+// expires; then another delivers it. Dying after the send means the message
+// goes out twice: at least once, never lost.
+func TestDeadWorker(t *testing.T) {
+	tests := []struct {
+		name          string
+		sendBeforeDie bool
+		wantDelivered int
+	}{
+		{"dies before sending", false, 1},
+		{"dies after sending", true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			databasetest.Each(t, func(t *testing.T, db *database.DB) {
+				c := newClock()
+				sg := newFakeSendGrid(t, always(http.StatusAccepted))
+				lease := time.Minute
+				good := sg.sender()
+				dying := NewOutbox(db.Ent, senderFunc(func(ctx context.Context, m Message) error {
+					if tt.sendBeforeDie {
+						if err := good.Send(ctx, m); err != nil {
+							t.Error(err)
+						}
+					}
+					runtime.Goexit()
+					return nil
+				}), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "dying"})
+				if err := dying.Enqueue(context.Background(), testMessage(1)); err != nil {
+					t.Fatal(err)
+				}
+				dieWhileDelivering(t, dying)
+
+				row := onlyMessage(t, db.Ent)
+				if row.LeaseOwner == nil || *row.LeaseOwner != "dying" || row.State != outboxmessage.StatePending {
+					t.Fatalf("after the crash: owner %v, state %s; want leased by the dead worker", row.LeaseOwner, row.State)
+				}
+				other := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+				mustDeliver(t, other, 0) // the lease still holds
+				c.Advance(lease - time.Microsecond)
+				mustDeliver(t, other, 0)
+				c.Advance(time.Microsecond)
+				mustDeliver(t, other, 1)
+
+				if _, d := sg.counts(); d["user1@example.com"] != tt.wantDelivered {
+					t.Errorf("delivered %d times, want %d", d["user1@example.com"], tt.wantDelivered)
+				}
+				row = onlyMessage(t, db.Ent)
+				if row.State != outboxmessage.StateSent || row.Attempts != 2 {
+					t.Errorf("state %s, attempts %d; want sent on attempt 2", row.State, row.Attempts)
+				}
+			})
+		})
+	}
+}
+
+// TestLostLeaseDoesNotOverwrite: a worker whose lease expired and was taken
+// over must not overwrite the new holder's state with its late failure.
+func TestLostLeaseDoesNotOverwrite(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		lease := time.Minute
+		sg := newFakeSendGrid(t, always(http.StatusAccepted))
+		var slow *Outbox
+		slow = NewOutbox(db.Ent, senderFunc(func(ctx context.Context, m Message) error {
+			// While this send hangs, the lease expires and another
+			// worker delivers the message.
+			c.Advance(lease)
+			other := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+			mustDeliver(t, other, 1)
+			return fmt.Errorf("%w: late rejection", ErrPermanent)
+		}), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "slow"})
+		if err := slow.Enqueue(ctx, testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		mustDeliver(t, slow, 0)
+		if row := onlyMessage(t, db.Ent); row.State != outboxmessage.StateSent {
+			t.Errorf("state %s: the late failure overwrote the delivery", row.State)
+		}
+	})
+}
+
+// TestConcurrentWorkers runs two Outboxes, each on its own connection pool
+// (two processes), delivering 50 messages from several goroutines at once.
+// Every message must reach the server exactly once.
+func TestConcurrentWorkers(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			url := e.NewURL(t)
+			db1 := databasetest.Open(t, url)
+			db2 := databasetest.Open(t, url)
+			ctx := context.Background()
+			c := newClock()
+			sg := newFakeSendGrid(t, always(http.StatusAccepted))
+			const messages = 50
+			opts := Options{Now: c.Now, Logger: discardLogger(), BatchSize: 7}
+			o1 := NewOutbox(db1.Ent, sg.sender(), opts)
+			o2 := NewOutbox(db2.Ent, sg.sender(), opts)
+			for i := range messages {
+				if err := o1.Enqueue(ctx, testMessage(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			var sent atomic.Int64
+			var wg sync.WaitGroup
+			for w := range 6 {
+				o := []*Outbox{o1, o2}[w%2]
+				wg.Go(func() {
+					for i := 0; i < 100 && sent.Load() < messages; i++ {
+						n, err := o.DeliverDue(ctx)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						sent.Add(int64(n))
+					}
+				})
+			}
+			wg.Wait()
+
+			if got := sent.Load(); got != messages {
+				t.Errorf("DeliverDue reported %d sent, want %d", got, messages)
+			}
+			reqs, delivered := sg.counts()
+			if reqs != messages {
+				t.Errorf("server got %d requests for %d messages", reqs, messages)
+			}
+			for i := range messages {
+				if n := delivered[testMessage(i).To]; n != 1 {
+					t.Errorf("%s delivered %d times", testMessage(i).To, n)
+				}
+			}
+			pending, err := db1.Ent.OutboxMessage.Query().Where(outboxmessage.StateNEQ(outboxmessage.StateSent)).Count(ctx)
+			if err != nil || pending != 0 {
+				t.Errorf("%d messages not marked sent (%v)", pending, err)
+			}
+			s1, _ := o1.Stats(ctx)
+			s2, _ := o2.Stats(ctx)
+			if s1.Sent+s2.Sent != messages {
+				t.Errorf("Stats sent %d + %d, want %d", s1.Sent, s2.Sent, messages)
+			}
+		})
+	}
+}
+
+func TestEnqueueInTransaction(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		sg := newFakeSendGrid(t, always(http.StatusAccepted))
+		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+
+		errAbort := errors.New("abort")
+		err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+			if err := o.Enqueue(ctx, testMessage(1)); err != nil {
+				return err
+			}
+			if len(o.wake) != 0 {
+				t.Error("the worker was woken before the transaction committed")
+			}
+			return errAbort
+		})
+		if !errors.Is(err, errAbort) {
+			t.Fatalf("InTx = %v", err)
+		}
+		if len(o.wake) != 0 {
+			t.Error("the worker was woken by a rolled-back transaction")
+		}
+		c.Advance(time.Hour)
+		mustDeliver(t, o, 0)
+		if n, _ := db.Ent.OutboxMessage.Query().Count(ctx); n != 0 {
+			t.Errorf("%d messages stored by a rolled-back transaction", n)
+		}
+
+		err = database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+			return o.Enqueue(ctx, testMessage(2))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.wake) != 1 {
+			t.Error("the worker was not woken when the transaction committed")
+		}
+		mustDeliver(t, o, 1)
+		if reqs, d := sg.counts(); reqs != 1 || d["user2@example.com"] != 1 {
+			t.Errorf("server got %d requests, delivered %v; want only the committed message", reqs, d)
+		}
+	})
+}
+
+// TestRun drives the real worker loop: with a poll interval far longer than
+// the test, messages go out only because Enqueue (or the commit of its
+// transaction) wakes the worker.
+func TestRun(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		got := make(chan string, 10)
+		sender := senderFunc(func(_ context.Context, m Message) error {
+			got <- m.To
+			return nil
+		})
+		o := NewOutbox(db.Ent, sender, Options{PollInterval: time.Hour, Logger: discardLogger()})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- o.Run(ctx) }()
+
+		expect := func(to string) {
+			t.Helper()
+			select {
+			case m := <-got:
+				if m != to {
+					t.Errorf("sent to %s, want %s", m, to)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s was not delivered", to)
+			}
+		}
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		expect("user1@example.com")
+		err := database.InTx(context.Background(), db.Ent, func(ctx context.Context) error {
+			return o.Enqueue(ctx, testMessage(2))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect("user2@example.com")
+
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v, want nil after cancellation", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after cancellation")
+		}
+	})
+}
+
+func TestPurgeSent(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		fail := false
+		sender := senderFunc(func(context.Context, Message) error {
+			if fail {
+				return ErrPermanent
+			}
+			return nil
+		})
+		o := NewOutbox(db.Ent, sender, Options{Now: c.Now, Logger: discardLogger()})
+		enqueue := func(i int) {
+			if err := o.Enqueue(ctx, testMessage(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enqueue(1) // sent, 8 days old at the end: purged
+		mustDeliver(t, o, 1)
+		fail = true
+		enqueue(2) // failed, 8 days old: kept
+		mustDeliver(t, o, 0)
+		fail = false
+		c.Advance(2 * 24 * time.Hour)
+		enqueue(3) // sent, 6 days old: kept
+		mustDeliver(t, o, 1)
+		c.Advance(6 * 24 * time.Hour)
+
+		n, err := o.PurgeSent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("purged %d, want 1", n)
+		}
+		left, err := db.Ent.OutboxMessage.Query().Order(outboxmessage.ByID()).All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recipients []string
+		for _, m := range left {
+			recipients = append(recipients, m.Recipient)
+		}
+		if strings.Join(recipients, ",") != "user2@example.com,user3@example.com" {
+			t.Errorf("left %v, want the failed message and the recent sent one", recipients)
+		}
+	})
+}
+
+func TestStats(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return errors.New("down") }),
+			Options{Now: c.Now, Logger: discardLogger()})
+		st, err := o.Stats(ctx)
+		if err != nil || st != (Stats{}) {
+			t.Fatalf("empty outbox: %+v, %v", st, err)
+		}
+		for i := range 3 {
+			if err := o.Enqueue(ctx, testMessage(i)); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(time.Minute)
+		}
+		c.Advance(7 * time.Minute) // the first message is now 10 minutes old
+		mustDeliver(t, o, 0)
+		st, err = o.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pending != 3 || st.OldestPending != 10*time.Minute || st.Retried != 3 || st.Sent != 0 || st.Failed != 0 {
+			t.Errorf("Stats = %+v; want 3 pending, the oldest 10m, 3 retried", st)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	const minWait, maxWait = 5 * time.Second, time.Hour
+	tests := []struct {
+		attempt int
+		full    time.Duration
+	}{
+		{1, 5 * time.Second},
+		{2, 10 * time.Second},
+		{3, 20 * time.Second},
+		{8, 640 * time.Second},
+		{10, 2560 * time.Second},
+		{11, time.Hour}, // 5120s capped
+		{64, time.Hour},
+		{1000, time.Hour},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			if got := backoff(tt.attempt, minWait, maxWait); got < tt.full/2 || got > tt.full {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", tt.attempt, got, tt.full/2, tt.full)
+			}
+		}
+	}
+	distinct := map[time.Duration]bool{}
+	for range 20 {
+		distinct[backoff(5, minWait, maxWait)] = true
+	}
+	if len(distinct) < 2 {
+		t.Error("backoff has no jitter")
+	}
+}
+
+// TestLogsNeverCarryContents runs a flow with temporary and permanent
+// failures, a takeover and a delivery, and checks that nothing the outbox
+// logged contains a message's subject or bodies.
+func TestLogsNeverCarryContents(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		var buf bytes.Buffer
+		var mu sync.Mutex
+		logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c := newClock()
+		sg := newFakeSendGrid(t, func(n int) int {
+			switch n {
+			case 1, 2:
+				return http.StatusServiceUnavailable
+			case 3:
+				return http.StatusBadRequest
+			default:
+				return http.StatusAccepted
+			}
+		})
+		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: logger, Owner: "a"})
+		secrets := Message{To: "carol@example.com", Subject: "subject-SECRET-4711", Text: "text-SECRET-31415926", HTML: "<p>html-SECRET-27182818</p>"}
+		if err := o.Enqueue(ctx, secrets); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Enqueue(ctx, Message{To: "dave@example.com", Subject: "subject-SECRET-2", Text: "text-SECRET-2"}); err != nil {
+			t.Fatal(err)
+		}
+		for range 6 {
+			if _, err := o.DeliverDue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(time.Hour)
+		}
+		// A takeover of an expired lease logs too.
+		if err := o.Enqueue(ctx, Message{To: "erin@example.com", Subject: "subject-SECRET-3", Text: "text-SECRET-3"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Ent.OutboxMessage.Update().Where(outboxmessage.Recipient("erin@example.com")).
+			SetLeaseOwner("dead").SetLeaseUntil(c.Now()).Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mustDeliver(t, o, 1)
+
+		mu.Lock()
+		logs := buf.String()
+		mu.Unlock()
+		for _, want := range []string{`"message_id"`, `"attempt"`, `"status":503`, `"status":400`, "took over", "mail sent"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("the logs lack %s; the test would prove nothing:\n%s", want, logs)
+			}
+		}
+		if strings.Contains(logs, "SECRET") {
+			t.Errorf("the logs carry message contents:\n%s", logs)
+		}
+	})
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestClaim checks the conditional UPDATE by itself, with the row as a
+// worker read it (the snapshot) and the row as it is when the claim runs:
+// only a row still unclaimed, pending and due may be claimed.
+func TestClaim(t *testing.T) {
+	type row = ent.OutboxMessageUpdateOne
+	tests := []struct {
+		name   string
+		change func(now time.Time, u *row) *row // what happened after the snapshot
+		want   bool
+	}{
+		{"unchanged", func(now time.Time, u *row) *row { return u }, true},
+		{"leased by another", func(now time.Time, u *row) *row {
+			return u.SetLeaseOwner("other").SetLeaseUntil(now.Add(time.Second))
+		}, false},
+		{"lease expired", func(now time.Time, u *row) *row {
+			return u.SetLeaseOwner("other").SetLeaseUntil(now)
+		}, true},
+		{"claimed by another", func(now time.Time, u *row) *row { return u.AddAttempts(1) }, false},
+		{"not due", func(now time.Time, u *row) *row { return u.SetNextAttemptAt(now.Add(time.Microsecond)) }, false},
+		{"sent", func(now time.Time, u *row) *row {
+			return u.SetState(outboxmessage.StateSent).SetSentAt(now)
+		}, false},
+		{"failed", func(now time.Time, u *row) *row {
+			return u.SetState(outboxmessage.StateFailed).SetFailedAt(now)
+		}, false},
+	}
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newClock()
+		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return nil }),
+			Options{Now: c.Now, Logger: discardLogger(), Owner: "me"})
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if err := o.Enqueue(ctx, testMessage(i)); err != nil {
+					t.Fatal(err)
+				}
+				snap, err := db.Ent.OutboxMessage.Query().Where(outboxmessage.Recipient(testMessage(i).To)).Only(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tt.change(o.now(), db.Ent.OutboxMessage.UpdateOneID(snap.ID)).Exec(ctx); err != nil {
+					t.Fatal(err)
+				}
+				attempt, ok, err := o.claim(ctx, snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok != tt.want {
+					t.Fatalf("claim = %v, want %v", ok, tt.want)
+				}
+				after, _ := db.Ent.OutboxMessage.Get(ctx, snap.ID)
+				if ok {
+					if attempt != 1 || after.Attempts != 1 || after.LeaseOwner == nil || *after.LeaseOwner != "me" ||
+						after.LeaseUntil == nil || !after.LeaseUntil.Equal(o.now().Add(time.Minute)) {
+						t.Errorf("claimed row: attempt %d, attempts %d, owner %v, until %v", attempt, after.Attempts, after.LeaseOwner, after.LeaseUntil)
+					}
+				} else if after.LeaseOwner != nil && *after.LeaseOwner == "me" {
+					t.Error("a failed claim changed the row")
+				}
+			})
+		}
+	})
+}
