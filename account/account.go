@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"idp/database"
 	"idp/ent"
@@ -26,19 +28,51 @@ var (
 	ErrTaken = errors.New("account: taken")
 )
 
+// Options configure the account service. Zero values take the defaults.
+type Options struct {
+	// Lockout: after LockThreshold failed logins (default 5) an account
+	// is locked for LockBase (default 1 minute), doubling with every
+	// further failure up to LockMax (default 1 hour).
+	LockThreshold     int
+	LockBase, LockMax time.Duration
+	// CodeKey keys the HMAC under which reset codes are stored (at least
+	// 32 bytes; required for password reset).
+	CodeKey []byte
+	// CodeTTL is how long a reset code lives (default 15 minutes).
+	CodeTTL time.Duration
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
 // Service manages accounts.
 type Service struct {
 	db     *ent.Client
 	hasher *password.Hasher
 	log    *slog.Logger
+	opts   Options
 }
 
 // New returns the account service.
-func New(db *ent.Client, hasher *password.Hasher, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.Default()
+func New(db *ent.Client, hasher *password.Hasher, opts Options) *Service {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	return &Service{db: db, hasher: hasher, log: log}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.LockThreshold <= 0 {
+		opts.LockThreshold = 5
+	}
+	if opts.LockBase <= 0 {
+		opts.LockBase = time.Minute
+	}
+	if opts.LockMax <= 0 {
+		opts.LockMax = time.Hour
+	}
+	if opts.CodeTTL <= 0 {
+		opts.CodeTTL = 15 * time.Minute
+	}
+	return &Service{db: db, hasher: hasher, log: opts.Logger, opts: opts}
 }
 
 // Hasher returns the password hasher.
@@ -56,22 +90,33 @@ func NormalizeLogin(login string) string { return strings.ToLower(strings.TrimSp
 // hash as a known one and gives the same ErrInvalidCredentials. When the
 // stored hash was made with other parameters than the configured ones, it
 // is replaced after a successful check. Overload gives password.ErrBusy.
+//
+// Failed logins lock the account (see Options); a locked account answers
+// *LockedError whatever the password, without checking it. Unknown logins
+// are counted and locked the same way, so the lock-out does not tell which
+// accounts exist.
 func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User, error) {
 	login = NormalizeLogin(login)
-	q := s.client(ctx).User.Query()
-	if strings.Contains(login, "@") {
-		q = q.Where(user.Email(login))
-	} else {
-		q = q.Where(user.Username(login))
+	u, err := s.FindByLogin(ctx, login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
 	}
-	u, err := q.Only(ctx)
-	if ent.IsNotFound(err) {
+	key := "login:" + login
+	if u != nil {
+		key = "user:" + strconv.FormatInt(u.ID, 10)
+	}
+	throttle, err := s.throttle(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.locked(throttle); err != nil {
+		return nil, err
+	}
+	if u == nil {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return nil, err
 		}
-		return nil, ErrInvalidCredentials
-	} else if err != nil {
-		return nil, fmt.Errorf("account: find user: %w", err)
+		return nil, s.failed(ctx, key, throttle)
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
@@ -82,10 +127,35 @@ func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User
 		return nil, err
 	}
 	if !ok {
-		return nil, ErrInvalidCredentials
+		return nil, s.failed(ctx, key, throttle)
+	}
+	if throttle != nil {
+		s.clearThrottle(ctx, key)
 	}
 	if rehash {
 		s.rehash(ctx, u, pw)
+	}
+	return u, nil
+}
+
+// FindByLogin returns the user with this username or email address, in any
+// letter case.
+func (s *Service) FindByLogin(ctx context.Context, login string) (*ent.User, error) {
+	login = NormalizeLogin(login)
+	if login == "" {
+		return nil, ErrNotFound
+	}
+	q := s.client(ctx).User.Query()
+	if strings.Contains(login, "@") {
+		q = q.Where(user.Email(login))
+	} else {
+		q = q.Where(user.Username(login))
+	}
+	u, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, fmt.Errorf("account: find user: %w", err)
 	}
 	return u, nil
 }

@@ -12,8 +12,11 @@ import (
 	"idp/ent/migrate"
 
 	"idp/ent/accesstoken"
+	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
+	"idp/ent/passwordresetcode"
+	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
 	"idp/ent/user"
@@ -32,10 +35,16 @@ type Client struct {
 	Schema *migrate.Schema
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// LoginThrottle is the client for interacting with the LoginThrottle builders.
+	LoginThrottle *LoginThrottleClient
 	// OAuthClient is the client for interacting with the OAuthClient builders.
 	OAuthClient *OAuthClientClient
 	// OutboxMessage is the client for interacting with the OutboxMessage builders.
 	OutboxMessage *OutboxMessageClient
+	// PasswordResetCode is the client for interacting with the PasswordResetCode builders.
+	PasswordResetCode *PasswordResetCodeClient
+	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
+	RateLimitWindow *RateLimitWindowClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// SigningKey is the client for interacting with the SigningKey builders.
@@ -54,8 +63,11 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AccessToken = NewAccessTokenClient(c.config)
+	c.LoginThrottle = NewLoginThrottleClient(c.config)
 	c.OAuthClient = NewOAuthClientClient(c.config)
 	c.OutboxMessage = NewOutboxMessageClient(c.config)
+	c.PasswordResetCode = NewPasswordResetCodeClient(c.config)
+	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
 	c.User = NewUserClient(c.config)
@@ -149,14 +161,17 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:           ctx,
-		config:        cfg,
-		AccessToken:   NewAccessTokenClient(cfg),
-		OAuthClient:   NewOAuthClientClient(cfg),
-		OutboxMessage: NewOutboxMessageClient(cfg),
-		RefreshToken:  NewRefreshTokenClient(cfg),
-		SigningKey:    NewSigningKeyClient(cfg),
-		User:          NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		AccessToken:       NewAccessTokenClient(cfg),
+		LoginThrottle:     NewLoginThrottleClient(cfg),
+		OAuthClient:       NewOAuthClientClient(cfg),
+		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PasswordResetCode: NewPasswordResetCodeClient(cfg),
+		RateLimitWindow:   NewRateLimitWindowClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -174,14 +189,17 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:           ctx,
-		config:        cfg,
-		AccessToken:   NewAccessTokenClient(cfg),
-		OAuthClient:   NewOAuthClientClient(cfg),
-		OutboxMessage: NewOutboxMessageClient(cfg),
-		RefreshToken:  NewRefreshTokenClient(cfg),
-		SigningKey:    NewSigningKeyClient(cfg),
-		User:          NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		AccessToken:       NewAccessTokenClient(cfg),
+		LoginThrottle:     NewLoginThrottleClient(cfg),
+		OAuthClient:       NewOAuthClientClient(cfg),
+		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PasswordResetCode: NewPasswordResetCodeClient(cfg),
+		RateLimitWindow:   NewRateLimitWindowClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -211,8 +229,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AccessToken, c.OAuthClient, c.OutboxMessage, c.RefreshToken, c.SigningKey,
-		c.User,
+		c.AccessToken, c.LoginThrottle, c.OAuthClient, c.OutboxMessage,
+		c.PasswordResetCode, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -222,8 +240,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AccessToken, c.OAuthClient, c.OutboxMessage, c.RefreshToken, c.SigningKey,
-		c.User,
+		c.AccessToken, c.LoginThrottle, c.OAuthClient, c.OutboxMessage,
+		c.PasswordResetCode, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -234,10 +252,16 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *AccessTokenMutation:
 		return c.AccessToken.mutate(ctx, m)
+	case *LoginThrottleMutation:
+		return c.LoginThrottle.mutate(ctx, m)
 	case *OAuthClientMutation:
 		return c.OAuthClient.mutate(ctx, m)
 	case *OutboxMessageMutation:
 		return c.OutboxMessage.mutate(ctx, m)
+	case *PasswordResetCodeMutation:
+		return c.PasswordResetCode.mutate(ctx, m)
+	case *RateLimitWindowMutation:
+		return c.RateLimitWindow.mutate(ctx, m)
 	case *RefreshTokenMutation:
 		return c.RefreshToken.mutate(ctx, m)
 	case *SigningKeyMutation:
@@ -379,6 +403,139 @@ func (c *AccessTokenClient) mutate(ctx context.Context, m *AccessTokenMutation) 
 		return (&AccessTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AccessToken mutation op: %q", m.Op())
+	}
+}
+
+// LoginThrottleClient is a client for the LoginThrottle schema.
+type LoginThrottleClient struct {
+	config
+}
+
+// NewLoginThrottleClient returns a client for the LoginThrottle from the given config.
+func NewLoginThrottleClient(c config) *LoginThrottleClient {
+	return &LoginThrottleClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `loginthrottle.Hooks(f(g(h())))`.
+func (c *LoginThrottleClient) Use(hooks ...Hook) {
+	c.hooks.LoginThrottle = append(c.hooks.LoginThrottle, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `loginthrottle.Intercept(f(g(h())))`.
+func (c *LoginThrottleClient) Intercept(interceptors ...Interceptor) {
+	c.inters.LoginThrottle = append(c.inters.LoginThrottle, interceptors...)
+}
+
+// Create returns a builder for creating a LoginThrottle entity.
+func (c *LoginThrottleClient) Create() *LoginThrottleCreate {
+	mutation := newLoginThrottleMutation(c.config, OpCreate)
+	return &LoginThrottleCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of LoginThrottle entities.
+func (c *LoginThrottleClient) CreateBulk(builders ...*LoginThrottleCreate) *LoginThrottleCreateBulk {
+	return &LoginThrottleCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *LoginThrottleClient) MapCreateBulk(slice any, setFunc func(*LoginThrottleCreate, int)) *LoginThrottleCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &LoginThrottleCreateBulk{err: fmt.Errorf("calling to LoginThrottleClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*LoginThrottleCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &LoginThrottleCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for LoginThrottle.
+func (c *LoginThrottleClient) Update() *LoginThrottleUpdate {
+	mutation := newLoginThrottleMutation(c.config, OpUpdate)
+	return &LoginThrottleUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *LoginThrottleClient) UpdateOne(_m *LoginThrottle) *LoginThrottleUpdateOne {
+	mutation := newLoginThrottleMutation(c.config, OpUpdateOne, withLoginThrottle(_m))
+	return &LoginThrottleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *LoginThrottleClient) UpdateOneID(id string) *LoginThrottleUpdateOne {
+	mutation := newLoginThrottleMutation(c.config, OpUpdateOne, withLoginThrottleID(id))
+	return &LoginThrottleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for LoginThrottle.
+func (c *LoginThrottleClient) Delete() *LoginThrottleDelete {
+	mutation := newLoginThrottleMutation(c.config, OpDelete)
+	return &LoginThrottleDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *LoginThrottleClient) DeleteOne(_m *LoginThrottle) *LoginThrottleDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *LoginThrottleClient) DeleteOneID(id string) *LoginThrottleDeleteOne {
+	builder := c.Delete().Where(loginthrottle.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &LoginThrottleDeleteOne{builder}
+}
+
+// Query returns a query builder for LoginThrottle.
+func (c *LoginThrottleClient) Query() *LoginThrottleQuery {
+	return &LoginThrottleQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeLoginThrottle},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a LoginThrottle entity by its id.
+func (c *LoginThrottleClient) Get(ctx context.Context, id string) (*LoginThrottle, error) {
+	return c.Query().Where(loginthrottle.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *LoginThrottleClient) GetX(ctx context.Context, id string) *LoginThrottle {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *LoginThrottleClient) Hooks() []Hook {
+	return c.hooks.LoginThrottle
+}
+
+// Interceptors returns the client interceptors.
+func (c *LoginThrottleClient) Interceptors() []Interceptor {
+	return c.inters.LoginThrottle
+}
+
+func (c *LoginThrottleClient) mutate(ctx context.Context, m *LoginThrottleMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&LoginThrottleCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&LoginThrottleUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&LoginThrottleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&LoginThrottleDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown LoginThrottle mutation op: %q", m.Op())
 	}
 }
 
@@ -645,6 +802,272 @@ func (c *OutboxMessageClient) mutate(ctx context.Context, m *OutboxMessageMutati
 		return (&OutboxMessageDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown OutboxMessage mutation op: %q", m.Op())
+	}
+}
+
+// PasswordResetCodeClient is a client for the PasswordResetCode schema.
+type PasswordResetCodeClient struct {
+	config
+}
+
+// NewPasswordResetCodeClient returns a client for the PasswordResetCode from the given config.
+func NewPasswordResetCodeClient(c config) *PasswordResetCodeClient {
+	return &PasswordResetCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `passwordresetcode.Hooks(f(g(h())))`.
+func (c *PasswordResetCodeClient) Use(hooks ...Hook) {
+	c.hooks.PasswordResetCode = append(c.hooks.PasswordResetCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `passwordresetcode.Intercept(f(g(h())))`.
+func (c *PasswordResetCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PasswordResetCode = append(c.inters.PasswordResetCode, interceptors...)
+}
+
+// Create returns a builder for creating a PasswordResetCode entity.
+func (c *PasswordResetCodeClient) Create() *PasswordResetCodeCreate {
+	mutation := newPasswordResetCodeMutation(c.config, OpCreate)
+	return &PasswordResetCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PasswordResetCode entities.
+func (c *PasswordResetCodeClient) CreateBulk(builders ...*PasswordResetCodeCreate) *PasswordResetCodeCreateBulk {
+	return &PasswordResetCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PasswordResetCodeClient) MapCreateBulk(slice any, setFunc func(*PasswordResetCodeCreate, int)) *PasswordResetCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PasswordResetCodeCreateBulk{err: fmt.Errorf("calling to PasswordResetCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PasswordResetCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PasswordResetCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PasswordResetCode.
+func (c *PasswordResetCodeClient) Update() *PasswordResetCodeUpdate {
+	mutation := newPasswordResetCodeMutation(c.config, OpUpdate)
+	return &PasswordResetCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PasswordResetCodeClient) UpdateOne(_m *PasswordResetCode) *PasswordResetCodeUpdateOne {
+	mutation := newPasswordResetCodeMutation(c.config, OpUpdateOne, withPasswordResetCode(_m))
+	return &PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PasswordResetCodeClient) UpdateOneID(id int) *PasswordResetCodeUpdateOne {
+	mutation := newPasswordResetCodeMutation(c.config, OpUpdateOne, withPasswordResetCodeID(id))
+	return &PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PasswordResetCode.
+func (c *PasswordResetCodeClient) Delete() *PasswordResetCodeDelete {
+	mutation := newPasswordResetCodeMutation(c.config, OpDelete)
+	return &PasswordResetCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PasswordResetCodeClient) DeleteOne(_m *PasswordResetCode) *PasswordResetCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PasswordResetCodeClient) DeleteOneID(id int) *PasswordResetCodeDeleteOne {
+	builder := c.Delete().Where(passwordresetcode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PasswordResetCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for PasswordResetCode.
+func (c *PasswordResetCodeClient) Query() *PasswordResetCodeQuery {
+	return &PasswordResetCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePasswordResetCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PasswordResetCode entity by its id.
+func (c *PasswordResetCodeClient) Get(ctx context.Context, id int) (*PasswordResetCode, error) {
+	return c.Query().Where(passwordresetcode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PasswordResetCodeClient) GetX(ctx context.Context, id int) *PasswordResetCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PasswordResetCodeClient) Hooks() []Hook {
+	return c.hooks.PasswordResetCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *PasswordResetCodeClient) Interceptors() []Interceptor {
+	return c.inters.PasswordResetCode
+}
+
+func (c *PasswordResetCodeClient) mutate(ctx context.Context, m *PasswordResetCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PasswordResetCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PasswordResetCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PasswordResetCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PasswordResetCode mutation op: %q", m.Op())
+	}
+}
+
+// RateLimitWindowClient is a client for the RateLimitWindow schema.
+type RateLimitWindowClient struct {
+	config
+}
+
+// NewRateLimitWindowClient returns a client for the RateLimitWindow from the given config.
+func NewRateLimitWindowClient(c config) *RateLimitWindowClient {
+	return &RateLimitWindowClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `ratelimitwindow.Hooks(f(g(h())))`.
+func (c *RateLimitWindowClient) Use(hooks ...Hook) {
+	c.hooks.RateLimitWindow = append(c.hooks.RateLimitWindow, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `ratelimitwindow.Intercept(f(g(h())))`.
+func (c *RateLimitWindowClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RateLimitWindow = append(c.inters.RateLimitWindow, interceptors...)
+}
+
+// Create returns a builder for creating a RateLimitWindow entity.
+func (c *RateLimitWindowClient) Create() *RateLimitWindowCreate {
+	mutation := newRateLimitWindowMutation(c.config, OpCreate)
+	return &RateLimitWindowCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RateLimitWindow entities.
+func (c *RateLimitWindowClient) CreateBulk(builders ...*RateLimitWindowCreate) *RateLimitWindowCreateBulk {
+	return &RateLimitWindowCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RateLimitWindowClient) MapCreateBulk(slice any, setFunc func(*RateLimitWindowCreate, int)) *RateLimitWindowCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RateLimitWindowCreateBulk{err: fmt.Errorf("calling to RateLimitWindowClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RateLimitWindowCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RateLimitWindowCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RateLimitWindow.
+func (c *RateLimitWindowClient) Update() *RateLimitWindowUpdate {
+	mutation := newRateLimitWindowMutation(c.config, OpUpdate)
+	return &RateLimitWindowUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RateLimitWindowClient) UpdateOne(_m *RateLimitWindow) *RateLimitWindowUpdateOne {
+	mutation := newRateLimitWindowMutation(c.config, OpUpdateOne, withRateLimitWindow(_m))
+	return &RateLimitWindowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RateLimitWindowClient) UpdateOneID(id string) *RateLimitWindowUpdateOne {
+	mutation := newRateLimitWindowMutation(c.config, OpUpdateOne, withRateLimitWindowID(id))
+	return &RateLimitWindowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RateLimitWindow.
+func (c *RateLimitWindowClient) Delete() *RateLimitWindowDelete {
+	mutation := newRateLimitWindowMutation(c.config, OpDelete)
+	return &RateLimitWindowDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RateLimitWindowClient) DeleteOne(_m *RateLimitWindow) *RateLimitWindowDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RateLimitWindowClient) DeleteOneID(id string) *RateLimitWindowDeleteOne {
+	builder := c.Delete().Where(ratelimitwindow.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RateLimitWindowDeleteOne{builder}
+}
+
+// Query returns a query builder for RateLimitWindow.
+func (c *RateLimitWindowClient) Query() *RateLimitWindowQuery {
+	return &RateLimitWindowQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRateLimitWindow},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RateLimitWindow entity by its id.
+func (c *RateLimitWindowClient) Get(ctx context.Context, id string) (*RateLimitWindow, error) {
+	return c.Query().Where(ratelimitwindow.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RateLimitWindowClient) GetX(ctx context.Context, id string) *RateLimitWindow {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RateLimitWindowClient) Hooks() []Hook {
+	return c.hooks.RateLimitWindow
+}
+
+// Interceptors returns the client interceptors.
+func (c *RateLimitWindowClient) Interceptors() []Interceptor {
+	return c.inters.RateLimitWindow
+}
+
+func (c *RateLimitWindowClient) mutate(ctx context.Context, m *RateLimitWindowMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RateLimitWindowCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RateLimitWindowUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RateLimitWindowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RateLimitWindowDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RateLimitWindow mutation op: %q", m.Op())
 	}
 }
 
@@ -1050,12 +1473,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessToken, OAuthClient, OutboxMessage, RefreshToken, SigningKey,
-		User []ent.Hook
+		AccessToken, LoginThrottle, OAuthClient, OutboxMessage, PasswordResetCode,
+		RateLimitWindow, RefreshToken, SigningKey, User []ent.Hook
 	}
 	inters struct {
-		AccessToken, OAuthClient, OutboxMessage, RefreshToken, SigningKey,
-		User []ent.Interceptor
+		AccessToken, LoginThrottle, OAuthClient, OutboxMessage, PasswordResetCode,
+		RateLimitWindow, RefreshToken, SigningKey, User []ent.Interceptor
 	}
 )
 

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"idp/ent/accesstoken"
+	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
+	"idp/ent/passwordresetcode"
+	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
 	"idp/ent/user"
@@ -78,12 +81,15 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			accesstoken.Table:   accesstoken.ValidColumn,
-			oauthclient.Table:   oauthclient.ValidColumn,
-			outboxmessage.Table: outboxmessage.ValidColumn,
-			refreshtoken.Table:  refreshtoken.ValidColumn,
-			signingkey.Table:    signingkey.ValidColumn,
-			user.Table:          user.ValidColumn,
+			accesstoken.Table:       accesstoken.ValidColumn,
+			loginthrottle.Table:     loginthrottle.ValidColumn,
+			oauthclient.Table:       oauthclient.ValidColumn,
+			outboxmessage.Table:     outboxmessage.ValidColumn,
+			passwordresetcode.Table: passwordresetcode.ValidColumn,
+			ratelimitwindow.Table:   ratelimitwindow.ValidColumn,
+			refreshtoken.Table:      refreshtoken.ValidColumn,
+			signingkey.Table:        signingkey.ValidColumn,
+			user.Table:              user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

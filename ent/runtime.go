@@ -4,8 +4,11 @@ package ent
 
 import (
 	"idp/ent/accesstoken"
+	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
+	"idp/ent/passwordresetcode"
+	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/schema"
 	"idp/ent/signingkey"
@@ -50,6 +53,36 @@ func init() {
 	// accesstoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	accesstoken.IDValidator = func() func(string) error {
 		validators := accesstokenDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	loginthrottleFields := schema.LoginThrottle{}.Fields()
+	_ = loginthrottleFields
+	// loginthrottleDescFailures is the schema descriptor for failures field.
+	loginthrottleDescFailures := loginthrottleFields[1].Descriptor()
+	// loginthrottle.DefaultFailures holds the default value on creation for the failures field.
+	loginthrottle.DefaultFailures = loginthrottleDescFailures.Default.(int)
+	// loginthrottleDescUpdatedAt is the schema descriptor for updated_at field.
+	loginthrottleDescUpdatedAt := loginthrottleFields[3].Descriptor()
+	// loginthrottle.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	loginthrottle.DefaultUpdatedAt = loginthrottleDescUpdatedAt.Default.(func() time.Time)
+	// loginthrottle.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	loginthrottle.UpdateDefaultUpdatedAt = loginthrottleDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// loginthrottleDescID is the schema descriptor for id field.
+	loginthrottleDescID := loginthrottleFields[0].Descriptor()
+	// loginthrottle.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	loginthrottle.IDValidator = func() func(string) error {
+		validators := loginthrottleDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),
@@ -137,6 +170,48 @@ func init() {
 	outboxmessageDescID := outboxmessageFields[0].Descriptor()
 	// outboxmessage.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	outboxmessage.IDValidator = outboxmessageDescID.Validators[0].(func(int64) error)
+	passwordresetcodeFields := schema.PasswordResetCode{}.Fields()
+	_ = passwordresetcodeFields
+	// passwordresetcodeDescUserID is the schema descriptor for user_id field.
+	passwordresetcodeDescUserID := passwordresetcodeFields[0].Descriptor()
+	// passwordresetcode.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	passwordresetcode.UserIDValidator = passwordresetcodeDescUserID.Validators[0].(func(int64) error)
+	// passwordresetcodeDescCodeHash is the schema descriptor for code_hash field.
+	passwordresetcodeDescCodeHash := passwordresetcodeFields[1].Descriptor()
+	// passwordresetcode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
+	passwordresetcode.CodeHashValidator = passwordresetcodeDescCodeHash.Validators[0].(func([]byte) error)
+	// passwordresetcodeDescAttempts is the schema descriptor for attempts field.
+	passwordresetcodeDescAttempts := passwordresetcodeFields[2].Descriptor()
+	// passwordresetcode.DefaultAttempts holds the default value on creation for the attempts field.
+	passwordresetcode.DefaultAttempts = passwordresetcodeDescAttempts.Default.(int)
+	// passwordresetcodeDescCreatedAt is the schema descriptor for created_at field.
+	passwordresetcodeDescCreatedAt := passwordresetcodeFields[4].Descriptor()
+	// passwordresetcode.DefaultCreatedAt holds the default value on creation for the created_at field.
+	passwordresetcode.DefaultCreatedAt = passwordresetcodeDescCreatedAt.Default.(func() time.Time)
+	ratelimitwindowFields := schema.RateLimitWindow{}.Fields()
+	_ = ratelimitwindowFields
+	// ratelimitwindowDescCount is the schema descriptor for count field.
+	ratelimitwindowDescCount := ratelimitwindowFields[1].Descriptor()
+	// ratelimitwindow.DefaultCount holds the default value on creation for the count field.
+	ratelimitwindow.DefaultCount = ratelimitwindowDescCount.Default.(int64)
+	// ratelimitwindowDescID is the schema descriptor for id field.
+	ratelimitwindowDescID := ratelimitwindowFields[0].Descriptor()
+	// ratelimitwindow.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	ratelimitwindow.IDValidator = func() func(string) error {
+		validators := ratelimitwindowDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	refreshtokenFields := schema.RefreshToken{}.Fields()
 	_ = refreshtokenFields
 	// refreshtokenDescRequestID is the schema descriptor for request_id field.

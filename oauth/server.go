@@ -21,6 +21,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 
 	"idp/ent"
+	"idp/ratelimit"
 )
 
 // Users is what the token service needs of the user accounts.
@@ -46,6 +47,9 @@ type Config struct {
 	// PictureURL turns a stored picture key into the URL of the "picture"
 	// claim; nil leaves the claim out.
 	PictureURL func(ctx context.Context, key string) (string, error)
+	// Guard rate-limits the endpoints where credentials can be guessed;
+	// nil limits nothing.
+	Guard *ratelimit.Guard
 	// Logger receives server-side errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -152,11 +156,26 @@ func (s *Server) Store() *Store { return s.store }
 func (s *Server) Register(r chi.Router) {
 	r.Get("/.well-known/openid-configuration", s.handleDiscovery)
 	r.Get("/.well-known/oauth-authorization-server", s.handleDiscovery)
-	r.Post("/oauth2/token", s.handleToken)
-	r.Post("/oauth2/revoke", s.handleRevoke)
-	r.Post("/oauth2/introspect", s.handleIntrospect)
+	r.With(s.limit("token")).Post("/oauth2/token", s.handleToken)
+	r.With(s.limit("revoke")).Post("/oauth2/revoke", s.handleRevoke)
+	r.With(s.limit("introspect")).Post("/oauth2/introspect", s.handleIntrospect)
 	r.Get("/userinfo", s.handleUserinfo)
 	r.Post("/userinfo", s.handleUserinfo)
+}
+
+// limit rate-limits a route per client address, refusing with 429
+// slow_down and Retry-After.
+func (s *Server) limit(name string) func(http.Handler) http.Handler {
+	return s.cfg.Guard.Limit(name, func(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+		writeError(w, http.StatusTooManyRequests, "slow_down",
+			"Too many requests from this address; retry after "+ratelimit.RetryAfter(wait)+" seconds.")
+	})
+}
+
+// RevokeSubject ends every grant of a user, as after a password reset, on
+// the transaction ctx carries if any.
+func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
+	return s.store.RevokeSubject(ctx, subject)
 }
 
 // RunJanitor deletes expired token rows every interval until ctx ends.

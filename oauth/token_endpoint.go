@@ -13,6 +13,7 @@ import (
 
 	"idp/account"
 	"idp/password"
+	"idp/ratelimit"
 )
 
 // maxFormBytes bounds every OAuth request body. The largest legitimate form
@@ -139,10 +140,16 @@ func narrowScope(ar fosite.AccessRequester, raw string) ([]string, error) {
 // with Retry-After; anything unexpected is logged (fosite's error carries
 // the cause) and answered as server_error without detail.
 func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	var locked *account.LockedError
 	switch {
 	case errors.Is(err, password.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		err = fosite.ErrTemporarilyUnavailable.WithHint("Too many logins at once; retry shortly.")
+	case errors.As(err, &locked):
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(locked.RetryAfter))
+		writeError(w, http.StatusTooManyRequests, "slow_down",
+			"The account is temporarily locked after too many failed logins; retry after "+ratelimit.RetryAfter(locked.RetryAfter)+" seconds.")
+		return
 	case errors.Is(err, account.ErrInvalidCredentials):
 		err = fosite.ErrInvalidGrant.WithHint("The username or password is wrong.")
 	}

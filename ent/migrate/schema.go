@@ -41,6 +41,26 @@ var (
 			},
 		},
 	}
+	// LoginThrottlesColumns holds the columns for the "login_throttles" table.
+	LoginThrottlesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 300},
+		{Name: "failures", Type: field.TypeInt, Default: 0},
+		{Name: "locked_until", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// LoginThrottlesTable holds the schema information for the "login_throttles" table.
+	LoginThrottlesTable = &schema.Table{
+		Name:       "login_throttles",
+		Columns:    LoginThrottlesColumns,
+		PrimaryKey: []*schema.Column{LoginThrottlesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "loginthrottle_updated_at",
+				Unique:  false,
+				Columns: []*schema.Column{LoginThrottlesColumns[3]},
+			},
+		},
+	}
 	// OauthClientsColumns holds the columns for the "oauth_clients" table.
 	OauthClientsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 128},
@@ -90,6 +110,40 @@ var (
 				Name:    "outboxmessage_state_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[6]},
+			},
+		},
+	}
+	// PasswordResetCodesColumns holds the columns for the "password_reset_codes" table.
+	PasswordResetCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "user_id", Type: field.TypeInt64, Unique: true},
+		{Name: "code_hash", Type: field.TypeBytes, Size: 64},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// PasswordResetCodesTable holds the schema information for the "password_reset_codes" table.
+	PasswordResetCodesTable = &schema.Table{
+		Name:       "password_reset_codes",
+		Columns:    PasswordResetCodesColumns,
+		PrimaryKey: []*schema.Column{PasswordResetCodesColumns[0]},
+	}
+	// RateLimitWindowsColumns holds the columns for the "rate_limit_windows" table.
+	RateLimitWindowsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 300},
+		{Name: "count", Type: field.TypeInt64, Default: 0},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// RateLimitWindowsTable holds the schema information for the "rate_limit_windows" table.
+	RateLimitWindowsTable = &schema.Table{
+		Name:       "rate_limit_windows",
+		Columns:    RateLimitWindowsColumns,
+		PrimaryKey: []*schema.Column{RateLimitWindowsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "ratelimitwindow_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{RateLimitWindowsColumns[2]},
 			},
 		},
 	}
@@ -195,8 +249,11 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
+		LoginThrottlesTable,
 		OauthClientsTable,
 		OutboxMessagesTable,
+		PasswordResetCodesTable,
+		RateLimitWindowsTable,
 		RefreshTokensTable,
 		SigningKeysTable,
 		UsersTable,
