@@ -1,0 +1,215 @@
+package profile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"idp/account"
+	"idp/database"
+	"idp/ent"
+	"idp/mail"
+	"idp/ratelimit"
+)
+
+// readJSONObject reads a bounded JSON object of string fields. It answers
+// the request itself and reports false when the body is not one.
+func readJSONObject(w http.ResponseWriter, r *http.Request, fields ...string) (map[string]string, bool) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" {
+		writeProblem(w, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send application/json."))
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBytes+1))
+	if err != nil || len(body) > maxJSONBytes {
+		writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "At most 64 KiB."))
+		return nil, false
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+		writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "The body is not a JSON object."))
+		return nil, false
+	}
+	out := map[string]string{}
+	var errs []FieldError
+	for _, f := range fields {
+		v, ok := raw[f]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			errs = append(errs, FieldError{Field: f, Code: "invalid", Message: "Must be a string."})
+			continue
+		}
+		out[f] = str
+	}
+	if len(errs) > 0 {
+		writeProblem(w, validationProblem(errs))
+		return nil, false
+	}
+	return out, true
+}
+
+// handleForgot sends a reset code to the account's address. It answers 202
+// whether or not the login exists, after the same minimum time either way,
+// and silently drops mails past the per-account quota.
+func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	in, ok := readJSONObject(w, r, "login")
+	if !ok {
+		return
+	}
+	if in["login"] == "" {
+		writeProblem(w, validationProblem([]FieldError{{Field: "login", Code: "required", Message: "A username or email address is required."}}))
+		return
+	}
+	deadline := time.Now().Add(s.cfg.ForgotMinDuration)
+	err := s.forgot(ctx, in["login"])
+	s.waitUntil(ctx, deadline)
+	if err != nil {
+		s.fail(w, r, "forgot", err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// forgot issues and mails a code when login names an account and its mail
+// quota allows.
+func (s *Server) forgot(ctx context.Context, login string) error {
+	u, err := s.accounts.FindByLogin(ctx, login)
+	if errors.Is(err, account.ErrNotFound) {
+		// The same quota look-up as for a known login, so that both paths
+		// cost alike; its answer does not matter.
+		s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), "login:"+account.NormalizeLogin(login))
+		return nil
+	} else if err != nil {
+		return err
+	}
+	allowed, _, err := s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), "user:"+strconv.FormatInt(u.ID, 10))
+	if err != nil || !allowed {
+		return err
+	}
+	return database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+		code, err := s.accounts.IssueResetCode(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		return s.mailer.Enqueue(ctx, s.resetMail(u, code))
+	})
+}
+
+func forgotQuota(perHour int64) ratelimit.Rule {
+	return ratelimit.Rule{Name: "forgot-mail", Limit: perHour, Window: time.Hour}
+}
+
+// waitUntil sleeps until t, or until the client leaves.
+func (s *Server) waitUntil(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// badCode is the one answer for every reason a reset cannot proceed: wrong,
+// used, expired or dead code, or unknown login.
+func badCode(w http.ResponseWriter) {
+	p := problem(http.StatusBadRequest, "invalid-code", "Invalid code", "The code is wrong, used or expired; request a new one.")
+	p.Errors = []FieldError{{Field: "code", Code: "invalid", Message: "The code is wrong, used or expired."}}
+	writeProblem(w, p)
+}
+
+// handleReset sets a new password with a mailed code, then ends every grant
+// of the user (refresh tokens revoked; access tokens issued before refused
+// here) and tells them by mail.
+func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	in, ok := readJSONObject(w, r, "login", "code", "new_password")
+	if !ok {
+		return
+	}
+	u, err := s.accounts.FindByLogin(ctx, in["login"])
+	if err != nil && !errors.Is(err, account.ErrNotFound) {
+		s.fail(w, r, "reset: find user", err)
+		return
+	}
+	username, email := account.NormalizeLogin(in["login"]), account.NormalizeLogin(in["login"])
+	if u != nil {
+		username, email = u.Username, u.Email
+	}
+	_, present := in["new_password"]
+	if fe, ok := s.checkPassword(in["new_password"], present, username, email); !ok {
+		fe.Field = "new_password"
+		writeProblem(w, validationProblem([]FieldError{fe}))
+		return
+	}
+	if u == nil {
+		badCode(w)
+		return
+	}
+	if err := s.accounts.CheckResetCode(ctx, u.ID, in["code"]); errors.Is(err, account.ErrBadCode) {
+		badCode(w)
+		return
+	} else if err != nil {
+		s.fail(w, r, "reset: check code", err)
+		return
+	}
+	hash, err := s.accounts.Hasher().Hash(ctx, in["new_password"])
+	if err != nil {
+		s.fail(w, r, "reset: hash password", err)
+		return
+	}
+	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+		if err := s.accounts.ConsumeResetCode(ctx, u.ID, in["code"]); err != nil {
+			return err
+		}
+		if err := s.accounts.SetPassword(ctx, u.ID, hash); err != nil {
+			return err
+		}
+		if err := s.tokens.RevokeSubject(ctx, strconv.FormatInt(u.ID, 10)); err != nil {
+			return err
+		}
+		return s.mailer.Enqueue(ctx, s.changedMail(u))
+	})
+	if errors.Is(err, account.ErrBadCode) {
+		badCode(w)
+		return
+	} else if err != nil {
+		s.fail(w, r, "reset: set password", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// resetMail carries a code. Only the outbox sees it; it is never logged.
+func (s *Server) resetMail(u *ent.User, code string) mail.Message {
+	text := fmt.Sprintf("Hello %s,\n\nsomeone, hopefully you, asked to reset the password of the account %q at %s.\n\n"+
+		"Your code: %s\n\nIt works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.\n",
+		u.FirstName, u.Username, s.cfg.Issuer, code)
+	body := fmt.Sprintf("<p>Hello %s,</p><p>someone, hopefully you, asked to reset the password of the account <b>%s</b> at %s.</p>"+
+		"<p>Your code: <b style=\"font-size:1.4em;letter-spacing:.1em\">%s</b></p>"+
+		"<p>It works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.</p>",
+		html.EscapeString(u.FirstName), html.EscapeString(u.Username), html.EscapeString(s.cfg.Issuer), code)
+	return mail.Message{To: u.Email, Subject: "Your password reset code", Text: text, HTML: body}
+}
+
+func (s *Server) changedMail(u *ent.User) mail.Message {
+	when := time.Now().UTC().Format("2 January 2006, 15:04 MST")
+	text := fmt.Sprintf("Hello %s,\n\nthe password of your account %q at %s was changed on %s, and every device signed in with the old one was signed out.\n\n"+
+		"If this was not you, reset your password at once and tell us.\n", u.FirstName, u.Username, s.cfg.Issuer, when)
+	body := fmt.Sprintf("<p>Hello %s,</p><p>the password of your account <b>%s</b> at %s was changed on %s, and every device signed in with the old one was signed out.</p>"+
+		"<p>If this was not you, reset your password at once and tell us.</p>",
+		html.EscapeString(u.FirstName), html.EscapeString(u.Username), html.EscapeString(s.cfg.Issuer), when)
+	return mail.Message{To: u.Email, Subject: "Your password was changed", Text: text, HTML: body}
+}

@@ -1,0 +1,258 @@
+// Package profile is the user API, version 1: signup with an optional
+// picture, the user's profile and picture, and user statistics for services.
+// Its errors are RFC 9457 problem details.
+package profile
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/ory/fosite"
+
+	"idp/account"
+	"idp/database"
+	"idp/ent"
+	"idp/mail"
+	"idp/oauth"
+	"idp/picture"
+	"idp/ratelimit"
+)
+
+// Tokens is what the user API needs of the token service (*oauth.Server).
+type Tokens interface {
+	AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error)
+	IssueTokens(ctx context.Context, client fosite.Client, userID int64, scopes []string) (map[string]any, error)
+	Verify(ctx context.Context, r *http.Request, scopes ...string) (*oauth.Principal, error)
+	RevokeSubject(ctx context.Context, subject string) error
+}
+
+// Mailer queues mail for delivery (*mail.Outbox), on the transaction ctx
+// carries.
+type Mailer interface {
+	Enqueue(ctx context.Context, m mail.Message) error
+}
+
+// Limiter counts events against a rule (*ratelimit.Limiter).
+type Limiter interface {
+	Allow(ctx context.Context, rule ratelimit.Rule, key string) (bool, time.Duration, error)
+}
+
+// Deps are the services the user API is built on.
+type Deps struct {
+	DB       *database.DB
+	Accounts *account.Service
+	Tokens   Tokens
+	Pictures picture.Store
+	Mailer   Mailer
+	Limiter  Limiter
+}
+
+// Config configures the user API.
+type Config struct {
+	// Issuer is the service's public base URL.
+	Issuer string
+	// PasswordMinLength is the shortest password allowed, in characters
+	// (default 12, never under 8).
+	PasswordMinLength int
+	// Pictures bounds uploads and sets the stored size.
+	Pictures picture.Limits
+	// PictureKeySecret keys the names of stored pictures, so that nobody
+	// can derive a picture's URL from the image.
+	PictureKeySecret []byte
+	// MailsPerHour caps reset mails per account (default 3); more
+	// requests are accepted and silently dropped.
+	MailsPerHour int64
+	// ForgotMinDuration is the least time a forgot request takes, known
+	// login or not, so that timing does not tell which accounts exist
+	// (default 300 ms).
+	ForgotMinDuration time.Duration
+	// Guard rate-limits signup, forgot and reset per client address.
+	Guard *ratelimit.Guard
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves /v1.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *database.DB
+	accounts *account.Service
+	tokens   Tokens
+	pictures picture.Store
+	mailer   Mailer
+	limiter  Limiter
+	// decoding holds a slot per picture being decoded: one decode can take
+	// a second of CPU and a few hundred MB, so they are capped like
+	// password hashes.
+	decoding chan struct{}
+}
+
+// decodeWait is how long an upload waits for a decoding slot before 503.
+const decodeWait = 5 * time.Second
+
+// errBusy is returned when every decoding slot stays taken.
+var errBusy = errors.New("profile: too many pictures being processed")
+
+// process runs picture.Process in a decoding slot.
+func (s *Server) process(ctx context.Context, r io.Reader) (picture.Image, error) {
+	t := time.NewTimer(decodeWait)
+	defer t.Stop()
+	select {
+	case s.decoding <- struct{}{}:
+	case <-t.C:
+		return picture.Image{}, errBusy
+	case <-ctx.Done():
+		return picture.Image{}, ctx.Err()
+	}
+	defer func() { <-s.decoding }()
+	return picture.Process(r, s.cfg.Pictures)
+}
+
+// New returns the user API.
+func New(cfg Config, d Deps) (*Server, error) {
+	if cfg.PasswordMinLength == 0 {
+		cfg.PasswordMinLength = DefaultPasswordMinLength
+	}
+	if cfg.PasswordMinLength < MinPasswordMinLength || cfg.PasswordMinLength > PasswordMaxLength {
+		return nil, errors.New("profile: the minimum password length must be between 8 and 128")
+	}
+	if len(cfg.PictureKeySecret) < 32 {
+		return nil, errors.New("profile: the picture key secret must be at least 32 bytes")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Pictures.MaxBytes <= 0 {
+		cfg.Pictures.MaxBytes = picture.DefaultMaxBytes
+	}
+	if cfg.MailsPerHour <= 0 {
+		cfg.MailsPerHour = 3
+	}
+	if cfg.ForgotMinDuration <= 0 {
+		cfg.ForgotMinDuration = 300 * time.Millisecond
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens,
+		pictures: d.Pictures, mailer: d.Mailer, limiter: d.Limiter,
+		decoding: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+}
+
+// Register adds the /v1 routes to r.
+func (s *Server) Register(r chi.Router) {
+	r.With(s.limit("signup")).Post("/v1/users", s.handleSignup)
+	r.With(s.limit("forgot")).Post("/v1/password/forgot", s.handleForgot)
+	r.With(s.limit("reset")).Post("/v1/password/reset", s.handleReset)
+	r.With(s.requireToken(oauth.ScopeUsersStats, false)).Get("/v1/users/stats", s.handleStats)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireToken(oauth.ScopeProfile, true))
+		r.Get("/v1/profile", s.handleGetProfile)
+		r.Patch("/v1/profile", s.handlePatchProfile)
+		r.Put("/v1/profile/picture", s.handlePutPicture)
+		r.Delete("/v1/profile/picture", s.handleDeletePicture)
+	})
+}
+
+// limit rate-limits a route per client address with a 429 problem.
+func (s *Server) limit(name string) func(http.Handler) http.Handler {
+	return s.cfg.Guard.Limit(name, func(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+		writeProblem(w, problem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+			"Too many requests from this address; retry after "+ratelimit.RetryAfter(wait)+" seconds."))
+	})
+}
+
+type principalKey struct{}
+
+// requireToken lets through requests with a valid bearer token carrying
+// scope, and answers the others as RFC 6750 and the contract say: 401 with
+// error="invalid_token" for a missing, expired, revoked or foreign token,
+// 403 with error="insufficient_scope" for a token without the scope (or,
+// where a user is needed, a service's own token).
+func (s *Server) requireToken(scope string, needUser bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := s.tokens.Verify(r.Context(), r, scope)
+			if err == nil && needUser && p.User == nil {
+				err = oauth.ErrInsufficientScope
+			}
+			switch {
+			case err == nil:
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+			case errors.Is(err, oauth.ErrNoToken), errors.Is(err, oauth.ErrInvalidToken):
+				w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(err, scope))
+				writeProblem(w, problem(http.StatusUnauthorized, "invalid-token", "Invalid token",
+					"The access token is missing, invalid, expired or revoked."))
+			case errors.Is(err, oauth.ErrInsufficientScope):
+				w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(err, scope))
+				detail := "The access token lacks the scope " + scope + "."
+				if needUser {
+					detail = "This needs a user's access token with the scope " + scope + "."
+				}
+				writeProblem(w, problem(http.StatusForbidden, "insufficient-scope", "Insufficient scope", detail))
+			default:
+				s.log.ErrorContext(r.Context(), "verify token", "err", err)
+				unavailable(w, "The service cannot check tokens right now.")
+			}
+		})
+	}
+}
+
+func principal(r *http.Request) *oauth.Principal {
+	p, _ := r.Context().Value(principalKey{}).(*oauth.Principal)
+	return p
+}
+
+// Profile is a user as the API shows it. It never holds a secret.
+type Profile struct {
+	ID         int64     `json:"id"`
+	Username   string    `json:"username"`
+	Email      string    `json:"email"`
+	FirstName  string    `json:"first_name"`
+	LastName   string    `json:"last_name"`
+	Gender     string    `json:"gender"`
+	PictureURL *string   `json:"picture_url"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// profileOf shows u. When the picture store cannot make a URL, the profile
+// is still served, with picture_url null and the failure logged: a profile
+// read should not fail for want of a picture.
+func (s *Server) profileOf(ctx context.Context, u *ent.User) Profile {
+	p := Profile{
+		ID: u.ID, Username: u.Username, Email: u.Email,
+		FirstName: u.FirstName, LastName: u.LastName, Gender: string(u.Gender),
+		CreatedAt: u.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: u.UpdatedAt.UTC().Truncate(time.Second),
+	}
+	if u.PictureKey != nil {
+		if url, err := s.pictures.URL(ctx, *u.PictureKey); err != nil {
+			s.log.WarnContext(ctx, "picture URL", "user", u.ID, "err", err)
+		} else {
+			p.PictureURL = &url
+		}
+	}
+	return p
+}
+
+// PictureURL is the URL of a stored picture; the token service uses it for
+// the "picture" claim so that userinfo and the profile agree.
+func (s *Server) PictureURL(ctx context.Context, key string) (string, error) {
+	return s.pictures.URL(ctx, key)
+}
+
+// pictureKeySecret is the secret a user's picture keys are derived with:
+// per user, so that two users uploading the same image never share an
+// object and deleting one's picture cannot remove the other's.
+func (s *Server) pictureKeySecret(username string) []byte {
+	m := hmac.New(sha256.New, s.cfg.PictureKeySecret)
+	m.Write([]byte("user:" + username))
+	return m.Sum(nil)
+}

@@ -1,0 +1,150 @@
+package profile
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"idp/account"
+	"idp/ent/user"
+	"idp/password"
+)
+
+// Password length bounds, in Unicode code points.
+const (
+	DefaultPasswordMinLength = 12
+	MinPasswordMinLength     = 8
+	PasswordMaxLength        = 128
+)
+
+// signupFields are the text fields of a signup, as received.
+type signupFields struct {
+	Username, Password, Email, FirstName, LastName, Gender string
+	present                                                map[string]bool
+}
+
+// newUser validates a signup's fields and returns the account to create,
+// or one FieldError per bad field.
+func (s *Server) newUser(f signupFields) (account.NewUser, []FieldError) {
+	var errs []FieldError
+	add := func(field, code, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+	}
+	username := account.NormalizeLogin(f.Username)
+	switch {
+	case !f.present["username"] || username == "":
+		add("username", "required", "A username is required.")
+	case !validUsername(username):
+		add("username", "invalid", "A username has 3 to 32 characters: letters a-z, digits, '.', '_' and '-'.")
+	}
+	email := account.NormalizeLogin(f.Email)
+	switch {
+	case !f.present["email"] || email == "":
+		add("email", "required", "An email address is required.")
+	case !validEmail(email):
+		add("email", "invalid", "This is not a valid email address.")
+	}
+	if fe, ok := s.checkPassword(f.Password, f.present["password"], username, email); !ok {
+		errs = append(errs, fe)
+	}
+	first, fe, ok := checkName("first_name", f.FirstName, f.present["first_name"])
+	if !ok {
+		errs = append(errs, fe)
+	}
+	last, fe, ok := checkName("last_name", f.LastName, f.present["last_name"])
+	if !ok {
+		errs = append(errs, fe)
+	}
+	gender, fe, ok := checkGender(f.Gender)
+	if !ok {
+		errs = append(errs, fe)
+	}
+	return account.NewUser{
+		Username: username, Email: email, Password: f.Password,
+		FirstName: first, LastName: last, Gender: gender,
+	}, errs
+}
+
+func validUsername(s string) bool {
+	if len(s) < 3 || len(s) > 32 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validEmail accepts a bare address (no display name, no comments) that
+// net/mail parses back to itself, of at most 254 octets (RFC 5321), with a
+// domain that has a dot.
+func validEmail(s string) bool {
+	if len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>\"") {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && len(local) <= 64 && strings.Contains(domain, ".") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "..")
+}
+
+// checkPassword applies the password rules of signup and reset.
+func (s *Server) checkPassword(pw string, present bool, username, email string) (FieldError, bool) {
+	fe := func(code, msg string) (FieldError, bool) {
+		return FieldError{Field: "password", Code: code, Message: msg}, false
+	}
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case !present || pw == "":
+		return fe("required", "A password is required.")
+	case !utf8.ValidString(pw):
+		return fe("invalid", "The password is not valid UTF-8.")
+	case n < s.cfg.PasswordMinLength:
+		return fe("too_short", fmt.Sprintf("A password has at least %d characters.", s.cfg.PasswordMinLength))
+	case n > PasswordMaxLength:
+		return fe("too_long", fmt.Sprintf("A password has at most %d characters.", PasswordMaxLength))
+	case password.IsCommon(pw):
+		return fe("common", "This password is too common; choose another.")
+	case strings.EqualFold(pw, username) || strings.EqualFold(pw, email):
+		return fe("matches_login", "The password must differ from the username and the email address.")
+	}
+	return FieldError{}, true
+}
+
+// checkName trims a name and checks its length (1 to 100 characters) and
+// that it holds no control characters.
+func checkName(field, v string, present bool) (string, FieldError, bool) {
+	v = strings.TrimSpace(v)
+	n := utf8.RuneCountInString(v)
+	fe := func(code, msg string) (string, FieldError, bool) {
+		return "", FieldError{Field: field, Code: code, Message: msg}, false
+	}
+	switch {
+	case !present || v == "":
+		return fe("required", "This field is required.")
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
+		return fe("invalid", "Control characters are not allowed.")
+	case n > 100:
+		return fe("too_long", "At most 100 characters.")
+	}
+	return v, FieldError{}, true
+}
+
+// checkGender accepts female, male or unspecified; empty means unspecified.
+func checkGender(v string) (user.Gender, FieldError, bool) {
+	if v == "" {
+		return user.GenderUnspecified, FieldError{}, true
+	}
+	g := user.Gender(v)
+	if err := user.GenderValidator(g); err != nil {
+		return "", FieldError{Field: "gender", Code: "invalid", Message: "One of female, male or unspecified."}, false
+	}
+	return g, FieldError{}, true
+}
