@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"idp"
+	"idp/account"
+	"idp/database"
+	"idp/keys"
+	"idp/mail"
+	"idp/oauth"
+	"idp/password"
+	"idp/picture"
+	"idp/profile"
+	"idp/ratelimit"
+)
+
+// app is idp assembled from its configuration: what `idp serve` runs and
+// what the other commands use a part of.
+type app struct {
+	cfg      config
+	log      *slog.Logger
+	db       *database.DB
+	keys     *keys.Manager
+	clients  *oauth.Clients
+	accounts *account.Service
+	oauth    *oauth.Server
+	pictures picture.Store
+	profile  *profile.Server
+	limiter  *ratelimit.Limiter
+	outbox   *mail.Outbox
+	mailer   mail.Sender
+}
+
+// openDB opens (and in the embedded default creates) the database and
+// brings its schema up to date.
+func openDB(ctx context.Context, cfg config) (*database.DB, error) {
+	url := cfg.DatabaseURL
+	if cfg.embedded() {
+		url = "sqlite://" + cfg.path("idp.db")
+	}
+	db, err := database.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// keyEncryptionKey is the configured key, or in the embedded default the one
+// generated into the data directory.
+func keyEncryptionKey(cfg config) ([]byte, error) {
+	if cfg.KeyEncryptionKey != "" {
+		k, err := keys.ParseKEK(cfg.KeyEncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("IDP_KEY_ENCRYPTION_KEY: %w", err)
+		}
+		return k, nil
+	}
+	return keys.LoadOrCreateKEKFile(cfg.path("key-encryption-key"))
+}
+
+func newKeyManager(cfg config, db *database.DB, log *slog.Logger) (*keys.Manager, error) {
+	kek, err := keyEncryptionKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newKeyManagerWith(cfg, db, kek, log)
+}
+
+func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger) (*keys.Manager, error) {
+	return keys.NewManager(db.Ent, kek, keys.Options{
+		Size:            cfg.KeySize,
+		RotationPeriod:  cfg.KeyRotationPeriod,
+		PublishLead:     cfg.KeyPublishLead,
+		RetainRetired:   max(cfg.AccessTokenTTL, cfg.IDTokenTTL),
+		RefreshInterval: cfg.KeyRefreshInterval,
+		Now:             cfg.keyClock,
+		Logger:          log,
+	})
+}
+
+func newHasher(cfg config) (*password.Hasher, error) {
+	p := password.DefaultParams()
+	if cfg.Argon2MemoryKiB != 0 {
+		p.Memory = uint32(cfg.Argon2MemoryKiB)
+	}
+	if cfg.Argon2Iterations != 0 {
+		p.Iterations = uint32(cfg.Argon2Iterations)
+	}
+	if cfg.Argon2Parallelism != 0 {
+		p.Parallelism = uint8(min(cfg.Argon2Parallelism, 255))
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("IDP_ARGON2_…: %w", err)
+	}
+	return password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout)
+}
+
+// mobileClient is the public client of the embedded default, so that the
+// README's examples work on first start.
+var mobileClient = oauth.NewClient{
+	ID:         "mobile",
+	Public:     true,
+	GrantTypes: []string{"password", "refresh_token"},
+	Scopes:     []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
+}
+
+// clientCacheTTL bounds how long a client change takes to reach every
+// process.
+const clientCacheTTL = 30 * time.Second
+
+// newApp assembles the server. It loads (or, on first start, creates) the
+// signing keys, so the returned app can sign at once.
+func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
+	if a.db, err = openDB(ctx, cfg); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.db.Close()
+		}
+	}()
+	kek, err := keyEncryptionKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.keys, err = newKeyManagerWith(cfg, a.db, kek, log); err != nil {
+		return nil, err
+	}
+	if err := a.keys.Load(ctx); err != nil {
+		return nil, err
+	}
+	hasher, err := newHasher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	codeKey, err := hkdf.Key(sha256.New, kek, nil, "idp reset codes", 32)
+	if err != nil {
+		return nil, err
+	}
+	a.accounts = account.New(a.db.Ent, hasher, account.Options{CodeKey: codeKey, Logger: log, Now: cfg.clock})
+	a.limiter = ratelimit.New(a.db, log, cfg.clock)
+	clientIP, _ := ratelimit.ParseTrustedProxies(cfg.TrustedProxies) // checked by config.check
+	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: clientIP.Of}
+	if a.mailer, err = newMailSender(cfg); err != nil {
+		return nil, err
+	}
+	outboxOpts := cfg.outbox
+	outboxOpts.Logger = log
+	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
+	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
+	secrets, err := cfg.refreshSecrets()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.embedded() {
+		if err := a.clients.EnsurePublic(ctx, mobileClient); err != nil {
+			return nil, fmt.Errorf("create the mobile client: %w", err)
+		}
+		s, err := secretFile(cfg.path("refresh-token-secret"), keys.NewKEK)
+		if err != nil {
+			return nil, fmt.Errorf("refresh token secret: %w", err)
+		}
+		secrets = [][]byte{[]byte(s)}
+	}
+	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(cfg.pictureOptions, picture.WithLogger(log))...); err != nil {
+		return nil, fmt.Errorf("IDP_PICTURES_URL: %w", err)
+	}
+	a.oauth, err = oauth.New(oauth.Config{
+		Issuer:              cfg.Issuer,
+		AccessTokenTTL:      cfg.AccessTokenTTL,
+		RefreshTokenTTL:     cfg.RefreshTokenTTL,
+		IDTokenTTL:          cfg.IDTokenTTL,
+		RefreshTokenSecrets: secrets,
+		Logger:              log,
+		Now:                 cfg.clock,
+		PictureURL:          a.pictures.URL,
+		Guard:               guard,
+	}, a.db.Ent, a.keys, a.accounts, a.clients)
+	if err != nil {
+		return nil, err
+	}
+	pictureSecret, err := hkdf.Key(sha256.New, kek, nil, "idp picture keys", 32)
+	if err != nil {
+		return nil, err
+	}
+	a.profile, err = profile.New(profile.Config{
+		Issuer:            cfg.Issuer,
+		PasswordMinLength: cfg.PasswordMinLength,
+		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
+		PictureKeySecret:  pictureSecret,
+		Guard:             guard,
+		Logger:            log,
+	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newMailSender is SendGrid when a key is configured, else the mail.log of
+// the data directory.
+func newMailSender(cfg config) (mail.Sender, error) {
+	if cfg.SendGridAPIKey == "" {
+		return mail.NewLogFile(cfg.path("mail.log"))
+	}
+	from, err := mail.ParseAddress(cfg.MailFrom)
+	if err != nil {
+		return nil, fmt.Errorf("IDP_MAIL_FROM: %w", err)
+	}
+	return mail.NewSendGrid(cfg.SendGridAPIKey, from, cfg.sendGridOptions...), nil
+}
+
+func (a *app) Close() error {
+	for _, c := range []any{a.pictures, a.mailer} {
+		if c, ok := c.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	return a.db.Close()
+}
+
+// handler is the whole HTTP surface.
+func (a *app) handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(recoverer(a.log), requestID, accessLog(a.log), securityHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+	})
+	a.oauth.Register(r)
+	a.profile.Register(r)
+	r.Get("/.well-known/change-password", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, a.cfg.ChangePasswordURL, http.StatusFound)
+	})
+	r.Get("/password-reset", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		io.WriteString(w, idp.PasswordResetPage())
+	})
+	if dir, ok := a.pictures.(*picture.DirStore); ok {
+		r.Method(http.MethodGet, picture.PathPrefix+"*", dir.Handler())
+		r.Method(http.MethodHead, picture.PathPrefix+"*", dir.Handler())
+	}
+	r.Method(http.MethodGet, "/.well-known/jwks.json", a.keys.JWKSHandler())
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	r.Get("/readyz", a.handleReady)
+	r.Method(http.MethodGet, "/openapi.yaml", idp.OpenAPIHandler())
+	return r
+}
+
+func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := a.db.Ping(ctx); err != nil {
+		a.log.WarnContext(ctx, "readiness: database unreachable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("database unreachable\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// sweep deletes what guessing protection leaves behind: ended rate-limit
+// windows, stale login throttles, expired reset codes.
+func (a *app) sweep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for name, f := range map[string]func(context.Context) (int, error){
+				"rate limit windows": a.limiter.DeleteExpired,
+				"login throttles":    a.accounts.DeleteStaleThrottles,
+				"reset codes":        a.accounts.DeleteExpiredCodes,
+			} {
+				if _, err := f(ctx); err != nil && ctx.Err() == nil {
+					a.log.WarnContext(ctx, "sweep "+name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// serve runs the HTTP server on ln and the background work (key rotation,
+// token cleanup) until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight requests finish within the grace period, and
+// stops the background work.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { a.keys.Run(bg) })
+	wg.Go(func() { a.oauth.RunJanitor(bg, 10*time.Minute) })
+	wg.Go(func() { a.outbox.Run(bg) })
+	wg.Go(func() { a.sweep(bg, 10*time.Minute) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
+
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		a.log.Info("shutting down", "grace", a.cfg.ShutdownGrace.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopBackground()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

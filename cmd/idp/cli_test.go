@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"idp/database/databasetest"
+)
+
+// env is a fixed environment for run.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func runCmd(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), args, env(vars), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestCommands(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			vars := map[string]string{
+				"IDP_DATABASE_URL":          e.NewURL(t),
+				"IDP_ISSUER":                "https://id.example.com",
+				"IDP_KEY_ENCRYPTION_KEY":    testKEK,
+				"IDP_REFRESH_TOKEN_SECRETS": testRefreshSecret,
+				"IDP_DATA_DIR":              t.TempDir(),
+				"IDP_PICTURES_URL":          t.TempDir(),
+			}
+			if out, _, err := runCmd(t, vars, "migrate"); err != nil || !strings.Contains(out, "up to date") {
+				t.Fatalf("migrate: %v %q", err, out)
+			}
+			out, _, err := runCmd(t, vars, "client", "create", "--id", "reports", "--grant-types", "client_credentials", "--scopes", "users:stats")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var created map[string]string
+			if err := json.Unmarshal([]byte(out), &created); err != nil || created["client_id"] != "reports" || len(created["client_secret"]) < 40 {
+				t.Fatalf("client create printed %q", out)
+			}
+			out, _, err = runCmd(t, vars, "client", "create", "--id", "app", "--public", "--grant-types", "password,refresh_token", "--scopes", "openid offline_access")
+			if err != nil || strings.Contains(out, "client_secret") {
+				t.Fatalf("public client: %v %q", err, out)
+			}
+			if _, _, err := runCmd(t, vars, "client", "create", "--id", "reports", "--grant-types", "client_credentials"); err == nil || !strings.Contains(err.Error(), "exists") {
+				t.Errorf("duplicate client: %v", err)
+			}
+			if _, _, err := runCmd(t, vars, "client", "create", "--id", "x", "--public", "--grant-types", "client_credentials"); err == nil {
+				t.Error("a public client_credentials client was created")
+			}
+
+			// The secret printed once works at the token endpoint.
+			s := startServer(t, vars["IDP_DATABASE_URL"])
+			r := s.postForm("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"users:stats"}}, "reports", created["client_secret"])
+			if r.status != 200 {
+				t.Errorf("created client: %d %s", r.status, r.body)
+			}
+
+			out, _, err = runCmd(t, vars, "keys", "list")
+			if err != nil || strings.Count(out, "active") != 1 {
+				t.Fatalf("keys list: %v\n%s", err, out)
+			}
+			out, _, err = runCmd(t, vars, "keys", "rotate")
+			if err != nil || !strings.Contains(out, "signs from") {
+				t.Fatalf("keys rotate: %v %q", err, out)
+			}
+			out, _, err = runCmd(t, vars, "keys", "list", "--json")
+			var list []map[string]any
+			if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 {
+				t.Fatalf("keys list --json: %v %q", err, out)
+			}
+			if out, _, err = runCmd(t, vars, "keys", "rotate", "--now"); err != nil || !strings.Contains(out, "signs now") {
+				t.Fatalf("keys rotate --now: %v %q", err, out)
+			}
+			if _, _, err := runCmd(t, vars, "keys", "nope"); err == nil {
+				t.Error("unknown subcommand accepted")
+			}
+		})
+	}
+}
+
+// TestEmbeddedDefault starts `idp serve` with nothing configured but the
+// data directory and the port, as `make run` does.
+func TestEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	logs := new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, env(map[string]string{"IDP_DATA_DIR": dir, "IDP_HTTP_ADDR": "127.0.0.1:0"}), logs, logs)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for line := range strings.Lines(logs.String()) {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+				addr = l.Addr
+			}
+		}
+	}
+	if addr == "" {
+		t.Fatalf("the server did not start:\n%s", logs)
+	}
+	s := &testServer{t: t, URL: "http://" + addr}
+	if iss := s.get("/.well-known/openid-configuration", "").json(t)["issuer"]; iss != embeddedIssuer {
+		t.Errorf("issuer = %v", iss)
+	}
+	// The mobile client exists: a bad login is invalid_grant, not invalid_client.
+	r := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"}, "username": {"x"}, "password": {"y"}}, "", "")
+	if r.status != 400 || r.json(t)["error"] != "invalid_grant" {
+		t.Errorf("mobile client: %d %s", r.status, r.body)
+	}
+	for _, name := range []string{"key-encryption-key", "refresh-token-secret"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", name, fi.Mode().Perm())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "idp.db")); err != nil {
+		t.Error(err)
+	}
+	if s.get("/readyz", "").status != 200 || s.get("/healthz", "").status != 200 {
+		t.Error("health endpoints")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	prod := map[string]string{
+		"IDP_DATABASE_URL":          "mysql://idp:pw@db:3306/idp",
+		"IDP_ISSUER":                "https://id.example.com",
+		"IDP_KEY_ENCRYPTION_KEY":    testKEK,
+		"IDP_REFRESH_TOKEN_SECRETS": testRefreshSecret,
+		"IDP_PICTURES_URL":          "gs://pictures",
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range prod {
+			m[a] = b
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		vars map[string]string
+		args []string
+		want string // the variable the one-line error names
+	}{
+		{with("IDP_ISSUER", ""), nil, "IDP_ISSUER"},
+		{with("IDP_KEY_ENCRYPTION_KEY", ""), nil, "IDP_KEY_ENCRYPTION_KEY"},
+		{with("IDP_REFRESH_TOKEN_SECRETS", ""), nil, "IDP_REFRESH_TOKEN_SECRETS"},
+		{with("IDP_REFRESH_TOKEN_SECRETS", "short"), nil, "IDP_REFRESH_TOKEN_SECRETS"},
+		{with("IDP_PICTURES_URL", ""), nil, "IDP_PICTURES_URL"},
+		{with("IDP_TRUSTED_PROXIES", "10.0.0.0/99"), nil, "IDP_TRUSTED_PROXIES"},
+		{with("IDP_RATE_LIMIT_PER_IP", "-1"), nil, "IDP_RATE_LIMIT_PER_IP"},
+		{with("IDP_MAIL_FROM", "not an address"), nil, "IDP_MAIL_FROM"},
+		{with("IDP_PASSWORD_MIN_LENGTH", "6"), nil, "IDP_PASSWORD_MIN_LENGTH"},
+		{with("IDP_ISSUER", "id.example.com"), nil, "IDP_ISSUER"},
+		{with("IDP_DATABASE_URL", "postgres://x/y"), nil, "IDP_DATABASE_URL"},
+		{with("IDP_ACCESS_TOKEN_TTL", "soon"), nil, "IDP_ACCESS_TOKEN_TTL"},
+		{with("IDP_ACCESS_TOKEN_TTL", "-1m"), nil, "IDP_ACCESS_TOKEN_TTL"},
+		{with("IDP_KEY_SIZE", "1024"), nil, "IDP_KEY_SIZE"},
+		{with("IDP_KEY_PUBLISH_LEAD", "1000h"), nil, "IDP_KEY_PUBLISH_LEAD"},
+		{with("IDP_LOG_LEVEL", "loud"), nil, "IDP_LOG_LEVEL"},
+		{map[string]string{}, []string{"--key-size", "4096"}, "IDP_KEY_SIZE"},
+	}
+	for _, tc := range tests {
+		_, stderr, err := runCmd(t, tc.vars, append([]string{"serve"}, tc.args...)...)
+		if err == nil {
+			t.Errorf("%v %v: started", tc.vars, tc.args)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			t.Errorf("error %q does not name %s in one line", msg, tc.want)
+		}
+		if strings.Contains(err.Error()+stderr, testKEK) || strings.Contains(err.Error()+stderr, "pw@") {
+			t.Errorf("the error shows a secret: %q", err)
+		}
+	}
+	// A bad key-encryption key is named too, and never echoed.
+	_, _, err := runCmd(t, with("IDP_KEY_ENCRYPTION_KEY", "not-a-key-at-all"), "keys", "list")
+	if err == nil || !strings.Contains(err.Error(), "IDP_KEY_ENCRYPTION_KEY") || strings.Contains(err.Error(), "not-a-key") {
+		t.Errorf("bad KEK: %v", err)
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func (s *testServer) login(username, pw string, header ...string) response {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/token", strings.NewReader(url.Values{
+		"grant_type": {"password"}, "client_id": {"mobile"}, "username": {username}, "password": {pw}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return s.do(req)
+}
+
+// TestLockout: five failed logins lock the account, exponentially longer
+// each time; a locked account gives the same answer for a right and a wrong
+// password; a successful login resets the count; unknown logins lock alike.
+func TestLockout(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		clock := new(fakeClock)
+		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		for i := range 5 {
+			if r := s.login("ada", "wrong password "+strconv.Itoa(i)); r.status != 400 || r.json(t)["error"] != "invalid_grant" {
+				t.Fatalf("failure %d: %d %s", i+1, r.status, r.body)
+			}
+		}
+		right, wrong := s.login("ADA", testPassword), s.login("ada@example.com", "wrong again")
+		for _, r := range []response{right, wrong} {
+			if r.status != 429 || r.json(t)["error"] != "slow_down" || r.header.Get("Retry-After") == "" {
+				t.Errorf("locked: %d %v %s", r.status, r.header, r.body)
+			}
+		}
+		if string(right.body) != string(wrong.body) {
+			t.Errorf("a locked account tells the right password apart:\n%s\n%s", right.body, wrong.body)
+		}
+		first, _ := strconv.Atoi(right.header.Get("Retry-After"))
+
+		// After the lock, one more failure locks for twice as long.
+		clock.Advance(time.Duration(first+1) * time.Second)
+		s.login("ada", "still wrong")
+		r := s.login("ada", testPassword)
+		second, _ := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != 429 || second < 2*first-2 {
+			t.Errorf("second lock: %d, Retry-After %d after a first of %d", r.status, second, first)
+		}
+
+		// A successful login after the lock resets the count.
+		clock.Advance(time.Duration(second+1) * time.Second)
+		if r := s.login("ada", testPassword); r.status != 200 {
+			t.Fatalf("login after the lock: %d %s", r.status, r.body)
+		}
+		for i := range 4 {
+			s.login("ada", "wrong "+strconv.Itoa(i))
+		}
+		if r := s.login("ada", testPassword); r.status != 200 {
+			t.Errorf("four failures after a success locked the account: %d", r.status)
+		}
+
+		// Unknown logins lock exactly like accounts.
+		for range 5 {
+			s.login("nobody", "some password")
+		}
+		if r := s.login("nobody", "some password"); r.status != 429 {
+			t.Errorf("an unknown login does not lock (%d): lock-out would reveal which accounts exist", r.status)
+		}
+	})
+}
+
+// TestRateLimits: per-address limits trip and recover, and a spoofed
+// X-Forwarded-For from an untrusted peer changes nothing.
+func TestRateLimits(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		clock := new(fakeClock)
+		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now; c.RateLimitPerIP = 3 })
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		for i := range 3 {
+			if r := s.login("ada", testPassword, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i)); r.status != 200 {
+				t.Fatalf("request %d: %d %s", i+1, r.status, r.body)
+			}
+		}
+		r := s.login("ada", testPassword, "X-Forwarded-For", "198.51.100.99")
+		if r.status != 429 || r.json(t)["error"] != "slow_down" || r.header.Get("Retry-After") == "" {
+			t.Errorf("4th request (spoofed X-Forwarded-For): %d %s", r.status, r.body)
+		}
+		// Each endpoint counts apart; signup and forgot answer problem+json.
+		for range 3 {
+			s.postJSON("/v1/password/forgot", map[string]string{"login": "ada"})
+		}
+		r = s.postJSON("/v1/password/forgot", map[string]string{"login": "ada"})
+		if r.status != 429 || r.header.Get("Retry-After") == "" {
+			t.Errorf("forgot over the limit: %d", r.status)
+		}
+		problemOf(t, r)
+		// The next minute, it recovers.
+		clock.Advance(time.Minute)
+		if r := s.login("ada", testPassword); r.status != 200 {
+			t.Errorf("after a minute: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestTrustedProxy: behind a trusted proxy the client address comes from
+// X-Forwarded-For, so two clients behind one proxy have their own limits.
+func TestTrustedProxy(t *testing.T) {
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", func(c *config) {
+		c.RateLimitPerIP = 2
+		c.TrustedProxies = "127.0.0.1"
+	})
+	s.mobile()
+	s.createUser("ada", "ada@example.com", testPassword)
+	for _, client := range []string{"203.0.113.1", "203.0.113.2"} {
+		for i := range 2 {
+			if r := s.login("ada", testPassword, "X-Forwarded-For", client); r.status != 200 {
+				t.Errorf("client %s request %d: %d", client, i+1, r.status)
+			}
+		}
+		if r := s.login("ada", testPassword, "X-Forwarded-For", "6.6.6.6, "+client); r.status != 429 {
+			t.Errorf("client %s past its limit, with a spoofed left entry: %d", client, r.status)
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"idp/mail"
+)
+
+var codePattern = regexp.MustCompile(`\b\d{8}\b`)
+
+// sentMail is a message as a sender delivered it.
+type sentMail struct{ To, Subject, Text string }
+
+// mailLog reads the mail.log of a server's data directory.
+func mailLog(t *testing.T, s *testServer) []sentMail {
+	t.Helper()
+	f, err := os.Open(s.app.cfg.path("mail.log"))
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []sentMail
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m struct{ To, Subject, Text, SentAt string }
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("mail.log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, sentMail{m.To, m.Subject, m.Text})
+	}
+	return out
+}
+
+// waitForMail polls until n mails matching subject were sent to to.
+func waitForMail(t *testing.T, read func() []sentMail, to, subject string, n int) []sentMail {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var got []sentMail
+		for _, m := range read() {
+			if m.To == to && strings.Contains(m.Subject, subject) {
+				got = append(got, m)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails %q to %s after 15s, want %d", len(got), subject, to, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func codeOf(t *testing.T, m sentMail) string {
+	t.Helper()
+	code := codePattern.FindString(m.Text)
+	if code == "" {
+		t.Fatalf("no code in %q", m.Text)
+	}
+	return code
+}
+
+func (s *testServer) postJSON(path string, v any) response {
+	s.t.Helper()
+	b, _ := json.Marshal(v)
+	return s.send(http.MethodPost, path, "", "application/json", strings.NewReader(string(b)))
+}
+
+func (s *testServer) forgot(login string) {
+	s.t.Helper()
+	if r := s.postJSON("/v1/password/forgot", map[string]string{"login": login}); r.status != http.StatusAccepted {
+		s.t.Fatalf("forgot %s: %d %s", login, r.status, r.body)
+	}
+}
+
+func (s *testServer) reset(login, code, pw string) response {
+	s.t.Helper()
+	return s.postJSON("/v1/password/reset", map[string]string{"login": login, "code": code, "new_password": pw})
+}
+
+const newPassword = "a brand new passphrase"
+
+// TestPasswordReset runs the whole flow on each engine with the mail.log
+// sender of the embedded default.
+func TestPasswordReset(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		s := startServer(t, dbURL)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		conf := mobileConfig(s, allUserScopes...)
+		before, err := conf.PasswordCredentialsToken(ctx, "ada", testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		s.forgot("ADA@example.com")
+		mails := waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", "reset code", 1)
+		code := codeOf(t, mails[0])
+		if strings.Contains(s.logs.String(), code) {
+			t.Error("the reset code is in the server log")
+		}
+
+		if r := s.reset("ada", "00000000", newPassword); r.status != 400 {
+			t.Errorf("wrong code: %d %s", r.status, r.body)
+		}
+		if r := s.reset("ada", code, "short"); r.status != 422 || !hasFieldError(problemOf(t, r), "new_password", "too_short") {
+			t.Errorf("weak new password: %d %s", r.status, r.body)
+		}
+		if r := s.reset("ada", code, newPassword); r.status != http.StatusNoContent {
+			t.Fatalf("reset: %d %s", r.status, r.body)
+		}
+		waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", "password was changed", 1)
+
+		// Every grant of the user ended: the refresh token is refused, the
+		// access token no longer works here.
+		if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: before.RefreshToken}).Token(); err == nil {
+			t.Error("a refresh token from before the reset still works")
+		}
+		if r := s.get("/v1/profile", before.AccessToken); r.status != 401 {
+			t.Errorf("an access token from before the reset: %d", r.status)
+		}
+		if r := s.get("/userinfo", before.AccessToken); r.status != 401 {
+			t.Errorf("userinfo with a token from before the reset: %d", r.status)
+		}
+		// The old password is gone, the new one works, the code is used up.
+		if _, err := conf.PasswordCredentialsToken(ctx, "ada", testPassword); err == nil {
+			t.Error("the old password still works")
+		}
+		after, err := conf.PasswordCredentialsToken(ctx, "ada", newPassword)
+		if err != nil {
+			t.Fatalf("the new password: %v", err)
+		}
+		if r := s.get("/v1/profile", after.AccessToken); r.status != 200 {
+			t.Errorf("a token after the reset: %d", r.status)
+		}
+		if r := s.reset("ada", code, "yet another passphrase"); r.status != 400 {
+			t.Errorf("a used code: %d", r.status)
+		}
+	})
+}
+
+// TestResetCodeFailuresLookAlike checks that wrong, used, expired and dead
+// codes and unknown logins all get one identical answer.
+func TestResetCodeFailuresLookAlike(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		clock := new(fakeClock)
+		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		read := func() []sentMail { return mailLog(t, s) }
+		var answers []string
+		answer := func(name string, r response) {
+			t.Helper()
+			if r.status != 400 || !hasFieldError(problemOf(t, r), "code", "invalid") {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+			answers = append(answers, string(r.body))
+		}
+
+		s.forgot("ada")
+		code := codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 1)[0])
+		answer("wrong", s.reset("ada", wrongCode(code), newPassword))
+		answer("malformed", s.reset("ada", "12ab", newPassword))
+		answer("unknown login", s.reset("nobody", code, newPassword))
+		if r := s.reset("ada", code, newPassword); r.status != 204 {
+			t.Fatalf("the right code after two wrong ones: %d %s", r.status, r.body)
+		}
+		answer("used", s.reset("ada", code, newPassword+"!"))
+
+		// Expired: 15 minutes.
+		s.forgot("ada")
+		code = codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 2)[1])
+		clock.Advance(16 * time.Minute)
+		answer("expired", s.reset("ada", code, newPassword+"!"))
+
+		// Dead: the 6th try, with the right code, after 5 wrong ones.
+		s.forgot("ada")
+		code = codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 3)[2])
+		for i := range 5 {
+			answer("wrong "+string(rune('1'+i)), s.reset("ada", wrongCode(code), newPassword+"!"))
+		}
+		answer("dead", s.reset("ada", code, newPassword+"!"))
+
+		// A newer code replaces the older one.
+		clock.Advance(2 * time.Hour) // past the hourly mail quota
+		s.forgot("ada")
+		older := codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 4)[3])
+		s.forgot("ada")
+		newer := codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 5)[4])
+		if older != newer {
+			answer("replaced", s.reset("ada", older, newPassword+"!"))
+		}
+		for _, a := range answers[1:] {
+			if a != answers[0] {
+				t.Errorf("answers differ:\n%s\n%s", answers[0], a)
+			}
+		}
+		if r := s.reset("ada", newer, newPassword+"!"); r.status != 204 {
+			t.Errorf("the newest code: %d %s", r.status, r.body)
+		}
+	})
+}
+
+func wrongCode(code string) string {
+	if code == "11111111" {
+		return "22222222"
+	}
+	return "11111111"
+}
+
+// TestForgot checks the answer for unknown logins, the timing floor and the
+// silent per-account mail quota.
+func TestForgot(t *testing.T) {
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db")
+	s.mobile()
+	s.createUser("ada", "ada@example.com", testPassword)
+	floor := 300 * time.Millisecond
+	for _, login := range []string{"ada", "nobody", "nobody@example.com", "ada"} {
+		start := time.Now()
+		r := s.postJSON("/v1/password/forgot", map[string]string{"login": login})
+		took := time.Since(start)
+		if r.status != http.StatusAccepted {
+			t.Errorf("forgot %s: %d %s", login, r.status, r.body)
+		}
+		// A lower bound only: every answer waits out the same floor.
+		if took < floor {
+			t.Errorf("forgot %s answered in %v, before the %v floor", login, took, floor)
+		}
+		t.Logf("forgot %-20s %v", login, took)
+	}
+	for range 4 {
+		s.forgot("ada")
+	}
+	time.Sleep(300 * time.Millisecond) // let the outbox drain
+	if n := len(waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", "reset code", 3)); n != 3 {
+		t.Errorf("%d mails for 6 requests in an hour, want the quota of 3", n)
+	}
+	for _, bad := range []string{`{}`, `{"login":5}`, `[`} {
+		if r := s.send(http.MethodPost, "/v1/password/forgot", "", "application/json", strings.NewReader(bad)); r.status/100 != 4 {
+			t.Errorf("forgot %s: %d", bad, r.status)
+		}
+	}
+	if r := s.get("/.well-known/change-password", ""); r.status != 200 || !strings.Contains(string(r.body), "/v1/password/forgot") {
+		t.Errorf("change-password did not lead to the reset page: %d", r.status)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(s.URL + "/.well-known/change-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != s.app.cfg.ChangePasswordURL {
+		t.Errorf("change-password: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// fakeSendGrid is an httptest server that checks the v3 payload and fails
+// while failing is set.
+type fakeSendGrid struct {
+	*httptest.Server
+	t       *testing.T
+	failing atomic.Bool
+	mu      sync.Mutex
+	sent    []sentMail
+	calls   atomic.Int64
+}
+
+const sendGridKey = "SG.test-key"
+
+func newFakeSendGrid(t *testing.T) *fakeSendGrid {
+	f := &fakeSendGrid{t: t}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.calls.Add(1)
+		if r.URL.Path != "/v3/mail/send" || r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+sendGridKey {
+			t.Errorf("SendGrid request %s %s, Authorization %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if f.failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		var p struct {
+			Personalizations []struct{ To []struct{ Email string } }
+			From             struct{ Email, Name string }
+			Subject          string
+			Content          []struct{ Type, Value string }
+		}
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &p); err != nil || len(p.Personalizations) != 1 || len(p.Personalizations[0].To) != 1 ||
+			p.From.Email != "no-reply@idp.test" || len(p.Content) != 2 || p.Content[0].Type != "text/plain" || p.Content[1].Type != "text/html" {
+			t.Errorf("SendGrid payload: %s", body)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.sent = append(f.sent, sentMail{p.Personalizations[0].To[0].Email, p.Subject, p.Content[0].Value})
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeSendGrid) mails() []sentMail {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentMail(nil), f.sent...)
+}
+
+func sendGrid(f *fakeSendGrid) func(*config) {
+	return func(c *config) {
+		c.SendGridAPIKey = sendGridKey
+		c.MailFrom = "idp <no-reply@idp.test>"
+		c.sendGridOptions = []mail.SendGridOption{mail.WithSendGridHost(f.URL)}
+	}
+}
+
+// TestResetWithSendGrid runs the flow with the real sendgrid-go client,
+// through a provider outage and a server restart between the request and
+// the delivery.
+func TestResetWithSendGrid(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		sg := newFakeSendGrid(t)
+		sg.failing.Store(true)
+		first := startServer(t, dbURL, sendGrid(sg))
+		first.mobile()
+		first.createUser("ada", "ada@example.com", testPassword)
+		first.forgot("ada")
+		// The provider fails: the mail is retried, not lost.
+		for deadline := time.Now().Add(10 * time.Second); sg.calls.Load() < 2; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the outbox did not try to send")
+			}
+		}
+		if len(sg.mails()) != 0 {
+			t.Fatal("a mail got through a failing provider")
+		}
+		// The server restarts while the provider is down; a new one starts
+		// on the same database and the provider recovers.
+		first.stop()
+		second := startServer(t, dbURL, sendGrid(sg))
+		sg.failing.Store(false)
+		code := codeOf(t, waitForMail(t, sg.mails, "ada@example.com", "reset code", 1)[0])
+		if r := second.reset("ada", code, newPassword); r.status != 204 {
+			t.Fatalf("reset with the code from SendGrid: %d %s", r.status, r.body)
+		}
+		waitForMail(t, sg.mails, "ada@example.com", "password was changed", 1)
+		time.Sleep(200 * time.Millisecond)
+		if n := len(sg.mails()); n != 2 {
+			t.Errorf("%d mails delivered, want 2 (each exactly once)", n)
+		}
+	})
+}
