@@ -48,7 +48,7 @@ func (b *syncBuffer) String() string {
 
 // testServer is the real server on a loopback port.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	app  *app
 	URL  string // where it listens
 	logs *syncBuffer
@@ -64,7 +64,7 @@ func fastArgon2(c *config) {
 }
 
 // testConfig is a production-style configuration on dbURL.
-func testConfig(t *testing.T, dbURL string) config {
+func testConfig(t testing.TB, dbURL string) config {
 	cfg := defaultConfig()
 	cfg.DatabaseURL = dbURL
 	cfg.DataDir = t.TempDir()
@@ -79,7 +79,7 @@ func testConfig(t *testing.T, dbURL string) config {
 
 // startServer runs the server on a fresh listener. Unless mutate sets one,
 // the issuer is the listener's URL.
-func startServer(t *testing.T, dbURL string, mutate ...func(*config)) *testServer {
+func startServer(t testing.TB, dbURL string, mutate ...func(*config)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -157,7 +157,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
