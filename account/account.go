@@ -40,6 +40,9 @@ type Options struct {
 	CodeKey []byte
 	// CodeTTL is how long a reset code lives (default 15 minutes).
 	CodeTTL time.Duration
+	// OnLoginFailed and OnLockout, when set, are told of each failed
+	// password check and each lock-out imposed (for metrics).
+	OnLoginFailed, OnLockout func()
 	Logger  *slog.Logger
 	Now     func() time.Time
 }

@@ -50,6 +50,9 @@ func (s *Service) locked(t *ent.LoginThrottle) error {
 // ErrInvalidCredentials, so the failure that sets a lock reads like any
 // other, or an error of the database.
 func (s *Service) failed(ctx context.Context, key string, prev *ent.LoginThrottle) error {
+	if s.opts.OnLoginFailed != nil {
+		s.opts.OnLoginFailed()
+	}
 	now := s.opts.Now()
 	c := s.client(ctx).LoginThrottle
 	var err error
@@ -77,6 +80,9 @@ func (s *Service) failed(ctx context.Context, key string, prev *ent.LoginThrottl
 		}
 		if err := c.UpdateOneID(key).SetLockedUntil(now.Add(lock)).Exec(ctx); err != nil {
 			return fmt.Errorf("account: lock: %w", err)
+		}
+		if s.opts.OnLockout != nil {
+			s.opts.OnLockout()
 		}
 	}
 	return ErrInvalidCredentials

@@ -47,6 +47,9 @@ type Config struct {
 	// PictureURL turns a stored picture key into the URL of the "picture"
 	// claim; nil leaves the claim out.
 	PictureURL func(ctx context.Context, key string) (string, error)
+	// ObserveGrant, when set, is told the grant type and outcome
+	// ("success" or the RFC 6749 error code) of every token request.
+	ObserveGrant func(grantType, outcome string)
 	// Guard rate-limits the endpoints where credentials can be guessed;
 	// nil limits nothing.
 	Guard *ratelimit.Guard

@@ -48,6 +48,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	grant := r.PostForm.Get("grant_type")
 	switch grant {
 	case "":
+		s.observe("none", "invalid_request")
 		writeError(w, http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
 		return
 	case "password", "refresh_token":
@@ -55,10 +56,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		// fosite answers a public client here with invalid_grant;
 		// RFC 6749 §5.2 has the precise error.
 		if c, err := s.AuthenticateClient(ctx, r, r.PostForm); err == nil && c.IsPublic() {
+			s.observe(grant, "unauthorized_client")
 			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use client_credentials.")
 			return
 		}
 	default:
+		s.observe("other", "unsupported_grant_type")
 		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
 		return
 	}
@@ -66,7 +69,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := new(Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
-		s.writeTokenError(ctx, w, ar, err)
+		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
 	var narrowed []string
@@ -81,20 +84,27 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		narrowed, err = narrowScope(ar, r.PostForm.Get("scope"))
 		if err != nil {
-			s.writeTokenError(ctx, w, ar, err)
+			s.writeTokenError(ctx, w, grant, ar, err)
 			return
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
-		s.writeTokenError(ctx, w, ar, err)
+		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
 	resp.SetTokenType("Bearer")
 	if narrowed != nil {
 		resp.SetScopes(narrowed)
 	}
+	s.observe(grant, "success")
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+func (s *Server) observe(grant, outcome string) {
+	if s.cfg.ObserveGrant != nil {
+		s.cfg.ObserveGrant(grant, outcome)
+	}
 }
 
 // grantRequested grants what was requested: fosite has already checked each
@@ -139,13 +149,14 @@ func narrowScope(ar fosite.AccessRequester, raw string) ([]string, error) {
 // (every password hashing slot busy) becomes 503 temporarily_unavailable
 // with Retry-After; anything unexpected is logged (fosite's error carries
 // the cause) and answered as server_error without detail.
-func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, grant string, ar fosite.AccessRequester, err error) {
 	var locked *account.LockedError
 	switch {
 	case errors.Is(err, password.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		err = fosite.ErrTemporarilyUnavailable.WithHint("Too many logins at once; retry shortly.")
 	case errors.As(err, &locked):
+		s.observe(grant, "slow_down")
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(locked.RetryAfter))
 		writeError(w, http.StatusTooManyRequests, "slow_down",
 			"The account is temporarily locked after too many failed logins; retry after "+ratelimit.RetryAfter(locked.RetryAfter)+" seconds.")
@@ -155,8 +166,14 @@ func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, ar 
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 && rfc.ErrorField != fosite.ErrTemporarilyUnavailable.ErrorField {
+		// What fails here is a dependency (the database, most likely):
+		// logged with its cause, answered as a retryable 503.
 		s.log.ErrorContext(ctx, "token endpoint", "err", rfc.Cause(), "debug", rfc.DebugField)
+		w.Header().Set("Retry-After", "5")
+		err = fosite.ErrTemporarilyUnavailable.WithHint("The service cannot complete the request now; retry shortly.")
+		rfc = fosite.ErrorToRFC6749Error(err)
 	}
+	s.observe(grant, rfc.ErrorField)
 	if ar == nil {
 		// fosite returns no request when no handler took the grant.
 		ar = fosite.NewAccessRequest(new(Session))

@@ -20,6 +20,7 @@ import (
 	"idp/database"
 	"idp/keys"
 	"idp/mail"
+	"idp/metrics"
 	"idp/oauth"
 	"idp/password"
 	"idp/picture"
@@ -40,6 +41,7 @@ type app struct {
 	pictures picture.Store
 	profile  *profile.Server
 	limiter  *ratelimit.Limiter
+	metrics  *metrics.Metrics
 	outbox   *mail.Outbox
 	mailer   mail.Sender
 }
@@ -128,7 +130,7 @@ const clientCacheTTL = 30 * time.Second
 // newApp assembles the server. It loads (or, on first start, creates) the
 // signing keys, so the returned app can sign at once.
 func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log}
+	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
 	if a.db, err = openDB(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -155,7 +157,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.accounts = account.New(a.db.Ent, hasher, account.Options{CodeKey: codeKey, Logger: log, Now: cfg.clock})
+	a.accounts = account.New(a.db.Ent, hasher, account.Options{
+		CodeKey: codeKey, Logger: log, Now: cfg.clock,
+		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
+	})
 	a.limiter = ratelimit.New(a.db, log, cfg.clock)
 	clientIP, _ := ratelimit.ParseTrustedProxies(cfg.TrustedProxies) // checked by config.check
 	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: clientIP.Of}
@@ -193,6 +198,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Now:                 cfg.clock,
 		PictureURL:          a.pictures.URL,
 		Guard:               guard,
+		ObserveGrant:        a.metrics.Grant,
 	}, a.db.Ent, a.keys, a.accounts, a.clients)
 	if err != nil {
 		return nil, err
@@ -212,6 +218,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.WatchDB(a.db.SQL)
+	a.metrics.WatchKeys(a.keys)
+	a.metrics.WatchOutbox(a.outbox)
 	return a, nil
 }
 
@@ -240,7 +249,7 @@ func (a *app) Close() error {
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(a.log), requestID, accessLog(a.log), securityHeaders)
+	r.Use(recoverer(a.log), requestID, accessLog(a.log, a.metrics), securityHeaders)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})
@@ -264,6 +273,7 @@ func (a *app) handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	r.Get("/readyz", a.handleReady)
+	r.Method(http.MethodGet, "/metrics", a.metrics.Handler())
 	r.Method(http.MethodGet, "/openapi.yaml", idp.OpenAPIHandler())
 	return r
 }

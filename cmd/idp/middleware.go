@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"runtime/debug"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 )
 
 type requestIDKey struct{}
@@ -57,9 +59,15 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// accessLog writes one line per request. It logs the path without the query
+// requestObserver is told of every finished request (*metrics.Metrics).
+type requestObserver interface {
+	ObserveRequest(route, method string, status int, d time.Duration)
+}
+
+// accessLog writes one line per request and counts it for the metrics,
+// labelled with the route pattern. It logs the path without the query
 // string: queries may carry tokens or codes.
-func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
+func accessLog(log *slog.Logger, obs requestObserver) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -68,13 +76,19 @@ func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 			if rec.status == 0 {
 				rec.status = http.StatusOK
 			}
+			took := time.Since(start)
+			route := ""
+			if rc := chi.RouteContext(r.Context()); rc != nil {
+				route = rc.RoutePattern()
+			}
+			obs.ObserveRequest(route, r.Method, rec.status, took)
 			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", requestIDFrom(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
 				slog.Int("bytes", rec.bytes),
-				slog.Duration("duration", time.Since(start)),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
 			)
 		})
