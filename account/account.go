@@ -43,8 +43,8 @@ type Options struct {
 	// OnLoginFailed and OnLockout, when set, are told of each failed
 	// password check and each lock-out imposed (for metrics).
 	OnLoginFailed, OnLockout func()
-	Logger  *slog.Logger
-	Now     func() time.Time
+	Logger                   *slog.Logger
+	Now                      func() time.Time
 }
 
 // Service manages accounts.
