@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -39,19 +40,37 @@ type DB struct {
 //	sqlite:///absolute/path/idp.db  or  sqlite:relative/path/idp.db
 //
 // Open checks that the database answers; it does not migrate.
-func Open(ctx context.Context, rawURL string) (*DB, error) {
+func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	driver, dsn, dia, err := dataSource(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if dia == dialect.SQLite {
+	var sqlDB *sql.DB
+	switch dia {
+	case dialect.SQLite:
 		if err := os.MkdirAll(filepath.Dir(sqlitePath(rawURL)), 0o700); err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
-	}
-	sqlDB, err := sql.Open(driver, dsn)
-	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		if sqlDB, err = sql.Open(driver, dsn); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+	case dialect.MySQL:
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		// The driver logs what it also returns as errors, to stderr by
+		// default; its lines go to the service log, at debug level.
+		cfg.Logger = driverLog{o.logger}
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+		sqlDB = sql.OpenDB(conn)
 	}
 	configurePool(sqlDB, dia)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -62,6 +81,23 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	}
 	drv := entsql.OpenDB(dia, sqlDB)
 	return &DB{Ent: ent.NewClient(ent.Driver(drv)), SQL: sqlDB, Dialect: dia}, nil
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ logger *slog.Logger }
+
+// WithLogger sends the database driver's own messages to l.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// driverLog adapts slog to the MySQL driver's logger.
+type driverLog struct{ l *slog.Logger }
+
+func (d driverLog) Print(v ...any) {
+	if d.l != nil {
+		d.l.Debug("mysql driver: " + fmt.Sprint(v...))
+	}
 }
 
 // Migrate brings the schema up to date. It only adds tables, columns and
@@ -158,12 +194,31 @@ func mysqlDSN(rawURL string) (string, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// A database that stops answering must fail requests in bounded time,
+	// not hang them: dial, read and write deadlines below the request
+	// deadline. URL parameters override them.
+	cfg.Timeout = 5 * time.Second
+	cfg.ReadTimeout = 30 * time.Second
+	cfg.WriteTimeout = 30 * time.Second
 	cfg.Collation = "utf8mb4_unicode_ci"
 	cfg.Params = map[string]string{}
 	for k, v := range u.Query() {
 		switch k {
 		case "tls":
 			cfg.TLSConfig = v[0]
+		case "timeout", "readTimeout", "writeTimeout":
+			d, err := time.ParseDuration(v[0])
+			if err != nil {
+				return "", fmt.Errorf("database: %s: %w", k, err)
+			}
+			switch k {
+			case "timeout":
+				cfg.Timeout = d
+			case "readTimeout":
+				cfg.ReadTimeout = d
+			default:
+				cfg.WriteTimeout = d
+			}
 		default:
 			cfg.Params[k] = v[0]
 		}

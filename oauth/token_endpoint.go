@@ -197,13 +197,27 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.provider.NewRevocationRequest(r.Context(), r)
-	if err != nil {
-		rfc := fosite.ErrorToRFC6749Error(err)
-		if rfc.CodeField >= 500 {
-			s.log.ErrorContext(r.Context(), "revocation endpoint", "err", rfc.Cause(), "debug", rfc.DebugField)
-		}
+	if err == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
 	}
-	s.provider.WriteRevocationResponse(r.Context(), w, err)
+	// fosite answers every error but invalid_request and invalid_client
+	// with 200, a storage failure included, which would tell a client its
+	// token is revoked when nothing happened. RFC 7009 §2.2.1 has errors.
+	rfc := fosite.ErrorToRFC6749Error(err)
+	switch {
+	case rfc.CodeField >= 500:
+		s.log.ErrorContext(r.Context(), "revocation endpoint", "err", rfc.Cause(), "debug", rfc.DebugField)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be revoked now; retry shortly.")
+	case rfc.ErrorField == fosite.ErrInvalidClient.ErrorField:
+		writeError(w, http.StatusUnauthorized, rfc.ErrorField, "Client authentication failed.")
+	case rfc.ErrorField == fosite.ErrUnauthorizedClient.ErrorField:
+		writeError(w, http.StatusBadRequest, rfc.ErrorField, "The token was issued to another client.")
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_request", "The revocation request is malformed.")
+	}
 }
 
 // IssueTokens answers a successful signup with the tokens of a password

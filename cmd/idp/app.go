@@ -48,12 +48,12 @@ type app struct {
 
 // openDB opens (and in the embedded default creates) the database and
 // brings its schema up to date.
-func openDB(ctx context.Context, cfg config) (*database.DB, error) {
+func openDB(ctx context.Context, cfg config, log *slog.Logger) (*database.DB, error) {
 	url := cfg.DatabaseURL
 	if cfg.embedded() {
 		url = "sqlite://" + cfg.path("idp.db")
 	}
-	db, err := database.Open(ctx, url)
+	db, err := database.Open(ctx, url, database.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ const clientCacheTTL = 30 * time.Second
 // signing keys, so the returned app can sign at once.
 func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, metrics: metrics.New()}
-	if a.db, err = openDB(ctx, cfg); err != nil {
+	if a.db, err = openDB(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -249,7 +249,7 @@ func (a *app) Close() error {
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(a.log), requestID, accessLog(a.log, a.metrics), securityHeaders)
+	r.Use(recoverer(a.log), requestID, accessLog(a.log, a.metrics), securityHeaders, deadline(a.cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})
@@ -328,6 +328,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ConnState:         a.cfg.connState,
 	}
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup

@@ -54,11 +54,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := setup("migrate", args, getenv, stderr, nil)
+	cfg, log, err := setup("migrate", args, getenv, stderr, nil)
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := openDB(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func cmdClientCreate(ctx context.Context, args []string, getenv func(string) str
 		public                       bool
 		redirects                    listFlag
 	)
-	cfg, _, err := setup("client create", args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, log, err := setup("client create", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "id", "", "client id (required)")
 		fs.BoolVar(&public, "public", false, "a public client (a mobile app): no secret")
 		fs.StringVar(&grants, "grant-types", "", "comma-separated grant types: "+strings.Join(oauth.SupportedGrantTypes, ", "))
@@ -90,7 +90,7 @@ func cmdClientCreate(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := openDB(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := openDB(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func cmdKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, err := openDB(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

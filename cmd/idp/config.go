@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,7 +48,8 @@ type config struct {
 	HashConcurrency   int
 	HashQueueTimeout  time.Duration
 
-	ShutdownGrace time.Duration
+	ShutdownGrace  time.Duration
+	RequestTimeout time.Duration
 
 	PicturesURL       string
 	PictureMaxBytes   int64
@@ -70,6 +73,9 @@ type config struct {
 	// at an httptest server and shorten the retry schedule.
 	sendGridOptions []mail.SendGridOption
 	outbox          mail.Options
+	// connState is the HTTP server's ConnState hook; tests use it to know a
+	// request is in flight.
+	connState func(net.Conn, http.ConnState)
 }
 
 // setting binds one configuration value to its environment variable and flag.
@@ -101,6 +107,7 @@ func (c *config) settings() []setting {
 		{"IDP_HASH_CONCURRENCY", "hash-concurrency", "password hashes computed at once (0: one per CPU); bounds their memory", (*intValue)(&c.HashConcurrency)},
 		{"IDP_HASH_QUEUE_TIMEOUT", "hash-queue-timeout", "how long a login waits for a hashing slot before 503", (*durationValue)(&c.HashQueueTimeout)},
 		{"IDP_SHUTDOWN_GRACE", "shutdown-grace", "how long in-flight requests may take to finish on SIGTERM", (*durationValue)(&c.ShutdownGrace)},
+		{"IDP_REQUEST_TIMEOUT", "request-timeout", "deadline of one request's work (database, storage); past it the answer is 503", (*durationValue)(&c.RequestTimeout)},
 		{"IDP_PICTURES_URL", "pictures-url", "where pictures are stored: gs://bucket/prefix, or a directory (default <data-dir>/pictures; required with IDP_DATABASE_URL)", (*stringValue)(&c.PicturesURL)},
 		{"IDP_PICTURE_MAX_BYTES", "picture-max-bytes", "largest picture upload, in bytes", (*int64Value)(&c.PictureMaxBytes)},
 		{"IDP_PICTURE_MAX_SIDE", "picture-max-side", "largest picture width or height accepted, in pixels", (*intValue)(&c.PictureMaxSide)},
@@ -127,6 +134,7 @@ func defaultConfig() config {
 		KeyRefreshInterval: time.Minute,
 		HashQueueTimeout:   2 * time.Second,
 		ShutdownGrace:      20 * time.Second,
+		RequestTimeout:     15 * time.Second,
 		PictureMaxBytes:    5 << 20,
 		PictureMaxSide:     4096,
 		PasswordMinLength:  12,
@@ -198,7 +206,7 @@ func (c *config) check() error {
 		{c.AccessTokenTTL, "IDP_ACCESS_TOKEN_TTL"}, {c.RefreshTokenTTL, "IDP_REFRESH_TOKEN_TTL"},
 		{c.IDTokenTTL, "IDP_ID_TOKEN_TTL"}, {c.KeyRotationPeriod, "IDP_KEY_ROTATION_PERIOD"},
 		{c.KeyPublishLead, "IDP_KEY_PUBLISH_LEAD"}, {c.KeyRefreshInterval, "IDP_KEY_REFRESH_INTERVAL"},
-		{c.HashQueueTimeout, "IDP_HASH_QUEUE_TIMEOUT"},
+		{c.HashQueueTimeout, "IDP_HASH_QUEUE_TIMEOUT"}, {c.RequestTimeout, "IDP_REQUEST_TIMEOUT"},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive", d.env)

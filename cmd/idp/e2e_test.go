@@ -332,7 +332,12 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		}
 		// Another client cannot revoke the mobile client's tokens.
 		login3, _ := conf.PasswordCredentialsToken(ctx, "grace", testPassword)
-		s.postForm("/oauth2/revoke", url.Values{"token": {login3.RefreshToken}}, "resource-server", rsSecret)
+		if r := s.postForm("/oauth2/revoke", url.Values{"token": {login3.RefreshToken}}, "resource-server", rsSecret); r.status != 400 || r.json(t)["error"] != "unauthorized_client" {
+			t.Errorf("revoking another client's token: %d %s", r.status, r.body)
+		}
+		if r := s.postForm("/oauth2/revoke", url.Values{"token": {login3.RefreshToken}}, "resource-server", "wrong"); r.status != 401 {
+			t.Errorf("revoking with a wrong secret: %d %s", r.status, r.body)
+		}
 		if introspect(login3.RefreshToken, "")["active"] != true {
 			t.Error("a client revoked another client's token")
 		}
