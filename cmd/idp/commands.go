@@ -18,7 +18,7 @@ import (
 
 // newLogger writes JSON lines to w.
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
 }
 
 // setup parses the configuration of a command; extra adds the command's own

@@ -83,7 +83,6 @@ func accessLog(log *slog.Logger, obs requestObserver) func(http.Handler) http.Ha
 			}
 			obs.ObserveRequest(route, r.Method, rec.status, took)
 			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("request_id", requestIDFrom(r.Context())),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", rec.status),
@@ -98,6 +97,26 @@ func accessLog(log *slog.Logger, obs requestObserver) func(http.Handler) http.Ha
 func requestIDFrom(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
+}
+
+// requestIDHandler adds the request id of the context to every log record,
+// so that an error logged deep in a handler can be matched to its request
+// and its access-log line.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := requestIDFrom(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // recoverer turns a panic into a logged 500 instead of a dropped connection.
