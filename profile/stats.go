@@ -21,8 +21,8 @@ import (
 //
 // followed by a newline, with the ids ascending.
 //
-// Memory stays flat however many users there are: the ids are read batch ids
-// at a time by keyset pagination (WHERE id > last ORDER BY id LIMIT batch),
+// Memory stays flat however many users there are: the ids are read at most
+// batch at a time by keyset pagination (WHERE id > last ORDER BY id LIMIT batch),
 // which costs the same for the last page as for the first, where OFFSET would
 // rescan every earlier row. Each batch is read completely before it is written
 // and flushed to w, so a slow client stalls the transaction between queries

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,7 +85,9 @@ func TestWriteStats(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				ctx := context.Background()
+				// A leaked transaction exhausts the pool; fail rather than hang.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
 				if _, err := db.Ent.User.Delete().Exec(ctx); err != nil {
 					t.Fatalf("delete users: %v", err)
 				}
@@ -114,7 +117,8 @@ func TestWriteStats(t *testing.T) {
 // count rows it did not list.
 func TestWriteStatsConsistentSnapshot(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		before := statsUsers(2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
 		statsInsert(t, db, before...)
 
@@ -144,6 +148,9 @@ func TestWriteStatsConsistentSnapshot(t *testing.T) {
 			t.Fatalf("WriteStats: %v", err)
 		}
 		statsWaitIdle(t, db)
+		if bytes.Contains(w.first, []byte("count_")) {
+			t.Fatalf("the first write was the whole document %q: WriteStats read every batch before writing, so the changes did not happen mid-stream", w.first)
+		}
 
 		doc := statsCheck(t, w.buf.Bytes(), before)
 		if n, sum := len(doc.UserIDs), doc.CountFemale+doc.CountMale+doc.CountUnspecified; int64(n) != sum {
@@ -185,7 +192,7 @@ func TestWriteStatsErrors(t *testing.T) {
 		statsInsert(t, db, statsUsers(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)...)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				if tt.cancelFirst {
 					cancel()
@@ -208,6 +215,29 @@ func TestWriteStatsErrors(t *testing.T) {
 					t.Errorf("the failure %v came before any write: the test does not test a failure mid-stream", err)
 				}
 			})
+		}
+	})
+}
+
+// TestWriteStatsUnknownGender checks that a gender the document has no count
+// for fails the call before anything is written, rather than leaving users
+// listed but counted nowhere. Only SQLite stores such a value: MySQL's ENUM
+// column refuses it.
+func TestWriteStatsUnknownGender(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		statsInsert(t, db, statsUsers(1, 2, 3)...)
+		if _, err := db.SQL.ExecContext(ctx, "UPDATE users SET gender = 'other' WHERE id = 2"); err != nil {
+			t.Skipf("%s refuses a gender outside the enum: %v", db.Dialect, err)
+		}
+		var out bytes.Buffer
+		err := statsWrite(t, ctx, db, &out, 1)
+		if err == nil || !strings.Contains(err.Error(), `"other"`) {
+			t.Errorf("WriteStats = %v, want an error naming the gender \"other\"", err)
+		}
+		if out.Len() > 0 {
+			t.Errorf("WriteStats wrote %q before failing", out.String())
 		}
 	})
 }
@@ -343,6 +373,7 @@ func statsWaitIdle(t *testing.T, db *database.DB) {
 // WriteStats between two batches.
 type statsGateWriter struct {
 	buf     bytes.Buffer
+	first   []byte // what the first Write was given
 	once    sync.Once
 	started chan struct{}
 	release chan struct{}
@@ -350,6 +381,7 @@ type statsGateWriter struct {
 
 func (w *statsGateWriter) Write(p []byte) (int, error) {
 	w.once.Do(func() {
+		w.first = bytes.Clone(p)
 		close(w.started)
 		<-w.release
 	})
