@@ -1,9 +1,7 @@
 package profile
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -36,64 +34,48 @@ func (s *Server) handlePatchProfile(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send application/json."))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBytes+1))
-	if err != nil {
-		writeProblem(w, badBody(err))
+	raw, ok := readObject(w, r.Body)
+	if !ok {
 		return
 	}
-	if len(body) > maxJSONBytes {
-		writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "At most 64 KiB."))
-		return
-	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
-		writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "The body is not a JSON object."))
-		return
-	}
-	u := principal(r).User
-	update := s.db.Ent.User.UpdateOneID(u.ID)
 	var errs []FieldError
 	for _, name := range readOnly {
 		if _, ok := raw[name]; ok {
 			errs = append(errs, FieldError{Field: name, Code: "read_only", Message: "This field cannot be changed here."})
 		}
 	}
-	changed := false
-	for _, name := range patchable {
-		v, ok := raw[name]
-		if !ok {
-			continue
+	fields, typeErrs := stringFields(raw, patchable...)
+	errs = append(errs, typeErrs...)
+	u := principal(r).User
+	update := s.db.Ent.User.UpdateOneID(u.ID)
+	if v, ok := fields["first_name"]; ok {
+		if name, fe, ok := checkName("first_name", v, true); ok {
+			update.SetFirstName(name)
+		} else {
+			errs = append(errs, fe)
 		}
-		var str string
-		if err := json.Unmarshal(v, &str); err != nil {
-			errs = append(errs, FieldError{Field: name, Code: "invalid", Message: "Must be a string."})
-			continue
-		}
-		switch name {
-		case "first_name", "last_name":
-			v, fe, ok := checkName(name, str, true)
-			if !ok {
-				errs = append(errs, fe)
-			} else if name == "first_name" {
-				update.SetFirstName(v)
-			} else {
-				update.SetLastName(v)
-			}
-		case "gender":
-			g, fe, ok := checkGender(str)
-			if !ok {
-				errs = append(errs, fe)
-			}
-			update.SetGender(g)
-		}
-		changed = true
 	}
+	if v, ok := fields["last_name"]; ok {
+		if name, fe, ok := checkName("last_name", v, true); ok {
+			update.SetLastName(name)
+		} else {
+			errs = append(errs, fe)
+		}
+	}
+	if v, ok := fields["gender"]; ok {
+		if g, fe, ok := checkGender(v); ok {
+			update.SetGender(g)
+		} else {
+			errs = append(errs, fe)
+		}
+	}
+	changed := len(fields) > 0
 	if len(errs) > 0 {
 		writeProblem(w, validationProblem(errs))
 		return
 	}
 	if changed {
+		var err error
 		if u, err = update.Save(ctx); err != nil {
 			s.fail(w, r, "patch profile", err)
 			return

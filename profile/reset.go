@@ -20,44 +20,65 @@ import (
 	"idp/ratelimit"
 )
 
-// readJSONObject reads a bounded JSON object of string fields. It answers
-// the request itself and reports false when the body is not one.
+// readJSONObject reads a bounded application/json object of string
+// fields. It answers the request itself and reports false when the body is
+// not one.
 func readJSONObject(w http.ResponseWriter, r *http.Request, fields ...string) (map[string]string, bool) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeProblem(w, problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "Send application/json."))
 		return nil, false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBytes+1))
-	if err != nil || len(body) > maxJSONBytes {
-		writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "At most 64 KiB."))
+	raw, ok := readObject(w, r.Body)
+	if !ok {
 		return nil, false
 	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
-		writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "The body is not a JSON object."))
-		return nil, false
-	}
-	out := map[string]string{}
-	var errs []FieldError
-	for _, f := range fields {
-		v, ok := raw[f]
-		if !ok || string(v) == "null" {
-			continue
-		}
-		var str string
-		if err := json.Unmarshal(v, &str); err != nil {
-			errs = append(errs, FieldError{Field: f, Code: "invalid", Message: "Must be a string."})
-			continue
-		}
-		out[f] = str
-	}
+	out, errs := stringFields(raw, fields...)
 	if len(errs) > 0 {
 		writeProblem(w, validationProblem(errs))
 		return nil, false
 	}
 	return out, true
+}
+
+// readObject reads a JSON object of at most 64 KiB. It answers the request
+// itself (413, 400) and reports false when the body is not one.
+func readObject(w http.ResponseWriter, body io.Reader) (map[string]json.RawMessage, bool) {
+	b, err := io.ReadAll(io.LimitReader(body, maxJSONBytes+1))
+	if err != nil {
+		writeProblem(w, badBody(err))
+		return nil, false
+	}
+	if len(b) > maxJSONBytes {
+		writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "A JSON body is at most 64 KiB."))
+		return nil, false
+	}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
+		writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "The body is not a JSON object."))
+		return nil, false
+	}
+	return raw, true
+}
+
+// stringFields picks the named fields of a JSON object; absent and null
+// fields are left out, and a field that is not a string is a FieldError.
+func stringFields(raw map[string]json.RawMessage, names ...string) (map[string]string, []FieldError) {
+	out := map[string]string{}
+	var errs []FieldError
+	for _, name := range names {
+		v, ok := raw[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			errs = append(errs, FieldError{Field: name, Code: "invalid", Message: "Must be a string."})
+			continue
+		}
+		out[name] = str
+	}
+	return out, errs
 }
 
 // handleForgot sends a reset code to the account's address. It answers 202

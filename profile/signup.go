@@ -1,15 +1,14 @@
 package profile
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/ory/fosite"
 
@@ -201,33 +200,19 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "application/json":
-		var raw map[string]json.RawMessage
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBytes+1))
-		switch {
-		case err != nil:
-			writeProblem(w, badBody(err))
-			return req, false
-		case len(body) > maxJSONBytes:
-			writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "A JSON signup is at most 64 KiB."))
+		raw, ok := readObject(w, r.Body)
+		if !ok {
 			return req, false
 		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
-			writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "The body is not a JSON object."))
-			return req, false
+		fields, errs := stringFields(raw, signupFieldNames...)
+		for _, e := range errs {
+			req.fields.present[e.Field] = true
 		}
+		req.errs = append(req.errs, errs...)
 		for _, name := range signupFieldNames {
-			v, ok := raw[name]
-			if !ok || string(v) == "null" {
-				continue
+			if v, ok := fields[name]; ok {
+				set(name, v)
 			}
-			var str string
-			if err := json.Unmarshal(v, &str); err != nil {
-				req.errs = append(req.errs, FieldError{Field: name, Code: "invalid", Message: "Must be a string."})
-				req.fields.present[name] = true
-				continue
-			}
-			set(name, str)
 		}
 		return req, true
 
@@ -256,6 +241,9 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 					req.picture = &img
 				}
 				continue
+			}
+			if !slices.Contains(signupFieldNames, name) {
+				continue // ignored, as unknown JSON members are
 			}
 			v, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"idp/keys"
 	"idp/oauth"
 )
 
@@ -124,11 +125,11 @@ func splitList(s, sep string) []string {
 	return out
 }
 
-func cmdKeysList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var asJSON bool
-	cfg, log, err := setup("keys list", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	})
+// withKeys runs a keys command: its configuration, the database and the
+// key manager.
+func withKeys(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
+	flags func(*flag.FlagSet), run func(km *keys.Manager) error) error {
+	cfg, log, err := setup(name, args, getenv, stderr, flags)
 	if err != nil {
 		return err
 	}
@@ -141,6 +142,18 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
+	return run(km)
+}
+
+func cmdKeysList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var asJSON bool
+	flags := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") }
+	return withKeys(ctx, "keys list", args, getenv, stderr, flags, func(km *keys.Manager) error {
+		return listKeys(ctx, km, asJSON, stdout)
+	})
+}
+
+func listKeys(ctx context.Context, km *keys.Manager, asJSON bool, stdout io.Writer) error {
 	list, err := km.List(ctx)
 	if err != nil {
 		return err
@@ -159,34 +172,24 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 
 func cmdKeysRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var now bool
-	cfg, log, err := setup("keys rotate", args, getenv, stderr, func(fs *flag.FlagSet) {
+	flags := func(fs *flag.FlagSet) {
 		fs.BoolVar(&now, "now", false, "switch to the new key at once (for a compromised key: verifiers with a cached key set must refetch)")
+	}
+	return withKeys(ctx, "keys rotate", args, getenv, stderr, flags, func(km *keys.Manager) error {
+		if err := km.Load(ctx); err != nil {
+			return err
+		}
+		k, err := km.Rotate(ctx, now)
+		if err != nil {
+			return err
+		}
+		if now {
+			fmt.Fprintf(stdout, "key %s signs now\n", k.ID)
+		} else {
+			fmt.Fprintf(stdout, "key %s is published and signs from %s\n", k.ID, k.ActivatesAt.UTC().Format(time.RFC3339))
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	km, err := newKeyManager(cfg, db, log)
-	if err != nil {
-		return err
-	}
-	if err := km.Load(ctx); err != nil {
-		return err
-	}
-	k, err := km.Rotate(ctx, now)
-	if err != nil {
-		return err
-	}
-	if now {
-		fmt.Fprintf(stdout, "key %s signs now\n", k.ID)
-	} else {
-		fmt.Fprintf(stdout, "key %s is published and signs from %s\n", k.ID, k.ActivatesAt.UTC().Format(time.RFC3339))
-	}
-	return nil
 }
 
 func stamp(t *time.Time) string {
