@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,6 +48,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer a.Close()
+	// Password hashes are the big allocations: each takes the argon2
+	// memory and drops it. A soft limit above their budget makes the
+	// garbage collector return that memory before the heap doubles, so a
+	// login flood stays within the budget plus the rest of the server.
+	if getenv("GOMEMLIMIT") == "" {
+		limit := a.accounts.Hasher().MemoryBudget() + 100<<20
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit", "bytes", limit)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("IDP_HTTP_ADDR: %w", err)
