@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -153,6 +154,11 @@ func openAPIMismatch(req *http.Request, status int, header http.Header, body []b
 	if route.Operation.Responses.Status(status) == nil {
 		return fmt.Errorf("status %d is not documented for %s %s", status, req.Method, route.Path)
 	}
+	// A response documented without a body must have none: kin-openapi
+	// would let any body through.
+	if res := route.Operation.Responses.Status(status).Value; res != nil && len(res.Content) == 0 && len(body) > 0 {
+		return fmt.Errorf("status %d of %s %s is documented without a body, but has one (%s)", status, req.Method, route.Path, header.Get("Content-Type"))
+	}
 	opts := &openapi3filter.Options{
 		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
 		IncludeResponseStatus: true,
@@ -285,6 +291,186 @@ func checkErrorStyle(t *testing.T, method, path string, op *openapi3.Operation) 
 				if ct != "application/json" || ref != "#/components/schemas/OAuthError" {
 					t.Errorf("%s %s %s: %s %s, want an OAuthError as application/json", method, path, code, ct, ref)
 				}
+			}
+		}
+	}
+}
+
+// TestOpenAPIValidatorCatchesMismatches makes sure the check in
+// testServer.do would fail a test for each kind of drift.
+func TestOpenAPIValidatorCatchesMismatches(t *testing.T) {
+	req := func(method, path string) *http.Request {
+		r, _ := http.NewRequest(method, "http://127.0.0.1:1"+path, nil)
+		return r
+	}
+	jsonHeader := http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
+	problemHeader := http.Header{"Content-Type": {"application/problem+json"}, "Www-Authenticate": {`Bearer error="invalid_token"`}}
+	profile := `{"id":1,"username":"ada","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","gender":"female",` +
+		`"picture_url":null,"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"`
+	for _, c := range []struct {
+		name   string
+		req    *http.Request
+		status int
+		header http.Header
+		body   string
+		ok     bool
+	}{
+		{"a valid profile", req("GET", "/v1/profile"), 200, jsonHeader, profile + `}`, true},
+		{"a missing field", req("GET", "/v1/profile"), 200, jsonHeader, strings.Replace(profile, `"email":"ada@example.com",`, "", 1) + `}`, false},
+		{"an undocumented field", req("GET", "/v1/profile"), 200, jsonHeader, profile + `,"password_hash":"x"}`, false},
+		{"a wrong type", req("GET", "/v1/profile"), 200, jsonHeader, strings.Replace(profile, `"id":1`, `"id":"1"`, 1) + `}`, false},
+		{"a bad timestamp", req("GET", "/v1/profile"), 200, jsonHeader, strings.Replace(profile, `"2026-01-02T03:04:05Z"`, `"yesterday"`, 1) + `}`, false},
+		{"a missing required header", req("GET", "/v1/profile"), 200, http.Header{"Content-Type": {"application/json"}}, profile + `}`, false},
+		{"an undocumented content type", req("GET", "/v1/profile"), 200, http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"no-store"}}, profile + `}`, false},
+		{"a documented error", req("GET", "/v1/profile"), 401, problemHeader, `{"type":"https://idp.dev/problems/invalid-token","title":"Invalid token","status":401}`, true},
+		{"an OAuth error where a problem belongs", req("GET", "/v1/profile"), 401, problemHeader, `{"error":"invalid_token"}`, false},
+		{"an undocumented status", req("GET", "/v1/profile"), 418, jsonHeader, `{}`, false},
+		{"an undocumented 304", req("GET", "/v1/profile"), 304, http.Header{}, ``, false},
+		{"a body where none is documented", req("DELETE", "/v1/profile/picture"), 204, http.Header{"Content-Type": {"application/json"}}, `{}`, false},
+		{"no body where none is documented", req("DELETE", "/v1/profile/picture"), 204, http.Header{}, ``, true},
+		{"an undocumented route", req("GET", "/v1/secret"), 200, jsonHeader, `{}`, false},
+		{"an undocumented method", req("DELETE", "/v1/profile"), 204, http.Header{}, ``, false},
+		{"a 404 for an unknown path", req("GET", "/nowhere"), 404, http.Header{"Content-Type": {"text/plain"}}, "404 page not found\n", true},
+		{"a 405 for an unknown method", req("PUT", "/oauth2/token"), 405, http.Header{}, "", true},
+		{"stats with an extra count", req("GET", "/v1/users/stats"), 200, jsonHeader, `{"user_ids":[],"count_female":0,"count_male":0,"count_unspecified":0,"count_other":0}`, false},
+	} {
+		err := openAPIMismatch(c.req, c.status, c.header, []byte(c.body))
+		if (err == nil) != c.ok {
+			t.Errorf("%s: got %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// TestOpenAPIEveryOperation sends a request to every operation of the
+// document through testServer.do, so that each is checked against the
+// document at least once, success answers included.
+func TestOpenAPIEveryOperation(t *testing.T) {
+	ctx := context.Background()
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db")
+	s.mobile()
+	v, err := theOpenAPIValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	see := func(req *http.Request) {
+		if route, _, err := v.router.FindRoute(req); err == nil {
+			seen[route.Operation.OperationID] = true
+		}
+	}
+	send := func(method, path, bearer, contentType string, body io.Reader, header ...string) response {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.URL+path, body)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		see(req)
+		return s.do(req)
+	}
+	want := func(r response, status int, what string) response {
+		t.Helper()
+		if r.status != status {
+			t.Fatalf("%s: %d, want %d: %s", what, r.status, status, r.body)
+		}
+		return r
+	}
+	form := func(path string, values url.Values, user, pass string) response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, s.URL+path, nil)
+		see(req)
+		return s.postForm(path, values, user, pass)
+	}
+
+	// Discovery, keys, this document: each also answers its ETag with 304.
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/.well-known/jwks.json", "/openapi.yaml"} {
+		r := want(send("GET", path, "", "", nil), 200, path)
+		want(send("GET", path, "", "", nil, "If-None-Match", r.header.Get("ETag")), 304, path+" with its ETag")
+	}
+	// The change-password redirect, seen without following it.
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/.well-known/change-password", nil)
+	see(req)
+	res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err := openAPIMismatch(req, res.StatusCode, res.Header, body); err != nil || res.StatusCode != http.StatusFound {
+		t.Errorf("change-password: %d %v", res.StatusCode, err)
+	}
+	want(send("GET", "/password-reset", "", "", nil), 200, "password reset page")
+
+	// Sign up by JSON and with a picture.
+	b, _ := json.Marshal(signupBody("ada", "ada@example.com"))
+	signup := want(send("POST", "/v1/users", "", "application/json", bytes.NewReader(b)), 201, "JSON signup")
+	mp, ct := multipartBody(signupBody("bob", "bob@example.com"), testJPEG(t, 40, 30), "me.jpg")
+	want(send("POST", "/v1/users", "", ct, mp), 201, "multipart signup")
+	var created struct {
+		User   struct{ ID int64 }
+		Tokens struct {
+			AccessToken  string `json:"access_token"`
+			RefreshToken string `json:"refresh_token"`
+		}
+	}
+	if err := json.Unmarshal(signup.body, &created); err != nil {
+		t.Fatal(err)
+	}
+
+	// The token endpoint's three grants, introspection, userinfo, revocation.
+	tok := want(form("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"}, "username": {"ADA"},
+		"password": {testPassword}, "scope": {"openid profile email offline_access"}}, "", ""), 200, "password grant").json(t)
+	at := tok["access_token"].(string)
+	want(form("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"mobile"}, "refresh_token": {tok["refresh_token"].(string)}}, "", ""), 200, "refresh")
+	secret := s.createClient(newConfidential("reports"))
+	svc := want(form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"users:stats"}}, "reports", secret), 200, "client_credentials").json(t)
+	want(form("/oauth2/introspect", url.Values{"token": {at}}, "reports", secret), 200, "introspection")
+	want(send("GET", "/userinfo", at, "", nil), 200, "GET userinfo")
+	want(send("POST", "/userinfo", at, "", nil), 200, "POST userinfo")
+	want(form("/oauth2/revoke", url.Values{"token": {created.Tokens.RefreshToken}, "client_id": {"mobile"}}, "", ""), 200, "revocation")
+
+	// The profile and its picture.
+	want(send("GET", "/v1/profile", at, "", nil), 200, "GET profile")
+	want(send("PATCH", "/v1/profile", at, "application/json", strings.NewReader(`{"last_name":"Byron","gender":"unspecified"}`)), 200, "PATCH profile")
+	mp, ct = multipartBody(nil, testPNG(t, 20, 20), "me.png")
+	want(send("PUT", "/v1/profile/picture", at, ct, mp), 200, "PUT picture, multipart")
+	p := want(send("PUT", "/v1/profile/picture", at, "image/jpeg", bytes.NewReader(testJPEG(t, 30, 30))), 200, "PUT picture, raw").json(t)
+	picURL, _ := p["picture_url"].(string)
+	if !strings.HasPrefix(picURL, s.URL+"/pictures/") {
+		t.Fatalf("picture_url %q", picURL)
+	}
+	path := strings.TrimPrefix(picURL, s.URL)
+	pic := want(send("GET", path, "", "", nil), 200, "GET picture")
+	want(send("GET", path, "", "", nil, "If-None-Match", pic.header.Get("ETag")), 304, "GET picture with its ETag")
+	want(send("HEAD", path, "", "", nil), 200, "HEAD picture")
+	want(send("DELETE", "/v1/profile/picture", at, "", nil), 204, "DELETE picture")
+	want(send("GET", "/v1/users/stats", svc["access_token"].(string), "", nil), 200, "stats")
+
+	// Password reset: a mailed code (taken from the account service here).
+	want(send("POST", "/v1/password/forgot", "", "application/json", strings.NewReader(`{"login":"ada"}`)), 202, "forgot")
+	want(send("POST", "/v1/password/reset", "", "application/json",
+		strings.NewReader(`{"login":"ada","code":"00000000","new_password":"another correct horse battery"}`)), 400, "reset with a wrong code")
+	code, err := s.app.accounts.IssueResetCode(ctx, created.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(send("POST", "/v1/password/reset", "", "application/json",
+		strings.NewReader(`{"login":"ada","code":"`+code+`","new_password":"another correct horse battery"}`)), 204, "reset")
+
+	// Operations.
+	want(send("GET", "/healthz", "", "", nil), 200, "healthz")
+	want(send("GET", "/readyz", "", "", nil), 200, "readyz")
+	want(send("GET", "/metrics", "", "", nil), 200, "metrics")
+
+	for path, item := range v.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if !seen[op.OperationID] {
+				t.Errorf("%s %s (%s) was not exercised", method, path, op.OperationID)
 			}
 		}
 	}
