@@ -2,6 +2,10 @@ package picture
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,6 +71,25 @@ func NewGCSStore(ctx context.Context, bucket, prefix string, opts ...Option) (*G
 		// (and so does SignedURL); only the scheme is left to us. Like the
 		// client, a bare host:port means plain http.
 		s.sign.Insecure = !strings.HasPrefix(host, "https://")
+		if s.sign.PrivateKey == nil {
+			// The emulator has no service account to sign with, and does
+			// not check signatures: a throwaway key makes URLs it serves.
+			key, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				return nil, err
+			}
+			der, _ := x509.MarshalPKCS8PrivateKey(key)
+			s.sign.GoogleAccessID = "emulator@localhost"
+			s.sign.PrivateKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		}
+	}
+	if o.publicURL != "" {
+		u, err := url.Parse(o.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("picture: public endpoint %q: want http(s)://host[:port]", o.publicURL)
+		}
+		s.sign.Hostname = u.Host
+		s.sign.Insecure = u.Scheme == "http"
 	}
 	if s.client == nil {
 		var copts []option.ClientOption

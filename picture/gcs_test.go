@@ -249,6 +249,50 @@ func TestGCSStoreEmulatorHost(t *testing.T) {
 	}
 }
 
+// TestGCSStoreEmulatorWithoutKey: against the emulator, with no signing
+// identity configured (a compose setup), URLs are still made, naming the
+// public endpoint when one is given, and a plain GET downloads the picture.
+func TestGCSStoreEmulatorWithoutKey(t *testing.T) {
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", PublicHost: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
+	img, k := testImage(t)
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(srv.URL(), "http://"))
+	// The service reaches the emulator as 127.0.0.1, clients as localhost.
+	public := strings.Replace(srv.URL(), "127.0.0.1", "localhost", 1)
+	ctx := context.Background()
+	st, err := Open(ctx, "gs://"+testBucket, "", WithPublicEndpoint(public))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.(*GCSStore).Close()
+	if err := st.Put(ctx, k, img); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := st.URL(ctx, k)
+	if err != nil {
+		t.Fatalf("URL without a configured key: %v", err)
+	}
+	if !strings.HasPrefix(signed, public+"/"+testBucket+"/"+k+"?") || !strings.Contains(signed, "X-Goog-Signature=") {
+		t.Fatalf("URL %s does not name the public endpoint %s", signed, public)
+	}
+	resp, err := http.Get(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img.Data) {
+		t.Fatalf("GET: %s, %d bytes", resp.Status, len(body))
+	}
+	if _, err := Open(ctx, "gs://"+testBucket, "", WithPublicEndpoint("ftp://x")); err == nil {
+		t.Error("a non-http public endpoint was accepted")
+	}
+}
+
 func TestGCSStoreUnreachable(t *testing.T) {
 	// A loopback port that was just free: connections are refused.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -44,6 +44,7 @@ type options struct {
 	accessID   string
 	privateKey []byte
 	endpoint   string
+	publicURL  string
 	logger     *slog.Logger
 }
 
@@ -73,6 +74,15 @@ func WithSigningKey(googleAccessID string, pemKey []byte) Option {
 // the same without an option.
 func WithEndpoint(endpoint string) Option {
 	return func(o *options) { o.endpoint = strings.TrimSuffix(endpoint, "/") }
+}
+
+// WithPublicEndpoint sets the scheme and host that signed URLs name, when
+// clients reach the storage server by another address than the service does
+// (an emulator in a compose network: the service talks to gcs:4443, a phone
+// or curl on the host downloads from localhost:4443). Requests of the
+// service itself are unaffected.
+func WithPublicEndpoint(endpoint string) Option {
+	return func(o *options) { o.publicURL = strings.TrimSuffix(endpoint, "/") }
 }
 
 // WithLogger sets where the directory store's HTTP handler logs failures to

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -185,7 +187,11 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		}
 		secrets = [][]byte{[]byte(s)}
 	}
-	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(cfg.pictureOptions, picture.WithLogger(log))...); err != nil {
+	popts, err := pictureOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(popts, picture.WithLogger(log))...); err != nil {
 		return nil, fmt.Errorf("IDP_PICTURES_URL: %w", err)
 	}
 	a.oauth, err = oauth.New(oauth.Config{
@@ -222,6 +228,29 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	a.metrics.WatchKeys(a.keys)
 	a.metrics.WatchOutbox(a.outbox)
 	return a, nil
+}
+
+// pictureOptions are the picture store's settings.
+func pictureOptions(cfg config) ([]picture.Option, error) {
+	opts := cfg.pictureOptions
+	if cfg.PicturesPublicURL != "" {
+		opts = append(opts, picture.WithPublicEndpoint(cfg.PicturesPublicURL))
+	}
+	if cfg.PicturesSigningKey != "" {
+		b, err := os.ReadFile(cfg.PicturesSigningKey)
+		if err != nil {
+			return nil, fmt.Errorf("IDP_PICTURES_SIGNING_KEY_FILE: %w", err)
+		}
+		var key struct {
+			ClientEmail string `json:"client_email"`
+			PrivateKey  string `json:"private_key"`
+		}
+		if err := json.Unmarshal(b, &key); err != nil || key.ClientEmail == "" || key.PrivateKey == "" {
+			return nil, errors.New("IDP_PICTURES_SIGNING_KEY_FILE: not a service-account JSON key (client_email, private_key)")
+		}
+		opts = append(opts, picture.WithSigningKey(key.ClientEmail, []byte(key.PrivateKey)))
+	}
+	return opts, nil
 }
 
 // newMailSender is SendGrid when a key is configured, else the mail.log of

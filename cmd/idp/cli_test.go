@@ -205,3 +205,32 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("bad KEK: %v", err)
 	}
 }
+
+func TestPictureSigningKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	good := write("sa.json", `{"type":"service_account","client_email":"idp@p.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"}`)
+	for _, c := range []struct {
+		file string
+		ok   bool
+	}{
+		{good, true},
+		{write("bad.json", `{"client_email":""}`), false},
+		{write("text", "not json"), false},
+		{filepath.Join(dir, "missing.json"), false},
+	} {
+		cfg := defaultConfig()
+		cfg.PicturesSigningKey = c.file
+		opts, err := pictureOptions(cfg)
+		if c.ok && (err != nil || len(opts) != 1) {
+			t.Errorf("%s: %v", c.file, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "IDP_PICTURES_SIGNING_KEY_FILE")) {
+			t.Errorf("%s: %v, want an error naming the variable", c.file, err)
+		}
+	}
+}

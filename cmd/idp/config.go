@@ -51,7 +51,9 @@ type config struct {
 	ShutdownGrace  time.Duration
 	RequestTimeout time.Duration
 
-	PicturesURL       string
+	PicturesURL        string
+	PicturesPublicURL  string
+	PicturesSigningKey string
 	PictureMaxBytes   int64
 	PictureMaxSide    int
 	PasswordMinLength int
@@ -109,6 +111,8 @@ func (c *config) settings() []setting {
 		{"IDP_SHUTDOWN_GRACE", "shutdown-grace", "how long in-flight requests may take to finish on SIGTERM", (*durationValue)(&c.ShutdownGrace)},
 		{"IDP_REQUEST_TIMEOUT", "request-timeout", "deadline of one request's work (database, storage); past it the answer is 503", (*durationValue)(&c.RequestTimeout)},
 		{"IDP_PICTURES_URL", "pictures-url", "where pictures are stored: gs://bucket/prefix, or a directory (default <data-dir>/pictures; required with IDP_DATABASE_URL)", (*stringValue)(&c.PicturesURL)},
+		{"IDP_PICTURES_PUBLIC_URL", "pictures-public-url", "scheme://host[:port] that signed picture URLs name, when clients reach the storage server by another address than idp (a GCS emulator in compose)", (*stringValue)(&c.PicturesPublicURL)},
+		{"IDP_PICTURES_SIGNING_KEY_FILE", "pictures-signing-key-file", "service-account JSON key file to sign picture URLs with; empty signs as the environment's service account (IAM signBlob)", (*stringValue)(&c.PicturesSigningKey)},
 		{"IDP_PICTURE_MAX_BYTES", "picture-max-bytes", "largest picture upload, in bytes", (*int64Value)(&c.PictureMaxBytes)},
 		{"IDP_PICTURE_MAX_SIDE", "picture-max-side", "largest picture width or height accepted, in pixels", (*intValue)(&c.PictureMaxSide)},
 		{"IDP_PASSWORD_MIN_LENGTH", "password-min-length", "shortest password accepted, in characters (at least 8)", (*intValue)(&c.PasswordMinLength)},
