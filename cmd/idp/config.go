@@ -54,9 +54,9 @@ type config struct {
 	PicturesURL        string
 	PicturesPublicURL  string
 	PicturesSigningKey string
-	PictureMaxBytes   int64
-	PictureMaxSide    int
-	PasswordMinLength int
+	PictureMaxBytes    int64
+	PictureMaxSide     int
+	PasswordMinLength  int
 
 	SendGridAPIKey    string
 	MailFrom          string
