@@ -26,3 +26,43 @@ generate:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '^ent/')
+
+# Load figures and this machine's limits (RS256, argon2id) from one run,
+# with the targets of issue 7 as ratios: idp serve on the embedded default,
+# then on a fresh MySQL database when IDP_TEST_MYSQL_DSN is set. Takes a few
+# minutes; see docs/performance.md. BENCH_DURATION is each scenario's time,
+# BENCH_FLAGS more idp-load bench flags, BENCH_STATS_1M=1 adds the
+# million-user stats benchmark.
+BENCH_DURATION ?= 6s
+BENCH_FLAGS ?=
+.PHONY: bench
+bench:
+	$(GO) build -o bin/bench/idp ./cmd/idp
+	$(GO) build -o bin/bench/idp-load ./cmd/idp-load
+	bin/bench/idp-load bench -idp bin/bench/idp -duration $(BENCH_DURATION) -json bin/bench/bench.json $(BENCH_FLAGS)
+	@if [ "$(BENCH_STATS_1M)" = 1 ]; then echo '$(GO) test -run xxx -bench Stats1M -benchtime 1x ./profile/'; $(GO) test -run xxx -bench Stats1M -benchtime 1x ./profile/; fi
+
+# Every Go fuzz target for FUZZTIME each, one after another (go test -fuzz
+# takes one target at a time). Not part of `make test`, which runs the seed
+# corpora (f.Add and testdata/fuzz) as ordinary tests. A failing input is
+# written to the package's testdata/fuzz/<Target>/: commit it with the fix.
+# FUZZMINIMIZETIME bounds the minimization of each new input, which
+# otherwise eats most of a short run on the targets that answer over HTTP.
+FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 5s
+FUZZ_TARGETS = \
+	./oauth/:FuzzBearerToken \
+	./cmd/idp/:FuzzTokenEndpoint \
+	./cmd/idp/:FuzzRevokeEndpoint \
+	./cmd/idp/:FuzzIntrospectEndpoint \
+	./profile/:FuzzSignupJSON \
+	./profile/:FuzzSignupMultipart \
+	./picture/:FuzzProcess \
+	./password/:FuzzVerify
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done

@@ -1,0 +1,643 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"idp/database"
+)
+
+// benchConfig is what `idp-load bench` (and so `make bench`) runs.
+type benchConfig struct {
+	IDP            string // the idp binary
+	Load           loadConfig
+	MySQLDSN       string // a server to create a fresh database on; "" skips the MySQL run
+	SeedUsers      int    // users inserted directly before the server starts, for stats
+	LimitsDuration time.Duration
+	JSONPath       string
+	Keep           bool // keep the temporary data directories
+}
+
+// BenchReport is the JSON of `idp-load bench`.
+type BenchReport struct {
+	Started time.Time   `json:"started"`
+	Machine machineInfo `json:"machine"`
+	Runs    []EngineRun `json:"runs"`
+}
+
+type machineInfo struct {
+	Cores      int    `json:"cores"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	CPU        string `json:"cpu,omitempty"`
+	GoVersion  string `json:"go_version"`
+	Note       string `json:"note"`
+}
+
+// EngineRun is the bench of idp on one database engine.
+type EngineRun struct {
+	Engine      string         `json:"engine"` // sqlite or mysql
+	Settings    serverSettings `json:"settings"`
+	SeededUsers int            `json:"seeded_users"`
+	Limits      Limits         `json:"limits"`
+	Load        *Report        `json:"load,omitempty"`
+	Checks      []Check        `json:"checks,omitempty"`
+	Error       string         `json:"error,omitempty"`
+}
+
+// Check is one target of issue 7 as a ratio.
+type Check struct {
+	Target   string  `json:"target"`
+	Measured string  `json:"measured"` // what the value is made of
+	Value    float64 `json:"value"`
+	Against  string  `json:"against"`
+	Limit    float64 `json:"limit"`
+	Ratio    float64 `json:"ratio"`
+	CPURatio float64 `json:"cpu_ratio,omitempty"` // the same per CPU-second; see cpu.go
+	Want     float64 `json:"want,omitempty"`      // the ratio to reach; 0 for information only
+	Result   string  `json:"result"`              // pass, FAIL, info, or n/a when not measured
+}
+
+func cmdBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var bc benchConfig
+	var scenarios string
+	fs := flag.NewFlagSet("idp-load bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: idp-load bench -idp path/to/idp [flags]
+
+Starts idp serve on the embedded default (SQLite in a temporary data
+directory, on a free port), seeds users, creates the confidential client
+bench-svc with idp client create, measures the machine's RS256 and argon2id
+limits, runs every scenario and the login flood, stops the server, and
+prints the targets of issue 7 as ratios. Then the same on MySQL when
+-mysql-dsn (IDP_TEST_MYSQL_DSN) names a server: on a fresh database, in
+production mode with generated secrets.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&bc.IDP, "idp", "bin/idp", "the idp binary to run")
+	fs.StringVar(&bc.MySQLDSN, "mysql-dsn", getenv("IDP_TEST_MYSQL_DSN"), "mysql://user@host:3306/prefix: also bench on MySQL, on a new database (IDP_TEST_MYSQL_DSN)")
+	fs.IntVar(&bc.SeedUsers, "seed-users", 100_000, "users inserted into the database before the server starts, so that stats reads a realistic list")
+	fs.DurationVar(&bc.LimitsDuration, "limits-duration", 3*time.Second, "how long each machine limit is measured, split over the rounds (argon2id at least 1s a round)")
+	fs.StringVar(&bc.JSONPath, "json", "", "also write the whole report as JSON to this file")
+	fs.BoolVar(&bc.Keep, "keep", false, "keep the temporary data directories (server logs, SQLite database)")
+	addLoadFlags(fs, &bc.Load, &scenarios, false)
+	// The bench runs the flood too unless told otherwise.
+	scenarios = strings.Join(append(allScenarios[:len(allScenarios):len(allScenarios)], floodScenario), ",")
+	fs.Lookup("scenarios").DefValue = scenarios
+	bc.Load.Rounds = 3
+	fs.Lookup("rounds").DefValue = "3"
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkLoadConfig(&bc.Load, scenarios); err != nil {
+		return err
+	}
+	if bc.SeedUsers < 0 {
+		return errors.New("-seed-users must not be negative")
+	}
+	idp, err := filepath.Abs(bc.IDP)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(idp); err != nil {
+		return fmt.Errorf("-idp: %w (build it first: go build -o bin/idp ./cmd/idp)", err)
+	}
+	bc.IDP = idp
+	settings, err := settingsFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	bc.Load.HashConcurrency, bc.Load.Argon2MemoryKiB = settings.HashConcurrency, settings.Argon2.Memory
+	bc.Load.Log = stderr
+
+	rep := BenchReport{Started: time.Now().UTC(), Machine: machineInfo{
+		Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPU: cpuModel(), GoVersion: runtime.Version(),
+		Note: "one run; server, load generator and limits share this machine's cores, and other jobs may too: compare ratios within a run",
+	}}
+	engines := []string{"sqlite"}
+	if bc.MySQLDSN != "" {
+		engines = append(engines, "mysql")
+	}
+	var failed []string
+	for _, engine := range engines {
+		fmt.Fprintf(stderr, "== %s ==\n", engine)
+		run := benchEngine(ctx, bc, engine, settings, stderr)
+		rep.Runs = append(rep.Runs, run)
+		writeEngineRun(stdout, &run)
+		if run.Error != "" {
+			failed = append(failed, engine)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if bc.JSONPath != "" {
+		if err := writeJSON(bc.JSONPath, rep, createFile); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "JSON report: %s\n", bc.JSONPath)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("bench did not complete on %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}
+
+// benchEngine runs the whole bench against a fresh server on engine.
+func benchEngine(ctx context.Context, bc benchConfig, engine string, settings serverSettings, log io.Writer) (run EngineRun) {
+	run = EngineRun{Engine: engine, Settings: settings}
+	fail := func(err error) EngineRun {
+		run.Error = err.Error()
+		fmt.Fprintf(log, "  %s: %v\n", engine, err)
+		return run
+	}
+	dir, err := os.MkdirTemp("", "idp-bench-"+engine+"-")
+	if err != nil {
+		return fail(err)
+	}
+	if bc.Keep {
+		fmt.Fprintf(log, "  data directory and server log: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	set := map[string]string{
+		"IDP_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+		"IDP_ISSUER":    base,
+		"IDP_DATA_DIR":  filepath.Join(dir, "data"),
+		"IDP_LOG_LEVEL": "info",
+		// Every request comes from one address: per-IP limits would
+		// measure themselves.
+		"IDP_RATE_LIMIT_PER_IP": "0",
+	}
+	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
+	if engine == "mysql" {
+		var drop func()
+		dbURL, drop, err = createMySQLDatabase(ctx, bc.MySQLDSN)
+		if err != nil {
+			return fail(err)
+		}
+		defer drop()
+		// Production mode: every secret configured, generated for this run.
+		set["IDP_DATABASE_URL"] = dbURL
+		set["IDP_KEY_ENCRYPTION_KEY"] = randomHex(32)
+		set["IDP_REFRESH_TOKEN_SECRETS"] = randomHex(32)
+		set["IDP_PICTURES_URL"] = filepath.Join(dir, "pictures")
+	}
+	env := serverEnv(os.Environ(), set)
+	idp := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, bc.IDP, args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("idp %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+		}
+		return out, nil
+	}
+	fmt.Fprintf(log, "  idp migrate (%s)\n", database.Redact(dbURL))
+	if _, err := idp("migrate"); err != nil {
+		return fail(err)
+	}
+	if bc.SeedUsers > 0 {
+		start := time.Now()
+		if err := seedUsers(ctx, dbURL, bc.SeedUsers); err != nil {
+			return fail(fmt.Errorf("seed users: %w", err))
+		}
+		run.SeededUsers = bc.SeedUsers
+		fmt.Fprintf(log, "  seeded %d users in %v\n", bc.SeedUsers, time.Since(start).Round(time.Millisecond))
+	}
+	if engine == "mysql" {
+		// Production mode has no mobile client: register the embedded
+		// default's, so that both runs sign up and log in alike.
+		if _, err := idp("client", "create", "--id", bc.Load.Client, "--public", "--grant-types", "password,refresh_token",
+			"--scopes", "openid profile email offline_access"); err != nil {
+			return fail(err)
+		}
+	}
+	out, err := idp("client", "create", "--id", "bench-svc", "--grant-types", "client_credentials", "--scopes", "users:stats")
+	if err != nil {
+		return fail(err)
+	}
+	var client struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(out, &client); err != nil || client.Secret == "" {
+		return fail(fmt.Errorf("idp client create printed %q, want a JSON object with client_secret", out))
+	}
+	meter, err := newLimitMeter(settings)
+	if err != nil {
+		return fail(fmt.Errorf("limits: %w", err))
+	}
+	runtime.GC()
+
+	srv, err := startServer(ctx, bc.IDP, env, filepath.Join(dir, "idp.log"), base)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	fmt.Fprintf(log, "  idp serve pid %d at %s\n", srv.cmd.Process.Pid, base)
+
+	cfg := bc.Load
+	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, client.ID, client.Secret, srv.cmd.Process.Pid
+	if engine == "mysql" {
+		// The database's work is the server's too. Other jobs' queries
+		// to the same database server are counted with it.
+		if cfg.DBPID = findDatabasePID(); cfg.DBPID != 0 {
+			fmt.Fprintf(log, "  counting the CPU time of the database server, pid %d, as the server's\n", cfg.DBPID)
+		}
+	}
+	// The limits are measured in this process before each round of
+	// scenarios, while the server idles: over the same minutes as the
+	// figures they are compared with.
+	cfg.BeforeRound = func(ctx context.Context, round int) error {
+		fmt.Fprintf(log, "  round %d of %d: machine limits (%v each)\n", round+1, cfg.Rounds, bc.LimitsDuration/time.Duration(cfg.Rounds))
+		return meter.measure(ctx, bc.LimitsDuration/time.Duration(cfg.Rounds))
+	}
+	rep, err := runLoad(ctx, cfg)
+	run.Limits = meter.limits()
+	if err != nil {
+		return fail(fmt.Errorf("load: %w (server log: %s)", err, srv.logTail()))
+	}
+	run.Load = rep
+	run.Checks = checks(rep, run.Limits, run.SeededUsers)
+	if err := srv.stop(); err != nil {
+		fmt.Fprintf(log, "  stopping idp: %v\n", err)
+	}
+	return run
+}
+
+// serverEnv returns base without IDP_… variables other than those that
+// shape what the bench measures (key size, argon2id, hashing slots), plus
+// set.
+func serverEnv(base []string, set map[string]string) []string {
+	keep := map[string]bool{
+		"IDP_KEY_SIZE": true, "IDP_ARGON2_MEMORY_KIB": true, "IDP_ARGON2_ITERATIONS": true,
+		"IDP_ARGON2_PARALLELISM": true, "IDP_HASH_CONCURRENCY": true, "IDP_HASH_QUEUE_TIMEOUT": true,
+	}
+	var env []string
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, overridden := set[k]; overridden || (strings.HasPrefix(k, "IDP_") && !keep[k]) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// server is a running `idp serve`.
+type server struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	waitErr error
+	stopped bool
+}
+
+// startServer starts idp serve with env, its log in logPath, and waits until
+// base/readyz answers 200.
+func startServer(ctx context.Context, idp string, env []string, logPath, base string) (*server, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(idp, "serve")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	s := &server{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		logFile.Close()
+		close(s.exited)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("idp serve exited: %v: %s", s.waitErr, s.logTail())
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("idp serve not ready after 60s: %s", s.logTail())
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for the graceful shutdown, killing the
+// server after 30 s.
+func (s *server) stop() error {
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		return errors.New("idp serve did not stop within 30s of SIGTERM; killed")
+	}
+	var exit *exec.ExitError
+	if errors.As(s.waitErr, &exit) {
+		return fmt.Errorf("idp serve: %v", s.waitErr)
+	}
+	return nil
+}
+
+// logTail is the end of the server's log, for error messages.
+func (s *server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// createMySQLDatabase creates a new database on the server named by dsn
+// (mysql://user:password@host:port/prefix) and returns its URL and a func
+// that drops it.
+func createMySQLDatabase(ctx context.Context, dsn string) (string, func(), error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme != "mysql" {
+		return "", nil, fmt.Errorf("-mysql-dsn: %q is not a mysql:// URL", dsn)
+	}
+	prefix := strings.TrimPrefix(u.Path, "/")
+	if prefix == "" {
+		prefix = "idp"
+	}
+	name := prefix + "_bench_" + randomHex(4)
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return "", nil, err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		return "", nil, fmt.Errorf("create database on %s: %w", u.Host, err)
+	}
+	drop := func() {
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		db.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+	}
+	u.Path = "/" + name
+	return u.String(), drop, nil
+}
+
+// seedUsers inserts n users with ids 1..n, a thousand rows per INSERT, so
+// that the stats scenario reads a list of realistic length. Their password
+// hash is not a hash: nobody logs in as them.
+func seedUsers(ctx context.Context, dbURL string, n int) error {
+	db, err := database.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	const perInsert = 1000
+	row := "(?, ?, ?, 'x', 'Seed', 'User', ?, ?, ?, ?)"
+	genders := []string{"female", "male", "female", "unspecified", "male"}
+	now := time.Now().UTC()
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for first := 1; first <= n; first += perInsert {
+		last := min(first+perInsert-1, n)
+		query := "INSERT INTO users (id, username, email, password_hash, first_name, last_name, gender, created_at, updated_at, password_changed_at) VALUES " +
+			strings.Repeat(row+",", last-first) + row
+		args := make([]any, 0, 7*(last-first+1))
+		for i := first; i <= last; i++ {
+			name := "seed" + strconv.Itoa(i)
+			args = append(args, i, name, name+"@example.com", genders[i%len(genders)], now, now, now)
+		}
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// noisyShare is the share of the machine's CPU that other processes may
+// take while the scenarios run before the wall-clock ratios are no longer
+// trusted: a contended machine shares its cores by runnable threads, so the
+// limits (measured by one process) and the scenarios (server and load
+// generator together) lose different shares of it.
+const noisyShare = 0.2
+
+// checks turns a load report and the machine's limits into the targets of
+// issue 7. The result is judged on the wall-clock ratio, as the issue says,
+// unless other processes took more than noisyShare of the machine: then on
+// CPURatio, the same ratio per CPU-second (see cpu.go), marked "(cpu)".
+func checks(rep *Report, l Limits, seeded int) []Check {
+	noisy := rep.OthersShare > noisyShare
+	var out []Check
+	rates := func(name string) (wall, cpu float64, ok bool) {
+		s := rep.Scenario(name)
+		if s == nil || s.Skipped != "" {
+			return 0, 0, false
+		}
+		return s.OKRate, s.CPURate, true
+	}
+	add := func(target, measured string, value, cpuValue float64, against string, limit, cpuLimit, want float64, ok bool) {
+		c := Check{Target: target, Measured: measured, Value: value, Against: against, Limit: limit, Want: want}
+		switch {
+		case !ok || limit <= 0:
+			c.Result, c.Measured = "n/a", "not measured"
+		default:
+			c.Ratio = value / limit
+			if cpuValue > 0 && cpuLimit > 0 {
+				c.CPURatio = cpuValue / cpuLimit
+			}
+			ratio, suffix := c.Ratio, ""
+			if noisy && c.CPURatio > 0 {
+				ratio, suffix = c.CPURatio, " (cpu)"
+			}
+			switch {
+			case want == 0:
+				c.Result = "info"
+			case ratio >= want:
+				c.Result = "pass" + suffix
+			default:
+				c.Result = "FAIL" + suffix
+			}
+		}
+		out = append(out, c)
+	}
+	if r, rc, ok := rates("refresh"); ok {
+		sigs := float64(max(rep.SignaturesPerRefresh, 1))
+		add("refresh", fmt.Sprintf("%.1f grants/s × %d signatures (access token%s)", r, int(sigs),
+			map[bool]string{true: " + ID token", false: ""}[sigs > 1]),
+			r*sigs, rc*sigs, "RS256 signatures/s", l.SignPerSec, l.SignPerSecCPU, 0.7, true)
+	} else {
+		add("refresh", "not run", 0, 0, "RS256 signatures/s", l.SignPerSec, 0, 0.7, false)
+	}
+	for _, name := range []string{"password", "signup"} {
+		r, rc, ok := rates(name)
+		add(name, fmt.Sprintf("%.1f /s", r), r, rc, "argon2id hashes/s", l.HashesPerSec, l.HashesPerSecCPU, 0.8, ok)
+	}
+	health, healthCPU, hok := rates("healthz")
+	for _, t := range []struct {
+		name string
+		want float64
+	}{{"jwks", 0.8}, {"discovery", 0.8}, {"userinfo", 0.3}, {"profile", 0.3}} {
+		r, rc, ok := rates(t.name)
+		add(t.name, fmt.Sprintf("%.0f /s", r), r, rc, "healthz /s", health, healthCPU, t.want, ok && hok)
+	}
+	if r, rc, ok := rates("client_credentials"); ok {
+		add("client_credentials", fmt.Sprintf("%.1f grants/s × 1 signature", r), r, rc, "RS256 signatures/s", l.SignPerSec, l.SignPerSecCPU, 0, true)
+	}
+	if s := rep.Scenario("stats"); s != nil && s.Skipped == "" && s.OKRate > 0 {
+		// No ratio target: the 1M-user target (under 2 s, under 32 MiB of
+		// heap) is BenchmarkStats1M's. This is the machine time one call
+		// takes, scaled linearly to a million users.
+		users := seeded + rep.Users
+		perCall := 1 / s.OKRate
+		out = append(out, Check{Target: "stats", Result: "info", Value: s.OKRate, Against: "time per call",
+			Measured: fmt.Sprintf("%.1f calls/s over ~%d users: %.0f ms of machine time per call, ~%.1f s scaled to 1M users (BenchmarkStats1M measures it)",
+				s.OKRate, users, perCall*1000, perCall*1e6/float64(max(users, 1)))})
+	}
+	if f := rep.Flood; f != nil && f.Skipped == "" {
+		c := Check{Target: "flood", Against: "RSS budget MiB", Limit: f.BudgetMiB, Value: f.PeakRSSMiB, Want: 1,
+			Measured: fmt.Sprintf("%d workers: %d ok, %d×503 temporarily_unavailable, %d other failures; peak RSS %.0f MiB",
+				f.Concurrency, f.OK, f.Failed503, f.OtherFailures, f.PeakRSSMiB)}
+		if f.BudgetMiB > 0 {
+			c.Ratio = f.PeakRSSMiB / f.BudgetMiB
+		}
+		c.Result = map[bool]string{true: "pass", false: "FAIL"}[f.Pass]
+		out = append(out, c)
+	}
+	return out
+}
+
+// writeEngineRun prints one engine's limits, scenario table and targets.
+func writeEngineRun(w io.Writer, run *EngineRun) {
+	fmt.Fprintf(w, "\n== %s", run.Engine)
+	if run.Engine == "sqlite" {
+		fmt.Fprint(w, ": embedded default (SQLite in a temporary data directory)")
+	} else {
+		fmt.Fprint(w, ": production mode on a fresh MySQL/MariaDB database")
+	}
+	fmt.Fprintf(w, ", %d users seeded ==\n", run.SeededUsers)
+	if run.Limits.SignPerSec > 0 {
+		writeLimits(w, run.Limits)
+	}
+	if run.Load != nil {
+		writeTable(w, run.Load)
+	}
+	if len(run.Checks) > 0 {
+		fmt.Fprintln(w)
+		if run.Load != nil && run.Load.OthersShare > noisyShare {
+			fmt.Fprintf(w, "other processes took %.0f%% of the CPU (over %.0f%%): results are judged on the cpu ratios\n",
+				100*run.Load.OthersShare, 100*noisyShare)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "target\tratio\twant\tresult\tcpu ratio\tmeasured\tagainst")
+		for _, c := range run.Checks {
+			ratio, want, cpuRatio := "-", "-", "-"
+			if c.Ratio > 0 {
+				ratio = fmt.Sprintf("%.2f", c.Ratio)
+			}
+			if c.CPURatio > 0 {
+				cpuRatio = fmt.Sprintf("%.2f", c.CPURatio)
+			}
+			if c.Want > 0 {
+				want = fmt.Sprintf("≥ %.1f", c.Want)
+				if c.Target == "flood" {
+					want = "≤ 1.0"
+				}
+			}
+			against := c.Against
+			if c.Limit > 0 {
+				against = fmt.Sprintf("%s %.1f", c.Against, c.Limit)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Target, ratio, want, c.Result, cpuRatio, c.Measured, against)
+		}
+		tw.Flush()
+	}
+	if run.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", run.Error)
+	}
+}
+
+// cpuModel is the processor's name from /proc/cpuinfo, when there is one.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

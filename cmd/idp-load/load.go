@@ -1,0 +1,587 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// The scenarios, in the order they run. healthz comes first: it is the
+// baseline the static and token-checking endpoints are compared with.
+// userinfo and profile run before refresh, whose rotations may end the
+// access tokens they use. signup runs last of the ten because it adds
+// users (the stats scenario reads them all).
+var allScenarios = []string{
+	"healthz", "discovery", "jwks", "userinfo", "profile",
+	"refresh", "password", "client_credentials", "stats", "signup",
+}
+
+// floodScenario is run only when named in -scenarios (make bench names it).
+const floodScenario = "flood"
+
+// loginScope is what the password grant and signup ask for, as a mobile app
+// does: an ID token and a refresh token besides the access token.
+const loginScope = "openid profile email offline_access"
+
+// loadConfig is one load run against one server.
+type loadConfig struct {
+	BaseURL      string
+	Scenarios    []string
+	Duration     time.Duration
+	Concurrency  int
+	Timeout      time.Duration
+	Client       string // public client for signup, password and refresh
+	ClientID     string // confidential client for client_credentials and stats
+	ClientSecret string
+	Users        int // users to sign up before the load; 0: one per worker
+	// LoginConcurrency is the workers of password and signup, whose
+	// capacity is the server's hashing slots: a few more workers than slots
+	// keep every slot busy, many more only wait in its queue and time out.
+	// 0: twice HashConcurrency.
+	LoginConcurrency int
+	// Rounds splits each scenario's Duration into interleaved slices.
+	Rounds int
+	// BeforeRound, when set, runs before each round.
+	BeforeRound func(ctx context.Context, round int) error
+	Prefix      string // of the usernames this run creates; "": random
+	JSONPath    string
+
+	FloodConcurrency int
+	FloodDuration    time.Duration
+	PID              int // the server's process, for the flood's memory samples and CPU time
+	DBPID            int // the database server's process, whose CPU time counts as the server's
+	HashConcurrency  int
+	Argon2MemoryKiB  uint32
+
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// user is a prepared account and the tokens its signup returned.
+type user struct {
+	username, email, password string
+	accessToken, refreshToken string
+}
+
+// tokenResponse is the part of a token answer the load needs.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	Error        string `json:"error"`
+}
+
+// runner holds what the scenarios share.
+type runner struct {
+	cfg          loadConfig
+	base         *url.URL
+	transport    http.RoundTripper // plain, for preparation
+	client       *http.Client      // through the refresh chain pool, for the load
+	chains       *chainPool
+	users        []*user
+	serviceToken string
+	signups      atomic.Int64
+	notes        []string
+}
+
+// workers is the concurrency of scenario name.
+func (c *loadConfig) workers(name string) int {
+	if name != "password" && name != "signup" {
+		return c.Concurrency
+	}
+	if c.LoginConcurrency > 0 {
+		return c.LoginConcurrency
+	}
+	return 2 * max(c.HashConcurrency, 1)
+}
+
+func (c *loadConfig) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// newTransport is the HTTP transport of the load: keep-alive connections,
+// enough idle ones for every worker, no proxy, no compression.
+func newTransport(conns int) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+func newRunner(cfg loadConfig) (*runner, error) {
+	base, err := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("-url: %q is not an http(s) URL", cfg.BaseURL)
+	}
+	t := newTransport(max(cfg.Concurrency, cfg.FloodConcurrency) + 16)
+	r := &runner{cfg: cfg, base: base, transport: t}
+	r.chains = newChainPool(t, r.relogin)
+	r.client = &http.Client{Transport: r.chains, Timeout: cfg.Timeout}
+	return r, nil
+}
+
+func (r *runner) url(path string) string { return r.base.String() + path }
+
+// runLoad prepares users and tokens, runs every chosen scenario, and returns
+// the report.
+func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
+	r, err := newRunner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{URL: r.base.String(), Started: time.Now().UTC(), Duration: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rounds: max(cfg.Rounds, 1)}
+	if err := r.check(ctx); err != nil {
+		return nil, err
+	}
+	chosen := func(name string) bool { return slices.Contains(cfg.Scenarios, name) }
+	needUsers := slices.ContainsFunc(cfg.Scenarios, func(s string) bool {
+		return s == "userinfo" || s == "profile" || s == "refresh" || s == "password" || s == floodScenario
+	})
+	if needUsers {
+		if err := r.prepareUsers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	needService := chosen("client_credentials") || chosen("stats")
+	if needService && cfg.ClientID != "" {
+		tok, err := r.clientCredentials(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("service client %s: %w", cfg.ClientID, err)
+		}
+		r.serviceToken = tok
+	}
+	// Each scenario runs in Rounds slices of Duration/Rounds, the rounds
+	// one after another: a burst of contention from elsewhere on the
+	// machine then falls on every scenario alike, and the ratios between
+	// them survive it. BeforeRound lets the bench sample the machine's
+	// limits over the same stretch of time.
+	rounds := max(cfg.Rounds, 1)
+	slice := cfg.Duration / time.Duration(rounds)
+	type acc struct {
+		rec     *recorder
+		elapsed time.Duration
+		workers int
+		skip    string
+		cpu     cpuUse
+		cpuOK   bool
+	}
+	var total cpuUse
+	accs := map[string]*acc{}
+	for round := range rounds {
+		if cfg.BeforeRound != nil {
+			if err := cfg.BeforeRound(ctx, round); err != nil {
+				return nil, err
+			}
+		}
+		for _, name := range allScenarios {
+			if !chosen(name) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			a := accs[name]
+			if a == nil {
+				a = &acc{rec: newRecorder(), workers: cfg.workers(name), cpuOK: cfg.PID > 0}
+				accs[name] = a
+			}
+			if a.skip != "" {
+				continue
+			}
+			sc := r.scenario(ctx, name)
+			if a.skip = sc.skip; a.skip != "" {
+				continue
+			}
+			if round == 0 {
+				cfg.logf("  %-18s %d workers, %d × %v", name, a.workers, rounds, slice)
+			}
+			el, u, ok := r.attack(ctx, sc, a.workers, slice, a.rec, nil)
+			a.elapsed += el
+			a.cpu.add(u)
+			total.add(u)
+			a.cpuOK = a.cpuOK && ok
+		}
+	}
+	for _, name := range allScenarios {
+		a := accs[name]
+		if a == nil {
+			continue
+		}
+		if a.skip != "" {
+			rep.Scenarios = append(rep.Scenarios, ScenarioResult{Name: name, Concurrency: a.workers, Skipped: a.skip})
+			continue
+		}
+		res := a.rec.result(name, a.workers, a.elapsed)
+		if a.cpuOK {
+			res.withCPU(a.cpu, runtime.GOMAXPROCS(0))
+		}
+		if name == "refresh" {
+			rep.SignaturesPerRefresh = int(r.chains.signatures.Load())
+			if n := r.chains.relogins.Load(); n > 0 {
+				res.Note = fmt.Sprintf("%d chains broke and were logged in again", n)
+			}
+		}
+		rep.Scenarios = append(rep.Scenarios, res)
+	}
+	if chosen(floodScenario) {
+		cfg.logf("  %-18s %d workers for %v", floodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
+		rep.Flood = r.flood(ctx)
+	}
+	rep.Notes = r.notes
+	if cfg.PID > 0 && total.wall > 0 {
+		rep.OthersShare = total.others.Seconds() / (total.wall.Seconds() * float64(runtime.GOMAXPROCS(0)))
+	}
+	rep.Users = len(r.users)
+	return rep, ctx.Err()
+}
+
+// check makes sure a server answers at the base URL, and notes whether the
+// discovery document and the key set support conditional requests.
+func (r *runner) check(ctx context.Context) error {
+	resp, body, err := r.do(ctx, http.MethodGet, "/healthz", nil, nil)
+	if err != nil {
+		return fmt.Errorf("no server at %s: %w", r.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s/healthz: %s %s", r.base, resp.Status, bytes.TrimSpace(body))
+	}
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+		resp, _, err := r.do(ctx, http.MethodGet, path, nil, nil)
+		if err != nil {
+			return err
+		}
+		etag := resp.Header.Get("ETag")
+		if etag == "" {
+			r.notes = append(r.notes, path+": no ETag")
+			continue
+		}
+		resp, _, err = r.do(ctx, http.MethodGet, path, nil, http.Header{"If-None-Match": {etag}})
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusNotModified {
+			r.notes = append(r.notes, fmt.Sprintf("%s: If-None-Match with its ETag gives %d, not 304", path, resp.StatusCode))
+		}
+	}
+	return nil
+}
+
+// do sends one request outside the measured load.
+func (r *runner) do(ctx context.Context, method, path string, body []byte, h http.Header) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, r.url(path), bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	c := http.Client{Transport: r.transport, Timeout: r.cfg.Timeout}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, b, err
+}
+
+// withRetry runs f until it succeeds, fails for good, or ten tries have
+// been spent on overload (503).
+func withRetry(ctx context.Context, f func() (status int, err error)) error {
+	var err error
+	for try := range 10 {
+		var status int
+		status, err = f()
+		if err == nil || status != http.StatusServiceUnavailable {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// prepareUsers signs up the users the load logs in as, four at a time (each
+// signup costs the server a password hash).
+func (r *runner) prepareUsers(ctx context.Context) error {
+	if r.cfg.Prefix == "" {
+		r.cfg.Prefix = "lg-" + randomHex(4)
+	}
+	n := r.cfg.Users
+	if n <= 0 {
+		n = max(r.cfg.Concurrency, r.cfg.workers("password"))
+	}
+	r.cfg.logf("  preparing %d users (%s-u*) through POST /v1/users with client %s", n, r.cfg.Prefix, r.cfg.Client)
+	r.users = make([]*user, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			u := &user{
+				username: fmt.Sprintf("%s-u%d", r.cfg.Prefix, i),
+				password: "lg-" + rand.Text(),
+			}
+			u.email = u.username + "@example.com"
+			errs[i] = withRetry(ctx, func() (int, error) { return r.signup(ctx, u, i) })
+			r.users[i] = u
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// signupBody is the JSON signup of one user.
+func (r *runner) signupBody(username, email, password string, i int) []byte {
+	b, _ := json.Marshal(map[string]string{
+		"client_id": r.cfg.Client, "username": username, "email": email, "password": password,
+		"first_name": "Load", "last_name": "Test " + strconv.Itoa(i), "gender": []string{"female", "male", "unspecified"}[i%3],
+	})
+	return b
+}
+
+func (r *runner) signup(ctx context.Context, u *user, i int) (int, error) {
+	resp, body, err := r.do(ctx, http.MethodPost, "/v1/users", r.signupBody(u.username, u.email, u.password, i),
+		http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return resp.StatusCode, fmt.Errorf("signup %s: %s %s", u.username, resp.Status, bytes.TrimSpace(body))
+	}
+	var doc struct {
+		Tokens tokenResponse `json:"tokens"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Tokens.AccessToken == "" {
+		return resp.StatusCode, fmt.Errorf("signup %s: no tokens in the answer", u.username)
+	}
+	u.accessToken, u.refreshToken = doc.Tokens.AccessToken, doc.Tokens.RefreshToken
+	return resp.StatusCode, nil
+}
+
+// passwordForm is the password grant of u.
+func (r *runner) passwordForm(u *user) []byte {
+	return []byte(url.Values{
+		"grant_type": {"password"}, "client_id": {r.cfg.Client},
+		"username": {u.username}, "password": {u.password}, "scope": {loginScope},
+	}.Encode())
+}
+
+var formHeader = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+
+// login runs a password grant for u and returns its tokens.
+func (r *runner) login(ctx context.Context, u *user) (tokenResponse, error) {
+	var tok tokenResponse
+	err := withRetry(ctx, func() (int, error) {
+		resp, body, err := r.do(ctx, http.MethodPost, "/oauth2/token", r.passwordForm(u), formHeader)
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, fmt.Errorf("login %s: %s %s", u.username, resp.Status, bytes.TrimSpace(body))
+		}
+		return resp.StatusCode, json.Unmarshal(body, &tok)
+	})
+	return tok, err
+}
+
+// relogin starts a new refresh chain for a chain that broke.
+func (r *runner) relogin(ctx context.Context, c *chain) {
+	tok, err := r.login(ctx, c.user)
+	if err != nil {
+		r.cfg.logf("  refresh chain %d: %v", c.id, err)
+		return
+	}
+	c.refreshToken = tok.RefreshToken
+}
+
+func (r *runner) clientCredentials(ctx context.Context) (string, error) {
+	resp, body, err := r.do(ctx, http.MethodPost, "/oauth2/token", clientCredentialsForm, r.serviceHeader())
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("client_credentials: %s %s", resp.Status, bytes.TrimSpace(body))
+	}
+	var tok tokenResponse
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", errors.New("client_credentials: no access token in the answer")
+	}
+	return tok.AccessToken, nil
+}
+
+// clientCredentialsForm asks for the scope of the stats endpoint.
+var clientCredentialsForm = []byte("grant_type=client_credentials&scope=users%3Astats")
+
+// serviceHeader authenticates the confidential client with HTTP Basic, its
+// id and secret form-encoded first as RFC 6749 §2.3.1 says.
+func (r *runner) serviceHeader() http.Header {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(url.QueryEscape(r.cfg.ClientID), url.QueryEscape(r.cfg.ClientSecret))
+	h := formHeader.Clone()
+	h.Set("Authorization", req.Header.Get("Authorization"))
+	return h
+}
+
+// scenario is one kind of request with what counts as its success.
+type scenario struct {
+	name     string
+	expect   int
+	targeter vegeta.Targeter
+	skip     string
+	keepBody bool // results carry the body
+}
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+// static is a targeter that sends the same request every time.
+func static(method, u string, h http.Header) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		t.Method, t.URL, t.Header = method, u, h
+		return nil
+	}
+}
+
+// scenario builds the targeter of the scenario name.
+func (r *runner) scenario(ctx context.Context, name string) scenario {
+	sc := scenario{name: name, expect: http.StatusOK}
+	switch name {
+	case "healthz":
+		sc.targeter = static(http.MethodGet, r.url("/healthz"), nil)
+	case "discovery":
+		sc.targeter = static(http.MethodGet, r.url("/.well-known/openid-configuration"), nil)
+	case "jwks":
+		sc.targeter = static(http.MethodGet, r.url("/.well-known/jwks.json"), nil)
+	case "userinfo", "profile":
+		path := map[string]string{"userinfo": "/userinfo", "profile": "/v1/profile"}[name]
+		headers := make([]http.Header, len(r.users))
+		for i, u := range r.users {
+			headers[i] = bearer(u.accessToken)
+		}
+		var n atomic.Uint64
+		sc.targeter = func(t *vegeta.Target) error {
+			t.Method, t.URL, t.Header = http.MethodGet, r.url(path), headers[int(n.Add(1)-1)%len(headers)]
+			return nil
+		}
+	case "password", floodScenario:
+		bodies := make([][]byte, len(r.users))
+		for i, u := range r.users {
+			bodies[i] = r.passwordForm(u)
+		}
+		var n atomic.Uint64
+		sc.targeter = func(t *vegeta.Target) error {
+			t.Method, t.URL, t.Header = http.MethodPost, r.url("/oauth2/token"), formHeader
+			t.Body = bodies[int(n.Add(1)-1)%len(bodies)]
+			return nil
+		}
+	case "refresh":
+		if len(r.users) == 0 || r.users[0].refreshToken == "" {
+			sc.skip = fmt.Sprintf("client %s got no refresh token at signup", r.cfg.Client)
+			return sc
+		}
+		if r.chains.free == nil {
+			r.chains.reset(ctx, r.users, r.cfg.Client)
+		}
+		sc.targeter = r.chains.targeter(r.url("/oauth2/token"), r.cfg.Timeout)
+	case "client_credentials":
+		if r.cfg.ClientID == "" {
+			sc.skip = "needs -client-id and -client-secret"
+			return sc
+		}
+		h := r.serviceHeader()
+		sc.targeter = func(t *vegeta.Target) error {
+			t.Method, t.URL, t.Header, t.Body = http.MethodPost, r.url("/oauth2/token"), h, clientCredentialsForm
+			return nil
+		}
+	case "stats":
+		if r.serviceToken == "" {
+			sc.skip = "needs -client-id and -client-secret (a client with client_credentials and users:stats)"
+			return sc
+		}
+		sc.targeter = static(http.MethodGet, r.url("/v1/users/stats"), bearer(r.serviceToken))
+	case "signup":
+		if r.cfg.Prefix == "" {
+			r.cfg.Prefix = "lg-" + randomHex(4)
+		}
+		sc.expect = http.StatusCreated
+		h := http.Header{"Content-Type": {"application/json"}}
+		pw := "lg-" + rand.Text()
+		sc.targeter = func(t *vegeta.Target) error {
+			i := int(r.signups.Add(1))
+			name := fmt.Sprintf("%s-s%d", r.cfg.Prefix, i)
+			t.Method, t.URL, t.Header = http.MethodPost, r.url("/v1/users"), h
+			t.Body = r.signupBody(name, name+"@example.com", pw, i)
+			return nil
+		}
+	default:
+		sc.skip = "unknown scenario"
+	}
+	return sc
+}
+
+// attack runs sc closed-loop for d: workers each send their next request
+// as soon as the previous one is answered. vegeta with an unbounded rate and
+// as many workers as maximum workers is exactly that. Every result goes into
+// rec (and to onResult); attack returns the time from the start to the last
+// answer and the CPU time spent meanwhile (ok false when it could not be
+// read).
+func (r *runner) attack(ctx context.Context, sc scenario, workers int, d time.Duration, rec *recorder, onResult func(*vegeta.Result)) (time.Duration, cpuUse, bool) {
+	atk := vegeta.NewAttacker(
+		vegeta.Client(r.client),
+		vegeta.Workers(uint64(workers)),
+		vegeta.MaxWorkers(uint64(workers)),
+		// Bodies are read to the end either way; only the flood keeps
+		// them (to tell 503 temporarily_unavailable from other 503s), so
+		// that the load generator's cost does not grow with the body.
+		vegeta.MaxBody(map[bool]int64{true: 4 << 10, false: 0}[sc.keepBody]),
+	)
+	stop := context.AfterFunc(ctx, func() { atk.Stop() })
+	defer stop()
+	before := sampleCPU(r.cfg.PID, r.cfg.DBPID)
+	start := time.Now()
+	for res := range atk.Attack(sc.targeter, vegeta.Rate{}, d, sc.name) {
+		rec.add(int(res.Code), res.Latency, int(res.Code) == sc.expect && res.Error == "")
+		if onResult != nil {
+			onResult(res)
+		}
+	}
+	elapsed := time.Since(start)
+	u, ok := before.until(sampleCPU(r.cfg.PID, r.cfg.DBPID), elapsed)
+	return elapsed, u, ok
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+// TestRunAgainstFake runs every scenario and the flood for a moment against
+// a fake idp, through run as the command line does, and checks the table,
+// the JSON and what the fake saw.
+func TestRunAgainstFake(t *testing.T) {
+	f, srv := newFakeIDP(t)
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{
+		"-url", srv.URL + "/", "-scenarios", "all,flood", "-duration", "150ms", "-concurrency", "3",
+		"-login-concurrency", "2", "-rounds", "2", "-flood-concurrency", "8", "-flood-duration", "150ms",
+		"-client-id", f.serviceID, "-client-secret", f.secret, "-pid", strconv.Itoa(os.Getpid()), "-json", jsonPath,
+	}, noEnv, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, b)
+	}
+	if len(rep.Scenarios) != len(allScenarios) {
+		t.Fatalf("%d scenarios in the report, want %d", len(rep.Scenarios), len(allScenarios))
+	}
+	for i, s := range rep.Scenarios {
+		if s.Name != allScenarios[i] {
+			t.Errorf("scenario %d is %q, want %q", i, s.Name, allScenarios[i])
+		}
+		if s.Skipped != "" || s.OK == 0 || s.OK != s.Requests || len(s.Errors) > 0 {
+			t.Errorf("%s: %d requests, %d ok, errors %v, skipped %q; want all ok", s.Name, s.Requests, s.OK, s.Errors, s.Skipped)
+		}
+		if s.OKRate <= 0 || s.P50Ms > s.P90Ms || s.P90Ms > s.P99Ms || s.P99Ms > s.MaxMs {
+			t.Errorf("%s: rate %.1f, p50 %.2f p90 %.2f p99 %.2f max %.2f", s.Name, s.OKRate, s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
+		}
+		want := 3
+		if s.Name == "password" || s.Name == "signup" {
+			want = 2
+		}
+		if s.Concurrency != want {
+			t.Errorf("%s ran with %d workers, want %d", s.Name, s.Concurrency, want)
+		}
+	}
+	if rep.SignaturesPerRefresh != 2 {
+		t.Errorf("signatures per refresh = %d, want 2 (access token and ID token)", rep.SignaturesPerRefresh)
+	}
+	if rep.Rounds != 2 || rep.Users != 3 {
+		t.Errorf("rounds %d, users %d; want 2 and 3", rep.Rounds, rep.Users)
+	}
+	if len(rep.Notes) > 0 {
+		t.Errorf("notes %q; want none (the fake answers If-None-Match with 304)", rep.Notes)
+	}
+
+	fl := rep.Flood
+	if fl == nil {
+		t.Fatal("no flood in the report")
+	}
+	if fl.OK == 0 || fl.Failed503 == 0 || fl.OtherFailures != 0 || fl.Failed503+fl.OK != fl.Requests || fl.Errors["503"] != fl.Failed503 {
+		t.Errorf("flood: %d requests, %d ok, %d×503, %d other, errors %v; want some of each of ok and 503 and nothing else",
+			fl.Requests, fl.OK, fl.Failed503, fl.OtherFailures, fl.Errors)
+	}
+	if fl.PeakRSSMiB <= 0 || fl.PeakRSSMiB < fl.StartRSSMiB {
+		t.Errorf("flood: peak RSS %.1f MiB from %.1f MiB; want the test process's own", fl.PeakRSSMiB, fl.StartRSSMiB)
+	}
+	if want := float64(runtime.GOMAXPROCS(0)*64 + 150); fl.BudgetMiB != want {
+		t.Errorf("flood budget %.0f MiB, want hash concurrency (GOMAXPROCS) × 64 MiB + 150 = %.0f", fl.BudgetMiB, want)
+	}
+
+	f.mu.Lock()
+	reused, signups := f.reused, len(f.users)
+	f.mu.Unlock()
+	if reused != 0 {
+		t.Errorf("the fake saw %d refresh tokens used twice: a chain was not rotated in order", reused)
+	}
+	if signups <= 3 {
+		t.Errorf("%d users signed up; want the 3 prepared ones and the signup scenario's", signups)
+	}
+
+	out := stdout.String()
+	for _, want := range append(slices.Clone(allScenarios), "flood", "p99 ms", "refresh: 2 RS256 signatures per grant") {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestServiceScenariosSkipWithoutClient checks that client_credentials and
+// stats are reported as skipped, not failed, without a service client, and
+// that the JSON says why.
+func TestServiceScenariosSkipWithoutClient(t *testing.T) {
+	_, srv := newFakeIDP(t)
+	cfg, err := parseLoadArgs([]string{"-url", srv.URL, "-scenarios", "healthz,client_credentials,stats", "-duration", "50ms"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runLoad(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("%d scenarios, want 3", len(rep.Scenarios))
+	}
+	for _, s := range rep.Scenarios[1:] {
+		if s.Skipped == "" || s.Requests != 0 {
+			t.Errorf("%s: skipped %q after %d requests; want skipped", s.Name, s.Skipped, s.Requests)
+		}
+	}
+	var buf bytes.Buffer
+	writeTable(&buf, rep)
+	if !strings.Contains(buf.String(), "skipped: needs -client-id") {
+		t.Errorf("table does not say why:\n%s", buf.String())
+	}
+}
+
+func TestNoServer(t *testing.T) {
+	_, srv := newFakeIDP(t)
+	srv.Close()
+	cfg, err := parseLoadArgs([]string{"-url", srv.URL, "-scenarios", "healthz", "-duration", "50ms"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "no server at") {
+		t.Errorf("runLoad against a closed server: %v, want no server at …", err)
+	}
+}
+
+func TestParseLoadArgs(t *testing.T) {
+	cfg, err := parseLoadArgs(nil, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Scenarios, allScenarios) || cfg.Duration != 5*time.Second || cfg.Concurrency != 16 ||
+		cfg.Client != "mobile" || cfg.BaseURL != "http://127.0.0.1:8080" || cfg.Rounds != 1 || cfg.FloodConcurrency != 200 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	if cfg.Argon2MemoryKiB != 64*1024 || cfg.HashConcurrency < 1 {
+		t.Errorf("flood budget inputs: %d KiB, %d slots; want idp's defaults", cfg.Argon2MemoryKiB, cfg.HashConcurrency)
+	}
+	if got := cfg.workers("password"); got != 2*cfg.HashConcurrency {
+		t.Errorf("password workers = %d, want twice the hashing slots (%d)", got, 2*cfg.HashConcurrency)
+	}
+	if got := cfg.workers("jwks"); got != 16 {
+		t.Errorf("jwks workers = %d, want -concurrency", got)
+	}
+
+	env := map[string]string{"IDP_HASH_CONCURRENCY": "3", "IDP_ARGON2_MEMORY_KIB": "32768"}
+	cfg, err = parseLoadArgs([]string{"-scenarios", " jwks, flood ,", "-login-concurrency", "5"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Scenarios, []string{"jwks", "flood"}) || cfg.HashConcurrency != 3 || cfg.Argon2MemoryKiB != 32768 || cfg.workers("signup") != 5 {
+		t.Errorf("got %+v", cfg)
+	}
+
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-scenarios", "jwks,nope"}, `unknown scenario "nope"`},
+		{[]string{"-scenarios", ","}, "no scenario"},
+		{[]string{"-client-id", "svc"}, "go together"},
+		{[]string{"-concurrency", "0"}, "at least 1"},
+		{[]string{"-duration", "0s"}, "must be positive"},
+		{[]string{"-rounds", "0"}, "-rounds"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		if _, err := parseLoadArgs(tt.args, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("parseLoadArgs(%q) = %v, want an error with %q", tt.args, err, tt.want)
+		}
+	}
+	if _, err := parseLoadArgs(nil, func(k string) string {
+		return map[string]string{"IDP_KEY_SIZE": "1024"}[k]
+	}, io.Discard); err == nil {
+		t.Error("IDP_KEY_SIZE=1024 accepted")
+	}
+	if err := run(context.Background(), []string{"-url", "ftp://x"}, noEnv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-url") {
+		t.Errorf("ftp URL: %v", err)
+	}
+	if err := run(context.Background(), []string{"-h"}, noEnv, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+}
