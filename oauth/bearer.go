@@ -13,7 +13,6 @@ import (
 
 	"github.com/ory/fosite"
 
-	"idp/account"
 	"idp/ent"
 )
 
@@ -67,13 +66,6 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	active, err := s.store.accessTokenActive(ctx, jwtSignature(token))
-	if err != nil {
-		return nil, err
-	}
-	if !active {
-		return nil, fmt.Errorf("%w: grant revoked", ErrInvalidToken)
-	}
 	p := &Principal{
 		Subject:   c.Subject,
 		ClientID:  c.ClientID,
@@ -82,11 +74,13 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		ExpiresAt: time.Unix(c.ExpiresAt, 0),
 	}
 	if id, isUser := userID(c.Subject); isUser {
-		u, err := s.users.Get(ctx, id)
-		if errors.Is(err, account.ErrNotFound) {
-			return nil, fmt.Errorf("%w: user gone", ErrInvalidToken)
-		} else if err != nil {
+		// The revocation check and the user are one read.
+		u, err := s.store.activeUser(ctx, jwtSignature(token), id)
+		if err != nil {
 			return nil, err
+		}
+		if u == nil {
+			return nil, fmt.Errorf("%w: grant revoked or user gone", ErrInvalidToken)
 		}
 		// iat has whole seconds; a token issued in the second of the
 		// change but before it was revoked with its grant at the change.
@@ -94,6 +88,14 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 			return nil, fmt.Errorf("%w: issued before the last password change", ErrInvalidToken)
 		}
 		p.User = u
+	} else {
+		active, err := s.store.accessTokenActive(ctx, jwtSignature(token))
+		if err != nil {
+			return nil, err
+		}
+		if !active {
+			return nil, fmt.Errorf("%w: grant revoked", ErrInvalidToken)
+		}
 	}
 	for _, scope := range scopes {
 		if !p.HasScope(scope) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/storage"
@@ -19,6 +20,7 @@ import (
 	"idp/ent"
 	"idp/ent/accesstoken"
 	"idp/ent/refreshtoken"
+	"idp/ent/user"
 )
 
 // Store is fosite's storage, backed by ent on MySQL or SQLite.
@@ -228,6 +230,22 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 func (s *Store) accessTokenActive(ctx context.Context, signature string) (bool, error) {
 	ok, err := s.client(ctx).AccessToken.Query().Where(accesstoken.ID(rowID(signature))).Exist(ctx)
 	return ok, storageError(err)
+}
+
+// activeUser returns the user of a live access token in one indexed read:
+// the user row, provided the token's row is still on record. nil means the
+// grant was revoked or the user is gone.
+func (s *Store) activeUser(ctx context.Context, signature string, userID int64) (*ent.User, error) {
+	tokenLive := func(sel *entsql.Selector) {
+		t := entsql.Table(accesstoken.Table)
+		sel.Where(entsql.Exists(entsql.Select(t.C(accesstoken.FieldID)).From(t).
+			Where(entsql.EQ(t.C(accesstoken.FieldID), rowID(signature)))))
+	}
+	u, err := s.client(ctx).User.Query().Where(user.ID(userID), tokenLive).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return u, storageError(err)
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.

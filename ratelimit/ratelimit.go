@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -26,12 +27,30 @@ type Rule struct {
 	Window time.Duration
 }
 
-// Limiter counts requests in the database.
+// Limiter counts requests in the database. To keep a write off most
+// requests, each process takes tokens from the shared count in batches of a
+// tenth of the limit and hands them out locally; tokens a process holds when
+// its window ends are lost, so the limit is enforced as at most Limit and at
+// least Limit minus a batch per process.
 type Limiter struct {
 	db  *database.DB
 	log *slog.Logger
 	now func() time.Time
+
+	mu     sync.Mutex
+	leases map[string]*lease
 }
+
+// lease is the tokens of one rule and key this process holds for a window.
+type lease struct {
+	mu        sync.Mutex
+	window    int64 // unix start of the window the tokens belong to
+	left      int64
+	exhausted bool // the shared count is past the limit for this window
+}
+
+// maxLeases bounds the local state; past it, it is dropped and rebuilt.
+const maxLeases = 100_000
 
 // New returns a Limiter on db. now may be nil (time.Now).
 func New(db *database.DB, log *slog.Logger, now func() time.Time) *Limiter {
@@ -41,12 +60,27 @@ func New(db *database.DB, log *slog.Logger, now func() time.Time) *Limiter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Limiter{db: db, log: log, now: now}
+	return &Limiter{db: db, log: log, now: now, leases: make(map[string]*lease)}
+}
+
+func (l *Limiter) lease(id string) *lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls, ok := l.leases[id]
+	if !ok {
+		if len(l.leases) >= maxLeases {
+			clear(l.leases)
+		}
+		ls = new(lease)
+		l.leases[id] = ls
+	}
+	return ls
 }
 
 // Allow counts one request of key under rule. It reports whether the request
 // is within the limit and, when it is not, how long until the window ends.
-// The count is one statement: an upsert that returns the new count.
+// Taking a batch of tokens is one statement: an upsert that returns the new
+// count.
 func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.Duration, error) {
 	if rule.Limit <= 0 {
 		return true, 0, nil
@@ -54,29 +88,50 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.
 	now := l.now().UTC()
 	start := now.Truncate(rule.Window)
 	end := start.Add(rule.Window)
-	id := rule.Name + "|" + key + "|" + strconv.FormatInt(start.Unix(), 10)
+	name := rule.Name + "|" + key
+	ls := l.lease(name)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.window != start.Unix() {
+		ls.window, ls.left, ls.exhausted = start.Unix(), 0, false
+	}
+	if ls.left > 0 {
+		ls.left--
+		return true, 0, nil
+	}
+	if ls.exhausted {
+		return false, end.Sub(now), nil
+	}
+	batch := max(1, rule.Limit/10)
+	id := name + "|" + strconv.FormatInt(start.Unix(), 10)
 	if len(id) > 300 {
 		id = id[:300]
 	}
-	n, err := l.increment(ctx, id, end.Add(rule.Window))
+	n, err := l.increment(ctx, id, batch, end.Add(rule.Window))
 	if err != nil {
 		return true, 0, fmt.Errorf("ratelimit: %w", err)
 	}
-	if n > rule.Limit {
+	// Of the batch just taken, the tokens up to the limit are ours.
+	granted := min(batch, rule.Limit-(n-batch))
+	if granted < batch {
+		ls.exhausted = true
+	}
+	if granted <= 0 {
 		return false, end.Sub(now), nil
 	}
+	ls.left = granted - 1
 	return true, 0, nil
 }
 
-// increment adds one to the window's count and returns the new count.
+// increment adds by to the window's count and returns the new count.
 // MySQL has no RETURNING: LAST_INSERT_ID(expr) hands the value back in the
 // statement's result instead.
-func (l *Limiter) increment(ctx context.Context, id string, expires time.Time) (int64, error) {
+func (l *Limiter) increment(ctx context.Context, id string, by int64, expires time.Time) (int64, error) {
 	expires = expires.Truncate(time.Microsecond)
 	if l.db.Dialect == dialect.MySQL {
 		res, err := l.db.SQL.ExecContext(ctx,
-			"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, LAST_INSERT_ID(1), ?) "+
-				"ON DUPLICATE KEY UPDATE count = LAST_INSERT_ID(count + 1)", id, expires)
+			"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, LAST_INSERT_ID(?), ?) "+
+				"ON DUPLICATE KEY UPDATE count = LAST_INSERT_ID(count + ?)", id, by, expires, by)
 		if err != nil {
 			return 0, err
 		}
@@ -84,13 +139,23 @@ func (l *Limiter) increment(ctx context.Context, id string, expires time.Time) (
 	}
 	var n int64
 	err := l.db.SQL.QueryRowContext(ctx,
-		"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, 1, ?) "+
-			"ON CONFLICT(id) DO UPDATE SET count = count + 1 RETURNING count", id, expires).Scan(&n)
+		"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, ?, ?) "+
+			"ON CONFLICT(id) DO UPDATE SET count = count + excluded.count RETURNING count", id, by, expires).Scan(&n)
 	return n, err
 }
 
-// DeleteExpired removes windows that ended; run it now and then.
+// DeleteExpired removes windows that ended, and this process's leases of
+// them; run it now and then.
 func (l *Limiter) DeleteExpired(ctx context.Context) (int, error) {
+	l.mu.Lock()
+	for id, ls := range l.leases {
+		ls.mu.Lock()
+		if ls.left == 0 {
+			delete(l.leases, id)
+		}
+		ls.mu.Unlock()
+	}
+	l.mu.Unlock()
 	return l.db.Ent.RateLimitWindow.Delete().Where(ratelimitwindow.ExpiresAtLT(l.now())).Exec(ctx)
 }
 
