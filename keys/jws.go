@@ -82,6 +82,12 @@ func (m *Manager) Verify(token string) (Verified, error) {
 	if len(jws.Signatures) != 1 {
 		return Verified{}, fmt.Errorf("%w: want exactly one signature", ErrInvalidToken)
 	}
+	// go-jose decodes base64 leniently (line breaks, unused trailing bits),
+	// so one token has other spellings. Callers key revocation by the
+	// token's text: only the canonical spelling may verify.
+	if canonical, err := jws.CompactSerialize(); err != nil || canonical != token {
+		return Verified{}, fmt.Errorf("%w: not in canonical compact form", ErrInvalidToken)
+	}
 	h := jws.Signatures[0].Protected
 	if h.KeyID == "" {
 		return Verified{}, fmt.Errorf("%w: no kid in the header", ErrInvalidToken)

@@ -194,3 +194,30 @@ func TestRotateImmediate(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyRefusesOtherSpellings: a token with a line break in a segment,
+// or with other unused trailing bits in its signature, decodes to the same
+// bytes but is not the token that was issued.
+func TestVerifyRefusesOtherSpellings(t *testing.T) {
+	db := databasetest.Open(t, databasetest.SQLiteURL(t))
+	m := loadedManager(t, db.Ent, testOptions(newClock()))
+	tok, err := m.Sign([]byte(`{"sub":"1"}`), "at+jwt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	last := tok[len(tok)-1]
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, last)
+	// 2048-bit signatures are 256 bytes: the last character carries 4
+	// unused bits, so flipping the lowest one spells the same bytes.
+	sibling := tok[:len(tok)-1] + string(alphabet[i^1])
+	withBreak := strings.Replace(tok, ".", ".\n", 1)
+	for name, v := range map[string]string{"trailing bits": sibling, "line break": withBreak} {
+		if _, err := m.Verify(v); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: %v, want ErrInvalidToken", name, err)
+		}
+	}
+}

@@ -174,6 +174,10 @@ func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, gra
 		rfc = fosite.ErrorToRFC6749Error(err)
 	}
 	s.observe(grant, rfc.ErrorField)
+	if rfc.CodeField == http.StatusUnauthorized {
+		// RFC 6749 §5.2: a 401 names the authentication scheme.
+		w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
+	}
 	if ar == nil {
 		// fosite returns no request when no handler took the grant.
 		ar = fosite.NewAccessRequest(new(Session))
@@ -212,6 +216,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be revoked now; retry shortly.")
 	case rfc.ErrorField == fosite.ErrInvalidClient.ErrorField:
+		w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
 		writeError(w, http.StatusUnauthorized, rfc.ErrorField, "Client authentication failed.")
 	case rfc.ErrorField == fosite.ErrUnauthorizedClient.ErrorField:
 		writeError(w, http.StatusBadRequest, rfc.ErrorField, "The token was issued to another client.")

@@ -97,7 +97,8 @@ func TestTokenEndpointBadInput(t *testing.T) {
 
 		// Confidential client with a wrong secret over Basic.
 		secret := s.createClient(newConfidential("backend"))
-		if r := post(form, "grant_type=client_credentials", "backend", secret+"x"); r.status != 401 || r.json(t)["error"] != "invalid_client" {
+		if r := post(form, "grant_type=client_credentials", "backend", secret+"x"); r.status != 401 || r.json(t)["error"] != "invalid_client" ||
+			!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
 			t.Errorf("wrong secret: %d %s", r.status, r.body)
 		}
 		if r := post(form, "grant_type=client_credentials&client_secret="+secret, "backend", secret); r.status != 400 {
