@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/argon2"
+	"idp/password/internal/argon2"
 )
 
 // ErrBusy means every hashing slot stayed taken for the whole queue timeout,
@@ -123,8 +123,12 @@ func (p Params) Validate() error {
 // Hasher hashes and verifies passwords with fixed parameters, running at most
 // Concurrency hashes at once. It is safe for concurrent use.
 type Hasher struct {
-	params       Params
-	slots        chan struct{} // one element per running hash
+	params Params
+	// slots holds the working memory of each hash that may run at once;
+	// taking one is taking a slot. Kept from hash to hash, it bounds the
+	// memory at Concurrency × Memory for good and spares the allocation,
+	// the page faults and the garbage of a fresh block per hash.
+	slots        chan *argon2.Memory
 	queueTimeout time.Duration
 	dummy        string // a real hash with params, for VerifyDummy
 }
@@ -147,12 +151,15 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration) (*Hasher, 
 	}
 	h := &Hasher{
 		params:       p,
-		slots:        make(chan struct{}, concurrency),
+		slots:        make(chan *argon2.Memory, concurrency),
 		queueTimeout: queueTimeout,
+	}
+	for range concurrency {
+		h.slots <- new(argon2.Memory)
 	}
 	// The dummy's password is random and thrown away: nothing can match it,
 	// and VerifyDummy's answer is ignored anyway.
-	h.dummy = h.compute(rand.Text()).String()
+	h.dummy = h.compute(nil, rand.Text()).String()
 	return h, nil
 }
 
@@ -184,12 +191,12 @@ func (h *Hasher) MemoryBudget() int64 {
 // alike, because changing it later locks out every user hashed under the old
 // rule.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	release, err := h.acquire(ctx)
+	mem, release, err := h.acquire(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer release()
-	return h.compute(password).String(), nil
+	return h.compute(mem, password).String(), nil
 }
 
 // Verify checks password against encoded, a PHC string made by Hash, comparing
@@ -206,12 +213,12 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok bool,
 	if err != nil {
 		return false, false, err
 	}
-	release, err := h.acquire(ctx)
+	mem, release, err := h.acquire(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
-	got := argon2.IDKey([]byte(password), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
+	got := mem.IDKey([]byte(password), stored.salt, stored.iterations, stored.memory, stored.parallelism, uint32(len(stored.key)))
 	if subtle.ConstantTimeCompare(got, stored.key) != 1 {
 		return false, false, nil
 	}
@@ -227,38 +234,37 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	return err
 }
 
-// acquire takes a hashing slot, waiting at most queueTimeout and no longer
-// than ctx allows. The returned func gives the slot back.
-func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
-	release = func() { <-h.slots }
+// acquire takes a hashing slot and its memory, waiting at most queueTimeout
+// and no longer than ctx allows. The returned func gives the slot back.
+func (h *Hasher) acquire(ctx context.Context) (*argon2.Memory, func(), error) {
 	// A caller whose context has ended has gone: spend no hash on it, even
 	// with a slot free.
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
+	var mem *argon2.Memory
 	select {
-	case h.slots <- struct{}{}:
-		return release, nil
+	case mem = <-h.slots:
 	default:
+		if h.queueTimeout <= 0 {
+			return nil, nil, ErrBusy
+		}
+		timer := time.NewTimer(h.queueTimeout)
+		defer timer.Stop()
+		select {
+		case mem = <-h.slots:
+		case <-timer.C:
+			return nil, nil, ErrBusy
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+		}
 	}
-	if h.queueTimeout <= 0 {
-		return nil, ErrBusy
-	}
-	timer := time.NewTimer(h.queueTimeout)
-	defer timer.Stop()
-	select {
-	case h.slots <- struct{}{}:
-		return release, nil
-	case <-timer.C:
-		return nil, ErrBusy
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
-	}
+	return mem, func() { h.slots <- mem }, nil
 }
 
-// compute hashes password with a fresh salt and the Hasher's parameters. It
-// takes no slot: callers do.
-func (h *Hasher) compute(password string) phc {
+// compute hashes password with a fresh salt and the Hasher's parameters, in
+// mem (nil: fresh memory). It takes no slot: callers do.
+func (h *Hasher) compute(mem *argon2.Memory, password string) phc {
 	p := h.params
 	salt := make([]byte, p.SaltLength)
 	rand.Read(salt) // never fails: since Go 1.24 it crashes rather than return an error
@@ -267,7 +273,7 @@ func (h *Hasher) compute(password string) phc {
 		iterations:  p.Iterations,
 		parallelism: p.Parallelism,
 		salt:        salt,
-		key:         argon2.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength),
+		key:         mem.IDKey([]byte(password), salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength),
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"idp/password/internal/argon2"
 )
 
 // testParams is the cheapest parameter set Validate accepts (OWASP's floor),
@@ -330,7 +332,7 @@ func TestVerifyMalformed(t *testing.T) {
 			}
 		})
 	}
-	if n := len(h.slots); n != 0 {
+	if n := cap(h.slots) - len(h.slots); n != 0 {
 		t.Errorf("%d slots still held after malformed hashes", n)
 	}
 }
@@ -344,7 +346,7 @@ func TestBusy(t *testing.T) {
 	}
 
 	// Hold the only slot, as a running Hash does.
-	release, err := h.acquire(ctx)
+	_, release, err := h.acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,14 +369,14 @@ func TestBusy(t *testing.T) {
 	if ok, _, err := h.Verify(ctx, stored, "pw"); !ok || err != nil {
 		t.Errorf("Verify after release = %v, %v; want true, nil", ok, err)
 	}
-	if n := len(h.slots); n != 0 {
+	if n := cap(h.slots) - len(h.slots); n != 0 {
 		t.Errorf("%d slots held after every call returned", n)
 	}
 }
 
 func TestBusyNoQueue(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, 0)
-	release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +409,7 @@ func TestBusyCancelled(t *testing.T) {
 
 func TestBusyCancelledWhileWaiting(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, time.Hour)
-	release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +429,7 @@ func TestBusyCancelledWhileWaiting(t *testing.T) {
 
 func TestWaiterGetsReleasedSlot(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, time.Hour)
-	release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +461,7 @@ func TestHasherAccessors(t *testing.T) {
 		t.Errorf("Params() = %+v, want %+v", got, p)
 	}
 	// Built by hand: NewHasher would compute a 4 GiB dummy hash.
-	big := &Hasher{params: Params{Memory: 4 * 1024 * 1024}, slots: make(chan struct{}, 64)}
+	big := &Hasher{params: Params{Memory: 4 * 1024 * 1024}, slots: make(chan *argon2.Memory, 64)}
 	if got, want := big.MemoryBudget(), int64(64)<<32; got != want {
 		t.Errorf("MemoryBudget() for 64 × 4 GiB = %d, want %d (no overflow)", got, want)
 	}
