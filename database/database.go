@@ -19,7 +19,7 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/go-sql-driver/mysql"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite"
 
 	"idp/ent"
 	"idp/ent/migrate"
@@ -45,7 +45,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	driver, dsn, dia, err := dataSource(rawURL)
+	dsn, dia, err := dataSource(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +55,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(sqlitePath(rawURL)), 0o700); err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
-		if sqlDB, err = sql.Open(driver, dsn); err != nil {
-			return nil, fmt.Errorf("database: %w", err)
-		}
+		sqlDB = sql.OpenDB(sqliteConnector{dsn: dsn, drv: &sqlite.Driver{}})
 	case dialect.MySQL:
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {
@@ -79,7 +77,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("database: connect to %s: %w", Redact(rawURL), err)
 	}
-	drv := entsql.OpenDB(dia, sqlDB)
+	var drv dialect.Driver = entsql.OpenDB(dia, sqlDB)
+	if dia == dialect.SQLite {
+		drv = newSerialWrites(drv)
+	}
 	return &DB{Ent: ent.NewClient(ent.Driver(drv)), SQL: sqlDB, Dialect: dia}, nil
 }
 
@@ -129,24 +130,24 @@ func configurePool(db *sql.DB, dia string) {
 	db.SetConnMaxLifetime(time.Hour)
 }
 
-// dataSource turns the configured URL into a driver name and its DSN.
-func dataSource(rawURL string) (driver, dsn, dia string, err error) {
+// dataSource turns the configured URL into a DSN and its dialect.
+func dataSource(rawURL string) (dsn, dia string, err error) {
 	scheme, _, ok := strings.Cut(rawURL, ":")
 	if !ok {
-		return "", "", "", errors.New("database: URL has no scheme (want mysql:// or sqlite:)")
+		return "", "", errors.New("database: URL has no scheme (want mysql:// or sqlite:)")
 	}
 	switch scheme {
 	case "mysql":
 		dsn, err := mysqlDSN(rawURL)
-		return "mysql", dsn, dialect.MySQL, err
+		return dsn, dialect.MySQL, err
 	case "sqlite":
 		path := sqlitePath(rawURL)
 		if path == "" {
-			return "", "", "", errors.New("database: sqlite URL has no path")
+			return "", "", errors.New("database: sqlite URL has no path")
 		}
-		return "sqlite", SQLiteDSN(path), dialect.SQLite, nil
+		return SQLiteDSN(path), dialect.SQLite, nil
 	default:
-		return "", "", "", fmt.Errorf("database: unsupported scheme %q (want mysql or sqlite)", scheme)
+		return "", "", fmt.Errorf("database: unsupported scheme %q (want mysql or sqlite)", scheme)
 	}
 }
 

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -69,6 +71,37 @@ type tokenStrategy struct {
 	issuer string
 	opaque *oauth2.HMACSHAStrategyUnPrefixed
 	now    func() time.Time
+
+	verified verifiedCache
+}
+
+// verifiedCache remembers the claims of access tokens whose signature was
+// checked, until they expire: an app presents the same token for each call
+// of its lifetime, and the RSA verification and JSON decoding are most of the
+// cost of a bearer check. Only tokens that verified are entered, keyed by a
+// hash of their whole text, so nothing can be planted in it; revocation is
+// checked on every request regardless.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*accessClaims
+}
+
+// maxVerified bounds the cache; past it, it starts afresh.
+const maxVerified = 50_000
+
+func (c *verifiedCache) get(key [sha256.Size]byte) *accessClaims {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[key]
+}
+
+func (c *verifiedCache) put(key [sha256.Size]byte, claims *accessClaims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[[sha256.Size]byte]*accessClaims)
+	}
+	c.m[key] = claims
 }
 
 var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
@@ -132,6 +165,23 @@ func (s *tokenStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requeste
 // audience and lifetime, and returns its claims. Errors wrap
 // fosite.ErrTokenExpired or fosite.ErrRequestUnauthorized.
 func (s *tokenStrategy) parseAccessToken(token string) (*accessClaims, error) {
+	key := sha256.Sum256([]byte(token))
+	if c := s.verified.get(key); c != nil {
+		if s.now().Unix() >= c.ExpiresAt {
+			return nil, fosite.ErrTokenExpired.WithHint("The token has expired.")
+		}
+		return c, nil
+	}
+	c, err := s.verifyAccessToken(token)
+	if err != nil {
+		return nil, err
+	}
+	s.verified.put(key, c)
+	return c, nil
+}
+
+// verifyAccessToken is parseAccessToken without the cache.
+func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
 	v, err := s.signer.Verify(token)
 	if err != nil {
 		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("The token signature is invalid.")

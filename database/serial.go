@@ -1,0 +1,117 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"entgo.io/ent/dialect"
+)
+
+// serialWrites makes the writers of one process take turns on SQLite before
+// asking the database. SQLite allows one writer at a time, and a writer that
+// finds the lock taken sleeps in SQLite's busy handler, 1 ms at first and
+// longer after, while the lock is usually free again within a fraction of
+// that: under concurrent refreshes most of the time went to sleeping. A
+// queue in Go hands the turn over at once. Reads are not queued: in WAL mode
+// they never wait for the writer.
+//
+// The rule that comes with it: inside a transaction, write through the
+// transaction (Client(ctx, …)), never through the plain client, or the write
+// waits for the transaction that waits for it. A wait is bounded by
+// writeWait so that such a mistake fails instead of hanging.
+type serialWrites struct {
+	dialect.Driver
+	turn chan struct{}
+}
+
+// writeWait bounds how long a writer waits for its turn.
+const writeWait = 30 * time.Second
+
+var errWriteWait = errors.New("database: waited too long for the write lock")
+
+func newSerialWrites(d dialect.Driver) *serialWrites {
+	return &serialWrites{Driver: d, turn: make(chan struct{}, 1)}
+}
+
+func (s *serialWrites) acquire(ctx context.Context) error {
+	t := time.NewTimer(writeWait)
+	defer t.Stop()
+	select {
+	case s.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errWriteWait
+	}
+}
+
+func (s *serialWrites) release() { <-s.turn }
+
+// isWrite tells a statement that changes the database (ent inserts with
+// RETURNING through Query) from a read.
+func isWrite(query string) bool {
+	q := strings.TrimSpace(query)
+	if len(q) < 6 {
+		return false
+	}
+	switch strings.ToUpper(q[:6]) {
+	case "INSERT", "UPDATE", "DELETE", "REPLAC":
+		return true
+	}
+	return false
+}
+
+func (s *serialWrites) Exec(ctx context.Context, query string, args, v any) error {
+	if !isWrite(query) {
+		return s.Driver.Exec(ctx, query, args, v)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	return s.Driver.Exec(ctx, query, args, v)
+}
+
+func (s *serialWrites) Query(ctx context.Context, query string, args, v any) error {
+	if !isWrite(query) {
+		return s.Driver.Query(ctx, query, args, v)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	return s.Driver.Query(ctx, query, args, v)
+}
+
+// Tx holds the turn from begin to commit or rollback: SQLite transactions
+// here begin IMMEDIATE, taking the write lock at once.
+func (s *serialWrites) Tx(ctx context.Context) (dialect.Tx, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	tx, err := s.Driver.Tx(ctx)
+	if err != nil {
+		s.release()
+		return nil, err
+	}
+	return &serialTx{Tx: tx, release: sync.OnceFunc(s.release)}, nil
+}
+
+type serialTx struct {
+	dialect.Tx
+	release func()
+}
+
+func (t *serialTx) Commit() error {
+	defer t.release()
+	return t.Tx.Commit()
+}
+
+func (t *serialTx) Rollback() error {
+	defer t.release()
+	return t.Tx.Rollback()
+}
