@@ -151,10 +151,6 @@ func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *C
 	return s, nil
 }
 
-// Store returns the token storage, for maintenance such as revoking every
-// grant of a user.
-func (s *Server) Store() *Store { return s.store }
-
 // Register adds the OAuth 2.0 and OpenID Connect routes to r.
 func (s *Server) Register(r chi.Router) {
 	r.Get("/.well-known/openid-configuration", s.handleDiscovery)
@@ -181,23 +177,8 @@ func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
 	return s.store.RevokeSubject(ctx, subject)
 }
 
-// RunJanitor deletes expired token rows every interval until ctx ends.
-func (s *Server) RunJanitor(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// A minute of grace so a token is never deleted while a
-			// request that checked its expiry is still using it.
-			n, err := s.store.DeleteExpired(ctx, s.now().Add(-time.Minute))
-			if err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "delete expired tokens", "err", err)
-			} else if n > 0 {
-				s.log.DebugContext(ctx, "deleted expired tokens", "count", n)
-			}
-		}
-	}
+// DeleteExpiredTokens removes token rows that expired over a minute ago
+// (the minute spares a token still in use by a request that checked it).
+func (s *Server) DeleteExpiredTokens(ctx context.Context) (int, error) {
+	return s.store.DeleteExpired(ctx, s.now().Add(-time.Minute))
 }

@@ -242,12 +242,6 @@ func (s *Server) profileOf(ctx context.Context, u *ent.User) Profile {
 	return p
 }
 
-// PictureURL is the URL of a stored picture; the token service uses it for
-// the "picture" claim so that userinfo and the profile agree.
-func (s *Server) PictureURL(ctx context.Context, key string) (string, error) {
-	return s.pictures.URL(ctx, key)
-}
-
 // pictureKeySecret is the secret a user's picture keys are derived with:
 // per user, so that two users uploading the same image never share an
 // object and deleting one's picture cannot remove the other's.

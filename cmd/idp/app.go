@@ -321,8 +321,8 @@ func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// sweep deletes what guessing protection leaves behind: ended rate-limit
-// windows, stale login throttles, expired reset codes.
+// sweep deletes what expires: token rows, ended rate-limit windows, stale
+// login throttles, expired reset codes.
 func (a *app) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -332,6 +332,7 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			for name, f := range map[string]func(context.Context) (int, error){
+				"expired tokens":     a.oauth.DeleteExpiredTokens,
 				"rate limit windows": a.limiter.DeleteExpired,
 				"login throttles":    a.accounts.DeleteStaleThrottles,
 				"reset codes":        a.accounts.DeleteExpiredCodes,
@@ -362,7 +363,6 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(bg) })
-	wg.Go(func() { a.oauth.RunJanitor(bg, 10*time.Minute) })
 	wg.Go(func() { a.outbox.Run(bg) })
 	wg.Go(func() { a.sweep(bg, 10*time.Minute) })
 

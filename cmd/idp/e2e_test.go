@@ -427,6 +427,15 @@ func TestAccessTokenExpiresAndPasswordChange(t *testing.T) {
 		if r := s.get("/userinfo", tok.AccessToken); r.status != 401 {
 			t.Errorf("expired token: %d", r.status)
 		}
+		// A minute past its grace, the sweep deletes the expired access
+		// token's row and keeps the live refresh token's.
+		clock.Advance(2 * time.Minute)
+		if n, err := s.app.oauth.DeleteExpiredTokens(ctx); err != nil || n != 1 {
+			t.Errorf("DeleteExpiredTokens = %d, %v; want the one access token", n, err)
+		}
+		if _, err := mobileConfig(s, allUserScopes...).TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+			t.Errorf("the refresh token after the sweep: %v", err)
+		}
 	})
 }
 
