@@ -82,6 +82,15 @@ func TestTokenFlow(t *testing.T) {
 		if rfc8414.status != 200 || rfc8414.json(t)["issuer"] != s.URL {
 			t.Errorf("RFC 8414 metadata: %d %s", rfc8414.status, rfc8414.body)
 		}
+		// Prepared documents answer a poll with their ETag by 304.
+		for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+			first := s.get(path, "")
+			req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+			req.Header.Set("If-None-Match", first.header.Get("ETag"))
+			if r := s.do(req); first.header.Get("ETag") == "" || r.status != http.StatusNotModified || len(r.body) != 0 {
+				t.Errorf("%s with If-None-Match: %d (ETag %q)", path, r.status, first.header.Get("ETag"))
+			}
+		}
 
 		conf := mobileConfig(s, allUserScopes...)
 		idVerifier := provider.Verifier(&oidc.Config{ClientID: "mobile"})
