@@ -51,15 +51,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.observe("none", "invalid_request")
 		writeError(w, http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
 		return
-	case "password", "refresh_token":
-	case "client_credentials":
-		// fosite answers a public client here with invalid_grant;
-		// RFC 6749 §5.2 has the precise error.
-		if c, err := s.AuthenticateClient(ctx, r, r.PostForm); err == nil && c.IsPublic() {
-			s.observe(grant, "unauthorized_client")
-			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use client_credentials.")
-			return
-		}
+	case "password", "refresh_token", "client_credentials":
 	default:
 		s.observe("other", "unsupported_grant_type")
 		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
@@ -69,6 +61,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := new(Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if grant == "client_credentials" && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() {
+			// fosite answers an authenticated public client with
+			// invalid_grant; RFC 6749 §5.2 has the precise error.
+			s.observe(grant, "unauthorized_client")
+			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use client_credentials.")
+			return
+		}
 		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
