@@ -2,12 +2,14 @@ package database
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
 )
 
 // serialWrites makes the writers of one process take turns on SQLite before
@@ -87,6 +89,45 @@ func (s *serialWrites) Query(ctx context.Context, query string, args, v any) err
 	return s.Driver.Query(ctx, query, args, v)
 }
 
+// queryer and execer are the raw SQL methods of ent's SQL driver and
+// transaction, which ent's generated QueryContext and ExecContext look for.
+type (
+	queryer interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	}
+	execer interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
+)
+
+var (
+	_ queryer = (*entsql.Driver)(nil)
+	_ execer  = (*entsql.Driver)(nil)
+	_ queryer = (*entsql.Tx)(nil)
+	_ execer  = (*entsql.Tx)(nil)
+)
+
+var errQueryWrite = errors.New("database: a write through QueryContext cannot be queued; use ent or ExecContext")
+
+// QueryContext runs a read. A write is refused: its turn would have to last
+// until the caller closes the rows.
+func (s *serialWrites) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if isWrite(query) {
+		return nil, errQueryWrite
+	}
+	return s.Driver.(queryer).QueryContext(ctx, query, args...)
+}
+
+func (s *serialWrites) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if isWrite(query) {
+		if err := s.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer s.release()
+	}
+	return s.Driver.(execer).ExecContext(ctx, query, args...)
+}
+
 // Tx holds the turn from begin to commit or rollback: SQLite transactions
 // here begin IMMEDIATE, taking the write lock at once.
 func (s *serialWrites) Tx(ctx context.Context) (dialect.Tx, error) {
@@ -109,6 +150,16 @@ type serialTx struct {
 func (t *serialTx) Commit() error {
 	defer t.release()
 	return t.Tx.Commit()
+}
+
+// QueryContext and ExecContext run inside the transaction, which already
+// holds the turn.
+func (t *serialTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.Tx.(queryer).QueryContext(ctx, query, args...)
+}
+
+func (t *serialTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.Tx.(execer).ExecContext(ctx, query, args...)
 }
 
 func (t *serialTx) Rollback() error {

@@ -9,46 +9,72 @@ import (
 	"modernc.org/sqlite"
 )
 
-// SQLite compiles every statement it is given, and database/sql through ent
-// hands it the same few dozen statements over and over: compiling was a
-// tenth of the CPU of a bearer-token check. The connector below keeps each
-// connection's compiled statements, by their text, and runs them again.
+// Both engines spend much of a small query's cost on its text: SQLite
+// compiles every statement it is given (a tenth of the CPU of a bearer-token
+// check), and MySQL parses and plans every query that arrives as text (with
+// the driver's interpolation, a third of MariaDB's CPU for the bearer
+// check's read). database/sql through ent hands them the same few dozen
+// statements over and over, so each connection keeps its prepared
+// statements, by their text, and runs them again: on MySQL one round trip
+// in the binary protocol, as with interpolation, without the parsing.
 
-// maxCachedStmts bounds the statements kept per connection; statements past
-// it run uncached (ent builds a few with variable IN lists).
-const maxCachedStmts = 256
+// A connection keeps its most recently used statements up to a bound, and
+// closes the least recently used one to make room, so that statements run
+// once (ent builds a few with variable IN lists) cannot crowd out the ones
+// every request runs. MySQL counts prepared statements against
+// max_prepared_stmt_count (16,382 by default) for the whole server, so
+// there the bound is small: replicas × pool size × 32 must stay below it.
+const (
+	sqliteCachedStmts = 256
+	mysqlCachedStmts  = 32
+)
 
-// sqliteConnector opens modernc connections that cache their statements.
+// cachingConnector opens connections through another connector and gives
+// each its own statement cache of at most max statements.
+type cachingConnector struct {
+	driver.Connector
+	max int
+}
+
+func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := conn.(fullConn); !ok {
+		return conn, nil
+	}
+	return &cachingConn{Conn: conn, max: c.max, stmts: make(map[string]*cachedStmt)}, nil
+}
+
+// sqliteConnector opens modernc connections (modernc has no connector).
 type sqliteConnector struct {
 	dsn string
 	drv *sqlite.Driver
 }
 
-func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
-	conn, err := c.drv.Open(c.dsn)
-	if err != nil {
-		return nil, err
-	}
-	return &cachingConn{Conn: conn, stmts: make(map[string]*cachedStmt)}, nil
-}
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
 
 func (c sqliteConnector) Driver() driver.Driver { return c.drv }
 
-// cachingConn is a modernc connection with a statement cache. database/sql
-// uses a connection from one goroutine at a time; a cached statement whose
-// rows are still open is busy, and a second use of it then runs uncached.
+// cachingConn is a connection with a statement cache. database/sql uses a
+// connection from one goroutine at a time; a cached statement whose rows
+// are still open is busy, and a second use of it then runs uncached.
 type cachingConn struct {
 	driver.Conn
+	max   int
 	stmts map[string]*cachedStmt
+	clock uint64 // counts uses, for lastUse
 }
 
 type cachedStmt struct {
-	stmt driver.Stmt
-	busy bool
+	stmt    driver.Stmt
+	busy    bool
+	lastUse uint64
 }
 
-// the optional interfaces of modernc's connection, which database/sql looks
-// for on the connection it is given.
+// the optional interfaces of the drivers' connections, which database/sql
+// looks for on the connection it is given.
 type (
 	fullConn interface {
 		driver.Conn
@@ -74,6 +100,7 @@ var (
 	_ driver.Pinger             = (*cachingConn)(nil)
 	_ driver.SessionResetter    = (*cachingConn)(nil)
 	_ driver.Validator          = (*cachingConn)(nil)
+	_ driver.NamedValueChecker  = (*cachingConn)(nil)
 )
 
 func (c *cachingConn) inner() fullConn { return c.Conn.(fullConn) }
@@ -92,38 +119,69 @@ func (c *cachingConn) ResetSession(ctx context.Context) error { return c.inner()
 
 func (c *cachingConn) IsValid() bool { return c.inner().IsValid() }
 
+// CheckNamedValue keeps the driver's own argument conversion (MySQL's
+// accepts more types than database/sql's default).
+func (c *cachingConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return nc.CheckNamedValue(nv)
+	}
+	return driver.ErrSkip
+}
+
 // take returns the cached statement for query, preparing it on first use,
-// or nil when it is busy or the cache is full.
-func (c *cachingConn) take(ctx context.Context, query string) (*cachedStmt, error) {
+// or nil when it is busy, every cached statement is busy or the statement
+// could not be prepared: the uncached path then runs it, and reports its
+// error if it has one. (MySQL refuses to prepare past
+// max_prepared_stmt_count; the query itself is fine.)
+func (c *cachingConn) take(ctx context.Context, query string) *cachedStmt {
+	c.clock++
 	cs, ok := c.stmts[query]
 	if ok {
 		if cs.busy {
-			return nil, nil
+			return nil
 		}
-		cs.busy = true
-		return cs, nil
+		cs.busy, cs.lastUse = true, c.clock
+		return cs
 	}
-	if len(c.stmts) >= maxCachedStmts {
-		return nil, nil
+	if len(c.stmts) >= c.max && !c.evict() {
+		return nil
 	}
 	st, err := c.inner().PrepareContext(ctx, query)
 	if err != nil {
-		return nil, err
+		return nil
 	}
 	if _, ok := st.(ctxStmt); !ok {
 		st.Close()
-		return nil, nil
+		return nil
 	}
-	cs = &cachedStmt{stmt: st, busy: true}
+	cs = &cachedStmt{stmt: st, busy: true, lastUse: c.clock}
 	c.stmts[query] = cs
-	return cs, nil
+	return cs
+}
+
+// evict closes the least recently used statement that is not busy, and
+// reports whether there was one. The scan is over a few dozen entries and
+// happens only when a new statement arrives at a full cache.
+func (c *cachingConn) evict() bool {
+	var (
+		oldest string
+		found  *cachedStmt
+	)
+	for q, cs := range c.stmts {
+		if !cs.busy && (found == nil || cs.lastUse < found.lastUse) {
+			oldest, found = q, cs
+		}
+	}
+	if found == nil {
+		return false
+	}
+	delete(c.stmts, oldest)
+	found.stmt.Close()
+	return true
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	cs, err := c.take(ctx, query)
-	if err != nil {
-		return nil, err
-	}
+	cs := c.take(ctx, query)
 	if cs == nil {
 		return c.inner().ExecContext(ctx, query, args)
 	}
@@ -132,10 +190,7 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	cs, err := c.take(ctx, query)
-	if err != nil {
-		return nil, err
-	}
+	cs := c.take(ctx, query)
 	if cs == nil {
 		return c.inner().QueryContext(ctx, query, args)
 	}

@@ -2,9 +2,11 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 
+	"idp/database"
 	"idp/database/databasetest"
 )
 
@@ -14,6 +16,7 @@ import (
 func TestStatementCache(t *testing.T) {
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
 	ctx := context.Background()
+	testManyStatements(t, db, nil)
 	if _, err := db.SQL.Exec("CREATE TABLE nums (n INTEGER PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +62,83 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("outer rows: sum %d, %v", sum, err)
 	}
 	outer.Close()
-	// More distinct statements than the cache holds.
+}
+
+// testManyStatements runs more distinct statements than the cache holds on
+// one connection (conn, or one of db's), and one that cannot be prepared,
+// which must fail with the database's error and leave the connection
+// working.
+func testManyStatements(t *testing.T, db *database.DB, conn *sql.Conn) {
+	ctx := context.Background()
+	if conn == nil {
+		var err error
+		if conn, err = db.SQL.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+	}
 	for i := range 300 {
 		var n int
-		if err := tx.QueryRowContext(ctx, fmt.Sprintf("SELECT n + %d FROM nums WHERE n = ?", i), 1).Scan(&n); err != nil || n != 1+i {
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT ? + %d", i), 1).Scan(&n); err != nil || n != 1+i {
 			t.Fatalf("statement %d: %d, %v", i, n, err)
 		}
+	}
+	if _, err := conn.ExecContext(ctx, "SELEC ?", 1); err == nil {
+		t.Error("a statement with a syntax error ran")
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT ? + 1", 1).Scan(&n); err != nil || n != 2 {
+		t.Errorf("after the failed statement: %d, %v", n, err)
+	}
+}
+
+// TestMySQLPreparedStatements: on MySQL a repeated statement is prepared
+// once per connection and then only executed, in the binary protocol, even
+// after hundreds of others filled the cache; without the cache every query
+// would arrive as interpolated text.
+func TestMySQLPreparedStatements(t *testing.T) {
+	db := databasetest.Open(t, databasetest.MySQLURL(t))
+	ctx := context.Background()
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	testManyStatements(t, db, conn)
+	// One statement reads both counters: it is cached too, prepared at
+	// its first use, before the baseline is read.
+	status := func() (prepared, executed int) {
+		rows, err := conn.QueryContext(ctx, "SHOW SESSION STATUS WHERE Variable_name IN ('Com_stmt_prepare', 'Com_stmt_execute')")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var key string
+			var v int
+			if err := rows.Scan(&key, &v); err != nil {
+				t.Fatal(err)
+			}
+			if key == "Com_stmt_prepare" {
+				prepared = v
+			} else {
+				executed = v
+			}
+		}
+		return prepared, executed
+	}
+	prepared, executed := status()
+	for i := range 20 {
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT ? * 2", i).Scan(&n); err != nil || n != 2*i {
+			t.Fatalf("%d: %d, %v", i, n, err)
+		}
+	}
+	prepared2, executed2 := status()
+	if d := prepared2 - prepared; d != 1 {
+		t.Errorf("prepared %d times, want once", d)
+	}
+	if d := executed2 - executed; d < 20 {
+		t.Errorf("executed %d prepared statements, want 20", d)
 	}
 }

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/storage"
@@ -232,20 +232,47 @@ func (s *Store) accessTokenActive(ctx context.Context, signature string) (bool, 
 	return ok, storageError(err)
 }
 
+// activeUserQuery reads a user, provided the access token's row is still
+// on record. It is written out rather than built by ent on each call: it runs
+// on every authenticated request, building it was a fifth of the request's
+// CPU, and a fixed text lets both engines keep it prepared. The password
+// hash is not read: nothing downstream of a bearer check needs it.
+const activeUserQuery = "SELECT " +
+	user.FieldID + ", " + user.FieldUsername + ", " + user.FieldEmail + ", " +
+	user.FieldFirstName + ", " + user.FieldLastName + ", " + user.FieldGender + ", " +
+	user.FieldPictureKey + ", " + user.FieldCreatedAt + ", " + user.FieldUpdatedAt + ", " +
+	user.FieldPasswordChangedAt +
+	" FROM " + user.Table + " WHERE " + user.FieldID + " = ? AND EXISTS (SELECT 1 FROM " +
+	accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ?)"
+
 // activeUser returns the user of a live access token in one indexed read:
 // the user row, provided the token's row is still on record. nil means the
-// grant was revoked or the user is gone.
+// grant was revoked or the user is gone. The user's PasswordHash is empty.
 func (s *Store) activeUser(ctx context.Context, signature string, userID int64) (*ent.User, error) {
-	tokenLive := func(sel *entsql.Selector) {
-		t := entsql.Table(accesstoken.Table)
-		sel.Where(entsql.Exists(entsql.Select(t.C(accesstoken.FieldID)).From(t).
-			Where(entsql.EQ(t.C(accesstoken.FieldID), rowID(signature)))))
+	rows, err := s.client(ctx).QueryContext(ctx, activeUserQuery, userID, rowID(signature))
+	if err != nil {
+		return nil, storageError(err)
 	}
-	u, err := s.client(ctx).User.Query().Where(user.ID(userID), tokenLive).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, nil
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, storageError(rows.Err())
 	}
-	return u, storageError(err)
+	var (
+		u                               ent.User
+		gender                          string
+		picture                         sql.NullString
+		created, updated, passwordSince sql.NullTime
+	)
+	if err := rows.Scan(&u.ID, &u.Username, &u.Email, &u.FirstName, &u.LastName, &gender,
+		&picture, &created, &updated, &passwordSince); err != nil {
+		return nil, storageError(err)
+	}
+	u.Gender = user.Gender(gender)
+	if picture.Valid {
+		u.PictureKey = &picture.String
+	}
+	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = created.Time, updated.Time, passwordSince.Time
+	return &u, storageError(rows.Close())
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
