@@ -9,27 +9,50 @@ import (
 	"idp/ent"
 )
 
-// userClaims are the OpenID Connect claims about u that the scopes allow
-// (OIDC Core §5.4): the same for the ID token and for userinfo.
-func (s *Server) userClaims(ctx context.Context, u *ent.User, scopes []string) map[string]any {
-	c := map[string]any{"sub": strconv.FormatInt(u.ID, 10)}
+// userClaims are the OpenID Connect claims about a user that the scopes
+// allow (OIDC Core §5.4): the same for the ID token and for userinfo. A
+// struct rather than a map: userinfo answers on every request, and encoding
+// a map (boxing each value, sorting the keys) cost a tenth of its CPU. The
+// embedded pointers are the scopes' claim groups; a nil one is left out.
+type userClaims struct {
+	Subject string `json:"sub"`
+	*profileClaims
+	*emailClaims
+}
+
+type profileClaims struct {
+	Name              string `json:"name"`
+	GivenName         string `json:"given_name"`
+	FamilyName        string `json:"family_name"`
+	PreferredUsername string `json:"preferred_username"`
+	Gender            string `json:"gender"`
+	Picture           string `json:"picture,omitempty"`
+	UpdatedAt         int64  `json:"updated_at"`
+}
+
+type emailClaims struct {
+	Email string `json:"email"`
+	// Addresses are not confirmed at signup; a reset code proves only that
+	// someone read one mail. Claiming otherwise would mislead relying
+	// parties that link accounts by verified email.
+	EmailVerified bool `json:"email_verified"`
+}
+
+func (s *Server) userClaims(ctx context.Context, u *ent.User, scopes []string) userClaims {
+	c := userClaims{Subject: strconv.FormatInt(u.ID, 10)}
 	if slices.Contains(scopes, ScopeProfile) {
-		c["preferred_username"] = u.Username
-		c["given_name"] = u.FirstName
-		c["family_name"] = u.LastName
-		c["name"] = strings.TrimSpace(u.FirstName + " " + u.LastName)
-		c["gender"] = string(u.Gender)
-		c["updated_at"] = u.UpdatedAt.Unix()
-		if url := s.pictureURL(ctx, u); url != "" {
-			c["picture"] = url
+		c.profileClaims = &profileClaims{
+			Name:              strings.TrimSpace(u.FirstName + " " + u.LastName),
+			GivenName:         u.FirstName,
+			FamilyName:        u.LastName,
+			PreferredUsername: u.Username,
+			Gender:            string(u.Gender),
+			Picture:           s.pictureURL(ctx, u),
+			UpdatedAt:         u.UpdatedAt.Unix(),
 		}
 	}
 	if slices.Contains(scopes, ScopeEmail) {
-		c["email"] = u.Email
-		// Addresses are not confirmed at signup; a reset code proves only
-		// that someone read one mail. Claiming otherwise would mislead
-		// relying parties that link accounts by verified email.
-		c["email_verified"] = false
+		c.emailClaims = &emailClaims{Email: u.Email}
 	}
 	return c
 }

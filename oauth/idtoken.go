@@ -61,22 +61,36 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 		return "", err
 	}
 	now := s.now()
-	claims := s.userClaims(ctx, u, scopes)
-	claims["iss"] = s.cfg.Issuer
-	claims["aud"] = r.GetClient().GetID()
-	claims["iat"] = now.Unix()
-	claims["exp"] = now.Add(s.cfg.IDTokenTTL).Unix()
+	claims := idTokenClaims{
+		Issuer:     s.cfg.Issuer,
+		Audience:   r.GetClient().GetID(),
+		IssuedAt:   now.Unix(),
+		Expiry:     now.Add(s.cfg.IDTokenTTL).Unix(),
+		userClaims: s.userClaims(ctx, u, scopes),
+	}
 	if !sess.AuthTime.IsZero() {
-		claims["auth_time"] = sess.AuthTime.Unix()
+		claims.AuthTime = sess.AuthTime.Unix()
 	}
 	if accessToken != "" {
-		claims["at_hash"] = leftHalfHash(accessToken)
+		claims.AccessTokenHash = leftHalfHash(accessToken)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
 	return s.signer.Sign(payload, typeIDToken)
+}
+
+// idTokenClaims are an ID token's claims (OIDC Core §2): the ones about the
+// token, then the user's.
+type idTokenClaims struct {
+	Issuer          string `json:"iss"`
+	Audience        string `json:"aud"`
+	IssuedAt        int64  `json:"iat"`
+	Expiry          int64  `json:"exp"`
+	AuthTime        int64  `json:"auth_time,omitempty"`
+	AccessTokenHash string `json:"at_hash,omitempty"`
+	userClaims
 }
 
 // leftHalfHash is the at_hash of OIDC Core §3.1.3.6 for RS256.
