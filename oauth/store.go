@@ -305,19 +305,41 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 // fosite.ErrInactiveToken: fosite's refresh handler needs both to revoke the
 // grant of a replayed token.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	row, err := s.client(ctx).RefreshToken.Get(ctx, rowID(signature))
+	// Every refresh reads its token first; like the bearer check's read, a
+	// fixed text that stays prepared instead of a query ent builds anew.
+	rows, err := s.client(ctx).QueryContext(ctx, refreshTokenQuery, rowID(signature))
 	if err != nil {
 		return nil, storageError(err)
 	}
-	r, err := s.decodeRequest(ctx, row.Request, session)
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, storageError(err)
+		}
+		return nil, fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
+	}
+	var (
+		active bool
+		data   []byte
+	)
+	if err := rows.Scan(&active, &data); err != nil {
+		return nil, storageError(err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, storageError(err)
+	}
+	r, err := s.decodeRequest(ctx, data, session)
 	if err != nil {
 		return nil, err
 	}
-	if !row.Active {
+	if !active {
 		return r, fmt.Errorf("oauth: refresh token used or revoked: %w", fosite.ErrInactiveToken)
 	}
 	return r, nil
 }
+
+const refreshTokenQuery = "SELECT " + refreshtoken.FieldActive + ", " + refreshtoken.FieldRequest +
+	" FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldID + " = ?"
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
