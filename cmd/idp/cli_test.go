@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,30 +95,8 @@ func TestCommands(t *testing.T) {
 // data directory and the port, as `make run` does.
 func TestEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
-	logs := new(syncBuffer)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, nil, env(map[string]string{"IDP_DATA_DIR": dir, "IDP_HTTP_ADDR": "127.0.0.1:0"}), logs, logs)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	var addr string
-	for deadline := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for line := range strings.Lines(logs.String()) {
-			var l struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
-				addr = l.Addr
-			}
-		}
-	}
-	if addr == "" {
-		t.Fatalf("the server did not start:\n%s", logs)
-	}
+	logs := runServe(t, map[string]string{"IDP_DATA_DIR": dir, "IDP_HTTP_ADDR": "127.0.0.1:0"})
+	addr := logged(t, logs, "listening")
 	s := &testServer{t: t, URL: "http://" + addr}
 	if iss := s.get("/.well-known/openid-configuration", "").json(t)["issuer"]; iss != embeddedIssuer {
 		t.Errorf("issuer = %v", iss)
@@ -141,6 +121,60 @@ func TestEmbeddedDefault(t *testing.T) {
 	if s.get("/readyz", "").status != 200 || s.get("/healthz", "").status != 200 {
 		t.Error("health endpoints")
 	}
+}
+
+// TestDebugListener: with IDP_DEBUG_ADDR the profiler answers on its own
+// listener, and never on the public port.
+func TestDebugListener(t *testing.T) {
+	logs := runServe(t, map[string]string{"IDP_DATA_DIR": t.TempDir(), "IDP_HTTP_ADDR": "127.0.0.1:0", "IDP_DEBUG_ADDR": "127.0.0.1:0"})
+	public := &testServer{t: t, URL: "http://" + logged(t, logs, "listening")}
+	debug := "http://" + logged(t, logs, "debug listener")
+	for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/cmdline": "idp"} {
+		res, err := http.Get(debug + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("debug listener %s: %d %.200s", path, res.StatusCode, body)
+		}
+	}
+	if r := public.get("/debug/pprof/", ""); r.status != 404 {
+		t.Errorf("the public port serves the profiler: %d", r.status)
+	}
+}
+
+// runServe runs `idp serve` with vars as its environment until the test
+// ends, and returns its log.
+func runServe(t *testing.T, vars map[string]string) *syncBuffer {
+	t.Helper()
+	logs := new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, env(vars), logs, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return logs
+}
+
+// logged waits for the log line with message msg and returns its addr.
+func logged(t *testing.T, logs *syncBuffer, msg string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for line := range strings.Lines(logs.String()) {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg && l.Addr != "" {
+				return l.Addr
+			}
+		}
+	}
+	t.Fatalf("no %q in the log:\n%s", msg, logs)
+	return ""
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -61,6 +61,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("IDP_HTTP_ADDR: %w", err)
 	}
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("IDP_DEBUG_ADDR: %w", err)
+		}
+		dctx, stopDebug := context.WithCancel(ctx)
+		defer stopDebug()
+		go func() {
+			if err := serveDebug(dctx, dln, log); err != nil {
+				log.Error("debug listener", "err", err)
+			}
+		}()
+	}
 	return a.serve(ctx, ln)
 }
 

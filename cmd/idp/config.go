@@ -25,6 +25,7 @@ import (
 // and a flag of the same meaning (the flag wins); see settings.
 type config struct {
 	HTTPAddr    string
+	DebugAddr   string
 	Issuer      string
 	DataDir     string
 	DatabaseURL string
@@ -90,6 +91,7 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{"IDP_HTTP_ADDR", "http-addr", "address to listen on", (*stringValue)(&c.HTTPAddr)},
+		{"IDP_DEBUG_ADDR", "debug-addr", "address of a separate listener serving the Go profiler at /debug/pprof/ (empty: none); keep it off public networks", (*stringValue)(&c.DebugAddr)},
 		{"IDP_ISSUER", "issuer", "public base URL of the service, no trailing slash (required with IDP_DATABASE_URL)", (*stringValue)(&c.Issuer)},
 		{"IDP_DATA_DIR", "data-dir", "directory of the embedded default: SQLite database, generated secrets", (*stringValue)(&c.DataDir)},
 		{"IDP_DATABASE_URL", "database-url", "mysql://user:password@host:3306/db; empty runs the embedded SQLite default", (*stringValue)(&c.DatabaseURL)},
