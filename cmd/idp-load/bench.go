@@ -35,7 +35,8 @@ type benchConfig struct {
 	SeedUsers      int    // users inserted directly before the server starts, for stats
 	LimitsDuration time.Duration
 	JSONPath       string
-	Keep           bool // keep the temporary data directories
+	Keep           bool   // keep the temporary data directories
+	ProfileDir     string // profile the server per scenario and round into ProfileDir/<engine>
 }
 
 // BenchReport is the JSON of `idp-load bench`.
@@ -102,6 +103,7 @@ production mode with generated secrets.
 	fs.DurationVar(&bc.LimitsDuration, "limits-duration", 3*time.Second, "how long each machine limit is measured, split over the rounds (argon2id at least 1s a round)")
 	fs.StringVar(&bc.JSONPath, "json", "", "also write the whole report as JSON to this file")
 	fs.BoolVar(&bc.Keep, "keep", false, "keep the temporary data directories (server logs, SQLite database)")
+	fs.StringVar(&bc.ProfileDir, "profile", "", "profile the server's CPU during each scenario and round, into DIR/<engine>/<scenario>-<round>.pprof (go tool pprof merges several); the profiler costs a little CPU")
 	addLoadFlags(fs, &bc.Load, &scenarios, false)
 	// The bench runs the flood too unless told otherwise.
 	scenarios = strings.Join(append(allScenarios[:len(allScenarios):len(allScenarios)], floodScenario), ",")
@@ -190,6 +192,14 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		return fail(err)
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var debugURL string
+	if bc.ProfileDir != "" {
+		dport, err := freePort()
+		if err != nil {
+			return fail(err)
+		}
+		debugURL = fmt.Sprintf("http://127.0.0.1:%d", dport)
+	}
 	set := map[string]string{
 		"IDP_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
 		"IDP_ISSUER":    base,
@@ -198,6 +208,9 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		// Every request comes from one address: per-IP limits would
 		// measure themselves.
 		"IDP_RATE_LIMIT_PER_IP": "0",
+	}
+	if debugURL != "" {
+		set["IDP_DEBUG_ADDR"] = strings.TrimPrefix(debugURL, "http://")
 	}
 	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
 	if engine == "mysql" {
@@ -271,6 +284,10 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 
 	cfg := bc.Load
 	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, client.ID, client.Secret, srv.cmd.Process.Pid
+	if debugURL != "" {
+		cfg.DebugURL, cfg.ProfileDir = debugURL, filepath.Join(bc.ProfileDir, engine)
+		fmt.Fprintf(log, "  profiling the server into %s\n", cfg.ProfileDir)
+	}
 	if engine == "mysql" {
 		// The database's work is the server's too. Other jobs' queries
 		// to the same database server are counted with it.

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -65,10 +67,17 @@ type loadConfig struct {
 
 	FloodConcurrency int
 	FloodDuration    time.Duration
-	PID              int // the server's process, for the flood's memory samples and CPU time
-	DBPID            int // the database server's process, whose CPU time counts as the server's
-	HashConcurrency  int
-	Argon2MemoryKiB  uint32
+	// DebugURL is the base URL of the server's debug listener
+	// (IDP_DEBUG_ADDR). With ProfileDir, the server's CPU is profiled
+	// during each scenario's slice of each round, into
+	// ProfileDir/<scenario>-<round>.pprof.
+	DebugURL   string
+	ProfileDir string
+
+	PID             int // the server's process, for the flood's memory samples and CPU time
+	DBPID           int // the database server's process, whose CPU time counts as the server's
+	HashConcurrency int
+	Argon2MemoryKiB uint32
 
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -153,6 +162,11 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{URL: r.base.String(), Started: time.Now().UTC(), Duration: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rounds: max(cfg.Rounds, 1)}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.check(ctx); err != nil {
 		return nil, err
 	}
@@ -218,7 +232,11 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 			if round == 0 {
 				cfg.logf("  %-18s %d workers, %d × %v", name, a.workers, rounds, slice)
 			}
+			profiled := r.profile(ctx, fmt.Sprintf("%s-%d.pprof", name, round+1), slice)
 			el, u, ok := r.attack(ctx, sc, a.workers, slice, a.rec, nil)
+			if err := profiled(); err != nil {
+				cfg.logf("  profile of %s: %v", name, err)
+			}
 			a.elapsed += el
 			a.cpu.add(u)
 			total.add(u)
@@ -256,6 +274,44 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 	}
 	rep.Users = len(r.users)
 	return rep, ctx.Err()
+}
+
+// profile starts a CPU profile of the server for d (in whole seconds, at
+// least one), written to file in the profile directory, and returns a
+// function that waits for it. Without a profile directory it does nothing.
+// The profiler costs the server a little CPU: a profiled run's figures are
+// for finding where the time goes, not results.
+func (r *runner) profile(ctx context.Context, file string, d time.Duration) func() error {
+	if r.cfg.ProfileDir == "" || r.cfg.DebugURL == "" {
+		return func() error { return nil }
+	}
+	secs := max(1, int(d/time.Second))
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			u := strings.TrimSuffix(r.cfg.DebugURL, "/") + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs)
+			ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return err
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s", u, res.Status)
+			}
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(r.cfg.ProfileDir, file), body, 0o644)
+		}()
+	}()
+	return func() error { return <-done }
 }
 
 // check makes sure a server answers at the base URL, and notes whether the

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,6 +135,47 @@ func TestServiceScenariosSkipWithoutClient(t *testing.T) {
 	writeTable(&buf, rep)
 	if !strings.Contains(buf.String(), "skipped: needs -client-id") {
 		t.Errorf("table does not say why:\n%s", buf.String())
+	}
+}
+
+// TestProfiles: with -profile-dir, each scenario's slice of each round is
+// profiled through the server's debug listener, for the slice's length,
+// into <scenario>-<round>.pprof.
+func TestProfiles(t *testing.T) {
+	_, srv := newFakeIDP(t)
+	var mu sync.Mutex
+	var asked []string
+	debug := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.String())
+		mu.Unlock()
+		if r.URL.Path != "/debug/pprof/profile" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("profile " + r.URL.Query().Get("seconds")))
+	}))
+	defer debug.Close()
+	dir := filepath.Join(t.TempDir(), "profiles")
+	cfg, err := parseLoadArgs([]string{"-url", srv.URL, "-scenarios", "healthz,jwks", "-duration", "2s", "-rounds", "2",
+		"-debug-url", debug.URL, "-profile-dir", dir}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runLoad(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"healthz-1", "healthz-2", "jwks-1", "jwks-2"} {
+		b, err := os.ReadFile(filepath.Join(dir, name+".pprof"))
+		if err != nil || string(b) != "profile 1" {
+			t.Errorf("%s.pprof: %q, %v; want the debug listener's 1-second profile", name, b, err)
+		}
+	}
+	if len(asked) != 4 {
+		t.Errorf("the debug listener was asked %v, want 4 profiles", asked)
+	}
+	if _, err := parseLoadArgs([]string{"-profile-dir", dir}, noEnv, io.Discard); err == nil {
+		t.Error("-profile-dir without -debug-url accepted")
 	}
 }
 

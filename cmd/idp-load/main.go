@@ -90,6 +90,8 @@ func addLoadFlags(fs *flag.FlagSet, cfg *loadConfig, scenarios *string, standalo
 		fs.StringVar(&cfg.ClientSecret, "client-secret", "", "secret of -client-id")
 		fs.IntVar(&cfg.PID, "pid", 0, "process id of the server, on this machine: the flood samples its memory, and its CPU time is counted")
 		fs.IntVar(&cfg.DBPID, "db-pid", 0, "process id of the server's database server, on this machine: its CPU time counts as the server's")
+		fs.StringVar(&cfg.DebugURL, "debug-url", "", "base URL of the server's debug listener (IDP_DEBUG_ADDR), for -profile-dir")
+		fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of the server for each scenario and round here (<scenario>-<round>.pprof; needs -debug-url)")
 	}
 }
 
@@ -125,6 +127,8 @@ func checkLoadConfig(cfg *loadConfig, scenarios string) error {
 		return errors.New("-rounds must be at least 1")
 	case (cfg.ClientID == "") != (cfg.ClientSecret == ""):
 		return errors.New("-client-id and -client-secret go together")
+	case cfg.ProfileDir != "" && cfg.DebugURL == "":
+		return errors.New("-profile-dir needs -debug-url, the server's IDP_DEBUG_ADDR")
 	}
 	return nil
 }
