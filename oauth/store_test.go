@@ -2,8 +2,11 @@ package oauth
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ory/fosite"
 
 	"idp/database"
 	"idp/database/databasetest"
@@ -86,6 +89,104 @@ func TestActiveUser(t *testing.T) {
 		}
 		if u, err := s.activeUser(ctx, "sig-ada", 7); err != nil || u != nil {
 			t.Errorf("after the revocation: %v, %v", u, err)
+		}
+	})
+}
+
+// TestAccessTokenOnRefreshRow: an access token issued by a refresh grant
+// has no row of its own, only its refresh token's; it is live, readable
+// for introspection, and each way of revoking it (its grant, its subject,
+// the token itself) ends it, on both engines.
+func TestAccessTokenOnRefreshRow(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		clients := NewClients(db.Ent, 0)
+		if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
+			Scopes: []string{"openid", "offline_access"}}); err != nil {
+			t.Fatal(err)
+		}
+		client, _ := clients.Get(ctx, "mobile")
+		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
+			SetFirstName("Ada").SetLastName("L").ExecX(ctx)
+		s := NewStore(db.Ent, clients, nil, nil)
+
+		// refreshGrant stores what a refresh grant stores, as fosite's
+		// refresh handler does, and returns the access token's signature.
+		refreshGrant := func(grant string) string {
+			sess := &Session{Subject: "7"}
+			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+			sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
+			req := &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
+				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
+			access, refresh := "at-"+grant, "rt-"+grant
+			err := database.InTx(RecordAccessOnRefreshRow(ctx), db.Ent, func(ctx context.Context) error {
+				if err := s.CreateAccessTokenSession(ctx, access, req); err != nil {
+					return err
+				}
+				return s.CreateRefreshTokenSession(ctx, refresh, access, req)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return access
+		}
+		live := func(sig string) bool {
+			t.Helper()
+			active, err := s.accessTokenActive(ctx, sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := s.activeUser(ctx, sig, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if active != (u != nil) {
+				t.Fatalf("%s: accessTokenActive %v, activeUser %v", sig, active, u)
+			}
+			_, err = s.GetAccessTokenSession(ctx, sig, nil)
+			if active != (err == nil) {
+				t.Fatalf("%s: active %v, GetAccessTokenSession %v", sig, active, err)
+			}
+			return active
+		}
+
+		sig := refreshGrant("g0")
+		if n := db.Ent.AccessToken.Query().CountX(ctx); n != 0 {
+			t.Errorf("a refresh grant wrote %d access token rows, want none", n)
+		}
+		if !live(sig) {
+			t.Fatal("the refreshed access token is not live")
+		}
+		r, err := s.GetAccessTokenSession(ctx, sig, nil)
+		if err != nil || r.GetID() != "g0" || r.GetSession().GetSubject() != "7" || r.GetClient().GetID() != "mobile" {
+			t.Errorf("introspection's read: %v, %v", r, err)
+		}
+		if live("at-unknown") {
+			t.Error("an unknown access token is live")
+		}
+
+		tests := []struct {
+			name   string
+			revoke func(grant, sig string) error
+		}{
+			{"grant revoked", func(grant, _ string) error { return s.RevokeAccessToken(ctx, grant) }},
+			{"subject revoked", func(string, string) error { return s.RevokeSubject(ctx, "7") }},
+			{"token deleted", func(_, sig string) error { return s.DeleteAccessTokenSession(ctx, sig) }},
+		}
+		for i, tt := range tests {
+			grant := fmt.Sprintf("g%d", i+1)
+			sig, other := refreshGrant(grant), refreshGrant(grant+"-other")
+			if err := tt.revoke(grant, sig); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if live(sig) {
+				t.Errorf("%s: the access token is still live", tt.name)
+			}
+			// Another grant of the same user ends only with the subject.
+			if got, want := live(other), tt.name != "subject revoked"; got != want {
+				t.Errorf("%s: another grant's access token live = %v, want %v", tt.name, got, want)
+			}
+			s.RevokeSubject(ctx, "7")
 		}
 	})
 }

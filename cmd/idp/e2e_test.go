@@ -331,9 +331,21 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		if introspect(login2.AccessToken, "")["active"] != true || s.get("/userinfo", login2.AccessToken).status != 200 {
 			t.Error("revoking one login ended another")
 		}
-		// Revoking an access token ends its chain's access tokens; an unknown
-		// token is answered 200 (RFC 7009 §2.2).
-		if r := revoke(login2.AccessToken); r.status != 200 || s.get("/userinfo", login2.AccessToken).status != 401 {
+		// An access token from a refresh (recorded on its refresh token's
+		// row) introspects like any other.
+		refreshed, err := s.refresh(login2.RefreshToken, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refreshedAccess := refreshed["access_token"].(string)
+		if ai := introspect(refreshedAccess, ""); ai["active"] != true || ai["sub"] != strconv.FormatInt(u.ID, 10) || ai["client_id"] != "mobile" {
+			t.Errorf("refreshed access token introspection: %v", ai)
+		}
+		// Revoking an access token ends its chain's access tokens, those
+		// from refreshes included; an unknown token is answered 200 (RFC
+		// 7009 §2.2).
+		if r := revoke(refreshedAccess); r.status != 200 || s.get("/userinfo", refreshedAccess).status != 401 ||
+			s.get("/userinfo", login2.AccessToken).status != 401 || introspect(refreshedAccess, "")["active"] != false {
 			t.Errorf("access token revocation: %d", r.status)
 		}
 		if r := revoke("unknown-token"); r.status != 200 {

@@ -181,6 +181,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{RefreshTokensColumns[5]},
 			},
+			{
+				Name:    "refreshtoken_access_token_id",
+				Unique:  false,
+				Columns: []*schema.Column{RefreshTokensColumns[7]},
+			},
 		},
 	}
 	// SigningKeysColumns holds the columns for the "signing_keys" table.

@@ -25,7 +25,9 @@ func tokenFields() []ent.Field {
 }
 
 // AccessToken records an issued access token so that introspection and this
-// service's own endpoints can tell when its grant was revoked.
+// service's own endpoints can tell when its grant was revoked. Access tokens
+// issued by a refresh grant have no row here: the refresh token issued with
+// them records them (RefreshToken.access_token_id).
 type AccessToken struct {
 	ent.Schema
 }
@@ -58,11 +60,14 @@ func (RefreshToken) Fields() []ent.Field {
 	)
 }
 
-// Indexes of the RefreshToken.
+// Indexes of the RefreshToken. A refresh grant records its new access
+// token on the new refresh token's row (access_token_id) instead of a row of
+// its own, so access tokens are also looked up there.
 func (RefreshToken) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("request_id"),
 		index.Fields("subject"),
 		index.Fields("expires_at"),
+		index.Fields("access_token_id"),
 	}
 }
