@@ -75,7 +75,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 	}
 	if id, isUser := userID(c.Subject); isUser {
 		// The revocation check and the user are one read.
-		u, err := s.store.activeUser(ctx, jwtSignature(token), id)
+		u, err := s.store.activeUser(ctx, jwtSignature(token), onRefreshRow(c.ID), id)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +89,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		}
 		p.User = u
 	} else {
-		active, err := s.store.accessTokenActive(ctx, jwtSignature(token))
+		active, err := s.store.accessTokenActive(ctx, jwtSignature(token), onRefreshRow(c.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -255,18 +255,24 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 	return storageError(err)
 }
 
-// accessTokenLive is the condition, on one argument (the access token's row
-// id) given twice, that an access token is still on record: its own row, or
-// a refresh token row that records it. Revocation deletes the one and
-// clears the other.
-const accessTokenLive = "(EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ?)" +
-	" OR EXISTS (SELECT 1 FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldAccessTokenID + " = ?))"
+// accessTokenOnRecord and accessTokenOnRefreshRow are the conditions, on
+// the access token's row id, that it is still on record: its own row, or
+// the refresh token row that records it. Revocation deletes the one and
+// clears the other. The bearer check knows from the token which applies
+// (onRefreshRow): asking for either in one query cost MariaDB a third more.
+const (
+	accessTokenOnRecord     = "EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ?)"
+	accessTokenOnRefreshRow = "EXISTS (SELECT 1 FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldAccessTokenID + " = ?)"
+)
 
 // accessTokenActive reports whether the access token with this signature is
 // still on record, that is, its grant has not been revoked.
-func (s *Store) accessTokenActive(ctx context.Context, signature string) (bool, error) {
-	id := rowID(signature)
-	rows, err := s.client(ctx).QueryContext(ctx, "SELECT "+accessTokenLive, id, id)
+func (s *Store) accessTokenActive(ctx context.Context, signature string, onRefreshRow bool) (bool, error) {
+	query := "SELECT " + accessTokenOnRecord
+	if onRefreshRow {
+		query = "SELECT " + accessTokenOnRefreshRow
+	}
+	rows, err := s.client(ctx).QueryContext(ctx, query, rowID(signature))
 	if err != nil {
 		return false, storageError(err)
 	}
@@ -281,23 +287,27 @@ func (s *Store) accessTokenActive(ctx context.Context, signature string) (bool, 
 }
 
 // activeUserQuery reads a user, provided the access token is still on
-// record. It is written out rather than built by ent on each call: it runs
-// on every authenticated request, building it was a fifth of the request's
-// CPU, and a fixed text lets both engines keep it prepared. The password
-// hash is not read: nothing downstream of a bearer check needs it.
+// record (the condition is appended). It is written out rather than built by
+// ent on each call: it runs on every authenticated request, building it was
+// a fifth of the request's CPU, and a fixed text lets both engines keep it
+// prepared. The password hash is not read: nothing downstream of a bearer
+// check needs it.
 const activeUserQuery = "SELECT " +
 	user.FieldID + ", " + user.FieldUsername + ", " + user.FieldEmail + ", " +
 	user.FieldFirstName + ", " + user.FieldLastName + ", " + user.FieldGender + ", " +
 	user.FieldPictureKey + ", " + user.FieldCreatedAt + ", " + user.FieldUpdatedAt + ", " +
 	user.FieldPasswordChangedAt +
-	" FROM " + user.Table + " WHERE " + user.FieldID + " = ? AND " + accessTokenLive
+	" FROM " + user.Table + " WHERE " + user.FieldID + " = ? AND "
 
 // activeUser returns the user of a live access token in one indexed read:
 // the user row, provided the token's row is still on record. nil means the
 // grant was revoked or the user is gone. The user's PasswordHash is empty.
-func (s *Store) activeUser(ctx context.Context, signature string, userID int64) (*ent.User, error) {
-	id := rowID(signature)
-	rows, err := s.client(ctx).QueryContext(ctx, activeUserQuery, userID, id, id)
+func (s *Store) activeUser(ctx context.Context, signature string, onRefreshRow bool, userID int64) (*ent.User, error) {
+	query := activeUserQuery + accessTokenOnRecord
+	if onRefreshRow {
+		query = activeUserQuery + accessTokenOnRefreshRow
+	}
+	rows, err := s.client(ctx).QueryContext(ctx, query, userID, rowID(signature))
 	if err != nil {
 		return nil, storageError(err)
 	}

@@ -44,7 +44,7 @@ func TestActiveUser(t *testing.T) {
 			{"unknown user", "sig-ada", 9, ""},
 		}
 		for _, tt := range tests {
-			u, err := s.activeUser(ctx, tt.sig, tt.userID)
+			u, err := s.activeUser(ctx, tt.sig, false, tt.userID)
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
@@ -56,7 +56,7 @@ func TestActiveUser(t *testing.T) {
 			}
 		}
 
-		u, _ := s.activeUser(ctx, "sig-ada", 7)
+		u, _ := s.activeUser(ctx, "sig-ada", false, 7)
 		want, _ := db.Ent.User.Get(ctx, 7)
 		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
 			u.Gender != user.GenderFemale || u.PictureKey == nil || *u.PictureKey != pic ||
@@ -66,7 +66,7 @@ func TestActiveUser(t *testing.T) {
 		if u.PasswordHash != "" {
 			t.Errorf("the bearer check read the password hash")
 		}
-		if u, _ := s.activeUser(ctx, "sig-bob", 8); u.PictureKey != nil {
+		if u, _ := s.activeUser(ctx, "sig-bob", false, 8); u.PictureKey != nil {
 			t.Errorf("picture key %q, want none", *u.PictureKey)
 		}
 
@@ -75,7 +75,7 @@ func TestActiveUser(t *testing.T) {
 			if err := s.RevokeAccessToken(ctx, "r-sig-ada"); err != nil {
 				return err
 			}
-			u, err := s.activeUser(ctx, "sig-ada", 7)
+			u, err := s.activeUser(ctx, "sig-ada", false, 7)
 			if err != nil {
 				return err
 			}
@@ -87,7 +87,7 @@ func TestActiveUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := s.activeUser(ctx, "sig-ada", 7); err != nil || u != nil {
+		if u, err := s.activeUser(ctx, "sig-ada", false, 7); err != nil || u != nil {
 			t.Errorf("after the revocation: %v, %v", u, err)
 		}
 	})
@@ -132,11 +132,11 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		}
 		live := func(sig string) bool {
 			t.Helper()
-			active, err := s.accessTokenActive(ctx, sig)
+			active, err := s.accessTokenActive(ctx, sig, true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			u, err := s.activeUser(ctx, sig, 7)
+			u, err := s.activeUser(ctx, sig, true, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,6 +164,11 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		if live("at-unknown") {
 			t.Error("an unknown access token is live")
 		}
+		// The record is on the refresh row only: looked for among access
+		// token rows, the token is unknown.
+		if active, err := s.accessTokenActive(ctx, sig, false); active || err != nil {
+			t.Errorf("found among access token rows: %v, %v", active, err)
+		}
 
 		tests := []struct {
 			name   string
@@ -189,4 +194,18 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 			s.RevokeSubject(ctx, "7")
 		}
 	})
+}
+
+// TestTokenID: only a refresh grant's access token says in its jti that its
+// record is on a refresh token's row.
+func TestTokenID(t *testing.T) {
+	plain, refreshed := tokenID(context.Background()), tokenID(RecordAccessOnRefreshRow(context.Background()))
+	if onRefreshRow(plain) || !onRefreshRow(refreshed) || plain == refreshed[len(refreshRowPrefix):] {
+		t.Errorf("jti %q and %q", plain, refreshed)
+	}
+	for range 1000 {
+		if onRefreshRow(randomID()) {
+			t.Fatal("a random id reads as a refresh grant's")
+		}
+	}
 }

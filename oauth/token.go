@@ -120,7 +120,7 @@ func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) st
 	return jwtSignature(token)
 }
 
-func (s *tokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
 		return "", "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
@@ -136,7 +136,7 @@ func (s *tokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 		Audience:  tokenAudience(s.issuer, r.GetGrantedAudience()),
 		ExpiresAt: exp.Unix(),
 		IssuedAt:  now.Unix(),
-		ID:        randomID(),
+		ID:        tokenID(ctx),
 		ClientID:  r.GetClient().GetID(),
 		Scope:     strings.Join(accessScope(r), " "),
 	}
@@ -241,6 +241,23 @@ func tokenAudience(issuer string, granted []string) audience {
 	}
 	return aud
 }
+
+// A refresh grant's access token is recorded on its refresh token's row
+// (see RecordAccessOnRefreshRow), and its jti says so, with a prefix that
+// base64url never produces: the bearer check then reads the one place that
+// holds the record instead of trying both.
+const refreshRowPrefix = "r."
+
+func tokenID(ctx context.Context) string {
+	if ctx.Value(accessOnRefreshRowKey{}) != nil {
+		return refreshRowPrefix + randomID()
+	}
+	return randomID()
+}
+
+// onRefreshRow reports whether the access token with this jti is recorded
+// on a refresh token's row.
+func onRefreshRow(jti string) bool { return strings.HasPrefix(jti, refreshRowPrefix) }
 
 func randomID() string {
 	var b [16]byte
