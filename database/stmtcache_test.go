@@ -152,3 +152,44 @@ func testMySQLPreparedStatements(t *testing.T, db *database.DB) {
 		t.Errorf("executed %d prepared statements, want 20", d)
 	}
 }
+
+// TestRawQueriesOnSQLite: ent's raw QueryContext works through the SQLite
+// writer queue, in and out of a transaction, and refuses a write, whose
+// turn would have to outlive the call.
+func TestRawQueriesOnSQLite(t *testing.T) {
+	db := databasetest.Open(t, databasetest.SQLiteURL(t))
+	ctx := context.Background()
+	read := func(ctx context.Context, c interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}) {
+		t.Helper()
+		rows, err := c.QueryContext(ctx, "SELECT ? + 1", 41)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var n int
+		if !rows.Next() || rows.Scan(&n) != nil || n != 42 {
+			t.Errorf("read: %d", n)
+		}
+	}
+	read(ctx, db.Ent)
+	err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+		read(ctx, database.Client(ctx, db.Ent))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL.Exec("CREATE TABLE marks (n INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := db.Ent.QueryContext(ctx, "INSERT INTO marks (n) VALUES (1) RETURNING n"); err == nil {
+		rows.Close()
+		t.Error("a write through QueryContext was run outside the writer queue")
+	}
+	var n int
+	if err := db.SQL.QueryRow("SELECT COUNT(*) FROM marks").Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d rows written, %v", n, err)
+	}
+}

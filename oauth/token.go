@@ -249,7 +249,7 @@ func tokenAudience(issuer string, granted []string) audience {
 const refreshRowPrefix = "r."
 
 func tokenID(ctx context.Context) string {
-	if ctx.Value(accessOnRefreshRowKey{}) != nil {
+	if recordsOnRefreshRow(ctx) {
 		return refreshRowPrefix + randomID()
 	}
 	return randomID()
