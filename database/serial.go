@@ -89,19 +89,37 @@ func (s *serialWrites) Query(ctx context.Context, query string, args, v any) err
 	return s.Driver.Query(ctx, query, args, v)
 }
 
-// queryer is the raw query method of ent's SQL driver and transaction,
-// which ent's generated QueryContext looks for (the fixed queries of
-// oauth's Store use it). Writes go through ent, which queues them.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
+// queryer and execer are the raw methods of ent's SQL driver and
+// transaction, which ent's generated QueryContext and ExecContext look for
+// (the fixed statements of oauth's Store use them).
+type (
+	queryer interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	}
+	execer interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
+)
 
 var (
 	_ queryer = (*entsql.Driver)(nil)
 	_ queryer = (*entsql.Tx)(nil)
+	_ execer  = (*entsql.Driver)(nil)
+	_ execer  = (*entsql.Tx)(nil)
 )
 
-var errQueryWrite = errors.New("database: a write through QueryContext cannot be queued; write through ent")
+// ExecContext runs a raw statement, a write in its turn.
+func (s *serialWrites) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if isWrite(query) {
+		if err := s.acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer s.release()
+	}
+	return s.Driver.(execer).ExecContext(ctx, query, args...)
+}
+
+var errQueryWrite = errors.New("database: a write through QueryContext cannot be queued; write through ExecContext or ent")
 
 // QueryContext runs a read. A write is refused: its turn would have to last
 // until the caller closes the rows.
@@ -139,6 +157,11 @@ func (t *serialTx) Commit() error {
 // QueryContext runs inside the transaction, which already holds the turn.
 func (t *serialTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return t.Tx.(queryer).QueryContext(ctx, query, args...)
+}
+
+// ExecContext runs inside the transaction, which already holds the turn.
+func (t *serialTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.Tx.(execer).ExecContext(ctx, query, args...)
 }
 
 func (t *serialTx) Rollback() error {

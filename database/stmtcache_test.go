@@ -3,8 +3,10 @@ package database_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"idp/database"
 	"idp/database/databasetest"
@@ -191,5 +193,31 @@ func TestRawQueriesOnSQLite(t *testing.T) {
 	var n int
 	if err := db.SQL.QueryRow("SELECT COUNT(*) FROM marks").Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d rows written, %v", n, err)
+	}
+
+	// Raw writes through ExecContext take their turn in the queue: one
+	// through the plain client waits while a transaction holds the turn,
+	// until its deadline (in SQLite's busy handler it would ignore the
+	// deadline for the 10 s busy timeout); one through the transaction
+	// runs in it.
+	err = database.InTx(ctx, db.Ent, func(txCtx context.Context) error {
+		waitCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := db.Ent.ExecContext(waitCtx, "INSERT INTO marks (n) VALUES (2)")
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Errorf("a raw write beside a transaction: %v after %v, want it to wait in the queue until its deadline", err, time.Since(start))
+		}
+		_, err = database.Client(txCtx, db.Ent).ExecContext(txCtx, "INSERT INTO marks (n) VALUES (3)")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Ent.ExecContext(ctx, "INSERT INTO marks (n) VALUES (4)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SQL.QueryRow("SELECT COALESCE(SUM(n), 0) FROM marks").Scan(&n); err != nil || n != 7 {
+		t.Errorf("raw writes: sum %d, %v; want 3 + 4", n, err)
 	}
 }

@@ -4085,6 +4085,7 @@ type RefreshTokenMutation struct {
 	expires_at      *time.Time
 	request         *[]byte
 	access_token_id *string
+	parent_id       *string
 	active          *bool
 	created_at      *time.Time
 	clearedFields   map[string]struct{}
@@ -4462,6 +4463,55 @@ func (m *RefreshTokenMutation) ResetAccessTokenID() {
 	delete(m.clearedFields, refreshtoken.FieldAccessTokenID)
 }
 
+// SetParentID sets the "parent_id" field.
+func (m *RefreshTokenMutation) SetParentID(s string) {
+	m.parent_id = &s
+}
+
+// ParentID returns the value of the "parent_id" field in the mutation.
+func (m *RefreshTokenMutation) ParentID() (r string, exists bool) {
+	v := m.parent_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldParentID returns the old "parent_id" field's value of the RefreshToken entity.
+// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RefreshTokenMutation) OldParentID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldParentID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldParentID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldParentID: %w", err)
+	}
+	return oldValue.ParentID, nil
+}
+
+// ClearParentID clears the value of the "parent_id" field.
+func (m *RefreshTokenMutation) ClearParentID() {
+	m.parent_id = nil
+	m.clearedFields[refreshtoken.FieldParentID] = struct{}{}
+}
+
+// ParentIDCleared returns if the "parent_id" field was cleared in this mutation.
+func (m *RefreshTokenMutation) ParentIDCleared() bool {
+	_, ok := m.clearedFields[refreshtoken.FieldParentID]
+	return ok
+}
+
+// ResetParentID resets all changes to the "parent_id" field.
+func (m *RefreshTokenMutation) ResetParentID() {
+	m.parent_id = nil
+	delete(m.clearedFields, refreshtoken.FieldParentID)
+}
+
 // SetActive sets the "active" field.
 func (m *RefreshTokenMutation) SetActive(b bool) {
 	m.active = &b
@@ -4568,7 +4618,7 @@ func (m *RefreshTokenMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RefreshTokenMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.request_id != nil {
 		fields = append(fields, refreshtoken.FieldRequestID)
 	}
@@ -4589,6 +4639,9 @@ func (m *RefreshTokenMutation) Fields() []string {
 	}
 	if m.access_token_id != nil {
 		fields = append(fields, refreshtoken.FieldAccessTokenID)
+	}
+	if m.parent_id != nil {
+		fields = append(fields, refreshtoken.FieldParentID)
 	}
 	if m.active != nil {
 		fields = append(fields, refreshtoken.FieldActive)
@@ -4618,6 +4671,8 @@ func (m *RefreshTokenMutation) Field(name string) (ent.Value, bool) {
 		return m.Request()
 	case refreshtoken.FieldAccessTokenID:
 		return m.AccessTokenID()
+	case refreshtoken.FieldParentID:
+		return m.ParentID()
 	case refreshtoken.FieldActive:
 		return m.Active()
 	case refreshtoken.FieldCreatedAt:
@@ -4645,6 +4700,8 @@ func (m *RefreshTokenMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldRequest(ctx)
 	case refreshtoken.FieldAccessTokenID:
 		return m.OldAccessTokenID(ctx)
+	case refreshtoken.FieldParentID:
+		return m.OldParentID(ctx)
 	case refreshtoken.FieldActive:
 		return m.OldActive(ctx)
 	case refreshtoken.FieldCreatedAt:
@@ -4707,6 +4764,13 @@ func (m *RefreshTokenMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAccessTokenID(v)
 		return nil
+	case refreshtoken.FieldParentID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetParentID(v)
+		return nil
 	case refreshtoken.FieldActive:
 		v, ok := value.(bool)
 		if !ok {
@@ -4754,6 +4818,9 @@ func (m *RefreshTokenMutation) ClearedFields() []string {
 	if m.FieldCleared(refreshtoken.FieldAccessTokenID) {
 		fields = append(fields, refreshtoken.FieldAccessTokenID)
 	}
+	if m.FieldCleared(refreshtoken.FieldParentID) {
+		fields = append(fields, refreshtoken.FieldParentID)
+	}
 	return fields
 }
 
@@ -4770,6 +4837,9 @@ func (m *RefreshTokenMutation) ClearField(name string) error {
 	switch name {
 	case refreshtoken.FieldAccessTokenID:
 		m.ClearAccessTokenID()
+		return nil
+	case refreshtoken.FieldParentID:
+		m.ClearParentID()
 		return nil
 	}
 	return fmt.Errorf("unknown RefreshToken nullable field %s", name)
@@ -4799,6 +4869,9 @@ func (m *RefreshTokenMutation) ResetField(name string) error {
 		return nil
 	case refreshtoken.FieldAccessTokenID:
 		m.ResetAccessTokenID()
+		return nil
+	case refreshtoken.FieldParentID:
+		m.ResetParentID()
 		return nil
 	case refreshtoken.FieldActive:
 		m.ResetActive()

@@ -31,6 +31,8 @@ type RefreshToken struct {
 	Request []byte `json:"request,omitempty"`
 	// AccessTokenID holds the value of the "access_token_id" field.
 	AccessTokenID string `json:"access_token_id,omitempty"`
+	// the row of the refresh token this one replaced
+	ParentID *string `json:"parent_id,omitempty"`
 	// Active holds the value of the "active" field.
 	Active bool `json:"active,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
@@ -47,7 +49,7 @@ func (*RefreshToken) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case refreshtoken.FieldActive:
 			values[i] = new(sql.NullBool)
-		case refreshtoken.FieldID, refreshtoken.FieldRequestID, refreshtoken.FieldClientID, refreshtoken.FieldSubject, refreshtoken.FieldAccessTokenID:
+		case refreshtoken.FieldID, refreshtoken.FieldRequestID, refreshtoken.FieldClientID, refreshtoken.FieldSubject, refreshtoken.FieldAccessTokenID, refreshtoken.FieldParentID:
 			values[i] = new(sql.NullString)
 		case refreshtoken.FieldRequestedAt, refreshtoken.FieldExpiresAt, refreshtoken.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -113,6 +115,13 @@ func (_m *RefreshToken) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field access_token_id", values[i])
 			} else if value.Valid {
 				_m.AccessTokenID = value.String
+			}
+		case refreshtoken.FieldParentID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field parent_id", values[i])
+			} else if value.Valid {
+				_m.ParentID = new(string)
+				*_m.ParentID = value.String
 			}
 		case refreshtoken.FieldActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -182,6 +191,11 @@ func (_m *RefreshToken) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("access_token_id=")
 	builder.WriteString(_m.AccessTokenID)
+	builder.WriteString(", ")
+	if v := _m.ParentID; v != nil {
+		builder.WriteString("parent_id=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))

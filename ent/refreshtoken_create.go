@@ -73,6 +73,20 @@ func (_c *RefreshTokenCreate) SetNillableAccessTokenID(v *string) *RefreshTokenC
 	return _c
 }
 
+// SetParentID sets the "parent_id" field.
+func (_c *RefreshTokenCreate) SetParentID(v string) *RefreshTokenCreate {
+	_c.mutation.SetParentID(v)
+	return _c
+}
+
+// SetNillableParentID sets the "parent_id" field if the given value is not nil.
+func (_c *RefreshTokenCreate) SetNillableParentID(v *string) *RefreshTokenCreate {
+	if v != nil {
+		_c.SetParentID(*v)
+	}
+	return _c
+}
+
 // SetActive sets the "active" field.
 func (_c *RefreshTokenCreate) SetActive(v bool) *RefreshTokenCreate {
 	_c.mutation.SetActive(v)
@@ -192,6 +206,11 @@ func (_c *RefreshTokenCreate) check() error {
 			return &ValidationError{Name: "access_token_id", err: fmt.Errorf(`ent: validator failed for field "RefreshToken.access_token_id": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.ParentID(); ok {
+		if err := refreshtoken.ParentIDValidator(v); err != nil {
+			return &ValidationError{Name: "parent_id", err: fmt.Errorf(`ent: validator failed for field "RefreshToken.parent_id": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Active(); !ok {
 		return &ValidationError{Name: "active", err: errors.New(`ent: missing required field "RefreshToken.active"`)}
 	}
@@ -266,6 +285,10 @@ func (_c *RefreshTokenCreate) createSpec() (*RefreshToken, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.AccessTokenID(); ok {
 		_spec.SetField(refreshtoken.FieldAccessTokenID, field.TypeString, value)
 		_node.AccessTokenID = value
+	}
+	if value, ok := _c.mutation.ParentID(); ok {
+		_spec.SetField(refreshtoken.FieldParentID, field.TypeString, value)
+		_node.ParentID = &value
 	}
 	if value, ok := _c.mutation.Active(); ok {
 		_spec.SetField(refreshtoken.FieldActive, field.TypeBool, value)
@@ -391,6 +414,9 @@ func (u *RefreshTokenUpsertOne) UpdateNewValues() *RefreshTokenUpsertOne {
 		}
 		if _, exists := u.create.mutation.Request(); exists {
 			s.SetIgnore(refreshtoken.FieldRequest)
+		}
+		if _, exists := u.create.mutation.ParentID(); exists {
+			s.SetIgnore(refreshtoken.FieldParentID)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(refreshtoken.FieldCreatedAt)
@@ -661,6 +687,9 @@ func (u *RefreshTokenUpsertBulk) UpdateNewValues() *RefreshTokenUpsertBulk {
 			}
 			if _, exists := b.mutation.Request(); exists {
 				s.SetIgnore(refreshtoken.FieldRequest)
+			}
+			if _, exists := b.mutation.ParentID(); exists {
+				s.SetIgnore(refreshtoken.FieldParentID)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(refreshtoken.FieldCreatedAt)

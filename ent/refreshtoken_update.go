@@ -128,6 +128,9 @@ func (_u *RefreshTokenUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if _u.mutation.AccessTokenIDCleared() {
 		_spec.ClearField(refreshtoken.FieldAccessTokenID, field.TypeString)
 	}
+	if _u.mutation.ParentIDCleared() {
+		_spec.ClearField(refreshtoken.FieldParentID, field.TypeString)
+	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(refreshtoken.FieldActive, field.TypeBool, value)
 	}
@@ -282,6 +285,9 @@ func (_u *RefreshTokenUpdateOne) sqlSave(ctx context.Context) (_node *RefreshTok
 	}
 	if _u.mutation.AccessTokenIDCleared() {
 		_spec.ClearField(refreshtoken.FieldAccessTokenID, field.TypeString)
+	}
+	if _u.mutation.ParentIDCleared() {
+		_spec.ClearField(refreshtoken.FieldParentID, field.TypeString)
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(refreshtoken.FieldActive, field.TypeBool, value)

@@ -244,12 +244,16 @@ func init() {
 	refreshtokenDescAccessTokenID := refreshtokenFields[7].Descriptor()
 	// refreshtoken.AccessTokenIDValidator is a validator for the "access_token_id" field. It is called by the builders before save.
 	refreshtoken.AccessTokenIDValidator = refreshtokenDescAccessTokenID.Validators[0].(func(string) error)
+	// refreshtokenDescParentID is the schema descriptor for parent_id field.
+	refreshtokenDescParentID := refreshtokenFields[8].Descriptor()
+	// refreshtoken.ParentIDValidator is a validator for the "parent_id" field. It is called by the builders before save.
+	refreshtoken.ParentIDValidator = refreshtokenDescParentID.Validators[0].(func(string) error)
 	// refreshtokenDescActive is the schema descriptor for active field.
-	refreshtokenDescActive := refreshtokenFields[8].Descriptor()
+	refreshtokenDescActive := refreshtokenFields[9].Descriptor()
 	// refreshtoken.DefaultActive holds the default value on creation for the active field.
 	refreshtoken.DefaultActive = refreshtokenDescActive.Default.(bool)
 	// refreshtokenDescCreatedAt is the schema descriptor for created_at field.
-	refreshtokenDescCreatedAt := refreshtokenFields[9].Descriptor()
+	refreshtokenDescCreatedAt := refreshtokenFields[10].Descriptor()
 	// refreshtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
 	refreshtoken.DefaultCreatedAt = refreshtokenDescCreatedAt.Default.(func() time.Time)
 	// refreshtokenDescID is the schema descriptor for id field.

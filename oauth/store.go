@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/storage"
@@ -61,6 +62,10 @@ func (s *Store) client(ctx context.Context) *ent.Client { return database.Client
 // already opened, it joins that one, and Commit and Rollback are the
 // caller's.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if issuingRefresh(ctx) != nil {
+		// One statement stores the whole grant: see refreshGrant.
+		return ctx, nil
+	}
 	if _, ok := database.TxFrom(ctx); ok {
 		return context.WithValue(ctx, joinedKey{}, true), nil
 	}
@@ -78,6 +83,9 @@ type joinedKey struct{}
 func (s *Store) Commit(ctx context.Context) error {
 	tx, ok := database.TxFrom(ctx)
 	if !ok {
+		if issuingRefresh(ctx) != nil {
+			return nil
+		}
 		return errors.New("oauth: commit without a transaction")
 	}
 	if ctx.Value(joinedKey{}) != nil {
@@ -90,6 +98,9 @@ func (s *Store) Commit(ctx context.Context) error {
 func (s *Store) Rollback(ctx context.Context) error {
 	tx, ok := database.TxFrom(ctx)
 	if !ok {
+		if issuingRefresh(ctx) != nil {
+			return nil
+		}
 		return errors.New("oauth: rollback without a transaction")
 	}
 	if ctx.Value(joinedKey{}) != nil {
@@ -194,12 +205,10 @@ func rowID(signature string) string {
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage. In a
-// refresh grant (see RecordAccessOnRefreshRow) it writes nothing: the new
-// refresh token's row, written next in the same transaction, records the
-// access token too: one write fewer on the hottest grant (5–10 % more
-// refreshes a second in an A/B of the two binaries).
+// refresh grant it writes nothing: the new refresh token's row, written
+// next, records the access token too (see refreshGrant).
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	if recordsOnRefreshRow(ctx) {
+	if issuingRefresh(ctx) != nil {
 		return nil
 	}
 	data, err := encodeRequest(r)
@@ -218,16 +227,32 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	return storageError(err)
 }
 
-type accessOnRefreshRowKey struct{}
-
-// RecordAccessOnRefreshRow marks ctx as a refresh grant's: fosite's refresh
-// handler stores the new access token and then, always, the new refresh
-// token with the access token's signature, in one transaction.
-func RecordAccessOnRefreshRow(ctx context.Context) context.Context {
-	return context.WithValue(ctx, accessOnRefreshRowKey{}, true)
+// refreshGrant is a refresh grant's issuance on its way through fosite's
+// refresh handler, which calls BeginTX, RotateRefreshToken,
+// CreateAccessTokenSession, CreateRefreshTokenSession and Commit, in that
+// order. The Store writes one row for all of it, the new refresh token's,
+// which also records the new access token (access_token_id) and the token
+// it replaces (parent_id), in one statement without a transaction: every
+// round trip to MySQL costs the grant as much CPU as a tenth of its
+// signatures, and begin, rotate, insert and commit were four.
+type refreshGrant struct {
+	parent    string // the rotated token's row (RotateRefreshToken)
+	requestID string // its grant
 }
 
-func recordsOnRefreshRow(ctx context.Context) bool { return ctx.Value(accessOnRefreshRowKey{}) != nil }
+type refreshGrantKey struct{}
+
+// IssueRefreshGrant marks ctx as a refresh grant's issuance: fosite's
+// NewAccessResponse for a checked refresh request. Not earlier: checking a
+// replayed token revokes its grant, which needs a transaction.
+func IssueRefreshGrant(ctx context.Context) context.Context {
+	return context.WithValue(ctx, refreshGrantKey{}, new(refreshGrant))
+}
+
+func issuingRefresh(ctx context.Context) *refreshGrant {
+	g, _ := ctx.Value(refreshGrantKey{}).(*refreshGrant)
+	return g
+}
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage: the access
 // token's own row, or the refresh token row that records it.
@@ -337,7 +362,11 @@ func (s *Store) activeUser(ctx context.Context, signature string, onRefreshRow b
 	return &u, nil
 }
 
-// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. In a
+// refresh grant the row names the token it replaces, and is written only if
+// that token is still active (not revoked) and not already replaced (the
+// unique parent_id): of two concurrent refreshes with one token, and of a
+// refresh racing a revocation, exactly one wins.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
 	data, err := encodeRequest(r)
 	if err != nil {
@@ -347,6 +376,26 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	if exp.IsZero() {
 		// An unlimited refresh token still needs a date for the cleanup.
 		exp = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if g := issuingRefresh(ctx); g != nil && g.parent != "" {
+		var access sql.NullString
+		if accessSignature != "" {
+			access = sql.NullString{String: rowID(accessSignature), Valid: true}
+		}
+		res, err := s.client(ctx).ExecContext(ctx, rotateQuery,
+			rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
+			r.GetRequestedAt(), exp, data, access, g.parent, true, s.now(),
+			g.parent, g.requestID)
+		if sqlgraph.IsUniqueConstraintError(err) {
+			return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
+		}
+		if err != nil {
+			return storageError(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return fmt.Errorf("oauth: refresh token revoked while refreshing: %w", fosite.ErrInactiveToken)
+		}
+		return nil
 	}
 	create := s.client(ctx).RefreshToken.Create().
 		SetID(rowID(signature)).
@@ -390,8 +439,21 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	return r, nil
 }
 
-const refreshTokenQuery = "SELECT " + refreshtoken.FieldActive + ", " + refreshtoken.FieldRequest +
-	" FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldID + " = ?"
+// refreshTokenQuery reads a refresh token and whether it is still usable:
+// active and not replaced by another (parent_id is unique and indexed).
+const refreshTokenQuery = "SELECT " + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " +
+	refreshtoken.Table + " AS c WHERE c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + "), " +
+	refreshtoken.FieldRequest + " FROM " + refreshtoken.Table + " AS r WHERE r." + refreshtoken.FieldID + " = ?"
+
+// rotateQuery writes a refresh grant's new refresh token, provided the
+// token it replaces is still active (see CreateRefreshTokenSession).
+const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
+	refreshtoken.FieldID + ", " + refreshtoken.FieldRequestID + ", " + refreshtoken.FieldClientID + ", " +
+	refreshtoken.FieldSubject + ", " + refreshtoken.FieldRequestedAt + ", " + refreshtoken.FieldExpiresAt + ", " +
+	refreshtoken.FieldRequest + ", " + refreshtoken.FieldAccessTokenID + ", " + refreshtoken.FieldParentID + ", " +
+	refreshtoken.FieldActive + ", " + refreshtoken.FieldCreatedAt +
+	") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " WHERE " +
+	refreshtoken.FieldID + " = ? AND " + refreshtoken.FieldRequestID + " = ? AND " + refreshtoken.FieldActive
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
@@ -399,10 +461,15 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage: it marks the
-// presented token used. The update is conditional, so of two concurrent
-// refreshes with one token exactly one succeeds and the other gets
+// presented token used. In a refresh grant that is left to the new token's
+// row (see refreshGrant). Otherwise the update is conditional, so of two
+// concurrent rotations exactly one succeeds and the other gets
 // fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if g := issuingRefresh(ctx); g != nil {
+		g.parent, g.requestID = rowID(signature), requestID
+		return nil
+	}
 	n, err := s.client(ctx).RefreshToken.Update().
 		Where(refreshtoken.ID(rowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
 		SetActive(false).

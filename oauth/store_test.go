@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/ent/refreshtoken"
 	"idp/ent/user"
 )
 
@@ -119,7 +121,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 			req := &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
 				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
 			access, refresh := "at-"+grant, "rt-"+grant
-			err := database.InTx(RecordAccessOnRefreshRow(ctx), db.Ent, func(ctx context.Context) error {
+			err := database.InTx(IssueRefreshGrant(ctx), db.Ent, func(ctx context.Context) error {
 				if err := s.CreateAccessTokenSession(ctx, access, req); err != nil {
 					return err
 				}
@@ -196,10 +198,115 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 	})
 }
 
+// TestRefreshRotation: a refresh grant stores its new refresh token, with
+// the rotation and the new access token, only while the presented token is
+// active and not yet replaced; the replaced token then reads as used. Each
+// case fails without one of the conditions of rotateQuery or the unique
+// parent_id. On both engines.
+func TestRefreshRotation(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		clients := NewClients(db.Ent, 0)
+		if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
+			Scopes: []string{"openid", "offline_access"}}); err != nil {
+			t.Fatal(err)
+		}
+		client, _ := clients.Get(ctx, "mobile")
+		s := NewStore(db.Ent, clients, nil, nil)
+		request := func(grant string) *fosite.Request {
+			sess := &Session{Subject: "7"}
+			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+			sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
+			return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
+				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
+		}
+		// login stores a password grant's refresh token.
+		login := func(grant, sig string) {
+			t.Helper()
+			if err := s.CreateRefreshTokenSession(ctx, sig, "", request(grant)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// refresh stores what fosite's refresh handler stores, in its
+		// order, for presented → next.
+		refresh := func(grant, presented, next string) error {
+			ctx, err := s.BeginTX(IssueRefreshGrant(ctx))
+			if err != nil {
+				return err
+			}
+			req := request(grant)
+			if err := s.RotateRefreshToken(ctx, grant, presented); err != nil {
+				return err
+			}
+			if err := s.CreateAccessTokenSession(ctx, "at-"+next, req); err != nil {
+				return err
+			}
+			if err := s.CreateRefreshTokenSession(ctx, next, "at-"+next, req); err != nil {
+				s.Rollback(ctx)
+				return err
+			}
+			return s.Commit(ctx)
+		}
+		usable := func(sig string) bool {
+			t.Helper()
+			_, err := s.GetRefreshTokenSession(ctx, sig, new(Session))
+			if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
+				t.Fatalf("read %s: %v", sig, err)
+			}
+			return err == nil
+		}
+		stored := func(sig string) bool {
+			return db.Ent.RefreshToken.Query().Where(refreshtoken.ID(rowID(sig))).ExistX(ctx)
+		}
+
+		login("g1", "rt-1")
+		if err := refresh("g1", "rt-1", "rt-2"); err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		if usable("rt-1") || !usable("rt-2") {
+			t.Errorf("after a refresh: presented usable %v, new usable %v; want false, true", usable("rt-1"), usable("rt-2"))
+		}
+		if live, err := s.accessTokenActive(ctx, "at-rt-2", true); !live || err != nil {
+			t.Errorf("the new access token: live %v, %v", live, err)
+		}
+		if n := db.Ent.AccessToken.Query().CountX(ctx); n != 0 {
+			t.Errorf("a refresh grant wrote %d access token rows, want none", n)
+		}
+
+		// The presented token read as usable before another request
+		// replaced it (two concurrent refreshes): the second write loses.
+		err := refresh("g1", "rt-1", "rt-2b")
+		if !errors.Is(err, fosite.ErrNotFound) || stored("rt-2b") {
+			t.Errorf("second rotation of one token: %v, stored %v; want fosite.ErrNotFound, nothing stored", err, stored("rt-2b"))
+		}
+
+		// The grant was revoked between the read and the write (a replay
+		// elsewhere, a password reset): nothing may outlive the revocation.
+		login("g2", "rt-3")
+		if err := s.RevokeRefreshToken(ctx, "g2"); err != nil {
+			t.Fatal(err)
+		}
+		err = refresh("g2", "rt-3", "rt-4")
+		if !errors.Is(err, fosite.ErrInactiveToken) || stored("rt-4") {
+			t.Errorf("rotation of a revoked token: %v, stored %v; want fosite.ErrInactiveToken, nothing stored", err, stored("rt-4"))
+		}
+
+		// The request id is part of the condition: a token is rotated only
+		// within its own grant.
+		login("g3", "rt-5")
+		if err := refresh("g-other", "rt-5", "rt-6"); err == nil || stored("rt-6") {
+			t.Errorf("rotation under another grant: %v, stored %v; want an error, nothing stored", err, stored("rt-6"))
+		}
+		if !usable("rt-5") {
+			t.Error("a failed rotation used up the presented token")
+		}
+	})
+}
+
 // TestTokenID: only a refresh grant's access token says in its jti that its
 // record is on a refresh token's row.
 func TestTokenID(t *testing.T) {
-	plain, refreshed := tokenID(context.Background()), tokenID(RecordAccessOnRefreshRow(context.Background()))
+	plain, refreshed := tokenID(context.Background()), tokenID(IssueRefreshGrant(context.Background()))
 	if onRefreshRow(plain) || !onRefreshRow(refreshed) || plain == refreshed[len(refreshRowPrefix):] {
 		t.Errorf("jti %q and %q", plain, refreshed)
 	}

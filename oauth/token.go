@@ -243,13 +243,13 @@ func tokenAudience(issuer string, granted []string) audience {
 }
 
 // A refresh grant's access token is recorded on its refresh token's row
-// (see RecordAccessOnRefreshRow), and its jti says so, with a prefix that
+// (see refreshGrant), and its jti says so, with a prefix that
 // base64url never produces: the bearer check then reads the one place that
 // holds the record instead of trying both.
 const refreshRowPrefix = "r."
 
 func tokenID(ctx context.Context) string {
-	if recordsOnRefreshRow(ctx) {
+	if issuingRefresh(ctx) != nil {
 		return refreshRowPrefix + randomID()
 	}
 	return randomID()

@@ -86,7 +86,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			s.writeTokenError(ctx, w, grant, ar, err)
 			return
 		}
-		ctx = RecordAccessOnRefreshRow(ctx)
+		ctx = IssueRefreshGrant(ctx)
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {

@@ -157,6 +157,7 @@ var (
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "request", Type: field.TypeBytes},
 		{Name: "access_token_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "parent_id", Type: field.TypeString, Unique: true, Nullable: true, Size: 64},
 		{Name: "active", Type: field.TypeBool, Default: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}

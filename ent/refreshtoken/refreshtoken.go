@@ -27,6 +27,8 @@ const (
 	FieldRequest = "request"
 	// FieldAccessTokenID holds the string denoting the access_token_id field in the database.
 	FieldAccessTokenID = "access_token_id"
+	// FieldParentID holds the string denoting the parent_id field in the database.
+	FieldParentID = "parent_id"
 	// FieldActive holds the string denoting the active field in the database.
 	FieldActive = "active"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
@@ -45,6 +47,7 @@ var Columns = []string{
 	FieldExpiresAt,
 	FieldRequest,
 	FieldAccessTokenID,
+	FieldParentID,
 	FieldActive,
 	FieldCreatedAt,
 }
@@ -68,6 +71,8 @@ var (
 	SubjectValidator func(string) error
 	// AccessTokenIDValidator is a validator for the "access_token_id" field. It is called by the builders before save.
 	AccessTokenIDValidator func(string) error
+	// ParentIDValidator is a validator for the "parent_id" field. It is called by the builders before save.
+	ParentIDValidator func(string) error
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
@@ -112,6 +117,11 @@ func ByExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 // ByAccessTokenID orders the results by the access_token_id field.
 func ByAccessTokenID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAccessTokenID, opts...).ToFunc()
+}
+
+// ByParentID orders the results by the parent_id field.
+func ByParentID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldParentID, opts...).ToFunc()
 }
 
 // ByActive orders the results by the active field.

@@ -45,8 +45,11 @@ func (AccessToken) Indexes() []ent.Index {
 }
 
 // RefreshToken records an issued refresh token. A used or revoked token keeps
-// its row, marked inactive, until it expires: presenting it again is how
-// reuse is detected.
+// its row until it expires: presenting it again is how reuse is detected. A
+// token is used once a row names it as parent_id, and revoked once inactive.
+// Recording the rotation on the new row lets a refresh grant write one row
+// and nothing else, without a transaction: the unique index makes the second
+// of two rotations of one token fail.
 type RefreshToken struct {
 	ent.Schema
 }
@@ -55,6 +58,8 @@ type RefreshToken struct {
 func (RefreshToken) Fields() []ent.Field {
 	return append(tokenFields(),
 		field.String("access_token_id").MaxLen(64).Optional(),
+		field.String("parent_id").MaxLen(64).Optional().Nillable().Unique().Immutable().
+			Comment("the row of the refresh token this one replaced"),
 		field.Bool("active").Default(true),
 		field.Time("created_at").SchemaType(precise).Default(time.Now).Immutable(),
 	)
