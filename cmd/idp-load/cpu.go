@@ -27,12 +27,14 @@ const clockTicks = 100
 type cpuSample struct {
 	self   time.Duration // this process, user + system
 	server time.Duration // the server's process, user + system; 0 without a pid
+	db     time.Duration // the part of server spent by the database server
 	busy   time.Duration // the whole machine, all cores, not idle
 	ok     bool          // the machine's (and with a pid the server's) counters were read
 }
 
 // sampleCPU reads the counters. The server's time is the sum over pids
-// (idp, and on MySQL the database server); none leaves it out.
+// (idp, and on MySQL the database server); none leaves it out. Every pid
+// after the first is a database server's.
 func sampleCPU(pids ...int) cpuSample {
 	var s cpuSample
 	var ru syscall.Rusage
@@ -42,12 +44,15 @@ func sampleCPU(pids ...int) cpuSample {
 	busy, err := machineBusy()
 	s.ok = err == nil
 	s.busy = busy
-	for _, pid := range pids {
+	for i, pid := range pids {
 		if pid <= 0 {
 			continue
 		}
 		t, err := processCPU(pid)
 		s.server += t
+		if i > 0 {
+			s.db += t
+		}
 		s.ok = s.ok && err == nil
 	}
 	return s
@@ -79,20 +84,21 @@ func findDatabasePID() int {
 
 // cpuUse is what a stretch of time cost.
 type cpuUse struct {
-	server, client, others, wall time.Duration
+	server, db, client, others, wall time.Duration
 }
 
 func (a cpuSample) until(b cpuSample, wall time.Duration) (cpuUse, bool) {
 	if !a.ok || !b.ok {
 		return cpuUse{}, false
 	}
-	u := cpuUse{server: b.server - a.server, client: b.self - a.self, wall: wall}
+	u := cpuUse{server: b.server - a.server, db: b.db - a.db, client: b.self - a.self, wall: wall}
 	u.others = max(b.busy-a.busy-u.server-u.client, 0)
 	return u, true
 }
 
 func (u *cpuUse) add(v cpuUse) {
 	u.server += v.server
+	u.db += v.db
 	u.client += v.client
 	u.others += v.others
 	u.wall += v.wall

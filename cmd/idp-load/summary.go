@@ -35,6 +35,9 @@ type ScenarioResult struct {
 	// OK per CPU-second of server and load generator times the cores (the
 	// rate on a machine nothing else uses, for CPU-bound work).
 	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
+	// DatabaseCPUSeconds is the part of ServerCPUSeconds the local
+	// database server spent (MySQL only).
+	DatabaseCPUSeconds float64 `json:"database_cpu_seconds,omitempty"`
 	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
 	OthersShare      float64 `json:"others_cpu_share,omitempty"`
 	CPURate          float64 `json:"ok_per_cpu_second_times_cores,omitempty"`
@@ -118,6 +121,7 @@ func (r *recorder) add(status int, latency time.Duration, ok bool) {
 // withCPU adds what the requests cost in CPU time to res.
 func (res *ScenarioResult) withCPU(u cpuUse, cores int) {
 	res.ServerCPUSeconds, res.ClientCPUSeconds = u.server.Seconds(), u.client.Seconds()
+	res.DatabaseCPUSeconds = u.db.Seconds()
 	if u.wall > 0 {
 		res.OthersShare = u.others.Seconds() / (u.wall.Seconds() * float64(cores))
 	}
@@ -177,20 +181,25 @@ func formatErrors(errs map[string]int) string {
 // writeTable prints the scenarios of r as an aligned table.
 func writeTable(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tconc\trequests\treq/s\tok/s\tp50 ms\tp90 ms\tp99 ms\tserver µs/req\tload µs/req\terrors\t")
+	fmt.Fprintln(tw, "scenario\tconc\trequests\treq/s\tok/s\tp50 ms\tp90 ms\tp99 ms\tserver µs/req\tof it db\tload µs/req\terrors\t")
 	row := func(s *ScenarioResult) {
 		if s.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\tskipped: %s\t\n", s.Name, s.Concurrency, s.Skipped)
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\tskipped: %s\t\n", s.Name, s.Concurrency, s.Skipped)
 			return
 		}
 		// CPU time per request, server and load generator, when known.
-		srv, load := "-", "-"
+		// The database's part is shown on MySQL, where it is a process
+		// of its own.
+		srv, db, load := "-", "-", "-"
 		if s.Requests > 0 && s.ServerCPUSeconds+s.ClientCPUSeconds > 0 {
 			srv = fmt.Sprintf("%.0f", s.ServerCPUSeconds*1e6/float64(s.Requests))
 			load = fmt.Sprintf("%.0f", s.ClientCPUSeconds*1e6/float64(s.Requests))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t\n",
-			s.Name, s.Concurrency, s.Requests, s.Rate, s.OKRate, s.P50Ms, s.P90Ms, s.P99Ms, srv, load, formatErrors(s.Errors))
+		if s.Requests > 0 && s.DatabaseCPUSeconds > 0 {
+			db = fmt.Sprintf("%.0f", s.DatabaseCPUSeconds*1e6/float64(s.Requests))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t\n",
+			s.Name, s.Concurrency, s.Requests, s.Rate, s.OKRate, s.P50Ms, s.P90Ms, s.P99Ms, srv, db, load, formatErrors(s.Errors))
 	}
 	for i := range r.Scenarios {
 		row(&r.Scenarios[i])

@@ -219,13 +219,24 @@ func TestProcStat(t *testing.T) {
 	if err != nil || busy != 1610*time.Millisecond {
 		t.Errorf("parseMachineStat = %v, %v; want 1.61s (all but idle and iowait)", busy, err)
 	}
-	if s := sampleCPU(os.Getpid(), 0); !s.ok || s.self <= 0 || s.server <= 0 || s.busy <= 0 {
+	// /proc counts in clock ticks: spend one first.
+	for start := time.Now(); time.Since(start) < 5*time.Second; {
+		if t, _ := processCPU(os.Getpid()); t > 0 {
+			break
+		}
+	}
+	if s := sampleCPU(os.Getpid(), 0); !s.ok || s.self <= 0 || s.server <= 0 || s.busy <= 0 || s.db != 0 {
 		t.Errorf("sampleCPU(self) = %+v", s)
+	}
+	// A second pid is the database's: counted in server and on its own.
+	if s := sampleCPU(os.Getpid(), os.Getpid()); !s.ok || s.db <= 0 || s.server < 2*s.db {
+		t.Errorf("sampleCPU(self, self as the database) = %+v", s)
 	}
 	var res ScenarioResult
 	res.OK = 100
-	res.withCPU(cpuUse{server: 300 * time.Millisecond, client: 200 * time.Millisecond, others: time.Second, wall: time.Second}, 2)
-	if res.CPURate != 400 || res.OthersShare != 0.5 {
-		t.Errorf("withCPU: rate %v, others %v; want 100 ok / 0.5 CPU-s × 2 cores = 400, and 0.5", res.CPURate, res.OthersShare)
+	res.withCPU(cpuUse{server: 300 * time.Millisecond, db: 100 * time.Millisecond, client: 200 * time.Millisecond, others: time.Second, wall: time.Second}, 2)
+	if res.CPURate != 400 || res.OthersShare != 0.5 || res.DatabaseCPUSeconds != 0.1 {
+		t.Errorf("withCPU: rate %v, others %v, database %v; want 100 ok / 0.5 CPU-s × 2 cores = 400, 0.5 and 0.1 s",
+			res.CPURate, res.OthersShare, res.DatabaseCPUSeconds)
 	}
 }
