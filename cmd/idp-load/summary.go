@@ -38,11 +38,11 @@ type ScenarioResult struct {
 	// DatabaseCPUSeconds is the part of ServerCPUSeconds the local
 	// database server spent (MySQL only).
 	DatabaseCPUSeconds float64 `json:"database_cpu_seconds,omitempty"`
-	ClientCPUSeconds float64 `json:"client_cpu_seconds,omitempty"`
-	OthersShare      float64 `json:"others_cpu_share,omitempty"`
-	CPURate          float64 `json:"ok_per_cpu_second_times_cores,omitempty"`
-	Skipped          string  `json:"skipped,omitempty"` // why the scenario did not run
-	Note             string  `json:"note,omitempty"`
+	ClientCPUSeconds   float64 `json:"client_cpu_seconds,omitempty"`
+	OthersShare        float64 `json:"others_cpu_share,omitempty"`
+	CPURate            float64 `json:"ok_per_cpu_second_times_cores,omitempty"`
+	Skipped            string  `json:"skipped,omitempty"` // why the scenario did not run
+	Note               string  `json:"note,omitempty"`
 }
 
 // FloodResult is the login flood check: many concurrent password grants
