@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
+
+	"idp/ent"
 )
 
 // idTokenHandler issues OpenID Connect ID tokens at the token endpoint for
@@ -56,9 +58,15 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 	if !ok {
 		return "", fmt.Errorf("oauth: ID token for non-user subject %q", sess.Subject)
 	}
-	u, err := s.users.Get(ctx, id)
-	if err != nil {
-		return "", err
+	// A refresh grant read its user with the presented token.
+	var u *ent.User
+	if g := refreshGrantFrom(ctx); g != nil && g.user != nil && g.user.ID == id {
+		u = g.user
+	} else {
+		var err error
+		if u, err = s.users.Get(ctx, id); err != nil {
+			return "", err
+		}
 	}
 	now := s.now()
 	claims := idTokenClaims{

@@ -121,7 +121,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 			req := &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
 				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
 			access, refresh := "at-"+grant, "rt-"+grant
-			err := database.InTx(IssueRefreshGrant(ctx), db.Ent, func(ctx context.Context) error {
+			err := database.InTx(issuingRefreshGrant(ctx), db.Ent, func(ctx context.Context) error {
 				if err := s.CreateAccessTokenSession(ctx, access, req); err != nil {
 					return err
 				}
@@ -230,7 +230,7 @@ func TestRefreshRotation(t *testing.T) {
 		// refresh stores what fosite's refresh handler stores, in its
 		// order, for presented → next.
 		refresh := func(grant, presented, next string) error {
-			ctx, err := s.BeginTX(IssueRefreshGrant(ctx))
+			ctx, err := s.BeginTX(issuingRefreshGrant(ctx))
 			if err != nil {
 				return err
 			}
@@ -260,6 +260,26 @@ func TestRefreshRotation(t *testing.T) {
 		}
 
 		login("g1", "rt-1")
+		// A refresh grant reads the token's user with the token, for
+		// its ID token; other reads of a refresh token do not.
+		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("$argon2id$secret").
+			SetFirstName("Ada").SetLastName("Lovelace").ExecX(ctx)
+		grantCtx := withRefreshGrant(ctx)
+		if _, err := s.GetRefreshTokenSession(grantCtx, "rt-1", new(Session)); err != nil {
+			t.Fatal(err)
+		}
+		if u := refreshGrantFrom(grantCtx).user; u == nil || u.ID != 7 || u.Username != "ada" || u.LastName != "Lovelace" || u.PasswordHash != "" {
+			t.Errorf("the refresh grant's user: %+v", u)
+		}
+		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", &fosite.Request{ID: "g0", RequestedAt: time.Now(), Client: client,
+			Session: &Session{Subject: "8"}}); err != nil {
+			t.Fatal(err)
+		}
+		grantCtx = withRefreshGrant(ctx)
+		if _, err := s.GetRefreshTokenSession(grantCtx, "rt-gone", new(Session)); err != nil || refreshGrantFrom(grantCtx).user != nil {
+			t.Errorf("a token of a user that is gone: %v, user %+v; want no error and no user", err, refreshGrantFrom(grantCtx).user)
+		}
+
 		if err := refresh("g1", "rt-1", "rt-2"); err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
@@ -303,10 +323,17 @@ func TestRefreshRotation(t *testing.T) {
 	})
 }
 
+// issuingRefreshGrant is ctx as a refresh grant's once it issues tokens.
+func issuingRefreshGrant(ctx context.Context) context.Context {
+	ctx = withRefreshGrant(ctx)
+	refreshGrantFrom(ctx).issuing = true
+	return ctx
+}
+
 // TestTokenID: only a refresh grant's access token says in its jti that its
 // record is on a refresh token's row.
 func TestTokenID(t *testing.T) {
-	plain, refreshed := tokenID(context.Background()), tokenID(IssueRefreshGrant(context.Background()))
+	plain, refreshed := tokenID(context.Background()), tokenID(issuingRefreshGrant(context.Background()))
 	if onRefreshRow(plain) || !onRefreshRow(refreshed) || plain == refreshed[len(refreshRowPrefix):] {
 		t.Errorf("jti %q and %q", plain, refreshed)
 	}

@@ -58,6 +58,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if grant == "refresh_token" {
+		ctx = withRefreshGrant(ctx)
+	}
 	sess := new(Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -86,7 +89,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			s.writeTokenError(ctx, w, grant, ar, err)
 			return
 		}
-		ctx = IssueRefreshGrant(ctx)
+		refreshGrantFrom(ctx).issuing = true
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {

@@ -179,7 +179,11 @@ func TestTokenFlow(t *testing.T) {
 			t.Error("ID token without openid")
 		}
 
-		// Refresh rotates the refresh token and issues a new ID token.
+		// Refresh rotates the refresh token and issues a new ID token,
+		// which carries the user's profile as it is now.
+		if r := s.send(http.MethodPatch, "/v1/profile", tok.AccessToken, "application/json", strings.NewReader(`{"first_name":"Augusta"}`)); r.status != 200 {
+			t.Fatalf("PATCH profile: %d %s", r.status, r.body)
+		}
 		refreshed, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 		if err != nil {
 			t.Fatalf("refresh: %v", err)
@@ -187,8 +191,18 @@ func TestTokenFlow(t *testing.T) {
 		if refreshed.RefreshToken == "" || refreshed.RefreshToken == tok.RefreshToken || refreshed.AccessToken == tok.AccessToken {
 			t.Errorf("refresh did not rotate: %+v", refreshed)
 		}
-		if _, err := idVerifier.Verify(ctx, refreshed.Extra("id_token").(string)); err != nil {
-			t.Errorf("refreshed ID token: %v", err)
+		refreshedID, err := idVerifier.Verify(ctx, refreshed.Extra("id_token").(string))
+		if err != nil {
+			t.Fatalf("refreshed ID token: %v", err)
+		}
+		clear(idClaims)
+		refreshedID.Claims(&idClaims)
+		if refreshedID.Subject != sub || idClaims["given_name"] != "Augusta" || idClaims["family_name"] != "Lovelace" ||
+			idClaims["preferred_username"] != "ada" || idClaims["email"] != "ada@example.com" {
+			t.Errorf("refreshed ID token claims: %v", idClaims)
+		}
+		if err := refreshedID.VerifyAccessToken(refreshed.AccessToken); err != nil {
+			t.Errorf("refreshed at_hash: %v", err)
 		}
 		if s.get("/userinfo", refreshed.AccessToken).status != 200 {
 			t.Error("refreshed access token refused")

@@ -157,7 +157,7 @@ var (
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "request", Type: field.TypeBytes},
 		{Name: "access_token_id", Type: field.TypeString, Nullable: true, Size: 64},
-		{Name: "parent_id", Type: field.TypeString, Unique: true, Nullable: true, Size: 64},
+		{Name: "parent_id", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "active", Type: field.TypeBool, Default: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
@@ -168,9 +168,9 @@ var (
 		PrimaryKey: []*schema.Column{RefreshTokensColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "refreshtoken_request_id",
-				Unique:  false,
-				Columns: []*schema.Column{RefreshTokensColumns[1]},
+				Name:    "refreshtoken_request_id_parent_id",
+				Unique:  true,
+				Columns: []*schema.Column{RefreshTokensColumns[1], RefreshTokensColumns[8]},
 			},
 			{
 				Name:    "refreshtoken_subject",

@@ -48,8 +48,9 @@ func (AccessToken) Indexes() []ent.Index {
 // its row until it expires: presenting it again is how reuse is detected. A
 // token is used once a row names it as parent_id, and revoked once inactive.
 // Recording the rotation on the new row lets a refresh grant write one row
-// and nothing else, without a transaction: the unique index makes the second
-// of two rotations of one token fail.
+// and nothing else, without a transaction: the unique index on (request_id,
+// parent_id) makes the second of two rotations of one token fail, as a
+// parent and its successors share their grant.
 type RefreshToken struct {
 	ent.Schema
 }
@@ -58,7 +59,7 @@ type RefreshToken struct {
 func (RefreshToken) Fields() []ent.Field {
 	return append(tokenFields(),
 		field.String("access_token_id").MaxLen(64).Optional(),
-		field.String("parent_id").MaxLen(64).Optional().Nillable().Unique().Immutable().
+		field.String("parent_id").MaxLen(64).Optional().Nillable().Immutable().
 			Comment("the row of the refresh token this one replaced"),
 		field.Bool("active").Default(true),
 		field.Time("created_at").SchemaType(precise).Default(time.Now).Immutable(),
@@ -67,10 +68,12 @@ func (RefreshToken) Fields() []ent.Field {
 
 // Indexes of the RefreshToken. A refresh grant records its new access
 // token on the new refresh token's row (access_token_id) instead of a row of
-// its own, so access tokens are also looked up there.
+// its own, so access tokens are also looked up there. One index serves the
+// grant's rows (request_id) and rotation (parent_id, unique within the
+// grant): every index costs each refresh a write, on SQLite pages of WAL.
 func (RefreshToken) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("request_id"),
+		index.Fields("request_id", "parent_id").Unique(),
 		index.Fields("subject"),
 		index.Fields("expires_at"),
 		index.Fields("access_token_id"),
