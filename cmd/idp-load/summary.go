@@ -41,8 +41,11 @@ type ScenarioResult struct {
 	ClientCPUSeconds   float64 `json:"client_cpu_seconds,omitempty"`
 	OthersShare        float64 `json:"others_cpu_share,omitempty"`
 	CPURate            float64 `json:"ok_per_cpu_second_times_cores,omitempty"`
-	Skipped            string  `json:"skipped,omitempty"` // why the scenario did not run
-	Note               string  `json:"note,omitempty"`
+	// CPURateWithoutDB is CPURate with the database server's CPU left out:
+	// the rate when the database runs on a machine of its own.
+	CPURateWithoutDB float64 `json:"ok_per_cpu_second_times_cores_without_db,omitempty"`
+	Skipped          string  `json:"skipped,omitempty"` // why the scenario did not run
+	Note             string  `json:"note,omitempty"`
 }
 
 // FloodResult is the login flood check: many concurrent password grants
@@ -127,6 +130,9 @@ func (res *ScenarioResult) withCPU(u cpuUse, cores int) {
 	}
 	if ours := u.server + u.client; ours > 0 {
 		res.CPURate = float64(res.OK) / ours.Seconds() * float64(cores)
+		if rest := ours - u.db; u.db > 0 && rest > 0 {
+			res.CPURateWithoutDB = float64(res.OK) / rest.Seconds() * float64(cores)
+		}
 	}
 }
 
