@@ -95,6 +95,31 @@ func TestActiveUser(t *testing.T) {
 	})
 }
 
+// tokenStore is a Store on db with the public client mobile, and
+// tokenRequest a login of user 7 through it, as fosite hands them to the
+// Store.
+func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosite.Request) {
+	t.Helper()
+	ctx := context.Background()
+	clients := NewClients(db.Ent, 0)
+	if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
+		Scopes: []string{"openid", "offline_access"}}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := clients.Get(ctx, "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenRequest := func(grant string) *fosite.Request {
+		sess := &Session{Subject: "7"}
+		sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+		sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
+		return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
+			GrantedScope: fosite.Arguments{"openid", "offline_access"}}
+	}
+	return NewStore(db.Ent, clients, nil, nil), tokenRequest
+}
+
 // TestAccessTokenOnRefreshRow: an access token issued by a refresh grant
 // has no row of its own, only its refresh token's; it is live, readable
 // for introspection, and each way of revoking it (its grant, its subject,
@@ -102,24 +127,14 @@ func TestActiveUser(t *testing.T) {
 func TestAccessTokenOnRefreshRow(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		clients := NewClients(db.Ent, 0)
-		if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
-			Scopes: []string{"openid", "offline_access"}}); err != nil {
-			t.Fatal(err)
-		}
-		client, _ := clients.Get(ctx, "mobile")
 		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
 			SetFirstName("Ada").SetLastName("L").ExecX(ctx)
-		s := NewStore(db.Ent, clients, nil, nil)
+		s, tokenRequest := tokenStore(t, db)
 
 		// refreshGrant stores what a refresh grant stores, as fosite's
 		// refresh handler does, and returns the access token's signature.
 		refreshGrant := func(grant string) string {
-			sess := &Session{Subject: "7"}
-			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
-			sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
-			req := &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
-				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
+			req := tokenRequest(grant)
 			access, refresh := "at-"+grant, "rt-"+grant
 			err := database.InTx(issuingRefreshGrant(ctx), db.Ent, func(ctx context.Context) error {
 				if err := s.CreateAccessTokenSession(ctx, access, req); err != nil {
@@ -202,24 +217,11 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 // the rotation and the new access token, only while the presented token is
 // active and not yet replaced; the replaced token then reads as used. Each
 // case fails without one of the conditions of rotateQuery or the unique
-// parent_id. On both engines.
+// index on (request_id, parent_id). On both engines.
 func TestRefreshRotation(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		clients := NewClients(db.Ent, 0)
-		if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
-			Scopes: []string{"openid", "offline_access"}}); err != nil {
-			t.Fatal(err)
-		}
-		client, _ := clients.Get(ctx, "mobile")
-		s := NewStore(db.Ent, clients, nil, nil)
-		request := func(grant string) *fosite.Request {
-			sess := &Session{Subject: "7"}
-			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
-			sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
-			return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
-				GrantedScope: fosite.Arguments{"openid", "offline_access"}}
-		}
+		s, request := tokenStore(t, db)
 		// login stores a password grant's refresh token.
 		login := func(grant, sig string) {
 			t.Helper()
@@ -271,8 +273,9 @@ func TestRefreshRotation(t *testing.T) {
 		if u := refreshGrantFrom(grantCtx).user; u == nil || u.ID != 7 || u.Username != "ada" || u.LastName != "Lovelace" || u.PasswordHash != "" {
 			t.Errorf("the refresh grant's user: %+v", u)
 		}
-		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", &fosite.Request{ID: "g0", RequestedAt: time.Now(), Client: client,
-			Session: &Session{Subject: "8"}}); err != nil {
+		gone := request("g0")
+		gone.Session.(*Session).Subject = "8"
+		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
 			t.Fatal(err)
 		}
 		grantCtx = withRefreshGrant(ctx)
