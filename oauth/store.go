@@ -243,10 +243,9 @@ type refreshGrant struct {
 	// issuing is set once fosite has checked the request and issues the
 	// new tokens (NewAccessResponse). Not earlier: checking a replayed
 	// token revokes its grant, which needs a transaction.
-	issuing   bool
-	parent    string    // the rotated token's row (RotateRefreshToken)
-	requestID string    // its grant
-	user      *ent.User // the token's user, without the password hash; nil if gone
+	issuing bool
+	parent  string    // the rotated token's row (RotateRefreshToken)
+	user    *ent.User // the token's user, without the password hash; nil if gone
 }
 
 type refreshGrantKey struct{}
@@ -418,7 +417,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 		res, err := s.client(ctx).ExecContext(ctx, rotateQuery,
 			rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
 			r.GetRequestedAt(), exp, data, access, g.parent, true, s.now(),
-			g.parent, g.requestID)
+			g.parent, r.GetID())
 		if sqlgraph.IsUniqueConstraintError(err) {
 			return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
 		}
@@ -523,7 +522,9 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	if g := issuingRefresh(ctx); g != nil {
-		g.parent, g.requestID = rowID(signature), requestID
+		// The grant is the new token's too: CreateRefreshTokenSession
+		// rotates only within it.
+		g.parent = rowID(signature)
 		return nil
 	}
 	n, err := s.client(ctx).RefreshToken.Update().
