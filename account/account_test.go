@@ -70,14 +70,21 @@ func TestUnknownLoginCostsAHash(t *testing.T) {
 
 // holdSlot occupies the hasher's only slot with the verification of a
 // deliberately expensive stored hash (128 MiB, t=4: about a second), and
-// returns once the slot is taken.
+// returns once the slot is taken. The verification asks again when it
+// queued past the hasher's timeout behind one of the probes below (on a
+// loaded machine a probe can hold the slot that long); otherwise nothing
+// would take the slot and no probe would ever find it busy.
 func holdSlot(t *testing.T, h *password.Hasher) (release func()) {
 	t.Helper()
 	slow := "$argon2id$v=19$m=131072,t=4,p=1$c29tZXNhbHRzb21lc2FsdA$" + strings.Repeat("A", 43)
 	done := make(chan struct{})
 	go func() {
-		h.Verify(context.Background(), slow, "x")
-		close(done)
+		defer close(done)
+		for {
+			if _, _, err := h.Verify(context.Background(), slow, "x"); !errors.Is(err, password.ErrBusy) {
+				return
+			}
+		}
 	}()
 	// Wait until the slot is really taken: a second caller is then busy.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
