@@ -26,7 +26,7 @@ const ChromiumPath = "/usr/bin/chromium"
 const InstallHint = "apt-get update && apt-get install -y chromium"
 
 // DefaultTimeout bounds a browser's whole life in a test.
-const DefaultTimeout = 90 * time.Second
+const DefaultTimeout = 2 * time.Minute
 
 // Option changes what New starts.
 type Option func(*options)

@@ -180,7 +180,9 @@ type Field struct{ Name, Value string }
 // fields posted to the client's redirect URI, submitted by a script, with a
 // button for browsers without JavaScript.
 type FormPost struct {
-	// Action is the client's redirect URI.
+	// Action is the client's redirect URI. html/template lets only http(s)
+	// URLs through (others become "#ZgotmplZ"), which suits form_post: an app
+	// behind a custom scheme cannot receive a POST.
 	Action string
 	Fields []Field
 }

@@ -232,7 +232,6 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, uiLoc
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
-		w.Header().Del("Set-Cookie")
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return fmt.Errorf("pages: render %s: %w", info.template, err)
 	}
