@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"idp/browsertest"
@@ -111,6 +112,14 @@ func newSignInSite(t *testing.T) *signInSite {
 		default:
 			SeeOther(w, r, s.client.URL+"/cb?code=abc&state=xyz")
 		}
+	})
+	mux.HandleFunc("GET /show/{name}", func(w http.ResponseWriter, r *http.Request) {
+		page, ok := allPages()[r.PathValue("name")]
+		if !ok || r.PathValue("name") == "form_post" { // it would post off this machine
+			http.NotFound(w, r)
+			return
+		}
+		s.p.Render(w, r, http.StatusOK, "", page)
 	})
 	mux.HandleFunc("GET /form_post", func(w http.ResponseWriter, r *http.Request) {
 		s.p.Render(w, r, http.StatusOK, "", FormPost{Action: s.client.URL + "/cb", Fields: []Field{{"code", "abc"}, {"state", "xyz"}}})
@@ -258,6 +267,42 @@ func TestInBrowser(t *testing.T) {
 		hit := receive(t, s.hits, "form_post at the client")
 		if hit.method != http.MethodPost || hit.form.Get("code") != "abc" || hit.form.Get("state") != "xyz" {
 			t.Errorf("client got %+v", hit)
+		}
+	})
+
+	t.Run("form_post without JavaScript: the button posts", func(t *testing.T) {
+		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		defer chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
+		step(t, ctx, chromedp.Navigate(s.srv.URL+"/form_post"))
+		select {
+		case hit := <-s.hits:
+			t.Fatalf("the page submitted itself with scripts off: %+v", hit)
+		case <-time.After(500 * time.Millisecond):
+		}
+		step(t, ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+		hit := receive(t, s.hits, "form_post at the client")
+		if hit.method != http.MethodPost || hit.form.Get("code") != "abc" {
+			t.Errorf("client got %+v", hit)
+		}
+	})
+
+	t.Run("readable on a phone", func(t *testing.T) {
+		step(t, ctx, chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+		defer chromedp.Do(ctx, chromedp.ResetViewport())
+		for name := range allPages() {
+			if name == "form_post" {
+				continue
+			}
+			step(t, ctx, chromedp.Navigate(s.srv.URL+"/show/"+name))
+			// Laid out at the phone's width (the viewport meta), nothing
+			// wider than it, text no smaller than 16 CSS px.
+			w := get(t, ctx, chromedp.Evaluate[[]int](`[document.documentElement.clientWidth, document.documentElement.scrollWidth]`))
+			size := get(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).fontSize`))
+			if w[0] != 360 || w[1] > w[0] || size != "16px" {
+				t.Errorf("%s on a 360px phone: laid out %dpx wide, content %dpx, font size %s", name, w[0], w[1], size)
+			}
 		}
 	})
 
