@@ -129,7 +129,10 @@ func parseTemplates() (map[string]*template.Template, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.Must(layout.Clone()).ParseFS(templateFiles, n)
+		t, err := layout.Clone()
+		if err == nil {
+			t, err = t.ParseFS(templateFiles, n)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("pages: %s: %w", name, err)
 		}
@@ -320,6 +323,7 @@ func SeeOther(w http.ResponseWriter, r *http.Request, location string) {
 }
 
 // Handler serves the stylesheet at StylePath, cacheable, with an ETag.
+// Mount it at /pages/ without stripping the prefix.
 func (p *Pages) Handler() http.Handler {
 	etag := `"` + p.styleTag + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
