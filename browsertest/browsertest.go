@@ -141,3 +141,16 @@ func require(t testing.TB, candidates []string, ci bool) string {
 	t.Skipf("browsertest: Chromium is missing (%s); install it with %q to run this test", ChromiumPath, InstallHint)
 	return ""
 }
+
+// NewUser opens a tab in a new browser context of ctx's browser: its own
+// cookies and storage, as a second person (or a private window) has, at the
+// cost of a tab rather than a browser. It is closed when the test ends.
+func NewUser(t testing.TB, ctx context.Context) context.Context {
+	t.Helper()
+	uctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(uctx); err != nil {
+		t.Fatalf("browsertest: opening a tab in a new browser context: %v", err)
+	}
+	return uctx
+}

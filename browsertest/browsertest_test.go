@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,6 +111,38 @@ func TestNewLoadsAPage(t *testing.T) {
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="} {
 		if !strings.Contains(cmdline, flag) {
 			t.Errorf("command line %q lacks %s", cmdline, flag)
+		}
+	}
+}
+
+func TestNewUserHasItsOwnCookies(t *testing.T) {
+	ctx := New(t)
+	srv := loopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/set" {
+			http.SetCookie(w, &http.Cookie{Name: "who", Value: "first", Path: "/"})
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		c, _ := r.Cookie("who")
+		fmt.Fprintf(w, `<!doctype html><title>cookie</title><p id="who">%v</p>`, c != nil)
+	}))
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/set")); err != nil {
+		t.Fatal(err)
+	}
+	other := NewUser(t, ctx)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want string
+	}{{"same user", ctx, "true"}, {"new user", other, "false"}} {
+		if err := chromedp.Do(tc.ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := chromedp.Run(tc.ctx, chromedp.Text(chromedp.ID("who")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: cookie sent %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }
