@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +29,15 @@ var (
 
 // Options configure the account service. Zero values take the defaults.
 type Options struct {
-	// Lockout: after LockThreshold failed logins (default 5) an account
-	// is locked for LockBase (default 1 minute), doubling with every
-	// further failure up to LockMax (default 1 hour).
-	LockThreshold     int
-	LockBase, LockMax time.Duration
+	// Lockout: after LockThreshold failed logins (default 5) from one
+	// client address, an account is locked for that address for LockBase
+	// (default 1 minute), doubling with every further failure up to
+	// LockMax (default 1 hour). After AccountLockThreshold consecutive
+	// failures from all addresses together (default 100, the ceiling of
+	// NIST SP 800-63B §5.2.2) it is locked for every address alike.
+	LockThreshold        int
+	AccountLockThreshold int
+	LockBase, LockMax    time.Duration
 	// CodeKey keys the HMAC under which reset codes are stored (at least
 	// 32 bytes; required for password reset).
 	CodeKey []byte
@@ -66,6 +69,9 @@ func New(db *ent.Client, hasher *password.Hasher, opts Options) *Service {
 	if opts.LockThreshold <= 0 {
 		opts.LockThreshold = 5
 	}
+	if opts.AccountLockThreshold <= 0 {
+		opts.AccountLockThreshold = 100
+	}
 	if opts.LockBase <= 0 {
 		opts.LockBase = time.Minute
 	}
@@ -89,26 +95,26 @@ func (s *Service) client(ctx context.Context) *ent.Client { return database.Clie
 func NormalizeLogin(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
 
 // Authenticate checks a login, the username or the email address in any
-// letter case, and a password. An unknown login costs the same password
-// hash as a known one and gives the same ErrInvalidCredentials. When the
-// stored hash was made with other parameters than the configured ones, it
-// is replaced after a successful check. Overload gives password.ErrBusy.
+// letter case, and a password, of a client at the address from. An unknown
+// login costs the same password hash as a known one and gives the same
+// ErrInvalidCredentials. When the stored hash was made with other
+// parameters than the configured ones, it is replaced after a successful
+// check. Overload gives password.ErrBusy.
 //
-// Failed logins lock the account (see Options); a locked account answers
-// *LockedError whatever the password, without checking it. Unknown logins
-// are counted and locked the same way, so the lock-out does not tell which
+// Failed logins lock the account for the address they come from, and past
+// a higher count for every address (see Options); a locked account answers
+// *LockedError whatever the password, without checking it. So an attacker
+// guessing from elsewhere does not lock the owner out. Unknown logins are
+// counted and locked the same way, so the lock-out does not tell which
 // accounts exist.
-func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User, error) {
+func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*ent.User, error) {
 	login = NormalizeLogin(login)
 	u, err := s.FindByLogin(ctx, login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	key := "login:" + login
-	if u != nil {
-		key = "user:" + strconv.FormatInt(u.ID, 10)
-	}
-	throttle, err := s.throttle(ctx, key)
+	keys := keysOf(login, u, from)
+	throttle, err := s.throttles(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +125,7 @@ func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return nil, err
 		}
-		return nil, s.failed(ctx, key, throttle)
+		return nil, s.failed(ctx, keys, throttle)
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
@@ -130,11 +136,9 @@ func (s *Service) Authenticate(ctx context.Context, login, pw string) (*ent.User
 		return nil, err
 	}
 	if !ok {
-		return nil, s.failed(ctx, key, throttle)
+		return nil, s.failed(ctx, keys, throttle)
 	}
-	if throttle != nil {
-		s.clearThrottle(ctx, key)
-	}
+	s.succeeded(ctx, keys, throttle)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}

@@ -33,13 +33,13 @@ func TestAuthenticate(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, login := range []string{"ada", " ADA ", "ada@example.com", "ADA@EXAMPLE.COM"} {
-			got, err := s.Authenticate(ctx, login, "correct horse")
+			got, err := s.Authenticate(ctx, login, "correct horse", "")
 			if err != nil || got.ID != u.ID {
 				t.Errorf("login %q: %v", login, err)
 			}
 		}
 		for _, c := range []struct{ login, pw string }{{"ada", "wrong"}, {"nobody", "correct horse"}, {"", "x"}, {"ada@", "x"}} {
-			if _, err := s.Authenticate(ctx, c.login, c.pw); !errors.Is(err, ErrInvalidCredentials) {
+			if _, err := s.Authenticate(ctx, c.login, c.pw, ""); !errors.Is(err, ErrInvalidCredentials) {
 				t.Errorf("login %q/%q: %v, want ErrInvalidCredentials", c.login, c.pw, err)
 			}
 		}
@@ -58,12 +58,12 @@ func TestUnknownLoginCostsAHash(t *testing.T) {
 	}
 	release := holdSlot(t, s.hasher)
 	for _, login := range []string{"ada", "nobody"} {
-		if _, err := s.Authenticate(ctx, login, "whatever"); !errors.Is(err, password.ErrBusy) {
+		if _, err := s.Authenticate(ctx, login, "whatever", ""); !errors.Is(err, password.ErrBusy) {
 			t.Errorf("login %q with every hashing slot taken: %v, want ErrBusy (a hash was skipped)", login, err)
 		}
 	}
 	release()
-	if _, err := s.Authenticate(ctx, "nobody", "whatever"); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := s.Authenticate(ctx, "nobody", "whatever", ""); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("after release: %v", err)
 	}
 }
@@ -107,20 +107,20 @@ func TestRehashOnLogin(t *testing.T) {
 		stronger := cheap
 		stronger.Iterations = 3
 		s := newService(t, db, stronger, 0, Options{})
-		if _, err := s.Authenticate(ctx, "ada", "wrong"); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := s.Authenticate(ctx, "ada", "wrong", ""); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatal(err)
 		}
 		if got, _ := s.Get(ctx, u.ID); got.PasswordHash != u.PasswordHash {
 			t.Error("a failed login replaced the hash")
 		}
-		if _, err := s.Authenticate(ctx, "ada", "correct horse"); err != nil {
+		if _, err := s.Authenticate(ctx, "ada", "correct horse", ""); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := s.Get(ctx, u.ID)
 		if got.PasswordHash == u.PasswordHash || !strings.Contains(got.PasswordHash, "t=3") {
 			t.Errorf("hash not upgraded: %s", got.PasswordHash)
 		}
-		if _, err := s.Authenticate(ctx, "ada", "correct horse"); err != nil {
+		if _, err := s.Authenticate(ctx, "ada", "correct horse", ""); err != nil {
 			t.Errorf("login with the upgraded hash: %v", err)
 		}
 	})

@@ -2,11 +2,17 @@ package account
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
 
 	"idp/ent"
 	"idp/ent/loginthrottle"
+	"idp/ent/predicate"
 )
 
 // LockedError is returned while an account is locked after failed logins.
@@ -22,38 +28,134 @@ func (e *LockedError) Error() string {
 // account that mistypes now and then never adds up to a lock.
 const throttleMemory = 24 * time.Hour
 
-// throttle reads the failure record of key; nil when there is none.
-func (s *Service) throttle(ctx context.Context, key string) (*ent.LoginThrottle, error) {
-	t, err := s.client(ctx).LoginThrottle.Get(ctx, key)
-	if ent.IsNotFound(err) {
-		return nil, nil
+// Bounds of the parts of a throttle key, so that every key fits the
+// table's 300 characters.
+const (
+	maxKeyName = 200
+	maxKeyAddr = 64
+)
+
+// loginKeys name the two failure records a login counts against: the
+// account's (or unknown name's) own, across every address, and the one of
+// that account from the client's address.
+type loginKeys struct {
+	account, address string
+}
+
+// keysOf are the throttle keys of a login from the address from: user:<id>
+// and user:<id>|<from> for an account, login:<name> and login:<name>|<from>
+// for an unknown name, so that unknown names lock exactly like accounts.
+func keysOf(login string, u *ent.User, from string) loginKeys {
+	var k string
+	if u != nil {
+		k = userKey(u.ID)
+	} else {
+		if len(login) > maxKeyName {
+			sum := sha256.Sum256([]byte(login))
+			login = "sha256:" + hex.EncodeToString(sum[:])
+		}
+		k = "login:" + login
 	}
+	if len(from) > maxKeyAddr {
+		from = from[:maxKeyAddr]
+	}
+	return loginKeys{account: k, address: k + "|" + from}
+}
+
+func userKey(id int64) string { return "user:" + strconv.FormatInt(id, 10) }
+
+// throttles are the failure records of a login's keys; nil when absent.
+type throttles struct {
+	account, address *ent.LoginThrottle
+}
+
+// throttles reads both records of keys in one query.
+func (s *Service) throttles(ctx context.Context, keys loginKeys) (throttles, error) {
+	rows, err := s.client(ctx).LoginThrottle.Query().
+		Where(loginthrottle.IDIn(keys.account, keys.address)).
+		All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("account: read login throttle: %w", err)
+		return throttles{}, fmt.Errorf("account: read login throttle: %w", err)
+	}
+	var t throttles
+	for _, r := range rows {
+		switch r.ID {
+		case keys.account:
+			t.account = r
+		case keys.address:
+			t.address = r
+		}
 	}
 	return t, nil
 }
 
-func (s *Service) locked(t *ent.LoginThrottle) error {
-	if t == nil || t.LockedUntil == nil {
-		return nil
+// locked answers *LockedError while either record locks, with the longer
+// of the two waits.
+func (s *Service) locked(t throttles) error {
+	now := s.opts.Now()
+	var wait time.Duration
+	for _, r := range []*ent.LoginThrottle{t.account, t.address} {
+		if r != nil && r.LockedUntil != nil {
+			wait = max(wait, r.LockedUntil.Sub(now))
+		}
 	}
-	if wait := t.LockedUntil.Sub(s.opts.Now()); wait > 0 {
+	if wait > 0 {
 		return &LockedError{RetryAfter: wait}
 	}
 	return nil
 }
 
-// failed records a failed login of key and locks it from the threshold on:
-// LockBase at the threshold, doubling with each further failure, up to
-// LockMax. It returns the error the login answers with:
-// ErrInvalidCredentials, so the failure that sets a lock reads like any
-// other, or an error of the database.
-func (s *Service) failed(ctx context.Context, key string, prev *ent.LoginThrottle) error {
+// failed records a failed login against both keys: from LockThreshold
+// failures the address is locked, from AccountLockThreshold the account
+// everywhere; each lock is LockBase at its threshold, doubling with each
+// further failure, up to LockMax. It returns the error the login answers
+// with: ErrInvalidCredentials, so the failure that sets a lock reads like
+// any other, or an error of the database.
+func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) error {
 	if s.opts.OnLoginFailed != nil {
 		s.opts.OnLoginFailed()
 	}
 	now := s.opts.Now()
+	for _, r := range []struct {
+		key  string
+		prev *ent.LoginThrottle
+	}{{keys.account, prev.account}, {keys.address, prev.address}} {
+		if err := s.countFailure(ctx, r.key, r.prev, now); err != nil {
+			return err
+		}
+	}
+	t, err := s.throttles(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		row       *ent.LoginThrottle
+		threshold int
+	}{{t.account, s.opts.AccountLockThreshold}, {t.address, s.opts.LockThreshold}} {
+		if r.row == nil {
+			continue // deleted meanwhile by a success: nothing to lock
+		}
+		over := r.row.Failures - r.threshold
+		if over < 0 {
+			continue
+		}
+		lock := s.opts.LockBase << min(over, 30)
+		if lock > s.opts.LockMax || lock <= 0 {
+			lock = s.opts.LockMax
+		}
+		if err := s.client(ctx).LoginThrottle.UpdateOneID(r.row.ID).SetLockedUntil(now.Add(lock)).Exec(ctx); err != nil && !ent.IsNotFound(err) {
+			return fmt.Errorf("account: lock: %w", err)
+		}
+		if s.opts.OnLockout != nil {
+			s.opts.OnLockout()
+		}
+	}
+	return ErrInvalidCredentials
+}
+
+// countFailure adds one failure to the record of key, starting it afresh
+// when there was none or it was forgotten.
+func (s *Service) countFailure(ctx context.Context, key string, prev *ent.LoginThrottle, now time.Time) error {
 	c := s.client(ctx).LoginThrottle
 	var err error
 	if prev == nil || now.Sub(prev.UpdatedAt) > throttleMemory {
@@ -64,35 +166,48 @@ func (s *Service) failed(ctx context.Context, key string, prev *ent.LoginThrottl
 			}).Exec(ctx)
 	} else {
 		// Concurrent failures each count: the increment is the database's.
+		// A record deleted meanwhile (a success) is simply not counted.
 		err = c.UpdateOneID(key).AddFailures(1).SetUpdatedAt(now).Exec(ctx)
+		if ent.IsNotFound(err) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("account: record failed login: %w", err)
 	}
-	t, err := c.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("account: record failed login: %w", err)
-	}
-	if over := t.Failures - s.opts.LockThreshold; over >= 0 {
-		lock := s.opts.LockBase << min(over, 30)
-		if lock > s.opts.LockMax || lock <= 0 {
-			lock = s.opts.LockMax
-		}
-		if err := c.UpdateOneID(key).SetLockedUntil(now.Add(lock)).Exec(ctx); err != nil {
-			return fmt.Errorf("account: lock: %w", err)
-		}
-		if s.opts.OnLockout != nil {
-			s.opts.OnLockout()
-		}
-	}
-	return ErrInvalidCredentials
+	return nil
 }
 
-// clearThrottle forgets the failures of key after a successful login.
-func (s *Service) clearThrottle(ctx context.Context, key string) {
-	if err := s.client(ctx).LoginThrottle.DeleteOneID(key).Exec(ctx); err != nil && !ent.IsNotFound(err) {
+// succeeded forgets, after a successful login, the failures of its address
+// and the account's count across addresses; other addresses' records stay.
+func (s *Service) succeeded(ctx context.Context, keys loginKeys, t throttles) {
+	var ids []string
+	if t.account != nil {
+		ids = append(ids, keys.account)
+	}
+	if t.address != nil {
+		ids = append(ids, keys.address)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if _, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.IDIn(ids...)).Exec(ctx); err != nil {
 		s.log.WarnContext(ctx, "clear login throttle", "err", err)
 	}
+}
+
+// clearUserThrottles forgets every failure record of the user, on every
+// address: what a reset by emailed code earns.
+func (s *Service) clearUserThrottles(ctx context.Context, userID int64) error {
+	k := userKey(userID)
+	_, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.Or(
+		loginthrottle.ID(k),
+		predicate.LoginThrottle(entsql.FieldHasPrefix(loginthrottle.FieldID, k+"|")),
+	)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("account: clear login throttles: %w", err)
+	}
+	return nil
 }
 
 // DeleteStaleThrottles removes failure records not touched for a day and no

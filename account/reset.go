@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strconv"
 
 	"idp/ent"
 	"idp/ent/passwordresetcode"
@@ -87,6 +86,21 @@ func (s *Service) CheckResetCode(ctx context.Context, userID int64, code string)
 	return nil
 }
 
+// HasLiveResetCode reports whether the user holds a reset code that still
+// works: issued, not expired, with tries left. When none does, a mail
+// quota must not stand between the owner and a new code.
+func (s *Service) HasLiveResetCode(ctx context.Context, userID int64) (bool, error) {
+	ok, err := s.client(ctx).PasswordResetCode.Query().Where(
+		passwordresetcode.UserID(userID),
+		passwordresetcode.AttemptsLT(MaxCodeAttempts),
+		passwordresetcode.ExpiresAtGT(s.opts.Now()),
+	).Exist(ctx)
+	if err != nil {
+		return false, fmt.Errorf("account: read reset code: %w", err)
+	}
+	return ok, nil
+}
+
 func (s *Service) wrongCode(ctx context.Context, userID int64) error {
 	_, err := s.client(ctx).PasswordResetCode.Update().
 		Where(passwordresetcode.UserID(userID)).
@@ -118,8 +132,9 @@ func (s *Service) ConsumeResetCode(ctx context.Context, userID int64, code strin
 }
 
 // SetPassword stores a new password hash and marks the change, so that
-// tokens issued before it stop working at this service; it also lifts a
-// lock-out, since whoever reset the password proved control of the email.
+// tokens issued before it stop working at this service; it also lifts
+// every lock-out of the account, on every address, since whoever reset the
+// password proved control of the email.
 func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) error {
 	now := s.opts.Now()
 	err := s.client(ctx).User.UpdateOneID(userID).
@@ -131,8 +146,7 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) er
 	} else if err != nil {
 		return fmt.Errorf("account: set password: %w", err)
 	}
-	s.clearThrottle(ctx, "user:"+strconv.FormatInt(userID, 10))
-	return nil
+	return s.clearUserThrottles(ctx, userID)
 }
 
 // DeleteExpiredCodes removes reset codes past their lifetime.

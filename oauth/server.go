@@ -27,9 +27,9 @@ import (
 // Users is what the token service needs of the user accounts.
 type Users interface {
 	// Authenticate checks a login (username or email, any letter case)
-	// and password. Bad credentials give an error wrapping
-	// account.ErrInvalidCredentials, whatever was wrong.
-	Authenticate(ctx context.Context, login, password string) (*ent.User, error)
+	// and password of a client at the address from. Bad credentials give
+	// an error wrapping account.ErrInvalidCredentials, whatever was wrong.
+	Authenticate(ctx context.Context, login, password, from string) (*ent.User, error)
 	// Get returns a user by id, or an error wrapping account.ErrNotFound.
 	Get(ctx context.Context, id int64) (*ent.User, error)
 }

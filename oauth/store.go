@@ -22,6 +22,7 @@ import (
 	"idp/ent/accesstoken"
 	"idp/ent/refreshtoken"
 	"idp/ent/user"
+	"idp/ratelimit"
 )
 
 // Store is fosite's storage, backed by ent on MySQL or SQLite.
@@ -128,9 +129,11 @@ func (s *Store) SetClientAssertionJWT(context.Context, string, time.Time) error 
 }
 
 // Authenticate implements the password grant's credential check. name is
-// the username or the email address, in any letter case.
+// the username or the email address, in any letter case. The client's
+// address, which the lock-out counts by, comes from ctx (see
+// ratelimit.ClientAddr): fosite passes no request.
 func (s *Store) Authenticate(ctx context.Context, name, secret string) (string, error) {
-	u, err := s.users.Authenticate(ctx, name, secret)
+	u, err := s.users.Authenticate(ctx, name, secret, ratelimit.ClientAddr(ctx))
 	if err != nil {
 		return "", err
 	}

@@ -83,7 +83,7 @@ func stringFields(raw map[string]json.RawMessage, names ...string) (map[string]s
 
 // handleForgot sends a reset code to the account's address. It answers 202
 // whether or not the login exists, after the same minimum time either way,
-// and silently drops mails past the per-account quota.
+// and silently drops mails past the quotas (see forgot).
 func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	in, ok := readJSONObject(w, r, "login")
@@ -95,7 +95,7 @@ func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deadline := time.Now().Add(s.cfg.ForgotMinDuration)
-	err := s.forgot(ctx, in["login"])
+	err := s.forgot(ctx, in["login"], ratelimit.ClientAddr(ctx))
 	s.waitUntil(ctx, deadline)
 	if err != nil {
 		s.fail(w, r, "forgot", err)
@@ -104,21 +104,38 @@ func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// forgot issues and mails a code when login names an account and its mail
-// quota allows.
-func (s *Server) forgot(ctx context.Context, login string) error {
+// forgot issues and mails a code when login names an account and the
+// quotas allow: MailsPerHour per account and requesting address, so that
+// requests from one address cannot use up another's, and
+// MailsPerHourPerAccount per account, which gives way when the account
+// holds no working code (none, expired, or killed by wrong tries), so that
+// the owner can always get one.
+func (s *Server) forgot(ctx context.Context, login, from string) error {
 	u, err := s.accounts.FindByLogin(ctx, login)
 	if errors.Is(err, account.ErrNotFound) {
-		// The same quota look-up as for a known login, so that both paths
-		// cost alike; its answer does not matter.
-		s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), "login:"+account.NormalizeLogin(login))
+		// The same quota look-ups as for a known login, so that both paths
+		// cost alike; their answers do not matter.
+		key := "login:" + account.NormalizeLogin(login)
+		s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), key+"|"+from)
+		s.limiter.Allow(ctx, forgotAccountQuota(s.cfg.MailsPerHourPerAccount), key)
 		return nil
 	} else if err != nil {
 		return err
 	}
-	allowed, _, err := s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), "user:"+strconv.FormatInt(u.ID, 10))
+	key := "user:" + strconv.FormatInt(u.ID, 10)
+	allowed, _, err := s.limiter.Allow(ctx, forgotQuota(s.cfg.MailsPerHour), key+"|"+from)
 	if err != nil || !allowed {
 		return err
+	}
+	allowed, _, err = s.limiter.Allow(ctx, forgotAccountQuota(s.cfg.MailsPerHourPerAccount), key)
+	if err != nil {
+		return err
+	}
+	if !allowed {
+		live, err := s.accounts.HasLiveResetCode(ctx, u.ID)
+		if err != nil || live {
+			return err
+		}
 	}
 	return database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
 		code, err := s.accounts.IssueResetCode(ctx, u.ID)
@@ -131,6 +148,10 @@ func (s *Server) forgot(ctx context.Context, login string) error {
 
 func forgotQuota(perHour int64) ratelimit.Rule {
 	return ratelimit.Rule{Name: "forgot-mail", Limit: perHour, Window: time.Hour}
+}
+
+func forgotAccountQuota(perHour int64) ratelimit.Rule {
+	return ratelimit.Rule{Name: "forgot-mail-account", Limit: perHour, Window: time.Hour}
 }
 
 // waitUntil sleeps until t, or until the client leaves.
@@ -153,7 +174,10 @@ func badCode(w http.ResponseWriter) {
 
 // handleReset sets a new password with a mailed code, then ends every grant
 // of the user (refresh tokens revoked; access tokens issued before refused
-// here) and tells them by mail.
+// here) and tells them by mail. Nothing about the account is compared
+// before the code is proven: the new password is checked against the
+// username and email only then, so that a guessed email cannot be
+// confirmed without the code.
 func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	in, ok := readJSONObject(w, r, "login", "code", "new_password")
@@ -165,17 +189,13 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "reset: find user", err)
 		return
 	}
-	username, email := account.NormalizeLogin(in["login"]), account.NormalizeLogin(in["login"])
-	if u != nil {
-		username, email = u.Username, u.Email
-	}
-	_, present := in["new_password"]
-	if fe, ok := s.checkPassword(in["new_password"], present, username, email); !ok {
-		fe.Field = "new_password"
-		writeProblem(w, validationProblem([]FieldError{fe}))
-		return
-	}
 	if u == nil {
+		// The same code look-up as for a known login (no user has id 0),
+		// so that both paths cost alike; it always fails.
+		if err := s.accounts.CheckResetCode(ctx, 0, in["code"]); err != nil && !errors.Is(err, account.ErrBadCode) {
+			s.fail(w, r, "reset: check code", err)
+			return
+		}
 		badCode(w)
 		return
 	}
@@ -184,6 +204,14 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if err != nil {
 		s.fail(w, r, "reset: check code", err)
+		return
+	}
+	_, present := in["new_password"]
+	if fe, ok := s.checkPassword(in["new_password"], present, u.Username, u.Email); !ok {
+		// The code stays usable: it is consumed only by a reset that
+		// succeeds.
+		fe.Field = "new_password"
+		writeProblem(w, validationProblem([]FieldError{fe}))
 		return
 	}
 	hash, err := s.accounts.Hasher().Hash(ctx, in["new_password"])
@@ -213,24 +241,28 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// Security mail holds no text a user chose (names, username): whoever signs
+// up with someone else's address must not be able to put words of theirs,
+// or direction overrides that disguise them, into mail that comes from us.
+
 // resetMail carries a code. Only the outbox sees it; it is never logged.
 func (s *Server) resetMail(u *ent.User, code string) mail.Message {
-	text := fmt.Sprintf("Hello %s,\n\nsomeone, hopefully you, asked to reset the password of the account %q at %s.\n\n"+
+	text := fmt.Sprintf("Hello,\n\nsomeone, hopefully you, asked to reset the password of the account of this email address at %s.\n\n"+
 		"Your code: %s\n\nIt works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.\n",
-		u.FirstName, u.Username, s.cfg.Issuer, code)
-	body := fmt.Sprintf("<p>Hello %s,</p><p>someone, hopefully you, asked to reset the password of the account <b>%s</b> at %s.</p>"+
+		s.cfg.Issuer, code)
+	body := fmt.Sprintf("<p>Hello,</p><p>someone, hopefully you, asked to reset the password of the account of this email address at %s.</p>"+
 		"<p>Your code: <b style=\"font-size:1.4em;letter-spacing:.1em\">%s</b></p>"+
 		"<p>It works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.</p>",
-		html.EscapeString(u.FirstName), html.EscapeString(u.Username), html.EscapeString(s.cfg.Issuer), code)
+		html.EscapeString(s.cfg.Issuer), code)
 	return mail.Message{To: u.Email, Subject: "Your password reset code", Text: text, HTML: body}
 }
 
 func (s *Server) changedMail(u *ent.User) mail.Message {
 	when := time.Now().UTC().Format("2 January 2006, 15:04 MST")
-	text := fmt.Sprintf("Hello %s,\n\nthe password of your account %q at %s was changed on %s, and every device signed in with the old one was signed out.\n\n"+
-		"If this was not you, reset your password at once and tell us.\n", u.FirstName, u.Username, s.cfg.Issuer, when)
-	body := fmt.Sprintf("<p>Hello %s,</p><p>the password of your account <b>%s</b> at %s was changed on %s, and every device signed in with the old one was signed out.</p>"+
+	text := fmt.Sprintf("Hello,\n\nthe password of the account of this email address at %s was changed on %s, and every device signed in with the old one was signed out.\n\n"+
+		"If this was not you, reset your password at once and tell us.\n", s.cfg.Issuer, when)
+	body := fmt.Sprintf("<p>Hello,</p><p>the password of the account of this email address at %s was changed on %s, and every device signed in with the old one was signed out.</p>"+
 		"<p>If this was not you, reset your password at once and tell us.</p>",
-		html.EscapeString(u.FirstName), html.EscapeString(u.Username), html.EscapeString(s.cfg.Issuer), when)
+		html.EscapeString(s.cfg.Issuer), when)
 	return mail.Message{To: u.Email, Subject: "Your password was changed", Text: text, HTML: body}
 }

@@ -68,9 +68,11 @@ type Config struct {
 	// PictureKeySecret keys the names of stored pictures, so that nobody
 	// can derive a picture's URL from the image.
 	PictureKeySecret []byte
-	// MailsPerHour caps reset mails per account (default 3); more
-	// requests are accepted and silently dropped.
-	MailsPerHour int64
+	// MailsPerHour caps reset mails per account and requesting address
+	// (default 3); MailsPerHourPerAccount caps them per account from all
+	// addresses (default 10), except while the account holds no working
+	// code. More requests are accepted and silently dropped.
+	MailsPerHour, MailsPerHourPerAccount int64
 	// ForgotMinDuration is the least time a forgot request takes, known
 	// login or not, so that timing does not tell which accounts exist
 	// (default 300 ms).
@@ -137,6 +139,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.MailsPerHour <= 0 {
 		cfg.MailsPerHour = 3
+	}
+	if cfg.MailsPerHourPerAccount <= 0 {
+		cfg.MailsPerHourPerAccount = 10
 	}
 	if cfg.ForgotMinDuration <= 0 {
 		cfg.ForgotMinDuration = 300 * time.Millisecond

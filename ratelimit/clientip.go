@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -88,4 +89,28 @@ func (c ClientIP) Of(r *http.Request) string {
 		return p.String()
 	}
 	return client.String()
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr returns ctx carrying the client address addr, as Of
+// resolves it.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddr returns the client address ctx carries, or "" when it carries
+// none.
+func ClientAddr(ctx context.Context) string {
+	addr, _ := ctx.Value(clientAddrKey{}).(string)
+	return addr
+}
+
+// Middleware puts the client address of every request into its context,
+// for code that cannot see the request (a storage callback of the token
+// endpoint) yet needs the address.
+func (c ClientIP) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(WithClientAddr(r.Context(), c.Of(r))))
+	})
 }

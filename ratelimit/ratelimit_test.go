@@ -200,3 +200,24 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+func TestClientAddrMiddleware(t *testing.T) {
+	proxies, err := ParseTrustedProxies("10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ClientAddr(context.Background()); got != "" {
+		t.Errorf("ClientAddr of a bare context = %q", got)
+	}
+	var got string
+	h := proxies.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = ClientAddr(r.Context())
+	}))
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.1.1.1:1"
+	r.Header.Set("X-Forwarded-For", "203.0.113.5")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if got != "203.0.113.5" {
+		t.Errorf("ClientAddr in the handler = %q, want the address Of resolves", got)
+	}
+}

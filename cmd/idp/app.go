@@ -43,6 +43,7 @@ type app struct {
 	pictures picture.Store
 	profile  *profile.Server
 	limiter  *ratelimit.Limiter
+	clientIP ratelimit.ClientIP
 	metrics  *metrics.Metrics
 	outbox   *mail.Outbox
 	mailer   mail.Sender
@@ -164,8 +165,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
 	})
 	a.limiter = ratelimit.New(a.db, log, cfg.clock)
-	clientIP, _ := ratelimit.ParseTrustedProxies(cfg.TrustedProxies) // checked by config.check
-	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: clientIP.Of}
+	a.clientIP, _ = ratelimit.ParseTrustedProxies(cfg.TrustedProxies) // checked by config.check
+	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: a.clientIP.Of}
 	if a.mailer, err = newMailSender(cfg); err != nil {
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func (a *app) Close() error {
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(a.log), requestID, accessLog(a.log, a.metrics), securityHeaders, deadline(a.cfg.RequestTimeout))
+	r.Use(recoverer(a.log), requestID, a.clientIP.Middleware, accessLog(a.log, a.metrics), securityHeaders, deadline(a.cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})

@@ -134,3 +134,73 @@ func TestTrustedProxy(t *testing.T) {
 		}
 	}
 }
+
+// behindProxy is a server that takes the client address from
+// X-Forwarded-For, so that a test can speak from many addresses.
+func behindProxy(c *config) { c.TrustedProxies = "127.0.0.1" }
+
+// TestLockoutSparesTheOwner: five wrong passwords from an attacker's
+// address lock the account for that address only; the owner logs in from
+// theirs.
+func TestLockoutSparesTheOwner(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, dbURL, behindProxy)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		const attacker, owner = "203.0.113.66", "198.51.100.7"
+		for i := range 5 {
+			if r := s.login("ada", "guess "+strconv.Itoa(i), "X-Forwarded-For", attacker); r.status != 400 {
+				t.Fatalf("guess %d: %d %s", i+1, r.status, r.body)
+			}
+		}
+		if r := s.login("ada", testPassword, "X-Forwarded-For", attacker); r.status != 429 || r.json(t)["error"] != "slow_down" {
+			t.Errorf("the attacker's address after 5 failures, right password: %d %s", r.status, r.body)
+		}
+		if r := s.login("ada", testPassword, "X-Forwarded-For", owner); r.status != 200 {
+			t.Errorf("the owner's address is locked out by guesses from another: %d %s", r.status, r.body)
+		}
+		// The owner's success does not unlock the attacker.
+		if r := s.login("ada", testPassword, "X-Forwarded-For", attacker); r.status != 429 {
+			t.Errorf("the attacker's address after the owner's login: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestLockoutAccountCeiling: 100 failures spread over many addresses lock
+// the account everywhere (NIST SP 800-63B §5.2.2's ceiling); a password
+// reset by emailed code lifts every lock.
+func TestLockoutAccountCeiling(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, dbURL, behindProxy)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		const owner = "198.51.100.7"
+		for i := range 100 {
+			from := "203.0.113." + strconv.Itoa(1+i/5) // five guesses from each of 20 addresses
+			if r := s.login("ada", "guess "+strconv.Itoa(i), "X-Forwarded-For", from); r.status != 400 {
+				t.Fatalf("guess %d from %s: %d %s", i+1, from, r.status, r.body)
+			}
+		}
+		right, wrong := s.login("ada", testPassword, "X-Forwarded-For", owner), s.login("ada", "guess", "X-Forwarded-For", owner)
+		for _, r := range []response{right, wrong} {
+			if r.status != 429 || r.json(t)["error"] != "slow_down" || r.header.Get("Retry-After") == "" {
+				t.Errorf("after 100 failures, from a fresh address: %d %s", r.status, r.body)
+			}
+		}
+		if string(right.body) != string(wrong.body) {
+			t.Errorf("the ceiling lock tells the right password apart:\n%s\n%s", right.body, wrong.body)
+		}
+
+		// The owner's way out: a reset by emailed code.
+		forgotFrom(t, s, "ada", owner)
+		code := codeOf(t, waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", "reset code", 1)[0])
+		if r := s.reset("ada", code, newPassword); r.status != 204 {
+			t.Fatalf("reset: %d %s", r.status, r.body)
+		}
+		for _, from := range []string{owner, "203.0.113.1"} {
+			if r := s.login("ada", newPassword, "X-Forwarded-For", from); r.status != 200 {
+				t.Errorf("login from %s after the reset: %d %s", from, r.status, r.body)
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -367,6 +368,111 @@ func TestResetWithSendGrid(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if n := len(sg.mails()); n != 2 {
 			t.Errorf("%d mails delivered, want 2 (each exactly once)", n)
+		}
+	})
+}
+
+// forgotFrom asks for a reset code from the client address from (the
+// server must trust the loopback proxy).
+func forgotFrom(t *testing.T, s *testServer, login, from string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/password/forgot", strings.NewReader(`{"login":`+strconv.Quote(login)+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", from)
+	if r := s.do(req); r.status != http.StatusAccepted {
+		t.Fatalf("forgot %s from %s: %d %s", login, from, r.status, r.body)
+	}
+}
+
+// TestResetComparesNothingBeforeTheCode: without the code, a new password
+// equal to the account's email gets the same 400 as any other and spends a
+// try, so that the reset endpoint cannot confirm a guessed email. Once the
+// code is proven, the password rules apply (422) and the code stays usable.
+func TestResetComparesNothingBeforeTheCode(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, dbURL)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		read := func() []sentMail { return mailLog(t, s) }
+		s.forgot("ada")
+		code := codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 1)[0])
+		attack := s.reset("ada", wrongCode(code), "ada@example.com")
+		unrelated := s.reset("ada", wrongCode(code), "an unrelated passphrase")
+		if attack.status != 400 || string(attack.body) != string(unrelated.body) {
+			t.Fatalf("a guessed email as the new password, without the code: %d %s; any other password: %d %s",
+				attack.status, attack.body, unrelated.status, unrelated.body)
+		}
+		// The attack spent a try: with three more, five wrong tries kill the code.
+		for range 3 {
+			s.reset("ada", wrongCode(code), newPassword)
+		}
+		if r := s.reset("ada", code, newPassword); r.status != 400 {
+			t.Errorf("the right code after the attack and four wrong tries: %d %s (the attack did not count)", r.status, r.body)
+		}
+
+		// With the code proven, the rules apply; the code is not used up.
+		s.forgot("ada")
+		code = codeOf(t, waitForMail(t, read, "ada@example.com", "reset code", 2)[1])
+		if r := s.reset("ada", code, "ADA@example.com"); r.status != 422 || !hasFieldError(problemOf(t, r), "new_password", "matches_login") {
+			t.Errorf("the email as the new password, with the code: %d %s", r.status, r.body)
+		}
+		if r := s.reset("ada", code, newPassword); r.status != 204 {
+			t.Errorf("the code after a refused password: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestForgotQuotaPerAddress: requests from an attacker's address use up
+// only that address's quota; the owner's own request still mails a code.
+func TestForgotQuotaPerAddress(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, dbURL, behindProxy)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		read := func() []sentMail { return mailLog(t, s) }
+		for range 4 {
+			forgotFrom(t, s, "ada", "203.0.113.66")
+		}
+		forgotFrom(t, s, "ada", "198.51.100.7")
+		mails := waitForMail(t, read, "ada@example.com", "reset code", 4)
+		time.Sleep(300 * time.Millisecond) // let the outbox drain
+		if mails = waitForMail(t, read, "ada@example.com", "reset code", 4); len(mails) != 4 {
+			t.Errorf("%d mails, want 3 for the attacker's address and 1 for the owner's", len(mails))
+		}
+		if r := s.reset("ada", codeOf(t, mails[len(mails)-1]), newPassword); r.status != 204 {
+			t.Errorf("the owner's code: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestForgotAfterDeadCode: with the account's hourly quota used up, no mail
+// is sent while its code works; once wrong tries kill the code, the owner's
+// next request mails a new, working one.
+func TestForgotAfterDeadCode(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		clock := stoppedClock() // the hour's quota must stay in one window
+		s := startServer(t, dbURL, behindProxy, func(c *config) { c.clock = clock.Now })
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		read := func() []sentMail { return mailLog(t, s) }
+		for i := range 10 { // the account's quota: 3 from each of 4 addresses, but 10 in all
+			forgotFrom(t, s, "ada", "203.0.113."+strconv.Itoa(1+i/3))
+		}
+		mails := waitForMail(t, read, "ada@example.com", "reset code", 10)
+		const owner = "198.51.100.7"
+		forgotFrom(t, s, "ada", owner)
+		time.Sleep(500 * time.Millisecond) // let the outbox drain
+		if n := len(waitForMail(t, read, "ada@example.com", "reset code", 10)); n != 10 {
+			t.Fatalf("%d mails: past the account's quota, a request while the code works must send nothing", n)
+		}
+		code := codeOf(t, mails[9])
+		for range 5 {
+			s.reset("ada", wrongCode(code), newPassword)
+		}
+		forgotFrom(t, s, "ada", owner)
+		mails = waitForMail(t, read, "ada@example.com", "reset code", 11)
+		if r := s.reset("ada", codeOf(t, mails[10]), newPassword); r.status != 204 {
+			t.Errorf("the new code after the dead one: %d %s", r.status, r.body)
 		}
 	})
 }
