@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 
 	"idp/database"
 	"idp/ent"
@@ -91,8 +94,57 @@ func (s *Service) Hasher() *password.Hasher { return s.hasher }
 func (s *Service) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
 
 // NormalizeLogin is how usernames and emails are stored and looked up: they
-// are unique regardless of letter case.
-func NormalizeLogin(login string) string { return strings.ToLower(strings.TrimSpace(login)) }
+// are unique regardless of letter case, and an email's domain in any of its
+// spellings (bücher.example, xn--bcher-kva.example) is one domain. A login
+// whose domain IDNA refuses is only lower-cased: it names no account.
+func NormalizeLogin(login string) string {
+	login = strings.ToLower(strings.TrimSpace(login))
+	if email, err := NormalizeEmail(login); err == nil {
+		return email
+	}
+	return login
+}
+
+// ErrBadDomain is returned for an email address whose domain is not a
+// valid (internationalised) domain name.
+var ErrBadDomain = errors.New("account: the email domain is not a valid domain name")
+
+// NormalizeEmail lower-cases an address and writes its domain in the ASCII
+// (A-label) form of IDNA (UTS #46, the lookup profile), so that every
+// spelling of one domain is one address; the local part is only
+// lower-cased. A login without "@" is returned lower-cased; a domain IDNA
+// refuses gives ErrBadDomain.
+func NormalizeEmail(email string) (string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	i := strings.LastIndexByte(email, '@')
+	if i < 0 {
+		return email, nil
+	}
+	domain, err := idna.Lookup.ToASCII(email[i+1:])
+	if err != nil || domain == "" {
+		return email, ErrBadDomain
+	}
+	return email[:i+1] + strings.ToLower(domain), nil
+}
+
+// emailSpellings are the stored forms an address may have: the normalised
+// one, and for accounts stored before domains were normalised, the
+// address as given and with its domain in Unicode (U-label) form.
+func emailSpellings(given, normalized string) []string {
+	forms := []string{normalized}
+	add := func(f string) {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	add(given)
+	if i := strings.LastIndexByte(normalized, '@'); i >= 0 {
+		if u, err := idna.Lookup.ToUnicode(normalized[i+1:]); err == nil {
+			add(normalized[:i+1] + u)
+		}
+	}
+	return forms
+}
 
 // Authenticate checks a login, the username or the email address in any
 // letter case, and a password, of a client at the address from. An unknown
@@ -148,23 +200,37 @@ func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*en
 // FindByLogin returns the user with this username or email address, in any
 // letter case.
 func (s *Service) FindByLogin(ctx context.Context, login string) (*ent.User, error) {
+	given := strings.ToLower(strings.TrimSpace(login))
 	login = NormalizeLogin(login)
 	if login == "" {
 		return nil, ErrNotFound
 	}
-	q := s.client(ctx).User.Query()
-	if strings.Contains(login, "@") {
-		q = q.Where(user.Email(login))
-	} else {
-		q = q.Where(user.Username(login))
+	if !strings.Contains(login, "@") {
+		u, err := s.client(ctx).User.Query().Where(user.Username(login)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil, ErrNotFound
+		} else if err != nil {
+			return nil, fmt.Errorf("account: find user: %w", err)
+		}
+		return u, nil
 	}
-	u, err := q.Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, ErrNotFound
-	} else if err != nil {
+	forms := emailSpellings(given, login)
+	us, err := s.client(ctx).User.Query().Where(user.EmailIn(forms...)).All(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("account: find user: %w", err)
 	}
-	return u, nil
+	// The normalised spelling wins over an older one, should both exist.
+	for _, f := range forms {
+		for _, u := range us {
+			if u.Email == f {
+				return u, nil
+			}
+		}
+	}
+	if len(us) > 0 {
+		return us[0], nil // equal under the database's collation
+	}
+	return nil, ErrNotFound
 }
 
 // rehash stores a hash with the current parameters. The update is
@@ -278,7 +344,8 @@ func (s *Service) Taken(ctx context.Context, username, email string) ([]string, 
 			return s.client(ctx).User.Query().Where(user.Username(NormalizeLogin(username))).Exist(ctx)
 		}},
 		{"email", func() (bool, error) {
-			return s.client(ctx).User.Query().Where(user.Email(NormalizeLogin(email))).Exist(ctx)
+			forms := emailSpellings(strings.ToLower(strings.TrimSpace(email)), NormalizeLogin(email))
+			return s.client(ctx).User.Query().Where(user.EmailIn(forms...)).Exist(ctx)
 		}},
 	} {
 		ok, err := c.exist()

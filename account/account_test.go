@@ -150,3 +150,69 @@ func TestTakenNamesTheField(t *testing.T) {
 		}
 	})
 }
+
+// TestEmailDomains: both spellings of an internationalised domain are one
+// address, for storing, finding, logging in and the taken check; accounts
+// stored before the normalisation, with a Unicode domain, are still found.
+func TestEmailDomains(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s := newService(t, db, cheap, 0, Options{})
+		u, err := s.Create(ctx, NewUser{Username: "jorg", Email: "Jörg@Bücher.example", Password: "correct horse", FirstName: "J", LastName: "B"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Email != "jörg@xn--bcher-kva.example" {
+			t.Errorf("stored as %q, want the domain's A-label", u.Email)
+		}
+		// An account stored with a Unicode domain before normalisation.
+		old := db.Ent.User.Create().SetUsername("old").SetEmail("old@bücher.example").SetPasswordHash(u.PasswordHash).
+			SetFirstName("O").SetLastName("L").SaveX(ctx)
+		for _, c := range []struct {
+			login string
+			id    int64
+		}{
+			{"jörg@bücher.example", u.ID}, {"JÖRG@xn--bcher-kva.example", u.ID}, {"jörg@XN--BCHER-KVA.EXAMPLE", u.ID},
+			{"old@bücher.example", old.ID}, {"old@xn--bcher-kva.example", old.ID}, {"OLD@BÜCHER.EXAMPLE", old.ID},
+		} {
+			got, err := s.FindByLogin(ctx, c.login)
+			if err != nil || got.ID != c.id {
+				t.Errorf("FindByLogin(%q): %v, want user %d", c.login, err, c.id)
+			}
+			if got, err := s.Authenticate(ctx, c.login, "correct horse", ""); err != nil || got.ID != c.id {
+				t.Errorf("Authenticate(%q): %v", c.login, err)
+			}
+			taken, err := s.Taken(ctx, "someone", c.login)
+			if err != nil || len(taken) != 1 || taken[0] != "email" {
+				t.Errorf("Taken(%q) = %v %v, want email", c.login, taken, err)
+			}
+		}
+		_, err = s.Create(ctx, NewUser{Username: "other", Email: "jörg@xn--bcher-kva.example", Password: "x", FirstName: "A", LastName: "B"})
+		var te *TakenError
+		if !errors.As(err, &te) || te.Field != "email" {
+			t.Errorf("the other spelling of a stored address: %v, want email taken", err)
+		}
+	})
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	tests := []struct {
+		in, want string
+		bad      bool
+	}{
+		{"Ada@Example.COM", "ada@example.com", false},
+		{" user@Bücher.Example ", "user@xn--bcher-kva.example", false},
+		{"user@xn--bcher-kva.example", "user@xn--bcher-kva.example", false},
+		{"a@b@bücher.example", "a@b@xn--bcher-kva.example", false}, // the domain is after the last @
+		{"ada", "ada", false},
+		{"user@", "user@", true},
+		{"user@xn--bcher-.example", "", true},
+		{"user@a_b.example", "", true},
+	}
+	for _, tc := range tests {
+		got, err := NormalizeEmail(tc.in)
+		if tc.bad != errors.Is(err, ErrBadDomain) || !tc.bad && got != tc.want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q (bad %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}

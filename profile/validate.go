@@ -39,11 +39,11 @@ func (s *Server) newUser(f signupFields) (account.NewUser, []FieldError) {
 	case !validUsername(username):
 		add("username", "invalid", "A username has 3 to 32 characters: letters a-z, digits, '.', '_' and '-'.")
 	}
-	email := account.NormalizeLogin(f.Email)
+	email, err := account.NormalizeEmail(f.Email)
 	switch {
 	case !f.present["email"] || email == "":
 		add("email", "required", "An email address is required.")
-	case !validEmail(email):
+	case err != nil || !validEmail(email):
 		add("email", "invalid", "This is not a valid email address.")
 	}
 	if fe, ok := s.checkPassword(f.Password, f.present["password"], username, email); !ok {
@@ -119,7 +119,9 @@ func (s *Server) checkPassword(pw string, present bool, username, email string) 
 }
 
 // checkName trims a name and checks its length (1 to 100 characters) and
-// that it holds no control characters.
+// that it holds no control or format characters: a right-to-left override
+// (U+202E), an isolate (U+2066–U+2069) or an invisible character (U+200B,
+// U+FEFF) lets a name show as something else than it is.
 func checkName(field, v string, present bool) (string, FieldError, bool) {
 	v = strings.TrimSpace(v)
 	n := utf8.RuneCountInString(v)
@@ -129,12 +131,18 @@ func checkName(field, v string, present bool) (string, FieldError, bool) {
 	switch {
 	case !present || v == "":
 		return fe("required", "This field is required.")
-	case !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl):
-		return fe("invalid", "Control characters are not allowed.")
+	case !utf8.ValidString(v) || strings.ContainsFunc(v, invisible):
+		return fe("invalid", "Control and format characters are not allowed.")
 	case n > 100:
 		return fe("too_long", "At most 100 characters.")
 	}
 	return v, FieldError{}, true
+}
+
+// invisible reports the characters a name must not hold: controls (Cc),
+// format characters (Cf) and the line and paragraph separators.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // checkGender accepts female, male or unspecified; empty means unspecified.

@@ -104,3 +104,103 @@ func TestSignupValidation(t *testing.T) {
 		t.Errorf("boundaries: %v", errs)
 	}
 }
+
+// TestNamesRefuseInvisibleCharacters: a name is shown to people (and was
+// put into mail); controls and format characters would let it read as
+// something else, so signup and PATCH /v1/profile refuse them.
+func TestNamesRefuseInvisibleCharacters(t *testing.T) {
+	tests := []struct {
+		name, value string
+		ok          bool
+	}{
+		{"plain", "Ada", true},
+		{"accents and scripts", "Zoë Ōtsuka-Ñúñez 李", true},
+		{"an apostrophe and a space", "O'Brien Smith", true},
+		{"right-to-left override", "Ada\u202Egpj.exe", false},
+		{"left-to-right override", "\u202DAda", false},
+		{"right-to-left embedding", "Ada\u202B", false},
+		{"pop directional formatting", "Ada\u202C", false},
+		{"left-to-right isolate", "\u2066Ada", false},
+		{"right-to-left isolate", "Ada\u2067x", false},
+		{"first strong isolate", "Ada\u2068x", false},
+		{"pop directional isolate", "Ada\u2069", false},
+		{"zero width space", "Ad\u200Ba", false},
+		{"zero width joiner", "Ad\u200Da", false},
+		{"left-to-right mark", "Ada\u200E", false},
+		{"byte order mark", "\uFEFFAda", false},
+		{"soft hyphen", "Ada\u00ADLovelace", false},
+		{"word joiner", "Ada\u2060", false},
+		{"Arabic letter mark", "Ada\u061C", false},
+		{"interlinear annotation", "Ada\uFFF9x", false},
+		{"tag character", "Ada\U000E0041", false},
+		{"NUL", "Ada\x00", false},
+		{"escape", "Ada\x1b[31m", false},
+		{"DEL", "Ada\x7f", false},
+		{"C1 control", "Ada\u0085x", false},
+		{"line separator", "Ada\u2028Lovelace", false},
+		{"paragraph separator", "Ada\u2029x", false},
+		{"newline inside", "Ada\nLovelace", false},
+	}
+	s := &Server{cfg: Config{PasswordMinLength: 12}}
+	for _, tc := range tests {
+		for _, field := range []string{"first_name", "last_name"} {
+			t.Run(tc.name+"/"+field, func(t *testing.T) {
+				// PATCH /v1/profile checks each name with checkName.
+				_, fe, ok := checkName(field, tc.value, true)
+				if ok != tc.ok || !ok && (fe.Field != field || fe.Code != "invalid") {
+					t.Errorf("checkName(%q) = %v %+v, want ok %v (else %s/invalid)", tc.value, ok, fe, tc.ok, field)
+				}
+				// And so does signup.
+				f := signupFields{
+					Username: "ada", Password: "a sturdy passphrase", Email: "ada@example.com",
+					FirstName: "Ada", LastName: "Lovelace",
+					present: map[string]bool{"username": true, "password": true, "email": true, "first_name": true, "last_name": true},
+				}
+				if field == "first_name" {
+					f.FirstName = tc.value
+				} else {
+					f.LastName = tc.value
+				}
+				_, errs := s.newUser(f)
+				if tc.ok != (len(errs) == 0) || !tc.ok && (errs[0].Field != field || errs[0].Code != "invalid") {
+					t.Errorf("signup with %s %q: %+v", field, tc.value, errs)
+				}
+			})
+		}
+	}
+}
+
+// TestSignupEmailDomains: an email's domain is stored in its ASCII form, so
+// that its Unicode and ASCII spellings are one address; a domain IDNA
+// refuses is invalid.
+func TestSignupEmailDomains(t *testing.T) {
+	s := &Server{cfg: Config{PasswordMinLength: 12}}
+	tests := []struct{ email, want string }{
+		{"user@bücher.example", "user@xn--bcher-kva.example"},
+		{"User@BÜCHER.Example", "user@xn--bcher-kva.example"},
+		{"user@xn--bcher-kva.example", "user@xn--bcher-kva.example"},
+		{"user@XN--BCHER-KVA.example", "user@xn--bcher-kva.example"},
+		{"user@ｂücher.example", "user@xn--bcher-kva.example"}, // full-width b: mapped
+		{"jörg@example.com", "jörg@example.com"},              // the local part stays as it is
+		{"ada@example.com", "ada@example.com"},
+		{"user@faß.de", "user@xn--fa-hia.de"}, // not transitional: ß stays ß
+		{"user@xn--bcher-.example", ""},       // a broken A-label
+		{"user@-bücher.example", ""},          // a leading hyphen
+		{"user@bü_cher.example", ""},          // not a host name
+		{"user@a\u202Eb.example", ""},         // a direction override
+		{"user@\u0661\u0662a.example", ""},    // breaks the bidi rule
+	}
+	for _, tc := range tests {
+		f := signupFields{
+			Username: "ada", Password: "a sturdy passphrase", Email: tc.email, FirstName: "Ada", LastName: "Lovelace",
+			present: map[string]bool{"username": true, "password": true, "email": true, "first_name": true, "last_name": true},
+		}
+		nu, errs := s.newUser(f)
+		switch {
+		case tc.want == "" && (len(errs) != 1 || errs[0].Field != "email" || errs[0].Code != "invalid"):
+			t.Errorf("%q: %+v, want email/invalid", tc.email, errs)
+		case tc.want != "" && (len(errs) != 0 || nu.Email != tc.want):
+			t.Errorf("%q: stored as %q (%+v), want %q", tc.email, nu.Email, errs, tc.want)
+		}
+	}
+}

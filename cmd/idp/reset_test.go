@@ -23,8 +23,9 @@ import (
 
 var codePattern = regexp.MustCompile(`\b\d{8}\b`)
 
-// sentMail is a message as a sender delivered it.
-type sentMail struct{ To, Subject, Text string }
+// sentMail is a message as a sender delivered it (the mail.log holds no
+// HTML body).
+type sentMail struct{ To, Subject, Text, HTML string }
 
 // mailLog reads the mail.log of a server's data directory.
 func mailLog(t *testing.T, s *testServer) []sentMail {
@@ -43,7 +44,7 @@ func mailLog(t *testing.T, s *testServer) []sentMail {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("mail.log line %q: %v", sc.Text(), err)
 		}
-		out = append(out, sentMail{m.To, m.Subject, m.Text})
+		out = append(out, sentMail{To: m.To, Subject: m.Subject, Text: m.Text})
 	}
 	return out
 }
@@ -313,7 +314,7 @@ func newFakeSendGrid(t *testing.T) *fakeSendGrid {
 			return
 		}
 		f.mu.Lock()
-		f.sent = append(f.sent, sentMail{p.Personalizations[0].To[0].Email, p.Subject, p.Content[0].Value})
+		f.sent = append(f.sent, sentMail{p.Personalizations[0].To[0].Email, p.Subject, p.Content[0].Value, p.Content[1].Value})
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	}))
@@ -475,4 +476,36 @@ func TestForgotAfterDeadCode(t *testing.T) {
 			t.Errorf("the new code after the dead one: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// TestSecurityMailHoldsNoUserText: the reset code mail and the password
+// change notice quote nothing the user chose, in text or HTML: whoever signs
+// up with someone else's address must not write into our mail to them.
+func TestSecurityMailHoldsNoUserText(t *testing.T) {
+	sg := newFakeSendGrid(t)
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", sendGrid(sg))
+	s.mobile()
+	body := signupBody("mallory_said_so", "victim@example.com")
+	body["first_name"], body["last_name"] = "Click evil.example now", "Lastnameword"
+	if r := s.signupJSON(body); r.status != http.StatusCreated {
+		t.Fatalf("signup: %d %s", r.status, r.body)
+	}
+	s.forgot("victim@example.com")
+	code := codeOf(t, waitForMail(t, sg.mails, "victim@example.com", "reset code", 1)[0])
+	if r := s.reset("mallory_said_so", code, newPassword); r.status != http.StatusNoContent {
+		t.Fatalf("reset: %d %s", r.status, r.body)
+	}
+	waitForMail(t, sg.mails, "victim@example.com", "password was changed", 1)
+	for _, m := range sg.mails() {
+		for _, part := range []struct{ name, body string }{{"text", m.Text}, {"html", m.HTML}} {
+			if part.body == "" {
+				t.Errorf("%q: no %s body", m.Subject, part.name)
+			}
+			for _, user := range []string{"mallory", "evil.example", "Lastnameword"} {
+				if strings.Contains(strings.ToLower(part.body), strings.ToLower(user)) {
+					t.Errorf("%q (%s) holds the user's text %q:\n%s", m.Subject, part.name, user, part.body)
+				}
+			}
+		}
+	}
 }
