@@ -16,7 +16,7 @@ import (
 type LoginThrottle struct {
 	config `json:"-"`
 	// ID of the ent.
-	// user:<id> or login:<name>
+	// user:<id> or login:<name>, alone or followed by |<client address>
 	ID string `json:"id,omitempty"`
 	// Failures holds the value of the "failures" field.
 	Failures int `json:"failures,omitempty"`

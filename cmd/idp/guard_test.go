@@ -20,7 +20,8 @@ func (s *testServer) login(username, pw string, header ...string) response {
 	return s.do(req)
 }
 
-// TestLockout: five failed logins lock the account, exponentially longer
+// TestLockout: five failed logins from one address lock the account for
+// it, exponentially longer
 // each time; a locked account gives the same answer for a right and a wrong
 // password; a successful login resets the count; unknown logins lock alike.
 func TestLockout(t *testing.T) {

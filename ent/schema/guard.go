@@ -28,7 +28,8 @@ func (PasswordResetCode) Fields() []ent.Field {
 
 // LoginThrottle counts failed logins for one account, or for one unknown
 // login name (so that unknown names lock out exactly like real accounts and
-// the lock-out cannot be used to find which accounts exist).
+// the lock-out cannot be used to find which accounts exist): from all client
+// addresses together, or from one.
 type LoginThrottle struct {
 	ent.Schema
 }
@@ -36,7 +37,7 @@ type LoginThrottle struct {
 // Fields of the LoginThrottle.
 func (LoginThrottle) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("id").MaxLen(300).NotEmpty().Immutable().Comment("user:<id> or login:<name>"),
+		field.String("id").MaxLen(300).NotEmpty().Immutable().Comment("user:<id> or login:<name>, alone or followed by |<client address>"),
 		field.Int("failures").Default(0),
 		field.Time("locked_until").SchemaType(precise).Optional().Nillable(),
 		field.Time("updated_at").SchemaType(precise).Default(time.Now).UpdateDefault(time.Now),
