@@ -241,11 +241,10 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Security mail holds no text a user chose (names, username): whoever signs
-// up with someone else's address must not be able to put words of theirs,
-// or direction overrides that disguise them, into mail that comes from us.
-
 // resetMail carries a code. Only the outbox sees it; it is never logged.
+// Like every security mail, it holds no text a user chose (names,
+// username): whoever signs up with someone else's address must not be able
+// to put words of theirs into mail from us to that address.
 func (s *Server) resetMail(u *ent.User, code string) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nsomeone, hopefully you, asked to reset the password of the account of this email address at %s.\n\n"+
 		"Your code: %s\n\nIt works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.\n",
