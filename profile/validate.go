@@ -131,7 +131,7 @@ func checkName(field, v string, present bool) (string, FieldError, bool) {
 	switch {
 	case !present || v == "":
 		return fe("required", "This field is required.")
-	case !utf8.ValidString(v) || strings.ContainsFunc(v, invisible):
+	case !utf8.ValidString(v) || hasInvisible(v):
 		return fe("invalid", "Control and format characters are not allowed.")
 	case n > 100:
 		return fe("too_long", "At most 100 characters.")
@@ -139,11 +139,26 @@ func checkName(field, v string, present bool) (string, FieldError, bool) {
 	return v, FieldError{}, true
 }
 
-// invisible reports the characters a name must not hold: controls (Cc),
-// format characters (Cf) and the line and paragraph separators.
-func invisible(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+// hasInvisible reports whether a name holds a character it must not:
+// controls (Cc), format characters (Cf) and the line and paragraph
+// separators. The zero-width non-joiner and joiner (U+200C, U+200D) are
+// format characters that Persian, the Indic scripts and emoji sequences
+// need inside words; they reorder nothing, so between two letters, marks
+// or symbols they are allowed.
+func hasInvisible(v string) bool {
+	rs := []rune(v)
+	for i, r := range rs {
+		if (r == '\u200C' || r == '\u200D') && i > 0 && i < len(rs)-1 && joinable(rs[i-1]) && joinable(rs[i+1]) {
+			continue
+		}
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) {
+			return true
+		}
+	}
+	return false
 }
+
+func joinable(r rune) bool { return unicode.In(r, unicode.L, unicode.M, unicode.So) }
 
 // checkGender accepts female, male or unspecified; empty means unspecified.
 func checkGender(v string) (user.Gender, FieldError, bool) {
