@@ -75,12 +75,12 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 	}
 	if id, isUser := userID(c.Subject); isUser {
 		// The revocation check and the user are one read.
-		u, err := s.store.activeUser(ctx, jwtSignature(token), onRefreshRow(c.ID), id)
+		u, err := s.store.activeUser(ctx, jwtSignature(token), c.Subject, onRefreshRow(c.ID), id)
 		if err != nil {
 			return nil, err
 		}
 		if u == nil {
-			return nil, fmt.Errorf("%w: grant revoked or user gone", ErrInvalidToken)
+			return nil, fmt.Errorf("%w: grant revoked, recorded for another subject, or user gone", ErrInvalidToken)
 		}
 		// iat has whole seconds; a token issued in the second of the
 		// change but before it was revoked with its grant at the change.
@@ -89,7 +89,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		}
 		p.User = u
 	} else {
-		active, err := s.store.accessTokenActive(ctx, jwtSignature(token), onRefreshRow(c.ID))
+		active, err := s.store.accessTokenActive(ctx, jwtSignature(token), c.Subject, onRefreshRow(c.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	switch use {
 	case fosite.AccessToken:
 		claims, err := s.tokens.parseAccessToken(token)
-		if err != nil {
+		if err != nil || claims.Subject != sess.Subject || claims.ClientID != ar.GetClient().GetID() {
+			// A token speaks only for the subject and client of its record.
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}

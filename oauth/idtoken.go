@@ -14,16 +14,15 @@ import (
 )
 
 // idTokenHandler issues OpenID Connect ID tokens at the token endpoint for
-// the password and refresh grants when "openid" is granted. fosite issues
-// none for the password grant, and its refresh handler wants its own session
-// type; one small handler serves both and reads the user afresh, so a
-// refreshed ID token carries the current profile.
+// the password grant when "openid" is granted: fosite issues none. (The
+// refresh grant's handler issues its own, with the user it read with the
+// token.)
 type idTokenHandler struct{ s *Server }
 
 var _ fosite.TokenEndpointHandler = idTokenHandler{}
 
 func (h idTokenHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne("password") || r.GetGrantTypes().ExactOne("refresh_token")
+	return r.GetGrantTypes().ExactOne("password")
 }
 
 func (h idTokenHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
@@ -41,7 +40,7 @@ func (h idTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	if !slices.Contains(scopes, ScopeOpenID) {
 		return fosite.ErrUnknownRequest
 	}
-	token, err := h.s.idToken(ctx, r, scopes, resp.GetAccessToken())
+	token, err := h.s.idToken(ctx, r, scopes, resp.GetAccessToken(), nil)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -49,7 +48,9 @@ func (h idTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	return nil
 }
 
-func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []string, accessToken string) (string, error) {
+// idToken signs r's ID token with the claims scopes allow about u, the
+// user of r's subject; nil reads the user.
+func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []string, accessToken string, u *ent.User) (string, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
 		return "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
@@ -58,15 +59,13 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 	if !ok {
 		return "", fmt.Errorf("oauth: ID token for non-user subject %q", sess.Subject)
 	}
-	// A refresh grant read its user with the presented token.
-	var u *ent.User
-	if g := refreshGrantFrom(ctx); g != nil && g.user != nil && g.user.ID == id {
-		u = g.user
-	} else {
+	if u == nil {
 		var err error
 		if u, err = s.users.Get(ctx, id); err != nil {
 			return "", err
 		}
+	} else if u.ID != id {
+		return "", fmt.Errorf("oauth: ID token for subject %q with user %d", sess.Subject, u.ID)
 	}
 	now := s.now()
 	claims := idTokenClaims{

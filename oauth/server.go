@@ -6,6 +6,8 @@ package oauth
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +46,12 @@ type Config struct {
 	// all verify, so a secret can be rotated without logging anyone out.
 	// Each is at least 32 bytes.
 	RefreshTokenSecrets [][]byte
+	// RefreshReuseLeeway is how long after a refresh token was rotated
+	// the same client may present it again and get the same successor
+	// (an app retrying a refresh whose answer it lost), instead of the
+	// revocation of the whole grant that reuse otherwise causes. 0 turns
+	// it off.
+	RefreshReuseLeeway time.Duration
 	// PictureURL turns a stored picture key into the URL of the "picture"
 	// claim; nil leaves the claim out.
 	PictureURL func(ctx context.Context, key string) (string, error)
@@ -67,6 +75,9 @@ func (c *Config) validate() error {
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 || c.IDTokenTTL <= 0 {
 		return errors.New("oauth: token lifetimes must be positive")
 	}
+	if c.RefreshReuseLeeway < 0 {
+		return errors.New("oauth: the refresh reuse leeway must not be negative")
+	}
 	if len(c.RefreshTokenSecrets) == 0 {
 		return errors.New("oauth: a refresh token secret is required")
 	}
@@ -89,6 +100,9 @@ type Server struct {
 	users    Users
 	signer   TokenSigner
 	tokens   *tokenStrategy
+	// rotationKey derives a rotated refresh token's successor (see
+	// refreshHandler.successor).
+	rotationKey []byte
 
 	discovery    []byte
 	discoveryTag string
@@ -133,17 +147,21 @@ func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *C
 		opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc),
 		now:    s.now,
 	}
+	var err error
+	if s.rotationKey, err = hkdf.Key(sha256.New, cfg.RefreshTokenSecrets[0], nil, "idp refresh rotation", 32); err != nil {
+		return nil, err
+	}
 	s.provider = compose.Compose(fc, s.store, s.tokens,
 		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
-		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 	)
-	// After the grant handlers, which mint the access token it hashes.
+	fc.TokenEndpointHandlers.Append(refreshHandler{s})
+	// After the password grant's handler, which mints the access token it
+	// hashes.
 	fc.TokenEndpointHandlers.Append(idTokenHandler{s})
 
-	var err error
 	if s.discovery, err = discoveryDocument(cfg.Issuer); err != nil {
 		return nil, err
 	}

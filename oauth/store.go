@@ -63,10 +63,6 @@ func (s *Store) client(ctx context.Context) *ent.Client { return database.Client
 // already opened, it joins that one, and Commit and Rollback are the
 // caller's.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	if issuingRefresh(ctx) != nil {
-		// One statement stores the whole grant: see refreshGrant.
-		return ctx, nil
-	}
 	if _, ok := database.TxFrom(ctx); ok {
 		return context.WithValue(ctx, joinedKey{}, true), nil
 	}
@@ -84,9 +80,6 @@ type joinedKey struct{}
 func (s *Store) Commit(ctx context.Context) error {
 	tx, ok := database.TxFrom(ctx)
 	if !ok {
-		if issuingRefresh(ctx) != nil {
-			return nil
-		}
 		return errors.New("oauth: commit without a transaction")
 	}
 	if ctx.Value(joinedKey{}) != nil {
@@ -99,9 +92,6 @@ func (s *Store) Commit(ctx context.Context) error {
 func (s *Store) Rollback(ctx context.Context) error {
 	tx, ok := database.TxFrom(ctx)
 	if !ok {
-		if issuingRefresh(ctx) != nil {
-			return nil
-		}
 		return errors.New("oauth: rollback without a transaction")
 	}
 	if ctx.Value(joinedKey{}) != nil {
@@ -207,13 +197,8 @@ func rowID(signature string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateAccessTokenSession implements oauth2.AccessTokenStorage. In a
-// refresh grant it writes nothing: the new refresh token's row, written
-// next, records the access token too (see refreshGrant).
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	if issuingRefresh(ctx) != nil {
-		return nil
-	}
 	data, err := encodeRequest(r)
 	if err != nil {
 		return err
@@ -228,48 +213,6 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 		SetRequest(data).
 		Exec(ctx)
 	return storageError(err)
-}
-
-// refreshGrant is a refresh grant's issuance on its way through fosite's
-// refresh handler, which calls BeginTX, RotateRefreshToken,
-// CreateAccessTokenSession, CreateRefreshTokenSession and Commit, in that
-// order. The Store writes one row for all of it, the new refresh token's,
-// which also records the new access token (access_token_id) and the token
-// it replaces (parent_id), in one statement without a transaction: each
-// round trip to MySQL cost the grant about 120 µs of CPU in idp, MariaDB
-// and the kernel (a twentieth of its signing), and begin, rotate, insert
-// and commit were four.
-//
-// The grant's user is read together with the presented token (see
-// GetRefreshTokenSession), for the new ID token: one round trip fewer.
-type refreshGrant struct {
-	// issuing is set once fosite has checked the request and issues the
-	// new tokens (NewAccessResponse). Not earlier: checking a replayed
-	// token revokes its grant, which needs a transaction.
-	issuing bool
-	parent  string    // the rotated token's row (RotateRefreshToken)
-	user    *ent.User // the token's user, without the password hash; nil if gone
-}
-
-type refreshGrantKey struct{}
-
-// withRefreshGrant marks ctx as a refresh grant's, from the token request's
-// start.
-func withRefreshGrant(ctx context.Context) context.Context {
-	return context.WithValue(ctx, refreshGrantKey{}, new(refreshGrant))
-}
-
-func refreshGrantFrom(ctx context.Context) *refreshGrant {
-	g, _ := ctx.Value(refreshGrantKey{}).(*refreshGrant)
-	return g
-}
-
-// issuingRefresh returns the refresh grant of ctx once it issues tokens.
-func issuingRefresh(ctx context.Context) *refreshGrant {
-	if g := refreshGrantFrom(ctx); g != nil && g.issuing {
-		return g
-	}
-	return nil
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage: the access
@@ -301,13 +244,17 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 }
 
 // accessTokenOnRecord and accessTokenOnRefreshRow are the conditions, on
-// the access token's row id, that it is still on record: its own row, or
-// the refresh token row that records it. Revocation deletes the one and
-// clears the other. The bearer check knows from the token which applies
-// (onRefreshRow): asking for either in one query cost MariaDB a third more.
+// the access token's row id and subject, that it is still on record for
+// that subject: its own row, or the refresh token row that records it.
+// Revocation deletes the one and clears the other. The bearer check knows
+// from the token which applies (onRefreshRow): asking for either in one
+// query cost MariaDB a third more. The subject is compared so that a token
+// whose record exists speaks only for the subject the record was issued to.
 const (
-	accessTokenOnRecord     = "EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ?)"
-	accessTokenOnRefreshRow = "EXISTS (SELECT 1 FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldAccessTokenID + " = ?)"
+	accessTokenOnRecord = "EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ? AND " +
+		accesstoken.FieldSubject + " = ?)"
+	accessTokenOnRefreshRow = "EXISTS (SELECT 1 FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldAccessTokenID + " = ? AND " +
+		refreshtoken.FieldSubject + " = ?)"
 )
 
 // queryRow runs a fixed query (see activeUserQuery) that returns at most one
@@ -329,14 +276,14 @@ func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...
 }
 
 // accessTokenActive reports whether the access token with this signature is
-// still on record, that is, its grant has not been revoked.
-func (s *Store) accessTokenActive(ctx context.Context, signature string, onRefreshRow bool) (bool, error) {
+// still on record for subject, that is, its grant has not been revoked.
+func (s *Store) accessTokenActive(ctx context.Context, signature, subject string, onRefreshRow bool) (bool, error) {
 	query := "SELECT " + accessTokenOnRecord
 	if onRefreshRow {
 		query = "SELECT " + accessTokenOnRefreshRow
 	}
 	var live bool
-	_, err := s.queryRow(ctx, query, []any{rowID(signature)}, &live)
+	_, err := s.queryRow(ctx, query, []any{rowID(signature), subject}, &live)
 	return live, err
 }
 
@@ -382,59 +329,28 @@ func (r *userRow) user() *ent.User {
 const activeUserQuery = "SELECT " + userColumns + " FROM " + user.Table + " AS u WHERE u." + user.FieldID + " = ? AND "
 
 // activeUser returns the user of a live access token in one indexed read:
-// the user row, provided the token's row is still on record. nil means the
-// grant was revoked or the user is gone. The user's PasswordHash is empty.
-func (s *Store) activeUser(ctx context.Context, signature string, onRefreshRow bool, userID int64) (*ent.User, error) {
+// the user row, provided the token's row is still on record for that user.
+// nil means the grant was revoked, the record is another subject's, or the
+// user is gone. The user's PasswordHash is empty.
+func (s *Store) activeUser(ctx context.Context, signature, subject string, onRefreshRow bool, userID int64) (*ent.User, error) {
 	query := activeUserQuery + accessTokenOnRecord
 	if onRefreshRow {
 		query = activeUserQuery + accessTokenOnRefreshRow
 	}
 	var row userRow
-	found, err := s.queryRow(ctx, query, []any{userID, rowID(signature)}, row.dest()...)
+	found, err := s.queryRow(ctx, query, []any{userID, rowID(signature), subject}, row.dest()...)
 	if !found || err != nil {
 		return nil, err
 	}
 	return row.user(), nil
 }
 
-// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage. In a
-// refresh grant the row names the token it replaces, and is written only if
-// that token is still active (not revoked) and not already replaced (the
-// unique index on request_id, parent_id): of two concurrent refreshes with
-// one token, and of a refresh racing a revocation, exactly one wins.
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage, for the
+// password grant. A refresh grant writes its token with rotate.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
 	data, err := encodeRequest(r)
 	if err != nil {
 		return err
-	}
-	exp := r.GetSession().GetExpiresAt(fosite.RefreshToken)
-	if exp.IsZero() {
-		// An unlimited refresh token still needs a date for the cleanup.
-		exp = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
-	if g := issuingRefresh(ctx); g != nil && g.parent != "" {
-		var access sql.NullString
-		if accessSignature != "" {
-			access = sql.NullString{String: rowID(accessSignature), Valid: true}
-		}
-		res, err := s.client(ctx).ExecContext(ctx, rotateQuery,
-			rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
-			r.GetRequestedAt(), exp, data, access, g.parent, true, s.now(),
-			g.parent, r.GetID())
-		if sqlgraph.IsUniqueConstraintError(err) {
-			return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
-		}
-		if err != nil {
-			return storageError(err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return storageError(err)
-		}
-		if n == 0 {
-			return fmt.Errorf("oauth: refresh token revoked while refreshing: %w", fosite.ErrInactiveToken)
-		}
-		return nil
 	}
 	create := s.client(ctx).RefreshToken.Create().
 		SetID(rowID(signature)).
@@ -442,7 +358,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 		SetClientID(r.GetClient().GetID()).
 		SetSubject(r.GetSession().GetSubject()).
 		SetRequestedAt(r.GetRequestedAt()).
-		SetExpiresAt(exp).
+		SetExpiresAt(refreshExpiry(r)).
 		SetRequest(data)
 	if accessSignature != "" {
 		create.SetAccessTokenID(rowID(accessSignature))
@@ -450,26 +366,25 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	return storageError(create.Exec(ctx))
 }
 
-// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. For a used
-// or revoked token it returns the request together with an error wrapping
-// fosite.ErrInactiveToken: fosite's refresh handler needs both to revoke the
-// grant of a replayed token.
+// refreshExpiry is the expiry of r's refresh token row. An unlimited
+// refresh token still needs a date for the cleanup.
+func refreshExpiry(r fosite.Requester) time.Time {
+	if exp := r.GetSession().GetExpiresAt(fosite.RefreshToken); !exp.IsZero() {
+		return exp
+	}
+	return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage, for
+// revocation and introspection. For a used or revoked token it returns the
+// request together with an error wrapping fosite.ErrInactiveToken.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	// Every refresh reads its token first; like the bearer check's read, a
-	// fixed text that stays prepared instead of a query ent builds anew.
+	// A fixed text that stays prepared instead of a query ent builds anew.
 	var (
 		active bool
 		data   []byte
-		found  bool
-		err    error
 	)
-	if g := refreshGrantFrom(ctx); g != nil {
-		var row userRow
-		found, err = s.queryRow(ctx, refreshGrantQuery, []any{rowID(signature)}, append([]any{&active, &data}, row.dest()...)...)
-		g.user = row.user()
-	} else {
-		found, err = s.queryRow(ctx, refreshTokenQuery, []any{rowID(signature)}, &active, &data)
-	}
+	found, err := s.queryRow(ctx, refreshTokenQuery, []any{rowID(signature)}, &active, &data)
 	if err != nil {
 		return nil, err
 	}
@@ -489,22 +404,116 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 // refreshTokenQuery reads a refresh token and whether it is still usable:
 // active and not replaced by another (the unique index on request_id,
 // parent_id finds its successor).
-const refreshTokenQuery = "SELECT " + refreshTokenColumns + " FROM " + refreshtoken.Table + " AS r WHERE r." + refreshtoken.FieldID + " = ?"
+const refreshTokenQuery = "SELECT r." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " +
+	refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID + " = r." + refreshtoken.FieldRequestID +
+	" AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + "), r." + refreshtoken.FieldRequest +
+	" FROM " + refreshtoken.Table + " AS r WHERE r." + refreshtoken.FieldID + " = ?"
 
-const refreshTokenColumns = "r." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " +
-	refreshtoken.Table + " AS c WHERE c." + refreshtoken.FieldRequestID + " = r." + refreshtoken.FieldRequestID +
-	" AND c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + "), r." + refreshtoken.FieldRequest
+// presentedRefresh is what a refresh grant reads of the presented token, in
+// one round trip: the token, its successor if it was rotated, and its user.
+type presentedRefresh struct {
+	active  bool
+	request []byte
+	// successor is the token that replaced it, if any.
+	successor successorRow
+	// user is the token's user, without the password hash; nil if gone.
+	user *ent.User
+}
 
-// refreshGrantQuery is refreshTokenQuery with the token's user, for a
-// refresh grant's ID token. A refresh token's subject is a user id (only
-// the password grant issues refresh tokens); the cast to an integer reads
-// the same on MySQL and SQLite.
-const refreshGrantQuery = "SELECT " + refreshTokenColumns + ", " + userColumns +
-	" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID +
-	" = CAST(r." + refreshtoken.FieldSubject + " AS SIGNED INTEGER) WHERE r." + refreshtoken.FieldID + " = ?"
+// successorRow is the refresh token that replaced another.
+type successorRow struct {
+	id      sql.NullString // its row; not Valid if there is none
+	created sql.NullTime
+	// newest: active and not replaced in turn.
+	newest sql.NullBool
+}
 
-// rotateQuery writes a refresh grant's new refresh token, provided the
-// token it replaces is still active (see CreateRefreshTokenSession).
+// successorColumns read a successorRow from alias c.
+const successorColumns = "c." + refreshtoken.FieldID + ", c." + refreshtoken.FieldCreatedAt +
+	", c." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS g WHERE g." +
+	refreshtoken.FieldRequestID + " = c." + refreshtoken.FieldRequestID + " AND g." + refreshtoken.FieldParentID + " = c." + refreshtoken.FieldID + ")"
+
+func (r *successorRow) dest() []any { return []any{&r.id, &r.created, &r.newest} }
+
+// presentedRefreshQuery reads a presentedRefresh. A refresh token's subject
+// is a user id (only the password grant issues refresh tokens); the cast to
+// an integer reads the same on MySQL and SQLite. Both joins are on indexes:
+// the successor on (request_id, parent_id), the user on its key.
+const presentedRefreshQuery = "SELECT r." + refreshtoken.FieldActive + ", r." + refreshtoken.FieldRequest + ", " +
+	successorColumns + ", " + userColumns +
+	" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + refreshtoken.Table + " AS c ON c." + refreshtoken.FieldRequestID +
+	" = r." + refreshtoken.FieldRequestID + " AND c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID +
+	" LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = CAST(r." + refreshtoken.FieldSubject + " AS SIGNED INTEGER)" +
+	" WHERE r." + refreshtoken.FieldID + " = ?"
+
+// presentedRefresh reads the refresh token whose row is id, or nil if
+// there is none.
+func (s *Store) presentedRefresh(ctx context.Context, id string) (*presentedRefresh, error) {
+	var (
+		p    presentedRefresh
+		user userRow
+	)
+	dest := append(append([]any{&p.active, &p.request}, p.successor.dest()...), user.dest()...)
+	found, err := s.queryRow(ctx, presentedRefreshQuery, []any{id}, dest...)
+	if !found || err != nil {
+		return nil, err
+	}
+	p.user = user.user()
+	return &p, nil
+}
+
+// successorQuery reads the successor of a refresh token (request_id,
+// parent_id), for a rotation that lost the race to write it.
+const successorQuery = "SELECT " + successorColumns + " FROM " + refreshtoken.Table + " AS c WHERE c." +
+	refreshtoken.FieldRequestID + " = ? AND c." + refreshtoken.FieldParentID + " = ?"
+
+func (s *Store) successor(ctx context.Context, requestID, parent string) (successorRow, error) {
+	var c successorRow
+	_, err := s.queryRow(ctx, successorQuery, []any{requestID, parent}, c.dest()...)
+	return c, err
+}
+
+// Errors of rotate.
+var (
+	// errRotated: the presented token already has a successor, written
+	// by a concurrent rotation.
+	errRotated = errors.New("oauth: refresh token already rotated")
+	// errRevoked: the presented token was revoked after it was read.
+	errRevoked = errors.New("oauth: refresh token revoked while refreshing")
+)
+
+// rotate writes a refresh grant's new refresh token (signature, for r,
+// whose stored form is data) as the successor of the token whose row is
+// parent, and records the access token issued with it on the same row. It
+// is one statement, without a transaction: it writes only while the
+// parent is active (not revoked) and has no successor (the unique index on
+// request_id, parent_id), so of a refresh racing a revocation nothing
+// outlives the revocation, and of two rotations of one token one writes
+// and the other gets errRotated. created_at is in whole microseconds, as
+// MySQL keeps it, so that the leeway is measured alike on both engines. Each round trip to MySQL costs a refresh
+// about 120 µs of CPU in idp, MariaDB and the kernel.
+func (s *Store) rotate(ctx context.Context, parent, signature, accessSignature string, r fosite.Requester, data []byte) error {
+	res, err := s.client(ctx).ExecContext(ctx, rotateQuery,
+		rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
+		r.GetRequestedAt(), refreshExpiry(r), data, rowID(accessSignature), parent, true, s.now().Truncate(time.Microsecond),
+		parent, r.GetID())
+	if sqlgraph.IsUniqueConstraintError(err) {
+		return errRotated
+	}
+	if err != nil {
+		return storageError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return storageError(err)
+	}
+	if n == 0 {
+		return errRevoked
+	}
+	return nil
+}
+
+// rotateQuery is rotate's statement.
 const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
 	refreshtoken.FieldID + ", " + refreshtoken.FieldRequestID + ", " + refreshtoken.FieldClientID + ", " +
 	refreshtoken.FieldSubject + ", " + refreshtoken.FieldRequestedAt + ", " + refreshtoken.FieldExpiresAt + ", " +
@@ -513,23 +522,61 @@ const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
 	") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " WHERE " +
 	refreshtoken.FieldID + " = ? AND " + refreshtoken.FieldRequestID + " = ? AND " + refreshtoken.FieldActive
 
+// recordReissue records an access token (accessSignature, for r, stored as
+// data) issued again with the existing refresh token whose row is next, in
+// a row of its own: next's row already records the access token of the
+// first answer, which keeps working. One statement, written only while next
+// is active and not itself replaced, so nothing outlives a revocation or a
+// rotation of next; errRevoked otherwise.
+func (s *Store) recordReissue(ctx context.Context, next, accessSignature string, r fosite.Requester, data []byte) error {
+	res, err := s.client(ctx).ExecContext(ctx, reissueQuery,
+		rowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
+		r.GetRequestedAt(), r.GetSession().GetExpiresAt(fosite.AccessToken), data,
+		next, r.GetID())
+	if err != nil {
+		return storageError(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return storageError(err)
+	}
+	if n == 0 {
+		return errRevoked
+	}
+	return nil
+}
+
+// reissueQuery is recordReissue's statement.
+const reissueQuery = "INSERT INTO " + accesstoken.Table + " (" +
+	accesstoken.FieldID + ", " + accesstoken.FieldRequestID + ", " + accesstoken.FieldClientID + ", " +
+	accesstoken.FieldSubject + ", " + accesstoken.FieldRequestedAt + ", " + accesstoken.FieldExpiresAt + ", " +
+	accesstoken.FieldRequest + ") SELECT ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " AS r WHERE r." +
+	refreshtoken.FieldID + " = ? AND r." + refreshtoken.FieldRequestID + " = ? AND r." + refreshtoken.FieldActive +
+	" AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID +
+	" = r." + refreshtoken.FieldRequestID + " AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + ")"
+
+// revokeGrant ends a grant, its refresh and access tokens, in one
+// transaction (or the one ctx carries).
+func (s *Store) revokeGrant(ctx context.Context, requestID string) error {
+	return database.InTx(ctx, s.db, func(ctx context.Context) error {
+		if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+			return err
+		}
+		return s.RevokeAccessToken(ctx, requestID)
+	})
+}
+
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
 	return storageError(s.client(ctx).RefreshToken.DeleteOneID(rowID(signature)).Exec(ctx))
 }
 
-// RotateRefreshToken implements oauth2.RefreshTokenStorage: it marks the
-// presented token used. In a refresh grant that is left to the new token's
-// row (see refreshGrant). Otherwise the update is conditional, so of two
+// RotateRefreshToken implements oauth2.RefreshTokenStorage, which fosite's
+// storage interfaces require; idp's refresh handler rotates with rotate
+// instead. It marks the token inactive, conditionally, so that of two
 // concurrent rotations exactly one succeeds and the other gets
 // fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	if g := issuingRefresh(ctx); g != nil {
-		// The grant is the new token's too: CreateRefreshTokenSession
-		// rotates only within it.
-		g.parent = rowID(signature)
-		return nil
-	}
 	n, err := s.client(ctx).RefreshToken.Update().
 		Where(refreshtoken.ID(rowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
 		SetActive(false).

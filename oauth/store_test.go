@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,9 +29,9 @@ func TestActiveUser(t *testing.T) {
 			SetPasswordChangedAt(changed).ExecX(ctx)
 		db.Ent.User.Create().SetID(8).SetUsername("bob").SetEmail("bob@example.com").SetPasswordHash("h").
 			SetFirstName("Bob").SetLastName("B").ExecX(ctx)
-		for _, sig := range []string{"sig-ada", "sig-bob"} {
+		for sig, sub := range map[string]string{"sig-ada": "7", "sig-bob": "8"} {
 			db.Ent.AccessToken.Create().SetID(rowID(sig)).SetRequestID("r-" + sig).SetClientID("mobile").
-				SetSubject("x").SetRequestedAt(changed).SetExpiresAt(changed.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
+				SetSubject(sub).SetRequestedAt(changed).SetExpiresAt(changed.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
 		}
 		s := NewStore(db.Ent, nil, nil, nil)
 
@@ -44,9 +45,11 @@ func TestActiveUser(t *testing.T) {
 			{"user without picture", "sig-bob", 8, "bob"},
 			{"unknown token", "sig-eve", 7, ""},
 			{"unknown user", "sig-ada", 9, ""},
+			// The record is ada's: it speaks for no one else.
+			{"another user's record", "sig-ada", 8, ""},
 		}
 		for _, tt := range tests {
-			u, err := s.activeUser(ctx, tt.sig, false, tt.userID)
+			u, err := s.activeUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), false, tt.userID)
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
@@ -58,7 +61,7 @@ func TestActiveUser(t *testing.T) {
 			}
 		}
 
-		u, _ := s.activeUser(ctx, "sig-ada", false, 7)
+		u, _ := s.activeUser(ctx, "sig-ada", "7", false, 7)
 		want, _ := db.Ent.User.Get(ctx, 7)
 		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
 			u.Gender != user.GenderFemale || u.PictureKey == nil || *u.PictureKey != pic ||
@@ -68,7 +71,7 @@ func TestActiveUser(t *testing.T) {
 		if u.PasswordHash != "" {
 			t.Errorf("the bearer check read the password hash")
 		}
-		if u, _ := s.activeUser(ctx, "sig-bob", false, 8); u.PictureKey != nil {
+		if u, _ := s.activeUser(ctx, "sig-bob", "8", false, 8); u.PictureKey != nil {
 			t.Errorf("picture key %q, want none", *u.PictureKey)
 		}
 
@@ -77,7 +80,7 @@ func TestActiveUser(t *testing.T) {
 			if err := s.RevokeAccessToken(ctx, "r-sig-ada"); err != nil {
 				return err
 			}
-			u, err := s.activeUser(ctx, "sig-ada", false, 7)
+			u, err := s.activeUser(ctx, "sig-ada", "7", false, 7)
 			if err != nil {
 				return err
 			}
@@ -89,7 +92,7 @@ func TestActiveUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := s.activeUser(ctx, "sig-ada", false, 7); err != nil || u != nil {
+		if u, err := s.activeUser(ctx, "sig-ada", "7", false, 7); err != nil || u != nil {
 			t.Errorf("after the revocation: %v, %v", u, err)
 		}
 	})
@@ -131,29 +134,27 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 			SetFirstName("Ada").SetLastName("L").ExecX(ctx)
 		s, tokenRequest := tokenStore(t, db)
 
-		// refreshGrant stores what a refresh grant stores, as fosite's
-		// refresh handler does, and returns the access token's signature.
+		// refreshGrant stores what a refresh grant stores: a refresh
+		// token whose row records the access token (Store.rotate's row,
+		// without a parent). It returns the access token's signature.
 		refreshGrant := func(grant string) string {
 			req := tokenRequest(grant)
 			access, refresh := "at-"+grant, "rt-"+grant
-			err := database.InTx(issuingRefreshGrant(ctx), db.Ent, func(ctx context.Context) error {
-				if err := s.CreateAccessTokenSession(ctx, access, req); err != nil {
-					return err
-				}
-				return s.CreateRefreshTokenSession(ctx, refresh, access, req)
-			})
-			if err != nil {
+			if err := s.CreateRefreshTokenSession(ctx, refresh, access, req); err != nil {
 				t.Fatal(err)
 			}
 			return access
 		}
 		live := func(sig string) bool {
 			t.Helper()
-			active, err := s.accessTokenActive(ctx, sig, true)
+			active, err := s.accessTokenActive(ctx, sig, "7", true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			u, err := s.activeUser(ctx, sig, true, 7)
+			if other, err := s.accessTokenActive(ctx, sig, "8", true); other || err != nil {
+				t.Fatalf("%s: live for another subject: %v, %v", sig, other, err)
+			}
+			u, err := s.activeUser(ctx, sig, "7", true, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +184,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		}
 		// The record is on the refresh row only: looked for among access
 		// token rows, the token is unknown.
-		if active, err := s.accessTokenActive(ctx, sig, false); active || err != nil {
+		if active, err := s.accessTokenActive(ctx, sig, "7", false); active || err != nil {
 			t.Errorf("found among access token rows: %v, %v", active, err)
 		}
 
@@ -213,41 +214,37 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 	})
 }
 
-// TestRefreshRotation: a refresh grant stores its new refresh token, with
-// the rotation and the new access token, only while the presented token is
-// active and not yet replaced; the replaced token then reads as used. Each
-// case fails without one of the conditions of rotateQuery or the unique
-// index on (request_id, parent_id). On both engines.
+// TestRefreshRotation: Store.rotate writes the new refresh token, with the
+// rotation and the new access token, only while the presented token is
+// active and not yet replaced; the replaced token then reads as used, with
+// its successor. recordReissue records another access token for a successor
+// only while that successor is the newest, live token of its grant. Each
+// case fails without one of the conditions of rotateQuery or reissueQuery
+// or the unique index on (request_id, parent_id). On both engines.
 func TestRefreshRotation(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, request := tokenStore(t, db)
-		// login stores a password grant's refresh token.
+		at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+		s.now = func() time.Time { return at }
 		login := func(grant, sig string) {
 			t.Helper()
 			if err := s.CreateRefreshTokenSession(ctx, sig, "", request(grant)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		// refresh stores what fosite's refresh handler stores, in its
-		// order, for presented → next.
-		refresh := func(grant, presented, next string) error {
-			ctx, err := s.BeginTX(issuingRefreshGrant(ctx))
-			if err != nil {
-				return err
-			}
+		rotate := func(grant, presented, next string) error {
 			req := request(grant)
-			if err := s.RotateRefreshToken(ctx, grant, presented); err != nil {
-				return err
+			data, err := encodeRequest(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := s.CreateAccessTokenSession(ctx, "at-"+next, req); err != nil {
-				return err
-			}
-			if err := s.CreateRefreshTokenSession(ctx, next, "at-"+next, req); err != nil {
-				s.Rollback(ctx)
-				return err
-			}
-			return s.Commit(ctx)
+			return s.rotate(ctx, rowID(presented), next, "at-"+next, req, data)
+		}
+		reissue := func(grant, next, access string) error {
+			req := request(grant)
+			data, _ := encodeRequest(req)
+			return s.recordReissue(ctx, rowID(next), access, req, data)
 		}
 		usable := func(sig string) bool {
 			t.Helper()
@@ -260,89 +257,116 @@ func TestRefreshRotation(t *testing.T) {
 		stored := func(sig string) bool {
 			return db.Ent.RefreshToken.Query().Where(refreshtoken.ID(rowID(sig))).ExistX(ctx)
 		}
+		read := func(sig string) *presentedRefresh {
+			t.Helper()
+			p, err := s.presentedRefresh(ctx, rowID(sig))
+			if err != nil || p == nil {
+				t.Fatalf("presentedRefresh(%s): %v, %v", sig, p, err)
+			}
+			return p
+		}
 
 		login("g1", "rt-1")
-		// A refresh grant reads the token's user with the token, for
-		// its ID token; other reads of a refresh token do not.
 		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("$argon2id$secret").
 			SetFirstName("Ada").SetLastName("Lovelace").ExecX(ctx)
-		grantCtx := withRefreshGrant(ctx)
-		if _, err := s.GetRefreshTokenSession(grantCtx, "rt-1", new(Session)); err != nil {
-			t.Fatal(err)
-		}
-		if u := refreshGrantFrom(grantCtx).user; u == nil || u.ID != 7 || u.Username != "ada" || u.LastName != "Lovelace" || u.PasswordHash != "" {
-			t.Errorf("the refresh grant's user: %+v", u)
+		// The refresh grant's one read: the token, no successor yet, and
+		// its user without the password hash.
+		p := read("rt-1")
+		if !p.active || p.successor.id.Valid || p.user == nil || p.user.ID != 7 || p.user.Username != "ada" ||
+			p.user.LastName != "Lovelace" || p.user.PasswordHash != "" {
+			t.Errorf("presented token: %+v, user %+v", p, p.user)
 		}
 		gone := request("g0")
 		gone.Session.(*Session).Subject = "8"
 		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
 			t.Fatal(err)
 		}
-		grantCtx = withRefreshGrant(ctx)
-		if _, err := s.GetRefreshTokenSession(grantCtx, "rt-gone", new(Session)); err != nil || refreshGrantFrom(grantCtx).user != nil {
-			t.Errorf("a token of a user that is gone: %v, user %+v; want no error and no user", err, refreshGrantFrom(grantCtx).user)
+		if p := read("rt-gone"); p.user != nil {
+			t.Errorf("a token of a user that is gone reads user %+v", p.user)
+		}
+		if p, err := s.presentedRefresh(ctx, rowID("rt-unknown")); p != nil || err != nil {
+			t.Errorf("unknown token: %v, %v", p, err)
 		}
 
-		if err := refresh("g1", "rt-1", "rt-2"); err != nil {
-			t.Fatalf("refresh: %v", err)
+		if err := rotate("g1", "rt-1", "rt-2"); err != nil {
+			t.Fatalf("rotate: %v", err)
 		}
 		if usable("rt-1") || !usable("rt-2") {
-			t.Errorf("after a refresh: presented usable %v, new usable %v; want false, true", usable("rt-1"), usable("rt-2"))
+			t.Errorf("after a rotation: presented usable %v, new usable %v; want false, true", usable("rt-1"), usable("rt-2"))
 		}
-		if live, err := s.accessTokenActive(ctx, "at-rt-2", true); !live || err != nil {
+		p = read("rt-1")
+		if !p.active || p.successor.id.String != rowID("rt-2") || !p.successor.newest.Bool || !p.successor.created.Time.Equal(at) {
+			t.Errorf("the rotated token's successor: %+v", p.successor)
+		}
+		if live, err := s.accessTokenActive(ctx, "at-rt-2", "7", true); !live || err != nil {
 			t.Errorf("the new access token: live %v, %v", live, err)
 		}
 		if n := db.Ent.AccessToken.Query().CountX(ctx); n != 0 {
-			t.Errorf("a refresh grant wrote %d access token rows, want none", n)
+			t.Errorf("a rotation wrote %d access token rows, want none", n)
 		}
 
-		// The presented token read as usable before another request
-		// replaced it (two concurrent refreshes): the second write loses.
-		err := refresh("g1", "rt-1", "rt-2b")
-		if !errors.Is(err, fosite.ErrNotFound) || stored("rt-2b") {
-			t.Errorf("second rotation of one token: %v, stored %v; want fosite.ErrNotFound, nothing stored", err, stored("rt-2b"))
+		// A second rotation of one token, with the same successor (a
+		// concurrent refresh) or another: nothing is written.
+		for _, next := range []string{"rt-2", "rt-2b"} {
+			if err := rotate("g1", "rt-1", next); !errors.Is(err, errRotated) {
+				t.Errorf("second rotation to %s: %v, want errRotated", next, err)
+			}
+		}
+		if stored("rt-2b") {
+			t.Error("a second successor was stored")
+		}
+		if c, err := s.successor(ctx, "g1", rowID("rt-1")); err != nil || c.id.String != rowID("rt-2") || !c.newest.Bool {
+			t.Errorf("successor: %+v, %v", c, err)
+		}
+		if live, _ := s.accessTokenActive(ctx, "at-rt-2", "7", true); !live {
+			t.Error("a lost rotation ended the winner's access token")
+		}
+
+		// The retry's access token gets a row of its own; the first
+		// answer's stays on record.
+		if err := reissue("g1", "rt-2", "at-retry"); err != nil {
+			t.Fatalf("reissue: %v", err)
+		}
+		for sig, onRefreshRow := range map[string]bool{"at-retry": false, "at-rt-2": true} {
+			if live, err := s.accessTokenActive(ctx, sig, "7", onRefreshRow); !live || err != nil {
+				t.Errorf("%s after the reissue: %v, %v", sig, live, err)
+			}
+		}
+		// Once the successor is replaced in turn, nothing is reissued for it.
+		if err := rotate("g1", "rt-2", "rt-3"); err != nil {
+			t.Fatal(err)
+		}
+		if err := reissue("g1", "rt-2", "at-late"); !errors.Is(err, errRevoked) {
+			t.Errorf("reissue for a replaced token: %v, want errRevoked", err)
+		}
+		if p := read("rt-1"); p.successor.newest.Bool {
+			t.Error("a replaced successor reads as the newest")
 		}
 
 		// The grant was revoked between the read and the write (a replay
 		// elsewhere, a password reset): nothing may outlive the revocation.
-		login("g2", "rt-3")
-		if err := s.RevokeRefreshToken(ctx, "g2"); err != nil {
+		login("g2", "rt-4")
+		if err := s.revokeGrant(ctx, "g2"); err != nil {
 			t.Fatal(err)
 		}
-		err = refresh("g2", "rt-3", "rt-4")
-		if !errors.Is(err, fosite.ErrInactiveToken) || stored("rt-4") {
-			t.Errorf("rotation of a revoked token: %v, stored %v; want fosite.ErrInactiveToken, nothing stored", err, stored("rt-4"))
+		if err := rotate("g2", "rt-4", "rt-5"); !errors.Is(err, errRevoked) || stored("rt-5") {
+			t.Errorf("rotation of a revoked token: %v, stored %v; want errRevoked, nothing stored", err, stored("rt-5"))
+		}
+		if err := reissue("g2", "rt-4", "at-revoked"); !errors.Is(err, errRevoked) {
+			t.Errorf("reissue for a revoked token: %v, want errRevoked", err)
+		}
+		if read("rt-4").active {
+			t.Error("the revoked token reads as active")
 		}
 
 		// The request id is part of the condition: a token is rotated only
 		// within its own grant.
-		login("g3", "rt-5")
-		if err := refresh("g-other", "rt-5", "rt-6"); err == nil || stored("rt-6") {
-			t.Errorf("rotation under another grant: %v, stored %v; want an error, nothing stored", err, stored("rt-6"))
+		login("g3", "rt-6")
+		if err := rotate("g-other", "rt-6", "rt-7"); err == nil || stored("rt-7") {
+			t.Errorf("rotation under another grant: %v, stored %v; want an error, nothing stored", err, stored("rt-7"))
 		}
-		if !usable("rt-5") {
+		if !usable("rt-6") {
 			t.Error("a failed rotation used up the presented token")
 		}
 	})
-}
-
-// issuingRefreshGrant is ctx as a refresh grant's once it issues tokens.
-func issuingRefreshGrant(ctx context.Context) context.Context {
-	ctx = withRefreshGrant(ctx)
-	refreshGrantFrom(ctx).issuing = true
-	return ctx
-}
-
-// TestTokenID: only a refresh grant's access token says in its jti that its
-// record is on a refresh token's row.
-func TestTokenID(t *testing.T) {
-	plain, refreshed := tokenID(context.Background()), tokenID(issuingRefreshGrant(context.Background()))
-	if onRefreshRow(plain) || !onRefreshRow(refreshed) || plain == refreshed[len(refreshRowPrefix):] {
-		t.Errorf("jti %q and %q", plain, refreshed)
-	}
-	for range 1000 {
-		if onRefreshRow(randomID()) {
-			t.Fatal("a random id reads as a refresh grant's")
-		}
-	}
 }

@@ -39,6 +39,7 @@ type accessClaims struct {
 	Subject   string   `json:"sub"`
 	Audience  audience `json:"aud"`
 	ExpiresAt int64    `json:"exp"`
+	NotBefore int64    `json:"nbf,omitempty"`
 	IssuedAt  int64    `json:"iat"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
 	ID        string   `json:"jti"`
@@ -65,7 +66,8 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 // tokenStrategy issues RFC 9068 JWT access tokens signed by the current
 // signing key, and leaves refresh tokens and authorization codes to fosite's
-// HMAC strategy (opaque, checked against the database).
+// HMAC strategy (opaque, checked against the database), decoding refresh
+// tokens strictly.
 type tokenStrategy struct {
 	signer TokenSigner
 	issuer string
@@ -120,7 +122,13 @@ func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) st
 	return jwtSignature(token)
 }
 
-func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+func (s *tokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	return s.accessToken(r, randomID())
+}
+
+// accessToken signs r's access token with the token id jti, and returns it
+// and its signature.
+func (s *tokenStrategy) accessToken(r fosite.Requester, jti string) (string, string, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
 		return "", "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
@@ -136,7 +144,7 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reques
 		Audience:  tokenAudience(s.issuer, r.GetGrantedAudience()),
 		ExpiresAt: exp.Unix(),
 		IssuedAt:  now.Unix(),
-		ID:        tokenID(ctx),
+		ID:        jti,
 		ClientID:  r.GetClient().GetID(),
 		Scope:     strings.Join(accessScope(r), " "),
 	}
@@ -202,20 +210,62 @@ func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("The token lacks a subject or client.")
 	case s.now().Unix() >= c.ExpiresAt:
 		return nil, fosite.ErrTokenExpired.WithHint("The token has expired.")
+	case c.NotBefore > s.now().Unix():
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token is not valid yet.")
+	case c.IssuedAt > s.now().Add(maxClockSkew).Unix():
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The token was issued in the future.")
 	}
 	return &c, nil
 }
 
+// maxClockSkew is how far in the future an access token's iat may be: the
+// clocks of idp's replicas differ by that much at most. idp sets no nbf, so
+// any nbf in the future is refused.
+const maxClockSkew = time.Minute
+
+// RefreshTokenSignature is the signature of a refresh token, which its row
+// is keyed by, or "" when the token is not one this service issued: it must
+// be in its one canonical spelling and carry a valid HMAC. fosite's
+// revocation handler checks nothing else before it revokes.
 func (s *tokenStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	return s.opaque.RefreshTokenSignature(ctx, token)
+	sig, _ := s.refreshSignature(ctx, token)
+	return sig
+}
+
+// refreshSignature is RefreshTokenSignature, and whether the token is valid.
+func (s *tokenStrategy) refreshSignature(ctx context.Context, token string) (string, bool) {
+	key, sig, ok := strings.Cut(token, ".")
+	if !ok || !canonicalBase64(key) || !canonicalBase64(sig) {
+		return "", false
+	}
+	if s.opaque.Enigma.Validate(ctx, token) != nil {
+		return "", false
+	}
+	return sig, true
+}
+
+// canonicalBase64 reports whether s is unpadded base64url of some bytes in
+// the one spelling that encodes them. The lenient decoder accepts several
+// spellings of one token (the unused low bits of the last character, line
+// breaks), and a refresh token's key is not what its row is looked up by.
+func canonicalBase64(s string) bool {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) > 0 && base64.RawURLEncoding.EncodeToString(b) == s
 }
 
 func (s *tokenStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	return s.opaque.GenerateRefreshToken(ctx, r)
 }
 
+// ValidateRefreshToken is used by introspection after the storage lookup.
 func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
-	return s.opaque.ValidateRefreshToken(ctx, r, token)
+	if _, ok := s.refreshSignature(ctx, token); !ok {
+		return fosite.ErrTokenSignatureMismatch
+	}
+	if exp := r.GetSession().GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !s.now().Before(exp) {
+		return fosite.ErrTokenExpired.WithHint("The refresh token has expired.")
+	}
+	return nil
 }
 
 func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
@@ -243,17 +293,10 @@ func tokenAudience(issuer string, granted []string) audience {
 }
 
 // A refresh grant's access token is recorded on its refresh token's row
-// (see refreshGrant), and its jti says so, with a prefix that
-// base64url never produces: the bearer check then reads the one place that
-// holds the record instead of trying both.
+// (see Store.rotate), and its jti says so, with a prefix that base64url
+// never produces: the bearer check then reads the one place that holds the
+// record instead of trying both.
 const refreshRowPrefix = "r."
-
-func tokenID(ctx context.Context) string {
-	if issuingRefresh(ctx) != nil {
-		return refreshRowPrefix + randomID()
-	}
-	return randomID()
-}
 
 // onRefreshRow reports whether the access token with this jti is recorded
 // on a refresh token's row.

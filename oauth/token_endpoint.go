@@ -37,6 +37,15 @@ func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return true
 	}
+	// RFC 6749 §3.1 and §3.2: parameters must not be included more than
+	// once. Which copy counts would otherwise be up to each reader (fosite
+	// reads the first of the body's), and r.Form holds the query's too.
+	for name, values := range r.Form {
+		if len(values) > 1 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "The parameter "+strconv.Quote(name)+" is given more than once.")
+			return true
+		}
+	}
 	return false
 }
 
@@ -58,9 +67,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if grant == "refresh_token" {
-		ctx = withRefreshGrant(ctx)
-	}
 	sess := new(Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -74,7 +80,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
-	var narrowed []string
 	switch grant {
 	case "password", "client_credentials":
 		s.grantRequested(ar)
@@ -83,23 +88,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		} else {
 			sess.AuthTime = s.now().UTC()
 		}
-	case "refresh_token":
-		narrowed, err = narrowScope(ar, r.PostForm.Get("scope"))
-		if err != nil {
-			s.writeTokenError(ctx, w, grant, ar, err)
-			return
-		}
-		refreshGrantFrom(ctx).issuing = true
 	}
+	// The refresh grant does its work here, in refreshHandler.
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
 	resp.SetTokenType("Bearer")
-	if narrowed != nil {
-		resp.SetScopes(narrowed)
-	}
 	s.observe(grant, "success")
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
@@ -130,8 +126,7 @@ func (s *Server) grantRequested(ar fosite.AccessRequester) {
 // narrowScope applies the optional scope parameter of a refresh request
 // (RFC 6749 §6): the new access token gets only those scopes, each of which
 // must have been granted; the new refresh token keeps the full grant.
-func narrowScope(ar fosite.AccessRequester, raw string) ([]string, error) {
-	sess := ar.GetSession().(*Session)
+func narrowScope(ar fosite.AccessRequester, sess *Session, raw string) ([]string, error) {
 	sess.AccessScope = nil
 	requested := fosite.RemoveEmpty(strings.Split(raw, " "))
 	if len(requested) == 0 {

@@ -201,6 +201,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		RefreshTokenTTL:     cfg.RefreshTokenTTL,
 		IDTokenTTL:          cfg.IDTokenTTL,
 		RefreshTokenSecrets: secrets,
+		RefreshReuseLeeway:  cfg.RefreshReuseLeeway,
 		Logger:              log,
 		Now:                 cfg.clock,
 		PictureURL:          a.pictures.URL,

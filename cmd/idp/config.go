@@ -37,6 +37,8 @@ type config struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	IDTokenTTL      time.Duration
+	// RefreshReuseLeeway: see oauth.Config.
+	RefreshReuseLeeway time.Duration
 
 	KeySize            int
 	KeyRotationPeriod  time.Duration
@@ -101,6 +103,7 @@ func (c *config) settings() []setting {
 		{"IDP_ACCESS_TOKEN_TTL", "access-token-ttl", "lifetime of access tokens", (*durationValue)(&c.AccessTokenTTL)},
 		{"IDP_REFRESH_TOKEN_TTL", "refresh-token-ttl", "lifetime of refresh tokens (each refresh starts a new one)", (*durationValue)(&c.RefreshTokenTTL)},
 		{"IDP_ID_TOKEN_TTL", "id-token-ttl", "lifetime of ID tokens", (*durationValue)(&c.IDTokenTTL)},
+		{"IDP_REFRESH_REUSE_LEEWAY", "refresh-reuse-leeway", "how long after a refresh the same client may present the used refresh token again and get the same new one (a retry after a lost answer); 0 turns it off", (*durationValue)(&c.RefreshReuseLeeway)},
 		{"IDP_KEY_SIZE", "key-size", "RSA signing key size in bits: 2048 or 3072", (*intValue)(&c.KeySize)},
 		{"IDP_KEY_ROTATION_PERIOD", "key-rotation-period", "how long a signing key signs before the next one takes over", (*durationValue)(&c.KeyRotationPeriod)},
 		{"IDP_KEY_PUBLISH_LEAD", "key-publish-lead", "how long the next signing key is published in the JWKS before it signs", (*durationValue)(&c.KeyPublishLead)},
@@ -134,6 +137,7 @@ func defaultConfig() config {
 		AccessTokenTTL:     15 * time.Minute,
 		RefreshTokenTTL:    30 * 24 * time.Hour,
 		IDTokenTTL:         time.Hour,
+		RefreshReuseLeeway: 5 * time.Second,
 		KeySize:            2048,
 		KeyRotationPeriod:  30 * 24 * time.Hour,
 		KeyPublishLead:     24 * time.Hour,
@@ -217,6 +221,12 @@ func (c *config) check() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive", d.env)
 		}
+	}
+	if c.RefreshReuseLeeway < 0 {
+		return errors.New("IDP_REFRESH_REUSE_LEEWAY must not be negative")
+	}
+	if c.RefreshReuseLeeway >= c.RefreshTokenTTL {
+		return errors.New("IDP_REFRESH_REUSE_LEEWAY must be shorter than IDP_REFRESH_TOKEN_TTL")
 	}
 	if c.ShutdownGrace < 0 {
 		return errors.New("IDP_SHUTDOWN_GRACE must not be negative")

@@ -1,0 +1,262 @@
+package oauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// refreshHandler is the refresh_token grant (RFC 6749 §6, RFC 6819
+// §5.2.2.3 rotation), in place of fosite's: it reads the presented token
+// with its successor and its user in one query, decides, and writes in one
+// statement, without a transaction.
+//
+// Each refresh replaces the presented token P by a successor S. S is not
+// random but derived from P (see successor), so that every rotation of P
+// yields the same S: an app that lost the answer to its refresh and presents
+// P again within RefreshReuseLeeway of the rotation gets S again, with a
+// fresh access token, instead of losing its login; two concurrent refreshes
+// with P both get S. Otherwise a token presented again is reuse, a sign that
+// it was copied, and ends its whole grant.
+type refreshHandler struct{ s *Server }
+
+var _ fosite.TokenEndpointHandler = refreshHandler{}
+
+func (h refreshHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
+	return r.GetGrantTypes().ExactOne("refresh_token")
+}
+
+func (h refreshHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+
+// HandleTokenEndpointRequest checks what needs no storage; the rest is
+// checked where the tokens are issued, after the one read.
+func (h refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	if !r.GetClient().GetGrantTypes().Has("refresh_token") {
+		return fosite.ErrUnauthorizedClient.WithHint("The client may not use the refresh_token grant.")
+	}
+	return nil
+}
+
+var (
+	errRefreshInvalid = fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.")
+	errRefreshRevoked = fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")
+	errRefreshUsed    = fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
+)
+
+func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	s := h.s
+	sig, ok := s.tokens.refreshSignature(ctx, r.GetRequestForm().Get("refresh_token"))
+	if !ok {
+		return errRefreshInvalid
+	}
+	parent := rowID(sig)
+	p, err := s.store.presentedRefresh(ctx, parent)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	if p == nil {
+		return errRefreshInvalid
+	}
+	var stored storedRequest
+	sess := new(Session)
+	if err := json.Unmarshal(p.request, &stored); err != nil {
+		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored request: %w", err))
+	}
+	if err := json.Unmarshal(stored.Session, sess); err != nil {
+		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored session: %w", err))
+	}
+	now := s.now()
+	next, nextSig := h.successor(sig)
+	retry := false
+	switch {
+	case !p.active:
+		// Revoked with its whole grant: there is nothing left to end.
+		return errRefreshRevoked
+	case p.successor.id.Valid:
+		if !h.withinLeeway(p.successor, rowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
+			// Reuse, whichever client presents it (as fosite's
+			// handler, which looked for reuse first).
+			return h.reuse(ctx, stored.ID)
+		}
+		retry = true
+	}
+	if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !now.Before(exp) {
+		return fosite.ErrInvalidGrant.WithHint("The refresh token expired.")
+	}
+	if !slices.Contains(stored.GrantedScope, ScopeOfflineAccess) {
+		return fosite.ErrScopeNotGranted.WithHint("The grant lacks the scope offline_access, which the refresh_token grant needs.")
+	}
+	// RFC 6749 §6: the refresh token must have been issued to the
+	// authenticated client. Refused without revoking: the token is unused,
+	// and whoever holds it may be its owner who mistyped a client id.
+	if stored.ClientID != r.GetClient().GetID() {
+		return fosite.ErrInvalidGrant.WithHint("The refresh token was issued to another client.")
+	}
+	id, isUser := userID(sess.Subject)
+	if !isUser || p.user == nil || p.user.ID != id {
+		return fosite.ErrInvalidGrant.WithHint("The refresh token's user no longer exists.")
+	}
+
+	// The new exchange continues the grant: its id, session, and what was
+	// requested and granted, provided the client is still registered for it.
+	r.SetID(stored.ID)
+	r.SetSession(sess)
+	r.SetRequestedScopes(stored.RequestedScope)
+	r.SetRequestedAudience(stored.RequestedAudience)
+	for _, scope := range stored.GrantedScope {
+		if !fosite.ExactScopeStrategy(r.GetClient().GetScopes(), scope) {
+			return fosite.ErrInvalidScope.WithHintf("The client is no longer registered for the scope %q.", scope)
+		}
+		r.GrantScope(scope)
+	}
+	if err := fosite.ExactAudienceMatchingStrategy(r.GetClient().GetAudience(), stored.GrantedAudience); err != nil {
+		return err
+	}
+	for _, aud := range stored.GrantedAudience {
+		r.GrantAudience(aud)
+	}
+	narrowed, err := narrowScope(r, sess, r.GetRequestForm().Get("scope"))
+	if err != nil {
+		return err
+	}
+	atTTL := fosite.GetEffectiveLifespan(r.GetClient(), fosite.GrantTypeRefreshToken, fosite.AccessToken, s.cfg.AccessTokenTTL)
+	sess.SetExpiresAt(fosite.AccessToken, now.UTC().Add(atTTL).Round(time.Second))
+	rtTTL := fosite.GetEffectiveLifespan(r.GetClient(), fosite.GrantTypeRefreshToken, fosite.RefreshToken, s.cfg.RefreshTokenTTL)
+	if rtTTL > -1 {
+		sess.SetExpiresAt(fosite.RefreshToken, now.UTC().Add(rtTTL).Round(time.Second))
+	}
+	storeReq := r.Sanitize(nil)
+	data, err := encodeRequest(storeReq)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+
+	var access string
+	if !retry {
+		// The usual case: the access token is recorded on the new
+		// refresh token's row, which its jti says.
+		var accessSig string
+		access, accessSig, err = s.tokens.accessToken(r, refreshRowPrefix+randomID())
+		if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		err = s.store.rotate(ctx, parent, nextSig, accessSig, storeReq, data)
+		switch {
+		case errors.Is(err, errRotated):
+			// A concurrent refresh with the same token wrote first.
+			c, err := s.store.successor(ctx, stored.ID, parent)
+			if err != nil {
+				return fosite.ErrServerError.WithWrap(err)
+			}
+			if !h.withinLeeway(c, rowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
+				return fosite.ErrInvalidRequest.WithHint("The refresh token was used by a concurrent request; retry the request.")
+			}
+			retry = true
+		case errors.Is(err, errRevoked):
+			return errRefreshRevoked
+		case err != nil:
+			return fosite.ErrServerError.WithWrap(err)
+		}
+	}
+	if retry {
+		// S exists and records the first answer's access token, which
+		// keeps working; this one gets a row of its own.
+		var accessSig string
+		access, accessSig, err = s.tokens.accessToken(r, randomID())
+		if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		err = s.store.recordReissue(ctx, rowID(nextSig), accessSig, storeReq, data)
+		switch {
+		case errors.Is(err, errRevoked):
+			// S was revoked or rotated in turn since it was read.
+			return errRefreshUsed
+		case err != nil:
+			return fosite.ErrServerError.WithWrap(err)
+		}
+	}
+
+	resp.SetAccessToken(access)
+	resp.SetTokenType("bearer")
+	resp.SetExpiresIn(sess.GetExpiresAt(fosite.AccessToken).Sub(now))
+	scopes := accessScope(r)
+	if narrowed != nil {
+		resp.SetScopes(narrowed)
+	} else {
+		resp.SetScopes(r.GetGrantedScopes())
+	}
+	resp.SetExtra("refresh_token", next)
+	if slices.Contains(scopes, ScopeOpenID) {
+		idToken, err := s.idToken(ctx, r, scopes, access, p.user)
+		if err != nil {
+			return fosite.ErrServerError.WithWrap(err)
+		}
+		resp.SetExtra("id_token", idToken)
+	}
+	return nil
+}
+
+// withinLeeway reports whether presenting again a token that was replaced
+// by c is a retry that gets c again: c is the successor this handler
+// derives (not one issued before successors were derived), still the
+// newest of its grant, created no more than the leeway ago, and the token
+// is presented by the client it was issued to.
+func (h refreshHandler) withinLeeway(c successorRow, want, issuedTo, presentedBy string, now time.Time) bool {
+	leeway := h.s.cfg.RefreshReuseLeeway
+	return leeway > 0 && c.id.Valid && c.newest.Valid && c.newest.Bool &&
+		subtle.ConstantTimeCompare([]byte(c.id.String), []byte(want)) == 1 &&
+		issuedTo == presentedBy &&
+		c.created.Valid && now.Truncate(time.Microsecond).Sub(c.created.Time) <= leeway
+}
+
+// reuse revokes the grant of a refresh token presented after it was
+// replaced (RFC 6819 §5.2.2.3): the server cannot tell the app from a
+// thief, so neither keeps the grant.
+func (h refreshHandler) reuse(ctx context.Context, requestID string) error {
+	if err := h.s.store.revokeGrant(ctx, requestID); err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	return errRefreshUsed.WithDebug("Refresh token reuse was detected; the grant was revoked.")
+}
+
+// successor is the refresh token that replaces the one with signature sig,
+// and its signature. Its key is an HMAC of sig under a key derived from the
+// first refresh token secret, and its signature fosite's HMAC of that key,
+// as for any refresh token: it verifies like a random one, and every
+// rotation of one token yields the same successor. sig is the presented
+// token's, not its row id: the database holds only row ids (hashes of
+// signatures), so a copy of it with the secrets still yields no token.
+func (h refreshHandler) successor(sig string) (token, signature string) {
+	m := hmac.New(sha256.New, h.s.rotationKey)
+	m.Write([]byte(sig))
+	key := m.Sum(nil)
+	return h.s.signRefreshKey(key)
+}
+
+// signRefreshKey makes a refresh token of key: fosite's HMAC strategy's
+// format and MAC (HMAC-SHA512/256 keyed with the first 32 bytes of the first
+// secret), which its Validate accepts.
+func (s *Server) signRefreshKey(key []byte) (token, signature string) {
+	var secret [32]byte
+	copy(secret[:], s.cfg.RefreshTokenSecrets[0])
+	m := hmac.New(sha512.New512_256, secret[:])
+	m.Write(key)
+	signature = base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return base64.RawURLEncoding.EncodeToString(key) + "." + signature, signature
+}
