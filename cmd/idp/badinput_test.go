@@ -4,16 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"idp/database/databasetest"
 )
 
 func TestTokenEndpointBadInput(t *testing.T) {
@@ -55,7 +61,7 @@ func TestTokenEndpointBadInput(t *testing.T) {
 			{"unknown scope", form, pw + "&scope=admin", nil, 400, "invalid_scope"},
 			{"no refresh_token", form, "grant_type=refresh_token&client_id=mobile", nil, 400, "invalid_grant"},
 			{"made-up refresh_token", form, "grant_type=refresh_token&client_id=mobile&refresh_token=abc.def", nil, 400, "invalid_grant"},
-			{"repeated grant_type", form, "grant_type=password&grant_type=refresh_token&client_id=mobile", nil, 400, ""},
+			{"repeated grant_type", form, "grant_type=password&grant_type=refresh_token&client_id=mobile", nil, 400, "invalid_request"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -203,4 +209,196 @@ func TestLoginFloodGets503(t *testing.T) {
 	if ok == 0 || busy == 0 {
 		t.Errorf("%d succeeded and %d were told to retry; want some of each", ok, busy)
 	}
+}
+
+// TestRepeatedParameters: RFC 6749 §3.1 and §3.2 say request parameters
+// must not be included more than once. The token, revocation and
+// introspection endpoints refuse any parameter given twice, in the body,
+// the query, or one in each, with invalid_request.
+func TestRepeatedParameters(t *testing.T) {
+	s := startServer(t, databasetest.SQLiteURL(t))
+	s.mobile()
+	s.createUser("ada", "ada@example.com", testPassword)
+	secret := s.createClient(newConfidential("backend"))
+	tok, err := mobileConfig(s, allUserScopes...).PasswordCredentialsToken(context.Background(), "ada", testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "client_id=mobile&username=ada&password=" + url.QueryEscape(testPassword)
+	rt := "client_id=mobile&refresh_token=" + tok.RefreshToken
+	tests := []struct {
+		name, path, query, body string
+		basic                   bool
+	}{
+		{"grant_type twice", "/oauth2/token", "", "grant_type=password&grant_type=password&" + pw, false},
+		{"grant_type twice, two values", "/oauth2/token", "", "grant_type=password&grant_type=refresh_token&" + pw, false},
+		{"username twice", "/oauth2/token", "", "grant_type=password&" + pw + "&username=eve", false},
+		{"password twice", "/oauth2/token", "", "grant_type=password&" + pw + "&password=guess", false},
+		{"scope twice", "/oauth2/token", "", "grant_type=password&" + pw + "&scope=openid&scope=offline_access", false},
+		{"client_id twice", "/oauth2/token", "", "grant_type=password&client_id=other&" + pw, false},
+		{"refresh_token twice", "/oauth2/token", "", "grant_type=refresh_token&" + rt + "&refresh_token=" + tok.RefreshToken, false},
+		{"refresh_token in query and body", "/oauth2/token", "refresh_token=x", "grant_type=refresh_token&" + rt, false},
+		{"grant_type twice in the query", "/oauth2/token", "grant_type=password&grant_type=password", pw, false},
+		{"client_secret twice", "/oauth2/token", "", "grant_type=client_credentials&client_id=backend&client_secret=" + secret + "&client_secret=" + secret, false},
+		{"revocation token twice", "/oauth2/revoke", "", "client_id=mobile&token=" + tok.RefreshToken + "&token=" + tok.AccessToken, false},
+		{"revocation client_id twice", "/oauth2/revoke", "", "client_id=mobile&client_id=mobile&token=" + tok.RefreshToken, false},
+		{"introspection token twice", "/oauth2/introspect", "", "token=" + tok.AccessToken + "&token=x", true},
+		{"introspection hint in query and body", "/oauth2/introspect", "token_type_hint=access_token", "token=" + tok.AccessToken + "&token_type_hint=refresh_token", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := s.URL + tc.path
+			if tc.query != "" {
+				u += "?" + tc.query
+			}
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.basic {
+				req.SetBasicAuth("backend", secret)
+			}
+			r := s.do(req)
+			if r.status != 400 || r.json(t)["error"] != "invalid_request" || r.header.Get("Cache-Control") != "no-store" {
+				t.Errorf("%d %s %q", r.status, r.body, r.header.Get("Cache-Control"))
+			}
+		})
+	}
+	// Nothing above used the tokens up or revoked them.
+	if _, err := s.refresh(tok.RefreshToken, ""); err != nil {
+		t.Errorf("the refresh token after the refused requests: %v", err)
+	}
+}
+
+// TestRefreshTokenSpellings: base64 leaves the low two bits of a 32-byte
+// value's last character unused, so each part of a refresh token has three
+// other spellings that a lenient decoder reads as the same bytes (and line
+// breaks are skipped). Only the spelling issued is a token: the others are
+// refused at the token endpoint, inactive at introspection, and revoke
+// nothing.
+func TestRefreshTokenSpellings(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, dbURL)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		secret := s.createClient(newConfidential("backend"))
+		tok, err := mobileConfig(s, allUserScopes...).PasswordCredentialsToken(context.Background(), "ada", testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		introspect := func(token string) any {
+			r := s.postForm("/oauth2/introspect", url.Values{"token": {token}}, "backend", secret)
+			return r.json(t)["active"]
+		}
+		for _, variant := range respellings(t, tok.RefreshToken) {
+			if _, err := s.refresh(variant, ""); err == nil || err.Error() != "invalid_grant" {
+				t.Errorf("refresh with %q: %v, want invalid_grant", variant, err)
+			}
+			if active := introspect(variant); active != false {
+				t.Errorf("introspection of %q: active %v", variant, active)
+			}
+			if r := s.postForm("/oauth2/revoke", url.Values{"token": {variant}, "client_id": {"mobile"}}, "", ""); r.status != 200 {
+				t.Errorf("revocation of %q: %d %s", variant, r.status, r.body)
+			}
+		}
+		if active := introspect(tok.RefreshToken); active != true {
+			t.Fatalf("a respelling revoked the token: active %v", active)
+		}
+		if _, err := s.refresh(tok.RefreshToken, ""); err != nil {
+			t.Errorf("the token as issued: %v", err)
+		}
+	})
+}
+
+// respellings are the other spellings of an HMAC token (two 32-byte parts)
+// that the lenient base64 decoder reads as the same bytes, and the token
+// with a line break.
+func respellings(t *testing.T, token string) []string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	key, sig, ok := strings.Cut(token, ".")
+	if !ok || len(key) != 43 || len(sig) != 43 {
+		t.Fatalf("unexpected token shape %q", token)
+	}
+	var out []string
+	for part, p := range []string{key, sig} {
+		last := strings.IndexByte(alphabet, p[len(p)-1])
+		for low := range 4 {
+			if v := last&^3 | low; v != last {
+				q := []string{key, sig}
+				q[part] = p[:len(p)-1] + string(alphabet[v])
+				out = append(out, q[0]+"."+q[1])
+			}
+		}
+	}
+	return append(out, key[:10]+"\n"+key[10:]+"."+sig)
+}
+
+// TestAccessTokenRecords: an access token signed with the server's own key
+// and on record is still refused at idp's endpoints and inactive at
+// introspection when its nbf is in the future, its iat is in the future by
+// more than a minute, or its record is another subject's. Each token here
+// has a record (inserted as the token endpoint would), so that nothing else
+// refuses it: the control within the clock skew is accepted.
+func TestAccessTokenRecords(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		s := startServer(t, dbURL)
+		s.mobile()
+		ada := s.createUser("ada", "ada@example.com", testPassword)
+		bob := s.createUser("bob", "bob@example.com", testPassword)
+		s.app.db.Ent.User.Update().SetPasswordChangedAt(time.Now().Add(-time.Hour)).ExecX(ctx)
+		secret := s.createClient(newConfidential("backend"))
+		adaSub, bobSub := strconv.FormatInt(ada.ID, 10), strconv.FormatInt(bob.ID, 10)
+
+		// recorded signs claims with the server's key and records the
+		// token for recordSubject.
+		recorded := func(claims map[string]any, recordSubject string) string {
+			t.Helper()
+			now := time.Now()
+			c := map[string]any{"iss": s.URL, "sub": adaSub, "aud": []string{s.URL}, "exp": now.Add(10 * time.Minute).Unix(),
+				"iat": now.Unix(), "jti": "forged-" + strconv.FormatInt(now.UnixNano(), 36), "client_id": "mobile",
+				"scope": "openid profile email"}
+			maps.Copy(c, claims)
+			payload, _ := json.Marshal(c)
+			token, err := s.app.keys.Sign(payload, "at+jwt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(token[strings.LastIndexByte(token, '.')+1:]))
+			request, _ := json.Marshal(map[string]any{"id": c["jti"], "requested_at": now, "client_id": "mobile",
+				"granted_scope": []string{"openid", "profile", "email"}, "session": map[string]any{"sub": recordSubject}})
+			s.app.db.Ent.AccessToken.Create().SetID(hex.EncodeToString(sum[:])).SetRequestID(c["jti"].(string)).
+				SetClientID("mobile").SetSubject(recordSubject).SetRequestedAt(now).SetExpiresAt(now.Add(10 * time.Minute)).
+				SetRequest(request).ExecX(ctx)
+			return token
+		}
+		introspect := func(token string) any {
+			return s.postForm("/oauth2/introspect", url.Values{"token": {token}}, "backend", secret).json(t)["active"]
+		}
+		now := time.Now().Unix()
+		tests := []struct {
+			name     string
+			claims   map[string]any
+			record   string
+			accepted bool
+		}{
+			{"control", nil, adaSub, true},
+			{"iat within the skew", map[string]any{"iat": now + 30}, adaSub, true},
+			{"nbf in the past", map[string]any{"nbf": now - 30}, adaSub, true},
+			{"nbf in the future", map[string]any{"nbf": now + 30}, adaSub, false},
+			{"iat in the future", map[string]any{"iat": now + 120}, adaSub, false},
+			{"record of another user", map[string]any{"sub": bobSub}, adaSub, false},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				token := recorded(tc.claims, tc.record)
+				want := map[bool]int{true: 200, false: 401}[tc.accepted]
+				if r := s.get("/userinfo", token); r.status != want {
+					t.Errorf("userinfo: %d %s, want %d", r.status, r.body, want)
+				}
+				if active := introspect(token); active != tc.accepted {
+					t.Errorf("introspection: active %v, want %v", active, tc.accepted)
+				}
+			})
+		}
+	})
 }

@@ -474,8 +474,10 @@ func TestAccessTokenExpiresAndPasswordChange(t *testing.T) {
 	})
 }
 
-// TestConcurrentRefresh presents one refresh token many times at once:
-// exactly one exchange wins, the others are refused cleanly.
+// TestConcurrentRefresh presents one refresh token many times at once, as
+// an app's parallel requests do: within the reuse leeway every exchange
+// succeeds with the same new refresh token, every access token works, and
+// the chain goes on from that one token.
 func TestConcurrentRefresh(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
@@ -493,19 +495,90 @@ func TestConcurrentRefresh(t *testing.T) {
 				results <- s.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"mobile"}, "refresh_token": {tok.RefreshToken}}, "", "")
 			}()
 		}
-		wins := 0
+		next := map[string]bool{}
 		for range n {
 			r := <-results
-			switch r.status {
-			case 200:
-				wins++
-			case 400:
-			default:
+			if r.status != 200 {
 				t.Errorf("status %d: %s", r.status, r.body)
+				continue
+			}
+			m := r.json(t)
+			next[m["refresh_token"].(string)] = true
+			if u := s.get("/userinfo", m["access_token"].(string)); u.status != 200 {
+				t.Errorf("a concurrent refresh's access token: %d", u.status)
 			}
 		}
-		if wins != 1 {
-			t.Errorf("%d refreshes succeeded with one token, want 1", wins)
+		if len(next) != 1 {
+			t.Fatalf("%d different refresh tokens from one, want 1", len(next))
+		}
+		for rt := range next {
+			if _, err := s.refresh(rt, ""); err != nil {
+				t.Errorf("the chain's refresh token after the concurrent refreshes: %v", err)
+			}
+		}
+	})
+}
+
+// TestRefreshRetryAfterLostAnswer: an app that never received the answer
+// to its refresh presents the used token again. Within the reuse leeway
+// (5 s by default) it gets the same new refresh token and a fresh access
+// token, and both answers' access tokens work; past it, the replay revokes
+// the chain. On a clock that moves only when told.
+func TestRefreshRetryAfterLostAnswer(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		clock := stoppedClock()
+		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
+		s.mobile()
+		u := s.createUser("ada", "ada@example.com", testPassword)
+		s.app.db.Ent.User.UpdateOne(u).SetPasswordChangedAt(clock.Now().Add(-time.Hour)).ExecX(ctx)
+		login := func() string {
+			t.Helper()
+			tok, err := mobileConfig(s, allUserScopes...).PasswordCredentialsToken(ctx, "ada", testPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok.RefreshToken
+		}
+		mustRefresh := func(rt string) map[string]any {
+			t.Helper()
+			m, err := s.refresh(rt, "")
+			if err != nil {
+				t.Fatalf("refresh: %v", err)
+			}
+			return m
+		}
+
+		// Just inside the leeway.
+		p := login()
+		first := mustRefresh(p)
+		clock.Advance(5 * time.Second)
+		retry, err := s.refresh(p, "")
+		if err != nil {
+			t.Fatalf("the retry within the leeway: %v", err)
+		}
+		if retry["refresh_token"] != first["refresh_token"] || retry["access_token"] == first["access_token"] || retry["id_token"] == nil {
+			t.Errorf("the retry's answer %v, the first %v", retry, first)
+		}
+		for name, m := range map[string]map[string]any{"first": first, "retry": retry} {
+			if r := s.get("/userinfo", m["access_token"].(string)); r.status != 200 {
+				t.Errorf("the %s answer's access token at /userinfo: %d %s", name, r.status, r.body)
+			}
+		}
+		mustRefresh(first["refresh_token"].(string))
+
+		// Just outside.
+		p = login()
+		first = mustRefresh(p)
+		clock.Advance(5*time.Second + time.Millisecond)
+		if _, err := s.refresh(p, ""); err == nil || err.Error() != "invalid_grant" {
+			t.Errorf("the replay past the leeway: %v, want invalid_grant", err)
+		}
+		if _, err := s.refresh(first["refresh_token"].(string), ""); err == nil || err.Error() != "invalid_grant" {
+			t.Errorf("the chain's newest token after the replay: %v, want invalid_grant", err)
+		}
+		if r := s.get("/userinfo", first["access_token"].(string)); r.status != 401 {
+			t.Errorf("the revoked chain's access token: %d", r.status)
 		}
 	})
 }
