@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -210,6 +211,26 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		resp.SetExtra("id_token", idToken)
 	}
 	return nil
+}
+
+// narrowScope applies the optional scope parameter of a refresh request
+// (RFC 6749 §6): the new access token gets only those scopes, each of which
+// must have been granted; the new refresh token keeps the full grant.
+func narrowScope(ar fosite.AccessRequester, sess *Session, raw string) ([]string, error) {
+	sess.AccessScope = nil
+	requested := fosite.RemoveEmpty(strings.Split(raw, " "))
+	if len(requested) == 0 {
+		return nil, nil
+	}
+	granted := ar.GetGrantedScopes()
+	for _, scope := range requested {
+		if !granted.Has(scope) {
+			return nil, fosite.ErrInvalidScope.WithHintf("The scope %q was not granted to this refresh token.", scope)
+		}
+	}
+	requested = slices.Compact(requested)
+	sess.AccessScope = requested
+	return requested, nil
 }
 
 // withinLeeway reports whether presenting again a token that was replaced

@@ -1,7 +1,8 @@
 // Package oauth is the OAuth 2.0 and OpenID Connect side of idp: fosite
-// composed for the password, refresh_token and client_credentials grants with
-// JWT access tokens (RFC 9068), its ent-backed storage, and the token,
-// revocation, introspection, userinfo and discovery endpoints.
+// composed for the password and client_credentials grants with JWT access
+// tokens (RFC 9068), a refresh_token grant handler of idp's own, the
+// ent-backed storage, and the token, revocation, introspection, userinfo
+// and discovery endpoints.
 package oauth
 
 import (

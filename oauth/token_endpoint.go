@@ -5,9 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/ory/fosite"
 
@@ -89,7 +87,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			sess.AuthTime = s.now().UTC()
 		}
 	}
-	// The refresh grant does its work here, in refreshHandler.
+	// A refresh grant is checked and issued here, by refreshHandler.
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.writeTokenError(ctx, w, grant, ar, err)
@@ -121,26 +119,6 @@ func (s *Server) grantRequested(ar fosite.AccessRequester) {
 	for _, aud := range ar.GetRequestedAudience() {
 		ar.GrantAudience(aud)
 	}
-}
-
-// narrowScope applies the optional scope parameter of a refresh request
-// (RFC 6749 §6): the new access token gets only those scopes, each of which
-// must have been granted; the new refresh token keeps the full grant.
-func narrowScope(ar fosite.AccessRequester, sess *Session, raw string) ([]string, error) {
-	sess.AccessScope = nil
-	requested := fosite.RemoveEmpty(strings.Split(raw, " "))
-	if len(requested) == 0 {
-		return nil, nil
-	}
-	granted := ar.GetGrantedScopes()
-	for _, scope := range requested {
-		if !granted.Has(scope) {
-			return nil, fosite.ErrInvalidScope.WithHintf("The scope %q was not granted to this refresh token.", scope)
-		}
-	}
-	requested = slices.Compact(requested)
-	sess.AccessScope = requested
-	return requested, nil
 }
 
 // writeTokenError answers with the RFC 6749 §5.2 error for err. Overload

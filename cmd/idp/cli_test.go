@@ -215,6 +215,7 @@ func TestConfigErrors(t *testing.T) {
 		{with("IDP_DATABASE_URL", "postgres://x/y"), nil, "IDP_DATABASE_URL"},
 		{with("IDP_ACCESS_TOKEN_TTL", "soon"), nil, "IDP_ACCESS_TOKEN_TTL"},
 		{with("IDP_ACCESS_TOKEN_TTL", "-1m"), nil, "IDP_ACCESS_TOKEN_TTL"},
+		{with("IDP_REFRESH_REUSE_LEEWAY", "-1s"), nil, "IDP_REFRESH_REUSE_LEEWAY"},
 		{with("IDP_KEY_SIZE", "1024"), nil, "IDP_KEY_SIZE"},
 		{with("IDP_KEY_PUBLISH_LEAD", "1000h"), nil, "IDP_KEY_PUBLISH_LEAD"},
 		{with("IDP_LOG_LEVEL", "loud"), nil, "IDP_LOG_LEVEL"},
