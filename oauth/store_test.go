@@ -370,3 +370,16 @@ func TestRefreshRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenID: only a jti with refreshRowPrefix says that the access
+// token's record is on a refresh token's row; a random id never does.
+func TestTokenID(t *testing.T) {
+	if !onRefreshRow(refreshRowPrefix + randomID()) {
+		t.Error("a refresh grant's jti does not read as one")
+	}
+	for range 1000 {
+		if onRefreshRow(randomID()) {
+			t.Fatal("a random id reads as a refresh grant's")
+		}
+	}
+}
