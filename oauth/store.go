@@ -29,9 +29,10 @@ import (
 //
 // Token rows are keyed by the SHA-256 of the token's signature, so a copy of
 // the database holds nothing that can be presented as a token. Rows carry the
-// request id, which names the grant: one login and all its refreshes. Used and
-// revoked refresh tokens stay, marked inactive, until they expire: that is how
-// a replayed refresh token is recognised and its whole grant revoked.
+// request id, which names the grant: one login and all its refreshes. Used
+// refresh tokens (named as parent by their successor's row) and revoked ones
+// (inactive) stay until they expire: that is how a replayed refresh token is
+// recognised and its whole grant revoked.
 type Store struct {
 	db      *ent.Client
 	clients *Clients
