@@ -159,8 +159,9 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		}
 		err = s.store.rotate(ctx, parent, nextSig, accessSig, storeReq, data)
 		switch {
-		case errors.Is(err, errRotated):
-			// A concurrent refresh with the same token wrote first.
+		case errors.Is(err, errRotated), errors.Is(err, fosite.ErrSerializationFailure):
+			// A concurrent refresh with the same token wrote first (or
+			// MySQL chose this insert as a deadlock's victim).
 			c, err := s.store.successor(ctx, stored.ID, parent)
 			if err != nil {
 				return fosite.ErrServerError.WithWrap(err)
@@ -188,6 +189,8 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		case errors.Is(err, errRevoked):
 			// S was revoked or rotated in turn since it was read.
 			return errRefreshUsed
+		case errors.Is(err, fosite.ErrSerializationFailure):
+			return fosite.ErrInvalidRequest.WithHint("The refresh token was used by a concurrent request; retry the request.")
 		case err != nil:
 			return fosite.ErrServerError.WithWrap(err)
 		}
