@@ -93,7 +93,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		if !h.withinLeeway(p.successor, rowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
 			// Reuse, whichever client presents it (as fosite's
 			// handler, which looked for reuse first).
-			return h.reuse(ctx, stored.ID)
+			return h.reuse(ctx, stored.ID, sess.Subject, r.GetClient().GetID())
 		}
 		retry = true
 	}
@@ -251,11 +251,13 @@ func (h refreshHandler) withinLeeway(c successorRow, want, issuedTo, presentedBy
 
 // reuse revokes the grant of a refresh token presented after it was
 // replaced (RFC 6819 §5.2.2.3): the server cannot tell the app from a
-// thief, so neither keeps the grant.
-func (h refreshHandler) reuse(ctx context.Context, requestID string) error {
+// thief, so neither keeps the grant. It is logged: a stolen token is the
+// likeliest cause, a client that retries too late the other.
+func (h refreshHandler) reuse(ctx context.Context, requestID, subject, client string) error {
 	if err := h.s.store.revokeGrant(ctx, requestID); err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
+	h.s.log.WarnContext(ctx, "refresh token reused: grant revoked", "subject", subject, "client", client)
 	return errRefreshUsed.WithDebug("Refresh token reuse was detected; the grant was revoked.")
 }
 

@@ -107,6 +107,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		RefreshTokenSecrets: [][]byte{[]byte("refresh-secret-0123456789abcdef-0123456789")},
 		RefreshReuseLeeway:  leeway,
 		Now:                 clock.now,
+		Logger:              slog.New(slog.DiscardHandler),
 	}, db.Ent, m, testUsers{db.Ent}, clients)
 	if err != nil {
 		t.Fatal(err)
