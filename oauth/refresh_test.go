@@ -31,7 +31,7 @@ type testUsers struct{ db *ent.Client }
 
 const testUserPassword = "correct horse battery staple"
 
-func (u testUsers) Authenticate(ctx context.Context, login, password string) (*ent.User, error) {
+func (u testUsers) Authenticate(ctx context.Context, login, password, _ string) (*ent.User, error) {
 	if password != testUserPassword {
 		return nil, account.ErrInvalidCredentials
 	}
