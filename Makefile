@@ -16,9 +16,13 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^ent/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^ent/'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet ./...
 
-# A static binary, built as the container image builds it.
+# A static binary, built as the container image builds it, with the VCS
+# revision for `idp version`: the toolchain's stamp where it can
+# (-buildvcs=auto; some machines turn it off in GOFLAGS), and the revision
+# from git in any case.
+REVISION ?= $(shell git describe --always --dirty --abbrev=40 --match=NONE 2>/dev/null)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/idp ./cmd/idp
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w -X main.vcsRevision=$(REVISION)' -o bin/idp ./cmd/idp
 
 # Regenerate the ent code after editing ent/schema.
 generate:
@@ -28,7 +32,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '^ent/')
 
 # Load figures and this machine's limits (RS256, argon2id) from one run,
-# with the targets of issue 7 as ratios: idp serve on the embedded default,
+# with the performance targets of docs/performance.md as ratios: idp serve on the embedded default,
 # then on a fresh MySQL database when IDP_TEST_MYSQL_DSN is set. Takes a few
 # minutes; see docs/performance.md. BENCH_DURATION is each scenario's time,
 # BENCH_FLAGS more idp-load bench flags, BENCH_STATS_1M=1 adds the

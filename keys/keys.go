@@ -326,15 +326,15 @@ func activatedAt(r *ent.SigningKey) time.Time {
 // KeyInfo describes a key for `idp keys list` and rotation reports. It holds
 // no key material.
 type KeyInfo struct {
-	ID          string
-	State       string // "next", "active" or "retired"
-	Algorithm   string
-	Bits        int
-	CreatedAt   time.Time
-	ActivatesAt time.Time
-	ActivatedAt *time.Time
-	RetiredAt   *time.Time
-	RemoveAfter *time.Time // retired keys only: when Step deletes it
+	ID          string     `json:"kid"`
+	State       string     `json:"state"` // "next", "active" or "retired"
+	Algorithm   string     `json:"alg"`
+	Bits        int        `json:"bits"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ActivatesAt time.Time  `json:"activates_at"`
+	ActivatedAt *time.Time `json:"activated_at"`
+	RetiredAt   *time.Time `json:"retired_at"`
+	RemoveAfter *time.Time `json:"remove_after"` // retired keys only: when Step deletes it
 }
 
 // List reads the key table afresh and describes every key, oldest first.

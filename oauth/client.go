@@ -18,6 +18,7 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/ent"
+	"idp/ent/oauthclient"
 )
 
 // Scopes this service knows.
@@ -37,6 +38,13 @@ var SupportedGrantTypes = []string{"password", "refresh_token", "client_credenti
 
 // ErrClientExists is returned when registering a client id that is taken.
 var ErrClientExists = errors.New("oauth: client already exists")
+
+// ErrNoSuchClient is returned when a client to change does not exist.
+var ErrNoSuchClient = errors.New("oauth: no such client")
+
+// ErrPublicClient is returned when asked for the secret of a public client,
+// which has none.
+var ErrPublicClient = errors.New("oauth: a public client has no secret")
 
 // clientIDPattern keeps client ids readable and never numeric, so that a
 // token's subject tells a user (decimal id) from a client at a glance.
@@ -177,9 +185,7 @@ func (c *Clients) Create(ctx context.Context, nc NewClient) (secret string, err 
 		SetAudience(nonNil(nc.Audience)).
 		SetRedirectUris(nonNil(nc.RedirectURIs))
 	if !nc.Public {
-		var b [32]byte
-		rand.Read(b[:])
-		secret = base64.RawURLEncoding.EncodeToString(b[:])
+		secret = newSecret()
 		create.SetSecretHash(hashSecret(secret))
 	}
 	if err := create.Exec(ctx); err != nil {
@@ -189,6 +195,103 @@ func (c *Clients) Create(ctx context.Context, nc NewClient) (secret string, err 
 		return "", err
 	}
 	return secret, nil
+}
+
+// newSecret makes a client secret: 256 random bits.
+func newSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ClientInfo describes a registered client, for `idp client list`. It holds
+// no secret.
+type ClientInfo struct {
+	ID           string    `json:"client_id"`
+	Public       bool      `json:"public"`
+	GrantTypes   []string  `json:"grant_types"`
+	Scopes       []string  `json:"scopes"`
+	Audience     []string  `json:"audience"`
+	RedirectURIs []string  `json:"redirect_uris"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// List describes every client, by id.
+func (c *Clients) List(ctx context.Context) ([]ClientInfo, error) {
+	rows, err := c.db.OAuthClient.Query().Order(ent.Asc(oauthclient.FieldID)).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ClientInfo, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, ClientInfo{
+			ID: r.ID, Public: r.Public, GrantTypes: r.GrantTypes, Scopes: nonNil(r.Scopes),
+			Audience: nonNil(r.Audience), RedirectURIs: nonNil(r.RedirectUris), CreatedAt: r.CreatedAt.UTC(),
+		})
+	}
+	return out, nil
+}
+
+// exactly reads the client row with exactly this id: some MySQL collations
+// compare case-insensitively, and "Reports" must not change "reports".
+func (c *Clients) exactly(ctx context.Context, id string) (*ent.OAuthClient, error) {
+	row, err := c.db.OAuthClient.Get(ctx, id)
+	if ent.IsNotFound(err) || err == nil && row.ID != id {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchClient, id)
+	}
+	return row, err
+}
+
+// Delete removes a client. Other processes refuse it once their cached copy
+// expires (the ttl of NewClients). Its refresh tokens then fail at the
+// client lookup; access tokens already issued live out their lifetime at
+// verifiers that check them offline.
+func (c *Clients) Delete(ctx context.Context, id string) error {
+	row, err := c.exactly(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.db.OAuthClient.DeleteOne(row).Exec(ctx); err != nil {
+		if ent.IsNotFound(err) {
+			return fmt.Errorf("%w: %q", ErrNoSuchClient, id)
+		}
+		return err
+	}
+	c.forget(id)
+	return nil
+}
+
+// RotateSecret gives a confidential client a new secret and returns it; the
+// old one stops working (in other processes once their cached copy
+// expires). Only its digest is stored, as at Create.
+func (c *Clients) RotateSecret(ctx context.Context, id string) (string, error) {
+	row, err := c.exactly(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if row.Public {
+		return "", fmt.Errorf("%w: %q is public", ErrPublicClient, id)
+	}
+	secret := newSecret()
+	n, err := c.db.OAuthClient.Update().
+		Where(oauthclient.ID(row.ID), oauthclient.Public(false)).
+		SetSecretHash(hashSecret(secret)).
+		Save(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n != 1 {
+		return "", fmt.Errorf("%w: %q", ErrNoSuchClient, id)
+	}
+	c.forget(id)
+	return secret, nil
+}
+
+// forget drops a client from this process's cache.
+func (c *Clients) forget(id string) {
+	c.mu.Lock()
+	delete(c.cache, id)
+	c.mu.Unlock()
 }
 
 // EnsurePublic registers a public client unless one with that id exists; the

@@ -212,8 +212,11 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		// measure themselves.
 		"IDP_RATE_LIMIT_PER_IP": "0",
 	}
+	// The operations listener only to profile, and off otherwise: its
+	// default port may be another server's.
+	set["IDP_OPS_ADDR"] = strings.TrimPrefix(debugURL, "http://")
 	if debugURL != "" {
-		set["IDP_DEBUG_ADDR"] = strings.TrimPrefix(debugURL, "http://")
+		set["IDP_OPS_PROFILER"] = "true"
 	}
 	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
 	if engine == "mysql" {

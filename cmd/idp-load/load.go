@@ -68,7 +68,7 @@ type loadConfig struct {
 	FloodConcurrency int
 	FloodDuration    time.Duration
 	// DebugURL is the base URL of the server's debug listener
-	// (IDP_DEBUG_ADDR). With ProfileDir, the server's CPU is profiled
+	// (IDP_OPS_ADDR with IDP_OPS_PROFILER). With ProfileDir, the server's CPU is profiled
 	// during each scenario's slice of each round, into
 	// ProfileDir/<scenario>-<round>.pprof.
 	DebugURL   string

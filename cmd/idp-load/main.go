@@ -90,7 +90,7 @@ func addLoadFlags(fs *flag.FlagSet, cfg *loadConfig, scenarios *string, standalo
 		fs.StringVar(&cfg.ClientSecret, "client-secret", "", "secret of -client-id")
 		fs.IntVar(&cfg.PID, "pid", 0, "process id of the server, on this machine: the flood samples its memory, and its CPU time is counted")
 		fs.IntVar(&cfg.DBPID, "db-pid", 0, "process id of the server's database server, on this machine: its CPU time counts as the server's")
-		fs.StringVar(&cfg.DebugURL, "debug-url", "", "base URL of the server's debug listener (IDP_DEBUG_ADDR), for -profile-dir")
+		fs.StringVar(&cfg.DebugURL, "debug-url", "", "base URL of the server's operations listener with the profiler (IDP_OPS_ADDR, IDP_OPS_PROFILER=true), for -profile-dir")
 		fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of the server for each scenario and round here (<scenario>-<round>.pprof; needs -debug-url)")
 	}
 }
@@ -128,7 +128,7 @@ func checkLoadConfig(cfg *loadConfig, scenarios string) error {
 	case (cfg.ClientID == "") != (cfg.ClientSecret == ""):
 		return errors.New("-client-id and -client-secret go together")
 	case cfg.ProfileDir != "" && cfg.DebugURL == "":
-		return errors.New("-profile-dir needs -debug-url, the server's IDP_DEBUG_ADDR")
+		return errors.New("-profile-dir needs -debug-url, the server's IDP_OPS_ADDR (with IDP_OPS_PROFILER=true)")
 	}
 	return nil
 }

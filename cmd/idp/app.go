@@ -277,10 +277,10 @@ func (a *app) Close() error {
 	return a.db.Close()
 }
 
-// handler is the whole HTTP surface.
+// handler is the public HTTP surface; opsHandler is the operations one.
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(a.log), requestID, a.clientIP.Middleware, accessLog(a.log, a.metrics), securityHeaders, deadline(a.cfg.RequestTimeout))
+	r.Use(recoverer(a.log), requestID, a.clientIP.Middleware, accessLog(a.log, a.metrics), securityHeaders, hsts(a.cfg.Issuer), deadline(a.cfg.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})
@@ -299,12 +299,8 @@ func (a *app) handler() http.Handler {
 		r.Method(http.MethodHead, picture.PathPrefix+"*", dir.Handler())
 	}
 	r.Method(http.MethodGet, "/.well-known/jwks.json", a.keys.JWKSHandler())
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
+	r.Get("/healthz", handleHealthz)
 	r.Get("/readyz", a.handleReady)
-	r.Method(http.MethodGet, "/metrics", a.metrics.Handler())
 	r.Method(http.MethodGet, "/openapi.yaml", idp.OpenAPIHandler())
 	return r
 }

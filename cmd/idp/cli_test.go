@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,8 +19,8 @@ import (
 )
 
 // env is a fixed environment for run.
-func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+func env(vars map[string]string) lookupEnv {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
 func runCmd(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
@@ -98,8 +100,11 @@ func TestEmbeddedDefault(t *testing.T) {
 	logs := runServe(t, map[string]string{"IDP_DATA_DIR": dir, "IDP_HTTP_ADDR": "127.0.0.1:0"})
 	addr := logged(t, logs, "listening")
 	s := &testServer{t: t, URL: "http://" + addr}
-	if iss := s.get("/.well-known/openid-configuration", "").json(t)["issuer"]; iss != embeddedIssuer {
-		t.Errorf("issuer = %v", iss)
+	// The issuer follows the port of IDP_HTTP_ADDR (here the one chosen for
+	// port 0), on localhost.
+	_, port, _ := net.SplitHostPort(addr)
+	if iss := s.get("/.well-known/openid-configuration", "").json(t)["issuer"]; iss != "http://localhost:"+port {
+		t.Errorf("issuer = %v, want http://localhost:%s", iss, port)
 	}
 	// The mobile client exists: a bad login is invalid_grant, not invalid_client.
 	r := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"}, "username": {"x"}, "password": {"y"}}, "", "")
@@ -121,27 +126,160 @@ func TestEmbeddedDefault(t *testing.T) {
 	if s.get("/readyz", "").status != 200 || s.get("/healthz", "").status != 200 {
 		t.Error("health endpoints")
 	}
+	// Plain http: no Strict-Transport-Security, which would pin the host.
+	if h := s.get("/healthz", "").header.Get("Strict-Transport-Security"); h != "" {
+		t.Errorf("http issuer sends Strict-Transport-Security %q", h)
+	}
 }
 
-// TestDebugListener: with IDP_DEBUG_ADDR the profiler answers on its own
-// listener, and never on the public port.
+// TestDefaultAddresses: with nothing set, the embedded default listens on
+// loopback only, at localhost:8080 with the issuer there, and production
+// mode on every interface; the issuer follows IDP_HTTP_ADDR's port.
+func TestDefaultAddresses(t *testing.T) {
+	prod := map[string]string{
+		"IDP_DATABASE_URL": "mysql://idp:pw@db:3306/idp", "IDP_ISSUER": "https://id.example.com",
+		"IDP_KEY_ENCRYPTION_KEY": testKEK, "IDP_REFRESH_TOKEN_SECRETS": testRefreshSecret, "IDP_PICTURES_URL": "gs://pictures",
+	}
+	for _, tc := range []struct {
+		name               string
+		vars               map[string]string
+		addr, issuer, opts string
+	}{
+		{"embedded", map[string]string{}, "localhost:8080", "http://localhost:8080", "127.0.0.1:9090"},
+		{"embedded on another port", map[string]string{"IDP_HTTP_ADDR": "127.0.0.1:9999"}, "127.0.0.1:9999", "http://localhost:9999", "127.0.0.1:9090"},
+		{"embedded, issuer set", map[string]string{"IDP_HTTP_ADDR": ":9999", "IDP_ISSUER": "http://idp.test:80"}, ":9999", "http://idp.test:80", "127.0.0.1:9090"},
+		{"no operations listener", map[string]string{"IDP_OPS_ADDR": ""}, "localhost:8080", "http://localhost:8080", ""},
+		{"production", prod, ":8080", "https://id.example.com", "127.0.0.1:9090"},
+	} {
+		cfg, err := configFrom(tc.vars)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if cfg.HTTPAddr != tc.addr || cfg.Issuer != tc.issuer || cfg.OpsAddr != tc.opts {
+			t.Errorf("%s: listens on %q with issuer %q and operations on %q, want %q, %q, %q",
+				tc.name, cfg.HTTPAddr, cfg.Issuer, cfg.OpsAddr, tc.addr, tc.issuer, tc.opts)
+		}
+		if cfg.ChangePasswordURL != cfg.Issuer+"/password-reset" {
+			t.Errorf("%s: change-password URL %q", tc.name, cfg.ChangePasswordURL)
+		}
+	}
+}
+
+// TestLocalhostListensOnLoopbackOnly: "localhost:port" accepts on 127.0.0.1
+// and, where the machine has IPv6, on ::1, and on no other address.
+func TestLocalhostListensOnLoopbackOnly(t *testing.T) {
+	ln, err := listen("localhost:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); host != "127.0.0.1" {
+		t.Errorf("listens on %s", ln.Addr())
+	}
+	dial := func(host string) error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		b, err := io.ReadAll(c)
+		if err == nil && string(b) != "hi" {
+			err = fmt.Errorf("read %q", b)
+		}
+		return err
+	}
+	if err := dial("127.0.0.1"); err != nil {
+		t.Errorf("127.0.0.1: %v", err)
+	}
+	if v6, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		v6.Close()
+		if err := dial("::1"); err != nil {
+			t.Errorf("::1: %v", err)
+		}
+	}
+	// The sockets are bound to the loopback addresses, never the wildcard.
+	if m, ok := ln.(*multiListener); ok {
+		for _, l := range m.lns {
+			if ip := l.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+				t.Errorf("bound to %s", ip)
+			}
+		}
+	} else if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		t.Errorf("bound to %s", ip)
+	}
+	ln.Close()
+	if err := dial("127.0.0.1"); err == nil {
+		t.Error("still accepting after Close")
+	}
+}
+
+// TestDebugListener: the operations listener (IDP_OPS_ADDR) serves the
+// metrics, the health endpoints and, only when IDP_OPS_PROFILER is on, the
+// profiler; the public port serves health but neither metrics nor profiler.
 func TestDebugListener(t *testing.T) {
-	logs := runServe(t, map[string]string{"IDP_DATA_DIR": t.TempDir(), "IDP_HTTP_ADDR": "127.0.0.1:0", "IDP_DEBUG_ADDR": "127.0.0.1:0"})
-	public := &testServer{t: t, URL: "http://" + logged(t, logs, "listening")}
-	debug := "http://" + logged(t, logs, "debug listener")
-	for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/cmdline": "idp"} {
-		res, err := http.Get(debug + path)
+	get := func(base, path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Errorf("debug listener %s: %d %.200s", path, res.StatusCode, body)
-		}
+		return res.StatusCode, string(body)
 	}
-	if r := public.get("/debug/pprof/", ""); r.status != 404 {
-		t.Errorf("the public port serves the profiler: %d", r.status)
+	for _, profiler := range []bool{true, false} {
+		t.Run(fmt.Sprint("profiler=", profiler), func(t *testing.T) {
+			logs := runServe(t, map[string]string{"IDP_DATA_DIR": t.TempDir(), "IDP_HTTP_ADDR": "127.0.0.1:0",
+				"IDP_OPS_ADDR": "127.0.0.1:0", "IDP_OPS_PROFILER": fmt.Sprint(profiler)})
+			public := "http://" + logged(t, logs, "listening")
+			ops := "http://" + logged(t, logs, "operations listener")
+			for _, path := range []string{"/healthz", "/readyz"} {
+				for _, base := range []string{public, ops} {
+					if code, body := get(base, path); code != 200 || body != "ok\n" {
+						t.Errorf("%s%s: %d %q", base, path, code, body)
+					}
+				}
+			}
+			if code, body := get(ops, "/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+				t.Errorf("operations /metrics: %d %.200s", code, body)
+			}
+			if code, _ := get(public, "/metrics"); code != 404 {
+				t.Errorf("the public port serves /metrics: %d", code)
+			}
+			for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/cmdline": "idp"} {
+				code, body := get(ops, path)
+				if profiler && (code != 200 || !strings.Contains(body, want)) {
+					t.Errorf("operations %s: %d %.200s", path, code, body)
+				}
+				if !profiler && code != 404 {
+					t.Errorf("the profiler is off, but operations %s answers %d", path, code)
+				}
+				if code, _ := get(public, path); code != 404 {
+					t.Errorf("the public port serves the profiler: %s %d", path, code)
+				}
+			}
+		})
+	}
+	// Off: IDP_OPS_ADDR empty starts no listener; the profiler needs it.
+	logs := runServe(t, map[string]string{"IDP_DATA_DIR": t.TempDir(), "IDP_HTTP_ADDR": "127.0.0.1:0", "IDP_OPS_ADDR": ""})
+	logged(t, logs, "listening")
+	if strings.Contains(logs.String(), "operations listener") {
+		t.Errorf("IDP_OPS_ADDR empty, yet:\n%s", logs)
+	}
+	if _, _, err := runCmd(t, map[string]string{"IDP_OPS_ADDR": "", "IDP_OPS_PROFILER": "true"}, "serve"); err == nil || !strings.Contains(err.Error(), "IDP_OPS_ADDR") {
+		t.Errorf("the profiler without IDP_OPS_ADDR: %v", err)
 	}
 }
 
@@ -149,6 +287,10 @@ func TestDebugListener(t *testing.T) {
 // ends, and returns its log.
 func runServe(t *testing.T, vars map[string]string) *syncBuffer {
 	t.Helper()
+	// Not the default operations port, which another server may hold.
+	if _, ok := vars["IDP_OPS_ADDR"]; !ok {
+		vars["IDP_OPS_ADDR"] = "127.0.0.1:0"
+	}
 	logs := new(syncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

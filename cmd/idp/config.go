@@ -25,7 +25,8 @@ import (
 // and a flag of the same meaning (the flag wins); see settings.
 type config struct {
 	HTTPAddr    string
-	DebugAddr   string
+	OpsAddr     string
+	OpsProfiler bool
 	Issuer      string
 	DataDir     string
 	DatabaseURL string
@@ -81,6 +82,10 @@ type config struct {
 	// connState is the HTTP server's ConnState hook; tests use it to know a
 	// request is in flight.
 	connState func(net.Conn, http.ConnState)
+	// derivedIssuer and derivedChangePasswordURL record that check filled
+	// these in from the listening address, so that bound can correct them
+	// once a port 0 has become a real one.
+	derivedIssuer, derivedChangePasswordURL bool
 }
 
 // setting binds one configuration value to its environment variable and flag.
@@ -92,11 +97,12 @@ type setting struct {
 // settings lists every setting; the order is the order of `idp -h`.
 func (c *config) settings() []setting {
 	return []setting{
-		{"IDP_HTTP_ADDR", "http-addr", "address to listen on", (*stringValue)(&c.HTTPAddr)},
-		{"IDP_DEBUG_ADDR", "debug-addr", "address of a separate listener serving the Go profiler at /debug/pprof/ (empty: none); keep it off public networks", (*stringValue)(&c.DebugAddr)},
-		{"IDP_ISSUER", "issuer", "public base URL of the service, no trailing slash (required with IDP_DATABASE_URL)", (*stringValue)(&c.Issuer)},
+		{"IDP_HTTP_ADDR", "http-addr", "address to listen on (default localhost:8080, loopback only, in the embedded default; :8080 in production mode)", (*stringValue)(&c.HTTPAddr)},
+		{"IDP_OPS_ADDR", "ops-addr", "address of the operations listener: /metrics, /healthz, /readyz and, with IDP_OPS_PROFILER, the profiler (empty: none); keep it off public networks", (*stringValue)(&c.OpsAddr)},
+		{"IDP_OPS_PROFILER", "ops-profiler", "serve the Go profiler at /debug/pprof/ on the operations listener", (*boolValue)(&c.OpsProfiler)},
+		{"IDP_ISSUER", "issuer", "public base URL of the service, no trailing slash (required with IDP_DATABASE_URL; default http://localhost:<port of IDP_HTTP_ADDR> in the embedded default)", (*stringValue)(&c.Issuer)},
 		{"IDP_DATA_DIR", "data-dir", "directory of the embedded default: SQLite database, generated secrets", (*stringValue)(&c.DataDir)},
-		{"IDP_DATABASE_URL", "database-url", "mysql://user:password@host:3306/db; empty runs the embedded SQLite default", (*stringValue)(&c.DatabaseURL)},
+		{"IDP_DATABASE_URL", "database-url", "mysql://user:password@host:3306/db (or sqlite:/path, production mode for one process); empty runs the embedded SQLite default", (*stringValue)(&c.DatabaseURL)},
 		{"IDP_LOG_LEVEL", "log-level", "debug, info, warn or error", (*levelValue)(&c.LogLevel)},
 		{"IDP_KEY_ENCRYPTION_KEY", "key-encryption-key", "32 bytes, base64 or hex, that encrypt the signing keys at rest (required with IDP_DATABASE_URL)", (*stringValue)(&c.KeyEncryptionKey)},
 		{"IDP_REFRESH_TOKEN_SECRETS", "refresh-token-secrets", "comma-separated secrets of at least 32 characters behind refresh-token signatures; the first signs, all are accepted (required with IDP_DATABASE_URL)", (*stringValue)(&c.RefreshTokenSecrets)},
@@ -131,7 +137,7 @@ func (c *config) settings() []setting {
 
 func defaultConfig() config {
 	return config{
-		HTTPAddr:           ":8080",
+		OpsAddr:            "127.0.0.1:9090",
 		DataDir:            "data",
 		LogLevel:           slog.LevelInfo,
 		AccessTokenTTL:     15 * time.Minute,
@@ -153,16 +159,25 @@ func defaultConfig() config {
 	}
 }
 
-// embeddedIssuer is the issuer of the embedded default.
-const embeddedIssuer = "http://localhost:8080"
+// The listening addresses when IDP_HTTP_ADDR is not set: the embedded
+// default is for the machine it runs on, so loopback only; production mode
+// (and the container image, which sets it) listens on every interface.
+const (
+	embeddedHTTPAddr   = "localhost:8080"
+	productionHTTPAddr = ":8080"
+)
+
+// lookupEnv reads an environment variable as os.LookupEnv does: a variable
+// set to the empty string (IDP_OPS_ADDR=) is not an unset one.
+type lookupEnv func(string) (string, bool)
 
 // parseConfig reads the environment, then the flags of fs. Errors name the
 // variable or flag at fault in one line.
-func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (config, error) {
+func parseConfig(fs *flag.FlagSet, args []string, lookup lookupEnv) (config, error) {
 	c := defaultConfig()
 	// Argon2 defaults come from the password package; zero means "use them".
 	for _, s := range c.settings() {
-		if v := getenv(s.env); v != "" {
+		if v, ok := lookup(s.env); ok && (v != "" || s.env == "IDP_OPS_ADDR") {
 			if err := s.value.Set(v); err != nil {
 				return c, fmt.Errorf("%s: %v", s.env, err)
 			}
@@ -184,13 +199,24 @@ func (c *config) embedded() bool { return c.DatabaseURL == "" }
 // secrets: generating them would silently differ between replicas.
 func (c *config) check() error {
 	if c.embedded() {
+		if c.HTTPAddr == "" {
+			c.HTTPAddr = embeddedHTTPAddr
+		}
 		if c.Issuer == "" {
-			c.Issuer = embeddedIssuer
+			_, port, err := net.SplitHostPort(c.HTTPAddr)
+			if err != nil || port == "" {
+				return fmt.Errorf("IDP_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+			}
+			c.Issuer = "http://localhost:" + port
+			c.derivedIssuer = true
 		}
 		if c.PicturesURL == "" {
 			c.PicturesURL = c.path("pictures")
 		}
 	} else {
+		if c.HTTPAddr == "" {
+			c.HTTPAddr = productionHTTPAddr
+		}
 		for _, req := range []struct{ v, env string }{
 			{c.Issuer, "IDP_ISSUER"},
 			{c.KeyEncryptionKey, "IDP_KEY_ENCRYPTION_KEY"},
@@ -255,8 +281,19 @@ func (c *config) check() error {
 	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
 		return fmt.Errorf("IDP_MAIL_FROM: %w", err)
 	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("IDP_HTTP_ADDR: %q is not host:port", c.HTTPAddr)
+	}
+	if c.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			return fmt.Errorf("IDP_OPS_ADDR: %q is not host:port", c.OpsAddr)
+		}
+	} else if c.OpsProfiler {
+		return errors.New("IDP_OPS_PROFILER needs IDP_OPS_ADDR: the profiler is served on the operations listener only")
+	}
 	if c.ChangePasswordURL == "" {
 		c.ChangePasswordURL = c.Issuer + "/password-reset"
+		c.derivedChangePasswordURL = true
 	} else if u, err := url.Parse(c.ChangePasswordURL); err != nil || !u.IsAbs() {
 		return fmt.Errorf("IDP_CHANGE_PASSWORD_URL: %q is not an absolute URL", c.ChangePasswordURL)
 	}
@@ -292,6 +329,22 @@ func (c *config) refreshSecrets() ([][]byte, error) {
 }
 
 func (c *config) path(name string) string { return filepath.Join(c.DataDir, name) }
+
+// bound corrects what check derived from IDP_HTTP_ADDR once the server
+// listens at addr: with port 0 the issuer names the port actually chosen.
+func (c *config) bound(addr net.Addr) {
+	if !c.derivedIssuer {
+		return
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	c.Issuer = "http://localhost:" + strconv.Itoa(tcp.Port)
+	if c.derivedChangePasswordURL {
+		c.ChangePasswordURL = c.Issuer + "/password-reset"
+	}
+}
 
 // envNames lists every environment variable idp reads.
 func envNames() []string {
@@ -354,6 +407,19 @@ func (v *uintValue) Set(s string) error {
 		return fmt.Errorf("%q is not a whole number", s)
 	}
 	*v = uintValue(n)
+	return nil
+}
+
+type boolValue bool
+
+func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) IsBoolFlag() bool { return true }
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*v = boolValue(b)
 	return nil
 }
 

@@ -70,7 +70,7 @@ func knownEnv(name string) bool { return slices.Contains(envNames(), name) }
 func configFrom(vars map[string]string) (config, error) {
 	fs := flag.NewFlagSet("idp serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return parseConfig(fs, nil, func(k string) string { return vars[k] })
+	return parseConfig(fs, nil, env(vars))
 }
 
 // ---------------------------------------------------------------------------

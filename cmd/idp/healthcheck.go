@@ -18,15 +18,19 @@ const healthcheckTimeout = 2 * time.Second
 // container image has no curl, so its HEALTHCHECK runs `idp healthcheck`.
 // Without --url it asks the server of this configuration on the loopback
 // interface, at the port of IDP_HTTP_ADDR.
-func cmdHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func cmdHealthcheck(ctx context.Context, args []string, e cmdEnv) error {
 	var (
 		rawURL  string
 		timeout time.Duration
 	)
-	cfg, _, err := setup("healthcheck", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&rawURL, "url", "", "URL to probe (default http://127.0.0.1:<port of IDP_HTTP_ADDR>/healthz)")
-		fs.DurationVar(&timeout, "timeout", healthcheckTimeout, "how long the probe may take")
-	})
+	cfg, _, err := setup(command{
+		name: "healthcheck", args: "[--url URL] [--timeout D] [flags]",
+		what: "Exit 0 if the server's /healthz answers 200 in time (the container image's HEALTHCHECK).",
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&rawURL, "url", "", "URL to probe (default http://127.0.0.1:<port of IDP_HTTP_ADDR>/healthz)")
+			fs.DurationVar(&timeout, "timeout", healthcheckTimeout, "how long the probe may take")
+		},
+	}, args, e)
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,7 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: %s answered %s", rawURL, res.Status)
 	}
-	fmt.Fprintf(stdout, "healthy: %s answered %s\n", rawURL, res.Status)
+	fmt.Fprintf(e.stdout, "healthy: %s answered %s\n", rawURL, res.Status)
 	return nil
 }
 

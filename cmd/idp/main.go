@@ -1,11 +1,17 @@
 // Command idp is an OAuth 2.0 and OpenID Connect identity provider with a
 // user API.
 //
-//	idp [serve]       run the server (the default)
-//	idp migrate       bring the database schema up to date and exit
+//	idp [serve]                  run the server (the default)
+//	idp migrate                  bring the database schema up to date and exit
 //	idp client create --id ID [--public] --grant-types G1,G2 --scopes "S1 S2" [--redirect-uri URI]…
-//	idp keys list     show the signing keys and their states
-//	idp keys rotate   start a signing key rotation now
+//	idp client list [--json]     show the registered clients
+//	idp client delete --id ID    delete a client
+//	idp client rotate-secret --id ID
+//	                             replace a confidential client's secret
+//	idp keys list [--json]       show the signing keys and their states
+//	idp keys rotate [--now]      start a signing key rotation now
+//	idp healthcheck              probe the server's /healthz
+//	idp version                  print the build's version and VCS revision
 //
 // Every command reads the same configuration: IDP_… environment variables,
 // each with a flag of the same meaning (`idp serve -h` lists them).
@@ -25,31 +31,65 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "idp:", err)
 		}
 		os.Exit(1)
 	}
 }
 
-const usage = `usage:
-  idp [serve] [flags]         run the server
-  idp migrate [flags]         bring the database schema up to date and exit
-  idp client create --id ID [--public] --grant-types G1,G2 --scopes "S1 S2" [--redirect-uri URI]... [flags]
-  idp keys list [flags]       show the signing keys and their states
-  idp keys rotate [--now] [flags]
-                              start a signing key rotation (--now: switch at once)
-  idp healthcheck [--url URL] exit 0 if the server's /healthz answers 200 within 2 s
-Run "idp serve -h" for the configuration flags and their IDP_ variables.
+// errUsage is a command line that could not be parsed; the flag package has
+// already said why, with the command's usage.
+var errUsage = errors.New("usage")
+
+const usage = `usage: idp <command> [flags]
+
+commands:
+  serve                 run the server ("idp" alone is "idp serve")
+  migrate               bring the database schema up to date and exit
+  client create --id ID [--public] --grant-types G1,G2 --scopes "S1 S2"
+                [--audience "A1 A2"] [--redirect-uri URI]...
+                        register a client; prints its secret, once
+  client list [--json]  show the registered clients
+  client delete --id ID delete a client
+  client rotate-secret --id ID
+                        replace a confidential client's secret; prints the
+                        new one, once
+  keys list [--json]    show the signing keys and their states
+  keys rotate [--now]   start a signing key rotation (--now: switch at once)
+  healthcheck [--url URL] [--timeout D]
+                        exit 0 if the server's /healthz answers 200 within 2 s
+  version               print the version and VCS revision of this build
+  help                  print this
+
+"idp <command> -h" shows a command's own flags. Every command also reads the
+configuration, IDP_... environment variables each with a flag of the same
+meaning: "idp serve -h" lists them all.
 `
 
 // run is the whole program, with its environment passed in so that tests
-// can run it in-process.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// can run it in-process. A request for help (-h, --help, help) prints it on
+// stdout and succeeds.
+func run(ctx context.Context, args []string, lookup lookupEnv, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, lookup, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, lookup lookupEnv, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "--h":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		if args[0] != "" && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
 	sub := func() string {
 		if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
@@ -59,32 +99,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		args = args[1:]
 		return s
 	}
+	e := cmdEnv{lookup: lookup, stdout: stdout, stderr: stderr}
 	switch cmd {
 	case "serve":
-		return cmdServe(ctx, args, getenv, stderr)
+		return cmdServe(ctx, args, e)
 	case "migrate":
-		return cmdMigrate(ctx, args, getenv, stdout, stderr)
+		return cmdMigrate(ctx, args, e)
 	case "client":
-		if s := sub(); s != "create" {
-			return fmt.Errorf("unknown command %q: want \"client create\"", "client "+s)
+		switch s := sub(); s {
+		case "create":
+			return cmdClientCreate(ctx, args, e)
+		case "list":
+			return cmdClientList(ctx, args, e)
+		case "delete":
+			return cmdClientDelete(ctx, args, e)
+		case "rotate-secret":
+			return cmdClientRotateSecret(ctx, args, e)
+		default:
+			return unknownSub(e, "client", s, args, "create", "list", "delete", "rotate-secret")
 		}
-		return cmdClientCreate(ctx, args, getenv, stdout, stderr)
 	case "keys":
 		switch s := sub(); s {
 		case "list":
-			return cmdKeysList(ctx, args, getenv, stdout, stderr)
+			return cmdKeysList(ctx, args, e)
 		case "rotate":
-			return cmdKeysRotate(ctx, args, getenv, stdout, stderr)
+			return cmdKeysRotate(ctx, args, e)
 		default:
-			return fmt.Errorf("unknown command %q: want \"keys list\" or \"keys rotate\"", "keys "+s)
+			return unknownSub(e, "keys", s, args, "list", "rotate")
 		}
 	case "healthcheck":
-		return cmdHealthcheck(ctx, args, getenv, stdout, stderr)
+		return cmdHealthcheck(ctx, args, e)
+	case "version":
+		return cmdVersion(args, e)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return fmt.Errorf("unknown command %q (see the list above)", cmd)
 	}
+}
+
+// unknownSub explains a missing or unknown subcommand of group; "idp group
+// -h" lists the subcommands as help.
+func unknownSub(e cmdEnv, group, got string, args []string, want ...string) error {
+	list := ""
+	for i, w := range want {
+		switch {
+		case i == 0:
+		case i == len(want)-1:
+			list += " or "
+		default:
+			list += ", "
+		}
+		list += fmt.Sprintf("%q", group+" "+w)
+	}
+	if got == "" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprintf(e.stdout, "usage: idp %s <subcommand> [flags]: %s\n\"idp %s <subcommand> -h\" shows its flags; \"idp help\" lists every command.\n", group, list, group)
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%q needs a subcommand: %s (\"idp help\" lists them)", group, list)
+	}
+	return fmt.Errorf("unknown command %q: want %s", group+" "+got, list)
 }

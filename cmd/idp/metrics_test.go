@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -9,15 +11,17 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// scrape reads /metrics into name → label set → value.
+// scrape reads /metrics of the operations listener into name → label set →
+// value.
 func scrape(t *testing.T, s *testServer) map[string]*dto.MetricFamily {
 	t.Helper()
-	r := s.get("/metrics", "")
-	if r.status != 200 {
-		t.Fatalf("/metrics: %d", r.status)
+	rec := httptest.NewRecorder()
+	s.app.opsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics: %d", rec.Code)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(r.body)))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -148,6 +149,26 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hstsValue keeps browsers on https for two years once they have seen it.
+// It has no includeSubDomains: the issuer's parent domain may have hosts
+// that are not this service's to commit to https.
+const hstsValue = "max-age=63072000"
+
+// hsts sends Strict-Transport-Security with every response when the issuer
+// is https. Over http (the embedded default) it would be ignored by
+// browsers, or worse, pin a development host name.
+func hsts(issuer string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if !strings.HasPrefix(issuer, "https://") {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // deadline bounds the work of each request: a database or storage that stops

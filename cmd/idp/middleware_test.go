@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -75,5 +76,33 @@ func TestSecurityHeaders(t *testing.T) {
 	tokenAnswer := s.login("ada", testPassword)
 	if tokenAnswer.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("token answer Cache-Control %q", tokenAnswer.header.Get("Cache-Control"))
+	}
+}
+
+// TestStrictTransportSecurity: with an https issuer every response, errors
+// and unknown paths included, tells browsers to stay on https, without
+// includeSubDomains; with an http issuer none does.
+func TestStrictTransportSecurity(t *testing.T) {
+	for _, issuer := range []string{"https://id.example.com", ""} {
+		s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", func(c *config) {
+			if issuer != "" {
+				c.Issuer = issuer
+			}
+		})
+		want := ""
+		if issuer != "" {
+			want = "max-age=63072000"
+		}
+		for _, r := range []response{
+			s.get("/.well-known/openid-configuration", ""),
+			s.get("/healthz", ""),
+			s.get("/nowhere", ""),
+			s.get("/v1/profile", ""),
+			s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"nobody"}}, "", ""),
+		} {
+			if got := r.header.Get("Strict-Transport-Security"); got != want {
+				t.Errorf("issuer %q: %d answer has Strict-Transport-Security %q, want %q", s.app.cfg.Issuer, r.status, got, want)
+			}
+		}
 	}
 }
