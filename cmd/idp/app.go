@@ -52,17 +52,19 @@ type app struct {
 // openDB opens (and in the embedded default creates) the database and
 // brings its schema up to date.
 func openDB(ctx context.Context, cfg config, log *slog.Logger) (*database.DB, error) {
-	url := cfg.DatabaseURL
+	url, setting := cfg.DatabaseURL, "IDP_DATABASE_URL"
 	if cfg.embedded() {
-		url = "sqlite://" + cfg.path("idp.db")
+		url, setting = "sqlite://"+cfg.path("idp.db"), "IDP_DATA_DIR"
 	}
+	// The errors name the setting to fix; database.Open redacts the
+	// password from the URL it shows.
 	db, err := database.Open(ctx, url, database.WithLogger(log))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", setting, err)
 	}
 	return db, nil
 }

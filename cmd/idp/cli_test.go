@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -83,13 +86,245 @@ func TestCommands(t *testing.T) {
 			if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 {
 				t.Fatalf("keys list --json: %v %q", err, out)
 			}
-			if out, _, err = runCmd(t, vars, "keys", "rotate", "--now"); err != nil || !strings.Contains(out, "signs now") {
+			for _, name := range []string{"kid", "state", "alg", "bits", "created_at", "activates_at", "activated_at", "retired_at", "remove_after"} {
+				if _, ok := list[0][name]; !ok {
+					t.Errorf("keys list --json has no %q: %s", name, out)
+				}
+			}
+			if strings.Contains(out, `"ID"`) || strings.Contains(out, `"CreatedAt"`) {
+				t.Errorf("keys list --json uses Go field names: %s", out)
+			}
+			// A running server reads the keys every IDP_KEY_REFRESH_INTERVAL:
+			// the output must not claim more than that.
+			if out, _, err = runCmd(t, vars, "keys", "rotate", "--now"); err != nil || strings.Contains(out, "signs now") ||
+				!strings.Contains(out, "running servers") || !strings.Contains(out, "IDP_KEY_REFRESH_INTERVAL (1m0s)") {
 				t.Fatalf("keys rotate --now: %v %q", err, out)
 			}
 			if _, _, err := runCmd(t, vars, "keys", "nope"); err == nil {
 				t.Error("unknown subcommand accepted")
 			}
+
+			testClientCommands(t, vars, created["client_secret"])
 		})
+	}
+}
+
+// testClientCommands: client list, rotate-secret and delete, on the
+// clients TestCommands created ("reports", confidential, with oldSecret;
+// "app", public).
+func testClientCommands(t *testing.T, vars map[string]string, oldSecret string) {
+	token := func(s *testServer, secret string) int {
+		return s.postForm("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"users:stats"}}, "reports", secret).status
+	}
+
+	out, _, err := runCmd(t, vars, "client", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "CLIENT ID") ||
+		!strings.Contains(lines[1], "app") || !strings.Contains(lines[1], "public") ||
+		!strings.Contains(lines[2], "reports") || !strings.Contains(lines[2], "confidential") || !strings.Contains(lines[2], "client_credentials") {
+		t.Errorf("client list:\n%s", out)
+	}
+	out, _, err = runCmd(t, vars, "client", "list", "--json")
+	var list []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0]["client_id"] != "app" || list[0]["public"] != true ||
+		list[1]["client_id"] != "reports" || list[1]["public"] != false {
+		t.Fatalf("client list --json: %v %s", err, out)
+	}
+	for _, name := range []string{"grant_types", "scopes", "audience", "redirect_uris", "created_at"} {
+		if _, ok := list[1][name]; !ok {
+			t.Errorf("client list --json has no %q: %s", name, out)
+		}
+	}
+	if strings.Contains(out, "secret") || strings.Contains(out, oldSecret) {
+		t.Errorf("client list shows a secret: %s", out)
+	}
+
+	// rotate-secret prints a new secret, once, as JSON on stdout; the old one
+	// stops working (for a server started afterwards at once; running ones
+	// within the client cache's lifetime, which stderr says).
+	out, stderr, err := runCmd(t, vars, "client", "rotate-secret", "--id", "reports")
+	var rotated map[string]string
+	if err != nil || json.Unmarshal([]byte(out), &rotated) != nil || rotated["client_id"] != "reports" ||
+		len(rotated["client_secret"]) < 40 || rotated["client_secret"] == oldSecret {
+		t.Fatalf("client rotate-secret: %v %q", err, out)
+	}
+	if !strings.Contains(stderr, "30s") {
+		t.Errorf("rotate-secret does not say when running servers notice: %q", stderr)
+	}
+	s := startServer(t, vars["IDP_DATABASE_URL"])
+	if code := token(s, oldSecret); code != 401 {
+		t.Errorf("the old secret after rotate-secret: %d", code)
+	}
+	if code := token(s, rotated["client_secret"]); code != 200 {
+		t.Errorf("the new secret: %d", code)
+	}
+	s.stop()
+	for _, c := range []struct{ id, want string }{
+		{"app", "public"},      // a public client has no secret to rotate
+		{"nobody", "no such"},  // nor has a client that does not exist
+		{"Reports", "no such"}, // ids are exact, whatever the collation
+		{"", "no such"},
+	} {
+		if _, _, err := runCmd(t, vars, "client", "rotate-secret", "--id", c.id); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("rotate-secret --id %q: %v, want an error saying %q", c.id, err, c.want)
+		}
+	}
+
+	// delete removes the client: gone from the list, refused by a server.
+	for _, id := range []string{"nobody", "Reports"} {
+		if _, _, err := runCmd(t, vars, "client", "delete", "--id", id); err == nil || !strings.Contains(err.Error(), "no such client") {
+			t.Errorf("delete --id %s: %v", id, err)
+		}
+	}
+	if out, _, err := runCmd(t, vars, "client", "delete", "--id", "reports"); err != nil || !strings.Contains(out, "deleted") || !strings.Contains(out, "30s") {
+		t.Fatalf("client delete: %v %q", err, out)
+	}
+	if out, _, _ := runCmd(t, vars, "client", "list"); strings.Contains(out, "reports") || !strings.Contains(out, "app") {
+		t.Errorf("client list after delete:\n%s", out)
+	}
+	s = startServer(t, vars["IDP_DATABASE_URL"])
+	if code := token(s, rotated["client_secret"]); code != 401 {
+		t.Errorf("a deleted client: %d", code)
+	}
+	if _, _, err := runCmd(t, vars, "client", "delete", "--id", "reports"); err == nil {
+		t.Error("deleting a deleted client succeeded")
+	}
+}
+
+// TestHelp: -h, --help and help print the commands and exit 0, each
+// command's -h its own flags, and a missing or unknown subcommand is named.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"-help"}, {"help"}} {
+		out, _, err := runCmd(t, nil, args...)
+		if err != nil || !strings.Contains(out, "client rotate-secret") || !strings.Contains(out, "version") ||
+			!strings.Contains(out, `"idp serve -h" lists them all`) {
+			t.Errorf("idp %v: %v\n%s", args, err, out)
+		}
+	}
+	out, _, err := runCmd(t, nil, "serve", "-h")
+	if err != nil || !strings.Contains(out, "-http-addr") || !strings.Contains(out, "(IDP_HTTP_ADDR)") || !strings.Contains(out, "-ops-addr") {
+		t.Errorf("serve -h: %v\n%s", err, out)
+	}
+	configFlags := strings.Count(out, "\n  -")
+	if configFlags < 30 {
+		t.Errorf("serve -h lists %d flags:\n%s", configFlags, out)
+	}
+	// A command's -h: its own flags only, then one line about the rest.
+	for _, c := range []struct {
+		args []string
+		own  []string
+	}{
+		{[]string{"client", "create", "-h"}, []string{"-id", "-public", "-grant-types", "-scopes", "-audience", "-redirect-uri"}},
+		{[]string{"client", "list", "--help"}, []string{"-json"}},
+		{[]string{"client", "delete", "-h"}, []string{"-id"}},
+		{[]string{"client", "rotate-secret", "-h"}, []string{"-id"}},
+		{[]string{"keys", "list", "-h"}, []string{"-json"}},
+		{[]string{"keys", "rotate", "-h"}, []string{"-now"}},
+		{[]string{"healthcheck", "-h"}, []string{"-url", "-timeout"}},
+		{[]string{"migrate", "-h"}, nil},
+	} {
+		out, stderr, err := runCmd(t, nil, c.args...)
+		if err != nil || stderr != "" {
+			t.Errorf("%v: %v %q", c.args, err, stderr)
+		}
+		if n := strings.Count(out, "\n  -"); n != len(c.own) {
+			t.Errorf("%v lists %d flags, want its own %d:\n%s", c.args, n, len(c.own), out)
+		}
+		for _, f := range c.own {
+			if !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") {
+				t.Errorf("%v does not list %s:\n%s", c.args, f, out)
+			}
+		}
+		if strings.Contains(out, "-http-addr") || !strings.Contains(out, `Every configuration flag of "idp serve -h"`) {
+			t.Errorf("%v:\n%s", c.args, out)
+		}
+	}
+	// Groups without a subcommand name their subcommands.
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"client"}, []string{`"client create"`, `"client list"`, `"client delete"`, `"client rotate-secret"`}},
+		{[]string{"client", "--id", "x"}, []string{`"client create"`}},
+		{[]string{"keys"}, []string{`"keys list"`, `"keys rotate"`}},
+		{[]string{"client", "nope"}, []string{`unknown command "client nope"`, `"client rotate-secret"`}},
+		{[]string{"nope"}, []string{`unknown command "nope"`}},
+	} {
+		_, _, err := runCmd(t, nil, c.args...)
+		if err == nil {
+			t.Errorf("%v succeeded", c.args)
+			continue
+		}
+		if strings.Contains(err.Error(), `"client "`) {
+			t.Errorf("%v: %v", c.args, err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q does not say %s", c.args, err, w)
+			}
+		}
+	}
+	if out, _, err := runCmd(t, nil, "client", "-h"); err != nil || !strings.Contains(out, `"client rotate-secret"`) {
+		t.Errorf("client -h: %v %q", err, out)
+	}
+	// A bad flag is an error, with the usage on stderr.
+	if _, stderr, err := runCmd(t, nil, "client", "create", "--nope"); err == nil || !strings.Contains(stderr, "-grant-types") {
+		t.Errorf("client create --nope: %v %q", err, stderr)
+	}
+}
+
+// TestVersion: idp version prints the module version and the VCS revision
+// the build recorded, and says "unknown" when it recorded none.
+func TestVersion(t *testing.T) {
+	out, _, err := runCmd(t, nil, "version")
+	if err != nil || !strings.HasPrefix(out, "idp ") || !strings.Contains(out, "revision ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("version: %v %q", err, out)
+	}
+	stampedVCS := &debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	for _, c := range []struct {
+		bi      *debug.BuildInfo
+		ok      bool
+		stamped string
+		want    []string
+	}{
+		{stampedVCS, true, "", []string{"idp v1.2.3\n", "revision 0123456789abcdef (2026-01-02T03:04:05Z) with uncommitted changes\n", "go1.26.1 "}},
+		{stampedVCS, true, "feedface", []string{"revision 0123456789abcdef "}},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "", []string{"idp (devel)\n", "revision unknown"}},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "feedface-dirty", []string{"revision feedface-dirty\n"}},
+		{nil, false, "", []string{"idp unknown\n", "revision unknown"}},
+	} {
+		got := versionText(c.bi, c.ok, c.stamped)
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("versionText(%+v, %q) = %q, want %q in it", c.bi, c.stamped, got, w)
+			}
+		}
+	}
+}
+
+// TestExitCodes runs the built binary: help exits 0, a bad command line 1.
+func TestExitCodes(t *testing.T) {
+	bin := buildIDP(t)
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0}, {[]string{"--help"}, 0}, {[]string{"help"}, 0}, {[]string{"serve", "-h"}, 0},
+		{[]string{"client", "create", "-h"}, 0}, {[]string{"version"}, 0},
+		{[]string{"nope"}, 1}, {[]string{"client"}, 1}, {[]string{"serve", "--nope"}, 1},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		cmd.Dir = t.TempDir()
+		out, _ := cmd.CombinedOutput()
+		if got := cmd.ProcessState.ExitCode(); got != c.code {
+			t.Errorf("idp %v exits %d, want %d:\n%s", c.args, got, c.code, out)
+		}
 	}
 }
 
