@@ -65,7 +65,7 @@ type EngineRun struct {
 	Error       string         `json:"error,omitempty"`
 }
 
-// Check is one target of issue 7 as a ratio.
+// Check is one performance target of docs/performance.md as a ratio.
 type Check struct {
 	Target   string  `json:"target"`
 	Measured string  `json:"measured"` // what the value is made of
@@ -93,7 +93,7 @@ Starts idp serve on the embedded default (SQLite in a temporary data
 directory, on a free port), seeds users, creates the confidential client
 bench-svc with idp client create, measures the machine's RS256 and argon2id
 limits, runs every scenario and the login flood, stops the server, and
-prints the targets of issue 7 as ratios. Then the same on MySQL when
+prints the targets of docs/performance.md as ratios. Then the same on MySQL when
 -mysql-dsn (IDP_TEST_MYSQL_DSN) names a server: on a fresh database, in
 production mode with generated secrets.
 
@@ -517,7 +517,8 @@ func seedUsers(ctx context.Context, dbURL string, n int) error {
 const noisyShare = 0.2
 
 // checks turns a load report and the machine's limits into the targets of
-// issue 7. The result is judged on the wall-clock ratio, as the issue says,
+// docs/performance.md. The result is judged on the wall-clock ratio, as the
+// targets say,
 // unless other processes took more than noisyShare of the machine: then on
 // CPURatio, the same ratio per CPU-second (see cpu.go), marked "(cpu)".
 func checks(rep *Report, l Limits, seeded int) []Check {

@@ -454,9 +454,26 @@ func TestDockerfile(t *testing.T) {
 	if !ok || !slices.Equal(hc.exec, []string{binary, "healthcheck"}) {
 		t.Errorf("HEALTHCHECK CMD %s, want [%q, \"healthcheck\"] (the image has no curl)", hc.args, binary)
 	}
+	// The image is reached from outside the container: it sets both
+	// addresses (the embedded default's is loopback), and exposes them.
+	finalEnv, err := final.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configFrom(finalEnv)
+	if err != nil {
+		t.Fatalf("idp refuses the image's environment: %v", err)
+	}
 	expose, _ := final.last("EXPOSE")
-	if _, port, _ := net.SplitHostPort(defaultConfig().HTTPAddr); expose.args != port && expose.args != port+"/tcp" {
-		t.Errorf("EXPOSE %s, want the port of the default IDP_HTTP_ADDR, %s", expose.args, port)
+	exposed := strings.Fields(expose.args)
+	for _, a := range []struct{ env, addr string }{{"IDP_HTTP_ADDR", cfg.HTTPAddr}, {"IDP_OPS_ADDR", cfg.OpsAddr}} {
+		host, port, _ := net.SplitHostPort(a.addr)
+		if _, set := finalEnv[a.env]; !set || host != "" {
+			t.Errorf("the image's %s is %q, want :port (every interface of the container)", a.env, a.addr)
+		}
+		if !slices.Contains(exposed, port) && !slices.Contains(exposed, port+"/tcp") {
+			t.Errorf("EXPOSE %s does not expose the port of %s, %s", expose.args, a.env, port)
+		}
 	}
 	for _, st := range stages {
 		env, err := st.env()
@@ -711,6 +728,21 @@ func TestCompose(t *testing.T) {
 	}
 	if !published {
 		t.Errorf("idp is not published on localhost:8080 (target port %s): %+v", port, idpSvc.Ports)
+	}
+	// The operations listener: on every interface of the container, and
+	// published on the host's loopback only.
+	opsHost, opsPort, _ := net.SplitHostPort(cfg.OpsAddr)
+	opsPublished := false
+	for _, pc := range idpSvc.Ports {
+		if strconv.Itoa(int(pc.Target)) == opsPort {
+			opsPublished = pc.HostIP == "127.0.0.1"
+			if !opsPublished {
+				t.Errorf("the operations port is published on %q, want 127.0.0.1", pc.HostIP)
+			}
+		}
+	}
+	if opsHost != "" || !opsPublished {
+		t.Errorf("IDP_OPS_ADDR %q is not :port published on 127.0.0.1: %+v", cfg.OpsAddr, idpSvc.Ports)
 	}
 	if iss, _ := url.Parse(cfg.Issuer); iss.Host != "localhost:8080" {
 		t.Errorf("IDP_ISSUER %s is not where the service is published", cfg.Issuer)
@@ -1068,6 +1100,22 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if r := s.get(p.HTTPGet.Path, ""); r.status != http.StatusOK {
 			t.Errorf("%s probe GET %s: %d", name, p.HTTPGet.Path, r.status)
+		}
+	}
+
+	// Metrics: the operations listener has a container port, which the
+	// scrape annotations name and the Service does not expose.
+	opsHost, opsPort, _ := net.SplitHostPort(cfg.OpsAddr)
+	if opsHost != "" || containerPort["ops"] == 0 || strconv.Itoa(int(containerPort["ops"])) != opsPort {
+		t.Errorf("IDP_OPS_ADDR %q: want :port with a container port named ops (%v)", cfg.OpsAddr, containerPort)
+	}
+	ann := d.Spec.Template.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != opsPort || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("pod annotations %v: want Prometheus to scrape /metrics on port %s", ann, opsPort)
+	}
+	for _, sp := range m.service.Spec.Ports {
+		if sp.TargetPort.StrVal == "ops" || sp.TargetPort.IntVal == containerPort["ops"] {
+			t.Errorf("the Service exposes the operations port: %+v", sp)
 		}
 	}
 

@@ -179,7 +179,7 @@ func TestReadmeHarness(t *testing.T) {
 		t.Errorf("readmeBlocks: %v %+v", err, blocks)
 	}
 	for _, doc := range []string{
-		"<!-- readme-test: skip: because -->\n```sh\nx\n```\n",  // a reason not listed
+		"<!-- readme-test: skip: because -->\n```sh\nx\n```\n",              // a reason not listed
 		"<!-- readme-test: skip: docker compose -->\ntext\n```sh\nx\n```\n", // not right before
 		"```bash\nx\n```\n", // a shell block under another name
 		"```sh\nx\n",        // unterminated
@@ -346,4 +346,3 @@ func freeLoopbackPort(t *testing.T) string {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
