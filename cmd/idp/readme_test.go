@@ -255,6 +255,11 @@ func TestReadme(t *testing.T) {
 			t.Logf("README.md:%d: skipped (%s)", b.line, b.skip)
 			continue
 		}
+		// Never from inside the suite: make run would not return, and make
+		// test would run this test again.
+		if regexp.MustCompile(`(?m)^\s*make (run|test)\b`).MatchString(b.src) {
+			t.Fatalf("README.md:%d: a block runs make run or make test; mark it <!-- readme-test: skip: make run and make test -->", b.line)
+		}
 		run = append(run, replacer.Replace(b.src))
 		ran = append(ran, b)
 	}
