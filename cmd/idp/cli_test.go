@@ -611,8 +611,16 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("the error shows a secret: %q", err)
 		}
 	}
+	// A database that cannot be reached: the error names the variable and
+	// the URL without its password (migrate: serve would listen on :8080
+	// first, every interface, in production mode).
+	_, stderr, err := runCmd(t, with("IDP_DATABASE_URL", "mysql://idp:s3cr3t-pw@127.0.0.1:1/idp"), "migrate")
+	if err == nil || !strings.HasPrefix(err.Error(), "IDP_DATABASE_URL: ") || !strings.Contains(err.Error(), "127.0.0.1:1") ||
+		strings.Contains(err.Error()+stderr, "s3cr3t") {
+		t.Errorf("unreachable database: %v", err)
+	}
 	// A bad key-encryption key is named too, and never echoed.
-	_, _, err := runCmd(t, with("IDP_KEY_ENCRYPTION_KEY", "not-a-key-at-all"), "keys", "list")
+	_, _, err = runCmd(t, with("IDP_KEY_ENCRYPTION_KEY", "not-a-key-at-all"), "keys", "list")
 	if err == nil || !strings.Contains(err.Error(), "IDP_KEY_ENCRYPTION_KEY") || strings.Contains(err.Error(), "not-a-key") {
 		t.Errorf("bad KEK: %v", err)
 	}

@@ -1187,6 +1187,25 @@ func loadDockerfileUser(t *testing.T) (int64, bool) {
 // ---------------------------------------------------------------------------
 // Documentation
 
+// TestLicense: the repository carries the Apache License 2.0 that
+// api/openapi.yaml names.
+func TestLicense(t *testing.T) {
+	text := readRepoFile(t, "LICENSE")
+	for _, want := range []string{"Apache License\n                           Version 2.0, January 2004", "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION",
+		"END OF TERMS AND CONDITIONS", "Copyright 2026 the idp authors"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("LICENSE lacks %q", want)
+		}
+	}
+	doc, err := loadOpenAPI(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := doc.Info.License; l == nil || l.Name != "Apache-2.0" || l.URL != "https://www.apache.org/licenses/LICENSE-2.0" {
+		t.Errorf("api/openapi.yaml license %+v", l)
+	}
+}
+
 // TestOperationsDocListsEverySetting fails when a variable the binary reads
 // is missing from the configuration reference, or when the documentation
 // names a variable the binary does not read.
