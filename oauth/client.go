@@ -244,8 +244,8 @@ func (c *Clients) exactly(ctx context.Context, id string) (*ent.OAuthClient, err
 
 // Delete removes a client. Other processes refuse it once their cached copy
 // expires (the ttl of NewClients). Its refresh tokens then fail at the
-// client lookup; access tokens already issued live out their lifetime at
-// verifiers that check them offline.
+// client lookup; access tokens already issued stay valid until they expire
+// (bearer tokens are checked against their grant, not their client).
 func (c *Clients) Delete(ctx context.Context, id string) error {
 	row, err := c.exactly(ctx, id)
 	if err != nil {

@@ -256,7 +256,7 @@ func cmdClientDelete(ctx context.Context, args []string, e cmdEnv) error {
 	c := command{
 		name: "client delete", args: "--id ID [flags]",
 		what: "Delete a client. Its refresh tokens stop working; access tokens already issued\n" +
-			"live out their lifetime (IDP_ACCESS_TOKEN_TTL) at services that verify them offline.",
+			"stay valid until they expire (IDP_ACCESS_TOKEN_TTL).",
 		flags: idFlag(&id),
 	}
 	return withClients(ctx, c, args, e, func(clients *oauth.Clients) error {
