@@ -167,6 +167,10 @@ const (
 	productionHTTPAddr = ":8080"
 )
 
+// emptyIsAValue reports whether a setting's empty value differs from its
+// default: IDP_OPS_ADDR= turns the operations listener off.
+func emptyIsAValue(env string) bool { return env == "IDP_OPS_ADDR" }
+
 // lookupEnv reads an environment variable as os.LookupEnv does: a variable
 // set to the empty string (IDP_OPS_ADDR=) is not an unset one.
 type lookupEnv func(string) (string, bool)
@@ -176,8 +180,10 @@ type lookupEnv func(string) (string, bool)
 func parseConfig(fs *flag.FlagSet, args []string, lookup lookupEnv) (config, error) {
 	c := defaultConfig()
 	// Argon2 defaults come from the password package; zero means "use them".
+	// An empty variable counts as unset (compose's ${X:-} passes empty
+	// strings through), except where empty is a value of its own.
 	for _, s := range c.settings() {
-		if v, ok := lookup(s.env); ok && (v != "" || s.env == "IDP_OPS_ADDR") {
+		if v, ok := lookup(s.env); ok && (v != "" || emptyIsAValue(s.env)) {
 			if err := s.value.Set(v); err != nil {
 				return c, fmt.Errorf("%s: %v", s.env, err)
 			}
