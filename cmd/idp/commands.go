@@ -177,7 +177,9 @@ func withClients(ctx context.Context, c command, args []string, e cmdEnv, run fu
 
 // clientCacheNote says when running servers see a client change: each
 // process reuses a client it has read for clientCacheTTL.
-var clientCacheNote = fmt.Sprintf("running servers see this within %v (they reuse a client they have read for that long)", clientCacheTTL)
+func clientCacheNote() string {
+	return fmt.Sprintf("running servers see this within %v (they reuse a client they have read for that long)", clientCacheTTL)
+}
 
 func cmdClientCreate(ctx context.Context, args []string, e cmdEnv) error {
 	var (
@@ -263,7 +265,7 @@ func cmdClientDelete(ctx context.Context, args []string, e cmdEnv) error {
 		if err := clients.Delete(ctx, id); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "client %s deleted; %s\n", id, clientCacheNote)
+		fmt.Fprintf(e.stdout, "client %s deleted; %s\n", id, clientCacheNote())
 		return nil
 	})
 }
@@ -282,7 +284,7 @@ func cmdClientRotateSecret(ctx context.Context, args []string, e cmdEnv) error {
 			return err
 		}
 		// stdout stays one JSON object, for jq; the note goes to stderr.
-		fmt.Fprintf(e.stderr, "idp: the old secret of %s stops working: %s\n", id, clientCacheNote)
+		fmt.Fprintf(e.stderr, "idp: the old secret of %s stops working: %s\n", id, clientCacheNote())
 		return json.NewEncoder(e.stdout).Encode(map[string]string{"client_id": id, "client_secret": secret})
 	})
 }
