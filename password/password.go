@@ -20,11 +20,13 @@ import (
 	"strings"
 	"time"
 
+	"idp/budget"
 	"idp/password/internal/argon2"
 )
 
 // ErrBusy means every hashing slot stayed taken for the whole queue timeout,
-// or the caller's context ended while it waited. Callers answer 503 /
+// or the shared memory budget had no room for the hash that long, or the
+// caller's context ended while it waited. Callers answer 503 /
 // temporarily_unavailable: the password was not checked.
 var ErrBusy = errors.New("password: hashing capacity exhausted, try again later")
 
@@ -130,7 +132,21 @@ type Hasher struct {
 	// the page faults and the garbage of a fresh block per hash.
 	slots        chan *argon2.Memory
 	queueTimeout time.Duration
-	dummy        string // a real hash with params, for VerifyDummy
+	// memory, when set, is the budget each hash takes its argon2 memory
+	// from while it runs, shared with the other expensive operations.
+	memory *budget.Budget
+	dummy  string // a real hash with params, for VerifyDummy
+}
+
+// Option configures NewHasher.
+type Option func(*Hasher)
+
+// WithBudget makes every hash take its argon2 memory from b while it runs,
+// after it has a slot, within the same queue timeout. b is usually shared
+// with picture decoding and sized MemoryBudget(p, concurrency), so that
+// hashes alone can fill it and a flood of either cannot exceed it.
+func WithBudget(b *budget.Budget) Option {
+	return func(h *Hasher) { h.memory = b }
 }
 
 // NewHasher returns a Hasher for p. concurrency caps how many hashes run at
@@ -142,7 +158,7 @@ type Hasher struct {
 //
 // NewHasher computes one hash (for VerifyDummy), so it takes as long as a
 // login.
-func NewHasher(p Params, concurrency int, queueTimeout time.Duration) (*Hasher, error) {
+func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Option) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -153,6 +169,9 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration) (*Hasher, 
 		params:       p,
 		slots:        make(chan *argon2.Memory, concurrency),
 		queueTimeout: queueTimeout,
+	}
+	for _, o := range opts {
+		o(h)
 	}
 	for range concurrency {
 		h.slots <- new(argon2.Memory)
@@ -175,7 +194,17 @@ func (h *Hasher) Concurrency() int { return cap(h.slots) }
 // past it until the garbage collector returns freed hashes' memory: size
 // GOMEMLIMIT with that in mind.
 func (h *Hasher) MemoryBudget() int64 {
-	return int64(cap(h.slots)) * int64(h.params.Memory) * 1024
+	return MemoryBudget(h.params, cap(h.slots))
+}
+
+// MemoryBudget is what Hasher.MemoryBudget would be for a Hasher of p and
+// concurrency (<= 0: runtime.GOMAXPROCS(0)), so that a budget to share can
+// be sized before the Hasher that uses it is made.
+func MemoryBudget(p Params, concurrency int) int64 {
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	return int64(concurrency) * int64(p.Memory) * 1024
 }
 
 // Hash returns the PHC string for password, with a fresh random salt:
@@ -191,7 +220,7 @@ func (h *Hasher) MemoryBudget() int64 {
 // alike, because changing it later locks out every user hashed under the old
 // rule.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	mem, release, err := h.acquire(ctx)
+	mem, release, err := h.acquire(ctx, h.params.Memory)
 	if err != nil {
 		return "", err
 	}
@@ -213,7 +242,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok bool,
 	if err != nil {
 		return false, false, err
 	}
-	mem, release, err := h.acquire(ctx)
+	mem, release, err := h.acquire(ctx, stored.memory)
 	if err != nil {
 		return false, false, err
 	}
@@ -234,14 +263,16 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	return err
 }
 
-// acquire takes a hashing slot and its memory, waiting at most queueTimeout
-// and no longer than ctx allows. The returned func gives the slot back.
-func (h *Hasher) acquire(ctx context.Context) (*argon2.Memory, func(), error) {
+// acquire takes a hashing slot and its memory, then memoryKiB from the
+// shared budget if there is one, waiting at most queueTimeout in all and no
+// longer than ctx allows. The returned func gives both back.
+func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory, func(), error) {
 	// A caller whose context has ended has gone: spend no hash on it, even
 	// with a slot free.
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
+	start := time.Now()
 	var mem *argon2.Memory
 	select {
 	case mem = <-h.slots:
@@ -259,7 +290,23 @@ func (h *Hasher) acquire(ctx context.Context) (*argon2.Memory, func(), error) {
 			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 		}
 	}
-	return mem, func() { h.slots <- mem }, nil
+	giveSlot := func() { h.slots <- mem }
+	if h.memory == nil {
+		return mem, giveSlot, nil
+	}
+	wait := h.queueTimeout - time.Since(start)
+	if h.queueTimeout <= 0 {
+		wait = 0
+	}
+	giveMemory, err := h.memory.Acquire(ctx, int64(memoryKiB)*1024, wait)
+	if err != nil {
+		giveSlot()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	return mem, func() { giveMemory(); giveSlot() }, nil
 }
 
 // compute hashes password with a fresh salt and the Hasher's parameters, in

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"idp/budget"
 	"idp/password/internal/argon2"
 )
 
@@ -346,7 +347,7 @@ func TestBusy(t *testing.T) {
 	}
 
 	// Hold the only slot, as a running Hash does.
-	_, release, err := h.acquire(ctx)
+	_, release, err := h.acquire(ctx, testParams().Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +377,7 @@ func TestBusy(t *testing.T) {
 
 func TestBusyNoQueue(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, 0)
-	_, release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background(), testParams().Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +410,7 @@ func TestBusyCancelled(t *testing.T) {
 
 func TestBusyCancelledWhileWaiting(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, time.Hour)
-	_, release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background(), testParams().Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func TestBusyCancelledWhileWaiting(t *testing.T) {
 
 func TestWaiterGetsReleasedSlot(t *testing.T) {
 	h := newTestHasher(t, testParams(), 1, time.Hour)
-	_, release, err := h.acquire(context.Background())
+	_, release, err := h.acquire(context.Background(), testParams().Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,4 +610,62 @@ func BenchmarkVerifyDummy(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/verify")
+}
+
+// TestHashSharesTheBudget: with the shared budget held by another operation
+// (a picture decode), a hash has a free slot but no memory, so it waits and
+// then is busy; once the memory is given back within its wait, it runs; and
+// a hash that runs holds its argon2 memory of the budget, which another
+// operation then cannot have.
+func TestHashSharesTheBudget(t *testing.T) {
+	ctx := context.Background()
+	p := testParams()
+	mem := budget.New(MemoryBudget(p, 2))
+	h, err := NewHasher(p, 2, 100*time.Millisecond, WithBudget(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	decode, err := mem.Acquire(ctx, mem.Size(), 0) // a decode holds it all
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := h.Hash(ctx, "pw"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash with the budget held: err = %v, want ErrBusy", err)
+	}
+	if took := time.Since(start); took < 80*time.Millisecond {
+		t.Errorf("Hash gave up after %v: it did not wait its queue timeout", took)
+	}
+	if n := cap(h.slots) - len(h.slots); n != 0 {
+		t.Errorf("%d slots held after a refused hash", n)
+	}
+	time.AfterFunc(30*time.Millisecond, decode)
+	if _, err := h.Hash(ctx, "pw"); err != nil {
+		t.Fatalf("Hash once the decode gave the memory back: %v", err)
+	}
+
+	// Two running hashes fill the budget: a decode waits, then is busy.
+	_, r1, err := h.acquire(ctx, p.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, r2, err := h.acquire(ctx, p.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := mem.Acquire(ctx, 1, 50*time.Millisecond); !errors.Is(err, budget.ErrBusy) {
+		t.Fatalf("decode with hashes holding the budget: err = %v, want busy", err)
+	}
+	if took := time.Since(start); took < 40*time.Millisecond {
+		t.Errorf("the decode gave up after %v without waiting", took)
+	}
+	r1()
+	r2()
+	release, err := mem.Acquire(ctx, mem.Size(), 0)
+	if err != nil {
+		t.Fatalf("after the hashes: the budget is not whole again: %v", err)
+	}
+	release()
 }
