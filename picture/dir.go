@@ -170,7 +170,7 @@ func (d *DirStore) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", contentTypeOf(key))
 	h.Set("Cache-Control", cacheControl)
-	// The key is a hash of the content, so it is a strong validator as is.
+	// A key never names other bytes, so it is a strong validator as is.
 	h.Set("ETag", `"`+key[3:3+hashLen]+`"`)
 	h.Set("X-Content-Type-Options", "nosniff")
 	// The pictures come from the issuer's own origin: should a file ever be

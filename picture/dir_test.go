@@ -29,7 +29,7 @@ func testImage(t *testing.T) (Image, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img, Key([]byte("test secret"), img)
+	return img, NewKey(img.ContentType)
 }
 
 func TestDirStore(t *testing.T) {

@@ -25,7 +25,6 @@ func Example() {
 		mux.Handle(picture.PathPrefix, d.Handler())
 	}
 
-	secret := []byte("32 random bytes from the configuration")
 	upload, _ := os.Open("avatar.jpg") // the request body or multipart part
 	img, err := picture.Process(upload, picture.Limits{})
 	if err != nil {
@@ -41,12 +40,13 @@ func Example() {
 		}
 		return
 	}
-	key := picture.Key(secret, img)
+	key := picture.NewKey(img.ContentType) // fresh for every upload
 	if err := store.Put(ctx, key, img); err != nil {
 		// errors.Is(err, picture.ErrUnavailable): 503; nothing was stored
 		return
 	}
-	// Save key with the user; on every profile read:
+	// Save key with the user (and delete the object if that fails, or the
+	// object it replaced if it succeeds); on every profile read:
 	pictureURL, err := store.URL(ctx, key)
 	_, _ = pictureURL, err
 }

@@ -138,7 +138,8 @@ func retry(policy storage.RetryPolicy) []storage.RetryOption {
 // Put uploads the picture with its content type and an immutable
 // Cache-Control. The upload is conditional on the object not existing yet:
 // that makes it safe to retry, and an object that is already there (an
-// earlier Put of the same content) counts as success.
+// earlier attempt of this Put, keys being fresh per upload) counts as
+// success.
 func (s *GCSStore) Put(ctx context.Context, key string, img Image) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("%w: put %q", ErrBadKey, key)
@@ -182,8 +183,8 @@ func (s *GCSStore) Put(ctx context.Context, key string, img Image) error {
 }
 
 // Delete removes the object. Deleting is retried even without a
-// precondition: a second delete of a content-addressed object can only find
-// it gone.
+// precondition: a key is never reused, so a second delete can only find it
+// gone.
 func (s *GCSStore) Delete(ctx context.Context, key string) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("%w: delete %q", ErrBadKey, key)

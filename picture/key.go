@@ -1,39 +1,40 @@
 package picture
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"strings"
 )
 
-// ErrBadKey is returned by a Store for a key that Key could not have made.
+// ErrBadKey is returned by a Store for a key that NewKey could not have made.
 // Stores refuse such keys rather than let one name an arbitrary file or
 // object.
 var ErrBadKey = errors.New("picture: malformed key")
 
-// hashLen is the length of the hex HMAC-SHA256 in a key.
-const hashLen = 2 * sha256.Size
+// hashLen is the length of the random hex name in a key.
+const hashLen = 64
 
-// Key names a processed picture in a Store: "3f/3fa9…c1.jpg", the hex
-// HMAC-SHA256 of the image bytes under secret, after a two-character
-// directory that spreads the files, with the extension of the content type.
+// NewKey names a new object for a processed picture: "3f/3fa9…c1.jpg", 32
+// random bytes in hex after a two-character directory that spreads the
+// files, with the extension of the content type.
 //
-// Content-derived keys make storing idempotent (a retry writes the same
-// object) and let stores mark objects immutable, so caches keep them for
-// good. The HMAC makes them unguessable: without secret, knowing a picture
-// does not tell its key, so its URL cannot be derived. secret should be at
-// least 32 random bytes and must stay the same for the life of the stored
-// keys.
-//
-// Two users who upload the same picture get the same key, and so share one
-// stored object: delete an object only once no user refers to its key.
-func Key(secret []byte, img Image) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(img.Data)
-	sum := hex.EncodeToString(mac.Sum(nil))
-	return sum[:2] + "/" + sum + extension(img.ContentType)
+// Every upload gets a key of its own, even of bytes stored before: no two
+// requests ever write or delete the same object, so a request that loses a
+// race can clean up what it stored without touching what a winner's row
+// names. A key never names other bytes, which lets stores mark objects
+// immutable and caches keep them for good; being random, it cannot be
+// guessed, so a picture's URL cannot be derived from the picture or the
+// user.
+func NewKey(contentType string) string {
+	sum := hex.EncodeToString(randomBytes(hashLen / 2))
+	return sum[:2] + "/" + sum + extension(contentType)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails: since Go 1.24 it crashes rather than return an error
+	return b
 }
 
 // extension maps a content type to the key's file extension; the directory
@@ -61,7 +62,7 @@ func contentTypeOf(key string) string {
 	}
 }
 
-// ValidKey reports whether key has exactly the form Key produces. It allows
+// ValidKey reports whether key has exactly the form NewKey produces. It allows
 // nothing but lower-case hex, one slash and the extension, so a valid key can
 // never climb out of a directory ("..", absolute paths, back-slashes).
 func ValidKey(key string) bool {

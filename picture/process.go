@@ -1,7 +1,9 @@
 // Package picture checks, cleans and stores users' profile pictures.
 //
-// Process turns an upload into a small, metadata-free JPEG or PNG; Key names
-// the result after its content; a Store keeps it (Google Cloud Storage in
+// Process turns an upload into a small, metadata-free JPEG or PNG (in two
+// steps where the caller must reserve memory first: Inspect reads the header
+// and says what decoding will cost, Upload.Process decodes); NewKey names
+// each stored object afresh; a Store keeps it (Google Cloud Storage in
 // production, a local directory by default) and hands out URLs that a plain
 // GET can download.
 package picture
@@ -24,9 +26,10 @@ import (
 // The defaults of Limits, exported so that the HTTP layer can quote them in
 // its error messages.
 const (
-	DefaultMaxBytes      = 5 << 20 // 5 MiB
-	DefaultMaxSide       = 4096
-	DefaultOutputMaxSide = 1024
+	DefaultMaxBytes        = 5 << 20 // 5 MiB
+	DefaultMaxSide         = 4096
+	DefaultMaxDecodedBytes = 64 << 20 // 64 MiB: 4096×4096 8-bit RGBA
+	DefaultOutputMaxSide   = 1024
 )
 
 // The content types Process produces. Only these two come out, whatever came
@@ -53,8 +56,8 @@ var (
 	// ErrNotImage: not a JPEG, PNG, GIF or WebP, or one that does not decode
 	// (HTTP 415).
 	ErrNotImage = errors.New("picture: not a supported image")
-	// ErrDimensions: a side or the pixel count is over the limit, or zero
-	// (HTTP 422).
+	// ErrDimensions: a side, the pixel count or the decoded size in bytes
+	// is over the limit, or a side is zero (HTTP 422).
 	ErrDimensions = errors.New("picture: image dimensions out of range")
 )
 
@@ -68,6 +71,12 @@ type Limits struct {
 	// MaxPixels caps width×height (default MaxSide²). Decoding allocates
 	// memory in proportion to it, before a single pixel is read.
 	MaxPixels int64
+	// MaxDecodedBytes caps the decoded image in bytes: width × height × the
+	// bytes per pixel of the decoder's colour model, read from the header
+	// (default 64 MiB, a 4096×4096 8-bit RGBA image). A 16-bit PNG takes 8
+	// bytes a pixel, so a small file within MaxPixels could still ask for
+	// far more memory than an ordinary photo.
+	MaxDecodedBytes int64
 	// OutputMaxSide is the longest side of the stored picture (default 1024);
 	// larger images are scaled down.
 	OutputMaxSide int
@@ -85,6 +94,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxPixels <= 0 {
 		l.MaxPixels = int64(l.MaxSide) * int64(l.MaxSide)
+	}
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = DefaultMaxDecodedBytes
 	}
 	if l.OutputMaxSide <= 0 {
 		l.OutputMaxSide = DefaultOutputMaxSide
@@ -133,41 +145,106 @@ func sniff(data []byte) (format, bool) {
 // opaque images, PNG for transparent ones; the first frame of an animation)
 // so that no metadata of the original, such as GPS position, survives.
 //
-// It reads at most lim.MaxBytes+1 bytes from r, and checks the dimensions in
-// the image header before decoding, so neither a huge upload nor a small
-// file that claims a huge size (a decompression bomb) costs much memory.
-// Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions, or else the error
-// of r.
-//
-// At the default limits one call costs up to about a second of CPU and
-// 130 MB (an 8-bit 4096×3072 photo) to 260 MB (a 16-bit 4096×4096 PNG, which
-// may be a file of 150 KB) of transient memory, for the decoded pixels and
-// the scaler's buffers: callers should bound how many calls run at once.
+// It is Read, Inspect and Upload.Process in one: callers that bound the
+// memory of concurrent decodes call those, and reserve Upload.Memory before
+// Upload.Process. Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions, or
+// else the error of r.
 func Process(r io.Reader, lim Limits) (Image, error) {
+	data, err := Read(r, lim)
+	if err != nil {
+		return Image{}, err
+	}
+	u, err := Inspect(data, lim)
+	if err != nil {
+		return Image{}, err
+	}
+	return u.Process()
+}
+
+// Read reads an upload of at most lim.MaxBytes bytes from r, without looking
+// at what it holds: reading more is ErrTooLarge (and stops there), so a huge
+// upload costs no more than the limit.
+func Read(r io.Reader, lim Limits) ([]byte, error) {
 	lim = lim.withDefaults()
 	data, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
 	if err != nil {
-		return Image{}, fmt.Errorf("picture: read upload: %w", err)
+		return nil, fmt.Errorf("picture: read upload: %w", err)
 	}
 	if int64(len(data)) > lim.MaxBytes {
-		return Image{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+	}
+	return data, nil
+}
+
+// Upload is an upload whose header Inspect has read and checked: its format,
+// its size and what decoding it will cost are known, and no pixel has been
+// decoded yet.
+type Upload struct {
+	data    []byte
+	f       format
+	cfg     image.Config
+	lim     Limits
+	decoded int64 // bytes of the decoded image, as MaxDecodedBytes counts them
+	memory  int64 // bytes Process holds at its peak, estimated
+}
+
+// Inspect judges data by its magic bytes and its header alone: the format
+// must be one of the four, the sides, the pixel count and the decoded size
+// in bytes within lim, a JPEG's scans few. It decodes no pixel and allocates
+// little more than the header, so that a small file that claims a huge or
+// deep image (a decompression bomb) is refused before it costs anything.
+// Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions.
+func Inspect(data []byte, lim Limits) (*Upload, error) {
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
 	}
 	f, ok := sniff(data)
 	if !ok {
-		return Image{}, fmt.Errorf("%w: not JPEG, PNG, GIF or WebP", ErrNotImage)
+		return nil, fmt.Errorf("%w: not JPEG, PNG, GIF or WebP", ErrNotImage)
 	}
 	if f.name == "jpeg" {
 		if n := jpegScans(data); n > maxJPEGScans {
-			return Image{}, fmt.Errorf("%w: jpeg has %d scans, more than %d", ErrNotImage, n, maxJPEGScans)
+			return nil, fmt.Errorf("%w: jpeg has %d scans, more than %d", ErrNotImage, n, maxJPEGScans)
 		}
 	}
 	cfg, err := f.config(bytes.NewReader(data))
 	if err != nil {
-		return Image{}, fmt.Errorf("%w: %s header: %v", ErrNotImage, f.name, err)
+		return nil, fmt.Errorf("%w: %s header: %v", ErrNotImage, f.name, err)
 	}
 	if err := checkDimensions(cfg.Width, cfg.Height, lim); err != nil {
-		return Image{}, err
+		return nil, err
 	}
+	u := &Upload{data: data, f: f, cfg: cfg, lim: lim}
+	u.decoded, u.memory = cost(f.name, data, cfg, lim.OutputMaxSide)
+	if u.decoded > lim.MaxDecodedBytes {
+		return nil, fmt.Errorf("%w: %d×%d pixels decode to %d bytes, more than %d",
+			ErrDimensions, cfg.Width, cfg.Height, u.decoded, lim.MaxDecodedBytes)
+	}
+	return u, nil
+}
+
+// Width and Height are the image's size as its header gives it.
+func (u *Upload) Width() int  { return u.cfg.Width }
+func (u *Upload) Height() int { return u.cfg.Height }
+
+// DecodedBytes is the size of the decoded image as Limits.MaxDecodedBytes
+// counts it: width × height × the bytes per pixel of its colour model.
+func (u *Upload) DecodedBytes() int64 { return u.decoded }
+
+// Memory is the most memory Process holds at once for this upload, in
+// bytes, estimated from the header: the decoder's working memory and the
+// decoded image, the scaler's buffer, the output and its encoding. Reserve
+// it before calling Process. At the default limits it ranges from a few MB
+// for a phone-sized picture to about 200 MB for a 4096×4096 RGBA PNG (the
+// scaler's buffer of float64s is the largest part).
+func (u *Upload) Memory() int64 { return u.memory }
+
+// Process decodes the upload and returns it cleaned, as the package-level
+// Process does. It takes about a second of CPU for the largest pictures
+// within the default limits: callers bound how many run at once.
+func (u *Upload) Process() (Image, error) {
+	f, data, cfg := u.f, u.data, u.cfg
 	src, err := decode(f, data)
 	if err != nil {
 		return Image{}, err
@@ -177,7 +254,7 @@ func Process(r io.Reader, lim Limits) (Image, error) {
 		// The header said one size and the pixel data another.
 		return Image{}, fmt.Errorf("%w: %s decodes to %v, its header says %v", ErrNotImage, f.name, b, canvas)
 	}
-	out := scale(src, canvas, lim.OutputMaxSide)
+	out := scale(src, canvas, u.lim.OutputMaxSide)
 	if f.name == "jpeg" {
 		out = orient(out, jpegOrientation(data))
 	}
@@ -211,15 +288,20 @@ func decode(f format, data []byte) (img image.Image, err error) {
 	return img, nil
 }
 
-// scale draws src, which lies within canvas, into a new RGBA image whose
-// longer side is at most maxSide. Every path produces a fresh *image.RGBA, so
-// orientation and encoding deal with one pixel layout only.
-func scale(src image.Image, canvas image.Rectangle, maxSide int) *image.RGBA {
-	w, h := canvas.Dx(), canvas.Dy()
+// outputSize is the size scale gives a w×h image.
+func outputSize(w, h, maxSide int) (int, int) {
 	if long := max(w, h); long > maxSide {
 		w = max(1, int(math.Round(float64(w)*float64(maxSide)/float64(long))))
 		h = max(1, int(math.Round(float64(h)*float64(maxSide)/float64(long))))
 	}
+	return w, h
+}
+
+// scale draws src, which lies within canvas, into a new RGBA image whose
+// longer side is at most maxSide. Every path produces a fresh *image.RGBA, so
+// orientation and encoding deal with one pixel layout only.
+func scale(src image.Image, canvas image.Rectangle, maxSide int) *image.RGBA {
+	w, h := outputSize(canvas.Dx(), canvas.Dy(), maxSide)
 	if src.Bounds() != canvas {
 		// A GIF whose first frame covers only part of its logical screen:
 		// the rest is transparent, as a browser shows it.

@@ -17,14 +17,14 @@ import (
 // context.Canceled) and the like still work.
 var ErrUnavailable = errors.New("picture: storage unavailable")
 
-// Store keeps processed pictures under the keys that Key makes.
+// Store keeps processed pictures under the keys that NewKey makes.
 type Store interface {
-	// Put stores img under key. Storing the same key again is harmless and
-	// leaves the first copy in place: keys are derived from the content.
+	// Put stores img under key, a fresh key from NewKey. Storing the same
+	// key again (a retry) is harmless and leaves the first copy in place.
 	Put(ctx context.Context, key string, img Image) error
 	// Delete removes the picture; deleting a missing one is not an error.
-	// Keys are shared by identical pictures (see Key): the caller deletes
-	// only a key that no other user still refers to.
+	// Each key belongs to the one upload that made it, so its owner may
+	// delete it once no row names it.
 	Delete(ctx context.Context, key string) error
 	// URL returns an absolute URL from which a plain GET downloads the
 	// picture for at least 10 minutes from now.

@@ -1,0 +1,189 @@
+package picture
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"image/gif"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// pngOf builds a PNG of a w×h header with the given bit depth and colour
+// type, the extra chunks after IHDR, and an IDAT that holds the first rows
+// only (rows < 0: all of them, zero pixels).
+func pngOf(t testing.TB, w, h uint32, depth, colorType byte, rows int, extra ...[]byte) []byte {
+	t.Helper()
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, depth, colorType, 0, 0, 0)
+	channels := map[byte]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colorType]
+	rowBytes := 1 + (int(w)*channels*int(depth)+7)/8
+	if rows < 0 || rows > int(h) {
+		rows = int(h)
+	}
+	var z bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := make([]byte, rowBytes)
+	for range rows {
+		zw.Write(row)
+	}
+	zw.Close()
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, pngChunk("IHDR", ihdr)...)
+	for _, c := range extra {
+		b = append(b, c...)
+	}
+	b = append(b, pngChunk("IDAT", z.Bytes())...)
+	return append(b, pngChunk("IEND", nil)...)
+}
+
+// allocated is what f allocates, in bytes.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestDeepPNGIsRefusedFromHeader is the 16-bit bomb: a valid PNG of about
+// 140 KB whose 4096×4096 pixels are within MaxSide and MaxPixels but decode
+// to 128 MiB (8 bytes a pixel) and cost more than a second of CPU. It is
+// refused as ErrDimensions from its header, quickly and without allocating
+// anywhere near its decoded size.
+func TestDeepPNGIsRefusedFromHeader(t *testing.T) {
+	bomb := pngOf(t, 4096, 4096, 16, 2, -1) // 16-bit RGB, every row
+	if len(bomb) > 200<<10 {
+		t.Fatalf("the bomb is %d bytes, want a small file", len(bomb))
+	}
+	var err error
+	start := time.Now()
+	n := allocated(func() { _, err = Process(bytes.NewReader(bomb), Limits{}) })
+	took := time.Since(start)
+	if !errors.Is(err, ErrDimensions) {
+		t.Fatalf("error %v, want ErrDimensions", err)
+	}
+	if n > 2<<20 {
+		t.Errorf("refusing a %d-byte file allocated %d bytes: it was decoded", len(bomb), n)
+	}
+	if took > 250*time.Millisecond {
+		t.Errorf("refusing took %v: it was decoded", took)
+	}
+	u, err := Inspect(bomb, Limits{MaxDecodedBytes: 128 << 20})
+	if err != nil {
+		t.Fatalf("with 128 MiB allowed: %v", err)
+	}
+	if u.DecodedBytes() != 128<<20 || u.Memory() < 2*128<<20 {
+		t.Errorf("DecodedBytes %d, Memory %d: want 128 MiB decoded, and the scaler's 128 MiB on top", u.DecodedBytes(), u.Memory())
+	}
+
+	// The control: the header alone, with limits that admit it, is decoded
+	// (and fails for want of rows) after allocating its 128 MiB.
+	truncated := pngOf(t, 4096, 4096, 16, 2, 1)
+	n = allocated(func() { _, err = Process(bytes.NewReader(truncated), Limits{MaxDecodedBytes: 128 << 20}) })
+	if !errors.Is(err, ErrNotImage) {
+		t.Fatalf("control: error %v, want ErrNotImage", err)
+	}
+	if n < 128<<20 {
+		t.Fatalf("control: decoding allocated only %d bytes; the measure is broken", n)
+	}
+}
+
+func TestDecodedBytes(t *testing.T) {
+	trns := pngChunk("tRNS", []byte{0, 0})
+	tests := []struct {
+		name    string
+		data    []byte
+		decoded int64 // 0: refused with ErrDimensions
+	}{
+		{"8-bit RGBA 4096² passes", pngOf(t, 4096, 4096, 8, 6, 1), 4096 * 4096 * 4},
+		{"8-bit RGB 4096² (decoded as RGBA)", pngOf(t, 4096, 4096, 8, 2, 1), 4096 * 4096 * 4},
+		{"8-bit grey 4096²", pngOf(t, 4096, 4096, 8, 0, 1), 4096 * 4096},
+		{"grey with tRNS decodes as NRGBA", pngOf(t, 1000, 1000, 8, 0, 1, trns), 1000 * 1000 * 4},
+		{"16-bit grey 4096²", pngOf(t, 4096, 4096, 16, 0, 1), 4096 * 4096 * 2},
+		{"16-bit grey with tRNS 4096² is NRGBA64", pngOf(t, 4096, 4096, 16, 0, 1, trns), 0},
+		{"16-bit RGB 4096²", pngOf(t, 4096, 4096, 16, 2, 1), 0},
+		{"16-bit RGBA 2896²", pngOf(t, 2896, 2896, 16, 6, 1), 2896 * 2896 * 8},
+		{"16-bit RGBA 2897² is over 64 MiB", pngOf(t, 2897, 2897, 16, 6, 1), 0},
+		{"paletted", pngOf(t, 300, 200, 8, 3, 1, pngChunk("PLTE", []byte{0, 0, 0})), 300 * 200},
+		{"JPEG grey", encodeJPEG(t, image.NewGray(image.Rect(0, 0, 40, 30))), 40 * 30},
+		{"JPEG YCbCr", encodeJPEG(t, halves(40, 30, red, blue)), 40 * 30 * 3},
+		{"GIF", animatedGIF(t, 40, 30, red, blue), 40 * 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := Inspect(tc.data, Limits{})
+			if tc.decoded == 0 {
+				if !errors.Is(err, ErrDimensions) {
+					t.Fatalf("error %v, want ErrDimensions", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.DecodedBytes() != tc.decoded {
+				t.Errorf("DecodedBytes %d, want %d", u.DecodedBytes(), tc.decoded)
+			}
+			if u.Memory() < u.DecodedBytes() {
+				t.Errorf("Memory %d is less than the decoded image, %d", u.Memory(), u.DecodedBytes())
+			}
+		})
+	}
+}
+
+// TestMemoryCoversProcess checks the estimate against the allocator: what
+// Process allocates in all (a bound above its peak) for real images of each
+// format and layout stays within Memory plus the copy of the upload.
+func TestMemoryCoversProcess(t *testing.T) {
+	photo := image.NewRGBA(image.Rect(0, 0, 1500, 1000))
+	for y := range 1000 {
+		for x := range 1500 {
+			photo.SetRGBA(x, y, color.RGBA{R: uint8(x), G: uint8(y), B: uint8(x ^ y), A: 255})
+		}
+	}
+	transparent := image.NewNRGBA(image.Rect(0, 0, 1200, 900))
+	var gifBuf bytes.Buffer
+	pal := image.NewPaletted(image.Rect(0, 0, 1200, 900), color.Palette{color.Black, color.White})
+	if err := gif.Encode(&gifBuf, pal, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"baseline JPEG, scaled", encodeJPEG(t, photo)},
+		{"baseline JPEG, EXIF orientation", withMetadata(encodeJPEG(t, photo), binary.BigEndian, 6)},
+		{"progressive JPEG", progressiveJPEG(2048, 5)},
+		{"RGBA PNG, scaled", encodePNG(t, photo)},
+		{"transparent PNG", encodePNG(t, transparent)},
+		{"small PNG, not scaled", encodePNG(t, halves(300, 200, red, blue))},
+		{"GIF", gifBuf.Bytes()},
+		{"lossless WebP", readTestdata(t, "gopher-doc.1bpp.lossless.webp")},
+		{"lossy WebP", readTestdata(t, "blue-purple-pink.lossy.webp")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := Inspect(tc.data, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := allocated(func() { _, err = u.Process() })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(n) > u.Memory()+int64(len(tc.data)) {
+				t.Errorf("Process allocated %d bytes, Memory estimated %d", n, u.Memory())
+			}
+		})
+	}
+}
