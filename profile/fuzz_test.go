@@ -31,10 +31,9 @@ var fuzzLimits = picture.Limits{MaxBytes: 64 << 10, MaxSide: 256, OutputMaxSide:
 func newFuzzServer(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := New(Config{
-		Issuer:           "http://idp.test",
-		Pictures:         fuzzLimits,
-		PictureKeySecret: bytes.Repeat([]byte{7}, 32),
-		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Issuer:   "http://idp.test",
+		Pictures: fuzzLimits,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, Deps{})
 	if err != nil {
 		tb.Fatal(err)
@@ -73,10 +72,31 @@ func signup(t *testing.T, s *Server, contentType string, body []byte) (signupReq
 			t.Fatalf("readSignup field error %+v: unknown field or empty code or message", fe)
 		}
 	}
-	if req.picture != nil {
-		p := req.picture
-		if p.Width < 1 || p.Height < 1 || p.Width > fuzzLimits.OutputMaxSide || p.Height > fuzzLimits.OutputMaxSide {
-			t.Fatalf("picture %d×%d outside the limits", p.Width, p.Height)
+	if int64(len(req.picture)) > fuzzLimits.MaxBytes || (!req.hasPicture && req.picture != nil) {
+		t.Fatalf("readSignup kept a picture of %d bytes (present %v)", len(req.picture), req.hasPicture)
+	}
+	if req.hasPicture {
+		// What the handler does with it once the client and the fields
+		// have passed: the header, then the decode.
+		var errs []FieldError
+		w := httptest.NewRecorder()
+		u, ok := s.inspectPicture(w, req.picture, &errs)
+		switch {
+		case !ok:
+			checkProblem(t, w)
+		case u == nil:
+			if len(errs) != 1 || errs[0].Field != "picture" {
+				t.Fatalf("inspectPicture refused the picture with %+v", errs)
+			}
+		default:
+			img, ok := s.decodePicture(w, r, u)
+			if !ok {
+				checkProblem(t, w)
+				break
+			}
+			if img.Width < 1 || img.Height < 1 || img.Width > fuzzLimits.OutputMaxSide || img.Height > fuzzLimits.OutputMaxSide {
+				t.Fatalf("picture %d×%d outside the limits", img.Width, img.Height)
+			}
 		}
 	}
 	checkNewUser(t, s, req.fields)

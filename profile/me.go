@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"idp/account"
 	"idp/ent"
 	"idp/ent/user"
 	"idp/picture"
@@ -119,26 +118,36 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 			"Send the image as multipart/form-data part \"picture\", or as the body with an image content type."))
 		return
 	}
-	img, err := s.process(ctx, src)
+	// The bearer check has passed (the route's middleware): read the body,
+	// then its header, then decode.
+	data, err := picture.Read(src, lim)
+	if !s.readPictureError(w, err) {
+		return
+	}
 	var errs []FieldError
-	if !s.pictureError(w, &errs, err) {
+	upload, ok := s.inspectPicture(w, data, &errs)
+	if !ok {
 		return
 	}
 	if len(errs) > 0 {
 		writeProblem(w, validationProblem(errs))
 		return
 	}
+	img, ok := s.decodePicture(w, r, upload)
+	if !ok {
+		return
+	}
 
 	u := principal(r).User
-	key := picture.Key(s.pictureKeySecret(u.Username), img)
+	key := picture.NewKey(img.ContentType)
 	if err := s.pictures.Put(ctx, key, img); err != nil {
 		s.fail(w, r, "put picture", err)
 		return
 	}
-	updated, err := s.setPicture(ctx, u, &key)
+	updated, linked, err := s.setPicture(ctx, u, &key)
 	if err != nil {
-		if u.PictureKey == nil || *u.PictureKey != key {
-			s.deletePicture(ctx, key)
+		if !linked {
+			s.deletePicture(ctx, key) // ours alone: no row names it
 		}
 		s.fail(w, r, "put picture", err)
 		return
@@ -149,7 +158,7 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDeletePicture(w http.ResponseWriter, r *http.Request) {
 	u := principal(r).User
 	if u.PictureKey != nil {
-		if _, err := s.setPicture(r.Context(), u, nil); err != nil {
+		if _, _, err := s.setPicture(r.Context(), u, nil); err != nil {
 			s.fail(w, r, "delete picture", err)
 			return
 		}
@@ -157,37 +166,56 @@ func (s *Server) handleDeletePicture(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// errPictureChanged means another request changed the picture meanwhile.
+// errPictureChanged means other requests kept changing the picture for the
+// whole retry loop of setPicture.
 var errPictureChanged = errors.New("profile: the picture changed concurrently")
 
-// setPicture points the user at key (nil: no picture) and removes the
-// object the user had before. The update is conditional on the old key, so
-// of two concurrent changes neither deletes the object the other stored.
-func (s *Server) setPicture(ctx context.Context, u *ent.User, key *string) (*ent.User, error) {
-	q := s.db.Ent.User.Update().Where(user.ID(u.ID))
-	if u.PictureKey == nil {
-		q.Where(user.PictureKeyIsNil())
-	} else {
-		q.Where(user.PictureKey(*u.PictureKey))
+// setPictureAttempts bounds the retries of setPicture. Each failed attempt
+// means another request's update succeeded in between, so a handful of
+// concurrent retries of one app all get through.
+const setPictureAttempts = 8
+
+// setPicture points the user at key (nil: no picture), whatever the
+// picture is now: the last writer wins. Each attempt is an update
+// conditional on the key last read, retried with the newly read key when
+// another request changed it in between; after a successful update the
+// object it replaced is deleted, and only that one: no other row can name
+// it, keys being fresh per upload. linked reports whether the row now names
+// key, so that a caller whose update failed deletes its own object and one
+// whose update succeeded does not, even if reading the row back failed.
+func (s *Server) setPicture(ctx context.Context, u *ent.User, key *string) (updated *ent.User, linked bool, err error) {
+	current := u.PictureKey
+	for range setPictureAttempts {
+		if current == nil && key == nil {
+			return u, true, nil // no picture, as asked
+		}
+		q := s.db.Ent.User.Update().Where(user.ID(u.ID))
+		if current == nil {
+			q.Where(user.PictureKeyIsNil())
+		} else {
+			q.Where(user.PictureKey(*current))
+		}
+		if key == nil {
+			q.ClearPictureKey()
+		} else {
+			q.SetPictureKey(*key)
+		}
+		n, err := q.Save(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if n == 1 {
+			if current != nil {
+				s.deletePicture(ctx, *current)
+			}
+			updated, err := s.accounts.Get(ctx, u.ID)
+			return updated, true, err
+		}
+		// Changed meanwhile (or the user is gone): read it again.
+		if u, err = s.accounts.Get(ctx, u.ID); err != nil {
+			return nil, false, err
+		}
+		current = u.PictureKey
 	}
-	if key == nil {
-		q.ClearPictureKey()
-	} else {
-		q.SetPictureKey(*key)
-	}
-	n, err := q.Save(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, errPictureChanged
-	}
-	if old := u.PictureKey; old != nil && (key == nil || *old != *key) {
-		s.deletePicture(ctx, *old)
-	}
-	updated, err := s.accounts.Get(ctx, u.ID)
-	if errors.Is(err, account.ErrNotFound) {
-		return nil, err
-	}
-	return updated, err
+	return nil, false, errPictureChanged
 }

@@ -5,10 +5,7 @@ package profile
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -19,6 +16,7 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
+	"idp/budget"
 	"idp/database"
 	"idp/ent"
 	"idp/mail"
@@ -54,6 +52,13 @@ type Deps struct {
 	Pictures picture.Store
 	Mailer   Mailer
 	Limiter  Limiter
+	// Memory is the memory budget picture decodes take their Memory from,
+	// shared with password hashing; nil: decodes are bounded by the
+	// decoding slots only.
+	Memory *budget.Budget
+	// Decode decodes an inspected upload; nil: (*picture.Upload).Process.
+	// Tests replace it to see whether, and when, a picture is decoded.
+	Decode func(*picture.Upload) (picture.Image, error)
 }
 
 // Config configures the user API.
@@ -65,9 +70,6 @@ type Config struct {
 	PasswordMinLength int
 	// Pictures bounds uploads and sets the stored size.
 	Pictures picture.Limits
-	// PictureKeySecret keys the names of stored pictures, so that nobody
-	// can derive a picture's URL from the image.
-	PictureKeySecret []byte
 	// MailsPerHour caps reset mails per account and requesting address
 	// (default 3); MailsPerHourPerAccount caps them per account from all
 	// addresses (default 10), except while the account holds no working
@@ -94,21 +96,33 @@ type Server struct {
 	mailer   Mailer
 	limiter  Limiter
 	// decoding holds a slot per picture being decoded: one decode can take
-	// a second of CPU and a few hundred MB, so they are capped like
-	// password hashes.
+	// a second of CPU, so they are capped like password hashes.
 	decoding chan struct{}
+	// memory is the budget a decode takes its memory from; nil: none.
+	memory     *budget.Budget
+	decode     func(*picture.Upload) (picture.Image, error)
+	decodeWait time.Duration
 }
 
-// decodeWait is how long an upload waits for a decoding slot before 503.
+// decodeWait is how long an upload waits for a decoding slot and its memory
+// before 503.
 const decodeWait = 5 * time.Second
 
-// errBusy is returned when every decoding slot stays taken.
+// errBusy is returned when every decoding slot, or the memory budget, stays
+// taken.
 var errBusy = errors.New("profile: too many pictures being processed")
 
-// process runs picture.Process in a decoding slot.
-func (s *Server) process(ctx context.Context, r io.Reader) (picture.Image, error) {
-	t := time.NewTimer(decodeWait)
+// process decodes an inspected upload in a decoding slot, with the memory it
+// needs (Upload.Memory, known from its header) taken from the shared budget
+// first, so that neither a flood of pictures nor one of logins can push the
+// other past the budget.
+func (s *Server) process(ctx context.Context, u *picture.Upload) (picture.Image, error) {
+	if err := ctx.Err(); err != nil {
+		return picture.Image{}, err
+	}
+	t := time.NewTimer(s.decodeWait)
 	defer t.Stop()
+	start := time.Now()
 	select {
 	case s.decoding <- struct{}{}:
 	case <-t.C:
@@ -117,7 +131,17 @@ func (s *Server) process(ctx context.Context, r io.Reader) (picture.Image, error
 		return picture.Image{}, ctx.Err()
 	}
 	defer func() { <-s.decoding }()
-	return picture.Process(r, s.cfg.Pictures)
+	if s.memory != nil {
+		release, err := s.memory.Acquire(ctx, u.Memory(), s.decodeWait-time.Since(start))
+		if err != nil {
+			if ctx.Err() != nil {
+				return picture.Image{}, ctx.Err()
+			}
+			return picture.Image{}, errBusy
+		}
+		defer release()
+	}
+	return s.decode(u)
 }
 
 // New returns the user API.
@@ -127,9 +151,6 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.PasswordMinLength < MinPasswordMinLength || cfg.PasswordMinLength > PasswordMaxLength {
 		return nil, errors.New("profile: the minimum password length must be between 8 and 128")
-	}
-	if len(cfg.PictureKeySecret) < 32 {
-		return nil, errors.New("profile: the picture key secret must be at least 32 bytes")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -146,9 +167,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.ForgotMinDuration <= 0 {
 		cfg.ForgotMinDuration = 300 * time.Millisecond
 	}
+	if d.Decode == nil {
+		d.Decode = (*picture.Upload).Process
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens,
 		pictures: d.Pictures, mailer: d.Mailer, limiter: d.Limiter,
-		decoding: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
+		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
 
 // Register adds the /v1 routes to r.
@@ -245,13 +269,4 @@ func (s *Server) profileOf(ctx context.Context, u *ent.User) Profile {
 		}
 	}
 	return p
-}
-
-// pictureKeySecret is the secret a user's picture keys are derived with:
-// per user, so that two users uploading the same image never share an
-// object and deleting one's picture cannot remove the other's.
-func (s *Server) pictureKeySecret(username string) []byte {
-	m := hmac.New(sha256.New, s.cfg.PictureKeySecret)
-	m.Write([]byte("user:" + username))
-	return m.Sum(nil)
 }

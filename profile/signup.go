@@ -35,10 +35,14 @@ var signupFieldNames = []string{"username", "password", "email", "first_name", "
 
 // signupRequest is a parsed signup body.
 type signupRequest struct {
-	fields  signupFields
-	form    url.Values // client_id and client_secret, for client authentication
-	picture *picture.Image
-	errs    []FieldError // fields that are present but not strings, a picture too big in pixels
+	fields signupFields
+	form   url.Values // client_id and client_secret, for client authentication
+	// picture is the raw upload, read within the byte limit and not yet
+	// looked at: nothing of it is decoded before the client is
+	// authenticated and the fields are valid.
+	picture    []byte
+	hasPicture bool
+	errs       []FieldError // fields that are present but not strings or too long
 }
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +51,8 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The client first: an unknown client or a wrong secret costs nothing
+	// but this, whatever picture came with it.
 	client, err := s.tokens.AuthenticateClient(ctx, r, req.form)
 	if err != nil {
 		var rfc *fosite.RFC6749Error
@@ -66,12 +72,22 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Only now the picture: its header (a few bytes, nothing decoded) with
+	// the fields, then, once the names are known to be free, the decode.
+	var upload *picture.Upload
+	if req.hasPicture {
+		var ok bool
+		if upload, ok = s.inspectPicture(w, req.picture, &req.errs); !ok {
+			return
+		}
+	}
 	nu, errs := s.newUser(req.fields)
 	if errs = append(req.errs, errs...); len(errs) > 0 {
 		writeProblem(w, validationProblem(errs))
 		return
 	}
-	// A cheap look before the expensive hash; the unique indexes decide races.
+	// A cheap look before the expensive decode and hash; the unique indexes
+	// decide races.
 	if taken, err := s.accounts.Taken(ctx, nu.Username, nu.Email); err != nil {
 		s.fail(w, r, "signup: look up names", err)
 		return
@@ -79,15 +95,23 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, takenProblem(taken...))
 		return
 	}
+	var img picture.Image
+	if upload != nil {
+		if img, ok = s.decodePicture(w, r, upload); !ok {
+			return
+		}
+	}
 	if nu.PasswordHash, err = s.accounts.Hasher().Hash(ctx, nu.Password); err != nil {
 		s.fail(w, r, "signup: hash password", err)
 		return
 	}
 
+	// The object is this request's own (a fresh key): if the user row is
+	// not created, deleting it cannot touch anything another row names.
 	var stored string
-	if req.picture != nil {
-		stored = picture.Key(s.pictureKeySecret(nu.Username), *req.picture)
-		if err := s.pictures.Put(ctx, stored, *req.picture); err != nil {
+	if upload != nil {
+		stored = picture.NewKey(img.ContentType)
+		if err := s.pictures.Put(ctx, stored, img); err != nil {
 			s.fail(w, r, "signup: store picture", err)
 			return
 		}
@@ -130,7 +154,9 @@ func takenProblem(fields ...string) Problem {
 	return p
 }
 
-// deletePicture removes an object that no row refers to (any more). It runs
+// deletePicture removes an object that no row refers to (any more): one
+// that this request stored and failed to link, or the one its update
+// replaced. It runs
 // even when the client has gone, and a failure is logged: the object is
 // unreachable (its key is unguessable and nothing points at it) but takes
 // space.
@@ -229,17 +255,15 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 			}
 			name := part.FormName()
 			if name == "picture" {
-				if req.picture != nil {
+				if req.hasPicture {
 					writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "Send one picture."))
 					return req, false
 				}
-				img, err := s.process(r.Context(), part)
-				if ok := s.pictureError(w, &req.errs, err); !ok {
+				data, err := picture.Read(part, lim)
+				if !s.readPictureError(w, err) {
 					return req, false
 				}
-				if err == nil {
-					req.picture = &img
-				}
+				req.picture, req.hasPicture = data, true
 				continue
 			}
 			if !slices.Contains(signupFieldNames, name) {
@@ -265,33 +289,67 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 	}
 }
 
-// pictureError sorts out what picture.Process said. It answers the request
-// and reports false for 413 and 415; a picture too big in pixels is a field
-// error (422) reported with the others.
-func (s *Server) pictureError(w http.ResponseWriter, errs *[]FieldError, err error) bool {
+// readPictureError answers the request and reports false when reading the
+// raw picture failed: 413 past the byte limit, 400 for a broken body.
+func (s *Server) readPictureError(w http.ResponseWriter, err error) bool {
 	var tooBig *http.MaxBytesError
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, picture.ErrTooLarge), errors.As(err, &tooBig):
 		writeProblem(w, tooLarge(s.cfg.Pictures))
-		return false
+	default:
+		writeProblem(w, badBody(err))
+	}
+	return false
+}
+
+// inspectPicture reads the header of a raw upload, decoding nothing. It
+// answers the request and reports false for an upload that is not an image
+// (415); an image too big in pixels or decoded bytes is a field error (422)
+// added to errs, reported with the others.
+func (s *Server) inspectPicture(w http.ResponseWriter, data []byte, errs *[]FieldError) (*picture.Upload, bool) {
+	u, err := picture.Inspect(data, s.cfg.Pictures)
+	switch {
+	case err == nil:
+		return u, true
+	case errors.Is(err, picture.ErrDimensions):
+		*errs = append(*errs, FieldError{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."})
+		return nil, true
+	case errors.Is(err, picture.ErrTooLarge):
+		writeProblem(w, tooLarge(s.cfg.Pictures))
+		return nil, false
+	default:
+		notAnImage(w)
+		return nil, false
+	}
+}
+
+// decodePicture decodes an inspected upload within the decoding slots and
+// the memory budget. It answers the request and reports false when that
+// fails: 503 while busy, 415 for pixel data that does not decode.
+func (s *Server) decodePicture(w http.ResponseWriter, r *http.Request, u *picture.Upload) (picture.Image, bool) {
+	img, err := s.process(r.Context(), u)
+	switch {
+	case err == nil:
+		return img, true
 	case errors.Is(err, errBusy), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, problem(http.StatusServiceUnavailable, "busy", "Too busy", "Too many pictures at once; retry shortly."))
-		return false
 	case errors.Is(err, picture.ErrNotImage):
-		p := problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Not an image", "The picture must be a JPEG, PNG, GIF or WebP image.")
-		p.Errors = []FieldError{{Field: "picture", Code: "unsupported_type", Message: "Not a JPEG, PNG, GIF or WebP image."}}
-		writeProblem(w, p)
-		return false
+		notAnImage(w)
 	case errors.Is(err, picture.ErrDimensions):
-		*errs = append(*errs, FieldError{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels."})
-		return true
+		writeProblem(w, validationProblem([]FieldError{{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."}}))
 	default:
-		writeProblem(w, badBody(err))
-		return false
+		s.fail(w, r, "decode picture", err)
 	}
+	return picture.Image{}, false
+}
+
+func notAnImage(w http.ResponseWriter) {
+	p := problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Not an image", "The picture must be a JPEG, PNG, GIF or WebP image.")
+	p.Errors = []FieldError{{Field: "picture", Code: "unsupported_type", Message: "Not a JPEG, PNG, GIF or WebP image."}}
+	writeProblem(w, p)
 }
 
 func tooLarge(lim picture.Limits) Problem {

@@ -19,6 +19,7 @@ import (
 
 	"idp"
 	"idp/account"
+	"idp/budget"
 	"idp/database"
 	"idp/keys"
 	"idp/mail"
@@ -44,9 +45,11 @@ type app struct {
 	profile  *profile.Server
 	limiter  *ratelimit.Limiter
 	clientIP ratelimit.ClientIP
-	metrics  *metrics.Metrics
-	outbox   *mail.Outbox
-	mailer   mail.Sender
+	// memory is the budget password hashes and picture decodes share.
+	memory  *budget.Budget
+	metrics *metrics.Metrics
+	outbox  *mail.Outbox
+	mailer  mail.Sender
 }
 
 // openDB opens (and in the embedded default creates) the database and
@@ -102,7 +105,10 @@ func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger
 	})
 }
 
-func newHasher(cfg config) (*password.Hasher, error) {
+// newHasher makes the password hasher and the memory budget it shares with
+// picture decoding: the budget is the hashes' own (concurrency × argon2
+// memory), so that hashing alone can still use all of it.
+func newHasher(cfg config) (*password.Hasher, *budget.Budget, error) {
 	p := password.DefaultParams()
 	if cfg.Argon2MemoryKiB != 0 {
 		p.Memory = uint32(cfg.Argon2MemoryKiB)
@@ -114,9 +120,14 @@ func newHasher(cfg config) (*password.Hasher, error) {
 		p.Parallelism = uint8(min(cfg.Argon2Parallelism, 255))
 	}
 	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("IDP_ARGON2_…: %w", err)
+		return nil, nil, fmt.Errorf("IDP_ARGON2_…: %w", err)
 	}
-	return password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout)
+	memory := budget.New(password.MemoryBudget(p, cfg.HashConcurrency))
+	h, err := password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout, password.WithBudget(memory))
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, memory, nil
 }
 
 // mobileClient is the public client of the embedded default, so that the
@@ -154,10 +165,11 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err := a.keys.Load(ctx); err != nil {
 		return nil, err
 	}
-	hasher, err := newHasher(cfg)
+	hasher, memory, err := newHasher(cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.memory = memory
 	codeKey, err := hkdf.Key(sha256.New, kek, nil, "idp reset codes", 32)
 	if err != nil {
 		return nil, err
@@ -213,18 +225,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	pictureSecret, err := hkdf.Key(sha256.New, kek, nil, "idp picture keys", 32)
-	if err != nil {
-		return nil, err
-	}
 	a.profile, err = profile.New(profile.Config{
 		Issuer:            cfg.Issuer,
 		PasswordMinLength: cfg.PasswordMinLength,
 		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
-		PictureKeySecret:  pictureSecret,
 		Guard:             guard,
 		Logger:            log,
-	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter})
+	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+		Memory: a.memory})
 	if err != nil {
 		return nil, err
 	}

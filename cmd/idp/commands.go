@@ -119,12 +119,15 @@ func cmdServe(ctx context.Context, args []string, e cmdEnv) error {
 		return err
 	}
 	defer a.Close()
-	// Password hashes are the big allocations: each takes the argon2
-	// memory and drops it. A soft limit above their budget makes the
-	// garbage collector return that memory before the heap doubles, so a
-	// login flood stays within the budget plus the rest of the server.
+	// Password hashes and picture decodes are the big allocations. They
+	// share one memory budget (a.memory) that bounds what they use at
+	// once, and the hashing slots keep their argon2 buffers between hashes
+	// (the hasher's MemoryBudget), so decodes can hold the whole budget on
+	// top of those. A soft limit above both makes the garbage collector
+	// return decoded pictures' memory before the heap doubles, so a flood
+	// of logins or pictures stays within them plus the rest of the server.
 	if e.getenv("GOMEMLIMIT") == "" {
-		limit := a.accounts.Hasher().MemoryBudget() + 100<<20
+		limit := a.accounts.Hasher().MemoryBudget() + a.memory.Size() + 100<<20
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit", "bytes", limit)
 	}

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/zlib"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"image"
 	_ "image/jpeg"
 	"io"
@@ -560,6 +563,174 @@ func TestStatsEndpoint(t *testing.T) {
 		want := fmt.Sprintf(`{"user_ids":[%d,%d,%d,%d,%d],"count_female":3,"count_male":1,"count_unspecified":1}`, ids[0], ids[1], ids[2], ids[3], ids[4])
 		if r.status != 200 || strings.TrimSpace(string(r.body)) != want || r.header.Get("Content-Type") != "application/json" {
 			t.Errorf("stats: %d %q %s, want %s", r.status, r.header.Get("Content-Type"), r.body, want)
+		}
+	})
+}
+
+// deepPNG is the 16-bit bomb: a valid 4096×4096 16-bit RGB PNG of about
+// 140 KB, within the pixel limits, whose pixels decode to 128 MiB and take
+// over a second of CPU.
+func deepPNG(t *testing.T) []byte {
+	t.Helper()
+	ihdr := binary.BigEndian.AppendUint32(nil, 4096)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, 4096)
+	ihdr = append(ihdr, 16, 2, 0, 0, 0)
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	row := make([]byte, 1+4096*6)
+	for range 4096 {
+		zw.Write(row)
+	}
+	zw.Close()
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(b, typ...)
+		b = append(b, data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, chunk("IHDR", ihdr)...)
+	b = append(b, chunk("IDAT", z.Bytes())...)
+	return append(b, chunk("IEND", nil)...)
+}
+
+// TestSignupDeepPNG sends the 16-bit bomb first in the body: with an
+// unknown client it is a quick 401 that creates nothing; with the right
+// client it is refused from its header as a 422 on picture.
+func TestSignupDeepPNG(t *testing.T) {
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db")
+	s.mobile()
+	bomb := deepPNG(t)
+	send := func(clientID string) response {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, _ := mw.CreateFormFile("picture", "deep.png")
+		fw.Write(bomb)
+		for k, v := range signupBody("deep", "deep@example.com") {
+			if k == "client_id" {
+				v = clientID
+			}
+			mw.WriteField(k, v)
+		}
+		mw.Close()
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/users", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return s.do(req)
+	}
+	start := time.Now()
+	if r := send("nobody"); r.status != 401 {
+		t.Errorf("unknown client with the bomb: %d %s", r.status, r.body)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("the 401 took %v", took)
+	}
+	start = time.Now()
+	if r := send("mobile"); r.status != 422 || !hasFieldError(problemOf(t, r), "picture", "") {
+		t.Errorf("the bomb from the mobile client: %d %s", r.status, r.body)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("refusing the bomb took %v: it was decoded", took)
+	}
+	if taken, _ := s.app.accounts.Taken(context.Background(), "deep", "deep@example.com"); len(taken) != 0 {
+		t.Errorf("a refused signup left %v behind", taken)
+	}
+}
+
+// TestSignupConcurrentPicturePuts is an app retrying: four identical PUTs
+// of a picture at once. Each is answered 200 (the last writer wins), and
+// the profile's picture_url then downloads, with one object left.
+func TestSignupConcurrentPicturePuts(t *testing.T) {
+	eachEngineAndStore(t, func(t *testing.T, dbURL string, store func(*config), objects func() int) {
+		s := startServer(t, dbURL, store)
+		s.mobile()
+		s.createUser("ada", "ada@example.com", testPassword)
+		tok, err := mobileConfig(s, allUserScopes...).PasswordCredentialsToken(context.Background(), "ada", testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pic := testJPEG(t, 120, 90)
+		for round := range 2 { // from no picture, then replacing one
+			const n = 4
+			statuses := make([]int, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					statuses[i] = s.send(http.MethodPut, "/v1/profile/picture", tok.AccessToken, "image/jpeg", bytes.NewReader(pic)).status
+				})
+			}
+			close(start)
+			wg.Wait()
+			for _, st := range statuses {
+				if st != 200 {
+					t.Errorf("round %d: statuses %v, want 200 each", round, statuses)
+					break
+				}
+			}
+			p := s.get("/v1/profile", tok.AccessToken).json(t)
+			u, _ := p["picture_url"].(string)
+			if u == "" {
+				t.Fatalf("round %d: no picture_url: %v", round, p)
+			}
+			status, hdr, body := download(t, u)
+			if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "image/") {
+				t.Fatalf("round %d: download %s: %d %v", round, u, status, hdr)
+			}
+			if _, _, err := image.DecodeConfig(bytes.NewReader(body)); err != nil {
+				t.Errorf("round %d: the download is not an image: %v", round, err)
+			}
+			if k := objects(); k != 1 {
+				t.Errorf("round %d: %d objects, want 1 (the replaced ones deleted)", round, k)
+			}
+		}
+	})
+}
+
+// TestSignupRaceWithPicture has four signups with one username and the same
+// picture race: exactly one 201, the others 409, and the winner's
+// picture_url downloads; the losers leave no object behind.
+func TestSignupRaceWithPicture(t *testing.T) {
+	eachEngineAndStore(t, func(t *testing.T, dbURL string, store func(*config), objects func() int) {
+		s := startServer(t, dbURL, store, func(c *config) { c.HashQueueTimeout = time.Minute })
+		s.mobile()
+		pic := testJPEG(t, 120, 90)
+		const n = 4
+		results := make([]response, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				results[i] = s.signupMultipart(signupBody("racer", fmt.Sprintf("racer%d@example.com", i)), pic, "me.jpg")
+			})
+		}
+		close(start)
+		wg.Wait()
+		var won []response
+		count := map[int]int{}
+		for _, r := range results {
+			count[r.status]++
+			if r.status == 201 {
+				won = append(won, r)
+			}
+		}
+		if count[201] != 1 || count[409] != n-1 {
+			t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
+		}
+		var created struct {
+			User map[string]any `json:"user"`
+		}
+		json.Unmarshal(won[0].body, &created)
+		u, _ := created.User["picture_url"].(string)
+		if u == "" {
+			t.Fatalf("the winner has no picture_url: %s", won[0].body)
+		}
+		if status, hdr, _ := download(t, u); status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "image/") {
+			t.Errorf("the winner's picture %s: %d %v", u, status, hdr)
+		}
+		if k := objects(); k != 1 {
+			t.Errorf("%d objects, want the winner's one", k)
 		}
 	})
 }

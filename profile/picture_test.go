@@ -1,0 +1,277 @@
+package profile
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/ory/fosite"
+
+	"idp/account"
+	"idp/budget"
+	"idp/database/databasetest"
+	"idp/oauth"
+	"idp/password"
+	"idp/picture"
+)
+
+// deepPNG is the 16-bit bomb: a valid 4096×4096 16-bit RGB PNG of about
+// 140 KB, whose pixels decode to 128 MiB and take over a second of CPU.
+func deepPNG(t testing.TB) []byte {
+	t.Helper()
+	chunk := func(typ string, data []byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		b = append(b, typ...)
+		b = append(b, data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, 4096)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, 4096)
+	ihdr = append(ihdr, 16, 2, 0, 0, 0)
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	row := make([]byte, 1+4096*6)
+	for range 4096 {
+		zw.Write(row)
+	}
+	zw.Close()
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, chunk("IHDR", ihdr)...)
+	b = append(b, chunk("IDAT", z.Bytes())...)
+	return append(b, chunk("IEND", nil)...)
+}
+
+// photoJPEG is a w×h JPEG.
+func photoJPEG(t testing.TB, w, h int) []byte {
+	t.Helper()
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			m.SetRGBA(x, y, color.RGBA{R: uint8(x), G: uint8(y), B: uint8(x ^ y), A: 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// fakeTokens authenticates the client "mobile" only; nothing else is used
+// before a picture would be decoded.
+type fakeTokens struct{}
+
+func (fakeTokens) AuthenticateClient(_ context.Context, _ *http.Request, form url.Values) (fosite.Client, error) {
+	if form.Get("client_id") != "mobile" {
+		return nil, fosite.ErrInvalidClient
+	}
+	return &fosite.DefaultClient{ID: "mobile", Public: true, GrantTypes: []string{"password"}}, nil
+}
+
+func (fakeTokens) IssueTokens(context.Context, fosite.Client, int64, []string) (map[string]any, error) {
+	return nil, errors.New("not in this test")
+}
+
+func (fakeTokens) Verify(context.Context, *http.Request, ...string) (*oauth.Principal, error) {
+	return nil, oauth.ErrNoToken
+}
+
+func (fakeTokens) RevokeSubject(context.Context, string) error { return nil }
+
+func testHasher(t testing.TB, iterations uint32, concurrency int, wait time.Duration, opts ...password.Option) *password.Hasher {
+	t.Helper()
+	p := password.Params{Memory: 19 * 1024, Iterations: iterations, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	h, err := password.NewHasher(p, concurrency, wait, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestSignupDecodesOnlyAfterAuthAndChecks sends multipart signups whose
+// picture part comes first, and counts the decodes: none for an unknown
+// client, for invalid fields, for a picture refused by its header or for a
+// taken name; only a signup that passed all of those reaches the decoder.
+func TestSignupDecodesOnlyAfterAuthAndChecks(t *testing.T) {
+	db := databasetest.Open(t, databasetest.SQLiteURL(t))
+	accounts := account.New(db.Ent, testHasher(t, 2, 1, time.Second), account.Options{})
+	if _, err := accounts.Create(context.Background(), account.NewUser{Username: "taken", Email: "taken@example.com",
+		Password: "a sturdy passphrase", FirstName: "T", LastName: "T", Gender: "female"}); err != nil {
+		t.Fatal(err)
+	}
+	var decodes atomic.Int64
+	s, err := New(Config{Issuer: "http://idp.test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Deps{
+		DB: db, Accounts: accounts, Tokens: fakeTokens{},
+		Decode: func(*picture.Upload) (picture.Image, error) {
+			decodes.Add(1)
+			return picture.Image{}, picture.ErrNotImage // stop here: 415
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	s.Register(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	bomb, good := deepPNG(t), photoJPEG(t, 64, 48)
+	fields := func(clientID, username string) [][2]string {
+		return [][2]string{{"client_id", clientID}, {"username", username}, {"email", username + "@example.com"},
+			{"password", "a sturdy passphrase"}, {"first_name", "Ada"}, {"last_name", "L"}, {"gender", "female"}}
+	}
+	tests := []struct {
+		name    string
+		fields  [][2]string
+		pic     []byte
+		status  int
+		decodes int64
+	}{
+		{"unknown client, the 16-bit bomb", fields("nobody", "ada"), bomb, 401, 0},
+		{"unknown client, a plain picture", fields("nobody", "ada"), good, 401, 0},
+		{"no client at all", fields("", "ada"), good, 401, 0},
+		{"invalid username", fields("mobile", "a"), good, 422, 0},
+		{"the 16-bit bomb, refused from its header", fields("mobile", "ada"), bomb, 422, 0},
+		{"taken username", fields("mobile", "taken"), good, 409, 0},
+		{"all checks passed: decoded", fields("mobile", "ada"), good, 415, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			decodes.Store(0)
+			var body bytes.Buffer
+			mw := multipart.NewWriter(&body)
+			fw, _ := mw.CreateFormFile("picture", "me.png") // the picture first
+			fw.Write(tc.pic)
+			for _, f := range tc.fields {
+				if f[1] != "" {
+					mw.WriteField(f[0], f[1])
+				}
+			}
+			mw.Close()
+			start := time.Now()
+			res, err := http.Post(srv.URL+"/v1/users", mw.FormDataContentType(), &body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Errorf("status %d, want %d: %s", res.StatusCode, tc.status, b)
+			}
+			if n := decodes.Load(); n != tc.decodes {
+				t.Errorf("%d decodes, want %d", n, tc.decodes)
+			}
+			if tc.status == 401 {
+				if taken, _ := accounts.Taken(context.Background(), "ada", "ada@example.com"); len(taken) != 0 {
+					t.Errorf("a refused signup created %v", taken)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("the 401 took %v", d)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeAndHashShareTheBudget: while two real password hashes hold the
+// whole budget, a picture decode waits and then is busy; while a decode
+// holds it, a hash waits and then is busy; each goes through once the other
+// gives the memory back within its wait.
+func TestDecodeAndHashShareTheBudget(t *testing.T) {
+	ctx := context.Background()
+	p := password.Params{Memory: 19 * 1024}
+	memory := budget.New(password.MemoryBudget(p, 2))
+	// Slow hashes (about a second each) that hold their 19 MiB a while.
+	slow := testHasher(t, 64, 2, 100*time.Millisecond, password.WithBudget(memory))
+	var decodes atomic.Int64
+	decoding, release := make(chan struct{}), make(chan struct{})
+	s, err := New(Config{Issuer: "http://idp.test"}, Deps{Memory: memory, Decode: func(u *picture.Upload) (picture.Image, error) {
+		decodes.Add(1)
+		decoding <- struct{}{}
+		<-release
+		return picture.Image{Width: u.Width(), Height: u.Height()}, nil // the decode itself is not the point
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.decodeWait = 150 * time.Millisecond
+	big, err := picture.Inspect(photoJPEG(t, 2000, 1000), s.cfg.Pictures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big.Memory() < memory.Size() {
+		t.Fatalf("the test picture needs %d bytes, less than the whole budget of %d", big.Memory(), memory.Size())
+	}
+
+	// Hashes hold the budget: the decode is refused without decoding.
+	hashed := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := slow.Hash(ctx, "a sturdy passphrase"); hashed <- err }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := memory.Acquire(ctx, 1, 0)
+		if err != nil {
+			break // both hashes are running
+		}
+		r()
+		if time.Now().After(deadline) {
+			t.Fatal("the hashes never held the budget")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := s.process(ctx, big); !errors.Is(err, errBusy) {
+		t.Fatalf("decode with the budget held by hashes: %v, want busy", err)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond {
+		t.Errorf("the decode gave up after %v without waiting", took)
+	}
+	if n := decodes.Load(); n != 0 {
+		t.Fatalf("%d decodes while the hashes held the budget", n)
+	}
+	for range 2 {
+		if err := <-hashed; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A decode holds the budget: a hash waits, and is busy.
+	done := make(chan error, 1)
+	s.decodeWait = 5 * time.Second
+	go func() { _, err := s.process(ctx, big); done <- err }()
+	<-decoding
+	fast := testHasher(t, 2, 2, 100*time.Millisecond, password.WithBudget(memory))
+	start = time.Now()
+	if _, err := fast.Hash(ctx, "a sturdy passphrase"); !errors.Is(err, password.ErrBusy) {
+		t.Fatalf("hash with the budget held by a decode: %v, want ErrBusy", err)
+	}
+	if took := time.Since(start); took < 80*time.Millisecond {
+		t.Errorf("the hash gave up after %v without waiting", took)
+	}
+	// Given back while a hash waits: the hash goes through.
+	patient := testHasher(t, 2, 2, 5*time.Second, password.WithBudget(memory))
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+	if _, err := patient.Hash(ctx, "a sturdy passphrase"); err != nil {
+		t.Fatalf("hash after the decode: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the decode: %v", err)
+	}
+}
