@@ -28,7 +28,7 @@ import (
 const (
 	DefaultMaxBytes        = 5 << 20 // 5 MiB
 	DefaultMaxSide         = 4096
-	DefaultMaxDecodedBytes = 64 << 20 // 64 MiB: 4096×4096 8-bit RGBA
+	DefaultMaxDecodedBytes = 4 * DefaultMaxSide * DefaultMaxSide // 64 MiB: 8-bit RGBA at the default MaxSide
 	DefaultOutputMaxSide   = 1024
 )
 
@@ -73,9 +73,10 @@ type Limits struct {
 	MaxPixels int64
 	// MaxDecodedBytes caps the decoded image in bytes: width × height × the
 	// bytes per pixel of the decoder's colour model, read from the header
-	// (default 64 MiB, a 4096×4096 8-bit RGBA image). A 16-bit PNG takes 8
-	// bytes a pixel, so a small file within MaxPixels could still ask for
-	// far more memory than an ordinary photo.
+	// (default 4 bytes for each of MaxPixels: DefaultMaxDecodedBytes, 64
+	// MiB, at the default MaxSide, so that any 8-bit RGBA image within the
+	// pixel limits passes). A 16-bit PNG takes 8 bytes a pixel, so a small
+	// file within MaxPixels could still ask for twice that.
 	MaxDecodedBytes int64
 	// OutputMaxSide is the longest side of the stored picture (default 1024);
 	// larger images are scaled down.
@@ -96,7 +97,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxPixels = int64(l.MaxSide) * int64(l.MaxSide)
 	}
 	if l.MaxDecodedBytes <= 0 {
-		l.MaxDecodedBytes = DefaultMaxDecodedBytes
+		l.MaxDecodedBytes = 4 * l.MaxPixels
 	}
 	if l.OutputMaxSide <= 0 {
 		l.OutputMaxSide = DefaultOutputMaxSide
