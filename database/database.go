@@ -1,5 +1,6 @@
-// Package database opens the SQL database behind idp, MySQL in production or
-// SQLite as the embedded default, and wraps it in the ent client.
+// Package database opens the SQL database behind idp, MySQL or PostgreSQL in
+// production or SQLite as the embedded default, and wraps it in the ent
+// client.
 package database
 
 import (
@@ -19,6 +20,8 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 
 	"idp/ent"
@@ -31,12 +34,13 @@ import (
 type DB struct {
 	Ent     *ent.Client
 	SQL     *sql.DB
-	Dialect string // dialect.MySQL or dialect.SQLite
+	Dialect string // dialect.MySQL, dialect.Postgres or dialect.SQLite
 }
 
 // Open connects to the database named by rawURL:
 //
 //	mysql://user:password@host:3306/dbname?param=value
+//	postgres://user:password@host:5432/dbname?param=value  (or postgresql://)
 //	sqlite:///absolute/path/idp.db  or  sqlite:relative/path/idp.db
 //
 // Open checks that the database answers; it does not migrate.
@@ -69,6 +73,14 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 			return nil, fmt.Errorf("database: %w", err)
 		}
 		sqlDB = sql.OpenDB(cachingConnector{conn, mysqlCachedStmts})
+	case dialect.Postgres:
+		cfg, err := postgresConfig(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		// No cachingConnector: pgx keeps each connection's prepared
+		// statements itself (see stmtcache.go).
+		sqlDB = sql.OpenDB(stdlib.GetConnector(*cfg))
 	}
 	configurePool(sqlDB, dia)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -134,12 +146,14 @@ func configurePool(db *sql.DB, dia string) {
 func dataSource(rawURL string) (dsn, dia string, err error) {
 	scheme, _, ok := strings.Cut(rawURL, ":")
 	if !ok {
-		return "", "", errors.New("database: URL has no scheme (want mysql:// or sqlite:)")
+		return "", "", errors.New("database: URL has no scheme (want mysql://, postgres:// or sqlite:)")
 	}
 	switch scheme {
 	case "mysql":
 		dsn, err := mysqlDSN(rawURL)
 		return dsn, dialect.MySQL, err
+	case "postgres", "postgresql":
+		return rawURL, dialect.Postgres, nil
 	case "sqlite":
 		path := sqlitePath(rawURL)
 		if path == "" {
@@ -147,7 +161,7 @@ func dataSource(rawURL string) (dsn, dia string, err error) {
 		}
 		return SQLiteDSN(path), dialect.SQLite, nil
 	default:
-		return "", "", fmt.Errorf("database: unsupported scheme %q (want mysql or sqlite)", scheme)
+		return "", "", fmt.Errorf("database: unsupported scheme %q (want mysql, postgres or sqlite)", scheme)
 	}
 }
 
@@ -230,6 +244,35 @@ func mysqlDSN(rawURL string) (string, error) {
 		}
 	}
 	return cfg.FormatDSN(), nil
+}
+
+// postgresConfig parses a postgres:// URL with pgx's rules (libpq's
+// parameters: sslmode, connect_timeout, application_name, …).
+func postgresConfig(rawURL string) (*pgx.ConnConfig, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("database: bad postgres URL: %w", errors.Unwrap(err))
+	}
+	if strings.TrimPrefix(u.Path, "/") == "" {
+		return nil, errors.New("database: postgres URL names no database")
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		// pgx's message quotes the URL, hiding the password only on a
+		// best-effort basis: name the URL here, and pass on only the cause.
+		if cause := errors.Unwrap(err); cause != nil {
+			return nil, fmt.Errorf("database: bad postgres URL %s: %w", Redact(rawURL), cause)
+		}
+		return nil, fmt.Errorf("database: bad postgres URL %s", Redact(rawURL))
+	}
+	// As for MySQL, a server that does not answer must fail in bounded
+	// time: connect_timeout in the URL overrides this. Queries are bounded
+	// by their context (pgx cancels them on the server when it ends), and
+	// lost peers by TCP keepalive.
+	if !u.Query().Has("connect_timeout") {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	return cfg, nil
 }
 
 // Redact removes a password from a database URL so that it can be logged.

@@ -2,8 +2,15 @@ package database_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"entgo.io/ent/dialect"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"idp/database"
 	"idp/database/databasetest"
@@ -43,7 +50,11 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestOpenRejectsBadURLs(t *testing.T) {
-	for _, raw := range []string{"", "postgres://x/y", "mysql://root@127.0.0.1:1/", "sqlite:"} {
+	for _, raw := range []string{
+		"", "ftp://x/y", "mysql://root@127.0.0.1:1/", "sqlite:",
+		"postgres://postgres@127.0.0.1:1/", "postgres://postgres@127.0.0.1:5432/idp?connect_timeout=x",
+		"postgres://postgres@127.0.0.1:1/idp?connect_timeout=1", "postgresql://postgres@127.0.0.1:1/idp?connect_timeout=1",
+	} {
 		if db, err := database.Open(context.Background(), raw); err == nil {
 			db.Close()
 			t.Errorf("Open(%q) succeeded", raw)
@@ -52,8 +63,81 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	got := database.Redact("mysql://idp:s3cret@db:3306/idp")
-	if got != "mysql://idp:xxxxx@db:3306/idp" {
-		t.Errorf("Redact = %q", got)
+	for raw, want := range map[string]string{
+		"mysql://idp:s3cret@db:3306/idp":                   "mysql://idp:xxxxx@db:3306/idp",
+		"postgres://idp:s3cret@db:5432/idp?sslmode=verify": "postgres://idp:xxxxx@db:5432/idp?sslmode=verify",
+	} {
+		if got := database.Redact(raw); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestOpenErrorHidesPassword(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://idp:s3cret@127.0.0.1:1/idp?connect_timeout=1",
+		"postgres://idp:s3cret@127.0.0.1:5432/idp?connect_timeout=x",
+	} {
+		db, err := database.Open(context.Background(), raw)
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open(%q) succeeded", raw)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q): error %q shows the password", raw, err)
+		}
+	}
+}
+
+func TestRebind(t *testing.T) {
+	for _, tc := range []struct{ dialect, in, want string }{
+		{dialect.MySQL, "SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = ? AND c = ?"},
+		{dialect.SQLite, "SELECT a FROM t WHERE b = ?", "SELECT a FROM t WHERE b = ?"},
+		{dialect.Postgres, "SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = $1 AND c = $2"},
+		{dialect.Postgres, "INSERT INTO t VALUES (?,?,?)", "INSERT INTO t VALUES ($1,$2,$3)"},
+		{dialect.Postgres, "SELECT '?', \"a?\" FROM t WHERE b = ? AND c = 'it''s ?'", "SELECT '?', \"a?\" FROM t WHERE b = $1 AND c = 'it''s ?'"},
+		{dialect.Postgres, "SELECT 1", "SELECT 1"},
+	} {
+		if got := database.Rebind(tc.dialect, tc.in); got != tc.want {
+			t.Errorf("Rebind(%s, %q) = %q, want %q", tc.dialect, tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRawStatements runs the hand-written SQL idp relies on, through the
+// dialect helpers, on every engine.
+func TestRawStatements(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		if _, err := db.Ent.User.Create().SetID(7).SetUsername("bob").SetEmail("bob@example.com").
+			SetPasswordHash("x").SetFirstName("Bob").SetLastName("B").Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q := database.Rebind(db.Dialect, "SELECT username FROM users WHERE id = "+database.BigIntCast(db.Dialect, "?")+" AND email = ?")
+		var name string
+		if err := db.SQL.QueryRowContext(ctx, q, "7", "bob@example.com").Scan(&name); err != nil || name != "bob" {
+			t.Errorf("%s: name %q, err %v", q, name, err)
+		}
+		if got := db.Ent.Dialect(); got != db.Dialect {
+			t.Errorf("ent client dialect %q, want %q", got, db.Dialect)
+		}
+	})
+}
+
+func TestIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "40001"}, true},
+		{fmt.Errorf("commit: %w", &pgconn.PgError{Code: "40P01"}), true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&mysql.MySQLError{Number: 1213}, true},
+		{&mysql.MySQLError{Number: 1062}, false},
+		{errors.New("40001"), false},
+	} {
+		if got := database.IsRetryable(tc.err); got != tc.want {
+			t.Errorf("IsRetryable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

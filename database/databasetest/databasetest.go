@@ -1,12 +1,14 @@
 // Package databasetest gives tests fresh, migrated databases: SQLite always,
-// and MySQL (or MariaDB) when IDP_TEST_MYSQL_DSN names a server, for example
+// MySQL (or MariaDB) when IDP_TEST_MYSQL_DSN names a server and PostgreSQL
+// when IDP_TEST_POSTGRES_DSN does, for example
 //
 //	IDP_TEST_MYSQL_DSN=mysql://root@127.0.0.1:3306/idp_test
+//	IDP_TEST_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/idp_test
 //
 // Every call creates its own database (a file in the test's temporary
-// directory, or a new MySQL schema named after the DSN's database plus a
-// random suffix, dropped when the test ends), so tests never see each other's
-// rows.
+// directory, or a new MySQL or PostgreSQL database named after the DSN's
+// database plus a random suffix, dropped when the test ends), so tests never
+// see each other's rows.
 package databasetest
 
 import (
@@ -21,12 +23,17 @@ import (
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 
 	"idp/database"
 )
 
-// MySQLEnv is the environment variable that enables the MySQL runs.
-const MySQLEnv = "IDP_TEST_MYSQL_DSN"
+// MySQLEnv and PostgresEnv are the environment variables that enable the
+// MySQL and PostgreSQL runs.
+const (
+	MySQLEnv    = "IDP_TEST_MYSQL_DSN"
+	PostgresEnv = "IDP_TEST_POSTGRES_DSN"
+)
 
 // Engine is a database engine tests run against.
 type Engine struct {
@@ -35,15 +42,23 @@ type Engine struct {
 	NewURL func(t testing.TB) string
 }
 
-// Engines lists SQLite and, when configured, MySQL. In CI (CI set in the
-// environment) a missing MySQL configuration fails the test instead of
-// silently running SQLite only.
+// Engines lists SQLite and, when configured, MySQL and PostgreSQL. In CI
+// (CI set in the environment) a missing MySQL or PostgreSQL configuration
+// fails the test instead of silently skipping that engine.
 func Engines(t testing.TB) []Engine {
 	engines := []Engine{{Name: "sqlite", NewURL: SQLiteURL}}
-	if os.Getenv(MySQLEnv) != "" {
-		engines = append(engines, Engine{Name: "mysql", NewURL: MySQLURL})
-	} else if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not set in CI: the MySQL runs would be skipped", MySQLEnv)
+	for _, e := range []struct {
+		env, name, label string
+		newURL           func(testing.TB) string
+	}{
+		{MySQLEnv, "mysql", "MySQL", MySQLURL},
+		{PostgresEnv, "postgres", "PostgreSQL", PostgresURL},
+	} {
+		if os.Getenv(e.env) != "" {
+			engines = append(engines, Engine{Name: e.name, NewURL: e.newURL})
+		} else if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set in CI: the %s runs would be skipped", e.env, e.label)
+		}
 	}
 	return engines
 }
@@ -120,6 +135,54 @@ func MySQLURL(t testing.TB) string {
 		}
 		defer s.Close()
 		s.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// PostgresURL creates a new empty PostgreSQL database on the server named
+// by IDP_TEST_POSTGRES_DSN and returns its URL; the database is dropped when
+// t ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv)
+	if base == "" {
+		t.Skipf("%s not set", PostgresEnv)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresEnv, err)
+	}
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	prefix := strings.TrimPrefix(u.Path, "/")
+	if prefix == "" {
+		prefix = "idp_test"
+	}
+	// Unquoted names fold to lower case; the hex suffix already is.
+	name := strings.ToLower(prefix) + "_" + hex.EncodeToString(suffix[:])
+	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+
+	// The server is reached through its maintenance database: the DSN's
+	// own need not exist.
+	admin := *u
+	admin.Path = "/postgres"
+	server, err := sql.Open("pgx", admin.String())
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer server.Close()
+	if _, err := server.Exec("CREATE DATABASE " + ident + " ENCODING 'UTF8' TEMPLATE template0"); err != nil {
+		t.Fatalf("create test database on %s: %v", u.Host, err)
+	}
+	t.Cleanup(func() {
+		s, err := sql.Open("pgx", admin.String())
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		// FORCE ends connections still open, which would block the drop.
+		s.Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)")
 	})
 	u.Path = "/" + name
 	return u.String()
