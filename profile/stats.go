@@ -62,7 +62,7 @@ func WriteStats(ctx context.Context, db *database.DB, w io.Writer, batch int) er
 	}
 	// Prepared once, the id query is parsed once per request rather than once
 	// per batch.
-	page, err := tx.PrepareContext(ctx, "SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?")
+	page, err := tx.PrepareContext(ctx, database.Rebind(db.Dialect, "SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?"))
 	if err != nil {
 		return fmt.Errorf("profile: stats: prepare: %w", err)
 	}
@@ -124,10 +124,12 @@ func WriteStats(ctx context.Context, db *database.DB, w io.Writer, batch int) er
 // statsTxOptions asks for a transaction that reads one snapshot and takes no
 // write lock. MySQL's default isolation is REPEATABLE READ already, but a
 // server configured otherwise would let the counts and the ids disagree, so
-// it is stated. SQLite has one isolation level; modernc ignores the option
-// and begins read-only transactions DEFERRED.
+// it is stated; PostgreSQL's default, READ COMMITTED, takes a snapshot per
+// statement, and REPEATABLE READ one for the transaction. SQLite has one
+// isolation level; modernc ignores the option and begins read-only
+// transactions DEFERRED.
 func statsTxOptions(dia string) *sql.TxOptions {
-	if dia == dialect.MySQL {
+	if dia == dialect.MySQL || dia == dialect.Postgres {
 		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	}
 	return &sql.TxOptions{ReadOnly: true}

@@ -138,9 +138,9 @@ func (l *Limiter) increment(ctx context.Context, id string, by int64, expires ti
 		return res.LastInsertId()
 	}
 	var n int64
-	err := l.db.SQL.QueryRowContext(ctx,
-		"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, ?, ?) "+
-			"ON CONFLICT(id) DO UPDATE SET count = count + excluded.count RETURNING count", id, by, expires).Scan(&n)
+	err := l.db.SQL.QueryRowContext(ctx, database.Rebind(l.db.Dialect,
+		"INSERT INTO rate_limit_windows AS w (id, count, expires_at) VALUES (?, ?, ?) "+
+			"ON CONFLICT(id) DO UPDATE SET count = w.count + excluded.count RETURNING count"), id, by, expires).Scan(&n)
 	return n, err
 }
 
