@@ -285,7 +285,7 @@ func TestEncryptedAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, next := pick(checkTable(t, db.Ent))
-		if _, err := db.SQL.ExecContext(ctx, "UPDATE signing_keys SET private_key = ? WHERE id = ?", row.PrivateKey, next.ID); err != nil {
+		if _, err := db.SQL.ExecContext(ctx, database.Rebind(db.Dialect, "UPDATE signing_keys SET private_key = ? WHERE id = ?"), row.PrivateKey, next.ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := newManager(t, db.Ent, testOptions(clock)).Load(ctx); !errors.Is(err, ErrKEKMismatch) {

@@ -262,7 +262,8 @@ const (
 // row and scans it into dest; found is false when there is no row. ent has
 // no QueryRowContext.
 func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...any) (found bool, err error) {
-	rows, err := s.client(ctx).QueryContext(ctx, query, args...)
+	c := s.client(ctx)
+	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(), query), args...)
 	if err != nil {
 		return false, storageError(err)
 	}
@@ -438,14 +439,17 @@ func (r *successorRow) dest() []any { return []any{&r.id, &r.created, &r.newest}
 
 // presentedRefreshQuery reads a presentedRefresh. A refresh token's subject
 // is a user id (only the password grant issues refresh tokens); the cast to
-// an integer reads the same on MySQL and SQLite. Both joins are on indexes:
-// the successor on (request_id, parent_id), the user on its key.
-const presentedRefreshQuery = "SELECT r." + refreshtoken.FieldActive + ", r." + refreshtoken.FieldRequest + ", " +
-	successorColumns + ", " + userColumns +
-	" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + refreshtoken.Table + " AS c ON c." + refreshtoken.FieldRequestID +
-	" = r." + refreshtoken.FieldRequestID + " AND c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID +
-	" LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = CAST(r." + refreshtoken.FieldSubject + " AS SIGNED INTEGER)" +
-	" WHERE r." + refreshtoken.FieldID + " = ?"
+// an integer is written in the database's dialect (database.BigIntCast).
+// Both joins are on indexes: the successor on (request_id, parent_id), the
+// user on its key.
+func presentedRefreshQuery(dialect string) string {
+	return "SELECT r." + refreshtoken.FieldActive + ", r." + refreshtoken.FieldRequest + ", " +
+		successorColumns + ", " + userColumns +
+		" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + refreshtoken.Table + " AS c ON c." + refreshtoken.FieldRequestID +
+		" = r." + refreshtoken.FieldRequestID + " AND c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID +
+		" LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = " + database.BigIntCast(dialect, "r."+refreshtoken.FieldSubject) +
+		" WHERE r." + refreshtoken.FieldID + " = ?"
+}
 
 // presentedRefresh reads the refresh token whose row is id, or nil if
 // there is none.
@@ -455,7 +459,7 @@ func (s *Store) presentedRefresh(ctx context.Context, id string) (*presentedRefr
 		user userRow
 	)
 	dest := append(append([]any{&p.active, &p.request}, p.successor.dest()...), user.dest()...)
-	found, err := s.queryRow(ctx, presentedRefreshQuery, []any{id}, dest...)
+	found, err := s.queryRow(ctx, presentedRefreshQuery(s.client(ctx).Dialect()), []any{id}, dest...)
 	if !found || err != nil {
 		return nil, err
 	}
@@ -494,7 +498,8 @@ var (
 // MySQL keeps it, so that the leeway is measured alike on both engines. Each round trip to MySQL costs a refresh
 // about 120 µs of CPU in idp, MariaDB and the kernel.
 func (s *Store) rotate(ctx context.Context, parent, signature, accessSignature string, r fosite.Requester, data []byte) error {
-	res, err := s.client(ctx).ExecContext(ctx, rotateQuery,
+	c := s.client(ctx)
+	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), rotateQuery),
 		rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
 		r.GetRequestedAt(), refreshExpiry(r), data, rowID(accessSignature), parent, true, s.now().Truncate(time.Microsecond),
 		parent, r.GetID())
@@ -530,7 +535,8 @@ const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
 // is active and not itself replaced, so nothing outlives a revocation or a
 // rotation of next; errRevoked otherwise.
 func (s *Store) recordReissue(ctx context.Context, next, accessSignature string, r fosite.Requester, data []byte) error {
-	res, err := s.client(ctx).ExecContext(ctx, reissueQuery,
+	c := s.client(ctx)
+	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), reissueQuery),
 		rowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
 		r.GetRequestedAt(), r.GetSession().GetExpiresAt(fosite.AccessToken), data,
 		next, r.GetID())
