@@ -8,7 +8,9 @@ run:
 	$(GO) run ./cmd/idp serve
 
 # The whole suite. Storage tests also run on MySQL when IDP_TEST_MYSQL_DSN
-# is set (mysql://root@127.0.0.1:3306/idp_test); .ci/run sets it.
+# is set (mysql://root@127.0.0.1:3306/idp_test) and on PostgreSQL when
+# IDP_TEST_POSTGRES_DSN is (postgres://postgres@127.0.0.1:5432/idp_test);
+# .ci/run sets both.
 test: vet
 	$(GO) test -count=1 ./...
 

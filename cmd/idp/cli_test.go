@@ -589,7 +589,7 @@ func TestConfigErrors(t *testing.T) {
 		{with("IDP_MAIL_FROM", "not an address"), nil, "IDP_MAIL_FROM"},
 		{with("IDP_PASSWORD_MIN_LENGTH", "6"), nil, "IDP_PASSWORD_MIN_LENGTH"},
 		{with("IDP_ISSUER", "id.example.com"), nil, "IDP_ISSUER"},
-		{with("IDP_DATABASE_URL", "postgres://x/y"), nil, "IDP_DATABASE_URL"},
+		{with("IDP_DATABASE_URL", "oracle://x/y"), nil, "IDP_DATABASE_URL"},
 		{with("IDP_ACCESS_TOKEN_TTL", "soon"), nil, "IDP_ACCESS_TOKEN_TTL"},
 		{with("IDP_ACCESS_TOKEN_TTL", "-1m"), nil, "IDP_ACCESS_TOKEN_TTL"},
 		{with("IDP_REFRESH_REUSE_LEEWAY", "-1s"), nil, "IDP_REFRESH_REUSE_LEEWAY"},

@@ -233,8 +233,9 @@ func (c *config) check() error {
 				return fmt.Errorf("%s is required when IDP_DATABASE_URL is set", req.env)
 			}
 		}
-		if !strings.HasPrefix(c.DatabaseURL, "mysql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
-			return errors.New("IDP_DATABASE_URL: want mysql://user:password@host:3306/database (or sqlite:/path)")
+		if !strings.HasPrefix(c.DatabaseURL, "mysql://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+			!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+			return errors.New("IDP_DATABASE_URL: want mysql://user:password@host:3306/database, postgres://user:password@host:5432/database (or sqlite:/path)")
 		}
 	}
 	c.Issuer = strings.TrimSuffix(c.Issuer, "/")

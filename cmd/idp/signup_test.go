@@ -473,8 +473,17 @@ func TestFailedSignupLeavesNothing(t *testing.T) {
 			s := startServer(t, dbURL, store)
 			s.mobile()
 			trigger := "CREATE TRIGGER refuse_users BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'refused'); END"
-			if s.app.db.Dialect == "mysql" {
+			drop := "DROP TRIGGER refuse_users"
+			switch s.app.db.Dialect {
+			case "mysql":
 				trigger = "CREATE TRIGGER refuse_users BEFORE INSERT ON users FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'"
+			case "postgres":
+				// A PostgreSQL trigger runs a function.
+				if _, err := s.app.db.SQL.Exec("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$"); err != nil {
+					t.Fatal(err)
+				}
+				trigger = "CREATE TRIGGER refuse_users BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse()"
+				drop = "DROP TRIGGER refuse_users ON users"
 			}
 			if _, err := s.app.db.SQL.Exec(trigger); err != nil {
 				t.Fatal(err)
@@ -487,7 +496,7 @@ func TestFailedSignupLeavesNothing(t *testing.T) {
 			if n := objects(); n != 0 {
 				t.Errorf("%d objects left behind", n)
 			}
-			s.app.db.SQL.Exec("DROP TRIGGER refuse_users")
+			s.app.db.SQL.Exec(drop)
 			if r := s.signupMultipart(signupBody("carol", "carol@example.com"), testJPEG(t, 40, 40), "me.jpg"); r.status != 201 || objects() != 1 {
 				t.Errorf("signup after the database recovered: %d, %d objects", r.status, objects())
 			}
