@@ -18,6 +18,13 @@ import (
 // statements, by their text, and runs them again: on MySQL one round trip
 // in the binary protocol, as with interpolation, without the parsing.
 
+// PostgreSQL needs none of this: pgx keeps the same kind of cache itself
+// (its default query mode prepares each statement text once per connection,
+// up to 512 of them, least recently used out), and its connections lack
+// driver.Validator, so cachingConnector would pass them through unwrapped
+// anyway. Wrapping them would prepare each statement a second time, under
+// another name, for no saving.
+
 // A connection keeps its most recently used statements up to a bound, and
 // closes the least recently used one to make room, so that statements run
 // once (ent builds a few with variable IN lists) cannot crowd out the ones

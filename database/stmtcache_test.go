@@ -221,3 +221,37 @@ func TestRawQueriesOnSQLite(t *testing.T) {
 		t.Errorf("raw writes: sum %d, %v; want 3 + 4", n, err)
 	}
 }
+
+// TestPostgresPreparedStatements: on PostgreSQL pgx prepares a repeated
+// statement once per connection and then only executes it, the job the
+// cache of stmtcache.go does for the other engines.
+func TestPostgresPreparedStatements(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		if e.Name != "postgres" {
+			continue
+		}
+		db := databasetest.Open(t, e.NewURL(t))
+		ctx := context.Background()
+		conn, err := db.SQL.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		const q = "SELECT $1::int * 2"
+		for i := range 20 {
+			var n int
+			if err := conn.QueryRowContext(ctx, q, i).Scan(&n); err != nil || n != 2*i {
+				t.Fatalf("%d: %d, %v", i, n, err)
+			}
+		}
+		var prepared int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", q).Scan(&prepared); err != nil {
+			t.Fatal(err)
+		}
+		if prepared != 1 {
+			t.Errorf("%d prepared statements for the query on its connection, want 1", prepared)
+		}
+		return
+	}
+	t.Skipf("%s not set", databasetest.PostgresEnv)
+}
