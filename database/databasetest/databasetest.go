@@ -159,8 +159,7 @@ func PostgresURL(t testing.TB) string {
 	if prefix == "" {
 		prefix = "idp_test"
 	}
-	// Unquoted names fold to lower case; the hex suffix already is.
-	name := strings.ToLower(prefix) + "_" + hex.EncodeToString(suffix[:])
+	name := prefix + "_" + hex.EncodeToString(suffix[:])
 	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 
 	// The server is reached through its maintenance database: the DSN's
