@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,10 +89,20 @@ func (p *tcpProxy) Restore() { p.cut.Store(false) }
 // resumes by itself; every signup acknowledged before, during or after the
 // cut is in the database afterwards.
 func TestDatabaseOutage(t *testing.T) {
-	if os.Getenv(databasetest.MySQLEnv) == "" {
-		t.Skipf("needs a MySQL server (%s); CI sets it", databasetest.MySQLEnv)
+	ran := false
+	for _, e := range databasetest.Engines(t) {
+		if e.Name == "sqlite" {
+			continue // a file has no connection to lose
+		}
+		ran = true
+		t.Run(e.Name, func(t *testing.T) { testDatabaseOutage(t, e.NewURL(t)) })
 	}
-	direct := databasetest.MySQLURL(t)
+	if !ran {
+		t.Skipf("needs a MySQL or PostgreSQL server (%s, %s); CI sets them", databasetest.MySQLEnv, databasetest.PostgresEnv)
+	}
+}
+
+func testDatabaseOutage(t *testing.T, direct string) {
 	u, _ := url.Parse(direct)
 	proxy := newTCPProxy(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
