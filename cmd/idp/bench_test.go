@@ -24,7 +24,8 @@ func benchServer(b *testing.B) *testServer {
 }
 
 // benchEach runs fn as a sub-benchmark per database engine (SQLite, and
-// MySQL when IDP_TEST_MYSQL_DSN is set), each on its own server.
+// MySQL and PostgreSQL when their variables are set), each on its own
+// server.
 func benchEach(b *testing.B, fn func(b *testing.B, s *testServer)) {
 	for _, e := range databasetest.Engines(b) {
 		b.Run(e.Name, func(b *testing.B) { fn(b, benchServerOn(b, e.NewURL(b))) })
