@@ -9,7 +9,7 @@ import (
 
 // What decoding and processing an upload will cost in memory, judged from its
 // header: the figures follow what image/png, image/jpeg, image/gif,
-// x/image/webp and x/image/draw allocate.
+// x/image/webp and scale allocate.
 
 // modelBytes is the bytes per pixel of an image in colour model m. YCbCr
 // counts as 3, its worst subsampling (4:4:4); a palette as 1.
@@ -76,19 +76,36 @@ func cost(format string, data []byte, cfg image.Config, outMax int) (decoded, me
 // outputBytes is what scale, orient and encode allocate for a w×h image.
 func outputBytes(w, h, outMax int, mayOrient bool) int64 {
 	dw, dh := outputSize(w, h, outMax)
-	out := int64(dw) * int64(dh) * 4 // the RGBA scale draws into
-	var n int64
+	out := int64(dw) * int64(dh) * 4 // the RGBA scale returns
+	n := out
 	if dw != w || dh != h {
-		// The kernel scaler's intermediate: four float64s for every
-		// column of the output and row of the input.
-		n += int64(dw) * int64(h) * 32
+		sw, sh := w, h
+		if k := boxFactor(w, h, outMax); k >= 2 {
+			sw, sh = w/k, h/k
+			// A row of 16-bit samples and a row of sums.
+			n += int64(sw)*int64(k)*8 + int64(sw)*32
+			if sw != dw || sh != dh {
+				n += int64(sw) * int64(sh) * 4 // the intermediate RGBA
+			}
+		}
+		if sw != dw || sh != dh {
+			// A row of 16-bit samples, a row of float32 sums and the
+			// spans of every output column and row.
+			n += int64(sw)*8 + int64(dw)*16 + spanBytes(sw, dw) + spanBytes(sh, dh)
+		}
 	}
-	n += out // scale's output
 	if mayOrient {
 		n += out // orient's copy
 	}
 	// The encoding: at most about the raw pixels, plus the compressor.
 	return n + out + 1<<20
+}
+
+// spanBytes is what spans(src, dst) allocates: a span and its weights
+// (rounded up to the allocator's 8 bytes) for each of dst pixels.
+func spanBytes(src, dst int) int64 {
+	weights := (src/dst+2)*4 + 8
+	return int64(dst) * int64(32+weights)
 }
 
 // pngTransparentGray reports whether a PNG is greyscale (colour type 0) and

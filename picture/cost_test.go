@@ -82,8 +82,19 @@ func TestDeepPNGIsRefusedFromHeader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with 128 MiB allowed: %v", err)
 	}
-	if u.DecodedBytes() != 128<<20 || u.Memory() < 2*128<<20 {
-		t.Errorf("DecodedBytes %d, Memory %d: want 128 MiB decoded, and the scaler's 128 MiB on top", u.DecodedBytes(), u.Memory())
+	if u.DecodedBytes() != 128<<20 || u.Memory() <= 128<<20 {
+		t.Errorf("DecodedBytes %d, Memory %d: want 128 MiB decoded, and more than the default budget of 128 MiB in all", u.DecodedBytes(), u.Memory())
+	}
+	// The 8-bit pictures of the same size fit in the default budget of 128
+	// MiB (budget.Default on 2 cores), decoder and scaler included.
+	for _, data := range [][]byte{pngOf(t, 4096, 4096, 8, 6, 1), pngOf(t, 4096, 4096, 8, 2, 1), encodeJPEG(t, image.NewRGBA(image.Rect(0, 0, 4096, 4096)))} {
+		u, err := Inspect(data, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Memory() > 128<<20 {
+			t.Errorf("a 4096² %d-byte picture is estimated at %d bytes, more than the default budget of 128 MiB", len(data), u.Memory())
+		}
 	}
 
 	// The control: the header alone, with limits that admit it, is decoded
@@ -166,6 +177,9 @@ func TestMemoryCoversProcess(t *testing.T) {
 		{"progressive JPEG", progressiveJPEG(2048, 5)},
 		{"RGBA PNG, scaled", encodePNG(t, photo)},
 		{"transparent PNG", encodePNG(t, transparent)},
+		{"PNG, box step only", encodePNG(t, photoLike(2048, 1536))},
+		{"JPEG, box and area steps", encodeJPEG(t, photoLike(2500, 1700))},
+		{"transparent PNG, box and area steps", encodePNG(t, checkerboard(2100, 1400, color.Transparent, color.White))},
 		{"small PNG, not scaled", encodePNG(t, halves(300, 200, red, blue))},
 		{"GIF", gifBuf.Bytes()},
 		{"lossless WebP", readTestdata(t, "gopher-doc.1bpp.lossless.webp")},

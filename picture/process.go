@@ -19,7 +19,6 @@ import (
 	"io"
 	"math"
 
-	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
 )
 
@@ -235,10 +234,10 @@ func (u *Upload) DecodedBytes() int64 { return u.decoded }
 
 // Memory is the most memory Process holds at once for this upload, in
 // bytes, estimated from the header: the decoder's working memory and the
-// decoded image, the scaler's buffer, the output and its encoding. Reserve
-// it before calling Process. At the default limits it ranges from a few MB
-// for a phone-sized picture to about 200 MB for a 4096×4096 RGBA PNG (the
-// scaler's buffer of float64s is the largest part).
+// decoded image, the scaler's intermediate image, the output and its
+// encoding. Reserve it before calling Process. At the default limits it
+// ranges from a few MB for a phone-sized picture to about 75 MB for a
+// 4096×4096 RGBA PNG, of which the decoded image is 64 MiB.
 func (u *Upload) Memory() int64 { return u.memory }
 
 // Process decodes the upload and returns it cleaned, as the package-level
@@ -296,30 +295,6 @@ func outputSize(w, h, maxSide int) (int, int) {
 		h = max(1, int(math.Round(float64(h)*float64(maxSide)/float64(long))))
 	}
 	return w, h
-}
-
-// scale draws src, which lies within canvas, into a new RGBA image whose
-// longer side is at most maxSide. Every path produces a fresh *image.RGBA, so
-// orientation and encoding deal with one pixel layout only.
-func scale(src image.Image, canvas image.Rectangle, maxSide int) *image.RGBA {
-	w, h := outputSize(canvas.Dx(), canvas.Dy(), maxSide)
-	if src.Bounds() != canvas {
-		// A GIF whose first frame covers only part of its logical screen:
-		// the rest is transparent, as a browser shows it.
-		full := image.NewRGBA(canvas)
-		draw.Draw(full, src.Bounds(), src, src.Bounds().Min, draw.Src)
-		src = full
-	}
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	if w == canvas.Dx() && h == canvas.Dy() {
-		draw.Draw(dst, dst.Bounds(), src, canvas.Min, draw.Src)
-		return dst
-	}
-	// Catmull-Rom widens its kernel when shrinking, so a 4096-pixel photo
-	// scaled to 1024 does not alias (moiré, jagged edges) the way nearest
-	// neighbour or plain bilinear sampling would.
-	draw.CatmullRom.Scale(dst, dst.Bounds(), src, canvas, draw.Src, nil)
-	return dst
 }
 
 // encode writes img as a JPEG when it is opaque and as a PNG when any pixel
