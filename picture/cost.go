@@ -79,6 +79,7 @@ func outputBytes(w, h, outMax int, mayOrient bool) int64 {
 	out := int64(dw) * int64(dh) * 4 // the RGBA scale returns
 	n := out
 	if dw != w || dh != h {
+		n += 4 << 10 // the scaler's small allocations
 		sw, sh := w, h
 		if k := boxFactor(w, h, outMax); k >= 2 {
 			sw, sh = w/k, h/k

@@ -214,3 +214,21 @@ func TestRowReader(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleMemory: scaling holds little beyond its output and, when both
+// steps run, the intermediate image; a kernel scaler's temporary is
+// destination width × source height × 32 bytes, 128 MiB for 4096 → 1024.
+func TestScaleMemory(t *testing.T) {
+	for _, r := range []image.Rectangle{image.Rect(0, 0, 4096, 4096), image.Rect(0, 0, 4000, 3000), image.Rect(0, 0, 2047, 2047)} {
+		src := image.NewYCbCr(r, image.YCbCrSubsampleRatio420)
+		n := allocated(func() { scale(src, r, 1024) })
+		w, h := outputSize(r.Dx(), r.Dy(), 1024)
+		want := outputBytes(r.Dx(), r.Dy(), 1024, false) - int64(w*h*4) - 1<<20 // less the encoder's share
+		if int64(n) > want {
+			t.Errorf("%v: scale allocated %d bytes, Memory counts %d", r, n, want)
+		}
+		if int64(n) > 12<<20 {
+			t.Errorf("%v: scale allocated %d bytes, want at most 12 MiB", r, n)
+		}
+	}
+}
