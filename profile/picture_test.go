@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -211,7 +212,14 @@ func TestDecodeAndHashShareTheBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.decodeWait = 150 * time.Millisecond
-	big, err := picture.Inspect(photoJPEG(t, 2000, 1000), s.cfg.Pictures)
+	// The largest RGBA picture the limits admit: decoded, it alone is more
+	// than the budget.
+	var largest bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&largest, image.NewNRGBA(image.Rect(0, 0, picture.DefaultMaxSide, picture.DefaultMaxSide))); err != nil {
+		t.Fatal(err)
+	}
+	big, err := picture.Inspect(largest.Bytes(), s.cfg.Pictures)
 	if err != nil {
 		t.Fatal(err)
 	}
