@@ -60,9 +60,10 @@ func scale(src image.Image, canvas image.Rectangle, maxSide int) *image.RGBA {
 	return areaScale(src, w, h)
 }
 
-// boxFactor is the integer factor of scale's first step.
+// boxFactor is the integer factor of scale's first step: no more than the
+// shorter side, so that a thin strip keeps at least one row.
 func boxFactor(w, h, maxSide int) int {
-	return max(w, h) / maxSide
+	return min(max(w, h)/maxSide, w, h)
 }
 
 // boxShrink returns src shrunk by k: (w/k)×(h/k) pixels, each the average of

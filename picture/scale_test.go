@@ -232,3 +232,24 @@ func TestScaleMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleThinStrip: a strip thinner than the box factor still has its
+// pixels in the output.
+func TestScaleThinStrip(t *testing.T) {
+	for _, r := range []image.Rectangle{image.Rect(0, 0, 4096, 3), image.Rect(0, 0, 2, 4000), image.Rect(0, 0, 4096, 1)} {
+		m := image.NewRGBA(r)
+		for i := range m.Pix {
+			m.Pix[i] = 200
+		}
+		out := scale(m, r, 1024)
+		w, h := outputSize(r.Dx(), r.Dy(), 1024)
+		if out.Rect.Dx() != w || out.Rect.Dy() != h {
+			t.Fatalf("%v: output %v, want %d×%d", r, out.Rect, w, h)
+		}
+		for i, v := range out.Pix {
+			if v != 200 {
+				t.Fatalf("%v: byte %d is %d, want 200", r, i, v)
+			}
+		}
+	}
+}
