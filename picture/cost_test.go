@@ -201,3 +201,30 @@ func TestMemoryCoversProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxMemoryRefusesFromHeader: an upload whose processing would hold
+// more than MaxMemory is refused from its header like one with too many
+// pixels, so that no single picture runs past the memory budget (a
+// progressive JPEG keeps every coefficient while it decodes, far more than
+// its decoded image).
+func TestMaxMemoryRefusesFromHeader(t *testing.T) {
+	data := progressiveJPEG(4096, 5)
+	u, err := Inspect(data, Limits{})
+	if err != nil {
+		t.Fatalf("a 4096² progressive JPEG within the default limits: %v", err)
+	}
+	if u.Memory() > u.lim.MaxMemory {
+		t.Fatalf("Memory %d passed a MaxMemory of %d", u.Memory(), u.lim.MaxMemory)
+	}
+	for _, max := range []int64{u.Memory() - 1, u.DecodedBytes()} {
+		if _, err := Inspect(data, Limits{MaxMemory: max}); !errors.Is(err, ErrDimensions) {
+			t.Errorf("MaxMemory %d, Memory %d: error %v, want ErrDimensions", max, u.Memory(), err)
+		}
+	}
+	if _, err := Inspect(data, Limits{MaxMemory: u.Memory()}); err != nil {
+		t.Errorf("MaxMemory equal to Memory: %v", err)
+	}
+	if got := (Limits{}).withDefaults().MaxMemory; got != 2*DefaultMaxDecodedBytes+16<<20 {
+		t.Errorf("default MaxMemory %d, want %d", got, 2*DefaultMaxDecodedBytes+16<<20)
+	}
+}

@@ -77,6 +77,15 @@ type Limits struct {
 	// pixel limits passes). A 16-bit PNG takes 8 bytes a pixel, so a small
 	// file within MaxPixels could still ask for twice that.
 	MaxDecodedBytes int64
+	// MaxMemory caps what processing one upload may hold at once
+	// (Upload.Memory, estimated from the header; default twice
+	// MaxDecodedBytes plus 16 MiB for the encoder and the small buffers,
+	// 144 MiB at the default MaxSide). The decoded image
+	// is not all: a progressive JPEG keeps every coefficient while it
+	// decodes, so a 4096² four-component one within MaxDecodedBytes would
+	// need some 400 MB. Past this cap an upload is refused like one with
+	// too many pixels, rather than run past the memory budget.
+	MaxMemory int64
 	// OutputMaxSide is the longest side of the stored picture (default 1024);
 	// larger images are scaled down.
 	OutputMaxSide int
@@ -97,6 +106,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDecodedBytes <= 0 {
 		l.MaxDecodedBytes = 4 * l.MaxPixels
+	}
+	if l.MaxMemory <= 0 {
+		l.MaxMemory = 2*l.MaxDecodedBytes + 16<<20
 	}
 	if l.OutputMaxSide <= 0 {
 		l.OutputMaxSide = DefaultOutputMaxSide
@@ -220,6 +232,10 @@ func Inspect(data []byte, lim Limits) (*Upload, error) {
 	if u.decoded > lim.MaxDecodedBytes {
 		return nil, fmt.Errorf("%w: %d×%d pixels decode to %d bytes, more than %d",
 			ErrDimensions, cfg.Width, cfg.Height, u.decoded, lim.MaxDecodedBytes)
+	}
+	if u.memory > lim.MaxMemory {
+		return nil, fmt.Errorf("%w: %d×%d pixels take %d bytes to process, more than %d",
+			ErrDimensions, cfg.Width, cfg.Height, u.memory, lim.MaxMemory)
 	}
 	return u, nil
 }
