@@ -4,31 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/fake"
 )
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // A lockStep is one thing that happens in a lock-out story: a login (login
 // "" is the case's account) with the right or a wrong password from an
@@ -129,7 +111,7 @@ func TestLockoutPerAddress(t *testing.T) {
 		ctx := context.Background()
 		for i, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+				clock := fake.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 				s := newService(t, db, cheap, 0, Options{AccountLockThreshold: 10, Now: clock.Now})
 				name := fmt.Sprintf("user%d", i)
 				u, err := s.Create(ctx, NewUser{Username: name, Email: name + "@example.com", Password: "correct horse", FirstName: "A", LastName: "L"})
@@ -189,7 +171,7 @@ func TestLockoutDefaultCeiling(t *testing.T) {
 func TestHasLiveResetCode(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		clock := &fakeClock{t: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+		clock := fake.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 		s := newService(t, db, cheap, 0, Options{Now: clock.Now, CodeKey: make([]byte, 32)})
 		u, err := s.Create(ctx, NewUser{Username: "ada", Email: "ada@example.com", Password: "correct horse", FirstName: "A", LastName: "L"})
 		if err != nil {

@@ -21,29 +21,10 @@ import (
 	"idp/database/databasetest"
 	"idp/ent"
 	"idp/ent/outboxmessage"
+	"idp/fake"
 )
 
-// clock is a fake clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+func newClock() *fake.Clock { return fake.NewClock(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)) }
 
 // fakeSendGrid is an httptest server speaking SendGrid's mail send API. It
 // answers the n-th request (1-based) with status(n) and counts, per

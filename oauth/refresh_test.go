@@ -22,6 +22,7 @@ import (
 	"idp/database/databasetest"
 	"idp/ent"
 	"idp/ent/refreshtoken"
+	"idp/fake"
 	"idp/keys"
 )
 
@@ -51,24 +52,6 @@ func (u testUsers) Get(ctx context.Context, id int64) (*ent.User, error) {
 	return u.db.User.Get(ctx, id)
 }
 
-// testClock is a clock that moves only when told.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // refreshEnv is a token service on a test database with the public clients
 // mobile and other, the user ada, and a clock of its own.
 type refreshEnv struct {
@@ -76,7 +59,7 @@ type refreshEnv struct {
 	db    *database.DB
 	srv   *Server
 	h     http.Handler
-	clock *testClock
+	clock *fake.Clock
 }
 
 func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refreshEnv {
@@ -98,7 +81,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 	}
 	db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
 		SetFirstName("Ada").SetLastName("Lovelace").SetPasswordChangedAt(time.Now().Add(-time.Hour)).ExecX(ctx)
-	clock := &testClock{t: time.Now()}
+	clock := fake.NewClock(time.Now())
 	srv, err := New(Config{
 		Issuer:              "http://idp.test",
 		AccessTokenTTL:      15 * time.Minute,
@@ -106,7 +89,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		IDTokenTTL:          time.Hour,
 		RefreshTokenSecrets: [][]byte{[]byte("refresh-secret-0123456789abcdef-0123456789")},
 		RefreshReuseLeeway:  leeway,
-		Now:                 clock.now,
+		Now:                 clock.Now,
 		Logger:              slog.New(slog.DiscardHandler),
 	}, db.Ent, m, testUsers{db.Ent}, clients)
 	if err != nil {
@@ -199,7 +182,7 @@ func TestRefreshReuseLeeway(t *testing.T) {
 			defer e.use(t)()
 			p := e.login()["refresh_token"].(string)
 			first := e.mustRefresh(p)
-			e.clock.advance(leeway)
+			e.clock.Advance(leeway)
 			again := e.mustRefresh(p)
 			if again["refresh_token"] != first["refresh_token"] {
 				t.Errorf("the retry got refresh token %v, want the first answer's %v", again["refresh_token"], first["refresh_token"])
@@ -224,7 +207,7 @@ func TestRefreshReuseLeeway(t *testing.T) {
 			login := e.login()
 			p := login["refresh_token"].(string)
 			first := e.mustRefresh(p)
-			e.clock.advance(leeway + time.Millisecond)
+			e.clock.Advance(leeway + time.Millisecond)
 			e.refused("P past the leeway", "mobile", p)
 			e.refused("S after P's reuse", "mobile", first["refresh_token"].(string))
 			for name, at := range map[string]any{"login": login["access_token"], "refresh": first["access_token"]} {
@@ -460,17 +443,17 @@ func TestRefreshChecks(t *testing.T) {
 		// The refresh token's lifetime.
 		expiring := e.login()["refresh_token"].(string)
 		// (fosite's password grant dates it by the real clock.)
-		e.clock.advance(24*time.Hour + time.Minute)
+		e.clock.Advance(24*time.Hour + time.Minute)
 		e.refused("an expired token", "mobile", expiring)
-		e.clock.advance(-24*time.Hour - time.Minute)
+		e.clock.Advance(-24*time.Hour - time.Minute)
 
 		// A token stored as the password grant stores one.
 		stored := func(grant, subject string, scopes ...string) string {
 			t.Helper()
 			sess := &Session{Subject: subject}
-			sess.SetExpiresAt(fosite.RefreshToken, e.clock.now().Add(time.Hour))
+			sess.SetExpiresAt(fosite.RefreshToken, e.clock.Now().Add(time.Hour))
 			client, _ := e.srv.clients.Get(ctx, "mobile")
-			req := &fosite.Request{ID: grant, RequestedAt: e.clock.now(), Client: client, Session: sess, GrantedScope: scopes}
+			req := &fosite.Request{ID: grant, RequestedAt: e.clock.Now(), Client: client, Session: sess, GrantedScope: scopes}
 			token, sig, err := e.srv.tokens.GenerateRefreshToken(ctx, req)
 			if err != nil {
 				t.Fatal(err)

@@ -11,25 +11,14 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/fake"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func TestLimiterTripsAndRecovers(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		c := &clock{t: time.Date(2026, 5, 1, 12, 0, 10, 0, time.UTC)}
-		l := New(db, nil, c.now)
+		c := fake.NewClock(time.Date(2026, 5, 1, 12, 0, 10, 0, time.UTC))
+		l := New(db, nil, c.Now)
 		rule := Rule{Name: "token", Limit: 3, Window: time.Minute}
 		for i := range 3 {
 			if ok, _, err := l.Allow(ctx, rule, "198.51.100.7"); !ok || err != nil {
@@ -48,12 +37,12 @@ func TestLimiterTripsAndRecovers(t *testing.T) {
 			t.Error("another rule was refused")
 		}
 		// The next window starts afresh.
-		c.add(50 * time.Second)
+		c.Advance(50 * time.Second)
 		if ok, _, _ := l.Allow(ctx, rule, "198.51.100.7"); !ok {
 			t.Error("still refused in the next window")
 		}
 		// Old windows are cleaned up.
-		c.add(5 * time.Minute)
+		c.Advance(5 * time.Minute)
 		if n, err := l.DeleteExpired(ctx); err != nil || n == 0 {
 			t.Errorf("DeleteExpired = %d, %v", n, err)
 		}
