@@ -13,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"idp/account"
 	"idp/ent"
 )
 
@@ -164,6 +165,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.AuthenticateClient(ctx, r, r.PostForm)
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.CodeField >= http.StatusInternalServerError {
+		s.introspectionUnavailable(ctx, w, rfc.Cause())
+		return
+	}
 	if err != nil || c.IsPublic() {
 		w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
 		writeError(w, http.StatusUnauthorized, "invalid_client", "Introspection needs a confidential client's credentials.")
@@ -177,6 +183,12 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	inactive := map[string]any{"active": false}
 	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), new(Session))
 	if err != nil {
+		if cause, failed := storageFailure(err); failed {
+			// Not an answer about the token: "inactive" would make a
+			// resource server refuse a valid token as revoked.
+			s.introspectionUnavailable(ctx, w, cause)
+			return
+		}
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -213,11 +225,46 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if id, ok := userID(sess.Subject); ok {
 		u, err := s.users.Get(ctx, id)
-		if err != nil {
+		if errors.Is(err, account.ErrNotFound) {
 			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		if err != nil {
+			s.introspectionUnavailable(ctx, w, err)
 			return
 		}
 		resp["username"] = u.Username
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// storageFailure reports whether an introspection error is a failure to read
+// the token's record (the database), rather than a token that is unknown,
+// expired, revoked or malformed, and returns its cause. fosite wraps what the
+// storage returned; idp's storage answers an unknown or used token with
+// fosite.ErrNotFound or fosite.ErrInactiveToken, the token strategy a token
+// that does not verify with errMalformedToken, and anything else is a
+// failure: answering it "inactive" would be a guess.
+func storageFailure(err error) (error, bool) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= http.StatusInternalServerError {
+		return err, true
+	}
+	cause := rfc.Cause()
+	if cause == nil {
+		return nil, false
+	}
+	if errors.Is(cause, fosite.ErrNotFound) || errors.Is(cause, fosite.ErrInactiveToken) || errors.Is(cause, errMalformedToken) {
+		return nil, false
+	}
+	return cause, true
+}
+
+// introspectionUnavailable answers an introspection that could not be
+// decided: logged with its cause, 503 temporarily_unavailable (RFC 6749
+// §5.2) with Retry-After.
+func (s *Server) introspectionUnavailable(ctx context.Context, w http.ResponseWriter, cause error) {
+	s.log.ErrorContext(ctx, "introspection endpoint", "err", cause)
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token cannot be checked now; retry shortly.")
 }

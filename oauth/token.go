@@ -192,14 +192,14 @@ func (s *tokenStrategy) parseAccessToken(token string) (*accessClaims, error) {
 func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
 	v, err := s.signer.Verify(token)
 	if err != nil {
-		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("The token signature is invalid.")
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", errMalformedToken, err)).WithHint("The token signature is invalid.")
 	}
 	if !strings.EqualFold(v.Type, typeAccessToken) && !strings.EqualFold(v.Type, "application/"+typeAccessToken) {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("The token is not an access token.")
 	}
 	var c accessClaims
 	if err := json.Unmarshal(v.Payload, &c); err != nil {
-		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("The token claims are malformed.")
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", errMalformedToken, err)).WithHint("The token claims are malformed.")
 	}
 	switch {
 	case c.Issuer != s.issuer:
@@ -217,6 +217,11 @@ func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
 	}
 	return &c, nil
 }
+
+// errMalformedToken marks why a token did not verify (its signature or
+// claims), so that introspection tells it from a storage failure, which
+// fosite wraps the same way.
+var errMalformedToken = errors.New("oauth: malformed token")
 
 // maxClockSkew is how far in the future an access token's iat may be: the
 // clocks of idp's replicas differ by that much at most. idp sets no nbf, so
