@@ -171,6 +171,12 @@ func (s *Server) deletePicture(ctx context.Context, key string) {
 // Retry-After, anything else a 500 whose cause is logged, not shown.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request ran out of time, wherever it waited (the database,
+		// a hashing slot, picture storage): the service, not the client,
+		// is too slow now. Checked first, as the busy errors wrap it.
+		s.log.WarnContext(r.Context(), what, "err", err)
+		unavailable(w, "The service could not answer in time; try again shortly.")
 	case errors.Is(err, password.ErrBusy), errors.Is(err, errBusy):
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, problem(http.StatusServiceUnavailable, "busy", "Too busy", "Too many requests at once; retry shortly."))
@@ -333,7 +339,9 @@ func (s *Server) decodePicture(w http.ResponseWriter, r *http.Request, u *pictur
 	switch {
 	case err == nil:
 		return img, true
-	case errors.Is(err, errBusy), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, errBusy):
+		// The decoding queue's own wait ran out; a deadline of the
+		// request is not "too many pictures" and goes to fail.
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, problem(http.StatusServiceUnavailable, "busy", "Too busy", "Too many pictures at once; retry shortly."))
 	case errors.Is(err, picture.ErrNotImage):
