@@ -70,7 +70,7 @@ var ErrNoActiveKey = errors.New("keys: no active signing key loaded")
 type Options struct {
 	Size            int              // RSA bits: 2048 (default when 0) or 3072; anything else is an error
 	RotationPeriod  time.Duration    // how long a key is active before the next one takes over (default 30 days)
-	PublishLead     time.Duration    // how long a next key is published before it signs (default 24h); must exceed JWKSMaxAge + RefreshInterval
+	PublishLead     time.Duration    // how long a next key is published before it signs (default 24h); see ValidateSchedule
 	RetainRetired   time.Duration    // longest lifetime of a token signed by a key (the caller passes max of its token TTLs)
 	RefreshInterval time.Duration    // how often each process re-reads the key table and runs a rotation step (default 1 min)
 	Now             func() time.Time // nil means time.Now; tests pass a fake clock
@@ -106,14 +106,27 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("keys: RotationPeriod, PublishLead and RefreshInterval must not be negative")
 	case o.RetainRetired <= 0:
 		return o, errors.New("keys: RetainRetired must be positive: pass the longest lifetime of a signed token")
-	case o.PublishLead <= o.RefreshInterval:
-		// JWKSMaxAge is at most (PublishLead-RefreshInterval)/2, so this is
-		// what makes PublishLead exceed JWKSMaxAge + RefreshInterval.
-		return o, fmt.Errorf("keys: PublishLead (%s) must exceed RefreshInterval (%s) so that verifiers see a next key before it signs", o.PublishLead, o.RefreshInterval)
-	case o.RotationPeriod <= o.PublishLead:
-		return o, fmt.Errorf("keys: RotationPeriod (%s) must exceed PublishLead (%s)", o.RotationPeriod, o.PublishLead)
 	}
-	return o, nil
+	return o, ValidateSchedule(o.RotationPeriod, o.PublishLead, o.RefreshInterval)
+}
+
+// ValidateSchedule checks that a rotation schedule is one verifiers can
+// follow; NewManager applies it, and a configuration checks its settings with
+// it so that there is one rule. The publish lead must be shorter than the
+// rotation period, and longer than twice the refresh interval: every process
+// then publishes a next key before it signs even when one of its refreshes
+// fails (Run retries at the next interval), and JWKSMaxAge, half of lead minus
+// interval, stays at least half an interval.
+func ValidateSchedule(rotationPeriod, publishLead, refreshInterval time.Duration) error {
+	switch {
+	case rotationPeriod <= 0 || publishLead <= 0 || refreshInterval <= 0:
+		return errors.New("keys: the rotation period, publish lead and refresh interval must be positive")
+	case publishLead <= 2*refreshInterval:
+		return fmt.Errorf("keys: the publish lead (%s) must exceed twice the refresh interval (%s), so that every process publishes a next key before it signs", publishLead, refreshInterval)
+	case publishLead >= rotationPeriod:
+		return fmt.Errorf("keys: the publish lead (%s) must be shorter than the rotation period (%s)", publishLead, rotationPeriod)
+	}
+	return nil
 }
 
 // Manager owns the signing keys of one process. Sign, Verify and JWKS read an

@@ -334,6 +334,35 @@ func TestJWKSPublicFieldsOnly(t *testing.T) {
 	})
 }
 
+// TestValidateSchedule: the publish lead lies strictly between twice the
+// refresh interval and the rotation period; NewManager refuses what
+// ValidateSchedule refuses.
+func TestValidateSchedule(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		period, lead, refresh time.Duration
+		ok                    bool
+	}{
+		{30 * day, day, time.Minute, true},
+		{30 * day, 2*time.Minute + time.Second, time.Minute, true},
+		{30 * day, 2 * time.Minute, time.Minute, false},
+		{30 * day, 90 * time.Second, time.Minute, false},
+		{day, day, time.Minute, false},
+		{day, day - time.Second, time.Minute, true},
+		{30 * day, 0, time.Minute, false},
+	}
+	for _, tc := range tests {
+		err := ValidateSchedule(tc.period, tc.lead, tc.refresh)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateSchedule(%s, %s, %s) = %v, want ok %v", tc.period, tc.lead, tc.refresh, err, tc.ok)
+		}
+		_, merr := NewManager(ent.NewClient(), testKEK, Options{RotationPeriod: tc.period, PublishLead: tc.lead, RefreshInterval: tc.refresh, RetainRetired: time.Hour})
+		if tc.lead > 0 && (merr == nil) != tc.ok {
+			t.Errorf("NewManager with period %s, lead %s, refresh %s: %v, want ok %v", tc.period, tc.lead, tc.refresh, merr, tc.ok)
+		}
+	}
+}
+
 func TestOptions(t *testing.T) {
 	db := ent.NewClient()
 	base := Options{RetainRetired: time.Hour}
@@ -347,8 +376,10 @@ func TestOptions(t *testing.T) {
 		{"1024 bits", func(o *Options) { o.Size = 1024 }, "1024 bits is not supported"},
 		{"4096 bits", func(o *Options) { o.Size = 4096 }, "4096 bits is not supported"},
 		{"no retention", func(o *Options) { o.RetainRetired = 0 }, "RetainRetired must be positive"},
-		{"lead within refresh", func(o *Options) { o.PublishLead, o.RefreshInterval = time.Minute, time.Minute }, "PublishLead"},
-		{"period within lead", func(o *Options) { o.RotationPeriod = time.Hour }, "RotationPeriod"},
+		{"lead within refresh", func(o *Options) { o.PublishLead, o.RefreshInterval = time.Minute, time.Minute }, "twice the refresh interval"},
+		// The rule cmd/idp's configuration applies too (ValidateSchedule).
+		{"lead within twice refresh", func(o *Options) { o.PublishLead, o.RefreshInterval = 90*time.Second, time.Minute }, "twice the refresh interval"},
+		{"period within lead", func(o *Options) { o.RotationPeriod = time.Hour }, "shorter than the rotation period"},
 		{"negative", func(o *Options) { o.RefreshInterval = -time.Second }, "negative"},
 	}
 	for _, tt := range tests {
@@ -384,7 +415,7 @@ func TestJWKSMaxAgeBelowLead(t *testing.T) {
 	for _, o := range []Options{
 		{PublishLead: 24 * time.Hour, RefreshInterval: time.Minute},
 		{PublishLead: 10 * time.Minute, RefreshInterval: time.Minute},
-		{PublishLead: 2 * time.Minute, RefreshInterval: time.Minute},
+		{PublishLead: 2*time.Minute + time.Second, RefreshInterval: time.Minute},
 	} {
 		o.RetainRetired = time.Hour
 		m := newManager(t, ent.NewClient(), o)
