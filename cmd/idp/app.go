@@ -75,12 +75,8 @@ func openDB(ctx context.Context, cfg config, log *slog.Logger) (*database.DB, er
 // keyEncryptionKey is the configured key, or in the embedded default the one
 // generated into the data directory.
 func keyEncryptionKey(cfg config) ([]byte, error) {
-	if cfg.KeyEncryptionKey != "" {
-		k, err := keys.ParseKEK(cfg.KeyEncryptionKey)
-		if err != nil {
-			return nil, fmt.Errorf("IDP_KEY_ENCRYPTION_KEY: %w", err)
-		}
-		return k, nil
+	if cfg.kek != nil {
+		return cfg.kek, nil
 	}
 	return keys.LoadOrCreateKEKFile(cfg.path("key-encryption-key"))
 }
@@ -179,7 +175,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
 	})
 	a.limiter = ratelimit.New(a.db, log, cfg.clock)
-	a.clientIP, _ = ratelimit.ParseTrustedProxies(cfg.TrustedProxies) // checked by config.check
+	a.clientIP = cfg.clientIP
 	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: a.clientIP.Of}
 	if a.mailer, err = newMailSender(cfg); err != nil {
 		return nil, err
@@ -188,10 +184,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	outboxOpts.Logger = log
 	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
 	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
-	secrets, err := cfg.refreshSecrets()
-	if err != nil {
-		return nil, err
-	}
+	secrets := cfg.refreshSecrets
 	if cfg.embedded() {
 		if err := a.clients.EnsurePublic(ctx, mobileClient); err != nil {
 			return nil, fmt.Errorf("create the mobile client: %w", err)

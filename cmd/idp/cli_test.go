@@ -595,6 +595,7 @@ func TestConfigErrors(t *testing.T) {
 		{with("IDP_REFRESH_REUSE_LEEWAY", "-1s"), nil, "IDP_REFRESH_REUSE_LEEWAY"},
 		{with("IDP_KEY_SIZE", "1024"), nil, "IDP_KEY_SIZE"},
 		{with("IDP_KEY_PUBLISH_LEAD", "1000h"), nil, "IDP_KEY_PUBLISH_LEAD"},
+		{with("IDP_KEY_PUBLISH_LEAD", "90s"), nil, "IDP_KEY_PUBLISH_LEAD"}, // keys.ValidateSchedule: over twice the 1m refresh
 		{with("IDP_LOG_LEVEL", "loud"), nil, "IDP_LOG_LEVEL"},
 		{map[string]string{}, []string{"--key-size", "4096"}, "IDP_KEY_SIZE"},
 	}

@@ -82,6 +82,15 @@ type config struct {
 	// connState is the HTTP server's ConnState hook; tests use it to know a
 	// request is in flight.
 	connState func(net.Conn, http.ConnState)
+	// The typed values check produces from the settings, which newApp uses
+	// as they are: the client-address resolver of IDP_TRUSTED_PROXIES, the
+	// secrets of IDP_REFRESH_TOKEN_SECRETS (nil in the embedded default,
+	// which generates one) and the key of IDP_KEY_ENCRYPTION_KEY (nil when
+	// not given: the embedded default generates one).
+	clientIP       ratelimit.ClientIP
+	refreshSecrets [][]byte
+	kek            []byte
+
 	// derivedIssuer and derivedChangePasswordURL record that check filled
 	// these in from the listening address, so that bound can correct them
 	// once a port 0 has become a real one.
@@ -267,11 +276,8 @@ func (c *config) check() error {
 	if c.KeySize != 2048 && c.KeySize != 3072 {
 		return fmt.Errorf("IDP_KEY_SIZE: %d is not 2048 or 3072", c.KeySize)
 	}
-	if c.KeyPublishLead >= c.KeyRotationPeriod {
-		return errors.New("IDP_KEY_PUBLISH_LEAD must be shorter than IDP_KEY_ROTATION_PERIOD")
-	}
-	if c.KeyPublishLead <= 2*c.KeyRefreshInterval {
-		return errors.New("IDP_KEY_PUBLISH_LEAD must exceed twice IDP_KEY_REFRESH_INTERVAL, so every process publishes a key before it signs")
+	if err := keys.ValidateSchedule(c.KeyRotationPeriod, c.KeyPublishLead, c.KeyRefreshInterval); err != nil {
+		return fmt.Errorf("IDP_KEY_PUBLISH_LEAD (with IDP_KEY_ROTATION_PERIOD and IDP_KEY_REFRESH_INTERVAL): %w", err)
 	}
 	if c.PictureMaxBytes <= 0 || c.PictureMaxSide <= 0 {
 		return errors.New("IDP_PICTURE_MAX_BYTES and IDP_PICTURE_MAX_SIDE must be positive")
@@ -282,7 +288,8 @@ func (c *config) check() error {
 	if c.RateLimitPerIP < 0 {
 		return errors.New("IDP_RATE_LIMIT_PER_IP must not be negative")
 	}
-	if _, err := ratelimit.ParseTrustedProxies(c.TrustedProxies); err != nil {
+	var err error
+	if c.clientIP, err = ratelimit.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("IDP_TRUSTED_PROXIES: %w", err)
 	}
 	if _, err := mail.ParseAddress(c.MailFrom); err != nil {
@@ -307,25 +314,26 @@ func (c *config) check() error {
 	if c.HashConcurrency < 0 {
 		return errors.New("IDP_HASH_CONCURRENCY must not be negative")
 	}
-	if _, err := c.refreshSecrets(); err != nil {
+	if c.refreshSecrets, err = parseRefreshSecrets(c.RefreshTokenSecrets); err != nil {
 		return err
 	}
+	c.kek = nil
 	if c.KeyEncryptionKey != "" {
-		if _, err := keys.ParseKEK(c.KeyEncryptionKey); err != nil {
+		if c.kek, err = keys.ParseKEK(c.KeyEncryptionKey); err != nil {
 			return fmt.Errorf("IDP_KEY_ENCRYPTION_KEY: %w", err)
 		}
 	}
 	return nil
 }
 
-// refreshSecrets splits IDP_REFRESH_TOKEN_SECRETS; empty in the embedded
+// parseRefreshSecrets splits IDP_REFRESH_TOKEN_SECRETS; empty in the embedded
 // default, where the secret is generated into the data directory.
-func (c *config) refreshSecrets() ([][]byte, error) {
-	if c.RefreshTokenSecrets == "" {
+func parseRefreshSecrets(v string) ([][]byte, error) {
+	if v == "" {
 		return nil, nil
 	}
 	var out [][]byte
-	for s := range strings.SplitSeq(c.RefreshTokenSecrets, ",") {
+	for s := range strings.SplitSeq(v, ",") {
 		s = strings.TrimSpace(s)
 		if len(s) < 32 {
 			return nil, errors.New("IDP_REFRESH_TOKEN_SECRETS: every secret must be at least 32 characters")
