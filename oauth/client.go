@@ -30,12 +30,6 @@ const (
 	ScopeUsersStats    = "users:stats"
 )
 
-// SupportedScopes lists every scope a client may be registered for.
-var SupportedScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeOfflineAccess, ScopeUsersStats}
-
-// SupportedGrantTypes lists the grant types a client may be registered for.
-var SupportedGrantTypes = []string{"password", "refresh_token", "client_credentials"}
-
 // ErrClientExists is returned when registering a client id that is taken.
 var ErrClientExists = errors.New("oauth: client already exists")
 
@@ -68,17 +62,18 @@ func (c NewClient) Validate() error {
 	if len(c.GrantTypes) == 0 {
 		return errors.New("at least one grant type is required")
 	}
-	for _, g := range c.GrantTypes {
-		if !slices.Contains(SupportedGrantTypes, g) {
-			return fmt.Errorf("grant type %q is not supported (supported: %v)", g, SupportedGrantTypes)
+	for _, name := range c.GrantTypes {
+		g, ok := lookupGrant(name)
+		if !ok {
+			return fmt.Errorf("grant type %q is not supported (supported: %v)", name, SupportedGrantTypes())
+		}
+		if c.Public && g.confidential {
+			return fmt.Errorf("a public client cannot use %s: it has no secret", name)
 		}
 	}
-	if c.Public && slices.Contains(c.GrantTypes, "client_credentials") {
-		return errors.New("a public client cannot use client_credentials: it has no secret")
-	}
 	for _, s := range c.Scopes {
-		if !slices.Contains(SupportedScopes, s) {
-			return fmt.Errorf("scope %q is not supported (supported: %v)", s, SupportedScopes)
+		if !slices.Contains(scopes, s) {
+			return fmt.Errorf("scope %q is not supported (supported: %v)", s, scopes)
 		}
 	}
 	for _, a := range c.Audience {

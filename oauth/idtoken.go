@@ -22,7 +22,7 @@ type idTokenHandler struct{ s *Server }
 var _ fosite.TokenEndpointHandler = idTokenHandler{}
 
 func (h idTokenHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne("password")
+	return r.GetGrantTypes().ExactOne(GrantPassword)
 }
 
 func (h idTokenHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }

@@ -34,7 +34,7 @@ type refreshHandler struct{ s *Server }
 var _ fosite.TokenEndpointHandler = refreshHandler{}
 
 func (h refreshHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne("refresh_token")
+	return r.GetGrantTypes().ExactOne(GrantRefreshToken)
 }
 
 func (h refreshHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
@@ -45,7 +45,7 @@ func (h refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosite
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	if !r.GetClient().GetGrantTypes().Has("refresh_token") {
+	if !r.GetClient().GetGrantTypes().Has(GrantRefreshToken) {
 		return fosite.ErrUnauthorizedClient.WithHint("The client may not use the refresh_token grant.")
 	}
 	return nil

@@ -152,18 +152,25 @@ func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *C
 	if s.rotationKey, err = hkdf.Key(sha256.New, cfg.RefreshTokenSecrets[0], nil, "idp refresh rotation", 32); err != nil {
 		return nil, err
 	}
-	s.provider = compose.Compose(fc, s.store, s.tokens,
-		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
-		compose.OAuth2ClientCredentialsGrantFactory,
-		compose.OAuth2TokenRevocationFactory,
-		compose.OAuth2TokenIntrospectionFactory,
-	)
-	fc.TokenEndpointHandlers.Append(refreshHandler{s})
+	// The grants, from their one list, then revocation and introspection.
+	var factories []compose.Factory
+	for _, g := range grantTypes {
+		if g.factory != nil {
+			factories = append(factories, g.factory)
+		}
+	}
+	factories = append(factories, compose.OAuth2TokenRevocationFactory, compose.OAuth2TokenIntrospectionFactory)
+	s.provider = compose.Compose(fc, s.store, s.tokens, factories...)
+	for _, g := range grantTypes {
+		if g.handler != nil {
+			fc.TokenEndpointHandlers.Append(g.handler(s))
+		}
+	}
 	// After the password grant's handler, which mints the access token it
 	// hashes.
 	fc.TokenEndpointHandlers.Append(idTokenHandler{s})
 
-	if s.discovery, err = discoveryDocument(cfg.Issuer); err != nil {
+	if s.discovery, err = discoveryDocument(cfg.Issuer, SupportedGrantTypes(), SupportedScopes()); err != nil {
 		return nil, err
 	}
 	s.discoveryTag = etag(s.discovery)

@@ -53,13 +53,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
-	switch grant {
-	case "":
+	if grant == "" {
 		s.observe("none", "invalid_request")
 		writeError(w, http.StatusBadRequest, "invalid_request", "The grant_type parameter is missing.")
 		return
-	case "password", "refresh_token", "client_credentials":
-	default:
+	}
+	g, ok := lookupGrant(grant)
+	if !ok {
 		s.observe("other", "unsupported_grant_type")
 		writeError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
 		return
@@ -68,26 +68,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	sess := new(Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
-		if grant == "client_credentials" && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() {
+		if g.confidential && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() {
 			// fosite answers an authenticated public client with
 			// invalid_grant; RFC 6749 §5.2 has the precise error.
 			s.observe(grant, "unauthorized_client")
-			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use client_credentials.")
+			writeError(w, http.StatusBadRequest, "unauthorized_client", "A public client cannot use "+grant+".")
 			return
 		}
 		s.writeTokenError(ctx, w, grant, ar, err)
 		return
 	}
-	switch grant {
-	case "password", "client_credentials":
-		s.grantRequested(ar)
-		if grant == "client_credentials" {
-			sess.Subject = ar.GetClient().GetID()
-		} else {
-			sess.AuthTime = s.now().UTC()
-		}
+	if g.prepare != nil {
+		g.prepare(s, ar, sess)
 	}
-	// A refresh grant is checked and issued here, by refreshHandler.
+	// A grant without prepare is checked and issued here, by its handler.
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.writeTokenError(ctx, w, grant, ar, err)
@@ -109,7 +103,7 @@ func (s *Server) observe(grant, outcome string) {
 // left out for a client that may not refresh, so that it is not handed a
 // refresh token it could never use.
 func (s *Server) grantRequested(ar fosite.AccessRequester) {
-	canRefresh := ar.GetClient().GetGrantTypes().Has("refresh_token")
+	canRefresh := ar.GetClient().GetGrantTypes().Has(GrantRefreshToken)
 	for _, scope := range ar.GetRequestedScopes() {
 		if scope == ScopeOfflineAccess && !canRefresh {
 			continue
@@ -207,7 +201,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // double the cost of a signup). scopes are narrowed to what the client may
 // have. The result is the token endpoint's JSON object.
 func (s *Server) IssueTokens(ctx context.Context, client fosite.Client, userID int64, scopes []string) (map[string]any, error) {
-	if !client.GetGrantTypes().Has("password") {
+	if !client.GetGrantTypes().Has(GrantPassword) {
 		return nil, fosite.ErrUnauthorizedClient.WithHint("The client may not use the password grant.")
 	}
 	now := s.now().UTC()
@@ -215,9 +209,9 @@ func (s *Server) IssueTokens(ctx context.Context, client fosite.Client, userID i
 	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.cfg.AccessTokenTTL).Round(1e9))
 	sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.cfg.RefreshTokenTTL).Round(1e9))
 	ar := fosite.NewAccessRequest(sess)
-	ar.GrantTypes = fosite.Arguments{"password"}
+	ar.GrantTypes = fosite.Arguments{GrantPassword}
 	ar.Client = client
-	ar.Form = url.Values{"grant_type": {"password"}}
+	ar.Form = url.Values{"grant_type": {GrantPassword}}
 	for _, scope := range scopes {
 		if fosite.ExactScopeStrategy(client.GetScopes(), scope) {
 			ar.AppendRequestedScope(scope)

@@ -131,7 +131,7 @@ func newHasher(cfg config) (*password.Hasher, *budget.Budget, error) {
 var mobileClient = oauth.NewClient{
 	ID:         "mobile",
 	Public:     true,
-	GrantTypes: []string{"password", "refresh_token"},
+	GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
 	Scopes:     []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
 }
 

@@ -196,8 +196,8 @@ func cmdClientCreate(ctx context.Context, args []string, e cmdEnv) error {
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&id, "id", "", "client id (required)")
 			fs.BoolVar(&public, "public", false, "a public client (a mobile app): no secret")
-			fs.StringVar(&grants, "grant-types", "", "comma-separated grant types: "+strings.Join(oauth.SupportedGrantTypes, ", "))
-			fs.StringVar(&scopes, "scopes", "", "space-separated scopes: "+strings.Join(oauth.SupportedScopes, " "))
+			fs.StringVar(&grants, "grant-types", "", "comma-separated grant types: "+strings.Join(oauth.SupportedGrantTypes(), ", "))
+			fs.StringVar(&scopes, "scopes", "", "space-separated scopes: "+strings.Join(oauth.SupportedScopes(), " "))
 			fs.StringVar(&audience, "audience", "", "space-separated audiences the client may request")
 			fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable)")
 		},

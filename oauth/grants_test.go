@@ -1,0 +1,85 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+
+	"idp/database/databasetest"
+)
+
+// TestGrantRegistry: discovery, client validation and the token endpoint's
+// dispatch agree, because they read one list: every registered grant is
+// advertised, may be registered and reaches its handler; a grant not in the
+// list is refused by all three. The same for scopes (advertised and
+// registrable). The exported lists are copies.
+func TestGrantRegistry(t *testing.T) {
+	e := newRefreshEnv(t, databasetest.Open(t, databasetest.SQLiteURL(t)), 0)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/openid-configuration", nil))
+	var doc struct {
+		Grants []string `json:"grant_types_supported"`
+		Scopes []string `json:"scopes_supported"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || rec.Code != 200 {
+		t.Fatalf("discovery: %d %q: %v", rec.Code, rec.Body, err)
+	}
+	if !slices.Equal(doc.Grants, SupportedGrantTypes()) || !slices.Equal(doc.Scopes, SupportedScopes()) {
+		t.Errorf("discovery advertises grants %v and scopes %v, the registry has %v and %v",
+			doc.Grants, doc.Scopes, SupportedGrantTypes(), SupportedScopes())
+	}
+	if len(doc.Grants) != len(grantTypes) || len(doc.Scopes) == 0 {
+		t.Fatalf("discovery lists %d grants of %d, %d scopes", len(doc.Grants), len(grantTypes), len(doc.Scopes))
+	}
+
+	dispatch := func(grant string) map[string]any {
+		t.Helper()
+		_, m := e.token(url.Values{"grant_type": {grant}, "client_id": {"mobile"}})
+		return m
+	}
+	for _, g := range grantTypes {
+		if err := (NewClient{ID: "c", Public: !g.confidential, GrantTypes: []string{g.name}}).Validate(); err != nil {
+			t.Errorf("%s: Validate refuses a registered grant: %v", g.name, err)
+		}
+		if g.confidential {
+			if err := (NewClient{ID: "c", Public: true, GrantTypes: []string{g.name}}).Validate(); err == nil {
+				t.Errorf("%s: a public client may register a grant that needs a secret", g.name)
+			}
+		}
+		if m := dispatch(g.name); m["error"] == "unsupported_grant_type" || m["error"] == nil {
+			t.Errorf("%s: the token endpoint does not dispatch a registered grant: %v", g.name, m)
+		}
+	}
+	for _, g := range []string{"authorization_code", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer", "PASSWORD"} {
+		if slices.Contains(doc.Grants, g) {
+			t.Errorf("%s: advertised though not registered", g)
+		}
+		if err := (NewClient{ID: "c", GrantTypes: []string{g}}).Validate(); err == nil {
+			t.Errorf("%s: Validate accepts an unregistered grant", g)
+		}
+		if m := dispatch(g); m["error"] != "unsupported_grant_type" {
+			t.Errorf("%s: the token endpoint answers %v, want unsupported_grant_type", g, m)
+		}
+	}
+	for _, s := range SupportedScopes() {
+		if err := (NewClient{ID: "c", Public: true, GrantTypes: []string{GrantPassword}, Scopes: []string{s}}).Validate(); err != nil {
+			t.Errorf("scope %s: Validate refuses a registered scope: %v", s, err)
+		}
+	}
+	if err := (NewClient{ID: "c", Public: true, GrantTypes: []string{GrantPassword}, Scopes: []string{"admin"}}).Validate(); err == nil || slices.Contains(doc.Scopes, "admin") {
+		t.Errorf("an unregistered scope is accepted (%v) or advertised", err)
+	}
+
+	// A caller that edits what it was given changes nothing.
+	g, s := SupportedGrantTypes(), SupportedScopes()
+	g[0], s[0] = "authorization_code", "admin"
+	if SupportedGrantTypes()[0] == "authorization_code" || SupportedScopes()[0] == "admin" {
+		t.Error("the exported lists share the registry's memory")
+	}
+	if err := (NewClient{ID: "c", GrantTypes: []string{"authorization_code"}}).Validate(); err == nil {
+		t.Error("editing the exported list widened client validation")
+	}
+}
