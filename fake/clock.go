@@ -1,5 +1,8 @@
 // Package fake holds the test doubles that several packages' tests share:
-// a clock that moves only when told. It is imported by tests only.
+// a clock that moves only when told, fake-gcs-server with the picture
+// bucket, a SendGrid API server that checks what the real client sends, and
+// crafted images. It is imported by tests only, so fake-gcs-server never
+// enters the binary.
 package fake
 
 import (

@@ -3,13 +3,11 @@ package mail
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -26,59 +24,20 @@ import (
 
 func newClock() *fake.Clock { return fake.NewClock(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)) }
 
-// fakeSendGrid is an httptest server speaking SendGrid's mail send API. It
-// answers the n-th request (1-based) with status(n) and counts, per
-// recipient, the messages it accepted.
-type fakeSendGrid struct {
-	srv    *httptest.Server
-	status func(n int) int
-
-	mu        sync.Mutex
-	requests  int
-	delivered map[string]int
-}
-
-func newFakeSendGrid(t *testing.T, status func(n int) int) *fakeSendGrid {
+// newFakeSendGrid is fake.SendGrid answering the n-th request with
+// status(n).
+func newFakeSendGrid(t *testing.T, status func(n int) int) *fake.SendGrid {
 	t.Helper()
-	f := &fakeSendGrid{status: status, delivered: map[string]int{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p v3Payload
-		if r.URL.Path != "/v3/mail/send" || json.NewDecoder(r.Body).Decode(&p) != nil ||
-			len(p.Personalizations) != 1 || len(p.Personalizations[0].To) != 1 {
-			t.Errorf("unexpected request to %s", r.URL.Path)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		f.requests++
-		code := f.status(f.requests)
-		if code == http.StatusAccepted {
-			f.delivered[p.Personalizations[0].To[0].Email]++
-		}
-		f.mu.Unlock()
-		w.WriteHeader(code)
-		if code >= 400 {
-			io.WriteString(w, `{"errors":[{"message":"test failure","field":null}]}`)
-		}
-	}))
-	t.Cleanup(f.srv.Close)
+	f := fake.NewSendGrid(t)
+	f.Respond(status)
 	return f
 }
 
 func always(code int) func(int) int { return func(int) int { return code } }
 
-func (f *fakeSendGrid) sender() *SendGrid {
-	return NewSendGrid("SG.test", Address{Name: "IdP", Email: "idp@example.com"}, WithSendGridHost(f.srv.URL))
-}
-
-func (f *fakeSendGrid) counts() (requests int, delivered map[string]int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d := make(map[string]int, len(f.delivered))
-	for k, v := range f.delivered {
-		d[k] = v
-	}
-	return f.requests, d
+// sendGridSender is the real SendGrid sender pointed at f.
+func sendGridSender(f *fake.SendGrid) *SendGrid {
+	return NewSendGrid(fake.SendGridKey, Address{Name: "IdP", Email: "idp@example.com"}, WithSendGridHost(f.URL))
 }
 
 // senderFunc adapts a function to Sender.
@@ -147,7 +106,7 @@ func TestDeliverMarksSentAndBlanksBodies(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +123,7 @@ func TestDeliverMarksSentAndBlanksBodies(t *testing.T) {
 		}
 		c.Advance(24 * time.Hour)
 		mustDeliver(t, o, 0)
-		if reqs, d := sg.counts(); reqs != 1 || d["user1@example.com"] != 1 {
+		if reqs, d := sg.Requests(), sg.Delivered(); reqs != 1 || d["user1@example.com"] != 1 {
 			t.Errorf("server got %d requests, delivered %v; want one", reqs, d)
 		}
 	})
@@ -184,7 +143,7 @@ func TestOutage(t *testing.T) {
 			return http.StatusAccepted
 		})
 		opts := Options{Now: c.Now, Logger: discardLogger(), MinBackoff: 5 * time.Second, MaxBackoff: time.Hour}
-		o := NewOutbox(db.Ent, sg.sender(), opts)
+		o := NewOutbox(db.Ent, sendGridSender(sg), opts)
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -213,9 +172,9 @@ func TestOutage(t *testing.T) {
 
 			// Just before it is due, a pass leaves it alone.
 			c.Set(row.NextAttemptAt.Add(-time.Microsecond))
-			before, _ := sg.counts()
+			before, _ := sg.Requests(), sg.Delivered()
 			mustDeliver(t, o, 0)
-			if after, _ := sg.counts(); after != before {
+			if after, _ := sg.Requests(), sg.Delivered(); after != before {
 				t.Fatalf("a message was sent before its next attempt was due")
 			}
 			c.Set(row.NextAttemptAt)
@@ -224,7 +183,7 @@ func TestOutage(t *testing.T) {
 		c.Advance(48 * time.Hour)
 		mustDeliver(t, o, 0)
 
-		reqs, delivered := sg.counts()
+		reqs, delivered := sg.Requests(), sg.Delivered()
 		if reqs != failures+1 || delivered["user1@example.com"] != 1 {
 			t.Errorf("server got %d requests and delivered %v; want %d requests, one delivery", reqs, delivered, failures+1)
 		}
@@ -245,7 +204,7 @@ func TestPermanentFailure(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusBadRequest))
-		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +220,7 @@ func TestPermanentFailure(t *testing.T) {
 			c.Advance(2 * time.Hour)
 			mustDeliver(t, o, 0)
 		}
-		if reqs, _ := sg.counts(); reqs != 1 {
+		if reqs, _ := sg.Requests(), sg.Delivered(); reqs != 1 {
 			t.Errorf("a permanently failed message was retried: %d requests", reqs)
 		}
 		st, _ := o.Stats(context.Background())
@@ -320,14 +279,14 @@ func TestRestart(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		first := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		first := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := first.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
 		// first never runs a pass: the process ends here.
-		second := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		second := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		mustDeliver(t, second, 1)
-		if _, d := sg.counts(); d["user1@example.com"] != 1 {
+		if _, d := sg.Requests(), sg.Delivered(); d["user1@example.com"] != 1 {
 			t.Errorf("delivered %v", d)
 		}
 	})
@@ -366,7 +325,7 @@ func TestDeadWorker(t *testing.T) {
 				c := newClock()
 				sg := newFakeSendGrid(t, always(http.StatusAccepted))
 				lease := time.Minute
-				good := sg.sender()
+				good := sendGridSender(sg)
 				dying := NewOutbox(db.Ent, senderFunc(func(ctx context.Context, m Message) error {
 					if tt.sendBeforeDie {
 						if err := good.Send(ctx, m); err != nil {
@@ -385,14 +344,14 @@ func TestDeadWorker(t *testing.T) {
 				if row.LeaseOwner == nil || *row.LeaseOwner != "dying" || row.State != outboxmessage.StatePending {
 					t.Fatalf("after the crash: owner %v, state %s; want leased by the dead worker", row.LeaseOwner, row.State)
 				}
-				other := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+				other := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
 				mustDeliver(t, other, 0) // the lease still holds
 				c.Advance(lease - time.Microsecond)
 				mustDeliver(t, other, 0)
 				c.Advance(time.Microsecond)
 				mustDeliver(t, other, 1)
 
-				if _, d := sg.counts(); d["user1@example.com"] != tt.wantDelivered {
+				if _, d := sg.Requests(), sg.Delivered(); d["user1@example.com"] != tt.wantDelivered {
 					t.Errorf("delivered %d times, want %d", d["user1@example.com"], tt.wantDelivered)
 				}
 				row = onlyMessage(t, db.Ent)
@@ -417,7 +376,7 @@ func TestLostLeaseDoesNotOverwrite(t *testing.T) {
 			// While this send hangs, the lease expires and another
 			// worker delivers the message.
 			c.Advance(lease)
-			other := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+			other := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
 			mustDeliver(t, other, 1)
 			return fmt.Errorf("%w: late rejection", ErrPermanent)
 		}), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "slow"})
@@ -445,8 +404,8 @@ func TestConcurrentWorkers(t *testing.T) {
 			sg := newFakeSendGrid(t, always(http.StatusAccepted))
 			const messages = 50
 			opts := Options{Now: c.Now, Logger: discardLogger(), BatchSize: 7}
-			o1 := NewOutbox(db1.Ent, sg.sender(), opts)
-			o2 := NewOutbox(db2.Ent, sg.sender(), opts)
+			o1 := NewOutbox(db1.Ent, sendGridSender(sg), opts)
+			o2 := NewOutbox(db2.Ent, sendGridSender(sg), opts)
 			for i := range messages {
 				if err := o1.Enqueue(ctx, testMessage(i)); err != nil {
 					t.Fatal(err)
@@ -473,7 +432,7 @@ func TestConcurrentWorkers(t *testing.T) {
 			if got := sent.Load(); got != messages {
 				t.Errorf("DeliverDue reported %d sent, want %d", got, messages)
 			}
-			reqs, delivered := sg.counts()
+			reqs, delivered := sg.Requests(), sg.Delivered()
 			if reqs != messages {
 				t.Errorf("server got %d requests for %d messages", reqs, messages)
 			}
@@ -500,7 +459,7 @@ func TestEnqueueInTransaction(t *testing.T) {
 		ctx := context.Background()
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 
 		errAbort := errors.New("abort")
 		err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
@@ -534,7 +493,7 @@ func TestEnqueueInTransaction(t *testing.T) {
 			t.Error("the worker was not woken when the transaction committed")
 		}
 		mustDeliver(t, o, 1)
-		if reqs, d := sg.counts(); reqs != 1 || d["user2@example.com"] != 1 {
+		if reqs, d := sg.Requests(), sg.Delivered(); reqs != 1 || d["user2@example.com"] != 1 {
 			t.Errorf("server got %d requests, delivered %v; want only the committed message", reqs, d)
 		}
 	})
@@ -718,7 +677,7 @@ func TestLogsNeverCarryContents(t *testing.T) {
 				return http.StatusAccepted
 			}
 		})
-		o := NewOutbox(db.Ent, sg.sender(), Options{Now: c.Now, Logger: logger, Owner: "a"})
+		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: logger, Owner: "a"})
 		secrets := Message{To: "carol@example.com", Subject: "subject-SECRET-4711", Text: "text-SECRET-31415926", HTML: "<p>html-SECRET-27182818</p>"}
 		if err := o.Enqueue(ctx, secrets); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"idp/fake"
 )
 
 // pngOf builds a PNG of a w×h header with the given bit depth and colour
@@ -37,12 +39,12 @@ func pngOf(t testing.TB, w, h uint32, depth, colorType byte, rows int, extra ...
 	}
 	zw.Close()
 	b := []byte("\x89PNG\r\n\x1a\n")
-	b = append(b, pngChunk("IHDR", ihdr)...)
+	b = append(b, fake.PNGChunk("IHDR", ihdr)...)
 	for _, c := range extra {
 		b = append(b, c...)
 	}
-	b = append(b, pngChunk("IDAT", z.Bytes())...)
-	return append(b, pngChunk("IEND", nil)...)
+	b = append(b, fake.PNGChunk("IDAT", z.Bytes())...)
+	return append(b, fake.PNGChunk("IEND", nil)...)
 }
 
 // allocated is what f allocates, in bytes.
@@ -110,7 +112,7 @@ func TestDeepPNGIsRefusedFromHeader(t *testing.T) {
 }
 
 func TestDecodedBytes(t *testing.T) {
-	trns := pngChunk("tRNS", []byte{0, 0})
+	trns := fake.PNGChunk("tRNS", []byte{0, 0})
 	tests := []struct {
 		name    string
 		data    []byte
@@ -125,7 +127,7 @@ func TestDecodedBytes(t *testing.T) {
 		{"16-bit RGB 4096²", pngOf(t, 4096, 4096, 16, 2, 1), 0},
 		{"16-bit RGBA 2896²", pngOf(t, 2896, 2896, 16, 6, 1), 2896 * 2896 * 8},
 		{"16-bit RGBA 2897² is over 64 MiB", pngOf(t, 2897, 2897, 16, 6, 1), 0},
-		{"paletted", pngOf(t, 300, 200, 8, 3, 1, pngChunk("PLTE", []byte{0, 0, 0})), 300 * 200},
+		{"paletted", pngOf(t, 300, 200, 8, 3, 1, fake.PNGChunk("PLTE", []byte{0, 0, 0})), 300 * 200},
 		{"JPEG grey", encodeJPEG(t, image.NewGray(image.Rect(0, 0, 40, 30))), 40 * 30},
 		{"JPEG YCbCr", encodeJPEG(t, halves(40, 30, red, blue)), 40 * 30 * 3},
 		{"GIF", animatedGIF(t, 40, 30, red, blue), 40 * 30},

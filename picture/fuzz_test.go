@@ -7,6 +7,8 @@ import (
 	"image"
 	"image/color"
 	"testing"
+
+	"idp/fake"
 )
 
 // FuzzProcess checks that no input makes Process panic, that every failure
@@ -27,7 +29,7 @@ func FuzzProcess(f *testing.F) {
 	f.Add(animatedGIF(f, 10, 6, color.Transparent, blue))
 	f.Add(readTestdata(f, "gopher-doc.1bpp.lossless.webp"))
 	f.Add(readTestdata(f, "blue-purple-pink.lossy.webp"))
-	f.Add(pngBomb(f, 50000, 50000))
+	f.Add(fake.PNGBomb(50000, 50000))
 	f.Add([]byte("not an image"))
 
 	lim := Limits{MaxBytes: 256 << 10, MaxSide: 512, OutputMaxSide: 64}

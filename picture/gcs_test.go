@@ -22,30 +22,14 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"google.golang.org/api/option"
+
+	"idp/fake"
 )
 
 const (
-	testBucket   = "idp-pictures"
+	testBucket   = fake.Bucket
 	testAccessID = "pictures@test-project.iam.gserviceaccount.com"
 )
-
-// newFakeGCS starts fake-gcs-server in-process, on loopback, with one
-// bucket.
-func newFakeGCS(t *testing.T) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme:     "http",
-		Host:       "127.0.0.1",
-		PublicHost: "127.0.0.1",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
-	return srv
-}
 
 // newSigningKey makes an RSA key and its PKCS#8 PEM, as in a service
 // account's JSON key file.
@@ -62,22 +46,10 @@ func newSigningKey(t *testing.T) (*rsa.PrivateKey, []byte) {
 	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// realClient is the production storage client pointed at the emulator.
-func realClient(t *testing.T, srv *fakestorage.Server) *storage.Client {
-	t.Helper()
-	c, err := storage.NewClient(context.Background(),
-		option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func TestGCSStore(t *testing.T) {
 	ctx := context.Background()
-	srv := newFakeGCS(t)
-	client := realClient(t, srv)
+	srv := fake.GCS(t)
+	client := fake.GCSClient(t, srv)
 	key, keyPEM := newSigningKey(t)
 	st, err := Open(ctx, "gs://"+testBucket+"/avatars", "http://localhost:8080",
 		WithGCSClient(client), WithEndpoint(srv.URL()), WithSigningKey(testAccessID, keyPEM))
@@ -208,7 +180,7 @@ func verifyV4Signature(u *url.URL, pub *rsa.PublicKey) error {
 // TestGCSStoreEmulatorHost opens the store from nothing but the URL and
 // STORAGE_EMULATOR_HOST, as a developer running fake-gcs-server would.
 func TestGCSStoreEmulatorHost(t *testing.T) {
-	srv := newFakeGCS(t)
+	srv := fake.GCS(t)
 	_, keyPEM := newSigningKey(t)
 	img, k := testImage(t)
 	for name, host := range map[string]string{

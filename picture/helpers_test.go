@@ -2,9 +2,7 @@ package picture
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -171,17 +169,6 @@ func jpegMarkers(t *testing.T, b []byte) []byte {
 	return nil
 }
 
-// pngChunk encodes one PNG chunk with its CRC.
-func pngChunk(typ string, data []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-	b = append(b, typ...)
-	b = append(b, data...)
-	crc := crc32.NewIEEE()
-	crc.Write([]byte(typ))
-	crc.Write(data)
-	return binary.BigEndian.AppendUint32(b, crc.Sum32())
-}
-
 // pngChunkTypes lists the chunk types of a PNG.
 func pngChunkTypes(t *testing.T, b []byte) []string {
 	t.Helper()
@@ -205,26 +192,6 @@ func insertPNGChunks(p []byte, chunks ...[]byte) []byte {
 		out = append(out, c...)
 	}
 	return append(out, p[afterIHDR:]...)
-}
-
-// pngBomb is a PNG of a few hundred bytes whose header claims w×h 8-bit grey
-// pixels; its IDAT holds only the first rows.
-func pngBomb(t testing.TB, w, h uint32) []byte {
-	t.Helper()
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 0, 0, 0, 0) // depth 8, grey, deflate, filter 0, no interlace
-	var z bytes.Buffer
-	zw, err := zlib.NewWriterLevel(&z, zlib.BestCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw.Write(make([]byte, 1<<20))
-	zw.Close()
-	b := []byte("\x89PNG\r\n\x1a\n")
-	b = append(b, pngChunk("IHDR", ihdr)...)
-	b = append(b, pngChunk("IDAT", z.Bytes())...)
-	return append(b, pngChunk("IEND", nil)...)
 }
 
 // animatedGIF has two w×h frames, the first first and the second second.

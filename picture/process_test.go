@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"idp/fake"
 )
 
 func TestProcessStripsMetadataAndAppliesOrientation(t *testing.T) {
@@ -134,8 +136,8 @@ func TestJPEGOrientationMalformed(t *testing.T) {
 func TestProcessPNGWithAlphaStaysPNG(t *testing.T) {
 	m := halves(64, 64, color.Transparent, green)
 	in := insertPNGChunks(encodePNG(t, m),
-		pngChunk("tEXt", []byte("Comment\x00secret-text")),
-		pngChunk("eXIf", exifTIFF(binary.BigEndian, 1)),
+		fake.PNGChunk("tEXt", []byte("Comment\x00secret-text")),
+		fake.PNGChunk("eXIf", exifTIFF(binary.BigEndian, 1)),
 	)
 	img, err := Process(bytes.NewReader(in), Limits{})
 	if err != nil {
@@ -230,7 +232,7 @@ func TestProcessRefusesNonImages(t *testing.T) {
 		"PNG signature then garbage": append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0x42}, 100)...),
 		"truncated JPEG":             jpg[:len(jpg)/2],
 		// A header that lies: 4096×4096 claimed, a few rows delivered.
-		"PNG with too little data": pngBomb(t, 4096, 4096),
+		"PNG with too little data": fake.PNGBomb(4096, 4096),
 		"RIFF but not WebP":        []byte("RIFF\x10\x00\x00\x00WAVEfmt "),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -297,7 +299,7 @@ func TestProcessDimensions(t *testing.T) {
 		{"4096 wide", gray(4096, 1), Limits{}, true},
 		{"4097 wide", gray(4097, 1), Limits{}, false},
 		{"4097 high", gray(1, 4097), Limits{}, false},
-		{"PNG bomb 50000×50000", pngBomb(t, 50000, 50000), Limits{}, false},
+		{"PNG bomb 50000×50000", fake.PNGBomb(50000, 50000), Limits{}, false},
 		{"JPEG header claims 60000×60000", jpgBomb, Limits{}, false},
 		{"over MaxPixels", gray(100, 100), Limits{MaxPixels: 100*100 - 1}, false},
 		{"at MaxPixels", gray(100, 100), Limits{MaxPixels: 100 * 100}, true},
@@ -332,7 +334,7 @@ func patchJPEGSize(t *testing.T, b []byte, w, h uint16) {
 // while refusing it allocates little more than the file. The same file under
 // limits that admit its size does get decoded, and the measure notices.
 func TestProcessBombIsRefusedFromHeader(t *testing.T) {
-	bomb := pngBomb(t, 50000, 50000)
+	bomb := fake.PNGBomb(50000, 50000)
 	allocated := func(lim Limits) (uint64, error) {
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -350,7 +352,7 @@ func TestProcessBombIsRefusedFromHeader(t *testing.T) {
 	}
 	// The control: a 4000×4000 bomb with limits that let it through is
 	// decoded (and fails for lack of data), which allocates 16 MB.
-	small := pngBomb(t, 4000, 4000)
+	small := fake.PNGBomb(4000, 4000)
 	bomb = small
 	n, err = allocated(Limits{MaxSide: 4000})
 	if !errors.Is(err, ErrNotImage) {
@@ -362,7 +364,7 @@ func TestProcessBombIsRefusedFromHeader(t *testing.T) {
 }
 
 func BenchmarkProcessBomb(b *testing.B) {
-	bomb := pngBomb(b, 50000, 50000)
+	bomb := fake.PNGBomb(50000, 50000)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Process(bytes.NewReader(bomb), Limits{}); !errors.Is(err, ErrDimensions) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -11,41 +10,23 @@ import (
 	"strings"
 	"testing"
 
-	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
 
 	"idp/account"
 	"idp/ent/user"
+	"idp/fake"
 	"idp/oauth"
 	"idp/picture"
 )
 
-const testBucket = "idp-pictures"
-
-// newFakeGCS runs fake-gcs-server in-process with the picture bucket.
-func newFakeGCS(t *testing.T) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", PublicHost: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
-	return srv
-}
+const testBucket = fake.Bucket
 
 // gcsOptions point the picture store at the emulator with the real storage
 // client, signing URLs with a throwaway service-account key.
 func gcsOptions(t *testing.T, srv *fakestorage.Server) []picture.Option {
 	t.Helper()
-	client, err := storage.NewClient(context.Background(), option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
+	client := fake.GCSClient(t, srv)
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
@@ -53,23 +34,6 @@ func gcsOptions(t *testing.T, srv *fakestorage.Server) []picture.Option {
 		picture.WithGCSClient(client),
 		picture.WithEndpoint(srv.URL()),
 		picture.WithSigningKey("pictures@test.iam.gserviceaccount.com", pemKey),
-	}
-}
-
-func countObjects(t *testing.T, srv *fakestorage.Server) int {
-	t.Helper()
-	client := srv.Client()
-	it := client.Bucket(testBucket).Objects(context.Background(), nil)
-	n := 0
-	for {
-		_, err := it.Next()
-		if err == iterator.Done {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
 	}
 }
 

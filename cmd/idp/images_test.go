@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -61,29 +60,6 @@ func jpegWithGPS(t *testing.T) []byte {
 	out = append(out, seg...)
 	out = append(out, app1...)
 	return append(out, plain[2:]...)
-}
-
-// pngBomb is a PNG whose header claims side×side pixels, with a few bytes
-// of compressed data: decoding it would allocate gigabytes.
-func pngBomb(side uint32) []byte {
-	chunk := func(typ string, data []byte) []byte {
-		var b bytes.Buffer
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		b.WriteString(typ)
-		b.Write(data)
-		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-		return b.Bytes()
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr[0:], side)
-	binary.BigEndian.PutUint32(ihdr[4:], side)
-	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
-	var out bytes.Buffer
-	out.WriteString("\x89PNG\r\n\x1a\n")
-	out.Write(chunk("IHDR", ihdr))
-	out.Write(chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01}))
-	out.Write(chunk("IEND", nil))
-	return out.Bytes()
 }
 
 func testPNG(t *testing.T, w, h int) []byte {

@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
+
+	"idp/fake"
 )
 
 // TestPictureStorageOutage: with picture storage unreachable, signup without
 // a picture, login and profile reads keep working; picture operations answer
 // 503 with Retry-After; nothing is left half done.
 func TestPictureStorageOutage(t *testing.T) {
-	gcs := newFakeGCS(t)
+	gcs := fake.GCS(t)
 	opts := gcsOptions(t, gcs)
 	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", func(c *config) {
 		c.PicturesURL = "gs://" + testBucket

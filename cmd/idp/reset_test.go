@@ -4,20 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"idp/fake"
 	"idp/mail"
 )
 
@@ -25,7 +23,7 @@ var codePattern = regexp.MustCompile(`\b\d{8}\b`)
 
 // sentMail is a message as a sender delivered it (the mail.log holds no
 // HTML body).
-type sentMail struct{ To, Subject, Text, HTML string }
+type sentMail = fake.Mail
 
 // mailLog reads the mail.log of a server's data directory.
 func mailLog(t *testing.T, s *testServer) []sentMail {
@@ -274,63 +272,10 @@ func TestForgot(t *testing.T) {
 	}
 }
 
-// fakeSendGrid is an httptest server that checks the v3 payload and fails
-// while failing is set.
-type fakeSendGrid struct {
-	*httptest.Server
-	t       *testing.T
-	failing atomic.Bool
-	mu      sync.Mutex
-	sent    []sentMail
-	calls   atomic.Int64
-}
-
-const sendGridKey = "SG.test-key"
-
-func newFakeSendGrid(t *testing.T) *fakeSendGrid {
-	f := &fakeSendGrid{t: t}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.calls.Add(1)
-		if r.URL.Path != "/v3/mail/send" || r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+sendGridKey {
-			t.Errorf("SendGrid request %s %s, Authorization %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		if f.failing.Load() {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		var p struct {
-			Personalizations []struct{ To []struct{ Email string } }
-			From             struct{ Email, Name string }
-			Subject          string
-			Content          []struct{ Type, Value string }
-		}
-		body, _ := io.ReadAll(r.Body)
-		if err := json.Unmarshal(body, &p); err != nil || len(p.Personalizations) != 1 || len(p.Personalizations[0].To) != 1 ||
-			p.From.Email != "no-reply@idp.test" || len(p.Content) != 2 || p.Content[0].Type != "text/plain" || p.Content[1].Type != "text/html" {
-			t.Errorf("SendGrid payload: %s", body)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		f.sent = append(f.sent, sentMail{p.Personalizations[0].To[0].Email, p.Subject, p.Content[0].Value, p.Content[1].Value})
-		f.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeSendGrid) mails() []sentMail {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]sentMail(nil), f.sent...)
-}
-
-func sendGrid(f *fakeSendGrid) func(*config) {
+// sendGrid points the server's mail at f.
+func sendGrid(f *fake.SendGrid) func(*config) {
 	return func(c *config) {
-		c.SendGridAPIKey = sendGridKey
+		c.SendGridAPIKey = fake.SendGridKey
 		c.MailFrom = "idp <no-reply@idp.test>"
 		c.sendGridOptions = []mail.SendGridOption{mail.WithSendGridHost(f.URL)}
 	}
@@ -341,34 +286,46 @@ func sendGrid(f *fakeSendGrid) func(*config) {
 // the delivery.
 func TestResetWithSendGrid(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
-		sg := newFakeSendGrid(t)
-		sg.failing.Store(true)
+		sg := fake.NewSendGrid(t)
+		var failing atomic.Bool
+		failing.Store(true)
+		sg.Respond(func(int) int {
+			if failing.Load() {
+				return http.StatusInternalServerError
+			}
+			return http.StatusAccepted
+		})
 		first := startServer(t, dbURL, sendGrid(sg))
 		first.mobile()
 		first.createUser("ada", "ada@example.com", testPassword)
 		first.forgot("ada")
 		// The provider fails: the mail is retried, not lost.
-		for deadline := time.Now().Add(10 * time.Second); sg.calls.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); sg.Requests() < 2; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatal("the outbox did not try to send")
 			}
 		}
-		if len(sg.mails()) != 0 {
+		if len(sg.Mails()) != 0 {
 			t.Fatal("a mail got through a failing provider")
 		}
 		// The server restarts while the provider is down; a new one starts
 		// on the same database and the provider recovers.
 		first.stop()
 		second := startServer(t, dbURL, sendGrid(sg))
-		sg.failing.Store(false)
-		code := codeOf(t, waitForMail(t, sg.mails, "ada@example.com", "reset code", 1)[0])
+		failing.Store(false)
+		code := codeOf(t, waitForMail(t, sg.Mails, "ada@example.com", "reset code", 1)[0])
 		if r := second.reset("ada", code, newPassword); r.status != 204 {
 			t.Fatalf("reset with the code from SendGrid: %d %s", r.status, r.body)
 		}
-		waitForMail(t, sg.mails, "ada@example.com", "password was changed", 1)
+		waitForMail(t, sg.Mails, "ada@example.com", "password was changed", 1)
 		time.Sleep(200 * time.Millisecond)
-		if n := len(sg.mails()); n != 2 {
+		if n := len(sg.Mails()); n != 2 {
 			t.Errorf("%d mails delivered, want 2 (each exactly once)", n)
+		}
+		for _, m := range sg.Mails() {
+			if m.From != "no-reply@idp.test" || m.Text == "" || m.HTML == "" {
+				t.Errorf("%q: from %q, %d bytes of text, %d of HTML; want IDP_MAIL_FROM and both bodies", m.Subject, m.From, len(m.Text), len(m.HTML))
+			}
 		}
 	})
 }
@@ -482,7 +439,7 @@ func TestForgotAfterDeadCode(t *testing.T) {
 // change notice quote nothing the user chose, in text or HTML: whoever signs
 // up with someone else's address must not write into our mail to them.
 func TestSecurityMailHoldsNoUserText(t *testing.T) {
-	sg := newFakeSendGrid(t)
+	sg := fake.NewSendGrid(t)
 	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", sendGrid(sg))
 	s.mobile()
 	body := signupBody("mallory_said_so", "victim@example.com")
@@ -491,12 +448,12 @@ func TestSecurityMailHoldsNoUserText(t *testing.T) {
 		t.Fatalf("signup: %d %s", r.status, r.body)
 	}
 	s.forgot("victim@example.com")
-	code := codeOf(t, waitForMail(t, sg.mails, "victim@example.com", "reset code", 1)[0])
+	code := codeOf(t, waitForMail(t, sg.Mails, "victim@example.com", "reset code", 1)[0])
 	if r := s.reset("mallory_said_so", code, newPassword); r.status != http.StatusNoContent {
 		t.Fatalf("reset: %d %s", r.status, r.body)
 	}
-	waitForMail(t, sg.mails, "victim@example.com", "password was changed", 1)
-	for _, m := range sg.mails() {
+	waitForMail(t, sg.Mails, "victim@example.com", "password was changed", 1)
+	for _, m := range sg.Mails() {
 		for _, part := range []struct{ name, body string }{{"text", m.Text}, {"html", m.HTML}} {
 			if part.body == "" {
 				t.Errorf("%q: no %s body", m.Subject, part.name)

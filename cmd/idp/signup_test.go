@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"idp/database/databasetest"
+	"idp/fake"
 )
 
 // signupBody is a complete signup; tests change or drop fields.
@@ -145,11 +146,11 @@ func pictureStores(t *testing.T, fn func(t *testing.T, mutate func(*config), obj
 		})
 	})
 	t.Run("gcs", func(t *testing.T) {
-		gcs := newFakeGCS(t)
+		gcs := fake.GCS(t)
 		fn(t, func(c *config) {
 			c.PicturesURL = "gs://" + testBucket + "/pictures"
 			c.pictureOptions = gcsOptions(t, gcs)
-		}, func() int { return countObjects(t, gcs) })
+		}, func() int { return fake.GCSObjects(t, gcs) })
 	})
 }
 
@@ -382,7 +383,7 @@ func TestSignupErrors(t *testing.T) {
 		if p := problemOf(t, r); r.status != 415 || !hasFieldError(p, "picture", "") {
 			t.Errorf("text as picture: %d %s", r.status, r.body)
 		}
-		r = s.signupMultipart(signupBody("pic2", "pic2@example.com"), pngBomb(50_000), "bomb.png")
+		r = s.signupMultipart(signupBody("pic2", "pic2@example.com"), fake.PNGBomb(50_000, 50_000), "bomb.png")
 		if p := problemOf(t, r); r.status != 422 || !hasFieldError(p, "picture", "") {
 			t.Errorf("decompression bomb: %d %s", r.status, r.body)
 		}
