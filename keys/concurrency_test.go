@@ -92,7 +92,7 @@ func TestConcurrentRotate(t *testing.T) {
 		for round := range 3 {
 			// Start from a table with an active key and no next one: a
 			// next key left by the previous round is due by now.
-			clock.Add(3 * time.Hour)
+			clock.Advance(3 * time.Hour)
 			if _, err := m1.Step(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +130,7 @@ func TestConcurrentRotate(t *testing.T) {
 			// Once it is due, exactly one caller promotes it. Callers that
 			// come after the promotion start a new rotation: they get a new
 			// next key, which is fine for `keys rotate`.
-			clock.Add(2 * time.Hour)
+			clock.Advance(2 * time.Hour)
 			results = nil
 			if got := race(t, 4, ms, rotate(false)); got != 1 {
 				t.Fatalf("round %d: %d concurrent rotations performed the due promotion, want 1", round, got)
@@ -144,7 +144,7 @@ func TestConcurrentRotate(t *testing.T) {
 
 			// Emergency rotations: several keys may be created and promoted
 			// in turn, but each promotion is performed exactly once.
-			clock.Add(time.Hour)
+			clock.Advance(time.Hour)
 			now := clock.Now()
 			promotions := race(t, 4, ms, rotate(true))
 			rows := checkTable(t, a.Ent)
@@ -180,7 +180,7 @@ func TestConcurrentMixed(t *testing.T) {
 		ms := [2]*Manager{m1, m2}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for round := range 12 {
-			clock.Add(time.Duration(rng.IntN(5*60)) * time.Minute)
+			clock.Advance(time.Duration(rng.IntN(5*60)) * time.Minute)
 			ops := make([]int, 4)
 			for i := range ops {
 				ops[i] = rng.IntN(10)

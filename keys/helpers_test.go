@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,32 +14,13 @@ import (
 	"idp/database/databasetest"
 	"idp/ent"
 	"idp/ent/signingkey"
+	"idp/fake"
 )
 
 // t0 is where every fake clock starts.
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
+func newClock() *fake.Clock { return fake.NewClock(t0) }
 
 // testKEK is the key-encryption key of the tests' managers.
 var testKEK = []byte("0123456789abcdef0123456789abcdef")
@@ -48,7 +28,7 @@ var testKEK = []byte("0123456789abcdef0123456789abcdef")
 // testOptions is a schedule with round numbers: a key is active for 10h, the
 // next one is published 2h before it signs, and a retired key stays 1h02m
 // (1h retention + 1m refresh + 1m slack).
-func testOptions(clock *fakeClock) Options {
+func testOptions(clock *fake.Clock) Options {
 	return Options{
 		RotationPeriod:  10 * time.Hour,
 		PublishLead:     2 * time.Hour,

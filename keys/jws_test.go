@@ -188,7 +188,7 @@ func TestRotateImmediate(t *testing.T) {
 			t.Fatalf("second unknown kid within a second: err = %v, want a refusal (rate limit)", err)
 		}
 		// ...a second later it does.
-		clock.Add(time.Second)
+		clock.Advance(time.Second)
 		if v, err := m2.Verify(tok3); err != nil || v.KeyID != ki3.ID {
 			t.Fatalf("unknown kid a second later: %+v, %v", v, err)
 		}

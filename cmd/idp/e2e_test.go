@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"idp/fake"
 	"idp/oauth"
 )
 
@@ -438,7 +439,7 @@ func TestClientCredentials(t *testing.T) {
 func TestAccessTokenExpiresAndPasswordChange(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		clock := new(fakeClock)
+		clock := fake.NewRunningClock()
 		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
 		s.mobile()
 		u := s.createUser("linus", "linus@example.com", testPassword)

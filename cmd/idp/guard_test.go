@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"idp/fake"
 )
 
 func (s *testServer) login(username, pw string, header ...string) response {
@@ -26,7 +28,7 @@ func (s *testServer) login(username, pw string, header ...string) response {
 // password; a successful login resets the count; unknown logins lock alike.
 func TestLockout(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
-		clock := new(fakeClock)
+		clock := fake.NewRunningClock()
 		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
 		s.mobile()
 		s.createUser("ada", "ada@example.com", testPassword)

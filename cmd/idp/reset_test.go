@@ -161,7 +161,7 @@ func TestPasswordReset(t *testing.T) {
 // codes and unknown logins all get one identical answer.
 func TestResetCodeFailuresLookAlike(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
-		clock := new(fakeClock)
+		clock := fake.NewRunningClock()
 		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
 		s.mobile()
 		s.createUser("ada", "ada@example.com", testPassword)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
+
+	"idp/fake"
 )
 
 func jwksKids(t *testing.T, s *testServer) []string {
@@ -31,7 +33,7 @@ func TestRotationAcrossInstances(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
 		const issuer = "http://idp.test"
-		keyClock := new(fakeClock)
+		keyClock := fake.NewRunningClock()
 		replica := func(c *config) { c.Issuer, c.keyClock = issuer, keyClock.Now }
 		a := startServer(t, dbURL, replica)
 		b := startServer(t, dbURL, replica)

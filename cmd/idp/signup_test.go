@@ -508,7 +508,7 @@ func TestFailedSignupLeavesNothing(t *testing.T) {
 func TestUserAPIRefusesBadTokens(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		clock := new(fakeClock)
+		clock := fake.NewRunningClock()
 		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
 		s.mobile()
 		s.createUser("ada", "ada@example.com", testPassword)

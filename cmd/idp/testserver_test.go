@@ -17,6 +17,7 @@ import (
 	"idp/account"
 	"idp/database/databasetest"
 	"idp/ent"
+	"idp/fake"
 	"idp/keys"
 	"idp/mail"
 	"idp/oauth"
@@ -204,33 +205,9 @@ func (s *testServer) get(path, bearer string) response {
 	return s.do(req)
 }
 
-// fakeClock is a settable clock for the token service: the real time plus
-// what Advance added, or, from stoppedClock, a time that moves only by
-// Advance.
-type fakeClock struct {
-	mu      sync.Mutex
-	offset  time.Duration
-	stopped time.Time
-}
-
 // stoppedClock is a clock that stands still: tests that count within a
 // minute's window cannot then straddle two windows on a slow run.
-func stoppedClock() *fakeClock { return &fakeClock{stopped: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.stopped.IsZero() {
-		return c.stopped.Add(c.offset)
-	}
-	return time.Now().Add(c.offset)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-}
+func stoppedClock() *fake.Clock { return fake.NewClock(time.Now()) }
 
 // newConfidential is a confidential client for client_credentials.
 func newConfidential(id string) oauth.NewClient {
