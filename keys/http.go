@@ -5,7 +5,18 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/go-chi/chi/v5"
 )
+
+// JWKSPath is where the public router serves the key set; the discovery
+// document's jwks_uri names it.
+const JWKSPath = "/.well-known/jwks.json"
+
+// Mount adds GET JWKSPath, served by JWKSHandler, to r.
+func (m *Manager) Mount(r chi.Router) {
+	r.Method(http.MethodGet, JWKSPath, m.JWKSHandler())
+}
 
 // JWKSHandler serves the key set at the jwks_uri. It writes the prepared
 // bytes with a strong ETag and a max-age short enough that a verifier's

@@ -96,7 +96,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	srv.Register(r)
+	srv.Mount(r)
 	return &refreshEnv{t: t, db: db, srv: srv, h: r, clock: clock}
 }
 

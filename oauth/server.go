@@ -177,8 +177,8 @@ func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *C
 	return s, nil
 }
 
-// Register adds the OAuth 2.0 and OpenID Connect routes to r.
-func (s *Server) Register(r chi.Router) {
+// Mount adds the OAuth 2.0 and OpenID Connect routes to r.
+func (s *Server) Mount(r chi.Router) {
 	r.Get("/.well-known/openid-configuration", s.handleDiscovery)
 	r.Get("/.well-known/oauth-authorization-server", s.handleDiscovery)
 	r.With(s.limit("token")).Post("/oauth2/token", s.handleToken)

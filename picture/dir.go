@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // PathPrefix is where the directory store's Handler must be mounted, and
@@ -129,6 +131,12 @@ func (d *DirStore) URL(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("%w: url %q", ErrBadKey, key)
 	}
 	return d.baseURL + PathPrefix + key, nil
+}
+
+// Mount adds GET and HEAD PathPrefix+key, served by Handler, to r.
+func (d *DirStore) Mount(r chi.Router) {
+	r.Method(http.MethodGet, PathPrefix+"*", d.Handler())
+	r.Method(http.MethodHead, PathPrefix+"*", d.Handler())
 }
 
 // Handler serves GET and HEAD PathPrefix+key for the stored pictures; mount

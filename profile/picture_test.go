@@ -128,7 +128,7 @@ func TestSignupDecodesOnlyAfterAuthAndChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	s.Register(r)
+	s.Mount(r)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 

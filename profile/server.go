@@ -175,8 +175,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
 
-// Register adds the /v1 routes to r.
-func (s *Server) Register(r chi.Router) {
+// Mount adds the /v1 routes to r.
+func (s *Server) Mount(r chi.Router) {
 	r.With(s.limit("signup")).Post("/v1/users", s.handleSignup)
 	r.With(s.limit("forgot")).Post("/v1/password/forgot", s.handleForgot)
 	r.With(s.limit("reset")).Post("/v1/password/reset", s.handleReset)

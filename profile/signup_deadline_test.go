@@ -37,7 +37,7 @@ func TestSignupDeadlineIsNotBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	s.Register(r)
+	s.Mount(r)
 	// Every decoding slot is taken for the whole test.
 	for range cap(s.decoding) {
 		s.decoding <- struct{}{}

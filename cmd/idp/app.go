@@ -280,6 +280,31 @@ func (a *app) Close() error {
 	return a.db.Close()
 }
 
+// mounter is a feature that adds its routes to the public router.
+type mounter interface {
+	Mount(r chi.Router)
+}
+
+// mountFunc adapts a function to mounter, for the routes no package owns.
+type mountFunc func(r chi.Router)
+
+func (f mountFunc) Mount(r chi.Router) { f(r) }
+
+// The directory store is found by its Mount method: a rename must not
+// silently stop serving the pictures.
+var _ mounter = (*picture.DirStore)(nil)
+
+// features are what the public router serves, each mounting its own routes.
+// A picture store that serves its files itself (the directory store) is one;
+// one whose URLs point elsewhere (GCS) is not.
+func (a *app) features() []mounter {
+	fs := []mounter{a.oauth, a.profile, a.keys, mountFunc(a.mountPages), mountFunc(a.mountHealth), mountFunc(mountOpenAPI)}
+	if m, ok := a.pictures.(mounter); ok {
+		fs = append(fs, m)
+	}
+	return fs
+}
+
 // handler is the public HTTP surface; opsHandler is the operations one.
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
@@ -287,8 +312,15 @@ func (a *app) handler() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 	})
-	a.oauth.Register(r)
-	a.profile.Register(r)
+	for _, f := range a.features() {
+		f.Mount(r)
+	}
+	return r
+}
+
+// mountPages adds the password-change redirect and the reset page it leads
+// to by default.
+func (a *app) mountPages(r chi.Router) {
 	r.Get("/.well-known/change-password", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, a.cfg.ChangePasswordURL, http.StatusFound)
 	})
@@ -297,15 +329,16 @@ func (a *app) handler() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		io.WriteString(w, idp.PasswordResetPage())
 	})
-	if dir, ok := a.pictures.(*picture.DirStore); ok {
-		r.Method(http.MethodGet, picture.PathPrefix+"*", dir.Handler())
-		r.Method(http.MethodHead, picture.PathPrefix+"*", dir.Handler())
-	}
-	r.Method(http.MethodGet, "/.well-known/jwks.json", a.keys.JWKSHandler())
+}
+
+// mountHealth adds the probes, which the operations listener serves too.
+func (a *app) mountHealth(r chi.Router) {
 	r.Get("/healthz", handleHealthz)
 	r.Get("/readyz", a.handleReady)
+}
+
+func mountOpenAPI(r chi.Router) {
 	r.Method(http.MethodGet, "/openapi.yaml", idp.OpenAPIHandler())
-	return r
 }
 
 func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
