@@ -15,6 +15,7 @@ import (
 
 	"idp/account"
 	"idp/ent"
+	"idp/oauth/token"
 )
 
 // Errors of Verify. A caller answers ErrNoToken and ErrInvalidToken with
@@ -41,16 +42,6 @@ type Principal struct {
 // HasScope reports whether the token carries scope.
 func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes, scope) }
 
-// BearerToken extracts the token of an "Authorization: Bearer" header.
-func BearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
-}
-
 // Verify authenticates the bearer access token of r for this service's own
 // endpoints. Beyond what a third party checks offline (signature by a
 // published key, type, issuer, audience, lifetime) it refuses a token whose
@@ -59,11 +50,11 @@ func BearerToken(r *http.Request) (string, bool) {
 // user are one indexed read each. When scopes are given, the token must
 // carry all of them.
 func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) (*Principal, error) {
-	token, ok := BearerToken(r)
+	raw, ok := token.BearerToken(r)
 	if !ok {
 		return nil, ErrNoToken
 	}
-	c, err := s.tokens.parseAccessToken(token)
+	c, err := s.tokens.ParseAccessToken(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -74,9 +65,9 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		IssuedAt:  time.Unix(c.IssuedAt, 0),
 		ExpiresAt: time.Unix(c.ExpiresAt, 0),
 	}
-	if id, isUser := userID(c.Subject); isUser {
+	if id, isUser := token.UserID(c.Subject); isUser {
 		// The revocation check and the user are one read.
-		u, err := s.store.activeUser(ctx, jwtSignature(token), c.Subject, onRefreshRow(c.ID), id)
+		u, err := s.store.activeUser(ctx, token.JWTSignature(raw), c.Subject, token.OnRefreshRow(c.ID), id)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +81,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		}
 		p.User = u
 	} else {
-		active, err := s.store.accessTokenActive(ctx, jwtSignature(token), c.Subject, onRefreshRow(c.ID))
+		active, err := s.store.accessTokenActive(ctx, token.JWTSignature(raw), c.Subject, token.OnRefreshRow(c.ID))
 		if err != nil {
 			return nil, err
 		}
@@ -175,13 +166,13 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_client", "Introspection needs a confidential client's credentials.")
 		return
 	}
-	token := r.PostForm.Get("token")
-	if token == "" {
+	raw := r.PostForm.Get("token")
+	if raw == "" {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
 		return
 	}
 	inactive := map[string]any{"active": false}
-	use, ar, err := s.provider.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), new(Session))
+	use, ar, err := s.provider.IntrospectToken(ctx, raw, fosite.TokenUse(r.PostForm.Get("token_type_hint")), new(token.Session))
 	if err != nil {
 		if cause, failed := storageFailure(err); failed {
 			// Not an answer about the token: "inactive" would make a
@@ -192,7 +183,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
-	sess, _ := ar.GetSession().(*Session)
+	sess, _ := ar.GetSession().(*token.Session)
 	if sess == nil {
 		writeJSON(w, http.StatusOK, inactive)
 		return
@@ -207,7 +198,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	switch use {
 	case fosite.AccessToken:
-		claims, err := s.tokens.parseAccessToken(token)
+		claims, err := s.tokens.ParseAccessToken(raw)
 		if err != nil || claims.Subject != sess.Subject || claims.ClientID != ar.GetClient().GetID() {
 			// A token speaks only for the subject and client of its record.
 			writeJSON(w, http.StatusOK, inactive)
@@ -223,7 +214,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		resp["token_type"] = "refresh_token"
 		resp["exp"] = sess.GetExpiresAt(fosite.RefreshToken).Unix()
 	}
-	if id, ok := userID(sess.Subject); ok {
+	if id, ok := token.UserID(sess.Subject); ok {
 		u, err := s.users.Get(ctx, id)
 		if errors.Is(err, account.ErrNotFound) {
 			writeJSON(w, http.StatusOK, inactive)
@@ -243,7 +234,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 // expired, revoked or malformed, and returns its cause. fosite wraps what the
 // storage returned; idp's storage answers an unknown or used token with
 // fosite.ErrNotFound or fosite.ErrInactiveToken, the token strategy a token
-// that does not verify with errMalformedToken, and anything else is a
+// that does not verify with token.ErrMalformed, and anything else is a
 // failure: answering it "inactive" would be a guess.
 func storageFailure(err error) (error, bool) {
 	rfc := fosite.ErrorToRFC6749Error(err)
@@ -254,7 +245,7 @@ func storageFailure(err error) (error, bool) {
 	if cause == nil {
 		return nil, false
 	}
-	if errors.Is(cause, fosite.ErrNotFound) || errors.Is(cause, fosite.ErrInactiveToken) || errors.Is(cause, errMalformedToken) {
+	if errors.Is(cause, fosite.ErrNotFound) || errors.Is(cause, fosite.ErrInactiveToken) || errors.Is(cause, token.ErrMalformed) {
 		return nil, false
 	}
 	return cause, true

@@ -5,6 +5,8 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+
+	"idp/oauth/token"
 )
 
 // Grant types this service issues tokens for.
@@ -28,7 +30,7 @@ type grantType struct {
 	// prepare completes an accepted request before tokens are issued
 	// (what is granted, whom the tokens speak for); nil when the grant's
 	// handler does that itself.
-	prepare func(s *Server, ar fosite.AccessRequester, sess *Session)
+	prepare func(s *Server, ar fosite.AccessRequester, sess *token.Session)
 }
 
 // grantTypes is the one list of grants: it composes the token endpoint and
@@ -38,7 +40,7 @@ var grantTypes = []grantType{
 	{
 		name:    GrantPassword,
 		factory: compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
-		prepare: func(s *Server, ar fosite.AccessRequester, sess *Session) {
+		prepare: func(s *Server, ar fosite.AccessRequester, sess *token.Session) {
 			s.grantRequested(ar)
 			sess.AuthTime = s.now().UTC()
 		},
@@ -52,7 +54,7 @@ var grantTypes = []grantType{
 		name:         GrantClientCredentials,
 		factory:      compose.OAuth2ClientCredentialsGrantFactory,
 		confidential: true,
-		prepare: func(s *Server, ar fosite.AccessRequester, sess *Session) {
+		prepare: func(s *Server, ar fosite.AccessRequester, sess *token.Session) {
 			s.grantRequested(ar)
 			sess.Subject = ar.GetClient().GetID()
 		},

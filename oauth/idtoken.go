@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/ent"
+	"idp/oauth/token"
 )
 
 // idTokenHandler issues OpenID Connect ID tokens at the token endpoint for
@@ -36,7 +37,7 @@ func (h idTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	scopes := accessScope(r)
+	scopes := token.AccessScope(r)
 	if !slices.Contains(scopes, ScopeOpenID) {
 		return fosite.ErrUnknownRequest
 	}
@@ -51,11 +52,11 @@ func (h idTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 // idToken signs r's ID token with the claims scopes allow about u, the
 // user of r's subject; nil reads the user.
 func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []string, accessToken string, u *ent.User) (string, error) {
-	sess, ok := r.GetSession().(*Session)
+	sess, ok := r.GetSession().(*token.Session)
 	if !ok {
 		return "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
 	}
-	id, ok := userID(sess.Subject)
+	id, ok := token.UserID(sess.Subject)
 	if !ok {
 		return "", fmt.Errorf("oauth: ID token for non-user subject %q", sess.Subject)
 	}
@@ -85,7 +86,7 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 	if err != nil {
 		return "", err
 	}
-	return s.signer.Sign(payload, typeIDToken)
+	return s.signer.Sign(payload, token.TypeIDToken)
 }
 
 // idTokenClaims are an ID token's claims (OIDC Core §2): the ones about the

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"idp/oauth/token"
 )
 
 // refreshHandler is the refresh_token grant (RFC 6749 §6, RFC 6819
@@ -62,7 +64,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return fosite.ErrUnknownRequest
 	}
 	s := h.s
-	sig, ok := s.tokens.refreshSignature(ctx, r.GetRequestForm().Get("refresh_token"))
+	sig, ok := s.tokens.ParseRefreshToken(ctx, r.GetRequestForm().Get("refresh_token"))
 	if !ok {
 		return errRefreshInvalid
 	}
@@ -75,7 +77,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return errRefreshInvalid
 	}
 	var stored storedRequest
-	sess := new(Session)
+	sess := new(token.Session)
 	if err := json.Unmarshal(p.request, &stored); err != nil {
 		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored request: %w", err))
 	}
@@ -109,7 +111,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	if stored.ClientID != r.GetClient().GetID() {
 		return fosite.ErrInvalidGrant.WithHint("The refresh token was issued to another client.")
 	}
-	id, isUser := userID(sess.Subject)
+	id, isUser := token.UserID(sess.Subject)
 	if !isUser || p.user == nil || p.user.ID != id {
 		return fosite.ErrInvalidGrant.WithHint("The refresh token's user no longer exists.")
 	}
@@ -153,7 +155,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		// The usual case: the access token is recorded on the new
 		// refresh token's row, which its jti says.
 		var accessSig string
-		access, accessSig, err = s.tokens.accessToken(r, refreshRowPrefix+randomID())
+		access, accessSig, err = s.tokens.AccessToken(r, token.RefreshRowPrefix+token.RandomID())
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
@@ -180,7 +182,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		// S exists and records the first answer's access token, which
 		// keeps working; this one gets a row of its own.
 		var accessSig string
-		access, accessSig, err = s.tokens.accessToken(r, randomID())
+		access, accessSig, err = s.tokens.AccessToken(r, token.RandomID())
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
@@ -199,7 +201,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	resp.SetAccessToken(access)
 	resp.SetTokenType("bearer")
 	resp.SetExpiresIn(sess.GetExpiresAt(fosite.AccessToken).Sub(now))
-	scopes := accessScope(r)
+	scopes := token.AccessScope(r)
 	if narrowed != nil {
 		resp.SetScopes(narrowed)
 	} else {
@@ -219,7 +221,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 // narrowScope applies the optional scope parameter of a refresh request
 // (RFC 6749 §6): the new access token gets only those scopes, each of which
 // must have been granted; the new refresh token keeps the full grant.
-func narrowScope(ar fosite.AccessRequester, sess *Session, raw string) ([]string, error) {
+func narrowScope(ar fosite.AccessRequester, sess *token.Session, raw string) ([]string, error) {
 	sess.AccessScope = nil
 	requested := fosite.RemoveEmpty(strings.Split(raw, " "))
 	if len(requested) == 0 {

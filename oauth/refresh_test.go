@@ -24,6 +24,7 @@ import (
 	"idp/ent/refreshtoken"
 	"idp/fake"
 	"idp/keys"
+	"idp/oauth/token"
 )
 
 // testUsers is the Users of the refresh tests: the users table, and one
@@ -257,7 +258,7 @@ func TestRefreshReuseLeeway(t *testing.T) {
 // grantOf is the request id of the refresh token's row.
 func grantOf(t *testing.T, e *refreshEnv, token string) string {
 	t.Helper()
-	sig, ok := e.srv.tokens.refreshSignature(context.Background(), token)
+	sig, ok := e.srv.tokens.ParseRefreshToken(context.Background(), token)
 	if !ok {
 		t.Fatalf("not a refresh token: %q", token)
 	}
@@ -360,7 +361,7 @@ func TestRefreshSuccessor(t *testing.T) {
 		if err := (&hmac.HMACStrategy{Config: fc}).Validate(ctx, a); err != nil {
 			t.Errorf("fosite refuses a successor: %v", err)
 		}
-		if sig, ok := e.srv.tokens.refreshSignature(ctx, a); !ok || sig != aSig {
+		if sig, ok := e.srv.tokens.ParseRefreshToken(ctx, a); !ok || sig != aSig {
 			t.Errorf("refreshSignature(successor) = %q, %v; want %q", sig, ok, aSig)
 		}
 		fc.GlobalSecret = []byte("another-secret-0123456789abcdef-0123456789")
@@ -379,7 +380,7 @@ func TestRefreshTokenSpelling(t *testing.T) {
 		e := newRefreshEnv(t, db, 0)
 		token := e.login()["refresh_token"].(string)
 		for _, variant := range respellings(t, token) {
-			if _, ok := e.srv.tokens.refreshSignature(context.Background(), variant); ok {
+			if _, ok := e.srv.tokens.ParseRefreshToken(context.Background(), variant); ok {
 				t.Errorf("%q is accepted for %q", variant, token)
 			}
 			e.refused("a respelled token", "mobile", variant)
@@ -429,11 +430,11 @@ func TestRefreshChecks(t *testing.T) {
 			Scopes: []string{"openid", "offline_access"}}); err != nil {
 			t.Fatal(err)
 		}
-		token := e.login()["refresh_token"].(string)
-		if status, m := e.refresh("nobody-refreshes", token); status != 400 || m["error"] != "unauthorized_client" {
+		rt := e.login()["refresh_token"].(string)
+		if status, m := e.refresh("nobody-refreshes", rt); status != 400 || m["error"] != "unauthorized_client" {
 			t.Errorf("a client without the grant: %d %v", status, m)
 		}
-		if status, m := e.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {"mobile"}, "refresh_token": {token},
+		if status, m := e.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {"mobile"}, "refresh_token": {rt},
 			"scope": {"openid users:stats"}}); status != 400 || m["error"] != "invalid_scope" {
 			t.Errorf("a wider scope: %d %v", status, m)
 		}
@@ -450,18 +451,18 @@ func TestRefreshChecks(t *testing.T) {
 		// A token stored as the password grant stores one.
 		stored := func(grant, subject string, scopes ...string) string {
 			t.Helper()
-			sess := &Session{Subject: subject}
+			sess := &token.Session{Subject: subject}
 			sess.SetExpiresAt(fosite.RefreshToken, e.clock.Now().Add(time.Hour))
 			client, _ := e.srv.clients.Get(ctx, "mobile")
 			req := &fosite.Request{ID: grant, RequestedAt: e.clock.Now(), Client: client, Session: sess, GrantedScope: scopes}
-			token, sig, err := e.srv.tokens.GenerateRefreshToken(ctx, req)
+			rt, sig, err := e.srv.tokens.GenerateRefreshToken(ctx, req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := e.srv.store.CreateRefreshTokenSession(ctx, sig, "", req); err != nil {
 				t.Fatal(err)
 			}
-			return token
+			return rt
 		}
 		if status, m := e.refresh("mobile", stored("g-offline", "7", "openid", "offline_access")); status != 200 {
 			t.Errorf("a stored grant: %d %v", status, m)

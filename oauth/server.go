@@ -24,6 +24,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 
 	"idp/ent"
+	"idp/oauth/token"
 	"idp/ratelimit"
 )
 
@@ -99,8 +100,8 @@ type Server struct {
 	store    *Store
 	clients  *Clients
 	users    Users
-	signer   TokenSigner
-	tokens   *tokenStrategy
+	signer   token.Signer
+	tokens   *token.Strategy
 	// rotationKey derives a rotated refresh token's successor (see
 	// refreshHandler.successor).
 	rotationKey []byte
@@ -110,7 +111,7 @@ type Server struct {
 }
 
 // New composes the token service.
-func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *Clients) (*Server, error) {
+func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *Clients) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -142,12 +143,7 @@ func New(cfg Config, db *ent.Client, signer TokenSigner, users Users, clients *C
 			return s.AuthenticateClient(ctx, r, form)
 		},
 	}
-	s.tokens = &tokenStrategy{
-		signer: signer,
-		issuer: cfg.Issuer,
-		opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc),
-		now:    s.now,
-	}
+	s.tokens = token.NewStrategy(signer, cfg.Issuer, oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc), s.now)
 	var err error
 	if s.rotationKey, err = hkdf.Key(sha256.New, cfg.RefreshTokenSecrets[0], nil, "idp refresh rotation", 32); err != nil {
 		return nil, err

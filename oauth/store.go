@@ -22,6 +22,7 @@ import (
 	"idp/ent/accesstoken"
 	"idp/ent/refreshtoken"
 	"idp/ent/user"
+	"idp/oauth/token"
 	"idp/ratelimit"
 )
 
@@ -170,7 +171,7 @@ func (s *Store) decodeRequest(ctx context.Context, data []byte, session fosite.S
 		return nil, fmt.Errorf("oauth: stored request: %w", err)
 	}
 	if session == nil {
-		session = new(Session)
+		session = new(token.Session)
 	}
 	if err := json.Unmarshal(sr.Session, session); err != nil {
 		return nil, fmt.Errorf("oauth: stored session: %w", err)

@@ -14,6 +14,7 @@ import (
 	"idp/database/databasetest"
 	"idp/ent/refreshtoken"
 	"idp/ent/user"
+	"idp/oauth/token"
 )
 
 // TestActiveUser: the bearer check's one read returns the user, every field
@@ -114,7 +115,7 @@ func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosi
 		t.Fatal(err)
 	}
 	tokenRequest := func(grant string) *fosite.Request {
-		sess := &Session{Subject: "7"}
+		sess := &token.Session{Subject: "7"}
 		sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
 		sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(24*time.Hour))
 		return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
@@ -248,7 +249,7 @@ func TestRefreshRotation(t *testing.T) {
 		}
 		usable := func(sig string) bool {
 			t.Helper()
-			_, err := s.GetRefreshTokenSession(ctx, sig, new(Session))
+			_, err := s.GetRefreshTokenSession(ctx, sig, new(token.Session))
 			if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
 				t.Fatalf("read %s: %v", sig, err)
 			}
@@ -277,7 +278,7 @@ func TestRefreshRotation(t *testing.T) {
 			t.Errorf("presented token: %+v, user %+v", p, p.user)
 		}
 		gone := request("g0")
-		gone.Session.(*Session).Subject = "8"
+		gone.Session.(*token.Session).Subject = "8"
 		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
 			t.Fatal(err)
 		}
@@ -369,17 +370,4 @@ func TestRefreshRotation(t *testing.T) {
 			t.Error("a failed rotation used up the presented token")
 		}
 	})
-}
-
-// TestTokenID: only a jti with refreshRowPrefix says that the access
-// token's record is on a refresh token's row; a random id never does.
-func TestTokenID(t *testing.T) {
-	if !onRefreshRow(refreshRowPrefix + randomID()) {
-		t.Error("a refresh grant's jti does not read as one")
-	}
-	for range 1000 {
-		if onRefreshRow(randomID()) {
-			t.Fatal("a random id reads as a refresh grant's")
-		}
-	}
 }

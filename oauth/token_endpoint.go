@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
+	"idp/oauth/token"
 	"idp/password"
 	"idp/ratelimit"
 )
@@ -65,7 +66,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess := new(Session)
+	sess := new(token.Session)
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		if g.confidential && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() {
@@ -150,7 +151,7 @@ func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, gra
 	}
 	if ar == nil {
 		// fosite returns no request when no handler took the grant.
-		ar = fosite.NewAccessRequest(new(Session))
+		ar = fosite.NewAccessRequest(new(token.Session))
 	}
 	s.provider.WriteAccessError(ctx, w, ar, err)
 }
@@ -205,7 +206,7 @@ func (s *Server) IssueTokens(ctx context.Context, client fosite.Client, userID i
 		return nil, fosite.ErrUnauthorizedClient.WithHint("The client may not use the password grant.")
 	}
 	now := s.now().UTC()
-	sess := &Session{Subject: strconv.FormatInt(userID, 10), AuthTime: now}
+	sess := &token.Session{Subject: strconv.FormatInt(userID, 10), AuthTime: now}
 	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.cfg.AccessTokenTTL).Round(1e9))
 	sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.cfg.RefreshTokenTTL).Round(1e9))
 	ar := fosite.NewAccessRequest(sess)

@@ -1,4 +1,9 @@
-package oauth
+// Package token holds what idp's tokens are: the fosite Session kept with
+// every grant, the claims of RFC 9068 JWT access tokens, and the Strategy
+// that issues and strictly parses access and refresh tokens (with a cache of
+// verified access tokens), and the bearer syntax of the Authorization
+// header. It knows no storage and no endpoint.
+package token
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,24 +26,24 @@ import (
 	"idp/keys"
 )
 
-// TokenSigner signs and verifies compact JWS with the service's signing keys.
+// Signer signs and verifies compact JWS with the service's signing keys.
 // *keys.Manager implements it.
-type TokenSigner interface {
+type Signer interface {
 	Sign(payload []byte, typ string) (string, error)
 	Verify(token string) (keys.Verified, error)
 }
 
 // The JOSE "typ" values of the tokens this service issues.
 const (
-	typeAccessToken = "at+jwt" // RFC 9068 §2.1
-	typeIDToken     = "JWT"
+	TypeAccessToken = "at+jwt" // RFC 9068 §2.1
+	TypeIDToken     = "JWT"
 )
 
-// accessClaims are the claims of an RFC 9068 access token.
-type accessClaims struct {
+// AccessClaims are the claims of an RFC 9068 access token.
+type AccessClaims struct {
 	Issuer    string   `json:"iss"`
 	Subject   string   `json:"sub"`
-	Audience  audience `json:"aud"`
+	Audience  Audience `json:"aud"`
 	ExpiresAt int64    `json:"exp"`
 	NotBefore int64    `json:"nbf,omitempty"`
 	IssuedAt  int64    `json:"iat"`
@@ -47,13 +53,13 @@ type accessClaims struct {
 	Scope     string   `json:"scope,omitempty"`
 }
 
-// audience decodes "aud" both as a string and as an array (RFC 7519 §4.1.3).
-type audience []string
+// Audience decodes "aud" both as a string and as an array (RFC 7519 §4.1.3).
+type Audience []string
 
-func (a *audience) UnmarshalJSON(b []byte) error {
+func (a *Audience) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
+		*a = Audience{one}
 		return nil
 	}
 	var many []string
@@ -64,17 +70,27 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// tokenStrategy issues RFC 9068 JWT access tokens signed by the current
+// Strategy issues RFC 9068 JWT access tokens signed by the current
 // signing key, and leaves refresh tokens and authorization codes to fosite's
 // HMAC strategy (opaque, checked against the database), decoding refresh
 // tokens strictly.
-type tokenStrategy struct {
-	signer TokenSigner
+type Strategy struct {
+	signer Signer
 	issuer string
 	opaque *oauth2.HMACSHAStrategyUnPrefixed
 	now    func() time.Time
 
 	verified verifiedCache
+}
+
+// NewStrategy returns a Strategy that signs access tokens for issuer with
+// signer, leaves refresh tokens and authorization codes to opaque, and reads
+// the time from now (nil means time.Now).
+func NewStrategy(signer Signer, issuer string, opaque *oauth2.HMACSHAStrategyUnPrefixed, now func() time.Time) *Strategy {
+	if now == nil {
+		now = time.Now
+	}
+	return &Strategy{signer: signer, issuer: issuer, opaque: opaque, now: now}
 }
 
 // verifiedCache remembers the claims of access tokens whose signature was
@@ -85,32 +101,32 @@ type tokenStrategy struct {
 // checked on every request regardless.
 type verifiedCache struct {
 	mu sync.Mutex
-	m  map[[sha256.Size]byte]*accessClaims
+	m  map[[sha256.Size]byte]*AccessClaims
 }
 
 // maxVerified bounds the cache; past it, it starts afresh.
 const maxVerified = 50_000
 
-func (c *verifiedCache) get(key [sha256.Size]byte) *accessClaims {
+func (c *verifiedCache) get(key [sha256.Size]byte) *AccessClaims {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m[key]
 }
 
-func (c *verifiedCache) put(key [sha256.Size]byte, claims *accessClaims) {
+func (c *verifiedCache) put(key [sha256.Size]byte, claims *AccessClaims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxVerified {
-		c.m = make(map[[sha256.Size]byte]*accessClaims)
+		c.m = make(map[[sha256.Size]byte]*AccessClaims)
 	}
 	c.m[key] = claims
 }
 
-var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
+var _ oauth2.CoreStrategy = (*Strategy)(nil)
 
-// jwtSignature is the signature part of a compact JWS. Like fosite's JWT
+// JWTSignature is the signature part of a compact JWS. Like fosite's JWT
 // strategy it is what the storage keys access tokens by (hashed there).
-func jwtSignature(token string) string {
+func JWTSignature(token string) string {
 	i := strings.LastIndexByte(token, '.')
 	if i < 0 || strings.Count(token, ".") != 2 {
 		return ""
@@ -118,17 +134,17 @@ func jwtSignature(token string) string {
 	return token[i+1:]
 }
 
-func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) string {
-	return jwtSignature(token)
+func (s *Strategy) AccessTokenSignature(_ context.Context, token string) string {
+	return JWTSignature(token)
 }
 
-func (s *tokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
-	return s.accessToken(r, randomID())
+func (s *Strategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	return s.AccessToken(r, RandomID())
 }
 
-// accessToken signs r's access token with the token id jti, and returns it
+// AccessToken signs r's access token with the token id jti, and returns it
 // and its signature.
-func (s *tokenStrategy) accessToken(r fosite.Requester, jti string) (string, string, error) {
+func (s *Strategy) AccessToken(r fosite.Requester, jti string) (string, string, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
 		return "", "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
@@ -138,7 +154,7 @@ func (s *tokenStrategy) accessToken(r fosite.Requester, jti string) (string, str
 	if exp.IsZero() {
 		return "", "", errors.New("oauth: access token expiry not set")
 	}
-	claims := accessClaims{
+	claims := AccessClaims{
 		Issuer:    s.issuer,
 		Subject:   sess.Subject,
 		Audience:  tokenAudience(s.issuer, r.GetGrantedAudience()),
@@ -146,7 +162,7 @@ func (s *tokenStrategy) accessToken(r fosite.Requester, jti string) (string, str
 		IssuedAt:  now.Unix(),
 		ID:        jti,
 		ClientID:  r.GetClient().GetID(),
-		Scope:     strings.Join(accessScope(r), " "),
+		Scope:     strings.Join(AccessScope(r), " "),
 	}
 	if !sess.AuthTime.IsZero() {
 		claims.AuthTime = sess.AuthTime.Unix()
@@ -155,24 +171,24 @@ func (s *tokenStrategy) accessToken(r fosite.Requester, jti string) (string, str
 	if err != nil {
 		return "", "", err
 	}
-	token, err := s.signer.Sign(payload, typeAccessToken)
+	token, err := s.signer.Sign(payload, TypeAccessToken)
 	if err != nil {
 		return "", "", fmt.Errorf("oauth: sign access token: %w", err)
 	}
-	return token, jwtSignature(token), nil
+	return token, JWTSignature(token), nil
 }
 
 // ValidateAccessToken is used by introspection after the storage lookup: the
 // signature must verify against a published key and the token must be live.
-func (s *tokenStrategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
-	_, err := s.parseAccessToken(token)
+func (s *Strategy) ValidateAccessToken(_ context.Context, _ fosite.Requester, token string) error {
+	_, err := s.ParseAccessToken(token)
 	return err
 }
 
-// parseAccessToken verifies an access token's signature, type, issuer,
+// ParseAccessToken verifies an access token's signature, type, issuer,
 // audience and lifetime, and returns its claims. Errors wrap
 // fosite.ErrTokenExpired or fosite.ErrRequestUnauthorized.
-func (s *tokenStrategy) parseAccessToken(token string) (*accessClaims, error) {
+func (s *Strategy) ParseAccessToken(token string) (*AccessClaims, error) {
 	key := sha256.Sum256([]byte(token))
 	if c := s.verified.get(key); c != nil {
 		if s.now().Unix() >= c.ExpiresAt {
@@ -188,18 +204,18 @@ func (s *tokenStrategy) parseAccessToken(token string) (*accessClaims, error) {
 	return c, nil
 }
 
-// verifyAccessToken is parseAccessToken without the cache.
-func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
+// verifyAccessToken is ParseAccessToken without the cache.
+func (s *Strategy) verifyAccessToken(token string) (*AccessClaims, error) {
 	v, err := s.signer.Verify(token)
 	if err != nil {
-		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", errMalformedToken, err)).WithHint("The token signature is invalid.")
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", ErrMalformed, err)).WithHint("The token signature is invalid.")
 	}
-	if !strings.EqualFold(v.Type, typeAccessToken) && !strings.EqualFold(v.Type, "application/"+typeAccessToken) {
+	if !strings.EqualFold(v.Type, TypeAccessToken) && !strings.EqualFold(v.Type, "application/"+TypeAccessToken) {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("The token is not an access token.")
 	}
-	var c accessClaims
+	var c AccessClaims
 	if err := json.Unmarshal(v.Payload, &c); err != nil {
-		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", errMalformedToken, err)).WithHint("The token claims are malformed.")
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(fmt.Errorf("%w: %w", ErrMalformed, err)).WithHint("The token claims are malformed.")
 	}
 	switch {
 	case c.Issuer != s.issuer:
@@ -218,10 +234,10 @@ func (s *tokenStrategy) verifyAccessToken(token string) (*accessClaims, error) {
 	return &c, nil
 }
 
-// errMalformedToken marks why a token did not verify (its signature or
+// ErrMalformed marks why a token did not verify (its signature or
 // claims), so that introspection tells it from a storage failure, which
 // fosite wraps the same way.
-var errMalformedToken = errors.New("oauth: malformed token")
+var ErrMalformed = errors.New("oauth: malformed token")
 
 // maxClockSkew is how far in the future an access token's iat may be: the
 // clocks of idp's replicas differ by that much at most. idp sets no nbf, so
@@ -232,13 +248,14 @@ const maxClockSkew = time.Minute
 // is keyed by, or "" when the token is not one this service issued: it must
 // be in its one canonical spelling and carry a valid HMAC. fosite's
 // revocation handler checks nothing else before it revokes.
-func (s *tokenStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	sig, _ := s.refreshSignature(ctx, token)
+func (s *Strategy) RefreshTokenSignature(ctx context.Context, token string) string {
+	sig, _ := s.ParseRefreshToken(ctx, token)
 	return sig
 }
 
-// refreshSignature is RefreshTokenSignature, and whether the token is valid.
-func (s *tokenStrategy) refreshSignature(ctx context.Context, token string) (string, bool) {
+// ParseRefreshToken is RefreshTokenSignature, and whether the token is
+// valid: the refresh grant refuses what the revocation handler ignores.
+func (s *Strategy) ParseRefreshToken(ctx context.Context, token string) (string, bool) {
 	key, sig, ok := strings.Cut(token, ".")
 	if !ok || !canonicalBase64(key) || !canonicalBase64(sig) {
 		return "", false
@@ -258,13 +275,13 @@ func canonicalBase64(s string) bool {
 	return err == nil && len(b) > 0 && base64.RawURLEncoding.EncodeToString(b) == s
 }
 
-func (s *tokenStrategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
+func (s *Strategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	return s.opaque.GenerateRefreshToken(ctx, r)
 }
 
 // ValidateRefreshToken is used by introspection after the storage lookup.
-func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
-	if _, ok := s.refreshSignature(ctx, token); !ok {
+func (s *Strategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
+	if _, ok := s.ParseRefreshToken(ctx, token); !ok {
 		return fosite.ErrTokenSignatureMismatch
 	}
 	if exp := r.GetSession().GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !s.now().Before(exp) {
@@ -273,22 +290,22 @@ func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Reque
 	return nil
 }
 
-func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
+func (s *Strategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
 	return s.opaque.AuthorizeCodeSignature(ctx, token)
 }
 
-func (s *tokenStrategy) GenerateAuthorizeCode(ctx context.Context, r fosite.Requester) (string, string, error) {
+func (s *Strategy) GenerateAuthorizeCode(ctx context.Context, r fosite.Requester) (string, string, error) {
 	return s.opaque.GenerateAuthorizeCode(ctx, r)
 }
 
-func (s *tokenStrategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
+func (s *Strategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
 	return s.opaque.ValidateAuthorizeCode(ctx, r, token)
 }
 
 // tokenAudience always holds the issuer (this service's own endpoints accept
 // the token), then the audiences granted to the client.
-func tokenAudience(issuer string, granted []string) audience {
-	aud := audience{issuer}
+func tokenAudience(issuer string, granted []string) Audience {
+	aud := Audience{issuer}
 	for _, a := range granted {
 		if !slices.Contains(aud, a) {
 			aud = append(aud, a)
@@ -298,24 +315,36 @@ func tokenAudience(issuer string, granted []string) audience {
 }
 
 // A refresh grant's access token is recorded on its refresh token's row
-// (see Store.rotate), and its jti says so, with a prefix that base64url
+// (see fositestore.Store.Rotate), and its jti says so, with a prefix that base64url
 // never produces: the bearer check then reads the one place that holds the
 // record instead of trying both.
-const refreshRowPrefix = "r."
+const RefreshRowPrefix = "r."
 
-// onRefreshRow reports whether the access token with this jti is recorded
+// OnRefreshRow reports whether the access token with this jti is recorded
 // on a refresh token's row.
-func onRefreshRow(jti string) bool { return strings.HasPrefix(jti, refreshRowPrefix) }
+func OnRefreshRow(jti string) bool { return strings.HasPrefix(jti, RefreshRowPrefix) }
 
-func randomID() string {
+// RandomID is a fresh token id (jti): 128 random bits, base64url.
+func RandomID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// userID parses a user subject. Client ids never parse as one (they must
+// UserID parses a user subject. Client ids never parse as one (they must
 // start with a letter), so a numeric subject always names a user.
-func userID(subject string) (int64, bool) {
+func UserID(subject string) (int64, bool) {
 	id, err := strconv.ParseInt(subject, 10, 64)
 	return id, err == nil && id > 0
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer" header
+// (RFC 6750 §2.1).
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }

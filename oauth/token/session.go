@@ -1,4 +1,4 @@
-package oauth
+package token
 
 import (
 	"maps"
@@ -10,7 +10,7 @@ import (
 
 // Session is what fosite keeps with every grant. It is stored as JSON with the
 // token rows and cloned on refresh, so it holds only what later issuances
-// need; token claims are built fresh at each issuance (see accessClaims), which
+// need; token claims are built fresh at each issuance (see AccessClaims), which
 // avoids fosite's stale-iat and missing-sub problems with its JWT session.
 type Session struct {
 	Subject   string                         `json:"sub"`
@@ -57,8 +57,8 @@ func (s *Session) Clone() fosite.Session {
 	return &c
 }
 
-// accessScope is the scope an access token of this exchange carries.
-func accessScope(r fosite.Requester) []string {
+// AccessScope is the scope an access token of this exchange carries.
+func AccessScope(r fosite.Requester) []string {
 	if s, ok := r.GetSession().(*Session); ok && s.AccessScope != nil {
 		return s.AccessScope
 	}

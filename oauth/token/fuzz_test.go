@@ -1,4 +1,4 @@
-package oauth
+package token
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func decodeCompact(token string) (signedParts, bool) {
 	return signedParts{dec[0], dec[1], dec[2]}, true
 }
 
-// FuzzBearerToken fuzzes the verification of access tokens (parseAccessToken)
+// FuzzBearerToken fuzzes the verification of access tokens (ParseAccessToken)
 // and the parsing of the Authorization header (BearerToken), with a real key
 // manager on SQLite. The seeds are tokens the manager signed in this run,
 // good and bad (other typ, audience as a string or an array, exp of every
@@ -53,7 +53,7 @@ func decodeCompact(token string) (signedParts, bool) {
 // kid, a huge header, truncations, garbage).
 //
 // Properties: nothing panics; every error wraps a fosite error, and one of
-// the two parseAccessToken documents; a token that parses has this issuer
+// the two ParseAccessToken documents; a token that parses has this issuer
 // in iss and aud, a subject, a client and an exp in the future; and it is,
 // once decoded, a token the manager signed: a change to its bytes that the
 // decoding does not undo makes it fail. The mutation arguments (op, pos, b)
@@ -68,7 +68,7 @@ func FuzzBearerToken(f *testing.F) {
 	if err := m.Load(context.Background()); err != nil {
 		f.Fatal(err)
 	}
-	ts := &tokenStrategy{signer: m, issuer: fuzzIssuer, now: time.Now}
+	ts := NewStrategy(m, fuzzIssuer, nil, time.Now)
 
 	now := time.Now()
 	exp := now.Add(time.Hour).Unix()
@@ -85,48 +85,48 @@ func FuzzBearerToken(f *testing.F) {
 		signed[p] = true
 		return tok
 	}
-	good := accessClaims{
-		Issuer: fuzzIssuer, Subject: "42", Audience: audience{fuzzIssuer, "https://api.example.com"},
+	good := AccessClaims{
+		Issuer: fuzzIssuer, Subject: "42", Audience: Audience{fuzzIssuer, "https://api.example.com"},
 		ExpiresAt: exp, IssuedAt: now.Unix(), AuthTime: now.Unix(), ID: "jti-1", ClientID: "mobile", Scope: "openid profile",
 	}
 	goodPayload, _ := json.Marshal(good)
 	valid := []string{
-		sign(string(goodPayload), typeAccessToken),
+		sign(string(goodPayload), TypeAccessToken),
 		sign(string(goodPayload), "application/at+jwt"),
 		sign(string(goodPayload), "AT+JWT"),
-		sign(`{"iss":"`+fuzzIssuer+`","sub":"stats-job","aud":"`+fuzzIssuer+`","exp":`+strconv.FormatInt(exp, 10)+`,"client_id":"stats-job"}`, typeAccessToken),
+		sign(`{"iss":"`+fuzzIssuer+`","sub":"stats-job","aud":"`+fuzzIssuer+`","exp":`+strconv.FormatInt(exp, 10)+`,"client_id":"stats-job"}`, TypeAccessToken),
 		// Duplicate keys decode to the last one, as encoding/json does.
-		sign(`{"iss":"https://evil","iss":"`+fuzzIssuer+`","sub":"42","aud":"`+fuzzIssuer+`","exp":`+strconv.FormatInt(exp, 10)+`,"client_id":"mobile"}`, typeAccessToken),
+		sign(`{"iss":"https://evil","iss":"`+fuzzIssuer+`","sub":"42","aud":"`+fuzzIssuer+`","exp":`+strconv.FormatInt(exp, 10)+`,"client_id":"mobile"}`, TypeAccessToken),
 	}
 	claims := func(extra string) string {
 		return `{"iss":"` + fuzzIssuer + `","sub":"42","aud":["` + fuzzIssuer + `"],"client_id":"mobile","jti":"j"` + extra + `}`
 	}
 	expStr := strconv.FormatInt(exp, 10)
 	rejected := []string{
-		sign(string(goodPayload), typeIDToken),
+		sign(string(goodPayload), TypeIDToken),
 		sign(string(goodPayload), ""),
 		sign(string(goodPayload), "at+jwt; charset=utf-8"),
-		sign(claims(`,"exp":`+expStr+`.5`), typeAccessToken),
-		sign(claims(`,"exp":"`+expStr+`"`), typeAccessToken),
-		sign(claims(`,"exp":1e400`), typeAccessToken),
-		sign(claims(`,"exp":99999999999999999999`), typeAccessToken),
-		sign(claims(`,"exp":-1`), typeAccessToken),
-		sign(claims(``), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"aud":"https://other.example"`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"aud":[]`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"aud":null`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"aud":7`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"aud":[7]`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"iss":"`+fuzzIssuer+`/"`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"sub":""`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"client_id":""`), typeAccessToken),
-		sign(claims(`,"exp":`+expStr+`,"sub":42`), typeAccessToken),
-		sign(`{"iss":"`+fuzzIssuer+`","iss":"https://evil","sub":"42","aud":"`+fuzzIssuer+`","exp":`+expStr+`,"client_id":"mobile"}`, typeAccessToken),
-		sign(`[]`, typeAccessToken),
-		sign(`null`, typeAccessToken),
-		sign(``, typeAccessToken),
-		sign("\xff", typeAccessToken),
-		sign(claims(`,"exp":`+expStr)+` trailing`, typeAccessToken),
+		sign(claims(`,"exp":`+expStr+`.5`), TypeAccessToken),
+		sign(claims(`,"exp":"`+expStr+`"`), TypeAccessToken),
+		sign(claims(`,"exp":1e400`), TypeAccessToken),
+		sign(claims(`,"exp":99999999999999999999`), TypeAccessToken),
+		sign(claims(`,"exp":-1`), TypeAccessToken),
+		sign(claims(``), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"aud":"https://other.example"`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"aud":[]`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"aud":null`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"aud":7`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"aud":[7]`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"iss":"`+fuzzIssuer+`/"`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"sub":""`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"client_id":""`), TypeAccessToken),
+		sign(claims(`,"exp":`+expStr+`,"sub":42`), TypeAccessToken),
+		sign(`{"iss":"`+fuzzIssuer+`","iss":"https://evil","sub":"42","aud":"`+fuzzIssuer+`","exp":`+expStr+`,"client_id":"mobile"}`, TypeAccessToken),
+		sign(`[]`, TypeAccessToken),
+		sign(`null`, TypeAccessToken),
+		sign(``, TypeAccessToken),
+		sign("\xff", TypeAccessToken),
+		sign(claims(`,"exp":`+expStr)+` trailing`, TypeAccessToken),
 	}
 
 	b64 := base64.RawURLEncoding.EncodeToString
@@ -177,12 +177,12 @@ func FuzzBearerToken(f *testing.F) {
 
 	// The seeds mean what they say.
 	for _, tok := range valid {
-		if _, err := ts.parseAccessToken(tok); err != nil {
+		if _, err := ts.ParseAccessToken(tok); err != nil {
 			f.Fatalf("a valid token was refused: %v", err)
 		}
 	}
 	for _, tok := range rejected {
-		if _, err := ts.parseAccessToken(tok); err == nil {
+		if _, err := ts.ParseAccessToken(tok); err == nil {
 			f.Fatalf("%q was accepted", tok)
 		}
 	}
@@ -191,7 +191,7 @@ func FuzzBearerToken(f *testing.F) {
 	// decode to the very bytes signed, and verify. Verify refuses them all
 	// the same: the storage knows a token by the text of its signature.
 	for _, tok := range forged {
-		if _, err := ts.parseAccessToken(tok); err == nil {
+		if _, err := ts.ParseAccessToken(tok); err == nil {
 			if p, _ := decodeCompact(tok); !signed[p] {
 				f.Fatalf("%q was accepted", tok)
 			}
@@ -220,7 +220,7 @@ func FuzzBearerToken(f *testing.F) {
 
 	check := func(t *testing.T, token string) {
 		t.Helper()
-		c, err := ts.parseAccessToken(token)
+		c, err := ts.ParseAccessToken(token)
 		if err != nil {
 			if c != nil {
 				t.Fatalf("claims and an error: %+v, %v", c, err)
