@@ -19,6 +19,7 @@ import (
 
 	"idp/ent"
 	"idp/ent/oauthclient"
+	"idp/oauth/fositestore"
 )
 
 // Scopes this service knows.
@@ -143,7 +144,7 @@ func (c *Clients) Get(ctx context.Context, id string) (*fosite.DefaultClient, er
 func (c *Clients) load(ctx context.Context, id string) (*fosite.DefaultClient, error) {
 	row, err := c.db.OAuthClient.Get(ctx, id)
 	if err != nil {
-		return nil, storageError(err)
+		return nil, fositestore.MapError(err)
 	}
 	// Some MySQL collations compare case-insensitively; client ids do not.
 	if row.ID != id {

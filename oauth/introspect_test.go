@@ -54,7 +54,7 @@ func TestIntrospectionStorageFailure(t *testing.T) {
 		head, _, _ := strings.Cut(access, ".")
 		forged := head + ".eyJzdWIiOiI3In0." + access[strings.LastIndex(access, ".")+1:]
 		revoked := e.login()["refresh_token"].(string)
-		if err := e.srv.store.revokeGrant(ctx, grantOf(t, e, revoked)); err != nil {
+		if err := e.srv.store.RevokeGrant(ctx, grantOf(t, e, revoked)); err != nil {
 			t.Fatal(err)
 		}
 		for name, token := range map[string]string{"unknown": "no-such-token", "forged": forged, "revoked": revoked} {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"idp/oauth/fositestore"
 	"idp/oauth/token"
 )
 
@@ -68,17 +69,17 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	if !ok {
 		return errRefreshInvalid
 	}
-	parent := rowID(sig)
-	p, err := s.store.presentedRefresh(ctx, parent)
+	parent := fositestore.RowID(sig)
+	p, err := s.store.PresentedRefresh(ctx, parent)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	if p == nil {
 		return errRefreshInvalid
 	}
-	var stored storedRequest
+	var stored fositestore.StoredRequest
 	sess := new(token.Session)
-	if err := json.Unmarshal(p.request, &stored); err != nil {
+	if err := json.Unmarshal(p.Request, &stored); err != nil {
 		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored request: %w", err))
 	}
 	if err := json.Unmarshal(stored.Session, sess); err != nil {
@@ -88,11 +89,11 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	next, nextSig := h.successor(sig)
 	retry := false
 	switch {
-	case !p.active:
+	case !p.Active:
 		// Revoked with its whole grant: there is nothing left to end.
 		return errRefreshRevoked
-	case p.successor.id.Valid:
-		if !h.withinLeeway(p.successor, rowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
+	case p.Successor.ID.Valid:
+		if !h.withinLeeway(p.Successor, fositestore.RowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
 			// Reuse, whichever client presents it (as fosite's
 			// handler, which looked for reuse first).
 			return h.reuse(ctx, stored.ID, sess.Subject, r.GetClient().GetID())
@@ -112,7 +113,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return fosite.ErrInvalidGrant.WithHint("The refresh token was issued to another client.")
 	}
 	id, isUser := token.UserID(sess.Subject)
-	if !isUser || p.user == nil || p.user.ID != id {
+	if !isUser || p.User == nil || p.User.ID != id {
 		return fosite.ErrInvalidGrant.WithHint("The refresh token's user no longer exists.")
 	}
 
@@ -145,7 +146,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		sess.SetExpiresAt(fosite.RefreshToken, now.UTC().Add(rtTTL).Round(time.Second))
 	}
 	storeReq := r.Sanitize(nil)
-	data, err := encodeRequest(storeReq)
+	data, err := fositestore.EncodeRequest(storeReq)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -159,20 +160,20 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
-		err = s.store.rotate(ctx, parent, nextSig, accessSig, storeReq, data)
+		err = s.store.Rotate(ctx, parent, nextSig, accessSig, storeReq, data)
 		switch {
-		case errors.Is(err, errRotated), errors.Is(err, fosite.ErrSerializationFailure):
+		case errors.Is(err, fositestore.ErrRotated), errors.Is(err, fosite.ErrSerializationFailure):
 			// A concurrent refresh with the same token wrote first (or
 			// MySQL chose this insert as a deadlock's victim).
-			c, err := s.store.successor(ctx, stored.ID, parent)
+			c, err := s.store.Successor(ctx, stored.ID, parent)
 			if err != nil {
 				return fosite.ErrServerError.WithWrap(err)
 			}
-			if !h.withinLeeway(c, rowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
+			if !h.withinLeeway(c, fositestore.RowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
 				return fosite.ErrInvalidRequest.WithHint("The refresh token was used by a concurrent request; retry the request.")
 			}
 			retry = true
-		case errors.Is(err, errRevoked):
+		case errors.Is(err, fositestore.ErrRevoked):
 			return errRefreshRevoked
 		case err != nil:
 			return fosite.ErrServerError.WithWrap(err)
@@ -186,9 +187,9 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
-		err = s.store.recordReissue(ctx, rowID(nextSig), accessSig, storeReq, data)
+		err = s.store.RecordReissue(ctx, fositestore.RowID(nextSig), accessSig, storeReq, data)
 		switch {
-		case errors.Is(err, errRevoked):
+		case errors.Is(err, fositestore.ErrRevoked):
 			// S was revoked or rotated in turn since it was read.
 			return errRefreshUsed
 		case errors.Is(err, fosite.ErrSerializationFailure):
@@ -209,7 +210,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	}
 	resp.SetExtra("refresh_token", next)
 	if slices.Contains(scopes, ScopeOpenID) {
-		idToken, err := s.idToken(ctx, r, scopes, access, p.user)
+		idToken, err := s.idToken(ctx, r, scopes, access, p.User)
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
@@ -243,12 +244,12 @@ func narrowScope(ar fosite.AccessRequester, sess *token.Session, raw string) ([]
 // derives (not one issued before successors were derived), still the
 // newest of its grant, created no more than the leeway ago, and the token
 // is presented by the client it was issued to.
-func (h refreshHandler) withinLeeway(c successorRow, want, issuedTo, presentedBy string, now time.Time) bool {
+func (h refreshHandler) withinLeeway(c fositestore.Successor, want, issuedTo, presentedBy string, now time.Time) bool {
 	leeway := h.s.cfg.RefreshReuseLeeway
-	return leeway > 0 && c.id.Valid && c.newest.Valid && c.newest.Bool &&
-		subtle.ConstantTimeCompare([]byte(c.id.String), []byte(want)) == 1 &&
+	return leeway > 0 && c.ID.Valid && c.Newest.Valid && c.Newest.Bool &&
+		subtle.ConstantTimeCompare([]byte(c.ID.String), []byte(want)) == 1 &&
 		issuedTo == presentedBy &&
-		c.created.Valid && now.Truncate(time.Microsecond).Sub(c.created.Time) <= leeway
+		c.Created.Valid && now.Truncate(time.Microsecond).Sub(c.Created.Time) <= leeway
 }
 
 // reuse revokes the grant of a refresh token presented after it was
@@ -256,7 +257,7 @@ func (h refreshHandler) withinLeeway(c successorRow, want, issuedTo, presentedBy
 // thief, so neither keeps the grant. It is logged: a stolen token is the
 // likeliest cause, a client that retries too late the other.
 func (h refreshHandler) reuse(ctx context.Context, requestID, subject, client string) error {
-	if err := h.s.store.revokeGrant(ctx, requestID); err != nil {
+	if err := h.s.store.RevokeGrant(ctx, requestID); err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
 	h.s.log.WarnContext(ctx, "refresh token reused: grant revoked", "subject", subject, "client", client)

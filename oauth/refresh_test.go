@@ -24,6 +24,7 @@ import (
 	"idp/ent/refreshtoken"
 	"idp/fake"
 	"idp/keys"
+	"idp/oauth/fositestore"
 	"idp/oauth/token"
 )
 
@@ -262,7 +263,7 @@ func grantOf(t *testing.T, e *refreshEnv, token string) string {
 	if !ok {
 		t.Fatalf("not a refresh token: %q", token)
 	}
-	return e.db.Ent.RefreshToken.GetX(context.Background(), rowID(sig)).RequestID
+	return e.db.Ent.RefreshToken.GetX(context.Background(), fositestore.RowID(sig)).RequestID
 }
 
 // TestRefreshLeewayOff: with no leeway a used token is reuse at once, as it

@@ -1,8 +1,10 @@
 // Package oauth is the OAuth 2.0 and OpenID Connect side of idp: fosite
-// composed for the password and client_credentials grants with JWT access
-// tokens (RFC 9068), a refresh_token grant handler of idp's own, the
-// ent-backed storage, and the token, revocation, introspection, userinfo
-// and discovery endpoints.
+// composed for the password and client_credentials grants, the grant
+// registry, a refresh_token grant handler of idp's own, the client
+// registry, and the token, revocation, introspection, userinfo and
+// discovery endpoints with the bearer check. What a token is lives in
+// oauth/token, how fosite's requests and idp's token rows are stored in
+// oauth/fositestore; this package decides and answers.
 package oauth
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 
 	"idp/ent"
+	"idp/oauth/fositestore"
 	"idp/oauth/token"
 	"idp/ratelimit"
 )
@@ -97,7 +100,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	provider fosite.OAuth2Provider
-	store    *Store
+	store    *fositestore.Store
 	clients  *Clients
 	users    Users
 	signer   token.Signer
@@ -122,7 +125,7 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.store = NewStore(db, clients, users, s.now)
+	s.store = fositestore.New(db, clients, users, s.now)
 
 	fc := &fosite.Config{
 		AccessTokenLifespan:  cfg.AccessTokenTTL,

@@ -315,9 +315,9 @@ func tokenAudience(issuer string, granted []string) Audience {
 }
 
 // A refresh grant's access token is recorded on its refresh token's row
-// (see fositestore.Store.Rotate), and its jti says so, with a prefix that base64url
-// never produces: the bearer check then reads the one place that holds the
-// record instead of trying both.
+// (see fositestore.Store.Rotate), and its jti says so, with a prefix that
+// base64url never produces: the bearer check then reads the one place that
+// holds the record instead of trying both.
 const RefreshRowPrefix = "r."
 
 // OnRefreshRow reports whether the access token with this jti is recorded

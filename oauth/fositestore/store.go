@@ -1,4 +1,9 @@
-package oauth
+// Package fositestore is fosite's storage for idp, over ent: the token rows
+// (access and refresh), the fixed queries the bearer check and the refresh
+// grant run on every request, and the translation of database errors into
+// fosite's. It holds no protocol decisions: the refresh handler in package
+// oauth decides, and calls Rotate, RecordReissue or RevokeGrant to write.
+package fositestore
 
 import (
 	"context"
@@ -26,6 +31,19 @@ import (
 	"idp/ratelimit"
 )
 
+// Clients is the client registry the Store reads clients from (fosite's
+// ClientManager); *oauth.Clients implements it.
+type Clients interface {
+	Get(ctx context.Context, id string) (*fosite.DefaultClient, error)
+}
+
+// Users checks the password grant's credentials; oauth.Users implements it.
+type Users interface {
+	// Authenticate checks a login (username or email) and password of a
+	// client at the address from.
+	Authenticate(ctx context.Context, login, password, from string) (*ent.User, error)
+}
+
 // Store is fosite's storage, backed by ent on MySQL or SQLite.
 //
 // Token rows are keyed by the SHA-256 of the token's signature, so a copy of
@@ -36,7 +54,7 @@ import (
 // recognised and its whole grant revoked.
 type Store struct {
 	db      *ent.Client
-	clients *Clients
+	clients Clients
 	users   Users
 	now     func() time.Time
 }
@@ -48,8 +66,8 @@ var (
 	_ storage.Transactional                               = (*Store)(nil)
 )
 
-// NewStore returns a Store on db.
-func NewStore(db *ent.Client, clients *Clients, users Users, now func() time.Time) *Store {
+// New returns a Store on db.
+func New(db *ent.Client, clients Clients, users Users, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
@@ -70,7 +88,7 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 	}
 	tx, err := s.db.Tx(ctx)
 	if err != nil {
-		return ctx, storageError(err)
+		return ctx, MapError(err)
 	}
 	return database.WithTx(ctx, tx), nil
 }
@@ -87,7 +105,7 @@ func (s *Store) Commit(ctx context.Context) error {
 	if ctx.Value(joinedKey{}) != nil {
 		return nil
 	}
-	return storageError(tx.Commit())
+	return MapError(tx.Commit())
 }
 
 // Rollback implements storage.Transactional.
@@ -132,8 +150,8 @@ func (s *Store) Authenticate(ctx context.Context, name, secret string) (string, 
 	return strconv.FormatInt(u.ID, 10), nil
 }
 
-// storedRequest is the JSON form of a fosite request in a token row.
-type storedRequest struct {
+// StoredRequest is the JSON form of a fosite request in a token row.
+type StoredRequest struct {
 	ID                string          `json:"id"`
 	RequestedAt       time.Time       `json:"requested_at"`
 	ClientID          string          `json:"client_id"`
@@ -145,12 +163,13 @@ type storedRequest struct {
 	Session           json.RawMessage `json:"session"`
 }
 
-func encodeRequest(r fosite.Requester) ([]byte, error) {
+// EncodeRequest is the stored form of r: a StoredRequest as JSON.
+func EncodeRequest(r fosite.Requester) ([]byte, error) {
 	sess, err := json.Marshal(r.GetSession())
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(storedRequest{
+	return json.Marshal(StoredRequest{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt(),
 		ClientID:          r.GetClient().GetID(),
@@ -166,7 +185,7 @@ func encodeRequest(r fosite.Requester) ([]byte, error) {
 // decodeRequest rebuilds a request into session, or into a new Session when
 // session is nil (the revocation handler passes nil).
 func (s *Store) decodeRequest(ctx context.Context, data []byte, session fosite.Session) (*fosite.Request, error) {
-	var sr storedRequest
+	var sr StoredRequest
 	if err := json.Unmarshal(data, &sr); err != nil {
 		return nil, fmt.Errorf("oauth: stored request: %w", err)
 	}
@@ -193,20 +212,20 @@ func (s *Store) decodeRequest(ctx context.Context, data []byte, session fosite.S
 	}, nil
 }
 
-// rowID is the key of a token row: the SHA-256 of the token's signature.
-func rowID(signature string) string {
+// RowID is the key of a token row: the SHA-256 of the token's signature.
+func RowID(signature string) string {
 	sum := sha256.Sum256([]byte(signature))
 	return hex.EncodeToString(sum[:])
 }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	data, err := encodeRequest(r)
+	data, err := EncodeRequest(r)
 	if err != nil {
 		return err
 	}
 	err = s.client(ctx).AccessToken.Create().
-		SetID(rowID(signature)).
+		SetID(RowID(signature)).
 		SetRequestID(r.GetID()).
 		SetClientID(r.GetClient().GetID()).
 		SetSubject(r.GetSession().GetSubject()).
@@ -214,35 +233,35 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 		SetExpiresAt(r.GetSession().GetExpiresAt(fosite.AccessToken)).
 		SetRequest(data).
 		Exec(ctx)
-	return storageError(err)
+	return MapError(err)
 }
 
 // GetAccessTokenSession implements oauth2.AccessTokenStorage: the access
 // token's own row, or the refresh token row that records it.
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	id := rowID(signature)
+	id := RowID(signature)
 	row, err := s.client(ctx).AccessToken.Get(ctx, id)
 	if err == nil {
 		return s.decodeRequest(ctx, row.Request, session)
 	}
 	if !ent.IsNotFound(err) {
-		return nil, storageError(err)
+		return nil, MapError(err)
 	}
 	rt, err := s.client(ctx).RefreshToken.Query().Where(refreshtoken.AccessTokenID(id)).First(ctx)
 	if err != nil {
-		return nil, storageError(err)
+		return nil, MapError(err)
 	}
 	return s.decodeRequest(ctx, rt.Request, session)
 }
 
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	id := rowID(signature)
+	id := RowID(signature)
 	if _, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.ID(id)).Exec(ctx); err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	_, err := s.client(ctx).RefreshToken.Update().Where(refreshtoken.AccessTokenID(id)).ClearAccessTokenID().Save(ctx)
-	return storageError(err)
+	return MapError(err)
 }
 
 // accessTokenOnRecord and accessTokenOnRefreshRow are the conditions, on
@@ -266,27 +285,27 @@ func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...
 	c := s.client(ctx)
 	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(), query), args...)
 	if err != nil {
-		return false, storageError(err)
+		return false, MapError(err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
-		return false, storageError(rows.Err())
+		return false, MapError(rows.Err())
 	}
 	if err := rows.Scan(dest...); err != nil {
-		return false, storageError(err)
+		return false, MapError(err)
 	}
-	return true, storageError(rows.Close())
+	return true, MapError(rows.Close())
 }
 
-// accessTokenActive reports whether the access token with this signature is
+// AccessTokenActive reports whether the access token with this signature is
 // still on record for subject, that is, its grant has not been revoked.
-func (s *Store) accessTokenActive(ctx context.Context, signature, subject string, onRefreshRow bool) (bool, error) {
+func (s *Store) AccessTokenActive(ctx context.Context, signature, subject string, onRefreshRow bool) (bool, error) {
 	query := "SELECT " + accessTokenOnRecord
 	if onRefreshRow {
 		query = "SELECT " + accessTokenOnRefreshRow
 	}
 	var live bool
-	_, err := s.queryRow(ctx, query, []any{rowID(signature), subject}, &live)
+	_, err := s.queryRow(ctx, query, []any{RowID(signature), subject}, &live)
 	return live, err
 }
 
@@ -331,17 +350,17 @@ func (r *userRow) user() *ent.User {
 // prepared.
 const activeUserQuery = "SELECT " + userColumns + " FROM " + user.Table + " AS u WHERE u." + user.FieldID + " = ? AND "
 
-// activeUser returns the user of a live access token in one indexed read:
+// ActiveUser returns the user of a live access token in one indexed read:
 // the user row, provided the token's row is still on record for that user.
 // nil means the grant was revoked, the record is another subject's, or the
 // user is gone. The user's PasswordHash is empty.
-func (s *Store) activeUser(ctx context.Context, signature, subject string, onRefreshRow bool, userID int64) (*ent.User, error) {
+func (s *Store) ActiveUser(ctx context.Context, signature, subject string, onRefreshRow bool, userID int64) (*ent.User, error) {
 	query := activeUserQuery + accessTokenOnRecord
 	if onRefreshRow {
 		query = activeUserQuery + accessTokenOnRefreshRow
 	}
 	var row userRow
-	found, err := s.queryRow(ctx, query, []any{userID, rowID(signature), subject}, row.dest()...)
+	found, err := s.queryRow(ctx, query, []any{userID, RowID(signature), subject}, row.dest()...)
 	if !found || err != nil {
 		return nil, err
 	}
@@ -349,14 +368,14 @@ func (s *Store) activeUser(ctx context.Context, signature, subject string, onRef
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage, for the
-// password grant. A refresh grant writes its token with rotate.
+// password grant. A refresh grant writes its token with Rotate.
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
-	data, err := encodeRequest(r)
+	data, err := EncodeRequest(r)
 	if err != nil {
 		return err
 	}
 	create := s.client(ctx).RefreshToken.Create().
-		SetID(rowID(signature)).
+		SetID(RowID(signature)).
 		SetRequestID(r.GetID()).
 		SetClientID(r.GetClient().GetID()).
 		SetSubject(r.GetSession().GetSubject()).
@@ -364,9 +383,9 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 		SetExpiresAt(refreshExpiry(r)).
 		SetRequest(data)
 	if accessSignature != "" {
-		create.SetAccessTokenID(rowID(accessSignature))
+		create.SetAccessTokenID(RowID(accessSignature))
 	}
-	return storageError(create.Exec(ctx))
+	return MapError(create.Exec(ctx))
 }
 
 // refreshExpiry is the expiry of r's refresh token row. An unlimited
@@ -387,7 +406,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		active bool
 		data   []byte
 	)
-	found, err := s.queryRow(ctx, refreshTokenQuery, []any{rowID(signature)}, &active, &data)
+	found, err := s.queryRow(ctx, refreshTokenQuery, []any{RowID(signature)}, &active, &data)
 	if err != nil {
 		return nil, err
 	}
@@ -412,33 +431,33 @@ const refreshTokenQuery = "SELECT r." + refreshtoken.FieldActive + " AND NOT EXI
 	" AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + "), r." + refreshtoken.FieldRequest +
 	" FROM " + refreshtoken.Table + " AS r WHERE r." + refreshtoken.FieldID + " = ?"
 
-// presentedRefresh is what a refresh grant reads of the presented token, in
+// PresentedRefresh is what a refresh grant reads of the presented token, in
 // one round trip: the token, its successor if it was rotated, and its user.
-type presentedRefresh struct {
-	active  bool
-	request []byte
-	// successor is the token that replaced it, if any.
-	successor successorRow
-	// user is the token's user, without the password hash; nil if gone.
-	user *ent.User
+type PresentedRefresh struct {
+	Active  bool
+	Request []byte // the stored request (StoredRequest as JSON)
+	// Successor is the token that replaced it, if any.
+	Successor Successor
+	// User is the token's user, without the password hash; nil if gone.
+	User *ent.User
 }
 
-// successorRow is the refresh token that replaced another.
-type successorRow struct {
-	id      sql.NullString // its row; not Valid if there is none
-	created sql.NullTime
-	// newest: active and not replaced in turn.
-	newest sql.NullBool
+// Successor is the refresh token that replaced another.
+type Successor struct {
+	ID      sql.NullString // its row; not Valid if there is none
+	Created sql.NullTime
+	// Newest: active and not replaced in turn.
+	Newest sql.NullBool
 }
 
-// successorColumns read a successorRow from alias c.
+// successorColumns read a Successor from alias c.
 const successorColumns = "c." + refreshtoken.FieldID + ", c." + refreshtoken.FieldCreatedAt +
 	", c." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS g WHERE g." +
 	refreshtoken.FieldRequestID + " = c." + refreshtoken.FieldRequestID + " AND g." + refreshtoken.FieldParentID + " = c." + refreshtoken.FieldID + ")"
 
-func (r *successorRow) dest() []any { return []any{&r.id, &r.created, &r.newest} }
+func (r *Successor) dest() []any { return []any{&r.ID, &r.Created, &r.Newest} }
 
-// presentedRefreshQuery reads a presentedRefresh. A refresh token's subject
+// presentedRefreshQuery reads a PresentedRefresh. A refresh token's subject
 // is a user id (only the password grant issues refresh tokens); the cast to
 // an integer is written in the database's dialect (database.BigIntCast).
 // Both joins are on indexes: the successor on (request_id, parent_id), the
@@ -452,19 +471,19 @@ func presentedRefreshQuery(dialect string) string {
 		" WHERE r." + refreshtoken.FieldID + " = ?"
 }
 
-// presentedRefresh reads the refresh token whose row is id, or nil if
+// PresentedRefresh reads the refresh token whose row is id, or nil if
 // there is none.
-func (s *Store) presentedRefresh(ctx context.Context, id string) (*presentedRefresh, error) {
+func (s *Store) PresentedRefresh(ctx context.Context, id string) (*PresentedRefresh, error) {
 	var (
-		p    presentedRefresh
+		p    PresentedRefresh
 		user userRow
 	)
-	dest := append(append([]any{&p.active, &p.request}, p.successor.dest()...), user.dest()...)
+	dest := append(append([]any{&p.Active, &p.Request}, p.Successor.dest()...), user.dest()...)
 	found, err := s.queryRow(ctx, presentedRefreshQuery(s.client(ctx).Dialect()), []any{id}, dest...)
 	if !found || err != nil {
 		return nil, err
 	}
-	p.user = user.user()
+	p.User = user.user()
 	return &p, nil
 }
 
@@ -473,54 +492,56 @@ func (s *Store) presentedRefresh(ctx context.Context, id string) (*presentedRefr
 const successorQuery = "SELECT " + successorColumns + " FROM " + refreshtoken.Table + " AS c WHERE c." +
 	refreshtoken.FieldRequestID + " = ? AND c." + refreshtoken.FieldParentID + " = ?"
 
-func (s *Store) successor(ctx context.Context, requestID, parent string) (successorRow, error) {
-	var c successorRow
+// Successor reads the successor of the refresh token whose row is parent in
+// the grant requestID; its ID is not Valid when there is none.
+func (s *Store) Successor(ctx context.Context, requestID, parent string) (Successor, error) {
+	var c Successor
 	_, err := s.queryRow(ctx, successorQuery, []any{requestID, parent}, c.dest()...)
 	return c, err
 }
 
-// Errors of rotate.
+// Errors of Rotate and RecordReissue.
 var (
-	// errRotated: the presented token already has a successor, written
+	// ErrRotated: the presented token already has a successor, written
 	// by a concurrent rotation.
-	errRotated = errors.New("oauth: refresh token already rotated")
-	// errRevoked: the presented token was revoked after it was read.
-	errRevoked = errors.New("oauth: refresh token revoked while refreshing")
+	ErrRotated = errors.New("oauth: refresh token already rotated")
+	// ErrRevoked: the presented token was revoked after it was read.
+	ErrRevoked = errors.New("oauth: refresh token revoked while refreshing")
 )
 
-// rotate writes a refresh grant's new refresh token (signature, for r,
+// Rotate writes a refresh grant's new refresh token (signature, for r,
 // whose stored form is data) as the successor of the token whose row is
 // parent, and records the access token issued with it on the same row. It
 // is one statement, without a transaction: it writes only while the
 // parent is active (not revoked) and has no successor (the unique index on
 // request_id, parent_id), so of a refresh racing a revocation nothing
 // outlives the revocation, and of two rotations of one token one writes
-// and the other gets errRotated. created_at is in whole microseconds, as
+// and the other gets ErrRotated. created_at is in whole microseconds, as
 // MySQL keeps it, so that the leeway is measured alike on both engines. Each round trip to MySQL costs a refresh
 // about 120 µs of CPU in idp, MariaDB and the kernel.
-func (s *Store) rotate(ctx context.Context, parent, signature, accessSignature string, r fosite.Requester, data []byte) error {
+func (s *Store) Rotate(ctx context.Context, parent, signature, accessSignature string, r fosite.Requester, data []byte) error {
 	c := s.client(ctx)
 	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), rotateQuery),
-		rowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
-		r.GetRequestedAt(), refreshExpiry(r), data, rowID(accessSignature), parent, true, s.now().Truncate(time.Microsecond),
+		RowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
+		r.GetRequestedAt(), refreshExpiry(r), data, RowID(accessSignature), parent, true, s.now().Truncate(time.Microsecond),
 		parent, r.GetID())
 	if sqlgraph.IsUniqueConstraintError(err) {
-		return errRotated
+		return ErrRotated
 	}
 	if err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	if n == 0 {
-		return errRevoked
+		return ErrRevoked
 	}
 	return nil
 }
 
-// rotateQuery is rotate's statement.
+// rotateQuery is Rotate's statement.
 const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
 	refreshtoken.FieldID + ", " + refreshtoken.FieldRequestID + ", " + refreshtoken.FieldClientID + ", " +
 	refreshtoken.FieldSubject + ", " + refreshtoken.FieldRequestedAt + ", " + refreshtoken.FieldExpiresAt + ", " +
@@ -529,32 +550,32 @@ const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
 	") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " WHERE " +
 	refreshtoken.FieldID + " = ? AND " + refreshtoken.FieldRequestID + " = ? AND " + refreshtoken.FieldActive
 
-// recordReissue records an access token (accessSignature, for r, stored as
+// RecordReissue records an access token (accessSignature, for r, stored as
 // data) issued again with the existing refresh token whose row is next, in
 // a row of its own: next's row already records the access token of the
 // first answer, which keeps working. One statement, written only while next
 // is active and not itself replaced, so nothing outlives a revocation or a
-// rotation of next; errRevoked otherwise.
-func (s *Store) recordReissue(ctx context.Context, next, accessSignature string, r fosite.Requester, data []byte) error {
+// rotation of next; ErrRevoked otherwise.
+func (s *Store) RecordReissue(ctx context.Context, next, accessSignature string, r fosite.Requester, data []byte) error {
 	c := s.client(ctx)
 	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), reissueQuery),
-		rowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
+		RowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
 		r.GetRequestedAt(), r.GetSession().GetExpiresAt(fosite.AccessToken), data,
 		next, r.GetID())
 	if err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	if n == 0 {
-		return errRevoked
+		return ErrRevoked
 	}
 	return nil
 }
 
-// reissueQuery is recordReissue's statement.
+// reissueQuery is RecordReissue's statement.
 const reissueQuery = "INSERT INTO " + accesstoken.Table + " (" +
 	accesstoken.FieldID + ", " + accesstoken.FieldRequestID + ", " + accesstoken.FieldClientID + ", " +
 	accesstoken.FieldSubject + ", " + accesstoken.FieldRequestedAt + ", " + accesstoken.FieldExpiresAt + ", " +
@@ -563,9 +584,9 @@ const reissueQuery = "INSERT INTO " + accesstoken.Table + " (" +
 	" AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID +
 	" = r." + refreshtoken.FieldRequestID + " AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + ")"
 
-// revokeGrant ends a grant, its refresh and access tokens, in one
+// RevokeGrant ends a grant, its refresh and access tokens, in one
 // transaction (or the one ctx carries).
-func (s *Store) revokeGrant(ctx context.Context, requestID string) error {
+func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
 	return database.InTx(ctx, s.db, func(ctx context.Context) error {
 		if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
 			return err
@@ -576,21 +597,21 @@ func (s *Store) revokeGrant(ctx context.Context, requestID string) error {
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return storageError(s.client(ctx).RefreshToken.DeleteOneID(rowID(signature)).Exec(ctx))
+	return MapError(s.client(ctx).RefreshToken.DeleteOneID(RowID(signature)).Exec(ctx))
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage, which fosite's
-// storage interfaces require; idp's refresh handler rotates with rotate
+// storage interfaces require; idp's refresh handler rotates with Rotate
 // instead. It marks the token inactive, conditionally, so that of two
 // concurrent rotations exactly one succeeds and the other gets
 // fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	n, err := s.client(ctx).RefreshToken.Update().
-		Where(refreshtoken.ID(rowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
+		Where(refreshtoken.ID(RowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
 		SetActive(false).
 		Save(ctx)
 	if err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	if n == 0 {
 		return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
@@ -605,7 +626,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 		Where(refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
 		SetActive(false).
 		Save(ctx)
-	return storageError(err)
+	return MapError(err)
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
@@ -614,13 +635,13 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // until it expires; access tokens are short-lived for that reason).
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	if _, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.RequestID(requestID)).Exec(ctx); err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	_, err := s.client(ctx).RefreshToken.Update().
 		Where(refreshtoken.RequestID(requestID), refreshtoken.AccessTokenIDNotNil()).
 		ClearAccessTokenID().
 		Save(ctx)
-	return storageError(err)
+	return MapError(err)
 }
 
 // RevokeSubject ends every grant of a subject, as after a password reset:
@@ -631,10 +652,10 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 		SetActive(false).
 		ClearAccessTokenID().
 		Save(ctx); err != nil {
-		return storageError(err)
+		return MapError(err)
 	}
 	_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.Subject(subject)).Exec(ctx)
-	return storageError(err)
+	return MapError(err)
 }
 
 // DeleteExpired removes token rows that expired before t. A refresh token
@@ -642,10 +663,10 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
 	a, err := s.db.AccessToken.Delete().Where(accesstoken.ExpiresAtLT(t)).Exec(ctx)
 	if err != nil {
-		return a, storageError(err)
+		return a, MapError(err)
 	}
 	r, err := s.db.RefreshToken.Delete().Where(refreshtoken.ExpiresAtLT(t)).Exec(ctx)
-	return a + r, storageError(err)
+	return a + r, MapError(err)
 }
 
 // CreateAuthorizeCodeSession, GetAuthorizeCodeSession and
@@ -666,11 +687,11 @@ func (s *Store) InvalidateAuthorizeCodeSession(context.Context, string) error {
 	return fosite.ErrNotFound
 }
 
-// storageError maps database errors to the ones fosite understands: a
+// MapError maps database errors to the ones fosite understands: a
 // missing row is fosite.ErrNotFound, and a lost race between transactions
 // (MySQL deadlock or lock timeout, SQLite busy) is
 // fosite.ErrSerializationFailure, which fosite answers with a retryable error.
-func storageError(err error) error {
+func MapError(err error) error {
 	if err == nil {
 		return nil
 	}

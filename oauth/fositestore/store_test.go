@@ -1,4 +1,4 @@
-package oauth
+package fositestore
 
 import (
 	"context"
@@ -17,6 +17,16 @@ import (
 	"idp/oauth/token"
 )
 
+// staticClients is a client registry that never changes.
+type staticClients map[string]*fosite.DefaultClient
+
+func (c staticClients) Get(_ context.Context, id string) (*fosite.DefaultClient, error) {
+	if cl, ok := c[id]; ok {
+		return cl, nil
+	}
+	return nil, fosite.ErrNotFound
+}
+
 // TestActiveUser: the bearer check's one read returns the user, every field
 // but the password hash, while the token's row is on record, and nothing
 // once it is gone, on both engines and inside a transaction too.
@@ -31,10 +41,10 @@ func TestActiveUser(t *testing.T) {
 		db.Ent.User.Create().SetID(8).SetUsername("bob").SetEmail("bob@example.com").SetPasswordHash("h").
 			SetFirstName("Bob").SetLastName("B").ExecX(ctx)
 		for sig, sub := range map[string]string{"sig-ada": "7", "sig-bob": "8"} {
-			db.Ent.AccessToken.Create().SetID(rowID(sig)).SetRequestID("r-" + sig).SetClientID("mobile").
+			db.Ent.AccessToken.Create().SetID(RowID(sig)).SetRequestID("r-" + sig).SetClientID("mobile").
 				SetSubject(sub).SetRequestedAt(changed).SetExpiresAt(changed.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
 		}
-		s := NewStore(db.Ent, nil, nil, nil)
+		s := New(db.Ent, nil, nil, nil)
 
 		tests := []struct {
 			name   string
@@ -50,7 +60,7 @@ func TestActiveUser(t *testing.T) {
 			{"another user's record", "sig-ada", 8, ""},
 		}
 		for _, tt := range tests {
-			u, err := s.activeUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), false, tt.userID)
+			u, err := s.ActiveUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), false, tt.userID)
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
@@ -62,7 +72,7 @@ func TestActiveUser(t *testing.T) {
 			}
 		}
 
-		u, _ := s.activeUser(ctx, "sig-ada", "7", false, 7)
+		u, _ := s.ActiveUser(ctx, "sig-ada", "7", false, 7)
 		want, _ := db.Ent.User.Get(ctx, 7)
 		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
 			u.Gender != user.GenderFemale || u.PictureKey == nil || *u.PictureKey != pic ||
@@ -72,7 +82,7 @@ func TestActiveUser(t *testing.T) {
 		if u.PasswordHash != "" {
 			t.Errorf("the bearer check read the password hash")
 		}
-		if u, _ := s.activeUser(ctx, "sig-bob", "8", false, 8); u.PictureKey != nil {
+		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", false, 8); u.PictureKey != nil {
 			t.Errorf("picture key %q, want none", *u.PictureKey)
 		}
 
@@ -81,7 +91,7 @@ func TestActiveUser(t *testing.T) {
 			if err := s.RevokeAccessToken(ctx, "r-sig-ada"); err != nil {
 				return err
 			}
-			u, err := s.activeUser(ctx, "sig-ada", "7", false, 7)
+			u, err := s.ActiveUser(ctx, "sig-ada", "7", false, 7)
 			if err != nil {
 				return err
 			}
@@ -93,7 +103,7 @@ func TestActiveUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := s.activeUser(ctx, "sig-ada", "7", false, 7); err != nil || u != nil {
+		if u, err := s.ActiveUser(ctx, "sig-ada", "7", false, 7); err != nil || u != nil {
 			t.Errorf("after the revocation: %v, %v", u, err)
 		}
 	})
@@ -104,16 +114,9 @@ func TestActiveUser(t *testing.T) {
 // Store.
 func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosite.Request) {
 	t.Helper()
-	ctx := context.Background()
-	clients := NewClients(db.Ent, 0)
-	if _, err := clients.Create(ctx, NewClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
-		Scopes: []string{"openid", "offline_access"}}); err != nil {
-		t.Fatal(err)
-	}
-	client, err := clients.Get(ctx, "mobile")
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := &fosite.DefaultClient{ID: "mobile", Public: true, GrantTypes: []string{"password", "refresh_token"},
+		Scopes: []string{"openid", "offline_access"}}
+	clients := staticClients{client.ID: client}
 	tokenRequest := func(grant string) *fosite.Request {
 		sess := &token.Session{Subject: "7"}
 		sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
@@ -121,7 +124,7 @@ func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosi
 		return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
 			GrantedScope: fosite.Arguments{"openid", "offline_access"}}
 	}
-	return NewStore(db.Ent, clients, nil, nil), tokenRequest
+	return New(db.Ent, clients, nil, nil), tokenRequest
 }
 
 // TestAccessTokenOnRefreshRow: an access token issued by a refresh grant
@@ -136,7 +139,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		s, tokenRequest := tokenStore(t, db)
 
 		// refreshGrant stores what a refresh grant stores: a refresh
-		// token whose row records the access token (Store.rotate's row,
+		// token whose row records the access token (Store.Rotate's row,
 		// without a parent). It returns the access token's signature.
 		refreshGrant := func(grant string) string {
 			req := tokenRequest(grant)
@@ -148,14 +151,14 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		}
 		live := func(sig string) bool {
 			t.Helper()
-			active, err := s.accessTokenActive(ctx, sig, "7", true)
+			active, err := s.AccessTokenActive(ctx, sig, "7", true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if other, err := s.accessTokenActive(ctx, sig, "8", true); other || err != nil {
+			if other, err := s.AccessTokenActive(ctx, sig, "8", true); other || err != nil {
 				t.Fatalf("%s: live for another subject: %v, %v", sig, other, err)
 			}
-			u, err := s.activeUser(ctx, sig, "7", true, 7)
+			u, err := s.ActiveUser(ctx, sig, "7", true, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +188,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		}
 		// The record is on the refresh row only: looked for among access
 		// token rows, the token is unknown.
-		if active, err := s.accessTokenActive(ctx, sig, "7", false); active || err != nil {
+		if active, err := s.AccessTokenActive(ctx, sig, "7", false); active || err != nil {
 			t.Errorf("found among access token rows: %v, %v", active, err)
 		}
 
@@ -215,10 +218,10 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 	})
 }
 
-// TestRefreshRotation: Store.rotate writes the new refresh token, with the
+// TestRefreshRotation: Store.Rotate writes the new refresh token, with the
 // rotation and the new access token, only while the presented token is
 // active and not yet replaced; the replaced token then reads as used, with
-// its successor. recordReissue records another access token for a successor
+// its successor. RecordReissue records another access token for a successor
 // only while that successor is the newest, live token of its grant. Each
 // case fails without one of the conditions of rotateQuery or reissueQuery
 // or the unique index on (request_id, parent_id). On both engines.
@@ -236,16 +239,16 @@ func TestRefreshRotation(t *testing.T) {
 		}
 		rotate := func(grant, presented, next string) error {
 			req := request(grant)
-			data, err := encodeRequest(req)
+			data, err := EncodeRequest(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s.rotate(ctx, rowID(presented), next, "at-"+next, req, data)
+			return s.Rotate(ctx, RowID(presented), next, "at-"+next, req, data)
 		}
 		reissue := func(grant, next, access string) error {
 			req := request(grant)
-			data, _ := encodeRequest(req)
-			return s.recordReissue(ctx, rowID(next), access, req, data)
+			data, _ := EncodeRequest(req)
+			return s.RecordReissue(ctx, RowID(next), access, req, data)
 		}
 		usable := func(sig string) bool {
 			t.Helper()
@@ -256,13 +259,13 @@ func TestRefreshRotation(t *testing.T) {
 			return err == nil
 		}
 		stored := func(sig string) bool {
-			return db.Ent.RefreshToken.Query().Where(refreshtoken.ID(rowID(sig))).ExistX(ctx)
+			return db.Ent.RefreshToken.Query().Where(refreshtoken.ID(RowID(sig))).ExistX(ctx)
 		}
-		read := func(sig string) *presentedRefresh {
+		read := func(sig string) *PresentedRefresh {
 			t.Helper()
-			p, err := s.presentedRefresh(ctx, rowID(sig))
+			p, err := s.PresentedRefresh(ctx, RowID(sig))
 			if err != nil || p == nil {
-				t.Fatalf("presentedRefresh(%s): %v, %v", sig, p, err)
+				t.Fatalf("PresentedRefresh(%s): %v, %v", sig, p, err)
 			}
 			return p
 		}
@@ -273,19 +276,19 @@ func TestRefreshRotation(t *testing.T) {
 		// The refresh grant's one read: the token, no successor yet, and
 		// its user without the password hash.
 		p := read("rt-1")
-		if !p.active || p.successor.id.Valid || p.user == nil || p.user.ID != 7 || p.user.Username != "ada" ||
-			p.user.LastName != "Lovelace" || p.user.PasswordHash != "" {
-			t.Errorf("presented token: %+v, user %+v", p, p.user)
+		if !p.Active || p.Successor.ID.Valid || p.User == nil || p.User.ID != 7 || p.User.Username != "ada" ||
+			p.User.LastName != "Lovelace" || p.User.PasswordHash != "" {
+			t.Errorf("presented token: %+v, user %+v", p, p.User)
 		}
 		gone := request("g0")
 		gone.Session.(*token.Session).Subject = "8"
 		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
 			t.Fatal(err)
 		}
-		if p := read("rt-gone"); p.user != nil {
-			t.Errorf("a token of a user that is gone reads user %+v", p.user)
+		if p := read("rt-gone"); p.User != nil {
+			t.Errorf("a token of a user that is gone reads user %+v", p.User)
 		}
-		if p, err := s.presentedRefresh(ctx, rowID("rt-unknown")); p != nil || err != nil {
+		if p, err := s.PresentedRefresh(ctx, RowID("rt-unknown")); p != nil || err != nil {
 			t.Errorf("unknown token: %v, %v", p, err)
 		}
 
@@ -296,10 +299,10 @@ func TestRefreshRotation(t *testing.T) {
 			t.Errorf("after a rotation: presented usable %v, new usable %v; want false, true", usable("rt-1"), usable("rt-2"))
 		}
 		p = read("rt-1")
-		if !p.active || p.successor.id.String != rowID("rt-2") || !p.successor.newest.Bool || !p.successor.created.Time.Equal(at) {
-			t.Errorf("the rotated token's successor: %+v", p.successor)
+		if !p.Active || p.Successor.ID.String != RowID("rt-2") || !p.Successor.Newest.Bool || !p.Successor.Created.Time.Equal(at) {
+			t.Errorf("the rotated token's successor: %+v", p.Successor)
 		}
-		if live, err := s.accessTokenActive(ctx, "at-rt-2", "7", true); !live || err != nil {
+		if live, err := s.AccessTokenActive(ctx, "at-rt-2", "7", true); !live || err != nil {
 			t.Errorf("the new access token: live %v, %v", live, err)
 		}
 		if n := db.Ent.AccessToken.Query().CountX(ctx); n != 0 {
@@ -309,17 +312,17 @@ func TestRefreshRotation(t *testing.T) {
 		// A second rotation of one token, with the same successor (a
 		// concurrent refresh) or another: nothing is written.
 		for _, next := range []string{"rt-2", "rt-2b"} {
-			if err := rotate("g1", "rt-1", next); !errors.Is(err, errRotated) {
-				t.Errorf("second rotation to %s: %v, want errRotated", next, err)
+			if err := rotate("g1", "rt-1", next); !errors.Is(err, ErrRotated) {
+				t.Errorf("second rotation to %s: %v, want ErrRotated", next, err)
 			}
 		}
 		if stored("rt-2b") {
 			t.Error("a second successor was stored")
 		}
-		if c, err := s.successor(ctx, "g1", rowID("rt-1")); err != nil || c.id.String != rowID("rt-2") || !c.newest.Bool {
+		if c, err := s.Successor(ctx, "g1", RowID("rt-1")); err != nil || c.ID.String != RowID("rt-2") || !c.Newest.Bool {
 			t.Errorf("successor: %+v, %v", c, err)
 		}
-		if live, _ := s.accessTokenActive(ctx, "at-rt-2", "7", true); !live {
+		if live, _ := s.AccessTokenActive(ctx, "at-rt-2", "7", true); !live {
 			t.Error("a lost rotation ended the winner's access token")
 		}
 
@@ -329,7 +332,7 @@ func TestRefreshRotation(t *testing.T) {
 			t.Fatalf("reissue: %v", err)
 		}
 		for sig, onRefreshRow := range map[string]bool{"at-retry": false, "at-rt-2": true} {
-			if live, err := s.accessTokenActive(ctx, sig, "7", onRefreshRow); !live || err != nil {
+			if live, err := s.AccessTokenActive(ctx, sig, "7", onRefreshRow); !live || err != nil {
 				t.Errorf("%s after the reissue: %v, %v", sig, live, err)
 			}
 		}
@@ -337,26 +340,26 @@ func TestRefreshRotation(t *testing.T) {
 		if err := rotate("g1", "rt-2", "rt-3"); err != nil {
 			t.Fatal(err)
 		}
-		if err := reissue("g1", "rt-2", "at-late"); !errors.Is(err, errRevoked) {
-			t.Errorf("reissue for a replaced token: %v, want errRevoked", err)
+		if err := reissue("g1", "rt-2", "at-late"); !errors.Is(err, ErrRevoked) {
+			t.Errorf("reissue for a replaced token: %v, want ErrRevoked", err)
 		}
-		if p := read("rt-1"); p.successor.newest.Bool {
+		if p := read("rt-1"); p.Successor.Newest.Bool {
 			t.Error("a replaced successor reads as the newest")
 		}
 
 		// The grant was revoked between the read and the write (a replay
 		// elsewhere, a password reset): nothing may outlive the revocation.
 		login("g2", "rt-4")
-		if err := s.revokeGrant(ctx, "g2"); err != nil {
+		if err := s.RevokeGrant(ctx, "g2"); err != nil {
 			t.Fatal(err)
 		}
-		if err := rotate("g2", "rt-4", "rt-5"); !errors.Is(err, errRevoked) || stored("rt-5") {
-			t.Errorf("rotation of a revoked token: %v, stored %v; want errRevoked, nothing stored", err, stored("rt-5"))
+		if err := rotate("g2", "rt-4", "rt-5"); !errors.Is(err, ErrRevoked) || stored("rt-5") {
+			t.Errorf("rotation of a revoked token: %v, stored %v; want ErrRevoked, nothing stored", err, stored("rt-5"))
 		}
-		if err := reissue("g2", "rt-4", "at-revoked"); !errors.Is(err, errRevoked) {
-			t.Errorf("reissue for a revoked token: %v, want errRevoked", err)
+		if err := reissue("g2", "rt-4", "at-revoked"); !errors.Is(err, ErrRevoked) {
+			t.Errorf("reissue for a revoked token: %v, want ErrRevoked", err)
 		}
-		if read("rt-4").active {
+		if read("rt-4").Active {
 			t.Error("the revoked token reads as active")
 		}
 
