@@ -2,11 +2,7 @@ package oauth
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +22,7 @@ import (
 // statement, without a transaction.
 //
 // Each refresh replaces the presented token P by a successor S. S is not
-// random but derived from P (see successor), so that every rotation of P
+// random but derived from P (see token.Strategy.Successor), so that every rotation of P
 // yields the same S: an app that lost the answer to its refresh and presents
 // P again within RefreshReuseLeeway of the rotation gets S again, with a
 // fresh access token, instead of losing its login; two concurrent refreshes
@@ -86,7 +82,7 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored session: %w", err))
 	}
 	now := s.now()
-	next, nextSig := h.successor(sig)
+	next, nextSig := s.tokens.Successor(sig)
 	retry := false
 	switch {
 	case !p.Active:
@@ -262,30 +258,4 @@ func (h refreshHandler) reuse(ctx context.Context, requestID, subject, client st
 	}
 	h.s.log.WarnContext(ctx, "refresh token reused: grant revoked", "subject", subject, "client", client)
 	return errRefreshUsed.WithDebug("Refresh token reuse was detected; the grant was revoked.")
-}
-
-// successor is the refresh token that replaces the one with signature sig,
-// and its signature. Its key is an HMAC of sig under a key derived from the
-// first refresh token secret, and its signature fosite's HMAC of that key,
-// as for any refresh token: it verifies like a random one, and every
-// rotation of one token yields the same successor. sig is the presented
-// token's, not its row id: the database holds only row ids (hashes of
-// signatures), so a copy of it with the secrets still yields no token.
-func (h refreshHandler) successor(sig string) (token, signature string) {
-	m := hmac.New(sha256.New, h.s.rotationKey)
-	m.Write([]byte(sig))
-	key := m.Sum(nil)
-	return h.s.signRefreshKey(key)
-}
-
-// signRefreshKey makes a refresh token of key: fosite's HMAC strategy's
-// format and MAC (HMAC-SHA512/256 keyed with the first 32 bytes of the first
-// secret), which its Validate accepts.
-func (s *Server) signRefreshKey(key []byte) (token, signature string) {
-	var secret [32]byte
-	copy(secret[:], s.cfg.RefreshTokenSecrets[0])
-	m := hmac.New(sha512.New512_256, secret[:])
-	m.Write(key)
-	signature = base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-	return base64.RawURLEncoding.EncodeToString(key) + "." + signature, signature
 }

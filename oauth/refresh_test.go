@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/token/hmac"
 
 	"idp/account"
 	"idp/database"
@@ -341,35 +340,6 @@ func TestConcurrentRefreshLeeway(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestRefreshSuccessor: a successor is a refresh token as fosite's HMAC
-// strategy makes them (its Validate accepts it, under the first secret),
-// the same for every rotation of one token, different for different ones,
-// and in the canonical spelling.
-func TestRefreshSuccessor(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		e := newRefreshEnv(t, db, time.Second)
-		h := refreshHandler{e.srv}
-		a, aSig := h.successor("sig-a")
-		a2, _ := h.successor("sig-a")
-		b, _ := h.successor("sig-b")
-		if a != a2 || a == b {
-			t.Errorf("successors %q, %q, %q", a, a2, b)
-		}
-		ctx := context.Background()
-		fc := &fosite.Config{GlobalSecret: e.srv.cfg.RefreshTokenSecrets[0]}
-		if err := (&hmac.HMACStrategy{Config: fc}).Validate(ctx, a); err != nil {
-			t.Errorf("fosite refuses a successor: %v", err)
-		}
-		if sig, ok := e.srv.tokens.ParseRefreshToken(ctx, a); !ok || sig != aSig {
-			t.Errorf("refreshSignature(successor) = %q, %v; want %q", sig, ok, aSig)
-		}
-		fc.GlobalSecret = []byte("another-secret-0123456789abcdef-0123456789")
-		if err := (&hmac.HMACStrategy{Config: fc}).Validate(ctx, a); err == nil {
-			t.Error("a successor validates under another secret")
-		}
-	})
 }
 
 // TestRefreshTokenSpelling: a refresh token is accepted only in the one

@@ -9,8 +9,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -105,9 +103,6 @@ type Server struct {
 	users    Users
 	signer   token.Signer
 	tokens   *token.Strategy
-	// rotationKey derives a rotated refresh token's successor (see
-	// refreshHandler.successor).
-	rotationKey []byte
 
 	discovery    []byte
 	discoveryTag string
@@ -146,9 +141,10 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 			return s.AuthenticateClient(ctx, r, form)
 		},
 	}
-	s.tokens = token.NewStrategy(signer, cfg.Issuer, oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc), s.now)
 	var err error
-	if s.rotationKey, err = hkdf.Key(sha256.New, cfg.RefreshTokenSecrets[0], nil, "idp refresh rotation", 32); err != nil {
+	s.tokens, err = token.NewStrategy(signer, cfg.Issuer, cfg.RefreshTokenSecrets[0],
+		oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc), s.now)
+	if err != nil {
 		return nil, err
 	}
 	// The grants, from their one list, then revocation and introspection.

@@ -68,7 +68,10 @@ func FuzzBearerToken(f *testing.F) {
 	if err := m.Load(context.Background()); err != nil {
 		f.Fatal(err)
 	}
-	ts := NewStrategy(m, fuzzIssuer, nil, time.Now)
+	ts, err := NewStrategy(m, fuzzIssuer, bytes.Repeat([]byte{7}, 32), nil, time.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
 
 	now := time.Now()
 	exp := now.Add(time.Hour).Unix()

@@ -1,14 +1,17 @@
 // Package token holds what idp's tokens are: the fosite Session kept with
 // every grant, the claims of RFC 9068 JWT access tokens, and the Strategy
 // that issues and strictly parses access and refresh tokens (with a cache of
-// verified access tokens), and the bearer syntax of the Authorization
+// verified access tokens) and derives a rotated refresh token's successor, and the bearer syntax of the Authorization
 // header. It knows no storage and no endpoint.
 package token
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -79,18 +82,28 @@ type Strategy struct {
 	issuer string
 	opaque *oauth2.HMACSHAStrategyUnPrefixed
 	now    func() time.Time
+	// refreshSecret signs refresh tokens (the first of
+	// IDP_REFRESH_TOKEN_SECRETS, as opaque's GlobalSecret), and
+	// rotationKey, derived from it, a rotated token's successor.
+	refreshSecret, rotationKey []byte
 
 	verified verifiedCache
 }
 
 // NewStrategy returns a Strategy that signs access tokens for issuer with
-// signer, leaves refresh tokens and authorization codes to opaque, and reads
-// the time from now (nil means time.Now).
-func NewStrategy(signer Signer, issuer string, opaque *oauth2.HMACSHAStrategyUnPrefixed, now func() time.Time) *Strategy {
+// signer, leaves refresh tokens and authorization codes to opaque, derives
+// rotated refresh tokens' successors from refreshSecret (the secret opaque
+// signs with), and reads the time from now (nil means time.Now).
+func NewStrategy(signer Signer, issuer string, refreshSecret []byte, opaque *oauth2.HMACSHAStrategyUnPrefixed, now func() time.Time) (*Strategy, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Strategy{signer: signer, issuer: issuer, opaque: opaque, now: now}
+	rotationKey, err := hkdf.Key(sha256.New, refreshSecret, nil, "idp refresh rotation", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Strategy{signer: signer, issuer: issuer, opaque: opaque, now: now,
+		refreshSecret: refreshSecret, rotationKey: rotationKey}, nil
 }
 
 // verifiedCache remembers the claims of access tokens whose signature was
@@ -300,6 +313,32 @@ func (s *Strategy) GenerateAuthorizeCode(ctx context.Context, r fosite.Requester
 
 func (s *Strategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester, token string) error {
 	return s.opaque.ValidateAuthorizeCode(ctx, r, token)
+}
+
+// Successor is the refresh token that replaces the one with signature sig,
+// and its signature. Its key is an HMAC of sig under a key derived from the
+// first refresh token secret, and its signature fosite's HMAC of that key,
+// as for any refresh token: it verifies like a random one, and every
+// rotation of one token yields the same successor. sig is the presented
+// token's, not its row id: the database holds only row ids (hashes of
+// signatures), so a copy of it with the secrets still yields no token.
+func (s *Strategy) Successor(sig string) (token, signature string) {
+	m := hmac.New(sha256.New, s.rotationKey)
+	m.Write([]byte(sig))
+	key := m.Sum(nil)
+	return s.signRefreshKey(key)
+}
+
+// signRefreshKey makes a refresh token of key: fosite's HMAC strategy's
+// format and MAC (HMAC-SHA512/256 keyed with the first 32 bytes of the first
+// secret), which its Validate accepts.
+func (s *Strategy) signRefreshKey(key []byte) (token, signature string) {
+	var secret [32]byte
+	copy(secret[:], s.refreshSecret)
+	m := hmac.New(sha512.New512_256, secret[:])
+	m.Write(key)
+	signature = base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return base64.RawURLEncoding.EncodeToString(key) + "." + signature, signature
 }
 
 // tokenAudience always holds the issuer (this service's own endpoints accept
