@@ -1,8 +1,9 @@
 // Package token holds what idp's tokens are: the fosite Session kept with
-// every grant, the claims of RFC 9068 JWT access tokens, and the Strategy
-// that issues and strictly parses access and refresh tokens (with a cache of
-// verified access tokens) and derives a rotated refresh token's successor, and the bearer syntax of the Authorization
-// header. It knows no storage and no endpoint.
+// every grant, the claims of RFC 9068 JWT access tokens, the Strategy that
+// issues and strictly parses access and refresh tokens (with a cache of
+// verified access tokens) and derives a rotated refresh token's successor,
+// and the bearer syntax of the Authorization header. It knows no storage and
+// no endpoint.
 package token
 
 import (
