@@ -57,7 +57,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZMINIMIZETIME ?= 5s
 FUZZ_TARGETS = \
-	./oauth/:FuzzBearerToken \
+	./oauth/token/:FuzzBearerToken \
 	./cmd/idp/:FuzzTokenEndpoint \
 	./cmd/idp/:FuzzRevokeEndpoint \
 	./cmd/idp/:FuzzIntrospectEndpoint \
