@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"idp/budget"
@@ -122,20 +124,44 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// idleRelease is how long the Hasher goes without a hash before it drops its
+// slots' argon2 buffers. Logins that keep coming (a few a minute or more)
+// keep the buffers, and with them the speed of not allocating and faulting
+// in Memory KiB per hash; a server nobody logs in to holds none of it. The
+// first hash after an idle period pays the allocation once (a few ms at
+// 64 MiB), unknown user and wrong password alike.
+const idleRelease = 30 * time.Second
+
 // Hasher hashes and verifies passwords with fixed parameters, running at most
 // Concurrency hashes at once. It is safe for concurrent use.
 type Hasher struct {
 	params Params
 	// slots holds the working memory of each hash that may run at once;
-	// taking one is taking a slot. Kept from hash to hash, it bounds the
-	// memory at Concurrency × Memory for good and spares the allocation,
-	// the page faults and the garbage of a fresh block per hash.
+	// taking one is taking a slot. Kept from hash to hash while hashes keep
+	// coming, it bounds the memory at Concurrency × Memory and spares the
+	// allocation, the page faults and the garbage of a fresh block per
+	// hash; after idle without a hash the buffers are dropped (release).
 	slots        chan *argon2.Memory
 	queueTimeout time.Duration
 	// memory, when set, is the budget each hash takes its argon2 memory
 	// from while it runs, shared with the other expensive operations.
 	memory *budget.Budget
 	dummy  string // a real hash with params, for VerifyDummy
+
+	idle time.Duration // idleRelease, shorter in tests
+	// mu guards the fields below. Every caller of acquire counts in
+	// active from before it looks for a slot until it gives the slot back
+	// (or gives up), so that release, which drops buffers only when active
+	// is 0, never takes a slot from the channel while a caller could find
+	// it empty and be turned away.
+	mu     sync.Mutex
+	active int
+	warm   bool      // some slot may hold a buffer
+	quiet  time.Time // when active last fell to 0
+	timer  *time.Timer
+	// freeOS returns freed memory to the operating system; nil in tests
+	// that count allocations.
+	freeOS func()
 }
 
 // Option configures NewHasher.
@@ -157,7 +183,12 @@ func WithBudget(b *budget.Budget) Option {
 // wait.
 //
 // NewHasher computes one hash (for VerifyDummy), so it takes as long as a
-// login.
+// login, in memory it drops at once.
+//
+// The slots' buffers are allocated by the hashes that need them and dropped
+// after 30 seconds without a hash; the Hasher then returns the freed memory
+// to the operating system (debug.FreeOSMemory). That needs no goroutine
+// between hashes (a timer, armed when the last hash ends) and no Close.
 func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Option) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -169,6 +200,8 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Op
 		params:       p,
 		slots:        make(chan *argon2.Memory, concurrency),
 		queueTimeout: queueTimeout,
+		idle:         idleRelease,
+		freeOS:       debug.FreeOSMemory,
 	}
 	for _, o := range opts {
 		o(h)
@@ -176,9 +209,19 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Op
 	for range concurrency {
 		h.slots <- new(argon2.Memory)
 	}
+	h.timer = time.AfterFunc(h.idle, h.release)
+	h.timer.Stop()
 	// The dummy's password is random and thrown away: nothing can match it,
-	// and VerifyDummy's answer is ignored anyway.
+	// and VerifyDummy's answer is ignored anyway. It is computed in fresh
+	// memory, not a slot's, so that no buffer is held before the first
+	// login; VerifyDummy still costs what a wrong password costs, since it
+	// runs in a slot like Verify. Returning the block to the system here
+	// rather than at the next collection keeps a server that nobody has
+	// logged in to small from its start (one collection, at start-up).
 	h.dummy = h.compute(nil, rand.Text()).String()
+	if h.freeOS != nil {
+		h.freeOS()
+	}
 	return h, nil
 }
 
@@ -273,11 +316,13 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
 	start := time.Now()
+	h.enter()
 	var mem *argon2.Memory
 	select {
 	case mem = <-h.slots:
 	default:
 		if h.queueTimeout <= 0 {
+			h.leave()
 			return nil, nil, ErrBusy
 		}
 		timer := time.NewTimer(h.queueTimeout)
@@ -285,12 +330,14 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 		select {
 		case mem = <-h.slots:
 		case <-timer.C:
+			h.leave()
 			return nil, nil, ErrBusy
 		case <-ctx.Done():
+			h.leave()
 			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 		}
 	}
-	giveSlot := func() { h.slots <- mem }
+	giveSlot := func() { h.slots <- mem; h.leave() }
 	if h.memory == nil {
 		return mem, giveSlot, nil
 	}
@@ -307,6 +354,54 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
 	return mem, func() { giveMemory(); giveSlot() }, nil
+}
+
+// enter counts a caller of acquire as active: from then on its slot's
+// buffer, and every other, stays.
+func (h *Hasher) enter() {
+	h.mu.Lock()
+	h.active++
+	h.warm = true
+	h.mu.Unlock()
+}
+
+// leave ends what enter began. The last caller to leave arms the idle timer.
+func (h *Hasher) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.active--
+	if h.active == 0 {
+		h.quiet = time.Now()
+		h.timer.Reset(h.idle)
+	}
+}
+
+// release drops every slot's buffer when no hash has run for h.idle. It runs
+// on the idle timer; a firing that a later hash has overtaken (the timer
+// was re-armed while this one started) finds the Hasher active or not yet
+// quiet for long enough and leaves the buffers to the next firing.
+func (h *Hasher) release() {
+	h.mu.Lock()
+	if h.active > 0 || !h.warm || time.Since(h.quiet) < h.idle {
+		h.mu.Unlock()
+		return
+	}
+	// No caller is in acquire (active is 0, and a new one waits for mu
+	// before it looks for a slot), so every slot is in the channel.
+	for range cap(h.slots) {
+		<-h.slots
+		h.slots <- new(argon2.Memory)
+	}
+	h.warm = false
+	h.mu.Unlock()
+	// The Go runtime returns freed heap to the system only gradually (its
+	// scavenger paces itself to a few percent of a CPU), so the
+	// Concurrency × Memory just dropped would stay resident for minutes.
+	// One forced collection per idle period, when nothing is hashing, is
+	// cheap next to the hashes that came before it.
+	if h.freeOS != nil {
+		h.freeOS()
+	}
 }
 
 // compute hashes password with a fresh salt and the Hasher's parameters, in
