@@ -35,8 +35,32 @@ type benchConfig struct {
 	SeedUsers      int    // users inserted directly before the server starts, for stats
 	LimitsDuration time.Duration
 	JSONPath       string
-	Keep           bool   // keep the temporary data directories
-	ProfileDir     string // profile the server per scenario and round into ProfileDir/<engine>
+	Keep           bool          // keep the temporary data directories
+	ProfileDir     string        // profile the server per scenario and round into ProfileDir/<engine>
+	IdleWait       time.Duration // how long the server idles after the load before its idle RSS is read; 0 skips that
+}
+
+// idleTargetMiB is docs/performance.md's idle resident memory target, 45 MB
+// (Dex's idle figure on the same machine), in MiB as the figures are.
+const idleTargetMiB = 45e6 / (1 << 20)
+
+// settleTime is how long the bench lets a server that has just answered
+// /readyz settle before reading its idle RSS.
+const settleTime = 2 * time.Second
+
+// MemoryFigures is the server's resident set when idle, from
+// /proc/<pid>/status, in MiB: VmRSS, and of it RssAnon (the heap, stacks and
+// other private memory; the rest is mostly the binary's pages, which the
+// kernel shares and may drop).
+type MemoryFigures struct {
+	StartMiB     float64 `json:"start_rss_mib"`
+	StartAnonMiB float64 `json:"start_anon_mib"`
+	// AfterLoadMiB is read as the last scenario (the flood, when run)
+	// ends, before the idle period.
+	AfterLoadMiB float64 `json:"after_load_rss_mib,omitempty"`
+	IdleWait     float64 `json:"idle_wait_seconds,omitempty"`
+	IdleMiB      float64 `json:"idle_rss_mib,omitempty"`
+	IdleAnonMiB  float64 `json:"idle_anon_mib,omitempty"`
 }
 
 // BenchReport is the JSON of `idp-load bench`.
@@ -60,6 +84,7 @@ type EngineRun struct {
 	Settings    serverSettings `json:"settings"`
 	SeededUsers int            `json:"seeded_users"`
 	Limits      Limits         `json:"limits"`
+	Memory      *MemoryFigures `json:"memory,omitempty"`
 	Load        *Report        `json:"load,omitempty"`
 	Checks      []Check        `json:"checks,omitempty"`
 	Error       string         `json:"error,omitempty"`
@@ -107,6 +132,7 @@ production mode with generated secrets.
 	fs.StringVar(&bc.JSONPath, "json", "", "also write the whole report as JSON to this file")
 	fs.BoolVar(&bc.Keep, "keep", false, "keep the temporary data directories (server logs, SQLite database)")
 	fs.StringVar(&bc.ProfileDir, "profile", "", "profile the server's CPU during each scenario and round, into DIR/<engine>/<scenario>-<round>.pprof (go tool pprof merges several); the profiler costs a little CPU")
+	fs.DurationVar(&bc.IdleWait, "idle-wait", 40*time.Second, "after the load, how long the server idles before its idle RSS is read: the hasher drops its buffers after 30 s without a hash (0: not measured after the load)")
 	addLoadFlags(fs, &bc.Load, &scenarios, false)
 	// The bench runs the flood too unless told otherwise.
 	scenarios = strings.Join(append(allScenarios[:len(allScenarios):len(allScenarios)], floodScenario), ",")
@@ -124,6 +150,9 @@ production mode with generated secrets.
 	}
 	if bc.SeedUsers < 0 {
 		return errors.New("-seed-users must not be negative")
+	}
+	if bc.IdleWait < 0 {
+		return errors.New("-idle-wait must not be negative")
 	}
 	idp, err := filepath.Abs(bc.IDP)
 	if err != nil {
@@ -287,6 +316,16 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	}
 	defer srv.stop()
 	fmt.Fprintf(log, "  idp serve pid %d at %s\n", srv.cmd.Process.Pid, base)
+	pid := srv.cmd.Process.Pid
+	if !sleep(ctx, settleTime) {
+		return fail(ctx.Err())
+	}
+	st, err := readProcStatus(pid)
+	if err != nil {
+		return fail(fmt.Errorf("idle memory: %w", err))
+	}
+	run.Memory = &MemoryFigures{StartMiB: mib(st.rssKiB), StartAnonMiB: mib(st.anonKiB)}
+	fmt.Fprintf(log, "  idle RSS after start-up: %.1f MiB (%.1f MiB anonymous)\n", run.Memory.StartMiB, run.Memory.StartAnonMiB)
 
 	cfg := bc.Load
 	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, client.ID, client.Secret, srv.cmd.Process.Pid
@@ -314,7 +353,21 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		return fail(fmt.Errorf("load: %w (server log: %s)", err, srv.logTail()))
 	}
 	run.Load = rep
-	run.Checks = checks(rep, run.Limits, run.SeededUsers)
+	if st, err := readProcStatus(pid); err == nil {
+		run.Memory.AfterLoadMiB = mib(st.rssKiB)
+	}
+	if bc.IdleWait > 0 {
+		fmt.Fprintf(log, "  idle RSS after the load: %.1f MiB; idling %v\n", run.Memory.AfterLoadMiB, bc.IdleWait)
+		if !sleep(ctx, bc.IdleWait) {
+			return fail(ctx.Err())
+		}
+		st, err := readProcStatus(pid)
+		if err != nil {
+			return fail(fmt.Errorf("idle memory: %w", err))
+		}
+		run.Memory.IdleWait, run.Memory.IdleMiB, run.Memory.IdleAnonMiB = bc.IdleWait.Seconds(), mib(st.rssKiB), mib(st.anonKiB)
+	}
+	run.Checks = append(checks(rep, run.Limits, run.SeededUsers), idleCheck(run.Memory))
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(log, "  stopping idp: %v\n", err)
 	}
@@ -615,6 +668,39 @@ func checks(rep *Report, l Limits, seeded int) []Check {
 	return out
 }
 
+// idleCheck judges the idle resident set, after start-up and after the
+// idle period that follows the load, against idleTargetMiB.
+func idleCheck(m *MemoryFigures) Check {
+	c := Check{Target: "idle memory", Against: "RSS MiB (45 MB)", Limit: idleTargetMiB, Want: 1,
+		Value: max(m.StartMiB, m.IdleMiB)}
+	c.Measured = fmt.Sprintf("RSS %.1f MiB after start-up (%.1f anonymous)", m.StartMiB, m.StartAnonMiB)
+	if m.AfterLoadMiB > 0 {
+		c.Measured += fmt.Sprintf(", %.1f at the end of the load", m.AfterLoadMiB)
+	}
+	if m.IdleWait > 0 {
+		c.Measured += fmt.Sprintf(", %.1f (%.1f anonymous) after %.0f s idle", m.IdleMiB, m.IdleAnonMiB, m.IdleWait)
+	} else {
+		c.Measured += "; not measured after the load (-idle-wait 0)"
+	}
+	c.Ratio = c.Value / c.Limit
+	c.Result = map[bool]string{true: "pass", false: "FAIL"}[c.Ratio <= 1]
+	return c
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+// sleep waits d, or until ctx ends (then false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // writeEngineRun prints one engine's limits, scenario table and targets.
 func writeEngineRun(w io.Writer, run *EngineRun) {
 	fmt.Fprintf(w, "\n== %s", run.Engine)
@@ -651,7 +737,7 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 			}
 			if c.Want > 0 {
 				want = fmt.Sprintf("≥ %.1f", c.Want)
-				if c.Target == "flood" {
+				if c.Target == "flood" || c.Target == "idle memory" {
 					want = "≤ 1.0"
 				}
 			}

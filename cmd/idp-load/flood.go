@@ -62,9 +62,10 @@ func oauthError(body []byte) string {
 // procStatus is what the flood reads of /proc/<pid>/status, in KiB.
 type procStatus struct {
 	rssKiB, hwmKiB int64
+	anonKiB        int64 // RssAnon, 0 on kernels without it
 }
 
-// parseProcStatus reads VmRSS and VmHWM from the text of /proc/<pid>/status.
+// parseProcStatus reads VmRSS, VmHWM and RssAnon from the text of /proc/<pid>/status.
 func parseProcStatus(text string) (procStatus, error) {
 	var st procStatus
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -79,6 +80,8 @@ func parseProcStatus(text string) (procStatus, error) {
 			dst = &st.rssKiB
 		case "VmHWM":
 			dst = &st.hwmKiB
+		case "RssAnon":
+			dst = &st.anonKiB
 		default:
 			continue
 		}

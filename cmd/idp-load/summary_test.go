@@ -166,8 +166,8 @@ func TestChecks(t *testing.T) {
 }
 
 func TestParseProcStatus(t *testing.T) {
-	st, err := parseProcStatus("Name:\tidp\nVmPeak:\t 2467188 kB\nVmHWM:\t  401000 kB\nVmRSS:\t  352692 kB\nThreads:\t9\n")
-	if err != nil || st.rssKiB != 352692 || st.hwmKiB != 401000 {
+	st, err := parseProcStatus("Name:\tidp\nVmPeak:\t 2467188 kB\nVmHWM:\t  401000 kB\nVmRSS:\t  352692 kB\nRssAnon:\t    9160 kB\nRssFile:\t   45812 kB\nThreads:\t9\n")
+	if err != nil || st.rssKiB != 352692 || st.hwmKiB != 401000 || st.anonKiB != 9160 {
 		t.Errorf("parseProcStatus = %+v, %v", st, err)
 	}
 	if _, err := parseProcStatus("Name:\tidp\n"); err == nil {
@@ -175,6 +175,37 @@ func TestParseProcStatus(t *testing.T) {
 	}
 	if _, err := parseProcStatus("VmRSS:\t12 MB\n"); err == nil {
 		t.Error("a unit other than kB accepted")
+	}
+}
+
+// TestIdleCheck: the idle target judges the larger of the two idle figures
+// (after start-up, after the idle period) against 45 MB; the figure at the
+// end of the load, with the hashing buffers still held, is not judged.
+func TestIdleCheck(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		m    MemoryFigures
+		want string
+	}{
+		{"both under", MemoryFigures{StartMiB: 40, IdleMiB: 41, AfterLoadMiB: 190, IdleWait: 40}, "pass"},
+		{"start over", MemoryFigures{StartMiB: 43.5, IdleMiB: 40, IdleWait: 40}, "FAIL"},
+		{"after the idle period over", MemoryFigures{StartMiB: 40, IdleMiB: 120, IdleWait: 40}, "FAIL"},
+		{"not measured after the load", MemoryFigures{StartMiB: 40}, "pass"},
+	} {
+		got := idleCheck(&c.m)
+		if got.Result != c.want {
+			t.Errorf("%s: %s (ratio %.2f of %.1f MiB), want %s", c.name, got.Result, got.Ratio, got.Limit, c.want)
+		}
+	}
+	if idleTargetMiB < 42.9 || idleTargetMiB > 43 {
+		t.Errorf("idle target %.2f MiB, want 45 MB = 42.9 MiB", idleTargetMiB)
+	}
+	var b strings.Builder
+	writeEngineRun(&b, &EngineRun{Engine: "sqlite", Checks: []Check{idleCheck(&MemoryFigures{StartMiB: 40, IdleMiB: 41, AfterLoadMiB: 190, IdleWait: 40})}})
+	for _, want := range []string{"idle memory", "≤ 1.0", "40.0 MiB after start-up", "190.0 at the end of the load", "41.0", "after 40 s idle"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
 	}
 }
 
