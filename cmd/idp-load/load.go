@@ -161,6 +161,12 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The load is over when runLoad returns: its keep-alive connections
+	// would otherwise keep the server's per-connection goroutines and
+	// buffers for 90 s, and the bench reads the idle server's memory next.
+	if t, ok := r.transport.(interface{ CloseIdleConnections() }); ok {
+		defer t.CloseIdleConnections()
+	}
 	rep := &Report{URL: r.base.String(), Started: time.Now().UTC(), Duration: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rounds: max(cfg.Rounds, 1)}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
