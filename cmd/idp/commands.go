@@ -121,11 +121,13 @@ func cmdServe(ctx context.Context, args []string, e cmdEnv) error {
 	defer a.Close()
 	// Password hashes and picture decodes are the big allocations. They
 	// share one memory budget (a.memory) that bounds what they use at
-	// once, and the hashing slots keep their argon2 buffers between hashes
-	// (the hasher's MemoryBudget), so decodes can hold the whole budget on
-	// top of those. A soft limit above both makes the garbage collector
-	// return decoded pictures' memory before the heap doubles, so a flood
-	// of logins or pictures stays within them plus the rest of the server.
+	// once, and while logins keep coming the hashing slots keep their
+	// argon2 buffers between hashes (the hasher's MemoryBudget; dropped
+	// after an idle period, which leaves an idle server far below the
+	// limit), so decodes can hold the whole budget on top of those. A soft
+	// limit above both makes the garbage collector return decoded pictures'
+	// memory before the heap doubles, so a flood of logins or pictures
+	// stays within them plus the rest of the server.
 	if e.getenv("GOMEMLIMIT") == "" {
 		limit := a.accounts.Hasher().MemoryBudget() + a.memory.Size() + 100<<20
 		debug.SetMemoryLimit(limit)
