@@ -98,21 +98,7 @@ func SQLiteURL(t testing.TB) string {
 // ends.
 func MySQLURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(MySQLEnv)
-	if base == "" {
-		t.Skipf("%s not set", MySQLEnv)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", MySQLEnv, err)
-	}
-	var suffix [6]byte
-	rand.Read(suffix[:])
-	prefix := strings.TrimPrefix(u.Path, "/")
-	if prefix == "" {
-		prefix = "idp_test"
-	}
-	name := prefix + "_" + hex.EncodeToString(suffix[:])
+	u, name := freshDatabase(t, MySQLEnv)
 
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr = "tcp", u.Host
@@ -140,18 +126,18 @@ func MySQLURL(t testing.TB) string {
 	return u.String()
 }
 
-// PostgresURL creates a new empty PostgreSQL database on the server named
-// by IDP_TEST_POSTGRES_DSN and returns its URL; the database is dropped when
-// t ends.
-func PostgresURL(t testing.TB) string {
+// freshDatabase parses the server URL in the variable env (skipping t when
+// it is unset) and names a new database on it: the URL's database name,
+// or idp_test, with a random suffix.
+func freshDatabase(t testing.TB, env string) (*url.URL, string) {
 	t.Helper()
-	base := os.Getenv(PostgresEnv)
+	base := os.Getenv(env)
 	if base == "" {
-		t.Skipf("%s not set", PostgresEnv)
+		t.Skipf("%s not set", env)
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("%s: %v", PostgresEnv, err)
+		t.Fatalf("%s: %v", env, err)
 	}
 	var suffix [6]byte
 	rand.Read(suffix[:])
@@ -159,7 +145,15 @@ func PostgresURL(t testing.TB) string {
 	if prefix == "" {
 		prefix = "idp_test"
 	}
-	name := prefix + "_" + hex.EncodeToString(suffix[:])
+	return u, prefix + "_" + hex.EncodeToString(suffix[:])
+}
+
+// PostgresURL creates a new empty PostgreSQL database on the server named
+// by IDP_TEST_POSTGRES_DSN and returns its URL; the database is dropped when
+// t ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	u, name := freshDatabase(t, PostgresEnv)
 	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 
 	// The server is reached through its maintenance database: the DSN's
