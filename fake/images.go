@@ -31,3 +31,23 @@ func PNGChunk(typ string, data []byte) []byte {
 	b = append(b, data...)
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
 }
+
+// DeepPNG is the 16-bit bomb: a valid 4096×4096 16-bit RGB PNG of about
+// 140 KB, within the usual pixel limits, whose pixels decode to 128 MiB and
+// take over a second of CPU.
+func DeepPNG() []byte {
+	ihdr := binary.BigEndian.AppendUint32(nil, 4096)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, 4096)
+	ihdr = append(ihdr, 16, 2, 0, 0, 0) // depth 16, RGB, deflate, filter 0, no interlace
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression) // the level is valid
+	row := make([]byte, 1+4096*6)
+	for range 4096 {
+		zw.Write(row)
+	}
+	zw.Close()
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = append(b, PNGChunk("IHDR", ihdr)...)
+	b = append(b, PNGChunk("IDAT", z.Bytes())...)
+	return append(b, PNGChunk("IEND", nil)...)
+}

@@ -2,11 +2,8 @@ package profile
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -27,36 +24,11 @@ import (
 	"idp/account"
 	"idp/budget"
 	"idp/database/databasetest"
+	"idp/fake"
 	"idp/oauth"
 	"idp/password"
 	"idp/picture"
 )
-
-// deepPNG is the 16-bit bomb: a valid 4096×4096 16-bit RGB PNG of about
-// 140 KB, whose pixels decode to 128 MiB and take over a second of CPU.
-func deepPNG(t testing.TB) []byte {
-	t.Helper()
-	chunk := func(typ string, data []byte) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-		b = append(b, typ...)
-		b = append(b, data...)
-		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, 4096)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, 4096)
-	ihdr = append(ihdr, 16, 2, 0, 0, 0)
-	var z bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
-	row := make([]byte, 1+4096*6)
-	for range 4096 {
-		zw.Write(row)
-	}
-	zw.Close()
-	b := []byte("\x89PNG\r\n\x1a\n")
-	b = append(b, chunk("IHDR", ihdr)...)
-	b = append(b, chunk("IDAT", z.Bytes())...)
-	return append(b, chunk("IEND", nil)...)
-}
 
 // photoJPEG is a w×h JPEG.
 func photoJPEG(t testing.TB, w, h int) []byte {
@@ -132,7 +104,7 @@ func TestSignupDecodesOnlyAfterAuthAndChecks(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 
-	bomb, good := deepPNG(t), photoJPEG(t, 64, 48)
+	bomb, good := fake.DeepPNG(), photoJPEG(t, 64, 48)
 	fields := func(clientID, username string) [][2]string {
 		return [][2]string{{"client_id", clientID}, {"username", username}, {"email", username + "@example.com"},
 			{"password", "a sturdy passphrase"}, {"first_name", "Ada"}, {"last_name", "L"}, {"gender", "female"}}

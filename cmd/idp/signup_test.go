@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
 	"image"
 	_ "image/jpeg"
 	"io"
@@ -577,40 +574,13 @@ func TestStatsEndpoint(t *testing.T) {
 	})
 }
 
-// deepPNG is the 16-bit bomb: a valid 4096×4096 16-bit RGB PNG of about
-// 140 KB, within the pixel limits, whose pixels decode to 128 MiB and take
-// over a second of CPU.
-func deepPNG(t *testing.T) []byte {
-	t.Helper()
-	ihdr := binary.BigEndian.AppendUint32(nil, 4096)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, 4096)
-	ihdr = append(ihdr, 16, 2, 0, 0, 0)
-	var z bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
-	row := make([]byte, 1+4096*6)
-	for range 4096 {
-		zw.Write(row)
-	}
-	zw.Close()
-	chunk := func(typ string, data []byte) []byte {
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-		b = append(b, typ...)
-		b = append(b, data...)
-		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	b := []byte("\x89PNG\r\n\x1a\n")
-	b = append(b, chunk("IHDR", ihdr)...)
-	b = append(b, chunk("IDAT", z.Bytes())...)
-	return append(b, chunk("IEND", nil)...)
-}
-
 // TestSignupDeepPNG sends the 16-bit bomb first in the body: with an
 // unknown client it is a quick 401 that creates nothing; with the right
 // client it is refused from its header as a 422 on picture.
 func TestSignupDeepPNG(t *testing.T) {
 	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db")
 	s.mobile()
-	bomb := deepPNG(t)
+	bomb := fake.DeepPNG()
 	send := func(clientID string) response {
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
