@@ -350,7 +350,7 @@ func TestRefreshTokenSpelling(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		e := newRefreshEnv(t, db, 0)
 		token := e.login()["refresh_token"].(string)
-		for _, variant := range respellings(t, token) {
+		for _, variant := range fake.Respellings(t, token) {
 			if _, ok := e.srv.tokens.ParseRefreshToken(context.Background(), variant); ok {
 				t.Errorf("%q is accepted for %q", variant, token)
 			}
@@ -358,36 +358,6 @@ func TestRefreshTokenSpelling(t *testing.T) {
 		}
 		e.mustRefresh(token)
 	})
-}
-
-// respellings are the other spellings of a fosite HMAC token (two 32-byte
-// parts) that the lenient base64 decoder reads as the same bytes, and the
-// token with a line break.
-func respellings(t *testing.T, token string) []string {
-	t.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	key, sig, ok := strings.Cut(token, ".")
-	if !ok || len(key) != 43 || len(sig) != 43 {
-		t.Fatalf("unexpected token shape %q", token)
-	}
-	var out []string
-	for part := range 2 {
-		p := []string{key, sig}[part]
-		last := strings.IndexByte(alphabet, p[len(p)-1])
-		for low := range 4 {
-			v := last&^3 | low
-			if v == last {
-				continue
-			}
-			q := []string{key, sig}
-			q[part] = p[:len(p)-1] + string(alphabet[v])
-			out = append(out, q[0]+"."+q[1])
-		}
-	}
-	if len(out) != 6 {
-		t.Fatalf("%d respellings", len(out))
-	}
-	return append(out, key[:10]+"\n"+key[10:]+"."+sig)
 }
 
 // TestRefreshChecks: what fosite's refresh handler checked, idp's checks

@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"idp/database/databasetest"
+	"idp/fake"
 )
 
 func TestTokenEndpointBadInput(t *testing.T) {
@@ -288,7 +289,7 @@ func TestRefreshTokenSpellings(t *testing.T) {
 			r := s.postForm("/oauth2/introspect", url.Values{"token": {token}}, "backend", secret)
 			return r.json(t)["active"]
 		}
-		for _, variant := range respellings(t, tok.RefreshToken) {
+		for _, variant := range fake.Respellings(t, tok.RefreshToken) {
 			if _, err := s.refresh(variant, ""); err == nil || err.Error() != "invalid_grant" {
 				t.Errorf("refresh with %q: %v, want invalid_grant", variant, err)
 			}
@@ -306,30 +307,6 @@ func TestRefreshTokenSpellings(t *testing.T) {
 			t.Errorf("the token as issued: %v", err)
 		}
 	})
-}
-
-// respellings are the other spellings of an HMAC token (two 32-byte parts)
-// that the lenient base64 decoder reads as the same bytes, and the token
-// with a line break.
-func respellings(t *testing.T, token string) []string {
-	t.Helper()
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	key, sig, ok := strings.Cut(token, ".")
-	if !ok || len(key) != 43 || len(sig) != 43 {
-		t.Fatalf("unexpected token shape %q", token)
-	}
-	var out []string
-	for part, p := range []string{key, sig} {
-		last := strings.IndexByte(alphabet, p[len(p)-1])
-		for low := range 4 {
-			if v := last&^3 | low; v != last {
-				q := []string{key, sig}
-				q[part] = p[:len(p)-1] + string(alphabet[v])
-				out = append(out, q[0]+"."+q[1])
-			}
-		}
-	}
-	return append(out, key[:10]+"\n"+key[10:]+"."+sig)
 }
 
 // TestAccessTokenRecords: an access token signed with the server's own key
