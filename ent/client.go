@@ -12,10 +12,14 @@ import (
 	"idp/ent/migrate"
 
 	"idp/ent/accesstoken"
+	"idp/ent/authorizecode"
+	"idp/ent/browsersession"
+	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
 	"idp/ent/passwordresetcode"
+	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
@@ -35,12 +39,20 @@ type Client struct {
 	Schema *migrate.Schema
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// AuthorizeCode is the client for interacting with the AuthorizeCode builders.
+	AuthorizeCode *AuthorizeCodeClient
+	// BrowserSession is the client for interacting with the BrowserSession builders.
+	BrowserSession *BrowserSessionClient
+	// Consent is the client for interacting with the Consent builders.
+	Consent *ConsentClient
 	// LoginThrottle is the client for interacting with the LoginThrottle builders.
 	LoginThrottle *LoginThrottleClient
 	// OAuthClient is the client for interacting with the OAuthClient builders.
 	OAuthClient *OAuthClientClient
 	// OutboxMessage is the client for interacting with the OutboxMessage builders.
 	OutboxMessage *OutboxMessageClient
+	// PKCERequest is the client for interacting with the PKCERequest builders.
+	PKCERequest *PKCERequestClient
 	// PasswordResetCode is the client for interacting with the PasswordResetCode builders.
 	PasswordResetCode *PasswordResetCodeClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
@@ -63,9 +75,13 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.AccessToken = NewAccessTokenClient(c.config)
+	c.AuthorizeCode = NewAuthorizeCodeClient(c.config)
+	c.BrowserSession = NewBrowserSessionClient(c.config)
+	c.Consent = NewConsentClient(c.config)
 	c.LoginThrottle = NewLoginThrottleClient(c.config)
 	c.OAuthClient = NewOAuthClientClient(c.config)
 	c.OutboxMessage = NewOutboxMessageClient(c.config)
+	c.PKCERequest = NewPKCERequestClient(c.config)
 	c.PasswordResetCode = NewPasswordResetCodeClient(c.config)
 	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
@@ -164,9 +180,13 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:               ctx,
 		config:            cfg,
 		AccessToken:       NewAccessTokenClient(cfg),
+		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
+		BrowserSession:    NewBrowserSessionClient(cfg),
+		Consent:           NewConsentClient(cfg),
 		LoginThrottle:     NewLoginThrottleClient(cfg),
 		OAuthClient:       NewOAuthClientClient(cfg),
 		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PKCERequest:       NewPKCERequestClient(cfg),
 		PasswordResetCode: NewPasswordResetCodeClient(cfg),
 		RateLimitWindow:   NewRateLimitWindowClient(cfg),
 		RefreshToken:      NewRefreshTokenClient(cfg),
@@ -192,9 +212,13 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:               ctx,
 		config:            cfg,
 		AccessToken:       NewAccessTokenClient(cfg),
+		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
+		BrowserSession:    NewBrowserSessionClient(cfg),
+		Consent:           NewConsentClient(cfg),
 		LoginThrottle:     NewLoginThrottleClient(cfg),
 		OAuthClient:       NewOAuthClientClient(cfg),
 		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PKCERequest:       NewPKCERequestClient(cfg),
 		PasswordResetCode: NewPasswordResetCodeClient(cfg),
 		RateLimitWindow:   NewRateLimitWindowClient(cfg),
 		RefreshToken:      NewRefreshTokenClient(cfg),
@@ -229,8 +253,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.AccessToken, c.LoginThrottle, c.OAuthClient, c.OutboxMessage,
-		c.PasswordResetCode, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
+		c.OAuthClient, c.OutboxMessage, c.PKCERequest, c.PasswordResetCode,
+		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -240,8 +265,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.AccessToken, c.LoginThrottle, c.OAuthClient, c.OutboxMessage,
-		c.PasswordResetCode, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
+		c.OAuthClient, c.OutboxMessage, c.PKCERequest, c.PasswordResetCode,
+		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -252,12 +278,20 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *AccessTokenMutation:
 		return c.AccessToken.mutate(ctx, m)
+	case *AuthorizeCodeMutation:
+		return c.AuthorizeCode.mutate(ctx, m)
+	case *BrowserSessionMutation:
+		return c.BrowserSession.mutate(ctx, m)
+	case *ConsentMutation:
+		return c.Consent.mutate(ctx, m)
 	case *LoginThrottleMutation:
 		return c.LoginThrottle.mutate(ctx, m)
 	case *OAuthClientMutation:
 		return c.OAuthClient.mutate(ctx, m)
 	case *OutboxMessageMutation:
 		return c.OutboxMessage.mutate(ctx, m)
+	case *PKCERequestMutation:
+		return c.PKCERequest.mutate(ctx, m)
 	case *PasswordResetCodeMutation:
 		return c.PasswordResetCode.mutate(ctx, m)
 	case *RateLimitWindowMutation:
@@ -403,6 +437,405 @@ func (c *AccessTokenClient) mutate(ctx context.Context, m *AccessTokenMutation) 
 		return (&AccessTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AccessToken mutation op: %q", m.Op())
+	}
+}
+
+// AuthorizeCodeClient is a client for the AuthorizeCode schema.
+type AuthorizeCodeClient struct {
+	config
+}
+
+// NewAuthorizeCodeClient returns a client for the AuthorizeCode from the given config.
+func NewAuthorizeCodeClient(c config) *AuthorizeCodeClient {
+	return &AuthorizeCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authorizecode.Hooks(f(g(h())))`.
+func (c *AuthorizeCodeClient) Use(hooks ...Hook) {
+	c.hooks.AuthorizeCode = append(c.hooks.AuthorizeCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authorizecode.Intercept(f(g(h())))`.
+func (c *AuthorizeCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthorizeCode = append(c.inters.AuthorizeCode, interceptors...)
+}
+
+// Create returns a builder for creating a AuthorizeCode entity.
+func (c *AuthorizeCodeClient) Create() *AuthorizeCodeCreate {
+	mutation := newAuthorizeCodeMutation(c.config, OpCreate)
+	return &AuthorizeCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthorizeCode entities.
+func (c *AuthorizeCodeClient) CreateBulk(builders ...*AuthorizeCodeCreate) *AuthorizeCodeCreateBulk {
+	return &AuthorizeCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthorizeCodeClient) MapCreateBulk(slice any, setFunc func(*AuthorizeCodeCreate, int)) *AuthorizeCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthorizeCodeCreateBulk{err: fmt.Errorf("calling to AuthorizeCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthorizeCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthorizeCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthorizeCode.
+func (c *AuthorizeCodeClient) Update() *AuthorizeCodeUpdate {
+	mutation := newAuthorizeCodeMutation(c.config, OpUpdate)
+	return &AuthorizeCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthorizeCodeClient) UpdateOne(_m *AuthorizeCode) *AuthorizeCodeUpdateOne {
+	mutation := newAuthorizeCodeMutation(c.config, OpUpdateOne, withAuthorizeCode(_m))
+	return &AuthorizeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthorizeCodeClient) UpdateOneID(id string) *AuthorizeCodeUpdateOne {
+	mutation := newAuthorizeCodeMutation(c.config, OpUpdateOne, withAuthorizeCodeID(id))
+	return &AuthorizeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthorizeCode.
+func (c *AuthorizeCodeClient) Delete() *AuthorizeCodeDelete {
+	mutation := newAuthorizeCodeMutation(c.config, OpDelete)
+	return &AuthorizeCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthorizeCodeClient) DeleteOne(_m *AuthorizeCode) *AuthorizeCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthorizeCodeClient) DeleteOneID(id string) *AuthorizeCodeDeleteOne {
+	builder := c.Delete().Where(authorizecode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthorizeCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthorizeCode.
+func (c *AuthorizeCodeClient) Query() *AuthorizeCodeQuery {
+	return &AuthorizeCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthorizeCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthorizeCode entity by its id.
+func (c *AuthorizeCodeClient) Get(ctx context.Context, id string) (*AuthorizeCode, error) {
+	return c.Query().Where(authorizecode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthorizeCodeClient) GetX(ctx context.Context, id string) *AuthorizeCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuthorizeCodeClient) Hooks() []Hook {
+	return c.hooks.AuthorizeCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthorizeCodeClient) Interceptors() []Interceptor {
+	return c.inters.AuthorizeCode
+}
+
+func (c *AuthorizeCodeClient) mutate(ctx context.Context, m *AuthorizeCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthorizeCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthorizeCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthorizeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthorizeCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthorizeCode mutation op: %q", m.Op())
+	}
+}
+
+// BrowserSessionClient is a client for the BrowserSession schema.
+type BrowserSessionClient struct {
+	config
+}
+
+// NewBrowserSessionClient returns a client for the BrowserSession from the given config.
+func NewBrowserSessionClient(c config) *BrowserSessionClient {
+	return &BrowserSessionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `browsersession.Hooks(f(g(h())))`.
+func (c *BrowserSessionClient) Use(hooks ...Hook) {
+	c.hooks.BrowserSession = append(c.hooks.BrowserSession, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `browsersession.Intercept(f(g(h())))`.
+func (c *BrowserSessionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.BrowserSession = append(c.inters.BrowserSession, interceptors...)
+}
+
+// Create returns a builder for creating a BrowserSession entity.
+func (c *BrowserSessionClient) Create() *BrowserSessionCreate {
+	mutation := newBrowserSessionMutation(c.config, OpCreate)
+	return &BrowserSessionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of BrowserSession entities.
+func (c *BrowserSessionClient) CreateBulk(builders ...*BrowserSessionCreate) *BrowserSessionCreateBulk {
+	return &BrowserSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *BrowserSessionClient) MapCreateBulk(slice any, setFunc func(*BrowserSessionCreate, int)) *BrowserSessionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &BrowserSessionCreateBulk{err: fmt.Errorf("calling to BrowserSessionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*BrowserSessionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &BrowserSessionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for BrowserSession.
+func (c *BrowserSessionClient) Update() *BrowserSessionUpdate {
+	mutation := newBrowserSessionMutation(c.config, OpUpdate)
+	return &BrowserSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *BrowserSessionClient) UpdateOne(_m *BrowserSession) *BrowserSessionUpdateOne {
+	mutation := newBrowserSessionMutation(c.config, OpUpdateOne, withBrowserSession(_m))
+	return &BrowserSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *BrowserSessionClient) UpdateOneID(id string) *BrowserSessionUpdateOne {
+	mutation := newBrowserSessionMutation(c.config, OpUpdateOne, withBrowserSessionID(id))
+	return &BrowserSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for BrowserSession.
+func (c *BrowserSessionClient) Delete() *BrowserSessionDelete {
+	mutation := newBrowserSessionMutation(c.config, OpDelete)
+	return &BrowserSessionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *BrowserSessionClient) DeleteOne(_m *BrowserSession) *BrowserSessionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *BrowserSessionClient) DeleteOneID(id string) *BrowserSessionDeleteOne {
+	builder := c.Delete().Where(browsersession.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &BrowserSessionDeleteOne{builder}
+}
+
+// Query returns a query builder for BrowserSession.
+func (c *BrowserSessionClient) Query() *BrowserSessionQuery {
+	return &BrowserSessionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeBrowserSession},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a BrowserSession entity by its id.
+func (c *BrowserSessionClient) Get(ctx context.Context, id string) (*BrowserSession, error) {
+	return c.Query().Where(browsersession.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *BrowserSessionClient) GetX(ctx context.Context, id string) *BrowserSession {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *BrowserSessionClient) Hooks() []Hook {
+	return c.hooks.BrowserSession
+}
+
+// Interceptors returns the client interceptors.
+func (c *BrowserSessionClient) Interceptors() []Interceptor {
+	return c.inters.BrowserSession
+}
+
+func (c *BrowserSessionClient) mutate(ctx context.Context, m *BrowserSessionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&BrowserSessionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&BrowserSessionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&BrowserSessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&BrowserSessionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown BrowserSession mutation op: %q", m.Op())
+	}
+}
+
+// ConsentClient is a client for the Consent schema.
+type ConsentClient struct {
+	config
+}
+
+// NewConsentClient returns a client for the Consent from the given config.
+func NewConsentClient(c config) *ConsentClient {
+	return &ConsentClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `consent.Hooks(f(g(h())))`.
+func (c *ConsentClient) Use(hooks ...Hook) {
+	c.hooks.Consent = append(c.hooks.Consent, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `consent.Intercept(f(g(h())))`.
+func (c *ConsentClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Consent = append(c.inters.Consent, interceptors...)
+}
+
+// Create returns a builder for creating a Consent entity.
+func (c *ConsentClient) Create() *ConsentCreate {
+	mutation := newConsentMutation(c.config, OpCreate)
+	return &ConsentCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Consent entities.
+func (c *ConsentClient) CreateBulk(builders ...*ConsentCreate) *ConsentCreateBulk {
+	return &ConsentCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ConsentClient) MapCreateBulk(slice any, setFunc func(*ConsentCreate, int)) *ConsentCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ConsentCreateBulk{err: fmt.Errorf("calling to ConsentClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ConsentCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ConsentCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Consent.
+func (c *ConsentClient) Update() *ConsentUpdate {
+	mutation := newConsentMutation(c.config, OpUpdate)
+	return &ConsentUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ConsentClient) UpdateOne(_m *Consent) *ConsentUpdateOne {
+	mutation := newConsentMutation(c.config, OpUpdateOne, withConsent(_m))
+	return &ConsentUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ConsentClient) UpdateOneID(id int) *ConsentUpdateOne {
+	mutation := newConsentMutation(c.config, OpUpdateOne, withConsentID(id))
+	return &ConsentUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Consent.
+func (c *ConsentClient) Delete() *ConsentDelete {
+	mutation := newConsentMutation(c.config, OpDelete)
+	return &ConsentDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ConsentClient) DeleteOne(_m *Consent) *ConsentDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ConsentClient) DeleteOneID(id int) *ConsentDeleteOne {
+	builder := c.Delete().Where(consent.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ConsentDeleteOne{builder}
+}
+
+// Query returns a query builder for Consent.
+func (c *ConsentClient) Query() *ConsentQuery {
+	return &ConsentQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeConsent},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Consent entity by its id.
+func (c *ConsentClient) Get(ctx context.Context, id int) (*Consent, error) {
+	return c.Query().Where(consent.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ConsentClient) GetX(ctx context.Context, id int) *Consent {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ConsentClient) Hooks() []Hook {
+	return c.hooks.Consent
+}
+
+// Interceptors returns the client interceptors.
+func (c *ConsentClient) Interceptors() []Interceptor {
+	return c.inters.Consent
+}
+
+func (c *ConsentClient) mutate(ctx context.Context, m *ConsentMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ConsentCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ConsentUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ConsentUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ConsentDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Consent mutation op: %q", m.Op())
 	}
 }
 
@@ -802,6 +1235,139 @@ func (c *OutboxMessageClient) mutate(ctx context.Context, m *OutboxMessageMutati
 		return (&OutboxMessageDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown OutboxMessage mutation op: %q", m.Op())
+	}
+}
+
+// PKCERequestClient is a client for the PKCERequest schema.
+type PKCERequestClient struct {
+	config
+}
+
+// NewPKCERequestClient returns a client for the PKCERequest from the given config.
+func NewPKCERequestClient(c config) *PKCERequestClient {
+	return &PKCERequestClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `pkcerequest.Hooks(f(g(h())))`.
+func (c *PKCERequestClient) Use(hooks ...Hook) {
+	c.hooks.PKCERequest = append(c.hooks.PKCERequest, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `pkcerequest.Intercept(f(g(h())))`.
+func (c *PKCERequestClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PKCERequest = append(c.inters.PKCERequest, interceptors...)
+}
+
+// Create returns a builder for creating a PKCERequest entity.
+func (c *PKCERequestClient) Create() *PKCERequestCreate {
+	mutation := newPKCERequestMutation(c.config, OpCreate)
+	return &PKCERequestCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PKCERequest entities.
+func (c *PKCERequestClient) CreateBulk(builders ...*PKCERequestCreate) *PKCERequestCreateBulk {
+	return &PKCERequestCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PKCERequestClient) MapCreateBulk(slice any, setFunc func(*PKCERequestCreate, int)) *PKCERequestCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PKCERequestCreateBulk{err: fmt.Errorf("calling to PKCERequestClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PKCERequestCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PKCERequestCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PKCERequest.
+func (c *PKCERequestClient) Update() *PKCERequestUpdate {
+	mutation := newPKCERequestMutation(c.config, OpUpdate)
+	return &PKCERequestUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PKCERequestClient) UpdateOne(_m *PKCERequest) *PKCERequestUpdateOne {
+	mutation := newPKCERequestMutation(c.config, OpUpdateOne, withPKCERequest(_m))
+	return &PKCERequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PKCERequestClient) UpdateOneID(id string) *PKCERequestUpdateOne {
+	mutation := newPKCERequestMutation(c.config, OpUpdateOne, withPKCERequestID(id))
+	return &PKCERequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PKCERequest.
+func (c *PKCERequestClient) Delete() *PKCERequestDelete {
+	mutation := newPKCERequestMutation(c.config, OpDelete)
+	return &PKCERequestDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PKCERequestClient) DeleteOne(_m *PKCERequest) *PKCERequestDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PKCERequestClient) DeleteOneID(id string) *PKCERequestDeleteOne {
+	builder := c.Delete().Where(pkcerequest.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PKCERequestDeleteOne{builder}
+}
+
+// Query returns a query builder for PKCERequest.
+func (c *PKCERequestClient) Query() *PKCERequestQuery {
+	return &PKCERequestQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePKCERequest},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PKCERequest entity by its id.
+func (c *PKCERequestClient) Get(ctx context.Context, id string) (*PKCERequest, error) {
+	return c.Query().Where(pkcerequest.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PKCERequestClient) GetX(ctx context.Context, id string) *PKCERequest {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PKCERequestClient) Hooks() []Hook {
+	return c.hooks.PKCERequest
+}
+
+// Interceptors returns the client interceptors.
+func (c *PKCERequestClient) Interceptors() []Interceptor {
+	return c.inters.PKCERequest
+}
+
+func (c *PKCERequestClient) mutate(ctx context.Context, m *PKCERequestMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PKCERequestCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PKCERequestUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PKCERequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PKCERequestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PKCERequest mutation op: %q", m.Op())
 	}
 }
 
@@ -1473,12 +2039,14 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		AccessToken, LoginThrottle, OAuthClient, OutboxMessage, PasswordResetCode,
-		RateLimitWindow, RefreshToken, SigningKey, User []ent.Hook
+		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
+		OutboxMessage, PKCERequest, PasswordResetCode, RateLimitWindow, RefreshToken,
+		SigningKey, User []ent.Hook
 	}
 	inters struct {
-		AccessToken, LoginThrottle, OAuthClient, OutboxMessage, PasswordResetCode,
-		RateLimitWindow, RefreshToken, SigningKey, User []ent.Interceptor
+		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
+		OutboxMessage, PKCERequest, PasswordResetCode, RateLimitWindow, RefreshToken,
+		SigningKey, User []ent.Interceptor
 	}
 )
 

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"idp/ent/accesstoken"
+	"idp/ent/authorizecode"
+	"idp/ent/browsersession"
+	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
 	"idp/ent/passwordresetcode"
+	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
@@ -82,9 +86,13 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			accesstoken.Table:       accesstoken.ValidColumn,
+			authorizecode.Table:     authorizecode.ValidColumn,
+			browsersession.Table:    browsersession.ValidColumn,
+			consent.Table:           consent.ValidColumn,
 			loginthrottle.Table:     loginthrottle.ValidColumn,
 			oauthclient.Table:       oauthclient.ValidColumn,
 			outboxmessage.Table:     outboxmessage.ValidColumn,
+			pkcerequest.Table:       pkcerequest.ValidColumn,
 			passwordresetcode.Table: passwordresetcode.ValidColumn,
 			ratelimitwindow.Table:   ratelimitwindow.ValidColumn,
 			refreshtoken.Table:      refreshtoken.ValidColumn,

@@ -4,10 +4,14 @@ package ent
 
 import (
 	"idp/ent/accesstoken"
+	"idp/ent/authorizecode"
+	"idp/ent/browsersession"
+	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
 	"idp/ent/outboxmessage"
 	"idp/ent/passwordresetcode"
+	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/schema"
@@ -66,6 +70,136 @@ func init() {
 			return nil
 		}
 	}()
+	authorizecodeFields := schema.AuthorizeCode{}.Fields()
+	_ = authorizecodeFields
+	// authorizecodeDescRequestID is the schema descriptor for request_id field.
+	authorizecodeDescRequestID := authorizecodeFields[1].Descriptor()
+	// authorizecode.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	authorizecode.RequestIDValidator = func() func(string) error {
+		validators := authorizecodeDescRequestID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(request_id string) error {
+			for _, fn := range fns {
+				if err := fn(request_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// authorizecodeDescClientID is the schema descriptor for client_id field.
+	authorizecodeDescClientID := authorizecodeFields[2].Descriptor()
+	// authorizecode.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	authorizecode.ClientIDValidator = authorizecodeDescClientID.Validators[0].(func(string) error)
+	// authorizecodeDescSubject is the schema descriptor for subject field.
+	authorizecodeDescSubject := authorizecodeFields[3].Descriptor()
+	// authorizecode.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
+	authorizecode.SubjectValidator = authorizecodeDescSubject.Validators[0].(func(string) error)
+	// authorizecodeDescActive is the schema descriptor for active field.
+	authorizecodeDescActive := authorizecodeFields[7].Descriptor()
+	// authorizecode.DefaultActive holds the default value on creation for the active field.
+	authorizecode.DefaultActive = authorizecodeDescActive.Default.(bool)
+	// authorizecodeDescID is the schema descriptor for id field.
+	authorizecodeDescID := authorizecodeFields[0].Descriptor()
+	// authorizecode.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	authorizecode.IDValidator = func() func(string) error {
+		validators := authorizecodeDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	browsersessionFields := schema.BrowserSession{}.Fields()
+	_ = browsersessionFields
+	// browsersessionDescTokenHash is the schema descriptor for token_hash field.
+	browsersessionDescTokenHash := browsersessionFields[1].Descriptor()
+	// browsersession.TokenHashValidator is a validator for the "token_hash" field. It is called by the builders before save.
+	browsersession.TokenHashValidator = func() func(string) error {
+		validators := browsersessionDescTokenHash.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(token_hash string) error {
+			for _, fn := range fns {
+				if err := fn(token_hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// browsersessionDescUserAgent is the schema descriptor for user_agent field.
+	browsersessionDescUserAgent := browsersessionFields[5].Descriptor()
+	// browsersession.DefaultUserAgent holds the default value on creation for the user_agent field.
+	browsersession.DefaultUserAgent = browsersessionDescUserAgent.Default.(string)
+	// browsersession.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
+	browsersession.UserAgentValidator = browsersessionDescUserAgent.Validators[0].(func(string) error)
+	// browsersessionDescRemember is the schema descriptor for remember field.
+	browsersessionDescRemember := browsersessionFields[6].Descriptor()
+	// browsersession.DefaultRemember holds the default value on creation for the remember field.
+	browsersession.DefaultRemember = browsersessionDescRemember.Default.(bool)
+	// browsersessionDescID is the schema descriptor for id field.
+	browsersessionDescID := browsersessionFields[0].Descriptor()
+	// browsersession.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	browsersession.IDValidator = func() func(string) error {
+		validators := browsersessionDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	consentFields := schema.Consent{}.Fields()
+	_ = consentFields
+	// consentDescClientID is the schema descriptor for client_id field.
+	consentDescClientID := consentFields[1].Descriptor()
+	// consent.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	consent.ClientIDValidator = func() func(string) error {
+		validators := consentDescClientID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(client_id string) error {
+			for _, fn := range fns {
+				if err := fn(client_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// consentDescVersion is the schema descriptor for version field.
+	consentDescVersion := consentFields[3].Descriptor()
+	// consent.DefaultVersion holds the default value on creation for the version field.
+	consent.DefaultVersion = consentDescVersion.Default.(int64)
+	// consentDescCreatedAt is the schema descriptor for created_at field.
+	consentDescCreatedAt := consentFields[4].Descriptor()
+	// consent.DefaultCreatedAt holds the default value on creation for the created_at field.
+	consent.DefaultCreatedAt = consentDescCreatedAt.Default.(func() time.Time)
+	// consentDescUpdatedAt is the schema descriptor for updated_at field.
+	consentDescUpdatedAt := consentFields[5].Descriptor()
+	// consent.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	consent.DefaultUpdatedAt = consentDescUpdatedAt.Default.(func() time.Time)
 	loginthrottleFields := schema.LoginThrottle{}.Fields()
 	_ = loginthrottleFields
 	// loginthrottleDescFailures is the schema descriptor for failures field.
@@ -170,6 +304,52 @@ func init() {
 	outboxmessageDescID := outboxmessageFields[0].Descriptor()
 	// outboxmessage.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	outboxmessage.IDValidator = outboxmessageDescID.Validators[0].(func(int64) error)
+	pkcerequestFields := schema.PKCERequest{}.Fields()
+	_ = pkcerequestFields
+	// pkcerequestDescRequestID is the schema descriptor for request_id field.
+	pkcerequestDescRequestID := pkcerequestFields[1].Descriptor()
+	// pkcerequest.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	pkcerequest.RequestIDValidator = func() func(string) error {
+		validators := pkcerequestDescRequestID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(request_id string) error {
+			for _, fn := range fns {
+				if err := fn(request_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// pkcerequestDescClientID is the schema descriptor for client_id field.
+	pkcerequestDescClientID := pkcerequestFields[2].Descriptor()
+	// pkcerequest.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	pkcerequest.ClientIDValidator = pkcerequestDescClientID.Validators[0].(func(string) error)
+	// pkcerequestDescSubject is the schema descriptor for subject field.
+	pkcerequestDescSubject := pkcerequestFields[3].Descriptor()
+	// pkcerequest.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
+	pkcerequest.SubjectValidator = pkcerequestDescSubject.Validators[0].(func(string) error)
+	// pkcerequestDescID is the schema descriptor for id field.
+	pkcerequestDescID := pkcerequestFields[0].Descriptor()
+	// pkcerequest.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	pkcerequest.IDValidator = func() func(string) error {
+		validators := pkcerequestDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	passwordresetcodeFields := schema.PasswordResetCode{}.Fields()
 	_ = passwordresetcodeFields
 	// passwordresetcodeDescUserID is the schema descriptor for user_id field.

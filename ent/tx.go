@@ -16,12 +16,20 @@ type Tx struct {
 	config
 	// AccessToken is the client for interacting with the AccessToken builders.
 	AccessToken *AccessTokenClient
+	// AuthorizeCode is the client for interacting with the AuthorizeCode builders.
+	AuthorizeCode *AuthorizeCodeClient
+	// BrowserSession is the client for interacting with the BrowserSession builders.
+	BrowserSession *BrowserSessionClient
+	// Consent is the client for interacting with the Consent builders.
+	Consent *ConsentClient
 	// LoginThrottle is the client for interacting with the LoginThrottle builders.
 	LoginThrottle *LoginThrottleClient
 	// OAuthClient is the client for interacting with the OAuthClient builders.
 	OAuthClient *OAuthClientClient
 	// OutboxMessage is the client for interacting with the OutboxMessage builders.
 	OutboxMessage *OutboxMessageClient
+	// PKCERequest is the client for interacting with the PKCERequest builders.
+	PKCERequest *PKCERequestClient
 	// PasswordResetCode is the client for interacting with the PasswordResetCode builders.
 	PasswordResetCode *PasswordResetCodeClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
@@ -164,9 +172,13 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.AccessToken = NewAccessTokenClient(tx.config)
+	tx.AuthorizeCode = NewAuthorizeCodeClient(tx.config)
+	tx.BrowserSession = NewBrowserSessionClient(tx.config)
+	tx.Consent = NewConsentClient(tx.config)
 	tx.LoginThrottle = NewLoginThrottleClient(tx.config)
 	tx.OAuthClient = NewOAuthClientClient(tx.config)
 	tx.OutboxMessage = NewOutboxMessageClient(tx.config)
+	tx.PKCERequest = NewPKCERequestClient(tx.config)
 	tx.PasswordResetCode = NewPasswordResetCodeClient(tx.config)
 	tx.RateLimitWindow = NewRateLimitWindowClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)

@@ -41,6 +41,89 @@ var (
 			},
 		},
 	}
+	// AuthorizeCodesColumns holds the columns for the "authorize_codes" table.
+	AuthorizeCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 64},
+		{Name: "request_id", Type: field.TypeString, Size: 64},
+		{Name: "client_id", Type: field.TypeString, Size: 128},
+		{Name: "subject", Type: field.TypeString, Size: 128},
+		{Name: "requested_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "request", Type: field.TypeBytes},
+		{Name: "active", Type: field.TypeBool, Default: true},
+	}
+	// AuthorizeCodesTable holds the schema information for the "authorize_codes" table.
+	AuthorizeCodesTable = &schema.Table{
+		Name:       "authorize_codes",
+		Columns:    AuthorizeCodesColumns,
+		PrimaryKey: []*schema.Column{AuthorizeCodesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "authorizecode_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuthorizeCodesColumns[5]},
+			},
+		},
+	}
+	// BrowserSessionsColumns holds the columns for the "browser_sessions" table.
+	BrowserSessionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 32},
+		{Name: "token_hash", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "user_id", Type: field.TypeInt64},
+		{Name: "auth_time", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "methods", Type: field.TypeJSON, Nullable: true},
+		{Name: "user_agent", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "remember", Type: field.TypeBool, Default: false},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_seen_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// BrowserSessionsTable holds the schema information for the "browser_sessions" table.
+	BrowserSessionsTable = &schema.Table{
+		Name:       "browser_sessions",
+		Columns:    BrowserSessionsColumns,
+		PrimaryKey: []*schema.Column{BrowserSessionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "browsersession_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{BrowserSessionsColumns[2]},
+			},
+			{
+				Name:    "browsersession_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{BrowserSessionsColumns[9]},
+			},
+			{
+				Name:    "browsersession_last_seen_at",
+				Unique:  false,
+				Columns: []*schema.Column{BrowserSessionsColumns[8]},
+			},
+		},
+	}
+	// ConsentsColumns holds the columns for the "consents" table.
+	ConsentsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "user_id", Type: field.TypeInt64},
+		{Name: "client_id", Type: field.TypeString, Size: 128},
+		{Name: "scopes", Type: field.TypeJSON, Nullable: true},
+		{Name: "version", Type: field.TypeInt64, Default: 0},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// ConsentsTable holds the schema information for the "consents" table.
+	ConsentsTable = &schema.Table{
+		Name:       "consents",
+		Columns:    ConsentsColumns,
+		PrimaryKey: []*schema.Column{ConsentsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "consent_user_id_client_id",
+				Unique:  true,
+				Columns: []*schema.Column{ConsentsColumns[1], ConsentsColumns[2]},
+			},
+		},
+	}
 	// LoginThrottlesColumns holds the columns for the "login_throttles" table.
 	LoginThrottlesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 300},
@@ -110,6 +193,29 @@ var (
 				Name:    "outboxmessage_state_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[6]},
+			},
+		},
+	}
+	// PkceRequestsColumns holds the columns for the "pkce_requests" table.
+	PkceRequestsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 64},
+		{Name: "request_id", Type: field.TypeString, Size: 64},
+		{Name: "client_id", Type: field.TypeString, Size: 128},
+		{Name: "subject", Type: field.TypeString, Size: 128},
+		{Name: "requested_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "request", Type: field.TypeBytes},
+	}
+	// PkceRequestsTable holds the schema information for the "pkce_requests" table.
+	PkceRequestsTable = &schema.Table{
+		Name:       "pkce_requests",
+		Columns:    PkceRequestsColumns,
+		PrimaryKey: []*schema.Column{PkceRequestsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "pkcerequest_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{PkceRequestsColumns[5]},
 			},
 		},
 	}
@@ -255,9 +361,13 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
+		AuthorizeCodesTable,
+		BrowserSessionsTable,
+		ConsentsTable,
 		LoginThrottlesTable,
 		OauthClientsTable,
 		OutboxMessagesTable,
+		PkceRequestsTable,
 		PasswordResetCodesTable,
 		RateLimitWindowsTable,
 		RefreshTokensTable,

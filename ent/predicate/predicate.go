@@ -9,6 +9,15 @@ import (
 // AccessToken is the predicate function for accesstoken builders.
 type AccessToken func(*sql.Selector)
 
+// AuthorizeCode is the predicate function for authorizecode builders.
+type AuthorizeCode func(*sql.Selector)
+
+// BrowserSession is the predicate function for browsersession builders.
+type BrowserSession func(*sql.Selector)
+
+// Consent is the predicate function for consent builders.
+type Consent func(*sql.Selector)
+
 // LoginThrottle is the predicate function for loginthrottle builders.
 type LoginThrottle func(*sql.Selector)
 
@@ -17,6 +26,9 @@ type OAuthClient func(*sql.Selector)
 
 // OutboxMessage is the predicate function for outboxmessage builders.
 type OutboxMessage func(*sql.Selector)
+
+// PKCERequest is the predicate function for pkcerequest builders.
+type PKCERequest func(*sql.Selector)
 
 // PasswordResetCode is the predicate function for passwordresetcode builders.
 type PasswordResetCode func(*sql.Selector)
