@@ -663,33 +663,20 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 	return MapError(err)
 }
 
-// DeleteExpired removes token rows that expired before t. A refresh token
-// row is kept until its own expiry even when used, for reuse detection.
+// DeleteExpired removes token, authorization code and PKCE rows that
+// expired before t. A refresh token or code row is kept until its own
+// expiry even when used, for reuse detection.
 func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
 	a, err := s.db.AccessToken.Delete().Where(accesstoken.ExpiresAtLT(t)).Exec(ctx)
 	if err != nil {
 		return a, MapError(err)
 	}
 	r, err := s.db.RefreshToken.Delete().Where(refreshtoken.ExpiresAtLT(t)).Exec(ctx)
-	return a + r, MapError(err)
-}
-
-// CreateAuthorizeCodeSession, GetAuthorizeCodeSession and
-// InvalidateAuthorizeCodeSession complete oauth2.CoreStorage, which fosite's
-// introspection requires. The authorization endpoint does not exist yet, so
-// no code is ever issued and none is found.
-func (s *Store) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
-	return errors.New("oauth: the authorization code flow is not enabled")
-}
-
-// GetAuthorizeCodeSession: see CreateAuthorizeCodeSession.
-func (s *Store) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
-	return nil, fosite.ErrNotFound
-}
-
-// InvalidateAuthorizeCodeSession: see CreateAuthorizeCodeSession.
-func (s *Store) InvalidateAuthorizeCodeSession(context.Context, string) error {
-	return fosite.ErrNotFound
+	if err != nil {
+		return a + r, MapError(err)
+	}
+	c, err := s.deleteExpiredCodes(ctx, t)
+	return a + r + c, err
 }
 
 // MapError maps database errors to the ones fosite understands: a
