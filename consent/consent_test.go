@@ -1,0 +1,150 @@
+package consent_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"idp/consent"
+	"idp/database"
+	"idp/database/databasetest"
+	entconsent "idp/ent/consent"
+	"idp/fake"
+)
+
+func newStore(db *database.DB) *consent.Store {
+	return consent.NewStore(db.Ent, fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
+}
+
+// check is a Covers call and its answer.
+type check struct {
+	user   int64
+	client string
+	scopes []string
+	want   bool
+}
+
+// TestCoversGrant: what was granted is covered, in any order and any
+// subset; grants add up; a grant to one client or by one user covers no
+// other.
+func TestCoversGrant(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s := newStore(db)
+		steps := []struct {
+			name   string
+			grant  []string // granted to (7, web) before the checks
+			checks []check
+		}{
+			{"nothing yet", nil, []check{
+				{7, "web", []string{"openid"}, false},
+				{7, "web", nil, true},
+			}},
+			{"first grant", []string{"openid", "profile"}, []check{
+				{7, "web", []string{"openid"}, true},
+				{7, "web", []string{"profile", "openid"}, true},
+				{7, "web", []string{"openid", "email"}, false},
+				{7, "other", []string{"openid"}, false},
+				{8, "web", []string{"openid"}, false},
+			}},
+			{"second grant adds", []string{"email"}, []check{
+				{7, "web", []string{"openid", "profile", "email"}, true},
+			}},
+			{"repeated grant changes nothing", []string{"openid", "email"}, []check{
+				{7, "web", []string{"openid", "profile", "email"}, true},
+				{7, "web", []string{"offline_access"}, false},
+			}},
+		}
+		for _, st := range steps {
+			if st.grant != nil {
+				if err := s.Grant(ctx, 7, "web", st.grant); err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+			}
+			for _, c := range st.checks {
+				got, err := s.Covers(ctx, c.user, c.client, c.scopes)
+				if err != nil || got != c.want {
+					t.Errorf("%s: Covers(%d, %s, %v) = %v, %v; want %v", st.name, c.user, c.client, c.scopes, got, err, c.want)
+				}
+			}
+		}
+		row := db.Ent.Consent.Query().Where(entconsent.UserID(7), entconsent.ClientID("web")).OnlyX(ctx)
+		if want := []string{"openid", "profile", "email"}; !slices.Equal(row.Scopes, want) {
+			t.Errorf("stored scopes %v, want %v without repeats", row.Scopes, want)
+		}
+	})
+}
+
+// TestConcurrentGrant: grants racing on one user and client, first to
+// create the row and then to extend it, all end up stored.
+func TestConcurrentGrant(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s := newStore(db)
+		const n = 8
+		var want []string
+		for round := range 2 {
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			start := make(chan struct{})
+			for i := range n {
+				scope := fmt.Sprintf("s%d-%d", round, i)
+				want = append(want, scope)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					errs[i] = s.Grant(ctx, 7, "web", []string{"openid", scope})
+				}()
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("round %d grant %d: %v", round, i, err)
+				}
+			}
+			if ok, err := s.Covers(ctx, 7, "web", append([]string{"openid"}, want...)); err != nil || !ok {
+				t.Errorf("round %d: not every concurrent grant kept (%v)", round, err)
+			}
+		}
+		if got := db.Ent.Consent.Query().CountX(ctx); got != 1 {
+			t.Errorf("%d rows, want 1", got)
+		}
+	})
+}
+
+// TestDeleteUser: a user's consents are forgotten, inside a transaction
+// too; another user's stay.
+func TestDeleteUser(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s := newStore(db)
+		for _, g := range []struct {
+			user   int64
+			client string
+		}{{7, "web"}, {7, "cli"}, {8, "web"}} {
+			if err := s.Grant(ctx, g.user, g.client, []string{"openid"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := database.InTx(ctx, db.Ent, func(ctx context.Context) error { return s.DeleteUser(ctx, 7) }); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			user   int64
+			client string
+			want   bool
+		}{{7, "web", false}, {7, "cli", false}, {8, "web", true}} {
+			if got, err := s.Covers(ctx, c.user, c.client, []string{"openid"}); err != nil || got != c.want {
+				t.Errorf("Covers(%d, %s) = %v, %v; want %v", c.user, c.client, got, err, c.want)
+			}
+		}
+		if err := s.DeleteUser(ctx, 7); err != nil {
+			t.Errorf("deleting again: %v", err)
+		}
+	})
+}
