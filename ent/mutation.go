@@ -3353,24 +3353,27 @@ func (m *LoginThrottleMutation) ResetEdge(name string) error {
 // OAuthClientMutation represents an operation that mutates the OAuthClient nodes in the graph.
 type OAuthClientMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *string
-	secret_hash         *[]byte
-	public              *bool
-	grant_types         *[]string
-	appendgrant_types   []string
-	scopes              *[]string
-	appendscopes        []string
-	audience            *[]string
-	appendaudience      []string
-	redirect_uris       *[]string
-	appendredirect_uris []string
-	created_at          *time.Time
-	clearedFields       map[string]struct{}
-	done                bool
-	oldValue            func(context.Context) (*OAuthClient, error)
-	predicates          []predicate.OAuthClient
+	op                              Op
+	typ                             string
+	id                              *string
+	secret_hash                     *[]byte
+	public                          *bool
+	grant_types                     *[]string
+	appendgrant_types               []string
+	scopes                          *[]string
+	appendscopes                    []string
+	audience                        *[]string
+	appendaudience                  []string
+	redirect_uris                   *[]string
+	appendredirect_uris             []string
+	first_party                     *bool
+	post_logout_redirect_uris       *[]string
+	appendpost_logout_redirect_uris []string
+	created_at                      *time.Time
+	clearedFields                   map[string]struct{}
+	done                            bool
+	oldValue                        func(context.Context) (*OAuthClient, error)
+	predicates                      []predicate.OAuthClient
 }
 
 var _ ent.Mutation = (*OAuthClientMutation)(nil)
@@ -3794,6 +3797,107 @@ func (m *OAuthClientMutation) ResetRedirectUris() {
 	delete(m.clearedFields, oauthclient.FieldRedirectUris)
 }
 
+// SetFirstParty sets the "first_party" field.
+func (m *OAuthClientMutation) SetFirstParty(b bool) {
+	m.first_party = &b
+}
+
+// FirstParty returns the value of the "first_party" field in the mutation.
+func (m *OAuthClientMutation) FirstParty() (r bool, exists bool) {
+	v := m.first_party
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstParty returns the old "first_party" field's value of the OAuthClient entity.
+// If the OAuthClient object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OAuthClientMutation) OldFirstParty(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstParty is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstParty requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstParty: %w", err)
+	}
+	return oldValue.FirstParty, nil
+}
+
+// ResetFirstParty resets all changes to the "first_party" field.
+func (m *OAuthClientMutation) ResetFirstParty() {
+	m.first_party = nil
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (m *OAuthClientMutation) SetPostLogoutRedirectUris(s []string) {
+	m.post_logout_redirect_uris = &s
+	m.appendpost_logout_redirect_uris = nil
+}
+
+// PostLogoutRedirectUris returns the value of the "post_logout_redirect_uris" field in the mutation.
+func (m *OAuthClientMutation) PostLogoutRedirectUris() (r []string, exists bool) {
+	v := m.post_logout_redirect_uris
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPostLogoutRedirectUris returns the old "post_logout_redirect_uris" field's value of the OAuthClient entity.
+// If the OAuthClient object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OAuthClientMutation) OldPostLogoutRedirectUris(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPostLogoutRedirectUris is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPostLogoutRedirectUris requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPostLogoutRedirectUris: %w", err)
+	}
+	return oldValue.PostLogoutRedirectUris, nil
+}
+
+// AppendPostLogoutRedirectUris adds s to the "post_logout_redirect_uris" field.
+func (m *OAuthClientMutation) AppendPostLogoutRedirectUris(s []string) {
+	m.appendpost_logout_redirect_uris = append(m.appendpost_logout_redirect_uris, s...)
+}
+
+// AppendedPostLogoutRedirectUris returns the list of values that were appended to the "post_logout_redirect_uris" field in this mutation.
+func (m *OAuthClientMutation) AppendedPostLogoutRedirectUris() ([]string, bool) {
+	if len(m.appendpost_logout_redirect_uris) == 0 {
+		return nil, false
+	}
+	return m.appendpost_logout_redirect_uris, true
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (m *OAuthClientMutation) ClearPostLogoutRedirectUris() {
+	m.post_logout_redirect_uris = nil
+	m.appendpost_logout_redirect_uris = nil
+	m.clearedFields[oauthclient.FieldPostLogoutRedirectUris] = struct{}{}
+}
+
+// PostLogoutRedirectUrisCleared returns if the "post_logout_redirect_uris" field was cleared in this mutation.
+func (m *OAuthClientMutation) PostLogoutRedirectUrisCleared() bool {
+	_, ok := m.clearedFields[oauthclient.FieldPostLogoutRedirectUris]
+	return ok
+}
+
+// ResetPostLogoutRedirectUris resets all changes to the "post_logout_redirect_uris" field.
+func (m *OAuthClientMutation) ResetPostLogoutRedirectUris() {
+	m.post_logout_redirect_uris = nil
+	m.appendpost_logout_redirect_uris = nil
+	delete(m.clearedFields, oauthclient.FieldPostLogoutRedirectUris)
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *OAuthClientMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -3864,7 +3968,7 @@ func (m *OAuthClientMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OAuthClientMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 9)
 	if m.secret_hash != nil {
 		fields = append(fields, oauthclient.FieldSecretHash)
 	}
@@ -3882,6 +3986,12 @@ func (m *OAuthClientMutation) Fields() []string {
 	}
 	if m.redirect_uris != nil {
 		fields = append(fields, oauthclient.FieldRedirectUris)
+	}
+	if m.first_party != nil {
+		fields = append(fields, oauthclient.FieldFirstParty)
+	}
+	if m.post_logout_redirect_uris != nil {
+		fields = append(fields, oauthclient.FieldPostLogoutRedirectUris)
 	}
 	if m.created_at != nil {
 		fields = append(fields, oauthclient.FieldCreatedAt)
@@ -3906,6 +4016,10 @@ func (m *OAuthClientMutation) Field(name string) (ent.Value, bool) {
 		return m.Audience()
 	case oauthclient.FieldRedirectUris:
 		return m.RedirectUris()
+	case oauthclient.FieldFirstParty:
+		return m.FirstParty()
+	case oauthclient.FieldPostLogoutRedirectUris:
+		return m.PostLogoutRedirectUris()
 	case oauthclient.FieldCreatedAt:
 		return m.CreatedAt()
 	}
@@ -3929,6 +4043,10 @@ func (m *OAuthClientMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldAudience(ctx)
 	case oauthclient.FieldRedirectUris:
 		return m.OldRedirectUris(ctx)
+	case oauthclient.FieldFirstParty:
+		return m.OldFirstParty(ctx)
+	case oauthclient.FieldPostLogoutRedirectUris:
+		return m.OldPostLogoutRedirectUris(ctx)
 	case oauthclient.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	}
@@ -3982,6 +4100,20 @@ func (m *OAuthClientMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRedirectUris(v)
 		return nil
+	case oauthclient.FieldFirstParty:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstParty(v)
+		return nil
+	case oauthclient.FieldPostLogoutRedirectUris:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPostLogoutRedirectUris(v)
+		return nil
 	case oauthclient.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -4028,6 +4160,9 @@ func (m *OAuthClientMutation) ClearedFields() []string {
 	if m.FieldCleared(oauthclient.FieldRedirectUris) {
 		fields = append(fields, oauthclient.FieldRedirectUris)
 	}
+	if m.FieldCleared(oauthclient.FieldPostLogoutRedirectUris) {
+		fields = append(fields, oauthclient.FieldPostLogoutRedirectUris)
+	}
 	return fields
 }
 
@@ -4050,6 +4185,9 @@ func (m *OAuthClientMutation) ClearField(name string) error {
 		return nil
 	case oauthclient.FieldRedirectUris:
 		m.ClearRedirectUris()
+		return nil
+	case oauthclient.FieldPostLogoutRedirectUris:
+		m.ClearPostLogoutRedirectUris()
 		return nil
 	}
 	return fmt.Errorf("unknown OAuthClient nullable field %s", name)
@@ -4076,6 +4214,12 @@ func (m *OAuthClientMutation) ResetField(name string) error {
 		return nil
 	case oauthclient.FieldRedirectUris:
 		m.ResetRedirectUris()
+		return nil
+	case oauthclient.FieldFirstParty:
+		m.ResetFirstParty()
+		return nil
+	case oauthclient.FieldPostLogoutRedirectUris:
+		m.ResetPostLogoutRedirectUris()
 		return nil
 	case oauthclient.FieldCreatedAt:
 		m.ResetCreatedAt()

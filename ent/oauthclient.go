@@ -30,6 +30,10 @@ type OAuthClient struct {
 	Audience []string `json:"audience,omitempty"`
 	// RedirectUris holds the value of the "redirect_uris" field.
 	RedirectUris []string `json:"redirect_uris,omitempty"`
+	// FirstParty holds the value of the "first_party" field.
+	FirstParty bool `json:"first_party,omitempty"`
+	// PostLogoutRedirectUris holds the value of the "post_logout_redirect_uris" field.
+	PostLogoutRedirectUris []string `json:"post_logout_redirect_uris,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt    time.Time `json:"created_at,omitempty"`
 	selectValues sql.SelectValues
@@ -40,9 +44,9 @@ func (*OAuthClient) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case oauthclient.FieldSecretHash, oauthclient.FieldGrantTypes, oauthclient.FieldScopes, oauthclient.FieldAudience, oauthclient.FieldRedirectUris:
+		case oauthclient.FieldSecretHash, oauthclient.FieldGrantTypes, oauthclient.FieldScopes, oauthclient.FieldAudience, oauthclient.FieldRedirectUris, oauthclient.FieldPostLogoutRedirectUris:
 			values[i] = new([]byte)
-		case oauthclient.FieldPublic:
+		case oauthclient.FieldPublic, oauthclient.FieldFirstParty:
 			values[i] = new(sql.NullBool)
 		case oauthclient.FieldID:
 			values[i] = new(sql.NullString)
@@ -113,6 +117,20 @@ func (_m *OAuthClient) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field redirect_uris: %w", err)
 				}
 			}
+		case oauthclient.FieldFirstParty:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field first_party", values[i])
+			} else if value.Valid {
+				_m.FirstParty = value.Bool
+			}
+		case oauthclient.FieldPostLogoutRedirectUris:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field post_logout_redirect_uris", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.PostLogoutRedirectUris); err != nil {
+					return fmt.Errorf("unmarshal field post_logout_redirect_uris: %w", err)
+				}
+			}
 		case oauthclient.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
@@ -171,6 +189,12 @@ func (_m *OAuthClient) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("redirect_uris=")
 	builder.WriteString(fmt.Sprintf("%v", _m.RedirectUris))
+	builder.WriteString(", ")
+	builder.WriteString("first_party=")
+	builder.WriteString(fmt.Sprintf("%v", _m.FirstParty))
+	builder.WriteString(", ")
+	builder.WriteString("post_logout_redirect_uris=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PostLogoutRedirectUris))
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

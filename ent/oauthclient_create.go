@@ -67,6 +67,26 @@ func (_c *OAuthClientCreate) SetRedirectUris(v []string) *OAuthClientCreate {
 	return _c
 }
 
+// SetFirstParty sets the "first_party" field.
+func (_c *OAuthClientCreate) SetFirstParty(v bool) *OAuthClientCreate {
+	_c.mutation.SetFirstParty(v)
+	return _c
+}
+
+// SetNillableFirstParty sets the "first_party" field if the given value is not nil.
+func (_c *OAuthClientCreate) SetNillableFirstParty(v *bool) *OAuthClientCreate {
+	if v != nil {
+		_c.SetFirstParty(*v)
+	}
+	return _c
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (_c *OAuthClientCreate) SetPostLogoutRedirectUris(v []string) *OAuthClientCreate {
+	_c.mutation.SetPostLogoutRedirectUris(v)
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *OAuthClientCreate) SetCreatedAt(v time.Time) *OAuthClientCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -126,6 +146,10 @@ func (_c *OAuthClientCreate) defaults() {
 		v := oauthclient.DefaultPublic
 		_c.mutation.SetPublic(v)
 	}
+	if _, ok := _c.mutation.FirstParty(); !ok {
+		v := oauthclient.DefaultFirstParty
+		_c.mutation.SetFirstParty(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := oauthclient.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -147,6 +171,9 @@ func (_c *OAuthClientCreate) check() error {
 	}
 	if _, ok := _c.mutation.Scopes(); !ok {
 		return &ValidationError{Name: "scopes", err: errors.New(`ent: missing required field "OAuthClient.scopes"`)}
+	}
+	if _, ok := _c.mutation.FirstParty(); !ok {
+		return &ValidationError{Name: "first_party", err: errors.New(`ent: missing required field "OAuthClient.first_party"`)}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "OAuthClient.created_at"`)}
@@ -215,6 +242,14 @@ func (_c *OAuthClientCreate) createSpec() (*OAuthClient, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.RedirectUris(); ok {
 		_spec.SetField(oauthclient.FieldRedirectUris, field.TypeJSON, value)
 		_node.RedirectUris = value
+	}
+	if value, ok := _c.mutation.FirstParty(); ok {
+		_spec.SetField(oauthclient.FieldFirstParty, field.TypeBool, value)
+		_node.FirstParty = value
+	}
+	if value, ok := _c.mutation.PostLogoutRedirectUris(); ok {
+		_spec.SetField(oauthclient.FieldPostLogoutRedirectUris, field.TypeJSON, value)
+		_node.PostLogoutRedirectUris = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(oauthclient.FieldCreatedAt, field.TypeTime, value)
@@ -359,6 +394,36 @@ func (u *OAuthClientUpsert) UpdateRedirectUris() *OAuthClientUpsert {
 // ClearRedirectUris clears the value of the "redirect_uris" field.
 func (u *OAuthClientUpsert) ClearRedirectUris() *OAuthClientUpsert {
 	u.SetNull(oauthclient.FieldRedirectUris)
+	return u
+}
+
+// SetFirstParty sets the "first_party" field.
+func (u *OAuthClientUpsert) SetFirstParty(v bool) *OAuthClientUpsert {
+	u.Set(oauthclient.FieldFirstParty, v)
+	return u
+}
+
+// UpdateFirstParty sets the "first_party" field to the value that was provided on create.
+func (u *OAuthClientUpsert) UpdateFirstParty() *OAuthClientUpsert {
+	u.SetExcluded(oauthclient.FieldFirstParty)
+	return u
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsert) SetPostLogoutRedirectUris(v []string) *OAuthClientUpsert {
+	u.Set(oauthclient.FieldPostLogoutRedirectUris, v)
+	return u
+}
+
+// UpdatePostLogoutRedirectUris sets the "post_logout_redirect_uris" field to the value that was provided on create.
+func (u *OAuthClientUpsert) UpdatePostLogoutRedirectUris() *OAuthClientUpsert {
+	u.SetExcluded(oauthclient.FieldPostLogoutRedirectUris)
+	return u
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsert) ClearPostLogoutRedirectUris() *OAuthClientUpsert {
+	u.SetNull(oauthclient.FieldPostLogoutRedirectUris)
 	return u
 }
 
@@ -515,6 +580,41 @@ func (u *OAuthClientUpsertOne) UpdateRedirectUris() *OAuthClientUpsertOne {
 func (u *OAuthClientUpsertOne) ClearRedirectUris() *OAuthClientUpsertOne {
 	return u.Update(func(s *OAuthClientUpsert) {
 		s.ClearRedirectUris()
+	})
+}
+
+// SetFirstParty sets the "first_party" field.
+func (u *OAuthClientUpsertOne) SetFirstParty(v bool) *OAuthClientUpsertOne {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.SetFirstParty(v)
+	})
+}
+
+// UpdateFirstParty sets the "first_party" field to the value that was provided on create.
+func (u *OAuthClientUpsertOne) UpdateFirstParty() *OAuthClientUpsertOne {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.UpdateFirstParty()
+	})
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsertOne) SetPostLogoutRedirectUris(v []string) *OAuthClientUpsertOne {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.SetPostLogoutRedirectUris(v)
+	})
+}
+
+// UpdatePostLogoutRedirectUris sets the "post_logout_redirect_uris" field to the value that was provided on create.
+func (u *OAuthClientUpsertOne) UpdatePostLogoutRedirectUris() *OAuthClientUpsertOne {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.UpdatePostLogoutRedirectUris()
+	})
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsertOne) ClearPostLogoutRedirectUris() *OAuthClientUpsertOne {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.ClearPostLogoutRedirectUris()
 	})
 }
 
@@ -838,6 +938,41 @@ func (u *OAuthClientUpsertBulk) UpdateRedirectUris() *OAuthClientUpsertBulk {
 func (u *OAuthClientUpsertBulk) ClearRedirectUris() *OAuthClientUpsertBulk {
 	return u.Update(func(s *OAuthClientUpsert) {
 		s.ClearRedirectUris()
+	})
+}
+
+// SetFirstParty sets the "first_party" field.
+func (u *OAuthClientUpsertBulk) SetFirstParty(v bool) *OAuthClientUpsertBulk {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.SetFirstParty(v)
+	})
+}
+
+// UpdateFirstParty sets the "first_party" field to the value that was provided on create.
+func (u *OAuthClientUpsertBulk) UpdateFirstParty() *OAuthClientUpsertBulk {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.UpdateFirstParty()
+	})
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsertBulk) SetPostLogoutRedirectUris(v []string) *OAuthClientUpsertBulk {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.SetPostLogoutRedirectUris(v)
+	})
+}
+
+// UpdatePostLogoutRedirectUris sets the "post_logout_redirect_uris" field to the value that was provided on create.
+func (u *OAuthClientUpsertBulk) UpdatePostLogoutRedirectUris() *OAuthClientUpsertBulk {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.UpdatePostLogoutRedirectUris()
+	})
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (u *OAuthClientUpsertBulk) ClearPostLogoutRedirectUris() *OAuthClientUpsertBulk {
+	return u.Update(func(s *OAuthClientUpsert) {
+		s.ClearPostLogoutRedirectUris()
 	})
 }
 

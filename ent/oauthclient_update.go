@@ -115,6 +115,38 @@ func (_u *OAuthClientUpdate) ClearRedirectUris() *OAuthClientUpdate {
 	return _u
 }
 
+// SetFirstParty sets the "first_party" field.
+func (_u *OAuthClientUpdate) SetFirstParty(v bool) *OAuthClientUpdate {
+	_u.mutation.SetFirstParty(v)
+	return _u
+}
+
+// SetNillableFirstParty sets the "first_party" field if the given value is not nil.
+func (_u *OAuthClientUpdate) SetNillableFirstParty(v *bool) *OAuthClientUpdate {
+	if v != nil {
+		_u.SetFirstParty(*v)
+	}
+	return _u
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdate) SetPostLogoutRedirectUris(v []string) *OAuthClientUpdate {
+	_u.mutation.SetPostLogoutRedirectUris(v)
+	return _u
+}
+
+// AppendPostLogoutRedirectUris appends value to the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdate) AppendPostLogoutRedirectUris(v []string) *OAuthClientUpdate {
+	_u.mutation.AppendPostLogoutRedirectUris(v)
+	return _u
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdate) ClearPostLogoutRedirectUris() *OAuthClientUpdate {
+	_u.mutation.ClearPostLogoutRedirectUris()
+	return _u
+}
+
 // Mutation returns the OAuthClientMutation object of the builder.
 func (_u *OAuthClientUpdate) Mutation() *OAuthClientMutation {
 	return _u.mutation
@@ -222,6 +254,20 @@ func (_u *OAuthClientUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	if _u.mutation.RedirectUrisCleared() {
 		_spec.ClearField(oauthclient.FieldRedirectUris, field.TypeJSON)
 	}
+	if value, ok := _u.mutation.FirstParty(); ok {
+		_spec.SetField(oauthclient.FieldFirstParty, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PostLogoutRedirectUris(); ok {
+		_spec.SetField(oauthclient.FieldPostLogoutRedirectUris, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedPostLogoutRedirectUris(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, oauthclient.FieldPostLogoutRedirectUris, value)
+		})
+	}
+	if _u.mutation.PostLogoutRedirectUrisCleared() {
+		_spec.ClearField(oauthclient.FieldPostLogoutRedirectUris, field.TypeJSON)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -327,6 +373,38 @@ func (_u *OAuthClientUpdateOne) AppendRedirectUris(v []string) *OAuthClientUpdat
 // ClearRedirectUris clears the value of the "redirect_uris" field.
 func (_u *OAuthClientUpdateOne) ClearRedirectUris() *OAuthClientUpdateOne {
 	_u.mutation.ClearRedirectUris()
+	return _u
+}
+
+// SetFirstParty sets the "first_party" field.
+func (_u *OAuthClientUpdateOne) SetFirstParty(v bool) *OAuthClientUpdateOne {
+	_u.mutation.SetFirstParty(v)
+	return _u
+}
+
+// SetNillableFirstParty sets the "first_party" field if the given value is not nil.
+func (_u *OAuthClientUpdateOne) SetNillableFirstParty(v *bool) *OAuthClientUpdateOne {
+	if v != nil {
+		_u.SetFirstParty(*v)
+	}
+	return _u
+}
+
+// SetPostLogoutRedirectUris sets the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdateOne) SetPostLogoutRedirectUris(v []string) *OAuthClientUpdateOne {
+	_u.mutation.SetPostLogoutRedirectUris(v)
+	return _u
+}
+
+// AppendPostLogoutRedirectUris appends value to the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdateOne) AppendPostLogoutRedirectUris(v []string) *OAuthClientUpdateOne {
+	_u.mutation.AppendPostLogoutRedirectUris(v)
+	return _u
+}
+
+// ClearPostLogoutRedirectUris clears the value of the "post_logout_redirect_uris" field.
+func (_u *OAuthClientUpdateOne) ClearPostLogoutRedirectUris() *OAuthClientUpdateOne {
+	_u.mutation.ClearPostLogoutRedirectUris()
 	return _u
 }
 
@@ -466,6 +544,20 @@ func (_u *OAuthClientUpdateOne) sqlSave(ctx context.Context) (_node *OAuthClient
 	}
 	if _u.mutation.RedirectUrisCleared() {
 		_spec.ClearField(oauthclient.FieldRedirectUris, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.FirstParty(); ok {
+		_spec.SetField(oauthclient.FieldFirstParty, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PostLogoutRedirectUris(); ok {
+		_spec.SetField(oauthclient.FieldPostLogoutRedirectUris, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedPostLogoutRedirectUris(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, oauthclient.FieldPostLogoutRedirectUris, value)
+		})
+	}
+	if _u.mutation.PostLogoutRedirectUrisCleared() {
+		_spec.ClearField(oauthclient.FieldPostLogoutRedirectUris, field.TypeJSON)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &OAuthClient{config: _u.config}

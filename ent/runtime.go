@@ -240,8 +240,12 @@ func init() {
 	oauthclientDescPublic := oauthclientFields[2].Descriptor()
 	// oauthclient.DefaultPublic holds the default value on creation for the public field.
 	oauthclient.DefaultPublic = oauthclientDescPublic.Default.(bool)
+	// oauthclientDescFirstParty is the schema descriptor for first_party field.
+	oauthclientDescFirstParty := oauthclientFields[7].Descriptor()
+	// oauthclient.DefaultFirstParty holds the default value on creation for the first_party field.
+	oauthclient.DefaultFirstParty = oauthclientDescFirstParty.Default.(bool)
 	// oauthclientDescCreatedAt is the schema descriptor for created_at field.
-	oauthclientDescCreatedAt := oauthclientFields[7].Descriptor()
+	oauthclientDescCreatedAt := oauthclientFields[9].Descriptor()
 	// oauthclient.DefaultCreatedAt holds the default value on creation for the created_at field.
 	oauthclient.DefaultCreatedAt = oauthclientDescCreatedAt.Default.(func() time.Time)
 	// oauthclientDescID is the schema descriptor for id field.

@@ -53,6 +53,12 @@ type NewClient struct {
 	Scopes       []string
 	Audience     []string
 	RedirectURIs []string
+	// FirstParty marks one of this service's own apps: the browser sign-in
+	// never asks its users for consent.
+	FirstParty bool
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// browser back to.
+	PostLogoutRedirectURIs []string
 }
 
 // Validate checks a registration.
@@ -82,12 +88,94 @@ func (c NewClient) Validate() error {
 			return fmt.Errorf("audience %q is not valid: want 1 to 255 characters without spaces", a)
 		}
 	}
-	for _, r := range c.RedirectURIs {
-		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
-			return fmt.Errorf("redirect URI %q must be absolute and have no fragment", r)
+	return c.validateURIs()
+}
+
+// validateURIs checks the redirect and post-logout redirect URIs, apart
+// from the grant registry: a client of the authorization code grant needs
+// somewhere to receive its code.
+func (c NewClient) validateURIs() error {
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("a client of the %s grant needs at least one redirect URI (--redirect-uri)", GrantAuthorizationCode)
+	}
+	for _, list := range []struct {
+		what string
+		uris []string
+	}{{"redirect URI", c.RedirectURIs}, {"post-logout redirect URI", c.PostLogoutRedirectURIs}} {
+		if len(list.uris) > maxClientURIs {
+			return fmt.Errorf("at most %d %ss", maxClientURIs, list.what)
+		}
+		for _, u := range list.uris {
+			if err := checkClientURI(u, c.Public); err != nil {
+				return fmt.Errorf("%s %q: %w", list.what, u, err)
+			}
 		}
 	}
 	return nil
+}
+
+// Bounds of a client's URIs: far above any real registration, low enough
+// that a registration stays a small row.
+const (
+	maxClientURIs   = 32
+	maxClientURILen = 2000
+)
+
+// forbiddenSchemes run or reveal something in the browser itself rather
+// than reach an app: never a place to send a code or a signed-out user.
+var forbiddenSchemes = []string{"javascript", "data", "file", "vbscript", "blob", "about"}
+
+// checkClientURI checks one redirect (or post-logout redirect) URI of a
+// client, per RFC 6749 §3.1.2, RFC 8252 §7 and §8 and RFC 9700 §2.1: an
+// absolute URI without a fragment; https anywhere; plain http only to the
+// device itself (loopback), where nothing travels over a network; a
+// private-use scheme (a native app's, RFC 8252 §7.1) only for a public
+// client, since such a scheme proves nothing about who receives it, and
+// only in the reverse domain name form that keeps apps' schemes apart.
+func checkClientURI(raw string, public bool) error {
+	if len(raw) > maxClientURILen {
+		return fmt.Errorf("longer than %d characters", maxClientURILen)
+	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("contains spaces or control characters")
+	}
+	if strings.Contains(raw, "#") {
+		return errors.New("must not have a fragment (#...)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return errors.New("must be an absolute URI (scheme://host/path, or a native app's com.example.app:/path)")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme == "https":
+		if u.Host == "" || u.Opaque != "" {
+			return errors.New("an https URI needs a host: https://host/path")
+		}
+		if u.User != nil {
+			return errors.New("must not hold a user name or password")
+		}
+	case scheme == "http":
+		if u.Opaque != "" || !isLoopbackHost(u.Hostname()) {
+			return errors.New("plain http is allowed only for loopback addresses (http://127.0.0.1, http://[::1], http://localhost); use https")
+		}
+		if u.User != nil {
+			return errors.New("must not hold a user name or password")
+		}
+	case slices.Contains(forbiddenSchemes, scheme):
+		return fmt.Errorf("the scheme %s: is never allowed", scheme)
+	case !public:
+		return fmt.Errorf("the custom scheme %s: is allowed only for public clients (native apps); a confidential client uses https", scheme)
+	case !strings.Contains(scheme, "."):
+		return fmt.Errorf("the custom scheme %s: must be a reverse domain name under the app's control, such as com.example.app (RFC 8252 §7.1)", scheme)
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host (without port or brackets) names
+// the device itself.
+func isLoopbackHost(host string) bool {
+	return host == "127.0.0.1" || host == "::1" || strings.EqualFold(host, "localhost")
 }
 
 // Clients is the client registry, with a short-lived cache in front of the
@@ -103,7 +191,7 @@ type Clients struct {
 }
 
 type cachedClient struct {
-	client  *fosite.DefaultClient // nil: known not to exist
+	client  *Client // nil: known not to exist
 	expires time.Time
 }
 
@@ -116,8 +204,29 @@ func NewClients(db *ent.Client, ttl time.Duration) *Clients {
 	return &Clients{db: db, ttl: ttl, now: time.Now, cache: make(map[string]cachedClient)}
 }
 
-// Get returns a client, or an error wrapping fosite.ErrNotFound.
-func (c *Clients) Get(ctx context.Context, id string) (*fosite.DefaultClient, error) {
+// Client is a registered client: what fosite reads, and what the browser
+// sign-in asks of it besides.
+type Client struct {
+	fosite.DefaultClient
+	FirstParty             bool
+	PostLogoutRedirectURIs []string
+}
+
+// IsFirstParty reports whether the client is one of this service's own
+// apps, whose users are never asked for consent.
+func (c *Client) IsFirstParty() bool { return c.FirstParty }
+
+// GetPostLogoutRedirectURIs returns where RP-initiated logout may send the
+// browser back to.
+func (c *Client) GetPostLogoutRedirectURIs() []string { return c.PostLogoutRedirectURIs }
+
+var _ fositestore.Clients = (*Clients)(nil)
+
+// Get returns a client, or an error wrapping fosite.ErrNotFound. The
+// client is always a *Client; its type is fosite's interface because the
+// token storage (fositestore, which cannot import this package) hands it
+// on to fosite. It is shared with other callers: never change it.
+func (c *Clients) Get(ctx context.Context, id string) (fosite.Client, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.cache[id]
@@ -141,7 +250,7 @@ func (c *Clients) Get(ctx context.Context, id string) (*fosite.DefaultClient, er
 	return e.client, nil
 }
 
-func (c *Clients) load(ctx context.Context, id string) (*fosite.DefaultClient, error) {
+func (c *Clients) load(ctx context.Context, id string) (*Client, error) {
 	row, err := c.db.OAuthClient.Get(ctx, id)
 	if err != nil {
 		return nil, fositestore.MapError(err)
@@ -154,15 +263,19 @@ func (c *Clients) load(ctx context.Context, id string) (*fosite.DefaultClient, e
 	if row.SecretHash != nil {
 		secretHash = *row.SecretHash
 	}
-	return &fosite.DefaultClient{
-		ID:            row.ID,
-		Secret:        secretHash,
-		RedirectURIs:  row.RedirectUris,
-		GrantTypes:    row.GrantTypes,
-		ResponseTypes: []string{"code"},
-		Scopes:        row.Scopes,
-		Audience:      row.Audience,
-		Public:        row.Public,
+	return &Client{
+		DefaultClient: fosite.DefaultClient{
+			ID:            row.ID,
+			Secret:        secretHash,
+			RedirectURIs:  row.RedirectUris,
+			GrantTypes:    row.GrantTypes,
+			ResponseTypes: []string{"code"},
+			Scopes:        row.Scopes,
+			Audience:      row.Audience,
+			Public:        row.Public,
+		},
+		FirstParty:             row.FirstParty,
+		PostLogoutRedirectURIs: row.PostLogoutRedirectUris,
 	}, nil
 }
 
@@ -179,7 +292,9 @@ func (c *Clients) Create(ctx context.Context, nc NewClient) (secret string, err 
 		SetGrantTypes(nc.GrantTypes).
 		SetScopes(nonNil(nc.Scopes)).
 		SetAudience(nonNil(nc.Audience)).
-		SetRedirectUris(nonNil(nc.RedirectURIs))
+		SetRedirectUris(nonNil(nc.RedirectURIs)).
+		SetFirstParty(nc.FirstParty).
+		SetPostLogoutRedirectUris(nonNil(nc.PostLogoutRedirectURIs))
 	if !nc.Public {
 		secret = newSecret()
 		create.SetSecretHash(hashSecret(secret))
@@ -203,13 +318,17 @@ func newSecret() string {
 // ClientInfo describes a registered client, for `idp client list`. It holds
 // no secret.
 type ClientInfo struct {
-	ID           string    `json:"client_id"`
-	Public       bool      `json:"public"`
-	GrantTypes   []string  `json:"grant_types"`
-	Scopes       []string  `json:"scopes"`
-	Audience     []string  `json:"audience"`
-	RedirectURIs []string  `json:"redirect_uris"`
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string   `json:"client_id"`
+	Public       bool     `json:"public"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	Audience     []string `json:"audience"`
+	RedirectURIs []string `json:"redirect_uris"`
+	FirstParty   bool     `json:"first_party"`
+	// PostLogoutRedirectURIs is named as in OpenID Connect RP-Initiated
+	// Logout's client metadata.
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris"`
+	CreatedAt              time.Time `json:"created_at"`
 }
 
 // List describes every client, by id.
@@ -222,7 +341,8 @@ func (c *Clients) List(ctx context.Context) ([]ClientInfo, error) {
 	for _, r := range rows {
 		out = append(out, ClientInfo{
 			ID: r.ID, Public: r.Public, GrantTypes: r.GrantTypes, Scopes: nonNil(r.Scopes),
-			Audience: nonNil(r.Audience), RedirectURIs: nonNil(r.RedirectUris), CreatedAt: r.CreatedAt.UTC(),
+			Audience: nonNil(r.Audience), RedirectURIs: nonNil(r.RedirectUris), FirstParty: r.FirstParty,
+			PostLogoutRedirectURIs: nonNil(r.PostLogoutRedirectUris), CreatedAt: r.CreatedAt.UTC(),
 		})
 	}
 	return out, nil
@@ -290,15 +410,67 @@ func (c *Clients) forget(id string) {
 	c.mu.Unlock()
 }
 
-// EnsurePublic registers a public client unless one with that id exists; the
-// embedded default uses it for its "mobile" client.
-func (c *Clients) EnsurePublic(ctx context.Context, nc NewClient) error {
-	nc.Public = true
-	_, err := c.Create(ctx, nc)
-	if errors.Is(err, ErrClientExists) {
+// Ensure makes a client hold at least what nc registers: it creates the
+// client, or adds to an existing one the grants, scopes, redirect URIs and
+// post-logout redirect URIs it lacks, and first-party status. It never
+// takes anything away, never touches the audience or the secret, and never
+// changes whether the client is public, so that what an operator changed
+// by hand survives. The embedded default keeps its "mobile" client current
+// with it, in new and old data directories alike.
+func (c *Clients) Ensure(ctx context.Context, nc NewClient) error {
+	row, err := c.exactly(ctx, nc.ID)
+	if errors.Is(err, ErrNoSuchClient) {
+		_, err = c.Create(ctx, nc)
+		if !errors.Is(err, ErrClientExists) {
+			return err
+		}
+		// Created meanwhile by another process: bring that one up to date.
+		row, err = c.exactly(ctx, nc.ID)
+	}
+	if err != nil {
+		return err
+	}
+	want := NewClient{
+		ID:                     row.ID,
+		Public:                 row.Public,
+		GrantTypes:             union(row.GrantTypes, nc.GrantTypes),
+		Scopes:                 union(row.Scopes, nc.Scopes),
+		Audience:               row.Audience,
+		RedirectURIs:           union(row.RedirectUris, nc.RedirectURIs),
+		FirstParty:             row.FirstParty || nc.FirstParty,
+		PostLogoutRedirectURIs: union(row.PostLogoutRedirectUris, nc.PostLogoutRedirectURIs),
+	}
+	if slices.Equal(want.GrantTypes, row.GrantTypes) && slices.Equal(want.Scopes, row.Scopes) &&
+		slices.Equal(want.RedirectURIs, row.RedirectUris) && want.FirstParty == row.FirstParty &&
+		slices.Equal(want.PostLogoutRedirectURIs, row.PostLogoutRedirectUris) {
 		return nil
 	}
-	return err
+	if err := want.Validate(); err != nil {
+		return fmt.Errorf("oauth: update client %q: %w", nc.ID, err)
+	}
+	err = c.db.OAuthClient.UpdateOne(row).
+		SetGrantTypes(want.GrantTypes).
+		SetScopes(want.Scopes).
+		SetRedirectUris(want.RedirectURIs).
+		SetFirstParty(want.FirstParty).
+		SetPostLogoutRedirectUris(want.PostLogoutRedirectURIs).
+		Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("oauth: update client %q: %w", nc.ID, err)
+	}
+	c.forget(nc.ID)
+	return nil
+}
+
+// union is have followed by what of add it lacks, in a new non-nil slice.
+func union(have, add []string) []string {
+	out := append([]string{}, have...)
+	for _, s := range add {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

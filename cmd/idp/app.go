@@ -126,13 +126,17 @@ func newHasher(cfg config) (*password.Hasher, *budget.Budget, error) {
 	return h, memory, nil
 }
 
-// mobileClient is the public client of the embedded default, so that the
-// README's examples work on first start.
+// mobileClient is the public, first-party client of the embedded default,
+// so that the README's examples work on first start: the password grant
+// for curl, and the browser sign-in for a native app (RFC 8252: a loopback
+// redirect on any port, and a private-use scheme).
 var mobileClient = oauth.NewClient{
-	ID:         "mobile",
-	Public:     true,
-	GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
-	Scopes:     []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
+	ID:           "mobile",
+	Public:       true,
+	FirstParty:   true,
+	GrantTypes:   []string{oauth.GrantPassword, oauth.GrantRefreshToken, oauth.GrantAuthorizationCode},
+	Scopes:       []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
+	RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.idp:/callback"},
 }
 
 // clientCacheTTL bounds how long a client change takes to reach every
@@ -186,8 +190,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
 	secrets := cfg.refreshSecrets
 	if cfg.embedded() {
-		if err := a.clients.EnsurePublic(ctx, mobileClient); err != nil {
-			return nil, fmt.Errorf("create the mobile client: %w", err)
+		// Ensure, not create: a data directory from an older version gets
+		// what the client holds now.
+		if err := a.clients.Ensure(ctx, mobileClient); err != nil {
+			return nil, fmt.Errorf("the mobile client: %w", err)
 		}
 		s, err := secretFile(cfg.path("refresh-token-secret"), keys.NewKEK)
 		if err != nil {

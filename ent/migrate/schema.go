@@ -153,6 +153,8 @@ var (
 		{Name: "scopes", Type: field.TypeJSON},
 		{Name: "audience", Type: field.TypeJSON, Nullable: true},
 		{Name: "redirect_uris", Type: field.TypeJSON, Nullable: true},
+		{Name: "first_party", Type: field.TypeBool, Default: false},
+		{Name: "post_logout_redirect_uris", Type: field.TypeJSON, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
 	// OauthClientsTable holds the schema information for the "oauth_clients" table.

@@ -25,6 +25,10 @@ const (
 	FieldAudience = "audience"
 	// FieldRedirectUris holds the string denoting the redirect_uris field in the database.
 	FieldRedirectUris = "redirect_uris"
+	// FieldFirstParty holds the string denoting the first_party field in the database.
+	FieldFirstParty = "first_party"
+	// FieldPostLogoutRedirectUris holds the string denoting the post_logout_redirect_uris field in the database.
+	FieldPostLogoutRedirectUris = "post_logout_redirect_uris"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// Table holds the table name of the oauthclient in the database.
@@ -40,6 +44,8 @@ var Columns = []string{
 	FieldScopes,
 	FieldAudience,
 	FieldRedirectUris,
+	FieldFirstParty,
+	FieldPostLogoutRedirectUris,
 	FieldCreatedAt,
 }
 
@@ -58,6 +64,8 @@ var (
 	SecretHashValidator func([]byte) error
 	// DefaultPublic holds the default value on creation for the "public" field.
 	DefaultPublic bool
+	// DefaultFirstParty holds the default value on creation for the "first_party" field.
+	DefaultFirstParty bool
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -75,6 +83,11 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 // ByPublic orders the results by the public field.
 func ByPublic(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPublic, opts...).ToFunc()
+}
+
+// ByFirstParty orders the results by the first_party field.
+func ByFirstParty(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFirstParty, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

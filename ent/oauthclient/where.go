@@ -74,6 +74,11 @@ func Public(v bool) predicate.OAuthClient {
 	return predicate.OAuthClient(sql.FieldEQ(FieldPublic, v))
 }
 
+// FirstParty applies equality check predicate on the "first_party" field. It's identical to FirstPartyEQ.
+func FirstParty(v bool) predicate.OAuthClient {
+	return predicate.OAuthClient(sql.FieldEQ(FieldFirstParty, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.OAuthClient {
 	return predicate.OAuthClient(sql.FieldEQ(FieldCreatedAt, v))
@@ -157,6 +162,26 @@ func RedirectUrisIsNil() predicate.OAuthClient {
 // RedirectUrisNotNil applies the NotNil predicate on the "redirect_uris" field.
 func RedirectUrisNotNil() predicate.OAuthClient {
 	return predicate.OAuthClient(sql.FieldNotNull(FieldRedirectUris))
+}
+
+// FirstPartyEQ applies the EQ predicate on the "first_party" field.
+func FirstPartyEQ(v bool) predicate.OAuthClient {
+	return predicate.OAuthClient(sql.FieldEQ(FieldFirstParty, v))
+}
+
+// FirstPartyNEQ applies the NEQ predicate on the "first_party" field.
+func FirstPartyNEQ(v bool) predicate.OAuthClient {
+	return predicate.OAuthClient(sql.FieldNEQ(FieldFirstParty, v))
+}
+
+// PostLogoutRedirectUrisIsNil applies the IsNil predicate on the "post_logout_redirect_uris" field.
+func PostLogoutRedirectUrisIsNil() predicate.OAuthClient {
+	return predicate.OAuthClient(sql.FieldIsNull(FieldPostLogoutRedirectUris))
+}
+
+// PostLogoutRedirectUrisNotNil applies the NotNil predicate on the "post_logout_redirect_uris" field.
+func PostLogoutRedirectUrisNotNil() predicate.OAuthClient {
+	return predicate.OAuthClient(sql.FieldNotNull(FieldPostLogoutRedirectUris))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

@@ -24,6 +24,11 @@ func (OAuthClient) Fields() []ent.Field {
 		field.Strings("scopes"),
 		field.Strings("audience").Optional(),
 		field.Strings("redirect_uris").Optional(),
+		// first_party clients are this service's own apps: the browser
+		// sign-in never asks their users for consent.
+		field.Bool("first_party").Default(false),
+		// Where RP-initiated logout may send the browser back to.
+		field.Strings("post_logout_redirect_uris").Optional(),
 		field.Time("created_at").SchemaType(precise).Default(time.Now).Immutable(),
 	}
 }

@@ -34,7 +34,7 @@ import (
 // Clients is the client registry the Store reads clients from (fosite's
 // ClientManager); *oauth.Clients implements it.
 type Clients interface {
-	Get(ctx context.Context, id string) (*fosite.DefaultClient, error)
+	Get(ctx context.Context, id string) (fosite.Client, error)
 }
 
 // Users checks the password grant's credentials; oauth.Users implements it.

@@ -20,7 +20,7 @@ import (
 // staticClients is a client registry that never changes.
 type staticClients map[string]*fosite.DefaultClient
 
-func (c staticClients) Get(_ context.Context, id string) (*fosite.DefaultClient, error) {
+func (c staticClients) Get(_ context.Context, id string) (fosite.Client, error) {
 	if cl, ok := c[id]; ok {
 		return cl, nil
 	}
