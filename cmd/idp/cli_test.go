@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"idp/database/databasetest"
+	"idp/oauth"
 )
 
 // env is a fixed environment for run.
@@ -194,12 +196,109 @@ func testClientCommands(t *testing.T, vars map[string]string, oldSecret string) 
 	}
 }
 
+// TestClientCreateBrowserFlags: client create registers first-party
+// status and post-logout redirect URIs, which client list shows, and
+// refuses a redirect or post-logout URI that breaks the rules, saying why.
+func TestClientCreateBrowserFlags(t *testing.T) {
+	vars := map[string]string{
+		"IDP_DATABASE_URL":          databasetest.SQLiteURL(t),
+		"IDP_ISSUER":                "https://id.example.com",
+		"IDP_KEY_ENCRYPTION_KEY":    testKEK,
+		"IDP_REFRESH_TOKEN_SECRETS": testRefreshSecret,
+		"IDP_DATA_DIR":              t.TempDir(),
+		"IDP_PICTURES_URL":          t.TempDir(),
+	}
+	if _, _, err := runCmd(t, vars, "client", "create", "--id", "app", "--public", "--first-party", "--grant-types", "password",
+		"--scopes", "openid", "--redirect-uri", "com.example.app:/cb", "--redirect-uri", "http://127.0.0.1/cb",
+		"--post-logout-redirect-uri", "com.example.app:/bye", "--post-logout-redirect-uri", "https://app.example.com/bye"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCmd(t, vars, "client", "create", "--id", "web", "--grant-types", "password", "--scopes", "openid"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, vars, "client", "list", "--json")
+	var list []struct {
+		ID         string   `json:"client_id"`
+		FirstParty *bool    `json:"first_party"`
+		Redirects  []string `json:"redirect_uris"`
+		PostLogout []string `json:"post_logout_redirect_uris"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 {
+		t.Fatalf("client list --json: %v %s", err, out)
+	}
+	app, web := list[0], list[1]
+	if app.ID != "app" || app.FirstParty == nil || !*app.FirstParty ||
+		!slices.Equal(app.Redirects, []string{"com.example.app:/cb", "http://127.0.0.1/cb"}) ||
+		!slices.Equal(app.PostLogout, []string{"com.example.app:/bye", "https://app.example.com/bye"}) {
+		t.Errorf("app: %s", out)
+	}
+	if web.ID != "web" || web.FirstParty == nil || *web.FirstParty || web.PostLogout == nil || len(web.PostLogout) != 0 {
+		t.Errorf("web: %s", out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--public", "--redirect-uri", "http://app.example.com/cb"}, `redirect URI "http://app.example.com/cb": plain http is allowed only for loopback`},
+		{[]string{"--public", "--post-logout-redirect-uri", "javascript:alert(1)"}, `post-logout redirect URI "javascript:alert(1)"`},
+		{[]string{"--redirect-uri", "com.example.app:/cb"}, "only for public clients"},
+		{[]string{"--public", "--redirect-uri", "https://app.example.com/cb#x"}, "fragment"},
+	} {
+		args := append([]string{"client", "create", "--id", "bad", "--grant-types", "password"}, c.args...)
+		if _, _, err := runCmd(t, vars, args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+	if out, _, _ := runCmd(t, vars, "client", "list"); strings.Contains(out, "bad") {
+		t.Errorf("a refused client was registered:\n%s", out)
+	}
+}
+
+// TestMobileClientUpgrade: a data directory whose mobile client has the
+// shape of an older version (password and refresh_token only, no
+// redirect URIs, not first-party) gets what the embedded default's mobile
+// client holds now on the next start, and keeps what was added to it.
+func TestMobileClientUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"IDP_DATA_DIR": dir}
+	if _, _, err := runCmd(t, vars, "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db := databasetest.Open(t, "sqlite://"+filepath.Join(dir, "idp.db"))
+	if _, err := oauth.NewClients(db.Ent, 0).Create(ctx, oauth.NewClient{ID: "mobile", Public: true,
+		GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
+		Scopes:     []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
+		// What an operator added by hand stays.
+		Audience: []string{"https://api.example.com"}, RedirectURIs: []string{"com.example.own:/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	vars["IDP_HTTP_ADDR"] = "127.0.0.1:0"
+	logged(t, runServe(t, vars), "listening")
+	out, _, err := runCmd(t, map[string]string{"IDP_DATA_DIR": dir}, "client", "list", "--json")
+	var list []oauth.ClientInfo
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 {
+		t.Fatalf("client list --json: %v %s", err, out)
+	}
+	m := list[0]
+	if m.ID != "mobile" || !m.Public || !m.FirstParty ||
+		!slices.Equal(m.GrantTypes, []string{oauth.GrantPassword, oauth.GrantRefreshToken, oauth.GrantAuthorizationCode}) ||
+		!slices.Equal(m.Scopes, mobileClient.Scopes) ||
+		!slices.Equal(m.RedirectURIs, []string{"com.example.own:/cb", "http://127.0.0.1/callback", "com.example.idp:/callback"}) ||
+		!slices.Equal(m.Audience, []string{"https://api.example.com"}) {
+		t.Errorf("the mobile client after the upgrade: %+v", m)
+	}
+}
+
 // TestHelp: -h, --help and help print the commands and exit 0, each
 // command's -h its own flags, and a missing or unknown subcommand is named.
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"-help"}, {"help"}} {
 		out, _, err := runCmd(t, nil, args...)
-		if err != nil || !strings.Contains(out, "client rotate-secret") || !strings.Contains(out, "version") ||
+		if err != nil || !strings.Contains(out, "client rotate-secret") || !strings.Contains(out, "version") || !strings.Contains(out, "\n  login ") ||
 			!strings.Contains(out, `"idp serve -h" lists them all`) {
 			t.Errorf("idp %v: %v\n%s", args, err, out)
 		}
@@ -217,13 +316,14 @@ func TestHelp(t *testing.T) {
 		args []string
 		own  []string
 	}{
-		{[]string{"client", "create", "-h"}, []string{"-id", "-public", "-grant-types", "-scopes", "-audience", "-redirect-uri"}},
+		{[]string{"client", "create", "-h"}, []string{"-id", "-public", "-first-party", "-grant-types", "-scopes", "-audience", "-redirect-uri", "-post-logout-redirect-uri"}},
 		{[]string{"client", "list", "--help"}, []string{"-json"}},
 		{[]string{"client", "delete", "-h"}, []string{"-id"}},
 		{[]string{"client", "rotate-secret", "-h"}, []string{"-id"}},
 		{[]string{"keys", "list", "-h"}, []string{"-json"}},
 		{[]string{"keys", "rotate", "-h"}, []string{"-now"}},
 		{[]string{"healthcheck", "-h"}, []string{"-url", "-timeout"}},
+		{[]string{"login", "-h"}, []string{"-client-id", "-scope", "-timeout", "-no-browser"}},
 		{[]string{"migrate", "-h"}, nil},
 	} {
 		out, stderr, err := runCmd(t, nil, c.args...)

@@ -191,29 +191,33 @@ func clientCacheNote() string {
 func cmdClientCreate(ctx context.Context, args []string, e cmdEnv) error {
 	var (
 		id, grants, scopes, audience string
-		public                       bool
-		redirects                    listFlag
+		public, firstParty           bool
+		redirects, postLogout        listFlag
 	)
 	c := command{
-		name: "client create", args: `--id ID [--public] --grant-types G1,G2 --scopes "S1 S2" [--audience "A1 A2"] [--redirect-uri URI]... [flags]`,
+		name: "client create", args: `--id ID [--public] [--first-party] --grant-types G1,G2 --scopes "S1 S2" [--audience "A1 A2"] [--redirect-uri URI]... [--post-logout-redirect-uri URI]... [flags]`,
 		what: "Register a client. Prints one JSON object with client_id and, for a confidential\nclient, the generated client_secret, shown only this once.",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&id, "id", "", "client id (required)")
 			fs.BoolVar(&public, "public", false, "a public client (a mobile app): no secret")
+			fs.BoolVar(&firstParty, "first-party", false, "one of this service's own apps: the browser sign-in never asks its users for consent")
 			fs.StringVar(&grants, "grant-types", "", "comma-separated grant types: "+strings.Join(oauth.SupportedGrantTypes(), ", "))
 			fs.StringVar(&scopes, "scopes", "", "space-separated scopes: "+strings.Join(oauth.SupportedScopes(), " "))
 			fs.StringVar(&audience, "audience", "", "space-separated audiences the client may request")
-			fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable)")
+			fs.Var(&redirects, "redirect-uri", "a `URI` the browser sign-in may send the code to (repeatable): https, http on loopback (any port for 127.0.0.1 and [::1]),\nor for a public client a private-use scheme such as com.example.app:/callback")
+			fs.Var(&postLogout, "post-logout-redirect-uri", "a `URI` logout may send the browser back to (repeatable; the same rules)")
 		},
 	}
 	return withClients(ctx, c, args, e, func(clients *oauth.Clients) error {
 		secret, err := clients.Create(ctx, oauth.NewClient{
-			ID:           id,
-			Public:       public,
-			GrantTypes:   splitList(grants, ","),
-			Scopes:       strings.Fields(scopes),
-			Audience:     strings.Fields(audience),
-			RedirectURIs: redirects,
+			ID:                     id,
+			Public:                 public,
+			GrantTypes:             splitList(grants, ","),
+			Scopes:                 strings.Fields(scopes),
+			Audience:               strings.Fields(audience),
+			RedirectURIs:           redirects,
+			FirstParty:             firstParty,
+			PostLogoutRedirectURIs: postLogout,
 		})
 		if err != nil {
 			return err

@@ -146,7 +146,7 @@ func (s *testServer) createClient(c oauth.NewClient) string {
 // mobile registers the public client of the embedded default.
 func (s *testServer) mobile() {
 	s.t.Helper()
-	if err := s.app.clients.EnsurePublic(context.Background(), mobileClient); err != nil {
+	if err := s.app.clients.Ensure(context.Background(), mobileClient); err != nil {
 		s.t.Fatal(err)
 	}
 }
