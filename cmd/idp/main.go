@@ -3,13 +3,15 @@
 //
 //	idp [serve]                  run the server (the default)
 //	idp migrate                  bring the database schema up to date and exit
-//	idp client create --id ID [--public] --grant-types G1,G2 --scopes "S1 S2" [--redirect-uri URI]…
+//	idp client create --id ID [--public] [--first-party] --grant-types G1,G2 --scopes "S1 S2"
+//	                  [--redirect-uri URI]… [--post-logout-redirect-uri URI]…
 //	idp client list [--json]     show the registered clients
 //	idp client delete --id ID    delete a client
 //	idp client rotate-secret --id ID
 //	                             replace a confidential client's secret
 //	idp keys list [--json]       show the signing keys and their states
 //	idp keys rotate [--now]      start a signing key rotation now
+//	idp login                    sign in as a native app does and print the tokens
 //	idp healthcheck              probe the server's /healthz
 //	idp version                  print the build's version and VCS revision
 //
@@ -48,8 +50,9 @@ const usage = `usage: idp <command> [flags]
 commands:
   serve                 run the server ("idp" alone is "idp serve")
   migrate               bring the database schema up to date and exit
-  client create --id ID [--public] --grant-types G1,G2 --scopes "S1 S2"
-                [--audience "A1 A2"] [--redirect-uri URI]...
+  client create --id ID [--public] [--first-party] --grant-types G1,G2
+                --scopes "S1 S2" [--audience "A1 A2"] [--redirect-uri URI]...
+                [--post-logout-redirect-uri URI]...
                         register a client; prints its secret, once
   client list [--json]  show the registered clients
   client delete --id ID delete a client
@@ -58,6 +61,9 @@ commands:
                         new one, once
   keys list [--json]    show the signing keys and their states
   keys rotate [--now]   start a signing key rotation (--now: switch at once)
+  login [--issuer URL] [--client-id ID] [--scope "S1 S2"] [--timeout D]
+        [--no-browser]  sign in through the browser as a native app does
+                        (RFC 8252) and print the token response
   healthcheck [--url URL] [--timeout D]
                         exit 0 if the server's /healthz answers 200 within 2 s
   version               print the version and VCS revision of this build
@@ -127,6 +133,8 @@ func dispatch(ctx context.Context, args []string, lookup lookupEnv, stdout, stde
 		default:
 			return unknownSub(e, "keys", s, args, "list", "rotate")
 		}
+	case "login":
+		return cmdLogin(ctx, args, e)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, args, e)
 	case "version":
