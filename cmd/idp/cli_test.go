@@ -293,6 +293,27 @@ func TestMobileClientUpgrade(t *testing.T) {
 	}
 }
 
+// TestLoginFails: idp login exits non-zero, saying why, when the issuer
+// does not answer; it asks the configured issuer unless told another.
+// (The sign-in itself is nativeapp's test, and the end-to-end tests'.)
+func TestLoginFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	vars := map[string]string{"IDP_DATA_DIR": t.TempDir(), "IDP_ISSUER": issuer}
+	out, _, err := runCmd(t, vars, "login", "--no-browser", "--timeout", "5s")
+	if err == nil || !strings.Contains(err.Error(), "discovery") || !strings.Contains(err.Error(), ln.Addr().String()) || out != "" {
+		t.Errorf("login against a closed port: %v, stdout %q", err, out)
+	}
+	if _, _, err := runCmd(t, map[string]string{"IDP_DATA_DIR": t.TempDir()}, "login", "--issuer", issuer, "--no-browser", "--timeout", "5s"); err == nil ||
+		!strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("login --issuer: %v", err)
+	}
+}
+
 // TestHelp: -h, --help and help print the commands and exit 0, each
 // command's -h its own flags, and a missing or unknown subcommand is named.
 func TestHelp(t *testing.T) {
