@@ -250,6 +250,9 @@ func TestClientCreateBrowserFlags(t *testing.T) {
 			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
 		}
 	}
+	if out, _, _ := runCmd(t, vars, "client", "list"); !strings.Contains(out, "public,first-party") || strings.Contains(out, "confidential,first-party") {
+		t.Errorf("client list does not say which client is first-party:\n%s", out)
+	}
 	if out, _, _ := runCmd(t, vars, "client", "list"); strings.Contains(out, "bad") {
 		t.Errorf("a refused client was registered:\n%s", out)
 	}

@@ -252,6 +252,9 @@ func cmdClientList(ctx context.Context, args []string, e cmdEnv) error {
 			if cl.Public {
 				kind = "public"
 			}
+			if cl.FirstParty {
+				kind += ",first-party"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cl.ID, kind, strings.Join(cl.GrantTypes, ","),
 				cmp.Or(strings.Join(cl.Scopes, " "), "-"), stamp(&cl.CreatedAt))
 		}
