@@ -220,6 +220,12 @@ func (c *Client) IsFirstParty() bool { return c.FirstParty }
 // browser back to.
 func (c *Client) GetPostLogoutRedirectURIs() []string { return c.PostLogoutRedirectURIs }
 
+// GetResponseModes lets every client choose query or form_post (fosite
+// refuses response_mode for a client without this).
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery, fosite.ResponseModeFormPost}
+}
+
 var _ fositestore.Clients = (*Clients)(nil)
 
 // Get returns a client, or an error wrapping fosite.ErrNotFound. The

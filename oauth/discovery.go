@@ -17,7 +17,7 @@ import (
 // "issuer", turns every endpoint path into an absolute URL, and lists the
 // grants and scopes of the token service's registry (not copies in the
 // template, which could drift).
-func discoveryDocument(issuer string, grants, scopes []string) ([]byte, error) {
+func discoveryDocument(issuer string, grants, scopes, locales []string) ([]byte, error) {
 	raw, err := idp.WellKnown.ReadFile(".well-known/openid-configuration.json")
 	if err != nil {
 		return nil, err
@@ -26,7 +26,7 @@ func discoveryDocument(issuer string, grants, scopes []string) ([]byte, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("oauth: discovery template: %w", err)
 	}
-	for _, k := range []string{"grant_types_supported", "scopes_supported"} {
+	for _, k := range []string{"grant_types_supported", "scopes_supported", "ui_locales_supported"} {
 		if _, ok := doc[k]; ok {
 			return nil, fmt.Errorf("oauth: discovery template: %s is generated, not templated", k)
 		}
@@ -34,6 +34,9 @@ func discoveryDocument(issuer string, grants, scopes []string) ([]byte, error) {
 	doc["issuer"] = issuer
 	doc["grant_types_supported"] = grants
 	doc["scopes_supported"] = scopes
+	if len(locales) > 0 {
+		doc["ui_locales_supported"] = locales
+	}
 	for k, v := range doc {
 		if p, ok := v.(string); ok && (strings.HasSuffix(k, "_endpoint") || strings.HasSuffix(k, "_uri")) && strings.HasPrefix(p, "/") {
 			doc[k] = issuer + p

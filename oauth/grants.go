@@ -20,10 +20,10 @@ const (
 // grantType is one grant the token endpoint serves.
 type grantType struct {
 	name string
-	// factory composes fosite's handler of the grant; handler is idp's
-	// own, appended after fosite's. One of the two is set.
-	factory compose.Factory
-	handler func(*Server) fosite.TokenEndpointHandler
+	// factories compose fosite's handlers of the grant, in order; handler
+	// is idp's own, appended after fosite's. One of the two is set.
+	factories []compose.Factory
+	handler   func(*Server) fosite.TokenEndpointHandler
 	// confidential grants need a client secret: a public client cannot be
 	// registered for one, and the token endpoint refuses it with
 	// unauthorized_client.
@@ -39,8 +39,8 @@ type grantType struct {
 // document's grant_types_supported. A grant is added here or nowhere.
 var grantTypes = []grantType{
 	{
-		name:    GrantPassword,
-		factory: compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
+		name:      GrantPassword,
+		factories: []compose.Factory{compose.OAuth2ResourceOwnerPasswordCredentialsFactory},
 		prepare: func(s *Server, ar fosite.AccessRequester, sess *token.Session) {
 			s.grantRequested(ar)
 			sess.AuthTime = s.now().UTC()
@@ -53,12 +53,19 @@ var grantTypes = []grantType{
 	},
 	{
 		name:         GrantClientCredentials,
-		factory:      compose.OAuth2ClientCredentialsGrantFactory,
+		factories:    []compose.Factory{compose.OAuth2ClientCredentialsGrantFactory},
 		confidential: true,
 		prepare: func(s *Server, ar fosite.AccessRequester, sess *token.Session) {
 			s.grantRequested(ar)
 			sess.Subject = ar.GetClient().GetID()
 		},
+	},
+	{
+		// The browser sign-in's code (RFC 6749 §4.1) with PKCE (RFC 7636),
+		// whose handler must follow the code's. The code request already
+		// holds what is granted and whom it speaks for.
+		name:      GrantAuthorizationCode,
+		factories: []compose.Factory{compose.OAuth2AuthorizeExplicitFactory, compose.OAuth2PKCEFactory},
 	},
 }
 

@@ -15,15 +15,17 @@ import (
 )
 
 // idTokenHandler issues OpenID Connect ID tokens at the token endpoint for
-// the password grant when "openid" is granted: fosite issues none. (The
-// refresh grant's handler issues its own, with the user it read with the
-// token.)
+// the password and authorization_code grants when "openid" is granted:
+// fosite issues none for the one, and its OpenID Connect handler for the
+// other would need a session type and signer of its own, while this one
+// signs every ID token alike. (The refresh grant's handler issues its own,
+// with the user it read with the token.)
 type idTokenHandler struct{ s *Server }
 
 var _ fosite.TokenEndpointHandler = idTokenHandler{}
 
 func (h idTokenHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne(GrantPassword)
+	return r.GetGrantTypes().ExactOne(GrantPassword) || r.GetGrantTypes().ExactOne(GrantAuthorizationCode)
 }
 
 func (h idTokenHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
@@ -70,14 +72,22 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 	}
 	now := s.now()
 	claims := idTokenClaims{
-		Issuer:     s.cfg.Issuer,
-		Audience:   r.GetClient().GetID(),
-		IssuedAt:   now.Unix(),
-		Expiry:     now.Add(s.cfg.IDTokenTTL).Unix(),
-		userClaims: s.userClaims(ctx, u, scopes),
+		Issuer:          s.cfg.Issuer,
+		Audience:        r.GetClient().GetID(),
+		AuthorizedParty: r.GetClient().GetID(),
+		IssuedAt:        now.Unix(),
+		Expiry:          now.Add(s.cfg.IDTokenTTL).Unix(),
+		Methods:         sess.Methods,
+		SessionID:       sess.SessionID,
+		userClaims:      s.userClaims(ctx, u, scopes),
 	}
 	if !sess.AuthTime.IsZero() {
 		claims.AuthTime = sess.AuthTime.Unix()
+	}
+	// The nonce belongs to the authentication (OIDC Core §3.1.3.6); a
+	// refreshed ID token should not repeat it (§12.2).
+	if ar, ok := r.(fosite.AccessRequester); ok && ar.GetGrantTypes().ExactOne(GrantAuthorizationCode) {
+		claims.Nonce = sess.Nonce
 	}
 	if accessToken != "" {
 		claims.AccessTokenHash = leftHalfHash(accessToken)
@@ -92,12 +102,17 @@ func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []strin
 // idTokenClaims are an ID token's claims (OIDC Core §2): the ones about the
 // token, then the user's.
 type idTokenClaims struct {
-	Issuer          string `json:"iss"`
-	Audience        string `json:"aud"`
-	IssuedAt        int64  `json:"iat"`
-	Expiry          int64  `json:"exp"`
-	AuthTime        int64  `json:"auth_time,omitempty"`
-	AccessTokenHash string `json:"at_hash,omitempty"`
+	Issuer   string `json:"iss"`
+	Audience string `json:"aud"`
+	// azp is the client, which refreshed ID tokens keep (OIDC Core §12.2).
+	AuthorizedParty string   `json:"azp"`
+	IssuedAt        int64    `json:"iat"`
+	Expiry          int64    `json:"exp"`
+	AuthTime        int64    `json:"auth_time,omitempty"`
+	Nonce           string   `json:"nonce,omitempty"`
+	Methods         []string `json:"amr,omitempty"`
+	SessionID       string   `json:"sid,omitempty"`
+	AccessTokenHash string   `json:"at_hash,omitempty"`
 	userClaims
 }
 

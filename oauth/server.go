@@ -61,6 +61,9 @@ type Config struct {
 	// ObserveGrant, when set, is told the grant type and outcome
 	// ("success" or the RFC 6749 error code) of every token request.
 	ObserveGrant func(grantType, outcome string)
+	// UILocales are the languages of the sign-in pages, for discovery's
+	// ui_locales_supported.
+	UILocales []string
 	// Guard rate-limits the endpoints where credentials can be guessed;
 	// nil limits nothing.
 	Guard *ratelimit.Guard
@@ -137,6 +140,18 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 		GlobalSecret:             cfg.RefreshTokenSecrets[0],
 		RotatedGlobalSecrets:     cfg.RefreshTokenSecrets[1:],
 		TokenEntropy:             32,
+		// Codes live at most 5 minutes; PKCE is S256 only, required of
+		// public clients (RFC 9700 §2.1.1). The redirect URI is kept with
+		// the code so that the token request must repeat it.
+		AuthorizeCodeLifespan:          5 * time.Minute,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		SanitationWhiteList:            []string{"redirect_uri"},
+		OmitRedirectScopeParam:         true,
+		// state is the client's own CSRF defence and OPTIONAL with PKCE
+		// (RFC 9700 §2.1.1); fosite would refuse one under 8 characters,
+		// absent included. -1 turns the check off.
+		MinParameterEntropy: -1,
 		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 			return s.AuthenticateClient(ctx, r, form)
 		},
@@ -150,9 +165,7 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 	// The grants, from their one list, then revocation and introspection.
 	var factories []compose.Factory
 	for _, g := range grantTypes {
-		if g.factory != nil {
-			factories = append(factories, g.factory)
-		}
+		factories = append(factories, g.factories...)
 	}
 	factories = append(factories, compose.OAuth2TokenRevocationFactory, compose.OAuth2TokenIntrospectionFactory)
 	s.provider = compose.Compose(fc, s.store, s.tokens, factories...)
@@ -165,7 +178,7 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 	// hashes.
 	fc.TokenEndpointHandlers.Append(idTokenHandler{s})
 
-	if s.discovery, err = discoveryDocument(cfg.Issuer, SupportedGrantTypes(), SupportedScopes()); err != nil {
+	if s.discovery, err = discoveryDocument(cfg.Issuer, SupportedGrantTypes(), SupportedScopes(), cfg.UILocales); err != nil {
 		return nil, err
 	}
 	s.discoveryTag = etag(s.discovery)

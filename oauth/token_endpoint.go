@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
+	"idp/oauth/fositestore"
 	"idp/oauth/token"
 	"idp/password"
 	"idp/ratelimit"
@@ -134,6 +135,14 @@ func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, gra
 		return
 	case errors.Is(err, account.ErrInvalidCredentials):
 		err = fosite.ErrInvalidGrant.WithHint("The username or password is wrong.")
+	case ar != nil && (errors.Is(err, fositestore.ErrCodeUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)):
+		// A concurrent redemption of the same code won the race after
+		// this one had read it (fosite would call that a server error):
+		// a reuse like any other, so what the winner got is revoked too.
+		if rerr := s.store.RevokeGrant(ctx, ar.GetID()); rerr != nil {
+			s.log.ErrorContext(ctx, "token endpoint: revoke a reused code's grant", "err", rerr)
+		}
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= 500 && rfc.ErrorField != fosite.ErrTemporarilyUnavailable.ErrorField {

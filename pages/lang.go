@@ -16,6 +16,16 @@ var messageFiles embed.FS
 // languages returns the languages the pages speak, the default first.
 func languages() []language.Tag { return []language.Tag{language.English, language.German} }
 
+// Languages lists the BCP 47 tags of the languages the pages speak, the
+// default first: discovery's ui_locales_supported.
+func Languages() []string {
+	var out []string
+	for _, t := range languages() {
+		out = append(out, t.String())
+	}
+	return out
+}
+
 // catalog maps a message key to its text in one language. A text may hold
 // fmt verbs (%s, %d) for the arguments the template passes.
 type catalog map[string]string

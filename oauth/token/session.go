@@ -20,6 +20,13 @@ type Session struct {
 	// of the grant, for a refresh request that asks for less (RFC 6749 §6).
 	// The refresh token keeps the grant's full scope, as §6 requires.
 	AccessScope []string `json:"access_scope,omitempty"`
+	// The browser sign-in's: the nonce of the authorization request (for
+	// the ID token of the code exchange only), the browser session the
+	// grant came from (its public id, the ID token's sid; logout revokes
+	// by it) and the authentication methods used (the ID token's amr).
+	Nonce     string   `json:"nonce,omitempty"`
+	SessionID string   `json:"sid,omitempty"`
+	Methods   []string `json:"amr,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)
@@ -54,6 +61,7 @@ func (s *Session) Clone() fosite.Session {
 	c := *s
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	c.AccessScope = slices.Clone(s.AccessScope)
+	c.Methods = slices.Clone(s.Methods)
 	return &c
 }
 
