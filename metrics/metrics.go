@@ -28,6 +28,8 @@ type Metrics struct {
 	grants        *prometheus.CounterVec
 	loginFailures prometheus.Counter
 	lockouts      prometheus.Counter
+	authorize     *prometheus.CounterVec
+	logins        *prometheus.CounterVec
 }
 
 // New returns the collectors, with the Go runtime's and the process's.
@@ -55,8 +57,16 @@ func New() *Metrics {
 			Namespace: namespace, Name: "login_lockouts_total",
 			Help: "Lock-outs imposed after repeated failed logins.",
 		}),
+		authorize: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "authorize_requests_total",
+			Help: "Authorization requests by outcome: code, a page shown (login, consent) or the RFC 6749 error code.",
+		}, []string{"outcome"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "browser_logins_total",
+			Help: "Sign-in page logins by method (pwd) and outcome (success, invalid, locked, csrf, busy, error).",
+		}, []string{"method", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.grants, m.loginFailures, m.lockouts,
+	m.reg.MustRegister(m.requests, m.duration, m.grants, m.loginFailures, m.lockouts, m.authorize, m.logins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,6 +89,14 @@ func (m *Metrics) ObserveRequest(route, method string, status int, d time.Durati
 // Grant records a token endpoint request.
 func (m *Metrics) Grant(grantType, outcome string) {
 	m.grants.WithLabelValues(grantType, outcome).Inc()
+}
+
+// Authorize records the outcome of an authorization request.
+func (m *Metrics) Authorize(outcome string) { m.authorize.WithLabelValues(outcome).Inc() }
+
+// BrowserLogin records a sign-in page login.
+func (m *Metrics) BrowserLogin(method, outcome string) {
+	m.logins.WithLabelValues(method, outcome).Inc()
 }
 
 // LoginFailed records a failed password check.

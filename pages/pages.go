@@ -75,6 +75,7 @@ type Pages struct {
 	langs     []language.Tag
 	matcher   language.Matcher
 	styleTag  string // hex SHA-256 prefix of the stylesheet
+	origin    string // scheme://host of the issuer
 }
 
 // New parses the templates and catalogs once.
@@ -87,7 +88,7 @@ func New(cfg Config) (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pages{csrf: csrf, paths: cfg.Paths, langs: languages()}
+	p := &Pages{csrf: csrf, paths: cfg.Paths, langs: languages(), origin: u.Scheme + "://" + u.Host}
 	def := DefaultPaths()
 	for _, f := range []struct {
 		dst *string
@@ -315,12 +316,22 @@ func CSPSource(uri string) string {
 	return scheme + "://" + host
 }
 
-// SeeOther answers a POST with 303 See Other to location, which makes the
-// browser GET it (307 would repeat the POST, password included).
+// SeeOther answers with 303 See Other to location, which makes the browser
+// GET it (after a POST, 307 would repeat the POST, password included). The
+// body is a link, whatever the method, for clients that do not follow.
 func SeeOther(w http.ResponseWriter, r *http.Request, location string) {
-	setSecurityHeaders(w.Header())
-	http.Redirect(w, r, location, http.StatusSeeOther)
+	h := w.Header()
+	setSecurityHeaders(h)
+	h.Set("Location", location)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusSeeOther)
+	if r.Method != http.MethodHead {
+		fmt.Fprintf(w, "<a href=\"%s\">See Other</a>.\n", template.HTMLEscapeString(location))
+	}
 }
+
+// URL is the absolute URL of a path of this site.
+func (p *Pages) URL(path string) string { return p.origin + path }
 
 // Handler serves the stylesheet at StylePath, cacheable, with an ETag.
 // Mount it at /pages/ without stripping the prefix.

@@ -229,6 +229,11 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		if err := s.tokens.RevokeSubject(ctx, strconv.FormatInt(u.ID, 10)); err != nil {
 			return err
 		}
+		if s.sessions != nil {
+			if err := s.sessions.DeleteUser(ctx, u.ID); err != nil {
+				return err
+			}
+		}
 		return s.mailer.Enqueue(ctx, s.changedMail(u))
 	})
 	if errors.Is(err, account.ErrBadCode) {

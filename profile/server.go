@@ -33,6 +33,12 @@ type Tokens interface {
 	RevokeSubject(ctx context.Context, subject string) error
 }
 
+// Sessions ends a user's browser sessions (*session.Store), on the
+// transaction ctx carries.
+type Sessions interface {
+	DeleteUser(ctx context.Context, userID int64) error
+}
+
 // Mailer queues mail for delivery (*mail.Outbox), on the transaction ctx
 // carries.
 type Mailer interface {
@@ -49,6 +55,8 @@ type Deps struct {
 	DB       *database.DB
 	Accounts *account.Service
 	Tokens   Tokens
+	// Sessions are the browser sessions a password reset ends.
+	Sessions Sessions
 	Pictures picture.Store
 	Mailer   Mailer
 	Limiter  Limiter
@@ -92,6 +100,7 @@ type Server struct {
 	db       *database.DB
 	accounts *account.Service
 	tokens   Tokens
+	sessions Sessions
 	pictures picture.Store
 	mailer   Mailer
 	limiter  Limiter
@@ -170,7 +179,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens,
+	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
 		pictures: d.Pictures, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,15 +21,19 @@ import (
 	"idp"
 	"idp/account"
 	"idp/budget"
+	"idp/consent"
 	"idp/database"
 	"idp/keys"
 	"idp/mail"
 	"idp/metrics"
 	"idp/oauth"
+	"idp/pages"
 	"idp/password"
 	"idp/picture"
 	"idp/profile"
 	"idp/ratelimit"
+	"idp/session"
+	"idp/signin"
 )
 
 // app is idp assembled from its configuration: what `idp serve` runs and
@@ -50,6 +55,10 @@ type app struct {
 	metrics *metrics.Metrics
 	outbox  *mail.Outbox
 	mailer  mail.Sender
+	// The browser sign-in.
+	sessions *session.Store
+	consents *consent.Store
+	signin   *signin.Handler
 }
 
 // openDB opens (and in the embedded default creates) the database and
@@ -174,6 +183,16 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
+	// The pages' keys: the same on every replica, as the KEK is, and
+	// each for one purpose.
+	csrfKey, err := hkdf.Key(sha256.New, kek, nil, "idp page csrf", 32)
+	if err != nil {
+		return nil, err
+	}
+	flowKey, err := hkdf.Key(sha256.New, kek, nil, "idp sign-in flow", 32)
+	if err != nil {
+		return nil, err
+	}
 	a.accounts = account.New(a.db.Ent, hasher, account.Options{
 		CodeKey: codeKey, Logger: log, Now: cfg.clock,
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
@@ -220,7 +239,26 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		PictureURL:          a.pictures.URL,
 		Guard:               guard,
 		ObserveGrant:        a.metrics.Grant,
+		UILocales:           pages.Languages(),
 	}, a.db.Ent, a.keys, a.accounts, a.clients)
+	if err != nil {
+		return nil, err
+	}
+	a.sessions = session.NewStore(a.db.Ent, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
+	a.consents = consent.NewStore(a.db.Ent, cfg.clock)
+	pg, err := pages.New(pages.Config{Issuer: cfg.Issuer, CSRFKey: csrfKey})
+	if err != nil {
+		return nil, err
+	}
+	a.signin, err = signin.New(signin.Config{
+		FlowKey:          flowKey,
+		Cookies:          session.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")},
+		Guard:            guard,
+		ObserveAuthorize: a.metrics.Authorize,
+		ObserveLogin:     a.metrics.BrowserLogin,
+		Logger:           log,
+		Now:              cfg.clock,
+	}, signin.Deps{OAuth: a.oauth, Accounts: a.accounts, Sessions: a.sessions, Consents: a.consents, Pages: pg})
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +268,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
 		Guard:             guard,
 		Logger:            log,
-	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Memory: a.memory})
 	if err != nil {
 		return nil, err
@@ -304,7 +342,7 @@ var _ mounter = (*picture.DirStore)(nil)
 // A picture store that serves its files itself (the directory store) is one;
 // one whose URLs point elsewhere (GCS) is not.
 func (a *app) features() []mounter {
-	fs := []mounter{a.oauth, a.profile, a.keys, mountFunc(a.mountPages), mountFunc(a.mountHealth), mountFunc(mountOpenAPI)}
+	fs := []mounter{a.oauth, a.signin, a.profile, a.keys, mountFunc(a.mountPages), mountFunc(a.mountHealth), mountFunc(mountOpenAPI)}
 	if m, ok := a.pictures.(mounter); ok {
 		fs = append(fs, m)
 	}
@@ -376,6 +414,7 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 				"rate limit windows": a.limiter.DeleteExpired,
 				"login throttles":    a.accounts.DeleteStaleThrottles,
 				"reset codes":        a.accounts.DeleteExpiredCodes,
+				"browser sessions":   a.sessions.DeleteExpired,
 			} {
 				if _, err := f(ctx); err != nil && ctx.Err() == nil {
 					a.log.WarnContext(ctx, "sweep "+name, "err", err)

@@ -40,6 +40,10 @@ type config struct {
 	IDTokenTTL      time.Duration
 	// RefreshReuseLeeway: see oauth.Config.
 	RefreshReuseLeeway time.Duration
+	// SessionTTL and SessionIdleTTL bound a browser session: from its
+	// login, and since it was last used.
+	SessionTTL     time.Duration
+	SessionIdleTTL time.Duration
 
 	KeySize            int
 	KeyRotationPeriod  time.Duration
@@ -119,6 +123,8 @@ func (c *config) settings() []setting {
 		{"IDP_REFRESH_TOKEN_TTL", "refresh-token-ttl", "lifetime of refresh tokens (each refresh starts a new one)", (*durationValue)(&c.RefreshTokenTTL)},
 		{"IDP_ID_TOKEN_TTL", "id-token-ttl", "lifetime of ID tokens", (*durationValue)(&c.IDTokenTTL)},
 		{"IDP_REFRESH_REUSE_LEEWAY", "refresh-reuse-leeway", "how long after a refresh the same client may present the used refresh token again and get the same new one (a retry after a lost answer); 0 turns it off", (*durationValue)(&c.RefreshReuseLeeway)},
+		{"IDP_SESSION_TTL", "session-ttl", "longest life of a browser sign-in session, from its login", (*durationValue)(&c.SessionTTL)},
+		{"IDP_SESSION_IDLE_TTL", "session-idle-ttl", "a browser sign-in session ends when unused this long", (*durationValue)(&c.SessionIdleTTL)},
 		{"IDP_KEY_SIZE", "key-size", "RSA signing key size in bits: 2048 or 3072", (*intValue)(&c.KeySize)},
 		{"IDP_KEY_ROTATION_PERIOD", "key-rotation-period", "how long a signing key signs before the next one takes over", (*durationValue)(&c.KeyRotationPeriod)},
 		{"IDP_KEY_PUBLISH_LEAD", "key-publish-lead", "how long the next signing key is published in the JWKS before it signs", (*durationValue)(&c.KeyPublishLead)},
@@ -153,6 +159,8 @@ func defaultConfig() config {
 		RefreshTokenTTL:    30 * 24 * time.Hour,
 		IDTokenTTL:         time.Hour,
 		RefreshReuseLeeway: 5 * time.Second,
+		SessionTTL:         14 * 24 * time.Hour,
+		SessionIdleTTL:     3 * 24 * time.Hour,
 		KeySize:            2048,
 		KeyRotationPeriod:  30 * 24 * time.Hour,
 		KeyPublishLead:     24 * time.Hour,
@@ -259,6 +267,7 @@ func (c *config) check() error {
 		{c.IDTokenTTL, "IDP_ID_TOKEN_TTL"}, {c.KeyRotationPeriod, "IDP_KEY_ROTATION_PERIOD"},
 		{c.KeyPublishLead, "IDP_KEY_PUBLISH_LEAD"}, {c.KeyRefreshInterval, "IDP_KEY_REFRESH_INTERVAL"},
 		{c.HashQueueTimeout, "IDP_HASH_QUEUE_TIMEOUT"}, {c.RequestTimeout, "IDP_REQUEST_TIMEOUT"},
+		{c.SessionTTL, "IDP_SESSION_TTL"}, {c.SessionIdleTTL, "IDP_SESSION_IDLE_TTL"},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive", d.env)
