@@ -22,6 +22,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"idp"
+	"idp/oauth"
 )
 
 // The end-to-end tests check every response that passes through
@@ -44,6 +45,7 @@ func init() {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
 	}
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.PlainBodyDecoder)
 	// Formats the document uses that kin-openapi checks only when told how.
 	openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
 	openapi3.DefineStringFormatValidator("uri", openapi3.NewCallbackValidator(func(s string) error {
@@ -263,8 +265,11 @@ func TestOpenAPIDocument(t *testing.T) {
 // openAPIPath turns a chi route pattern into the document's path: the same
 // {name} parameters; the picture store's wildcard is a two-level key.
 func openAPIPath(route string) string {
-	if route == "/pictures/*" {
+	switch route {
+	case "/pictures/*":
 		return "/pictures/{dir}/{file}"
+	case "/pages/*":
+		return "/pages/style.css"
 	}
 	return route
 }
@@ -286,6 +291,11 @@ func checkErrorStyle(t *testing.T, method, path string, op *openapi3.Operation) 
 			case strings.HasPrefix(path, "/v1/"):
 				if ct != "application/problem+json" || ref != "#/components/schemas/Problem" {
 					t.Errorf("%s %s %s: %s %s, want a Problem as application/problem+json", method, path, code, ct, ref)
+				}
+			case slices.Contains(op.Tags, "signin"):
+				// The browser's endpoints answer with pages.
+				if ct != "text/html" {
+					t.Errorf("%s %s %s: %s, want an HTML page", method, path, code, ct)
 				}
 			case strings.HasPrefix(path, "/oauth2/") || path == "/userinfo":
 				if ct != "application/json" || ref != "#/components/schemas/OAuthError" {
@@ -461,6 +471,39 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	}
 	want(send("POST", "/v1/password/reset", "", "application/json",
 		strings.NewReader(`{"login":"ada","code":"`+code+`","new_password":"another correct horse battery"}`)), 204, "reset")
+
+	// The browser sign-in, as a browser without JavaScript walks it.
+	wb := newWebBrowser(t, s)
+	wb.onRequest = see
+	pk := newPKCE()
+	authz := authorizePath("mobile", loopbackCB, pk, nil)
+	page := wb.get(authz) // authorize → login page
+	if page.url.Path != "/login" {
+		t.Fatalf("authorize: %d %s", page.status, page.url)
+	}
+	wb.get("/pages/style.css")
+	q := wb.login(page, "ada", "another correct horse battery", false).location(t).Query() // → resume → client
+	if q.Get("code") == "" {
+		t.Fatalf("sign-in: %v", q)
+	}
+	req, _ = http.NewRequest(http.MethodPost, s.URL+"/oauth2/authorize", strings.NewReader(strings.SplitN(authz, "?", 2)[1]))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if q := wb.do(req).location(t).Query(); q.Get("code") == "" {
+		t.Fatalf("authorize by POST: %v", q)
+	}
+	rp := oauth.NewClient{ID: "rp", GrantTypes: []string{oauth.GrantAuthorizationCode}, Scopes: []string{"openid"}, RedirectURIs: []string{webCB}}
+	if _, err := s.app.clients.Create(ctx, rp); err != nil {
+		t.Fatal(err)
+	}
+	page = wb.get(authorizePath("rp", webCB, pk, url.Values{"scope": {"openid"}}))
+	if page.url.Path != "/consent" {
+		t.Fatalf("third-party client: %d %s", page.status, page.url)
+	}
+	wb.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"deny"}})
+	page = wb.get("/oauth2/logout")
+	req, _ = http.NewRequest(http.MethodPost, s.URL+"/oauth2/logout", nil)
+	see(req)
+	wb.submit(page.form(t, "/oauth2/logout"), nil, url.Values{"decision": {"logout"}})
 
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"idp/browsertest"
+	"idp/database/databasetest"
+	"idp/oauth"
+)
+
+// relyingParty is a client's redirect URI on a loopback port: it records
+// what the browser brings and shows a page saying so.
+type relyingParty struct {
+	srv  *httptest.Server
+	hits chan url.Values
+}
+
+func newRelyingParty(t *testing.T) *relyingParty {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &relyingParty{hits: make(chan url.Values, 16)}
+	rp.srv = &httptest.Server{Listener: ln, Config: &http.Server{ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/favicon.ico" {
+				http.NotFound(w, r)
+				return
+			}
+			r.ParseForm()
+			rp.hits <- r.Form
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write([]byte(`<!doctype html><title>rp</title><p id="done">back at the app</p>`))
+		})}}
+	rp.srv.Start()
+	t.Cleanup(rp.srv.Close)
+	return rp
+}
+
+// receive waits for the browser to arrive at the client, and for the
+// client's page to load, so that the next navigation does not abort it.
+func (rp *relyingParty) receive(t *testing.T, ctx context.Context) url.Values {
+	t.Helper()
+	select {
+	case q := <-rp.hits:
+		chromeStep(t, ctx, chromedp.WaitVisible(chromedp.ID("done")))
+		return q
+	case <-time.After(20 * time.Second):
+		t.Fatal("the browser did not come back to the client within 20s")
+		return nil
+	}
+}
+
+func chromeStep(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chromeGet[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// chromeLogin fills the login page by its fixed names and submits it.
+func chromeLogin(t *testing.T, ctx context.Context, login, password string) {
+	t.Helper()
+	chromeStep(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+	// A failed login keeps what was typed: start from an empty field.
+	chromeGet(t, ctx, chromedp.Evaluate[bool](`(document.querySelector('input[name="login"]').value = "", true)`))
+	chromeStep(t, ctx,
+		chromedp.SendKeys(chromedp.CSS(`input[name="login"]`), login),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
+	)
+	chromeSubmit(t, ctx, `form button[type="submit"]:not([name])`)
+}
+
+// chromeSubmit clicks a submit button and waits until the answer has
+// replaced the page, so that the next step does not act on the old one.
+func chromeSubmit(t *testing.T, ctx context.Context, button string) {
+	t.Helper()
+	chromeGet(t, ctx, chromedp.Evaluate[bool](`(window.idpOldPage = true)`))
+	chromeStep(t, ctx, chromedp.Click(chromedp.CSS(button)))
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		// Asking while the page is replaced fails: ask again.
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		done, err := chromedp.Run(sctx, chromedp.Evaluate[bool](`!window.idpOldPage && document.readyState === "complete"`))
+		cancel()
+		if err == nil && done {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the page did not change within 20s of clicking %s", button)
+}
+
+// TestSignInChromium walks the browser sign-in in Debian's Chromium: login,
+// the code at the client, single sign-on for a second client with its
+// consent (deny, then allow), prompt=none before and after logout,
+// max_age, and the German page.
+func TestSignInChromium(t *testing.T) {
+	ctx := browsertest.New(t, browsertest.WithTimeout(4*time.Minute))
+	s := newSigninSite(t, databasetest.SQLiteURL(t))
+	app := newRelyingParty(t)
+	third := newRelyingParty(t)
+	s.createClient(oauth.NewClient{
+		ID: "shop", Public: true, GrantTypes: []string{oauth.GrantAuthorizationCode},
+		Scopes: []string{"openid", "profile", "email"}, RedirectURIs: []string{"http://127.0.0.1/shop"},
+	})
+	appCB := app.srv.URL + "/callback"
+	shopCB := third.srv.URL + "/shop"
+	p := newPKCE()
+	authorize := func(client, cb string, extra url.Values) string {
+		return s.URL + authorizePath(client, cb, p, extra)
+	}
+
+	t.Run("prompt=none signed out", func(t *testing.T) {
+		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
+		if q := app.receive(t, ctx); q.Get("error") != "login_required" || q.Get("iss") != s.URL {
+			t.Errorf("client got %v", q)
+		}
+	})
+	t.Run("login", func(t *testing.T) {
+		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, nil)))
+		chromeLogin(t, ctx, "nobody", "wrong password 123")
+		msg := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
+		chromeLogin(t, ctx, "ada", "wrong password 123")
+		if again := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`))); again != msg || msg == "" {
+			t.Errorf("unknown login says %q, wrong password %q", msg, again)
+		}
+		chromeLogin(t, ctx, "ada", signinPassword)
+		q := app.receive(t, ctx)
+		if q.Get("code") == "" || q.Get("state") != "state-1234" || q.Get("iss") != s.URL {
+			t.Fatalf("client got %v", q)
+		}
+		if res := s.redeem("mobile", "", q.Get("code"), appCB, p.verifier); res.status != http.StatusOK {
+			t.Errorf("redeem: %d %s", res.status, res.body)
+		}
+	})
+	t.Run("single sign-on, consent denied then allowed", func(t *testing.T) {
+		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
+		chromeSubmit(t, ctx, `button[name="decision"][value="deny"]`)
+		if q := third.receive(t, ctx); q.Get("error") != "access_denied" {
+			t.Errorf("deny: client got %v", q)
+		}
+		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
+		chromeSubmit(t, ctx, `button[name="decision"][value="allow"]`)
+		if q := third.receive(t, ctx); q.Get("code") == "" {
+			t.Errorf("allow: client got %v", q)
+		}
+		// Remembered: no page the next time.
+		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, url.Values{"prompt": {"none"}})))
+		if q := third.receive(t, ctx); q.Get("code") == "" {
+			t.Errorf("remembered consent: client got %v", q)
+		}
+	})
+	t.Run("max_age", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond)
+		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"max_age": {"1"}})))
+		chromeLogin(t, ctx, "ada", signinPassword)
+		if q := app.receive(t, ctx); q.Get("code") == "" {
+			t.Errorf("client got %v", q)
+		}
+	})
+	t.Run("logout, then prompt=none", func(t *testing.T) {
+		chromeStep(t, ctx, chromedp.Navigate(s.URL+"/oauth2/logout"))
+		chromeSubmit(t, ctx, `button[name="decision"][value="logout"]`)
+		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
+		if q := app.receive(t, ctx); q.Get("error") != "login_required" {
+			t.Errorf("after logout: client got %v", q)
+		}
+	})
+	t.Run("German", func(t *testing.T) {
+		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"ui_locales": {"de"}})))
+		chromeStep(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+		if label := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`label[for="password"]`))); label != "Passwort" {
+			t.Errorf("password label %q", label)
+		}
+		if loc := chromeGet(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, s.URL+"/login?") {
+			t.Errorf("at %s", loc)
+		}
+	})
+}
