@@ -39,8 +39,9 @@ import (
 // of readmeSkips; any other marker fails the test, so that no block is left
 // out silently.
 var readmeSkips = []string{
-	"make run and make test", // the server this test starts, and the suite it is part of
-	"docker compose",         // needs Docker and the network
+	"make run and make test",      // the server this test starts, and the suite it is part of
+	"docker compose",              // needs Docker and the network
+	"needs a person at a browser", // idp login; TestNativeAppLogin runs it with a scripted browser
 }
 
 // readmeTools are the programs the blocks need besides the shell builtins.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"idp/database/databasetest"
+	"idp/nativeapp"
 	"idp/oauth"
 )
 
@@ -608,4 +610,44 @@ func TestSignInSessionSharedByReplicas(t *testing.T) {
 			t.Fatalf("second replica: %v", q)
 		}
 	})
+}
+
+// TestNativeAppLogin runs what `idp login` runs against the real server,
+// with webBrowser as the system browser: the loopback receiver gets the
+// code, the ID token verifies with its nonce, the tokens work.
+func TestNativeAppLogin(t *testing.T) {
+	s := newSigninSite(t, databasetest.SQLiteURL(t))
+	b := newWebBrowser(t, s.testServer)
+	browserErr := make(chan error, 1)
+	res, err := nativeapp.Login(context.Background(), nativeapp.Config{
+		Issuer: s.URL, ClientID: "mobile", Scopes: []string{"openid", "profile", "offline_access"}, Timeout: time.Minute,
+		Open: func(authURL string) error {
+			go func() {
+				page := b.get(authURL)
+				if page.url.Path != "/login" {
+					browserErr <- fmt.Errorf("authorize: %d at %s", page.status, page.url)
+					return
+				}
+				loc := b.login(page, "ada", signinPassword, false).header.Get("Location")
+				cb, err := http.Get(loc) // the redirect, to the app's loopback receiver
+				if err == nil {
+					cb.Body.Close()
+				}
+				browserErr <- err
+			}()
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-browserErr; err != nil {
+		t.Fatal(err)
+	}
+	if res.IDToken == nil || res.IDToken.Subject == "" || res.Token.RefreshToken == "" {
+		t.Fatalf("result %+v", res)
+	}
+	if r := s.get("/userinfo", res.Token.AccessToken); r.status != http.StatusOK || r.json(t)["preferred_username"] != "ada" {
+		t.Errorf("userinfo with the access token: %d %s", r.status, r.body)
+	}
 }
