@@ -108,6 +108,18 @@ func BearerChallenge(err error, scope string) string {
 
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.Method == http.MethodPost && r.Header.Get("Authorization") == "" &&
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		// RFC 6750 §2.2: the token in the form body (OIDC Core §5.3.1
+		// allows it at userinfo), bounded like every OAuth form.
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err == nil {
+			if tok := r.PostForm.Get("access_token"); tok != "" {
+				r = r.Clone(ctx)
+				r.Header.Set("Authorization", "Bearer "+tok)
+			}
+		}
+	}
 	p, err := s.Verify(ctx, r, ScopeOpenID)
 	if err == nil && p.User == nil {
 		err = fmt.Errorf("%w: not a user's token", ErrInvalidToken)

@@ -466,6 +466,9 @@ func TestSignInErrors(t *testing.T) {
 		{"redirect URI of another host", url.Values{"redirect_uri": {"http://127.0.0.2/callback"}}},
 		{"no redirect URI", url.Values{"redirect_uri": {""}}},
 		{"repeated client_id", url.Values{"client_id": {"mobile", "rp"}}},
+		{"repeated scope", url.Values{"scope": {"openid", "profile"}}},
+		{"state too long", url.Values{"state": {strings.Repeat("s", 9000)}}},
+		{"malformed redirect URI", url.Values{"redirect_uri": {"http://[::1"}}},
 	}
 	for _, tc := range pages {
 		t.Run(tc.name, func(t *testing.T) {
@@ -649,5 +652,32 @@ func TestNativeAppLogin(t *testing.T) {
 	}
 	if r := s.get("/userinfo", res.Token.AccessToken); r.status != http.StatusOK || r.json(t)["preferred_username"] != "ada" {
 		t.Errorf("userinfo with the access token: %d %s", r.status, r.body)
+	}
+}
+
+// TestUserinfoThreeWays: GET with the header, POST with the header, POST
+// with the token in the form body (OIDC Core §5.3.1, RFC 6750 §2.2).
+func TestUserinfoThreeWays(t *testing.T) {
+	s := newSigninSite(t, databasetest.SQLiteURL(t))
+	at := s.signIn(t, newWebBrowser(t, s.testServer), nil)["access_token"].(string)
+	post := func(body string, header bool) response {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/userinfo", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if header {
+			req.Header.Set("Authorization", "Bearer "+at)
+		}
+		return s.do(req)
+	}
+	for name, res := range map[string]response{
+		"GET":              s.get("/userinfo", at),
+		"POST with header": post("", true),
+		"POST with body":   post(url.Values{"access_token": {at}}.Encode(), false),
+	} {
+		if res.status != http.StatusOK || res.json(t)["sub"] == nil {
+			t.Errorf("%s: %d %s", name, res.status, res.body)
+		}
+	}
+	if res := post("access_token=forged", false); res.status != http.StatusUnauthorized {
+		t.Errorf("a forged token in the body: %d", res.status)
 	}
 }
