@@ -681,3 +681,49 @@ func TestUserinfoThreeWays(t *testing.T) {
 		t.Errorf("a forged token in the body: %d", res.status)
 	}
 }
+
+// TestSignInEndsWithReset: a password reset by emailed code ends the
+// user's browser sessions (every replica sees it: they are rows), and the
+// metrics count the sign-in's outcomes.
+func TestSignInEndsWithReset(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		b := newWebBrowser(t, s.testServer)
+		s.signIn(t, b, nil)
+		p := newPKCE()
+		if q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, url.Values{"prompt": {"none"}})), loopbackCB); q.Get("code") == "" {
+			t.Fatalf("signed in: %v", q)
+		}
+		u, err := s.app.accounts.FindByLogin(context.Background(), "ada")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := s.app.accounts.IssueResetCode(context.Background(), u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/password/reset",
+			strings.NewReader(`{"login":"ada","code":"`+code+`","new_password":"a new and long passphrase"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if res := s.do(req); res.status != http.StatusNoContent {
+			t.Fatalf("reset: %d %s", res.status, res.body)
+		}
+		if q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, url.Values{"prompt": {"none"}})), loopbackCB); q.Get("error") != "login_required" {
+			t.Errorf("after the reset: %v", q)
+		}
+		fams := scrape(t, s.testServer)
+		for _, c := range []struct {
+			name   string
+			labels []string
+		}{
+			{"idp_authorize_requests_total", []string{"outcome", "code"}},
+			{"idp_authorize_requests_total", []string{"outcome", "login"}},
+			{"idp_authorize_requests_total", []string{"outcome", "login_required"}},
+			{"idp_browser_logins_total", []string{"method", "pwd", "outcome", "success"}},
+		} {
+			if value(fams, c.name, c.labels...) < 1 {
+				t.Errorf("%s%v not counted", c.name, c.labels)
+			}
+		}
+	})
+}
