@@ -154,3 +154,30 @@ func NewUser(t testing.TB, ctx context.Context) context.Context {
 	}
 	return uctx
 }
+
+// StepTimeout bounds one step of Do and Get.
+const StepTimeout = 20 * time.Second
+
+// Do runs actions in ctx's tab within StepTimeout, failing the test on an
+// error.
+func Do(t testing.TB, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, StepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Get runs one action that yields a value, within StepTimeout, failing the
+// test on an error.
+func Get[T any](t testing.TB, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, StepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -138,30 +138,10 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-func step(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // fillLogin types into the fixed names and presses the password sign-in.
 func fillLogin(t *testing.T, ctx context.Context, login, password string) {
 	t.Helper()
-	step(t, ctx,
+	browsertest.Do(t, ctx,
 		chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="login"]`), login),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
@@ -179,8 +159,8 @@ func TestInBrowser(t *testing.T) {
 	s := newSignInSite(t)
 
 	t.Run("login then 303 to the client", func(t *testing.T) {
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
-		if n := get(t, ctx, chromedp.Evaluate[int](`document.styleSheets.length && document.styleSheets[0].cssRules.length`)); n == 0 {
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
+		if n := browsertest.Get(t, ctx, chromedp.Evaluate[int](`document.styleSheets.length && document.styleSheets[0].cssRules.length`)); n == 0 {
 			t.Error("the stylesheet did not load under the page's CSP")
 		}
 		fillLogin(t, ctx, "alice", goodPassword)
@@ -195,24 +175,24 @@ func TestInBrowser(t *testing.T) {
 		if hit.method != http.MethodGet || hit.query.Get("code") != "abc" || hit.query.Get("state") != "xyz" {
 			t.Errorf("client got %+v: the 303 was not followed as a GET", hit)
 		}
-		step(t, ctx, chromedp.WaitVisible(chromedp.ID("done")))
-		if loc := get(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, s.client.URL+"/cb?") {
+		browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.ID("done")))
+		if loc := browsertest.Get(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, s.client.URL+"/cb?") {
 			t.Errorf("browser at %q", loc)
 		}
 	})
 
 	t.Run("failed login shows role=alert", func(t *testing.T) {
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
 		fillLogin(t, ctx, "alice", "wrong password")
 		got := receive(t, s.posts, "login POST")
 		if got.csrfErr != nil {
 			t.Errorf("CSRF refused: %v", got.csrfErr)
 		}
-		step(t, ctx, chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
-		if msg := get(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`))); msg != "The username, email or password is not right." {
+		browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
+		if msg := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`))); msg != "The username, email or password is not right." {
 			t.Errorf("alert %q", msg)
 		}
-		if v := get(t, ctx, chromedp.Value(chromedp.CSS(`input[name="login"]`))); v != "alice" {
+		if v := browsertest.Get(t, ctx, chromedp.Value(chromedp.CSS(`input[name="login"]`))); v != "alice" {
 			t.Errorf("login field %q after a failure", v)
 		}
 		select {
@@ -224,7 +204,7 @@ func TestInBrowser(t *testing.T) {
 
 	t.Run("another origin's form is refused", func(t *testing.T) {
 		// The browser holds the site's CSRF cookie from the steps above.
-		step(t, ctx, chromedp.Navigate(s.client.URL+"/attack"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.client.URL+"/attack"))
 		got := receive(t, s.posts, "the attacker's POST")
 		if got.login != "mallory" {
 			t.Fatalf("unexpected POST %+v", got)
@@ -242,28 +222,28 @@ func TestInBrowser(t *testing.T) {
 
 	t.Run("German by ui_locales", func(t *testing.T) {
 		// Chromium asks for en-US by default: ui_locales must win.
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/login?ui_locales=de"))
-		if label := get(t, ctx, chromedp.Text(chromedp.CSS(`label[for="password"]`))); label != "Passwort" {
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/login?ui_locales=de"))
+		if label := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(`label[for="password"]`))); label != "Passwort" {
 			t.Errorf("password label %q, want Passwort", label)
 		}
-		if lang := get(t, ctx, chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "de" {
+		if lang := browsertest.Get(t, ctx, chromedp.Evaluate[string](`document.documentElement.lang`)); lang != "de" {
 			t.Errorf("lang %q", lang)
 		}
 	})
 
 	t.Run("login hint with markup stays text", func(t *testing.T) {
 		hint := `"><script>document.title="owned"</script>`
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/login?login_hint="+url.QueryEscape(hint)))
-		if v := get(t, ctx, chromedp.Value(chromedp.CSS(`input[name="login"]`))); v != hint {
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/login?login_hint="+url.QueryEscape(hint)))
+		if v := browsertest.Get(t, ctx, chromedp.Value(chromedp.CSS(`input[name="login"]`))); v != hint {
 			t.Errorf("login field %q", v)
 		}
-		if title := get(t, ctx, chromedp.Title()); title == "owned" {
+		if title := browsertest.Get(t, ctx, chromedp.Title()); title == "owned" {
 			t.Error("the hint ran as script")
 		}
 	})
 
 	t.Run("form_post submits itself under its nonce", func(t *testing.T) {
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/form_post"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/form_post"))
 		hit := receive(t, s.hits, "form_post at the client")
 		if hit.method != http.MethodPost || hit.form.Get("code") != "abc" || hit.form.Get("state") != "xyz" {
 			t.Errorf("client got %+v", hit)
@@ -275,13 +255,13 @@ func TestInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/form_post"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/form_post"))
 		select {
 		case hit := <-s.hits:
 			t.Fatalf("the page submitted itself with scripts off: %+v", hit)
 		case <-time.After(500 * time.Millisecond):
 		}
-		step(t, ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+		browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
 		hit := receive(t, s.hits, "form_post at the client")
 		if hit.method != http.MethodPost || hit.form.Get("code") != "abc" {
 			t.Errorf("client got %+v", hit)
@@ -289,17 +269,17 @@ func TestInBrowser(t *testing.T) {
 	})
 
 	t.Run("readable on a phone", func(t *testing.T) {
-		step(t, ctx, chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+		browsertest.Do(t, ctx, chromedp.EmulateViewport(360, 640, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
 		defer chromedp.Do(ctx, chromedp.ResetViewport())
 		for name := range allPages() {
 			if name == "form_post" {
 				continue
 			}
-			step(t, ctx, chromedp.Navigate(s.srv.URL+"/show/"+name))
+			browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/show/"+name))
 			// Laid out at the phone's width (the viewport meta), nothing
 			// wider than it, text no smaller than 16 CSS px.
-			w := get(t, ctx, chromedp.Evaluate[[]int](`[document.documentElement.clientWidth, document.documentElement.scrollWidth]`))
-			size := get(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).fontSize`))
+			w := browsertest.Get(t, ctx, chromedp.Evaluate[[]int](`[document.documentElement.clientWidth, document.documentElement.scrollWidth]`))
+			size := browsertest.Get(t, ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).fontSize`))
 			if w[0] != 360 || w[1] > w[0] || size != "16px" {
 				t.Errorf("%s on a 360px phone: laid out %dpx wide, content %dpx, font size %s", name, w[0], w[1], size)
 			}
@@ -312,7 +292,7 @@ func TestInBrowser(t *testing.T) {
 	t.Run("form-action without the client stops the redirect", func(t *testing.T) {
 		s.redirect = ""
 		defer func() { s.redirect = s.client.URL + "/cb" }()
-		step(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.srv.URL+"/login"))
 		fillLogin(t, ctx, "alice", goodPassword)
 		if got := receive(t, s.posts, "login POST"); got.csrfErr != nil {
 			t.Fatalf("CSRF refused: %v", got.csrfErr)

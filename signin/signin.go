@@ -388,6 +388,18 @@ func (h *Handler) flowPage(w http.ResponseWriter, r *http.Request, value string)
 	return f, ar, true
 }
 
+// postedFlow reads a page's POST: the bounded form and the flow of its
+// continue field, which it returns too. It reports false when it answered
+// the request itself.
+func (h *Handler) postedFlow(w http.ResponseWriter, r *http.Request) (flow, *oauth.AuthorizeRequest, string, bool) {
+	if h.parseForm(w, r) {
+		return flow{}, nil, "", false
+	}
+	value := r.PostForm.Get("continue")
+	f, ar, ok := h.flowPage(w, r, value)
+	return f, ar, value, ok
+}
+
 // resumeURL is where a page sends the browser to continue f.
 func (h *Handler) resumeURL(f flow) string {
 	return h.d.Pages.URL(ResumePath) + "?continue=" + url.QueryEscape(h.flows.seal(f))
@@ -411,11 +423,7 @@ const maxLoginField = 1024
 
 func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if h.parseForm(w, r) {
-		return
-	}
-	value := r.PostForm.Get("continue")
-	f, ar, ok := h.flowPage(w, r, value)
+	f, ar, value, ok := h.postedFlow(w, r)
 	if !ok {
 		return
 	}
@@ -518,11 +526,7 @@ func (h *Handler) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) handleConsent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if h.parseForm(w, r) {
-		return
-	}
-	value := r.PostForm.Get("continue")
-	f, ar, ok := h.flowPage(w, r, value)
+	f, ar, _, ok := h.postedFlow(w, r)
 	if !ok {
 		return
 	}

@@ -53,7 +53,7 @@ func (rp *relyingParty) receive(t *testing.T, ctx context.Context) url.Values {
 	t.Helper()
 	select {
 	case q := <-rp.hits:
-		chromeStep(t, ctx, chromedp.WaitVisible(chromedp.ID("done")))
+		browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.ID("done")))
 		return q
 	case <-time.After(20 * time.Second):
 		t.Fatal("the browser did not come back to the client within 20s")
@@ -61,33 +61,13 @@ func (rp *relyingParty) receive(t *testing.T, ctx context.Context) url.Values {
 	}
 }
 
-func chromeStep(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func chromeGet[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
-	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // chromeLogin fills the login page by its fixed names and submits it.
 func chromeLogin(t *testing.T, ctx context.Context, login, password string) {
 	t.Helper()
-	chromeStep(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+	browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
 	// A failed login keeps what was typed: start from an empty field.
-	chromeGet(t, ctx, chromedp.Evaluate[bool](`(document.querySelector('input[name="login"]').value = "", true)`))
-	chromeStep(t, ctx,
+	browsertest.Get(t, ctx, chromedp.Evaluate[bool](`(document.querySelector('input[name="login"]').value = "", true)`))
+	browsertest.Do(t, ctx,
 		chromedp.SendKeys(chromedp.CSS(`input[name="login"]`), login),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
 	)
@@ -98,8 +78,8 @@ func chromeLogin(t *testing.T, ctx context.Context, login, password string) {
 // replaced the page, so that the next step does not act on the old one.
 func chromeSubmit(t *testing.T, ctx context.Context, button string) {
 	t.Helper()
-	chromeGet(t, ctx, chromedp.Evaluate[bool](`(window.idpOldPage = true)`))
-	chromeStep(t, ctx, chromedp.Click(chromedp.CSS(button)))
+	browsertest.Get(t, ctx, chromedp.Evaluate[bool](`(window.idpOldPage = true)`))
+	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(button)))
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		// Asking while the page is replaced fails: ask again.
@@ -135,17 +115,17 @@ func TestSignInChromium(t *testing.T) {
 	}
 
 	t.Run("prompt=none signed out", func(t *testing.T) {
-		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
 		if q := app.receive(t, ctx); q.Get("error") != "login_required" || q.Get("iss") != s.URL {
 			t.Errorf("client got %v", q)
 		}
 	})
 	t.Run("login", func(t *testing.T) {
-		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, nil)))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, nil)))
 		chromeLogin(t, ctx, "nobody", "wrong password 123")
-		msg := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
+		msg := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`)))
 		chromeLogin(t, ctx, "ada", "wrong password 123")
-		if again := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`))); again != msg || msg == "" {
+		if again := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(`[role="alert"]`))); again != msg || msg == "" {
 			t.Errorf("unknown login says %q, wrong password %q", msg, again)
 		}
 		chromeLogin(t, ctx, "ada", signinPassword)
@@ -158,45 +138,45 @@ func TestSignInChromium(t *testing.T) {
 		}
 	})
 	t.Run("single sign-on, consent denied then allowed", func(t *testing.T) {
-		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
 		chromeSubmit(t, ctx, `button[name="decision"][value="deny"]`)
 		if q := third.receive(t, ctx); q.Get("error") != "access_denied" {
 			t.Errorf("deny: client got %v", q)
 		}
-		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("shop", shopCB, nil)))
 		chromeSubmit(t, ctx, `button[name="decision"][value="allow"]`)
 		if q := third.receive(t, ctx); q.Get("code") == "" {
 			t.Errorf("allow: client got %v", q)
 		}
 		// Remembered: no page the next time.
-		chromeStep(t, ctx, chromedp.Navigate(authorize("shop", shopCB, url.Values{"prompt": {"none"}})))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("shop", shopCB, url.Values{"prompt": {"none"}})))
 		if q := third.receive(t, ctx); q.Get("code") == "" {
 			t.Errorf("remembered consent: client got %v", q)
 		}
 	})
 	t.Run("max_age", func(t *testing.T) {
 		time.Sleep(1100 * time.Millisecond)
-		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"max_age": {"1"}})))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"max_age": {"1"}})))
 		chromeLogin(t, ctx, "ada", signinPassword)
 		if q := app.receive(t, ctx); q.Get("code") == "" {
 			t.Errorf("client got %v", q)
 		}
 	})
 	t.Run("logout, then prompt=none", func(t *testing.T) {
-		chromeStep(t, ctx, chromedp.Navigate(s.URL+"/oauth2/logout"))
+		browsertest.Do(t, ctx, chromedp.Navigate(s.URL+"/oauth2/logout"))
 		chromeSubmit(t, ctx, `button[name="decision"][value="logout"]`)
-		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
 		if q := app.receive(t, ctx); q.Get("error") != "login_required" {
 			t.Errorf("after logout: client got %v", q)
 		}
 	})
 	t.Run("German", func(t *testing.T) {
-		chromeStep(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"ui_locales": {"de"}})))
-		chromeStep(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
-		if label := chromeGet(t, ctx, chromedp.Text(chromedp.CSS(`label[for="password"]`))); label != "Passwort" {
+		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"ui_locales": {"de"}})))
+		browsertest.Do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+		if label := browsertest.Get(t, ctx, chromedp.Text(chromedp.CSS(`label[for="password"]`))); label != "Passwort" {
 			t.Errorf("password label %q", label)
 		}
-		if loc := chromeGet(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, s.URL+"/login?") {
+		if loc := browsertest.Get(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, s.URL+"/login?") {
 			t.Errorf("at %s", loc)
 		}
 	})
