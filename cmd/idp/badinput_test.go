@@ -49,7 +49,7 @@ func TestTokenEndpointBadInput(t *testing.T) {
 			{"JSON body", "application/json", `{"grant_type":"password"}`, nil, 400, "invalid_request"},
 			{"no grant_type", form, "client_id=mobile", nil, 400, "invalid_request"},
 			{"unknown grant_type", form, "grant_type=urn:example:magic&client_id=mobile", nil, 400, "unsupported_grant_type"},
-			{"authorization_code not offered yet", form, "grant_type=authorization_code&client_id=mobile&code=x", nil, 400, "unsupported_grant_type"},
+			{"unknown authorization code", form, "grant_type=authorization_code&client_id=mobile&code=x&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback", nil, 400, "invalid_grant"},
 			{"no client", form, "grant_type=password&username=ada&password=x", nil, 401, "invalid_client"},
 			{"unknown client", form, "grant_type=password&client_id=nobody&username=ada&password=x", nil, 401, "invalid_client"},
 			{"secret for a public client", form, pw + "&client_secret=guess", nil, 401, "invalid_client"},
