@@ -83,7 +83,7 @@ func stringFields(raw map[string]json.RawMessage, names ...string) (map[string]s
 
 // handleForgot sends a reset code to the account's address. It answers 202
 // whether or not the login exists, after the same minimum time either way,
-// and silently drops mails past the quotas (see forgot).
+// and silently drops mails past the quotas (see Forgot).
 func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	in, ok := readJSONObject(w, r, "login")
@@ -94,14 +94,24 @@ func (s *Server) handleForgot(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, validationProblem([]FieldError{{Field: "login", Code: "required", Message: "A username or email address is required."}}))
 		return
 	}
-	deadline := time.Now().Add(s.cfg.ForgotMinDuration)
-	err := s.forgot(ctx, in["login"], ratelimit.ClientAddr(ctx))
-	s.waitUntil(ctx, deadline)
-	if err != nil {
+	if err := s.Forgot(ctx, in["login"], ratelimit.ClientAddr(ctx)); err != nil {
 		s.fail(w, r, "forgot", err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// Forgot mails the account that login names a reset code, when the quotas
+// allow (see forgot); from is the requesting client's address. It takes at
+// least ForgotMinDuration whether or not the account exists, so that
+// neither its answer nor its time tells; a nil error says nothing about
+// whether a mail was sent. It is the one implementation behind
+// POST /v1/password/forgot and the "Forgot password?" page.
+func (s *Server) Forgot(ctx context.Context, login, from string) error {
+	deadline := time.Now().Add(s.cfg.ForgotMinDuration)
+	err := s.forgot(ctx, login, from)
+	s.waitUntil(ctx, deadline)
+	return err
 }
 
 // forgot issues and mails a code when login names an account and the
@@ -172,55 +182,67 @@ func badCode(w http.ResponseWriter) {
 	writeProblem(w, p)
 }
 
-// handleReset sets a new password with a mailed code, then ends every grant
-// of the user (refresh tokens revoked; access tokens issued before refused
-// here) and tells them by mail. Nothing about the account is compared
-// before the code is proven: the new password is checked against the
-// username and email only then, so that a guessed email cannot be
-// confirmed without the code.
+// handleReset sets a new password with a mailed code (see ResetPassword).
 func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	in, ok := readJSONObject(w, r, "login", "code", "new_password")
 	if !ok {
 		return
 	}
-	u, err := s.accounts.FindByLogin(ctx, in["login"])
+	fields, err := s.ResetPassword(r.Context(), in["login"], in["code"], in["new_password"])
+	switch {
+	case errors.Is(err, account.ErrBadCode):
+		badCode(w)
+	case err != nil:
+		s.fail(w, r, "reset", err)
+	case len(fields) > 0:
+		writeProblem(w, validationProblem(fields))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// ResetPassword sets a new password with a mailed code, then ends every
+// grant of the user (refresh tokens revoked; access tokens issued before
+// refused here; browser sessions ended) and tells them by mail. It is the
+// one implementation behind POST /v1/password/reset and the "Forgot
+// password?" page.
+//
+// A wrong, used, expired or dead code and an unknown login are all
+// account.ErrBadCode, alike. A new password the rules refuse is a field
+// error on "new_password" (and a nil error); the code stays usable then,
+// as it is consumed only by a reset that succeeds. Nothing about the
+// account is compared before the code is proven: the new password is
+// checked against the username and email only then, so that a guessed
+// email cannot be confirmed without the code.
+func (s *Server) ResetPassword(ctx context.Context, login, code, newPassword string) ([]FieldError, error) {
+	u, err := s.accounts.FindByLogin(ctx, login)
 	if err != nil && !errors.Is(err, account.ErrNotFound) {
-		s.fail(w, r, "reset: find user", err)
-		return
+		return nil, fmt.Errorf("find user: %w", err)
 	}
 	if u == nil {
 		// The same code look-up as for a known login (no user has id 0),
 		// so that both paths cost alike; it always fails.
-		if err := s.accounts.CheckResetCode(ctx, 0, in["code"]); err != nil && !errors.Is(err, account.ErrBadCode) {
-			s.fail(w, r, "reset: check code", err)
-			return
+		if err := s.accounts.CheckResetCode(ctx, 0, code); err != nil && !errors.Is(err, account.ErrBadCode) {
+			return nil, fmt.Errorf("check code: %w", err)
 		}
-		badCode(w)
-		return
+		return nil, account.ErrBadCode
 	}
-	if err := s.accounts.CheckResetCode(ctx, u.ID, in["code"]); errors.Is(err, account.ErrBadCode) {
-		badCode(w)
-		return
+	if err := s.accounts.CheckResetCode(ctx, u.ID, code); errors.Is(err, account.ErrBadCode) {
+		return nil, account.ErrBadCode
 	} else if err != nil {
-		s.fail(w, r, "reset: check code", err)
-		return
+		return nil, fmt.Errorf("check code: %w", err)
 	}
-	_, present := in["new_password"]
-	if fe, ok := s.checkPassword(in["new_password"], present, u.Username, u.Email); !ok {
-		// The code stays usable: it is consumed only by a reset that
-		// succeeds.
+	// An absent password is an empty one: both are "required".
+	if fe, ok := s.checkPassword(newPassword, true, u.Username, u.Email); !ok {
 		fe.Field = "new_password"
-		writeProblem(w, validationProblem([]FieldError{fe}))
-		return
+		return []FieldError{fe}, nil
 	}
-	hash, err := s.accounts.Hasher().Hash(ctx, in["new_password"])
+	hash, err := s.accounts.Hasher().Hash(ctx, newPassword)
 	if err != nil {
-		s.fail(w, r, "reset: hash password", err)
-		return
+		return nil, fmt.Errorf("hash password: %w", err)
 	}
 	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
-		if err := s.accounts.ConsumeResetCode(ctx, u.ID, in["code"]); err != nil {
+		if err := s.accounts.ConsumeResetCode(ctx, u.ID, code); err != nil {
 			return err
 		}
 		if err := s.accounts.SetPassword(ctx, u.ID, hash); err != nil {
@@ -237,13 +259,11 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return s.mailer.Enqueue(ctx, s.changedMail(u))
 	})
 	if errors.Is(err, account.ErrBadCode) {
-		badCode(w)
-		return
+		return nil, account.ErrBadCode
 	} else if err != nil {
-		s.fail(w, r, "reset: set password", err)
-		return
+		return nil, fmt.Errorf("set password: %w", err)
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil, nil
 }
 
 // resetMail carries a code. Only the outbox sees it; it is never logged.

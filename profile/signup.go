@@ -3,17 +3,20 @@ package profile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/ory/fosite"
 
 	"idp/account"
 	"idp/database"
+	"idp/ent"
 	"idp/oauth"
 	"idp/password"
 	"idp/picture"
@@ -72,38 +75,155 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Only now the picture: its header (a few bytes, nothing decoded) with
-	// the fields, then, once the names are known to be free, the decode.
-	var upload *picture.Upload
-	if req.hasPicture {
-		var ok bool
-		if upload, ok = s.inspectPicture(w, req.picture, &req.errs); !ok {
-			return
-		}
+	in := SignupInput{
+		Username: req.fields.Username, Password: req.fields.Password, Email: req.fields.Email,
+		FirstName: req.fields.FirstName, LastName: req.fields.LastName, Gender: req.fields.Gender,
+		Picture: req.picture, HasPicture: req.hasPicture, Invalid: req.errs,
 	}
-	nu, errs := s.newUser(req.fields)
-	if errs = append(req.errs, errs...); len(errs) > 0 {
-		writeProblem(w, validationProblem(errs))
+	var body struct {
+		User   Profile        `json:"user"`
+		Tokens map[string]any `json:"tokens"`
+	}
+	_, err = s.CreateAccount(ctx, in, func(ctx context.Context, u *ent.User) error {
+		var err error
+		body.Tokens, err = s.tokens.IssueTokens(ctx, client, u.ID, signupScopes)
+		body.User = s.profileOf(ctx, u)
+		return err
+	})
+	if err != nil {
+		s.signupFailed(w, r, err)
 		return
+	}
+	w.Header().Set("Location", s.cfg.Issuer+"/v1/profile")
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// signupFailed answers an error of CreateAccount.
+func (s *Server) signupFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var invalid *ValidationError
+	var taken *TakenError
+	switch {
+	case errors.As(err, &invalid):
+		writeProblem(w, validationProblem(invalid.Errors))
+	case errors.As(err, &taken):
+		writeProblem(w, takenProblem(taken.Fields...))
+	case errors.Is(err, ErrPictureTooLarge):
+		writeProblem(w, tooLarge(s.cfg.Pictures))
+	case errors.Is(err, ErrNotImage):
+		notAnImage(w)
+	case errors.Is(err, errBusy):
+		// The decoding queue's own wait ran out; a deadline of the
+		// request is not "too many pictures" and goes to fail.
+		pictureBusy(w)
+	default:
+		s.fail(w, r, "signup", err)
+	}
+}
+
+// SignupInput is what a signup sends: the text fields as received (the
+// password in the clear) and the picture as raw bytes, read within the
+// byte limit and not yet looked at.
+type SignupInput struct {
+	Username, Password, Email, FirstName, LastName, Gender string
+	// Picture is the upload when HasPicture is set; an empty one is not
+	// an image.
+	Picture    []byte
+	HasPicture bool
+	// Invalid are fields found bad while reading the request (not a
+	// string, too long); they are reported with the others.
+	Invalid []FieldError
+}
+
+// ValidationError lists the fields of a signup that break the rules of
+// CONTRACT §3 (422).
+type ValidationError struct{ Errors []FieldError }
+
+func (e *ValidationError) Error() string {
+	fields := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		fields[i] = fe.Field
+	}
+	return "profile: invalid fields: " + strings.Join(fields, ", ")
+}
+
+// TakenError names the fields of a signup, username or email or both,
+// that another account already uses (409). errors.Is(err,
+// account.ErrTaken) holds for it.
+type TakenError struct {
+	Fields []string
+	err    error // the unique index's violation, when that told
+}
+
+func (e *TakenError) Error() string { return "profile: taken: " + strings.Join(e.Fields, ", ") }
+
+// Is makes errors.Is(err, account.ErrTaken) true.
+func (e *TakenError) Is(target error) bool { return target == account.ErrTaken }
+
+func (e *TakenError) Unwrap() error { return e.err }
+
+// Errors of a signup's picture.
+var (
+	// ErrPictureTooLarge: the upload exceeds the byte limit (413).
+	ErrPictureTooLarge = errors.New("profile: the picture exceeds the size limit")
+	// ErrNotImage: the upload is not a JPEG, PNG, GIF or WebP image (415).
+	ErrNotImage = errors.New("profile: the picture is not a JPEG, PNG, GIF or WebP image")
+)
+
+// CreateAccount creates the account in, with its picture, as POST
+// /v1/users and the "Create account" page do: the one implementation of
+// both. inTx, when not nil, runs in the transaction that inserts the user
+// (the API issues its tokens there); if it fails, the user is not created.
+// A failed signup leaves nothing behind: no user row, no stored object.
+//
+// Its errors: *ValidationError for fields that break the rules (a picture
+// too big in pixels among them), *TakenError for a username or email in
+// use, ErrPictureTooLarge and ErrNotImage for the picture's bytes; anything
+// else is the service's (busy, unavailable). The picture is checked, from
+// its header, before the fields, and decoded only once they are valid and
+// the names are free: the expensive steps come last.
+func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ctx context.Context, u *ent.User) error) (*ent.User, error) {
+	invalid := slices.Clone(in.Invalid)
+	// Only the picture's header (a few bytes, nothing decoded) with the
+	// fields, then, once the names are known to be free, the decode.
+	var upload *picture.Upload
+	if in.HasPicture {
+		u, fe, err := s.inspect(in.Picture)
+		if err != nil {
+			return nil, err
+		}
+		if fe != nil {
+			invalid = append(invalid, *fe)
+		}
+		upload = u
+	}
+	nu, errs := s.newUser(signupFields{
+		Username: in.Username, Password: in.Password, Email: in.Email,
+		FirstName: in.FirstName, LastName: in.LastName, Gender: in.Gender,
+		// The input does not tell an absent field from an empty one; the
+		// rules treat both alike.
+		present: map[string]bool{"username": true, "password": true, "email": true,
+			"first_name": true, "last_name": true, "gender": true},
+	})
+	if errs = append(invalid, errs...); len(errs) > 0 {
+		return nil, &ValidationError{Errors: errs}
 	}
 	// A cheap look before the expensive decode and hash; the unique indexes
 	// decide races.
 	if taken, err := s.accounts.Taken(ctx, nu.Username, nu.Email); err != nil {
-		s.fail(w, r, "signup: look up names", err)
-		return
+		return nil, fmt.Errorf("look up names: %w", err)
 	} else if len(taken) > 0 {
-		writeProblem(w, takenProblem(taken...))
-		return
+		return nil, &TakenError{Fields: taken}
 	}
 	var img picture.Image
 	if upload != nil {
-		if img, ok = s.decodePicture(w, r, upload); !ok {
-			return
+		var err error
+		if img, err = s.decodeUpload(ctx, upload); err != nil {
+			return nil, err
 		}
 	}
+	var err error
 	if nu.PasswordHash, err = s.accounts.Hasher().Hash(ctx, nu.Password); err != nil {
-		s.fail(w, r, "signup: hash password", err)
-		return
+		return nil, fmt.Errorf("hash password: %w", err)
 	}
 
 	// The object is this request's own (a fresh key): if the user row is
@@ -112,23 +232,23 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	if upload != nil {
 		stored = picture.NewKey(img.ContentType)
 		if err := s.pictures.Put(ctx, stored, img); err != nil {
-			s.fail(w, r, "signup: store picture", err)
-			return
+			return nil, fmt.Errorf("store picture: %w", err)
 		}
 		nu.PictureKey = stored
 	}
-	var body struct {
-		User   Profile        `json:"user"`
-		Tokens map[string]any `json:"tokens"`
-	}
+	var created *ent.User
 	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
 		u, err := s.accounts.Insert(ctx, nu)
 		if err != nil {
 			return err
 		}
-		body.Tokens, err = s.tokens.IssueTokens(ctx, client, u.ID, signupScopes)
-		body.User = s.profileOf(ctx, u)
-		return err
+		if inTx != nil {
+			if err := inTx(ctx, u); err != nil {
+				return err
+			}
+		}
+		created = u
+		return nil
 	})
 	if err != nil {
 		if stored != "" {
@@ -136,14 +256,11 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		}
 		var taken *account.TakenError
 		if errors.As(err, &taken) {
-			writeProblem(w, takenProblem(taken.Field))
-			return
+			return nil, &TakenError{Fields: []string{taken.Field}, err: err}
 		}
-		s.fail(w, r, "signup: create user", err)
-		return
+		return nil, fmt.Errorf("create user: %w", err)
 	}
-	w.Header().Set("Location", s.cfg.Issuer+"/v1/profile")
-	writeJSON(w, http.StatusCreated, body)
+	return created, nil
 }
 
 func takenProblem(fields ...string) Problem {
@@ -315,19 +432,40 @@ func (s *Server) readPictureError(w http.ResponseWriter, err error) bool {
 // (415); an image too big in pixels or decoded bytes is a field error (422)
 // added to errs, reported with the others.
 func (s *Server) inspectPicture(w http.ResponseWriter, data []byte, errs *[]FieldError) (*picture.Upload, bool) {
+	u, fe, err := s.inspect(data)
+	switch {
+	case errors.Is(err, ErrPictureTooLarge):
+		writeProblem(w, tooLarge(s.cfg.Pictures))
+		return nil, false
+	case err != nil:
+		notAnImage(w)
+		return nil, false
+	case fe != nil:
+		*errs = append(*errs, *fe)
+		return nil, true
+	}
+	return u, true
+}
+
+// tooManyPixels is the field error of a picture too big in pixels or
+// decoded bytes.
+var tooManyPixels = FieldError{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."}
+
+// inspect reads the header of a raw upload, decoding nothing: an upload
+// to decode, or a field error for an image too big in pixels or decoded
+// bytes, or ErrPictureTooLarge or ErrNotImage.
+func (s *Server) inspect(data []byte) (*picture.Upload, *FieldError, error) {
 	u, err := picture.Inspect(data, s.cfg.Pictures)
 	switch {
 	case err == nil:
-		return u, true
+		return u, nil, nil
 	case errors.Is(err, picture.ErrDimensions):
-		*errs = append(*errs, FieldError{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."})
-		return nil, true
+		fe := tooManyPixels
+		return nil, &fe, nil
 	case errors.Is(err, picture.ErrTooLarge):
-		writeProblem(w, tooLarge(s.cfg.Pictures))
-		return nil, false
+		return nil, nil, fmt.Errorf("%w: %w", ErrPictureTooLarge, err)
 	default:
-		notAnImage(w)
-		return nil, false
+		return nil, nil, fmt.Errorf("%w: %w", ErrNotImage, err)
 	}
 }
 
@@ -335,23 +473,47 @@ func (s *Server) inspectPicture(w http.ResponseWriter, data []byte, errs *[]Fiel
 // the memory budget. It answers the request and reports false when that
 // fails: 503 while busy, 415 for pixel data that does not decode.
 func (s *Server) decodePicture(w http.ResponseWriter, r *http.Request, u *picture.Upload) (picture.Image, bool) {
-	img, err := s.process(r.Context(), u)
+	img, err := s.decodeUpload(r.Context(), u)
+	var invalid *ValidationError
 	switch {
 	case err == nil:
 		return img, true
 	case errors.Is(err, errBusy):
 		// The decoding queue's own wait ran out; a deadline of the
 		// request is not "too many pictures" and goes to fail.
-		w.Header().Set("Retry-After", "1")
-		writeProblem(w, problem(http.StatusServiceUnavailable, "busy", "Too busy", "Too many pictures at once; retry shortly."))
-	case errors.Is(err, picture.ErrNotImage):
+		pictureBusy(w)
+	case errors.Is(err, ErrNotImage):
 		notAnImage(w)
-	case errors.Is(err, picture.ErrDimensions):
-		writeProblem(w, validationProblem([]FieldError{{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."}}))
+	case errors.As(err, &invalid):
+		writeProblem(w, validationProblem(invalid.Errors))
 	default:
 		s.fail(w, r, "decode picture", err)
 	}
 	return picture.Image{}, false
+}
+
+// decodeUpload decodes an inspected upload within the decoding slots and
+// the memory budget: errBusy while they stay taken, ErrNotImage for pixel
+// data that does not decode, a *ValidationError for an image too big.
+func (s *Server) decodeUpload(ctx context.Context, u *picture.Upload) (picture.Image, error) {
+	img, err := s.process(ctx, u)
+	switch {
+	case err == nil:
+		return img, nil
+	case errors.Is(err, errBusy):
+		return picture.Image{}, err
+	case errors.Is(err, picture.ErrNotImage):
+		return picture.Image{}, fmt.Errorf("%w: %w", ErrNotImage, err)
+	case errors.Is(err, picture.ErrDimensions):
+		return picture.Image{}, &ValidationError{Errors: []FieldError{tooManyPixels}}
+	default:
+		return picture.Image{}, fmt.Errorf("decode picture: %w", err)
+	}
+}
+
+func pictureBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeProblem(w, problem(http.StatusServiceUnavailable, "busy", "Too busy", "Too many pictures at once; retry shortly."))
 }
 
 func notAnImage(w http.ResponseWriter) {
