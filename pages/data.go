@@ -77,6 +77,9 @@ type Login struct {
 	Remember bool
 	// Error, when set, is shown inside role="alert".
 	Error Message
+	// Notice is an informational message (e.g. MsgPasswordChanged), shown
+	// inside role="status".
+	Notice Message
 	// Passkey shows <button name="method" value="passkey">.
 	Passkey bool
 }

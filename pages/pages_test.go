@@ -325,6 +325,20 @@ func TestLoginFixedNames(t *testing.T) {
 	}
 }
 
+// TestLoginNotice: the login page the password reset ends on says, as a
+// status and not an alert, that the password changed.
+func TestLoginNotice(t *testing.T) {
+	p := newPages(t, "http://localhost:8080")
+	doc := parse(t, render(t, p, nil, http.StatusOK, "", Login{Flow: Flow{Continue: "req-1"}, Notice: MsgPasswordChanged}))
+	status := one(t, doc, "role=status", func(n *html.Node) bool { return attrVal(n, "role") == "status" })
+	if text(status) != "Your password has been changed." {
+		t.Errorf("notice %q", text(status))
+	}
+	if n := len(findAll(doc, func(n *html.Node) bool { return attrVal(n, "role") == "alert" })); n != 0 {
+		t.Errorf("%d alerts with a notice only", n)
+	}
+}
+
 func TestConsentLogoutSignupFixedNames(t *testing.T) {
 	p := newPages(t, "http://localhost:8080")
 	pages := allPages()

@@ -316,7 +316,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err e
 // not an image, 400 for a malformed body.
 func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupRequest, bool) {
 	lim := s.cfg.Pictures
-	maxBody := lim.MaxBytes + maxParts*maxFieldBytes + 16<<10
+	maxBody := s.MaxSignupBytes()
 	if r.ContentLength > maxBody {
 		writeProblem(w, tooLarge(lim))
 		return signupRequest{}, false
@@ -411,6 +411,16 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 		return req, false
 	}
 }
+
+// MaxSignupBytes bounds the body of a signup: the picture's limit, the
+// text fields, and room for the multipart framing.
+func (s *Server) MaxSignupBytes() int64 {
+	return s.cfg.Pictures.MaxBytes + maxParts*maxFieldBytes + 16<<10
+}
+
+// PasswordMinLength is the shortest password, in characters, that signup
+// and reset accept.
+func (s *Server) PasswordMinLength() int { return s.cfg.PasswordMinLength }
 
 // readPictureError answers the request and reports false when reading the
 // raw picture failed: 413 past the byte limit, 400 for a broken body.
