@@ -93,6 +93,11 @@ type Deps struct {
 	Sessions Sessions
 	Consents Consents
 	Pages    *pages.Pages
+	// Recovery and Registration are the password reset and the signup of
+	// /v1 (*profile.Server), behind the "Forgot password?" and "Create
+	// account" pages.
+	Recovery     Recovery
+	Registration Registration
 }
 
 // Handler serves the browser sign-in.
@@ -133,6 +138,10 @@ func (h *Handler) Mount(r chi.Router) {
 	r.With(h.limit("login")).Post(p.Login, h.handleLogin)
 	r.Get(p.Consent, h.handleConsentPage)
 	r.Post(p.Consent, h.handleConsent)
+	r.Get(p.Forgot, h.handleForgotPage)
+	r.With(h.limit("forgot")).Post(p.Forgot, h.handleForgot)
+	r.Get(p.Signup, h.handleSignupPage)
+	r.With(h.limit("signup")).Post(p.Signup, h.handleSignup)
 	r.Get(LogoutPath, h.handleLogout)
 	r.Post(LogoutPath, h.handleLogout)
 	r.Get("/pages/*", h.d.Pages.Handler().ServeHTTP)

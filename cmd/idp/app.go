@@ -246,6 +246,17 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	}
 	a.sessions = session.NewStore(a.db.Ent, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
 	a.consents = consent.NewStore(a.db.Ent, cfg.clock)
+	a.profile, err = profile.New(profile.Config{
+		Issuer:            cfg.Issuer,
+		PasswordMinLength: cfg.PasswordMinLength,
+		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
+		Guard:             guard,
+		Logger:            log,
+	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+		Memory: a.memory})
+	if err != nil {
+		return nil, err
+	}
 	pg, err := pages.New(pages.Config{Issuer: cfg.Issuer, CSRFKey: csrfKey})
 	if err != nil {
 		return nil, err
@@ -258,18 +269,8 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		ObserveLogin:     a.metrics.BrowserLogin,
 		Logger:           log,
 		Now:              cfg.clock,
-	}, signin.Deps{OAuth: a.oauth, Accounts: a.accounts, Sessions: a.sessions, Consents: a.consents, Pages: pg})
-	if err != nil {
-		return nil, err
-	}
-	a.profile, err = profile.New(profile.Config{
-		Issuer:            cfg.Issuer,
-		PasswordMinLength: cfg.PasswordMinLength,
-		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
-		Guard:             guard,
-		Logger:            log,
-	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
-		Memory: a.memory})
+	}, signin.Deps{OAuth: a.oauth, Accounts: a.accounts, Sessions: a.sessions, Consents: a.consents, Pages: pg,
+		Recovery: a.profile, Registration: a.profile})
 	if err != nil {
 		return nil, err
 	}
