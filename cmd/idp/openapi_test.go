@@ -505,6 +505,16 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	see(req)
 	wb.submit(page.form(t, "/oauth2/logout"), nil, url.Values{"decision": {"logout"}})
 
+	// Its "Forgot password?" and "Create account" pages, in a browser
+	// not signed in.
+	nb := newWebBrowser(t, s)
+	nb.onRequest = see
+	page = nb.get(authorizePath("mobile", loopbackCB, newPKCE(), nil))
+	forgot := nb.get(page.link(t, "/login/forgot"))
+	nb.submit(forgot.form(t, "/login/forgot"), url.Values{"login": {"nobody"}}, nil) // → the code page
+	signupPage := nb.get(page.link(t, "/login/signup"))
+	nb.submitMultipart(signupPage.form(t, "/login/signup"), url.Values{"username": {"x"}}, "", nil) // 422
+
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")
 	want(send("GET", "/readyz", "", "", nil), 200, "readyz")
