@@ -34,7 +34,9 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '^ent/')
 
 # Load figures and this machine's limits (RS256, argon2id) from one run,
-# with the performance targets of docs/performance.md as ratios: idp serve on the embedded default,
+# with the performance targets of docs/performance.md as ratios: every
+# scenario of idp-load (the browser sign-in's authorize and loginpage among
+# them) and both login floods (flood, loginflood), on the embedded default,
 # then on a fresh MySQL database when IDP_TEST_MYSQL_DSN is set. Takes a few
 # minutes; see docs/performance.md. BENCH_DURATION is each scenario's time,
 # BENCH_FLAGS more idp-load bench flags, BENCH_STATS_1M=1 adds the

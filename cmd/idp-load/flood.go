@@ -15,15 +15,27 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-// flood sends FloodConcurrency concurrent password grants for
-// FloodDuration while sampling the server's resident memory. It passes when
-// every failure is a 503 temporarily_unavailable (the hashing queue is full)
-// and the peak resident set stays within hash concurrency × argon2 memory +
-// 150 MiB.
-func (r *runner) flood(ctx context.Context) *FloodResult {
+// flood sends FloodConcurrency concurrent logins for FloodDuration while
+// sampling the server's resident memory: password grants (flood) or
+// login-page POSTs (loginflood). It passes when every failure is the
+// server's overload answer (the hashing queue is full: a 503, at the token
+// endpoint with the error temporarily_unavailable, on the login page its
+// HTML page) and the peak resident set stays within hash concurrency ×
+// argon2 memory + 150 MiB.
+func (r *runner) flood(ctx context.Context, name string) *FloodResult {
 	f := &FloodResult{BudgetMiB: float64(r.cfg.HashConcurrency)*float64(r.cfg.Argon2MemoryKiB)/1024 + 150}
-	sc := r.scenario(ctx, floodScenario)
-	sc.keepBody = true
+	sc := r.scenario(ctx, name)
+	if sc.skip != "" {
+		f.ScenarioResult = ScenarioResult{Name: name, Concurrency: r.cfg.FloodConcurrency, Skipped: sc.skip}
+		return f
+	}
+	overloaded := func(res *vegeta.Result) bool { return res.Code == http.StatusServiceUnavailable }
+	if name == floodScenario {
+		sc.keepBody = true
+		overloaded = func(res *vegeta.Result) bool {
+			return res.Code == http.StatusServiceUnavailable && oauthError(res.Body) == "temporarily_unavailable"
+		}
+	}
 	var sampler *rssSampler
 	if r.cfg.PID > 0 {
 		var err error
@@ -35,13 +47,13 @@ func (r *runner) flood(ctx context.Context) *FloodResult {
 	elapsed, _, _ := r.attack(ctx, sc, r.cfg.FloodConcurrency, r.cfg.FloodDuration, rec, func(res *vegeta.Result) {
 		switch {
 		case int(res.Code) == sc.expect && res.Error == "":
-		case res.Code == http.StatusServiceUnavailable && oauthError(res.Body) == "temporarily_unavailable":
+		case overloaded(res):
 			f.Failed503++
 		default:
 			f.OtherFailures++
 		}
 	})
-	f.ScenarioResult = rec.result(floodScenario, r.cfg.FloodConcurrency, elapsed)
+	f.ScenarioResult = rec.result(name, r.cfg.FloodConcurrency, elapsed)
 	if sampler != nil {
 		peak, start, source := sampler.finish()
 		f.PeakRSSMiB, f.StartRSSMiB, f.PeakSource = float64(peak)/1024, float64(start)/1024, source

@@ -30,13 +30,20 @@ import (
 // userinfo and profile run before refresh, whose rotations may end the
 // access tokens they use. signup runs last of the ten because it adds
 // users (the stats scenario reads them all).
+// authorize and loginpage walk the browser sign-in (browser.go).
 var allScenarios = []string{
 	"healthz", "discovery", "jwks", "userinfo", "profile",
-	"refresh", "password", "client_credentials", "stats", "signup",
+	"refresh", "authorize", "password", "loginpage", "client_credentials", "stats", "signup",
 }
 
-// floodScenario is run only when named in -scenarios (make bench names it).
-const floodScenario = "flood"
+// The floods are run only when named in -scenarios (make bench names
+// them): 200 concurrent password grants, and as many login-page POSTs.
+const (
+	floodScenario      = "flood"
+	loginFloodScenario = "loginflood"
+)
+
+var floodScenarios = []string{floodScenario, loginFloodScenario}
 
 // loginScope is what the password grant and signup ask for, as a mobile app
 // does: an ID token and a refresh token besides the access token.
@@ -50,6 +57,7 @@ type loadConfig struct {
 	Concurrency  int
 	Timeout      time.Duration
 	Client       string // public client for signup, password and refresh
+	RedirectURI  string // of Client, for the browser sign-in (authorize)
 	ClientID     string // confidential client for client_credentials and stats
 	ClientSecret string
 	Users        int // users to sign up before the load; 0: one per worker
@@ -108,11 +116,15 @@ type runner struct {
 	serviceToken string
 	signups      atomic.Int64
 	notes        []string
+
+	loginForms     []loginForm // one per user, for loginpage and loginflood
+	sessions       []string    // signed-in browsers' cookies, one per authorize worker
+	codeSignatures atomic.Int64
 }
 
 // workers is the concurrency of scenario name.
 func (c *loadConfig) workers(name string) int {
-	if name != "password" && name != "signup" {
+	if name != "password" && name != "signup" && name != "loginpage" {
 		return c.Concurrency
 	}
 	if c.LoginConcurrency > 0 {
@@ -178,7 +190,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 	}
 	chosen := func(name string) bool { return slices.Contains(cfg.Scenarios, name) }
 	needUsers := slices.ContainsFunc(cfg.Scenarios, func(s string) bool {
-		return s == "userinfo" || s == "profile" || s == "refresh" || s == "password" || s == floodScenario
+		return s != "healthz" && s != "discovery" && s != "jwks" && s != "client_credentials" && s != "stats" && s != "signup"
 	})
 	if needUsers {
 		if err := r.prepareUsers(ctx); err != nil {
@@ -262,6 +274,9 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 		if a.cpuOK {
 			res.withCPU(a.cpu, runtime.GOMAXPROCS(0))
 		}
+		if name == "authorize" {
+			rep.SignaturesPerCode = int(r.codeSignatures.Load())
+		}
 		if name == "refresh" {
 			rep.SignaturesPerRefresh = int(r.chains.signatures.Load())
 			if n := r.chains.relogins.Load(); n > 0 {
@@ -272,7 +287,11 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 	}
 	if chosen(floodScenario) {
 		cfg.logf("  %-18s %d workers for %v", floodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
-		rep.Flood = r.flood(ctx)
+		rep.Flood = r.flood(ctx, floodScenario)
+	}
+	if chosen(loginFloodScenario) && ctx.Err() == nil {
+		cfg.logf("  %-18s %d workers for %v", loginFloodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
+		rep.LoginFlood = r.flood(ctx, loginFloodScenario)
 	}
 	rep.Notes = r.notes
 	if cfg.PID > 0 && total.wall > 0 {
@@ -526,6 +545,9 @@ type scenario struct {
 	targeter vegeta.Targeter
 	skip     string
 	keepBody bool // results carry the body
+	// iterate, when set, is one operation of several requests, run by
+	// loop instead of vegeta; worker is the goroutine's number.
+	iterate func(ctx context.Context, worker int) outcome
 }
 
 func bearer(token string) http.Header {
@@ -570,6 +592,38 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 		sc.targeter = func(t *vegeta.Target) error {
 			t.Method, t.URL, t.Header = http.MethodPost, r.url("/oauth2/token"), formHeader
 			t.Body = bodies[int(n.Add(1)-1)%len(bodies)]
+			return nil
+		}
+	case "authorize":
+		if r.sessions == nil {
+			if err := r.prepareSessions(ctx, r.cfg.workers(name)); err != nil {
+				sc.skip = "sign-in: " + err.Error()
+				return sc
+			}
+		}
+		c := r.browserClient(nil)
+		sc.iterate = func(ctx context.Context, worker int) outcome {
+			return r.authorizeOnce(ctx, c, r.sessions[worker%len(r.sessions)])
+		}
+	case "loginpage", loginFloodScenario:
+		if r.loginForms == nil {
+			if err := r.prepareLoginForms(ctx); err != nil {
+				sc.skip = "login page: " + err.Error()
+				return sc
+			}
+		}
+		sc.expect = http.StatusSeeOther
+		headers := make([]http.Header, len(r.users))
+		bodies := make([][]byte, len(r.users))
+		for i, u := range r.users {
+			f := r.loginForms[i]
+			headers[i] = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Cookie": {f.cookie}}
+			bodies[i] = f.body(u)
+		}
+		var n atomic.Uint64
+		sc.targeter = func(t *vegeta.Target) error {
+			i := int(n.Add(1)-1) % len(bodies)
+			t.Method, t.URL, t.Header, t.Body = http.MethodPost, r.url("/login"), headers[i], bodies[i]
 			return nil
 		}
 	case "refresh":
@@ -624,8 +678,14 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 // answer and the CPU time spent meanwhile (ok false when it could not be
 // read).
 func (r *runner) attack(ctx context.Context, sc scenario, workers int, d time.Duration, rec *recorder, onResult func(*vegeta.Result)) (time.Duration, cpuUse, bool) {
+	if sc.iterate != nil {
+		return r.loop(ctx, sc, workers, d, rec)
+	}
 	atk := vegeta.NewAttacker(
 		vegeta.Client(r.client),
+		// A redirect is an answer: the login page's 303 points on into
+		// the sign-in, and from there to a client that is not there.
+		vegeta.Redirects(vegeta.NoFollow),
 		vegeta.Workers(uint64(workers)),
 		vegeta.MaxWorkers(uint64(workers)),
 		// Bodies are read to the end either way; only the flood keeps

@@ -30,7 +30,7 @@ func TestRunAgainstFake(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "report.json")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{
-		"-url", srv.URL + "/", "-scenarios", "all,flood", "-duration", "150ms", "-concurrency", "3",
+		"-url", srv.URL + "/", "-scenarios", "all,flood,loginflood", "-duration", "150ms", "-concurrency", "3",
 		"-login-concurrency", "2", "-rounds", "2", "-flood-concurrency", "8", "-flood-duration", "150ms",
 		"-client-id", f.serviceID, "-client-secret", f.secret, "-pid", strconv.Itoa(os.Getpid()), "-json", jsonPath,
 	}, noEnv, &stdout, &stderr)
@@ -60,7 +60,7 @@ func TestRunAgainstFake(t *testing.T) {
 			t.Errorf("%s: rate %.1f, p50 %.2f p90 %.2f p99 %.2f max %.2f", s.Name, s.OKRate, s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
 		}
 		want := 3
-		if s.Name == "password" || s.Name == "signup" {
+		if s.Name == "password" || s.Name == "signup" || s.Name == "loginpage" {
 			want = 2
 		}
 		if s.Concurrency != want {
@@ -69,6 +69,9 @@ func TestRunAgainstFake(t *testing.T) {
 	}
 	if rep.SignaturesPerRefresh != 2 {
 		t.Errorf("signatures per refresh = %d, want 2 (access token and ID token)", rep.SignaturesPerRefresh)
+	}
+	if rep.SignaturesPerCode != 2 {
+		t.Errorf("signatures per code = %d, want 2 (access token and ID token)", rep.SignaturesPerCode)
 	}
 	if rep.Rounds != 2 || rep.Users != 3 {
 		t.Errorf("rounds %d, users %d; want 2 and 3", rep.Rounds, rep.Users)
@@ -92,9 +95,28 @@ func TestRunAgainstFake(t *testing.T) {
 		t.Errorf("flood budget %.0f MiB, want hash concurrency (GOMAXPROCS) × 64 MiB + 150 = %.0f", fl.BudgetMiB, want)
 	}
 
+	lf := rep.LoginFlood
+	if lf == nil {
+		t.Fatal("no login flood in the report")
+	}
+	if lf.Name != "loginflood" || lf.OK == 0 || lf.Failed503 == 0 || lf.OtherFailures != 0 || lf.Failed503+lf.OK != lf.Requests || lf.Errors["503"] != lf.Failed503 || !lf.Pass {
+		t.Errorf("login flood %q: %d requests, %d ok, %d×503, %d other, errors %v, pass %v; want some 303s and 503s and nothing else",
+			lf.Name, lf.Requests, lf.OK, lf.Failed503, lf.OtherFailures, lf.Errors, lf.Pass)
+	}
+
 	f.mu.Lock()
 	reused, signups := f.reused, len(f.users)
+	codeReuses, csrfRefused, pageLogins, authorizes := f.codeReuses, f.csrfRefused, f.pageLogins, f.requests["/oauth2/authorize"]
 	f.mu.Unlock()
+	if codeReuses != 0 || csrfRefused != 0 {
+		t.Errorf("the fake saw %d codes redeemed twice or unknown and %d CSRF tokens refused; want none", codeReuses, csrfRefused)
+	}
+	// Every worker of authorize signed in once (3), the rest are the
+	// loginpage and loginflood POSTs.
+	if auth := rep.Scenario("authorize"); authorizes < auth.OK+3+3 || pageLogins < 3+rep.Scenario("loginpage").OK+lf.OK {
+		t.Errorf("the fake saw %d authorization requests and %d logins; want one per authorize iteration (%d) and the preparation's",
+			authorizes, pageLogins, auth.OK)
+	}
 	if reused != 0 {
 		t.Errorf("the fake saw %d refresh tokens used twice: a chain was not rotated in order", reused)
 	}
@@ -103,7 +125,8 @@ func TestRunAgainstFake(t *testing.T) {
 	}
 
 	out := stdout.String()
-	for _, want := range append(slices.Clone(allScenarios), "flood", "p99 ms", "refresh: 2 RS256 signatures per grant") {
+	for _, want := range append(slices.Clone(allScenarios), "flood", "loginflood", "p99 ms", "refresh: 2 RS256 signatures per grant",
+		"authorize: 2 RS256 signatures per code redemption", "loginflood: peak RSS") {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -176,6 +199,35 @@ func TestProfiles(t *testing.T) {
 	}
 	if _, err := parseLoadArgs([]string{"-profile-dir", dir}, noEnv, io.Discard); err == nil {
 		t.Error("-profile-dir without -debug-url accepted")
+	}
+}
+
+// TestBrowserScenariosSkip: when the sign-in cannot be walked (here the
+// client does not have the redirect URI), authorize and loginpage are
+// skipped with the reason, and the other scenarios run.
+func TestBrowserScenariosSkip(t *testing.T) {
+	_, srv := newFakeIDP(t)
+	cfg, err := parseLoadArgs([]string{"-url", srv.URL, "-scenarios", "healthz,authorize,loginpage,loginflood", "-duration", "50ms",
+		"-concurrency", "2", "-flood-duration", "50ms", "-redirect-uri", "http://127.0.0.1/elsewhere"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runLoad(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rep.Scenario("healthz"); h == nil || h.OK == 0 {
+		t.Errorf("healthz did not run: %+v", h)
+	}
+	for _, s := range []*ScenarioResult{rep.Scenario("authorize"), rep.Scenario("loginpage"), &rep.LoginFlood.ScenarioResult} {
+		if !strings.Contains(s.Skipped, "GET /oauth2/authorize: 400") || s.Requests != 0 {
+			t.Errorf("%s: skipped %q after %d requests; want skipped for the 400", s.Name, s.Skipped, s.Requests)
+		}
+	}
+	for _, c := range checks(rep, Limits{SignPerSec: 1, HashesPerSec: 1}, 0) {
+		if c.Target == "authorize" || c.Target == "loginpage" || c.Target == "loginflood" {
+			t.Errorf("a skipped scenario produced the check %+v", c)
+		}
 	}
 }
 

@@ -10,7 +10,10 @@
 // It prepares its own users (POST /v1/users with the public client -client)
 // and needs a confidential client with client_credentials and users:stats
 // (-client-id, -client-secret) for the client_credentials and stats
-// scenarios. Run a subcommand with -h for its flags.
+// scenarios. The browser sign-in scenarios (authorize, loginpage,
+// loginflood) sign its users in through the login page; -client must have
+// the authorization_code grant and -redirect-uri, and be first-party (no
+// consent page). Run a subcommand with -h for its flags.
 package main
 
 import (
@@ -74,17 +77,18 @@ func createFile(path string) (io.WriteCloser, error) { return os.Create(path) }
 // that the bench sets itself (the service client, the server's processes).
 func addLoadFlags(fs *flag.FlagSet, cfg *loadConfig, scenarios *string, standalone bool) {
 	fs.StringVar(scenarios, "scenarios", strings.Join(allScenarios, ","),
-		"comma-separated scenarios to run: "+strings.Join(allScenarios, ", ")+", "+floodScenario+" (only when named)")
+		"comma-separated scenarios to run: "+strings.Join(allScenarios, ", ")+", "+strings.Join(floodScenarios, ", ")+" (only when named)")
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each scenario runs")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "workers per scenario, each sending its next request when the last is answered")
 	fs.IntVar(&cfg.LoginConcurrency, "login-concurrency", 0, "workers of password and signup, which the server's hashing slots bound (0: twice the slots, IDP_HASH_CONCURRENCY or one per core)")
 	fs.IntVar(&cfg.Rounds, "rounds", 1, "split each scenario's -duration into this many slices, run in interleaved rounds")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
-	fs.StringVar(&cfg.Client, "client", "mobile", "public client with the password and refresh_token grants, for signup, password and refresh")
+	fs.StringVar(&cfg.Client, "client", "mobile", "public client with the password, refresh_token and authorization_code grants, for signup, password, refresh and the browser sign-in")
+	fs.StringVar(&cfg.RedirectURI, "redirect-uri", "http://127.0.0.1/callback", "a redirect URI of -client, for the browser sign-in (authorize, loginpage, loginflood); the load never follows it")
 	fs.IntVar(&cfg.Users, "users", 0, "users to sign up first (password logins cycle through them; each is one refresh chain); 0: one per worker")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "username prefix of the users this run creates (default: random)")
-	fs.IntVar(&cfg.FloodConcurrency, "flood-concurrency", 200, "workers of the flood scenario (password grants)")
-	fs.DurationVar(&cfg.FloodDuration, "flood-duration", 10*time.Second, "how long the flood scenario runs")
+	fs.IntVar(&cfg.FloodConcurrency, "flood-concurrency", 200, "workers of the flood scenarios (password grants, login-page POSTs)")
+	fs.DurationVar(&cfg.FloodDuration, "flood-duration", 10*time.Second, "how long each flood scenario runs")
 	if standalone {
 		fs.StringVar(&cfg.ClientID, "client-id", "", "confidential client with client_credentials and users:stats (client_credentials and stats scenarios)")
 		fs.StringVar(&cfg.ClientSecret, "client-secret", "", "secret of -client-id")
@@ -106,8 +110,8 @@ func checkLoadConfig(cfg *loadConfig, scenarios string) error {
 			cfg.Scenarios = append(cfg.Scenarios, allScenarios...)
 			continue
 		}
-		if !slices.Contains(allScenarios, s) && s != floodScenario {
-			return fmt.Errorf("-scenarios: unknown scenario %q (want %s or %s)", s, strings.Join(allScenarios, ", "), floodScenario)
+		if !slices.Contains(allScenarios, s) && !slices.Contains(floodScenarios, s) {
+			return fmt.Errorf("-scenarios: unknown scenario %q (want %s, %s)", s, strings.Join(allScenarios, ", "), strings.Join(floodScenarios, ", "))
 		}
 		cfg.Scenarios = append(cfg.Scenarios, s)
 	}

@@ -48,8 +48,8 @@ type ScenarioResult struct {
 	Note             string  `json:"note,omitempty"`
 }
 
-// FloodResult is the login flood check: many concurrent password grants
-// while the server's resident memory is sampled.
+// FloodResult is a login flood check: many concurrent password grants (or
+// login-page POSTs) while the server's resident memory is sampled.
 type FloodResult struct {
 	ScenarioResult
 	// PeakRSSMiB is the server's peak resident set during the flood:
@@ -60,7 +60,8 @@ type FloodResult struct {
 	StartRSSMiB float64 `json:"start_rss_mib,omitempty"`
 	// BudgetMiB is hash concurrency × argon2 memory + 150 MiB.
 	BudgetMiB float64 `json:"budget_mib"`
-	// Failed503 counts 503 answers whose error is temporarily_unavailable;
+	// Failed503 counts the overload answers: 503s, at the token endpoint
+	// those whose error is temporarily_unavailable;
 	// OtherFailures every other failure (another status, another error,
 	// no answer).
 	Failed503     int  `json:"failed_503"`
@@ -78,11 +79,14 @@ type Report struct {
 	Users       int              `json:"users"` // signed up to log in with
 	Scenarios   []ScenarioResult `json:"scenarios"`
 	Flood       *FloodResult     `json:"flood,omitempty"`
+	LoginFlood  *FloodResult     `json:"login_flood,omitempty"` // the same with login-page POSTs
 	// SignaturesPerRefresh is how many RS256 signatures one refresh grant
 	// answer carries: the access token, plus the ID token when openid was
 	// granted. Zero when the refresh scenario did not run.
-	SignaturesPerRefresh int      `json:"signatures_per_refresh,omitempty"`
-	Notes                []string `json:"notes,omitempty"`
+	SignaturesPerRefresh int `json:"signatures_per_refresh,omitempty"`
+	// SignaturesPerCode is the same for a code redemption (authorize).
+	SignaturesPerCode int      `json:"signatures_per_code,omitempty"`
+	Notes             []string `json:"notes,omitempty"`
 	// OthersShare is the share of the machine's CPU that other processes
 	// used while the scenarios ran (with -pid only).
 	OthersShare float64 `json:"others_cpu_share,omitempty"`
@@ -119,6 +123,13 @@ func (r *recorder) add(status int, latency time.Duration, ok bool) {
 	default:
 		r.errors[strconv.Itoa(status)]++
 	}
+}
+
+// fail records a failed operation under key (a step and its status or
+// error, for the scenarios of more than one request).
+func (r *recorder) fail(key string, latency time.Duration) {
+	r.latencies = append(r.latencies, latency)
+	r.errors[key]++
 }
 
 // withCPU adds what the requests cost in CPU time to res.
@@ -210,13 +221,19 @@ func writeTable(w io.Writer, r *Report) error {
 	for i := range r.Scenarios {
 		row(&r.Scenarios[i])
 	}
-	if r.Flood != nil {
-		row(&r.Flood.ScenarioResult)
+	floods := []*FloodResult{r.Flood, r.LoginFlood}
+	for _, f := range floods {
+		if f != nil {
+			row(&f.ScenarioResult)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if f := r.Flood; f != nil && f.Skipped == "" {
+	for _, f := range floods {
+		if f == nil || f.Skipped != "" {
+			continue
+		}
 		verdict := "FAIL"
 		if f.Pass {
 			verdict = "pass"
@@ -225,8 +242,16 @@ func writeTable(w io.Writer, r *Report) error {
 		if f.PeakRSSMiB > 0 {
 			rss = fmt.Sprintf("peak RSS %.0f MiB (%s; %.0f MiB before) vs budget %.0f MiB", f.PeakRSSMiB, f.PeakSource, f.StartRSSMiB, f.BudgetMiB)
 		}
-		fmt.Fprintf(w, "flood: %s; %d failed with 503 temporarily_unavailable, %d failed otherwise: %s\n",
-			rss, f.Failed503, f.OtherFailures, verdict)
+		overload := "503 temporarily_unavailable"
+		if f.Name == loginFloodScenario {
+			overload = "503 (the login page's busy answer)"
+		}
+		fmt.Fprintf(w, "%s: %s; %d failed with %s, %d failed otherwise: %s\n",
+			f.Name, rss, f.Failed503, overload, f.OtherFailures, verdict)
+	}
+	if r.SignaturesPerCode > 0 {
+		fmt.Fprintf(w, "authorize: %d RS256 signatures per code redemption (access token%s), so its ceiling is RS256 signatures/s ÷ %d\n",
+			r.SignaturesPerCode, map[bool]string{true: " + ID token", false: ""}[r.SignaturesPerCode > 1], r.SignaturesPerCode)
 	}
 	if r.SignaturesPerRefresh > 0 {
 		fmt.Fprintf(w, "refresh: %d RS256 signatures per grant (access token%s)\n", r.SignaturesPerRefresh,

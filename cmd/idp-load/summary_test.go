@@ -73,7 +73,10 @@ func TestWriteTable(t *testing.T) {
 		},
 		Flood: &FloodResult{ScenarioResult: ScenarioResult{Name: "flood", Concurrency: 200, Requests: 10, OK: 4, Errors: map[string]int{"503": 6}},
 			PeakRSSMiB: 300, StartRSSMiB: 100, PeakSource: "VmHWM", BudgetMiB: 278, Failed503: 6},
+		LoginFlood: &FloodResult{ScenarioResult: ScenarioResult{Name: "loginflood", Concurrency: 200, Requests: 10, OK: 3, Errors: map[string]int{"503": 7}},
+			PeakRSSMiB: 250, StartRSSMiB: 200, PeakSource: "VmHWM", BudgetMiB: 278, Failed503: 7, Pass: true},
 		SignaturesPerRefresh: 2,
+		SignaturesPerCode:    2,
 	}
 	var buf bytes.Buffer
 	if err := writeTable(&buf, rep); err != nil {
@@ -81,7 +84,9 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{"healthz", "500.0", "skipped: needs -client-id", "503×6",
-		"peak RSS 300 MiB (VmHWM; 100 MiB before) vs budget 278 MiB", "FAIL", "2 RS256 signatures per grant (access token + ID token)"} {
+		"peak RSS 300 MiB (VmHWM; 100 MiB before) vs budget 278 MiB", "FAIL", "2 RS256 signatures per grant (access token + ID token)",
+		"loginflood: peak RSS 250 MiB (VmHWM; 200 MiB before) vs budget 278 MiB; 7 failed with 503 (the login page's busy answer), 0 failed otherwise: pass",
+		"authorize: 2 RS256 signatures per code redemption (access token + ID token), so its ceiling is RS256 signatures/s ÷ 2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -98,13 +103,18 @@ func TestChecks(t *testing.T) {
 			{Name: "userinfo", OKRate: 300},
 			{Name: "profile", OKRate: 250},
 			{Name: "refresh", OKRate: 400},
+			{Name: "authorize", OKRate: 300},
 			{Name: "password", OKRate: 9},
+			{Name: "loginpage", OKRate: 8},
 			{Name: "signup", OKRate: 7},
 			{Name: "stats", OKRate: 10},
 			{Name: "client_credentials", Skipped: "no client"},
 		},
 		SignaturesPerRefresh: 2,
-		Flood:                &FloodResult{ScenarioResult: ScenarioResult{OK: 3}, PeakRSSMiB: 200, BudgetMiB: 278, Pass: true},
+		SignaturesPerCode:    2,
+		Flood:                &FloodResult{ScenarioResult: ScenarioResult{Name: "flood", OK: 3}, PeakRSSMiB: 200, BudgetMiB: 278, Pass: true},
+		LoginFlood: &FloodResult{ScenarioResult: ScenarioResult{Name: "loginflood", Concurrency: 200, OK: 3}, Failed503: 5, OtherFailures: 1,
+			PeakRSSMiB: 290, BudgetMiB: 278},
 	}
 	l := Limits{SignPerSec: 1000, HashesPerSec: 10}
 	got := map[string]Check{}
@@ -114,6 +124,7 @@ func TestChecks(t *testing.T) {
 	for target, want := range map[string]string{
 		"refresh": "pass", "password": "pass", "signup": "FAIL", "discovery": "pass", "jwks": "FAIL",
 		"userinfo": "pass", "profile": "FAIL", "stats": "info", "flood": "pass",
+		"authorize": "info", "loginpage": "info", "loginflood": "FAIL",
 	} {
 		if got[target].Result != want {
 			t.Errorf("%s: %s (%+v), want %s", target, got[target].Result, got[target], want)
@@ -121,6 +132,17 @@ func TestChecks(t *testing.T) {
 	}
 	if c := got["refresh"]; c.Value != 800 || c.Ratio != 0.8 || !strings.Contains(c.Measured, "2 signatures") {
 		t.Errorf("refresh: %+v; want 400 grants/s × 2 = 800 against 1000", c)
+	}
+	// authorize → code → token signs two tokens: its ceiling is half the
+	// signing rate, so 300 codes/s are 0.6 of the limit.
+	if c := got["authorize"]; c.Value != 600 || c.Ratio != 0.6 || !strings.Contains(c.Measured, "300.0 codes/s × 2 signatures") {
+		t.Errorf("authorize: %+v; want 300 codes/s × 2 = 600 against 1000", c)
+	}
+	if c := got["loginpage"]; c.Ratio != 0.8 || c.Against != "argon2id hashes/s" {
+		t.Errorf("loginpage: %+v; want 8 against 10 hashes/s", c)
+	}
+	if c := got["loginflood"]; c.Ratio != 290.0/278 || !strings.Contains(c.Measured, "3 303, 5×503, 1 other failures; peak RSS 290 MiB") {
+		t.Errorf("loginflood: %+v", c)
 	}
 	if _, ok := got["client_credentials"]; ok {
 		t.Error("a skipped scenario produced a check")
