@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +170,51 @@ func TestSignInChromium(t *testing.T) {
 		browsertest.Do(t, ctx, chromedp.Navigate(authorize("mobile", appCB, url.Values{"prompt": {"none"}})))
 		if q := app.receive(t, ctx); q.Get("error") != "login_required" {
 			t.Errorf("after logout: client got %v", q)
+		}
+	})
+	t.Run("create account with a picture", func(t *testing.T) {
+		pic := filepath.Join(t.TempDir(), "me.png")
+		if err := os.WriteFile(pic, testPNG(t, 64, 48), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		other := browsertest.NewUser(t, ctx)
+		browsertest.Do(t, other, chromedp.Navigate(authorize("mobile", appCB, nil)))
+		browsertest.Do(t, other, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+		chromeSubmit(t, other, `a[href^="/login/signup"]`)
+		browsertest.Do(t, other,
+			chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "grace"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), "grace@example.com"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "a sturdy passphrase"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="first_name"]`), "Grace"),
+			chromedp.SendKeys(chromedp.CSS(`input[name="last_name"]`), "Hopper"),
+			chromedp.SetUploadFiles(chromedp.CSS(`input[name="picture"]`), []string{pic}),
+		)
+		chromeSubmit(t, other, `form button[type="submit"]`)
+		q := app.receive(t, other)
+		res := s.redeem("mobile", "", q.Get("code"), appCB, p.verifier)
+		if res.status != http.StatusOK {
+			t.Fatalf("redeem after signup: %d %s", res.status, res.body)
+		}
+		prof := s.get("/v1/profile", res.json(t)["access_token"].(string)).json(t)
+		if prof["username"] != "grace" || prof["picture_url"] == nil {
+			t.Errorf("profile after signing up in the browser: %v", prof)
+		}
+	})
+	t.Run("reset the password by emailed code", func(t *testing.T) {
+		other := browsertest.NewUser(t, ctx)
+		browsertest.Do(t, other, chromedp.Navigate(authorize("mobile", appCB, nil)))
+		browsertest.Do(t, other, chromedp.WaitVisible(chromedp.CSS(`input[name="login"]`)))
+		chromeSubmit(t, other, `a[href^="/login/forgot"]`)
+		browsertest.Do(t, other, chromedp.SendKeys(chromedp.CSS(`input[name="login"]`), "ada"))
+		chromeSubmit(t, other, `form button[type="submit"]`)
+		code := codeOf(t, waitForMail(t, func() []sentMail { return mailLog(t, s.testServer) }, "ada@example.com", "reset code", 1)[0])
+		browsertest.Do(t, other, chromedp.SendKeys(chromedp.CSS(`input[name="code"]`), code))
+		chromeSubmit(t, other, `form button[type="submit"]`)
+		browsertest.Do(t, other, chromedp.SendKeys(chromedp.CSS(`input[name="new_password"]`), "a brand new passphrase"))
+		chromeSubmit(t, other, `form button[type="submit"]`)
+		chromeLogin(t, other, "ada", "a brand new passphrase")
+		if q := app.receive(t, other); q.Get("code") == "" {
+			t.Errorf("after the reset: client got %v", q)
 		}
 	})
 	t.Run("German", func(t *testing.T) {
