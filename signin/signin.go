@@ -114,7 +114,8 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if len(cfg.FlowKey) < 32 {
 		return nil, fmt.Errorf("signin: flow key has %d bytes, need at least 32", len(cfg.FlowKey))
 	}
-	if d.OAuth == nil || d.Accounts == nil || d.Sessions == nil || d.Consents == nil || d.Pages == nil {
+	if d.OAuth == nil || d.Accounts == nil || d.Sessions == nil || d.Consents == nil || d.Pages == nil ||
+		d.Recovery == nil || d.Registration == nil {
 		return nil, errors.New("signin: a dependency is missing")
 	}
 	h := &Handler{cfg: cfg, d: d, log: cfg.Logger, now: cfg.Now}

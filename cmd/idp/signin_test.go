@@ -454,145 +454,149 @@ func TestSignInLogout(t *testing.T) {
 }
 
 func TestSignInErrors(t *testing.T) {
-	s := newSigninSite(t, databasetest.SQLiteURL(t))
-	b := newWebBrowser(t, s.testServer)
-	p := newPKCE()
-	pages := []struct {
-		name  string
-		extra url.Values
-	}{
-		{"unknown client", url.Values{"client_id": {"nobody"}}},
-		{"redirect URI plus a suffix", url.Values{"redirect_uri": {loopbackCB + "/x"}}},
-		{"redirect URI of another host", url.Values{"redirect_uri": {"http://127.0.0.2/callback"}}},
-		{"no redirect URI", url.Values{"redirect_uri": {""}}},
-		{"repeated client_id", url.Values{"client_id": {"mobile", "rp"}}},
-		{"repeated scope", url.Values{"scope": {"openid", "profile"}}},
-		{"state too long", url.Values{"state": {strings.Repeat("s", 9000)}}},
-		{"malformed redirect URI", url.Values{"redirect_uri": {"http://[::1"}}},
-	}
-	for _, tc := range pages {
-		t.Run(tc.name, func(t *testing.T) {
-			page := b.get(authorizePath("mobile", loopbackCB, p, tc.extra))
-			if page.status != http.StatusBadRequest || page.header.Get("Location") != "" || !strings.Contains(page.header.Get("Content-Type"), "text/html") {
-				t.Fatalf("want an error page, got %d %v", page.status, page.header)
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		b := newWebBrowser(t, s.testServer)
+		p := newPKCE()
+		pages := []struct {
+			name  string
+			extra url.Values
+		}{
+			{"unknown client", url.Values{"client_id": {"nobody"}}},
+			{"redirect URI plus a suffix", url.Values{"redirect_uri": {loopbackCB + "/x"}}},
+			{"redirect URI of another host", url.Values{"redirect_uri": {"http://127.0.0.2/callback"}}},
+			{"no redirect URI", url.Values{"redirect_uri": {""}}},
+			{"repeated client_id", url.Values{"client_id": {"mobile", "rp"}}},
+			{"repeated scope", url.Values{"scope": {"openid", "profile"}}},
+			{"state too long", url.Values{"state": {strings.Repeat("s", 9000)}}},
+			{"malformed redirect URI", url.Values{"redirect_uri": {"http://[::1"}}},
+		}
+		for _, tc := range pages {
+			t.Run(tc.name, func(t *testing.T) {
+				page := b.get(authorizePath("mobile", loopbackCB, p, tc.extra))
+				if page.status != http.StatusBadRequest || page.header.Get("Location") != "" || !strings.Contains(page.header.Get("Content-Type"), "text/html") {
+					t.Fatalf("want an error page, got %d %v", page.status, page.header)
+				}
+				if page.header.Get("Cache-Control") != "no-store" || !strings.Contains(page.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+					t.Errorf("headers %v", page.header)
+				}
+			})
+		}
+		redirected := []struct {
+			name, code string
+			extra      url.Values
+		}{
+			{"missing response_type", "unsupported_response_type", url.Values{"response_type": {""}}},
+			{"token response_type", "unsupported_response_type", url.Values{"response_type": {"token"}}},
+			{"PKCE plain", "invalid_request", url.Values{"code_challenge_method": {"plain"}, "code_challenge": {p.verifier}}},
+			{"public client without PKCE", "invalid_request", url.Values{"code_challenge": {""}, "code_challenge_method": {""}}},
+			{"request object", "request_not_supported", url.Values{"request": {"eyJhbGciOiJub25lIn0.e30."}}},
+			{"request_uri", "request_uri_not_supported", url.Values{"request_uri": {"https://127.0.0.1/r"}}},
+			{"unknown scope", "invalid_scope", url.Values{"scope": {"openid admin"}}},
+			{"bad prompt", "invalid_request", url.Values{"prompt": {"none login"}}},
+			{"bad max_age", "invalid_request", url.Values{"max_age": {"-1"}}},
+			{"bad id_token_hint", "invalid_request", url.Values{"id_token_hint": {"x.y.z"}}},
+			{"unknown response_mode", "unsupported_response_mode", url.Values{"response_mode": {"jwt"}}},
+		}
+		for _, tc := range redirected {
+			t.Run(tc.name, func(t *testing.T) {
+				q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, tc.extra)), loopbackCB)
+				if q.Get("error") != tc.code {
+					t.Errorf("error %q (%s), want %q", q.Get("error"), q.Get("error_description"), tc.code)
+				}
+			})
+		}
+		t.Run("token request", func(t *testing.T) {
+			s.signIn(t, b, nil)
+			code := func() string {
+				return s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, nil)), loopbackCB).Get("code")
 			}
-			if page.header.Get("Cache-Control") != "no-store" || !strings.Contains(page.header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
-				t.Errorf("headers %v", page.header)
+			for _, tc := range []struct{ name, verifier, redirect string }{
+				{"wrong verifier", newPKCE().verifier, loopbackCB},
+				{"no verifier", "", loopbackCB},
+				{"other redirect URI", p.verifier, "http://127.0.0.1:9/callback"},
+			} {
+				if res := s.redeem("mobile", "", code(), tc.redirect, tc.verifier); res.status != http.StatusBadRequest || res.json(t)["error"] != "invalid_grant" {
+					t.Errorf("%s: %d %s", tc.name, res.status, res.body)
+				}
+			}
+			// A confidential client that sent no challenge cannot send a
+			// verifier.
+			page := b.get(authorizePath("rp", webCB, pkce{}, url.Values{"code_challenge": {""}, "code_challenge_method": {""}}))
+			if page.url.Path == "/consent" {
+				page = b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}})
+			}
+			q := s.callback(t, page, webCB)
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {webCB}, "code_verifier": {p.verifier}}
+			if res := s.postForm("/oauth2/token", form, "rp", s.rpSecret); res.status != http.StatusBadRequest || res.json(t)["error"] != "invalid_grant" {
+				t.Errorf("verifier without challenge: %d %s", res.status, res.body)
 			}
 		})
-	}
-	redirected := []struct {
-		name, code string
-		extra      url.Values
-	}{
-		{"missing response_type", "unsupported_response_type", url.Values{"response_type": {""}}},
-		{"token response_type", "unsupported_response_type", url.Values{"response_type": {"token"}}},
-		{"PKCE plain", "invalid_request", url.Values{"code_challenge_method": {"plain"}, "code_challenge": {p.verifier}}},
-		{"public client without PKCE", "invalid_request", url.Values{"code_challenge": {""}, "code_challenge_method": {""}}},
-		{"request object", "request_not_supported", url.Values{"request": {"eyJhbGciOiJub25lIn0.e30."}}},
-		{"request_uri", "request_uri_not_supported", url.Values{"request_uri": {"https://127.0.0.1/r"}}},
-		{"unknown scope", "invalid_scope", url.Values{"scope": {"openid admin"}}},
-		{"bad prompt", "invalid_request", url.Values{"prompt": {"none login"}}},
-		{"bad max_age", "invalid_request", url.Values{"max_age": {"-1"}}},
-		{"bad id_token_hint", "invalid_request", url.Values{"id_token_hint": {"x.y.z"}}},
-		{"unknown response_mode", "unsupported_response_mode", url.Values{"response_mode": {"jwt"}}},
-	}
-	for _, tc := range redirected {
-		t.Run(tc.name, func(t *testing.T) {
-			q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, tc.extra)), loopbackCB)
-			if q.Get("error") != tc.code {
-				t.Errorf("error %q (%s), want %q", q.Get("error"), q.Get("error_description"), tc.code)
+		t.Run("form_post", func(t *testing.T) {
+			page := b.get(authorizePath("mobile", loopbackCB, p, url.Values{"response_mode": {"form_post"}}))
+			f := page.form(t, "/callback")
+			if page.status != http.StatusOK || f.action.String() != loopbackCB || f.fields.Get("code") == "" ||
+				f.fields.Get("state") != "state-1234" || f.fields.Get("iss") != s.URL {
+				t.Fatalf("form_post: %d %v %v", page.status, f.action, f.fields)
+			}
+			csp := page.header.Get("Content-Security-Policy")
+			if !strings.Contains(csp, "script-src 'nonce-") || !strings.Contains(csp, "form-action http://127.0.0.1") {
+				t.Errorf("form_post CSP %q", csp)
 			}
 		})
-	}
-	t.Run("token request", func(t *testing.T) {
-		s.signIn(t, b, nil)
-		code := func() string {
-			return s.callback(t, b.get(authorizePath("mobile", loopbackCB, p, nil)), loopbackCB).Get("code")
-		}
-		for _, tc := range []struct{ name, verifier, redirect string }{
-			{"wrong verifier", newPKCE().verifier, loopbackCB},
-			{"no verifier", "", loopbackCB},
-			{"other redirect URI", p.verifier, "http://127.0.0.1:9/callback"},
-		} {
-			if res := s.redeem("mobile", "", code(), tc.redirect, tc.verifier); res.status != http.StatusBadRequest || res.json(t)["error"] != "invalid_grant" {
-				t.Errorf("%s: %d %s", tc.name, res.status, res.body)
-			}
-		}
-		// A confidential client that sent no challenge cannot send a
-		// verifier.
-		page := b.get(authorizePath("rp", webCB, pkce{}, url.Values{"code_challenge": {""}, "code_challenge_method": {""}}))
-		if page.url.Path == "/consent" {
-			page = b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}})
-		}
-		q := s.callback(t, page, webCB)
-		form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {webCB}, "code_verifier": {p.verifier}}
-		if res := s.postForm("/oauth2/token", form, "rp", s.rpSecret); res.status != http.StatusBadRequest || res.json(t)["error"] != "invalid_grant" {
-			t.Errorf("verifier without challenge: %d %s", res.status, res.body)
-		}
-	})
-	t.Run("form_post", func(t *testing.T) {
-		page := b.get(authorizePath("mobile", loopbackCB, p, url.Values{"response_mode": {"form_post"}}))
-		f := page.form(t, "/callback")
-		if page.status != http.StatusOK || f.action.String() != loopbackCB || f.fields.Get("code") == "" ||
-			f.fields.Get("state") != "state-1234" || f.fields.Get("iss") != s.URL {
-			t.Fatalf("form_post: %d %v %v", page.status, f.action, f.fields)
-		}
-		csp := page.header.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "script-src 'nonce-") || !strings.Contains(csp, "form-action http://127.0.0.1") {
-			t.Errorf("form_post CSP %q", csp)
-		}
 	})
 }
 
 func TestSignInLoginForm(t *testing.T) {
-	s := newSigninSite(t, databasetest.SQLiteURL(t))
-	p := newPKCE()
-	b := newWebBrowser(t, s.testServer)
-	login := b.get(authorizePath("mobile", loopbackCB, p, nil))
-	f := login.form(t, "/login")
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		p := newPKCE()
+		b := newWebBrowser(t, s.testServer)
+		login := b.get(authorizePath("mobile", loopbackCB, p, nil))
+		f := login.form(t, "/login")
 
-	// Unknown login and wrong password: one message, inside role=alert.
-	var messages []string
-	for _, who := range []string{"nobody", "ada"} {
-		page := b.submit(f, url.Values{"login": {who}, "password": {"wrong password 123"}}, nil)
-		if page.status != http.StatusBadRequest || !strings.Contains(page.body, `role="alert"`) {
-			t.Fatalf("%s: %d %s", who, page.status, page.body)
+		// Unknown login and wrong password: one message, inside role=alert.
+		var messages []string
+		for _, who := range []string{"nobody", "ada"} {
+			page := b.submit(f, url.Values{"login": {who}, "password": {"wrong password 123"}}, nil)
+			if page.status != http.StatusBadRequest || !strings.Contains(page.body, `role="alert"`) {
+				t.Fatalf("%s: %d %s", who, page.status, page.body)
+			}
+			i := strings.Index(page.body, `role="alert">`)
+			messages = append(messages, page.body[i:i+strings.Index(page.body[i:], "<")])
 		}
-		i := strings.Index(page.body, `role="alert">`)
-		messages = append(messages, page.body[i:i+strings.Index(page.body[i:], "<")])
-	}
-	if messages[0] != messages[1] {
-		t.Errorf("unknown login says %q, wrong password %q", messages[0], messages[1])
-	}
-	// Without the CSRF field, or with another browser's: refused, and no
-	// session.
-	for name, set := range map[string]url.Values{
-		"no token":              {"csrf_token": {""}},
-		"another browser token": {"csrf_token": {newWebBrowser(t, s.testServer).get(authorizePath("mobile", loopbackCB, p, nil)).form(t, "/login").fields.Get("csrf_token")}},
-	} {
-		set.Set("login", "ada")
-		set.Set("password", signinPassword)
-		if page := b.submit(f, set, nil); page.status != http.StatusForbidden {
-			t.Errorf("%s: %d", name, page.status)
+		if messages[0] != messages[1] {
+			t.Errorf("unknown login says %q, wrong password %q", messages[0], messages[1])
 		}
-	}
-	// The password grant's lock-out applies to the page.
-	for range 5 {
-		b.submit(f, url.Values{"login": {"ada"}, "password": {"wrong password 456"}}, nil)
-	}
-	if page := b.submit(f, url.Values{"login": {"ada"}, "password": {signinPassword}}, nil); page.status != http.StatusTooManyRequests || page.header.Get("Retry-After") == "" {
-		t.Errorf("locked account: %d %v", page.status, page.header)
-	}
-	res := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {signinPassword}, "client_id": {"mobile"}}, "", "")
-	if res.status != http.StatusTooManyRequests {
-		t.Errorf("the password grant after the page's failures: %d", res.status)
-	}
-	// A tampered continue value is refused.
-	f.fields.Set("continue", f.fields.Get("continue")+"x")
-	if page := b.submit(f, url.Values{"login": {"ada"}, "password": {signinPassword}}, nil); page.status != http.StatusBadRequest {
-		t.Errorf("tampered continue: %d", page.status)
-	}
+		// Without the CSRF field, or with another browser's: refused, and no
+		// session.
+		for name, set := range map[string]url.Values{
+			"no token":              {"csrf_token": {""}},
+			"another browser token": {"csrf_token": {newWebBrowser(t, s.testServer).get(authorizePath("mobile", loopbackCB, p, nil)).form(t, "/login").fields.Get("csrf_token")}},
+		} {
+			set.Set("login", "ada")
+			set.Set("password", signinPassword)
+			if page := b.submit(f, set, nil); page.status != http.StatusForbidden {
+				t.Errorf("%s: %d", name, page.status)
+			}
+		}
+		// The password grant's lock-out applies to the page.
+		for range 5 {
+			b.submit(f, url.Values{"login": {"ada"}, "password": {"wrong password 456"}}, nil)
+		}
+		if page := b.submit(f, url.Values{"login": {"ada"}, "password": {signinPassword}}, nil); page.status != http.StatusTooManyRequests || page.header.Get("Retry-After") == "" {
+			t.Errorf("locked account: %d %v", page.status, page.header)
+		}
+		res := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {signinPassword}, "client_id": {"mobile"}}, "", "")
+		if res.status != http.StatusTooManyRequests {
+			t.Errorf("the password grant after the page's failures: %d", res.status)
+		}
+		// A tampered continue value is refused.
+		f.fields.Set("continue", f.fields.Get("continue")+"x")
+		if page := b.submit(f, url.Values{"login": {"ada"}, "password": {signinPassword}}, nil); page.status != http.StatusBadRequest {
+			t.Errorf("tampered continue: %d", page.status)
+		}
+	})
 }
 
 // TestSignInSessionSharedByReplicas: a second server on the same database
