@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"idp/database"
 	"idp/ent"
 	"idp/ent/signingkey"
 )
@@ -316,6 +317,18 @@ func (m *Manager) deleteExpired(ctx context.Context, rows []*ent.SigningKey, now
 // inTx runs fn in a transaction and commits when fn reports true; false (a
 // lost race) or an error rolls back.
 func (m *Manager) inTx(ctx context.Context, fn func(tx *ent.Tx) (bool, error)) (bool, error) {
+	// Processes rotating at once can deadlock on MySQL's index locks (or
+	// fail serialization on PostgreSQL); the loser's transaction is rolled
+	// back whole, so it is simply run again and then sees the winner's
+	// write.
+	ok, err := m.inTxOnce(ctx, fn)
+	for attempt := 1; attempt < 4 && database.IsRetryable(err); attempt++ {
+		ok, err = m.inTxOnce(ctx, fn)
+	}
+	return ok, err
+}
+
+func (m *Manager) inTxOnce(ctx context.Context, fn func(tx *ent.Tx) (bool, error)) (bool, error) {
 	tx, err := m.db.Tx(ctx)
 	if err != nil {
 		return false, fmt.Errorf("begin transaction: %w", err)
