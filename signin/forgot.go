@@ -141,7 +141,7 @@ func (h *Handler) handleForgot(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q := url.Values{"continue": {value}, "step": {stepCode}, "login": {login}}
-		pages.SeeOther(w, r, h.d.Pages.Paths().Forgot+"?"+q.Encode())
+		pages.SeeOther(w, r, h.d.Pages.URL(h.d.Pages.Paths().Forgot)+"?"+q.Encode())
 
 	case pages.ForgotCode:
 		page.Step, page.Code = pages.ForgotPassword, code
@@ -161,7 +161,7 @@ func (h *Handler) handleForgot(w http.ResponseWriter, r *http.Request) {
 			fail(http.StatusUnprocessableEntity, fieldMessage(fields[0]))
 		default:
 			q := url.Values{"continue": {value}, "step": {stepDone}}
-			pages.SeeOther(w, r, h.d.Pages.Paths().Forgot+"?"+q.Encode())
+			pages.SeeOther(w, r, h.d.Pages.URL(h.d.Pages.Paths().Forgot)+"?"+q.Encode())
 		}
 	}
 }
