@@ -41,11 +41,14 @@ type Options struct {
 	LockThreshold        int
 	AccountLockThreshold int
 	LockBase, LockMax    time.Duration
-	// CodeKey keys the HMAC under which reset codes are stored (at least
-	// 32 bytes; required for password reset).
+	// CodeKey keys the HMAC under which one-time codes are stored (at
+	// least 32 bytes; required for password reset and email verification).
 	CodeKey []byte
 	// CodeTTL is how long a reset code lives (default 15 minutes).
 	CodeTTL time.Duration
+	// VerifyCodeTTL is how long an email verification code lives (default
+	// 24 hours).
+	VerifyCodeTTL time.Duration
 	// OnLoginFailed and OnLockout, when set, are told of each failed
 	// password check and each lock-out imposed (for metrics).
 	OnLoginFailed, OnLockout func()
@@ -83,6 +86,9 @@ func New(db *ent.Client, hasher *password.Hasher, opts Options) *Service {
 	}
 	if opts.CodeTTL <= 0 {
 		opts.CodeTTL = 15 * time.Minute
+	}
+	if opts.VerifyCodeTTL <= 0 {
+		opts.VerifyCodeTTL = 24 * time.Hour
 	}
 	return &Service{db: db, hasher: hasher, log: opts.Logger, opts: opts}
 }

@@ -9,27 +9,54 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
+	"idp/database"
 	"idp/ent"
-	"idp/ent/passwordresetcode"
+	"idp/ent/onetimecode"
+	"idp/ent/predicate"
 )
 
-// ErrBadCode is the one answer for a wrong, used, expired or dead reset code.
-var ErrBadCode = errors.New("account: the reset code is not valid")
+// ErrBadCode is the one answer for a wrong, used, expired or dead code.
+var ErrBadCode = errors.New("account: the code is not valid")
 
-// MaxCodeAttempts is how many wrong tries kill a reset code.
+// MaxCodeAttempts is how many wrong tries kill a code.
 const MaxCodeAttempts = 5
 
-// codeDigits is the length of a reset code: 10^8 possibilities against five
+// codeDigits is the length of a code: 10^8 possibilities against five
 // tries per code.
 const codeDigits = 8
 
-// IssueResetCode makes a new reset code for the user, replacing any older
-// one, and returns it. Only its HMAC is stored. It runs on the transaction
-// ctx carries, so the code and the mail that carries it commit together.
-func (s *Service) IssueResetCode(ctx context.Context, userID int64) (string, error) {
+// Purpose is what a one-time code is for. A user holds at most one live
+// code per purpose; codes of different purposes never stand in for each
+// other.
+type Purpose string
+
+const (
+	// PurposeReset codes reset the password (they live Options.CodeTTL).
+	PurposeReset Purpose = Purpose(onetimecode.PurposeReset)
+	// PurposeVerify codes verify the email address (they live
+	// Options.VerifyCodeTTL).
+	PurposeVerify Purpose = Purpose(onetimecode.PurposeVerify)
+)
+
+func (s *Service) codeTTL(p Purpose) time.Duration {
+	if p == PurposeVerify {
+		return s.opts.VerifyCodeTTL
+	}
+	return s.opts.CodeTTL
+}
+
+// IssueCode makes a new code of purpose p for the user, replacing any
+// older one of that purpose, and returns it. Only its HMAC is stored. It
+// runs on the transaction ctx carries, so the code and the mail that
+// carries it commit together.
+func (s *Service) IssueCode(ctx context.Context, userID int64, p Purpose) (string, error) {
 	if len(s.opts.CodeKey) < 32 {
-		return "", errors.New("account: no reset code key configured")
+		return "", errors.New("account: no code key configured")
+	}
+	if err := onetimecode.PurposeValidator(onetimecode.Purpose(p)); err != nil {
+		return "", fmt.Errorf("account: %w", err)
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
 	if err != nil {
@@ -37,73 +64,81 @@ func (s *Service) IssueResetCode(ctx context.Context, userID int64) (string, err
 	}
 	code := fmt.Sprintf("%0*d", codeDigits, n.Int64())
 	now := s.opts.Now()
-	err = s.client(ctx).PasswordResetCode.Create().
+	err = s.client(ctx).OneTimeCode.Create().
 		SetUserID(userID).
-		SetCodeHash(s.codeHash(userID, code)).
+		SetPurpose(onetimecode.Purpose(p)).
+		SetCodeHash(s.codeHash(userID, p, code)).
 		SetAttempts(0).
-		SetExpiresAt(now.Add(s.opts.CodeTTL)).
+		SetExpiresAt(now.Add(s.codeTTL(p))).
 		SetCreatedAt(now).
-		OnConflictColumns(passwordresetcode.FieldUserID).
+		OnConflictColumns(onetimecode.FieldUserID, onetimecode.FieldPurpose).
 		UpdateNewValues().
 		Exec(ctx)
 	if err != nil {
-		return "", fmt.Errorf("account: store reset code: %w", err)
+		return "", fmt.Errorf("account: store %s code: %w", p, err)
 	}
 	return code, nil
 }
 
-// codeHash binds a code to its user, so that a code hash copied to another
-// user's row is worthless.
-func (s *Service) codeHash(userID int64, code string) []byte {
+// codeHash binds a code to its user and purpose, so that a code hash
+// copied to another user's row, or from a verification row to a reset
+// row, is worthless.
+func (s *Service) codeHash(userID int64, p Purpose, code string) []byte {
 	m := hmac.New(sha256.New, s.opts.CodeKey)
 	var id [8]byte
 	binary.BigEndian.PutUint64(id[:], uint64(userID))
 	m.Write(id[:])
+	m.Write([]byte(p))
+	m.Write([]byte{0})
 	m.Write([]byte(code))
 	return m.Sum(nil)
 }
 
-// CheckResetCode reports whether code is the user's live reset code, without
-// using it up. A wrong code counts one of the MaxCodeAttempts tries. Every
-// failure is ErrBadCode.
-func (s *Service) CheckResetCode(ctx context.Context, userID int64, code string) error {
+func codeOf(userID int64, p Purpose) predicate.OneTimeCode {
+	return onetimecode.And(onetimecode.UserID(userID), onetimecode.PurposeEQ(onetimecode.Purpose(p)))
+}
+
+// CheckCode reports whether code is the user's live code of purpose p,
+// without using it up. A wrong code counts one of the MaxCodeAttempts
+// tries. Every failure is ErrBadCode.
+func (s *Service) CheckCode(ctx context.Context, userID int64, p Purpose, code string) error {
 	if len(code) != codeDigits {
 		// Still a try: otherwise malformed guesses would be free probes.
-		return s.wrongCode(ctx, userID)
+		return s.wrongCode(ctx, userID, p)
 	}
-	row, err := s.client(ctx).PasswordResetCode.Query().Where(passwordresetcode.UserID(userID)).Only(ctx)
+	row, err := s.client(ctx).OneTimeCode.Query().Where(codeOf(userID, p)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return ErrBadCode
 	} else if err != nil {
-		return fmt.Errorf("account: read reset code: %w", err)
+		return fmt.Errorf("account: read %s code: %w", p, err)
 	}
 	if row.Attempts >= MaxCodeAttempts || !s.opts.Now().Before(row.ExpiresAt) {
 		return ErrBadCode
 	}
-	if !hmac.Equal(row.CodeHash, s.codeHash(userID, code)) {
-		return s.wrongCode(ctx, userID)
+	if !hmac.Equal(row.CodeHash, s.codeHash(userID, p, code)) {
+		return s.wrongCode(ctx, userID, p)
 	}
 	return nil
 }
 
-// HasLiveResetCode reports whether the user holds a reset code that still
-// works: issued, not expired, with tries left. When none does, a mail
-// quota must not stand between the owner and a new code.
-func (s *Service) HasLiveResetCode(ctx context.Context, userID int64) (bool, error) {
-	ok, err := s.client(ctx).PasswordResetCode.Query().Where(
-		passwordresetcode.UserID(userID),
-		passwordresetcode.AttemptsLT(MaxCodeAttempts),
-		passwordresetcode.ExpiresAtGT(s.opts.Now()),
+// HasLiveCode reports whether the user holds a code of purpose p that
+// still works: issued, not expired, with tries left. When none does, a
+// mail quota must not stand between the owner and a new code.
+func (s *Service) HasLiveCode(ctx context.Context, userID int64, p Purpose) (bool, error) {
+	ok, err := s.client(ctx).OneTimeCode.Query().Where(
+		codeOf(userID, p),
+		onetimecode.AttemptsLT(MaxCodeAttempts),
+		onetimecode.ExpiresAtGT(s.opts.Now()),
 	).Exist(ctx)
 	if err != nil {
-		return false, fmt.Errorf("account: read reset code: %w", err)
+		return false, fmt.Errorf("account: read %s code: %w", p, err)
 	}
 	return ok, nil
 }
 
-func (s *Service) wrongCode(ctx context.Context, userID int64) error {
-	_, err := s.client(ctx).PasswordResetCode.Update().
-		Where(passwordresetcode.UserID(userID)).
+func (s *Service) wrongCode(ctx context.Context, userID int64, p Purpose) error {
+	_, err := s.client(ctx).OneTimeCode.Update().
+		Where(codeOf(userID, p)).
 		AddAttempts(1).
 		Save(ctx)
 	if err != nil {
@@ -112,21 +147,73 @@ func (s *Service) wrongCode(ctx context.Context, userID int64) error {
 	return ErrBadCode
 }
 
-// ConsumeResetCode uses the code up: it deletes the row only while the code
+// ConsumeCode uses the code up: it deletes the row only while the code
 // still matches, is live and has tries left, so that of two concurrent
-// resets with one code exactly one succeeds.
-func (s *Service) ConsumeResetCode(ctx context.Context, userID int64, code string) error {
-	n, err := s.client(ctx).PasswordResetCode.Delete().Where(
-		passwordresetcode.UserID(userID),
-		passwordresetcode.CodeHash(s.codeHash(userID, code)),
-		passwordresetcode.AttemptsLT(MaxCodeAttempts),
-		passwordresetcode.ExpiresAtGT(s.opts.Now()),
+// uses of one code exactly one succeeds.
+func (s *Service) ConsumeCode(ctx context.Context, userID int64, p Purpose, code string) error {
+	n, err := s.client(ctx).OneTimeCode.Delete().Where(
+		codeOf(userID, p),
+		onetimecode.CodeHash(s.codeHash(userID, p, code)),
+		onetimecode.AttemptsLT(MaxCodeAttempts),
+		onetimecode.ExpiresAtGT(s.opts.Now()),
 	).Exec(ctx)
 	if err != nil {
-		return fmt.Errorf("account: use reset code: %w", err)
+		return fmt.Errorf("account: use %s code: %w", p, err)
 	}
 	if n == 0 {
 		return ErrBadCode
+	}
+	return nil
+}
+
+// IssueResetCode is IssueCode for a password reset.
+func (s *Service) IssueResetCode(ctx context.Context, userID int64) (string, error) {
+	return s.IssueCode(ctx, userID, PurposeReset)
+}
+
+// CheckResetCode is CheckCode for a password reset.
+func (s *Service) CheckResetCode(ctx context.Context, userID int64, code string) error {
+	return s.CheckCode(ctx, userID, PurposeReset, code)
+}
+
+// HasLiveResetCode is HasLiveCode for a password reset.
+func (s *Service) HasLiveResetCode(ctx context.Context, userID int64) (bool, error) {
+	return s.HasLiveCode(ctx, userID, PurposeReset)
+}
+
+// ConsumeResetCode is ConsumeCode for a password reset.
+func (s *Service) ConsumeResetCode(ctx context.Context, userID int64, code string) error {
+	return s.ConsumeCode(ctx, userID, PurposeReset, code)
+}
+
+// VerifyEmail marks the user's address verified with a mailed code of
+// PurposeVerify: a wrong code counts a try; a wrong, used, expired or dead
+// code is ErrBadCode. The code is used up and the flag set in one
+// transaction (ctx's, or one of its own).
+func (s *Service) VerifyEmail(ctx context.Context, userID int64, code string) error {
+	if err := s.CheckCode(ctx, userID, PurposeVerify, code); err != nil {
+		return err
+	}
+	return database.InTx(ctx, s.db, func(ctx context.Context) error {
+		if err := s.ConsumeCode(ctx, userID, PurposeVerify, code); err != nil {
+			return err
+		}
+		return s.MarkEmailVerified(ctx, userID)
+	})
+}
+
+// MarkEmailVerified records that the owner proved control of the address
+// (a verification code, or a password reset by a mailed code). A live
+// verification code has nothing left to prove and is removed.
+func (s *Service) MarkEmailVerified(ctx context.Context, userID int64) error {
+	err := s.client(ctx).User.UpdateOneID(userID).SetEmailVerified(true).Exec(ctx)
+	if ent.IsNotFound(err) {
+		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("account: mark email verified: %w", err)
+	}
+	if _, err := s.client(ctx).OneTimeCode.Delete().Where(codeOf(userID, PurposeVerify)).Exec(ctx); err != nil {
+		return fmt.Errorf("account: drop verification code: %w", err)
 	}
 	return nil
 }
@@ -149,7 +236,7 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) er
 	return s.clearUserThrottles(ctx, userID)
 }
 
-// DeleteExpiredCodes removes reset codes past their lifetime.
+// DeleteExpiredCodes removes codes of every purpose past their lifetime.
 func (s *Service) DeleteExpiredCodes(ctx context.Context) (int, error) {
-	return s.db.PasswordResetCode.Delete().Where(passwordresetcode.ExpiresAtLT(s.opts.Now())).Exec(ctx)
+	return s.db.OneTimeCode.Delete().Where(onetimecode.ExpiresAtLT(s.opts.Now())).Exec(ctx)
 }

@@ -17,8 +17,8 @@ import (
 	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
+	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
-	"idp/ent/passwordresetcode"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -49,12 +49,12 @@ type Client struct {
 	LoginThrottle *LoginThrottleClient
 	// OAuthClient is the client for interacting with the OAuthClient builders.
 	OAuthClient *OAuthClientClient
+	// OneTimeCode is the client for interacting with the OneTimeCode builders.
+	OneTimeCode *OneTimeCodeClient
 	// OutboxMessage is the client for interacting with the OutboxMessage builders.
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
-	// PasswordResetCode is the client for interacting with the PasswordResetCode builders.
-	PasswordResetCode *PasswordResetCodeClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -80,9 +80,9 @@ func (c *Client) init() {
 	c.Consent = NewConsentClient(c.config)
 	c.LoginThrottle = NewLoginThrottleClient(c.config)
 	c.OAuthClient = NewOAuthClientClient(c.config)
+	c.OneTimeCode = NewOneTimeCodeClient(c.config)
 	c.OutboxMessage = NewOutboxMessageClient(c.config)
 	c.PKCERequest = NewPKCERequestClient(c.config)
-	c.PasswordResetCode = NewPasswordResetCodeClient(c.config)
 	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -177,21 +177,21 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:               ctx,
-		config:            cfg,
-		AccessToken:       NewAccessTokenClient(cfg),
-		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
-		BrowserSession:    NewBrowserSessionClient(cfg),
-		Consent:           NewConsentClient(cfg),
-		LoginThrottle:     NewLoginThrottleClient(cfg),
-		OAuthClient:       NewOAuthClientClient(cfg),
-		OutboxMessage:     NewOutboxMessageClient(cfg),
-		PKCERequest:       NewPKCERequestClient(cfg),
-		PasswordResetCode: NewPasswordResetCodeClient(cfg),
-		RateLimitWindow:   NewRateLimitWindowClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
-		SigningKey:        NewSigningKeyClient(cfg),
-		User:              NewUserClient(cfg),
+		ctx:             ctx,
+		config:          cfg,
+		AccessToken:     NewAccessTokenClient(cfg),
+		AuthorizeCode:   NewAuthorizeCodeClient(cfg),
+		BrowserSession:  NewBrowserSessionClient(cfg),
+		Consent:         NewConsentClient(cfg),
+		LoginThrottle:   NewLoginThrottleClient(cfg),
+		OAuthClient:     NewOAuthClientClient(cfg),
+		OneTimeCode:     NewOneTimeCodeClient(cfg),
+		OutboxMessage:   NewOutboxMessageClient(cfg),
+		PKCERequest:     NewPKCERequestClient(cfg),
+		RateLimitWindow: NewRateLimitWindowClient(cfg),
+		RefreshToken:    NewRefreshTokenClient(cfg),
+		SigningKey:      NewSigningKeyClient(cfg),
+		User:            NewUserClient(cfg),
 	}, nil
 }
 
@@ -209,21 +209,21 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:               ctx,
-		config:            cfg,
-		AccessToken:       NewAccessTokenClient(cfg),
-		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
-		BrowserSession:    NewBrowserSessionClient(cfg),
-		Consent:           NewConsentClient(cfg),
-		LoginThrottle:     NewLoginThrottleClient(cfg),
-		OAuthClient:       NewOAuthClientClient(cfg),
-		OutboxMessage:     NewOutboxMessageClient(cfg),
-		PKCERequest:       NewPKCERequestClient(cfg),
-		PasswordResetCode: NewPasswordResetCodeClient(cfg),
-		RateLimitWindow:   NewRateLimitWindowClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
-		SigningKey:        NewSigningKeyClient(cfg),
-		User:              NewUserClient(cfg),
+		ctx:             ctx,
+		config:          cfg,
+		AccessToken:     NewAccessTokenClient(cfg),
+		AuthorizeCode:   NewAuthorizeCodeClient(cfg),
+		BrowserSession:  NewBrowserSessionClient(cfg),
+		Consent:         NewConsentClient(cfg),
+		LoginThrottle:   NewLoginThrottleClient(cfg),
+		OAuthClient:     NewOAuthClientClient(cfg),
+		OneTimeCode:     NewOneTimeCodeClient(cfg),
+		OutboxMessage:   NewOutboxMessageClient(cfg),
+		PKCERequest:     NewPKCERequestClient(cfg),
+		RateLimitWindow: NewRateLimitWindowClient(cfg),
+		RefreshToken:    NewRefreshTokenClient(cfg),
+		SigningKey:      NewSigningKeyClient(cfg),
+		User:            NewUserClient(cfg),
 	}, nil
 }
 
@@ -254,7 +254,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
-		c.OAuthClient, c.OutboxMessage, c.PKCERequest, c.PasswordResetCode,
+		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
 		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Use(hooks...)
@@ -266,7 +266,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
-		c.OAuthClient, c.OutboxMessage, c.PKCERequest, c.PasswordResetCode,
+		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
 		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Intercept(interceptors...)
@@ -288,12 +288,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.LoginThrottle.mutate(ctx, m)
 	case *OAuthClientMutation:
 		return c.OAuthClient.mutate(ctx, m)
+	case *OneTimeCodeMutation:
+		return c.OneTimeCode.mutate(ctx, m)
 	case *OutboxMessageMutation:
 		return c.OutboxMessage.mutate(ctx, m)
 	case *PKCERequestMutation:
 		return c.PKCERequest.mutate(ctx, m)
-	case *PasswordResetCodeMutation:
-		return c.PasswordResetCode.mutate(ctx, m)
 	case *RateLimitWindowMutation:
 		return c.RateLimitWindow.mutate(ctx, m)
 	case *RefreshTokenMutation:
@@ -1105,6 +1105,139 @@ func (c *OAuthClientClient) mutate(ctx context.Context, m *OAuthClientMutation) 
 	}
 }
 
+// OneTimeCodeClient is a client for the OneTimeCode schema.
+type OneTimeCodeClient struct {
+	config
+}
+
+// NewOneTimeCodeClient returns a client for the OneTimeCode from the given config.
+func NewOneTimeCodeClient(c config) *OneTimeCodeClient {
+	return &OneTimeCodeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `onetimecode.Hooks(f(g(h())))`.
+func (c *OneTimeCodeClient) Use(hooks ...Hook) {
+	c.hooks.OneTimeCode = append(c.hooks.OneTimeCode, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `onetimecode.Intercept(f(g(h())))`.
+func (c *OneTimeCodeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.OneTimeCode = append(c.inters.OneTimeCode, interceptors...)
+}
+
+// Create returns a builder for creating a OneTimeCode entity.
+func (c *OneTimeCodeClient) Create() *OneTimeCodeCreate {
+	mutation := newOneTimeCodeMutation(c.config, OpCreate)
+	return &OneTimeCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of OneTimeCode entities.
+func (c *OneTimeCodeClient) CreateBulk(builders ...*OneTimeCodeCreate) *OneTimeCodeCreateBulk {
+	return &OneTimeCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OneTimeCodeClient) MapCreateBulk(slice any, setFunc func(*OneTimeCodeCreate, int)) *OneTimeCodeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OneTimeCodeCreateBulk{err: fmt.Errorf("calling to OneTimeCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OneTimeCodeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OneTimeCodeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for OneTimeCode.
+func (c *OneTimeCodeClient) Update() *OneTimeCodeUpdate {
+	mutation := newOneTimeCodeMutation(c.config, OpUpdate)
+	return &OneTimeCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OneTimeCodeClient) UpdateOne(_m *OneTimeCode) *OneTimeCodeUpdateOne {
+	mutation := newOneTimeCodeMutation(c.config, OpUpdateOne, withOneTimeCode(_m))
+	return &OneTimeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OneTimeCodeClient) UpdateOneID(id int) *OneTimeCodeUpdateOne {
+	mutation := newOneTimeCodeMutation(c.config, OpUpdateOne, withOneTimeCodeID(id))
+	return &OneTimeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for OneTimeCode.
+func (c *OneTimeCodeClient) Delete() *OneTimeCodeDelete {
+	mutation := newOneTimeCodeMutation(c.config, OpDelete)
+	return &OneTimeCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OneTimeCodeClient) DeleteOne(_m *OneTimeCode) *OneTimeCodeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OneTimeCodeClient) DeleteOneID(id int) *OneTimeCodeDeleteOne {
+	builder := c.Delete().Where(onetimecode.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OneTimeCodeDeleteOne{builder}
+}
+
+// Query returns a query builder for OneTimeCode.
+func (c *OneTimeCodeClient) Query() *OneTimeCodeQuery {
+	return &OneTimeCodeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOneTimeCode},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a OneTimeCode entity by its id.
+func (c *OneTimeCodeClient) Get(ctx context.Context, id int) (*OneTimeCode, error) {
+	return c.Query().Where(onetimecode.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OneTimeCodeClient) GetX(ctx context.Context, id int) *OneTimeCode {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *OneTimeCodeClient) Hooks() []Hook {
+	return c.hooks.OneTimeCode
+}
+
+// Interceptors returns the client interceptors.
+func (c *OneTimeCodeClient) Interceptors() []Interceptor {
+	return c.inters.OneTimeCode
+}
+
+func (c *OneTimeCodeClient) mutate(ctx context.Context, m *OneTimeCodeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OneTimeCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OneTimeCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OneTimeCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OneTimeCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown OneTimeCode mutation op: %q", m.Op())
+	}
+}
+
 // OutboxMessageClient is a client for the OutboxMessage schema.
 type OutboxMessageClient struct {
 	config
@@ -1368,139 +1501,6 @@ func (c *PKCERequestClient) mutate(ctx context.Context, m *PKCERequestMutation) 
 		return (&PKCERequestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown PKCERequest mutation op: %q", m.Op())
-	}
-}
-
-// PasswordResetCodeClient is a client for the PasswordResetCode schema.
-type PasswordResetCodeClient struct {
-	config
-}
-
-// NewPasswordResetCodeClient returns a client for the PasswordResetCode from the given config.
-func NewPasswordResetCodeClient(c config) *PasswordResetCodeClient {
-	return &PasswordResetCodeClient{config: c}
-}
-
-// Use adds a list of mutation hooks to the hooks stack.
-// A call to `Use(f, g, h)` equals to `passwordresetcode.Hooks(f(g(h())))`.
-func (c *PasswordResetCodeClient) Use(hooks ...Hook) {
-	c.hooks.PasswordResetCode = append(c.hooks.PasswordResetCode, hooks...)
-}
-
-// Intercept adds a list of query interceptors to the interceptors stack.
-// A call to `Intercept(f, g, h)` equals to `passwordresetcode.Intercept(f(g(h())))`.
-func (c *PasswordResetCodeClient) Intercept(interceptors ...Interceptor) {
-	c.inters.PasswordResetCode = append(c.inters.PasswordResetCode, interceptors...)
-}
-
-// Create returns a builder for creating a PasswordResetCode entity.
-func (c *PasswordResetCodeClient) Create() *PasswordResetCodeCreate {
-	mutation := newPasswordResetCodeMutation(c.config, OpCreate)
-	return &PasswordResetCodeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// CreateBulk returns a builder for creating a bulk of PasswordResetCode entities.
-func (c *PasswordResetCodeClient) CreateBulk(builders ...*PasswordResetCodeCreate) *PasswordResetCodeCreateBulk {
-	return &PasswordResetCodeCreateBulk{config: c.config, builders: builders}
-}
-
-// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
-// a builder and applies setFunc on it.
-func (c *PasswordResetCodeClient) MapCreateBulk(slice any, setFunc func(*PasswordResetCodeCreate, int)) *PasswordResetCodeCreateBulk {
-	rv := reflect.ValueOf(slice)
-	if rv.Kind() != reflect.Slice {
-		return &PasswordResetCodeCreateBulk{err: fmt.Errorf("calling to PasswordResetCodeClient.MapCreateBulk with wrong type %T, need slice", slice)}
-	}
-	builders := make([]*PasswordResetCodeCreate, rv.Len())
-	for i := 0; i < rv.Len(); i++ {
-		builders[i] = c.Create()
-		setFunc(builders[i], i)
-	}
-	return &PasswordResetCodeCreateBulk{config: c.config, builders: builders}
-}
-
-// Update returns an update builder for PasswordResetCode.
-func (c *PasswordResetCodeClient) Update() *PasswordResetCodeUpdate {
-	mutation := newPasswordResetCodeMutation(c.config, OpUpdate)
-	return &PasswordResetCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOne returns an update builder for the given entity.
-func (c *PasswordResetCodeClient) UpdateOne(_m *PasswordResetCode) *PasswordResetCodeUpdateOne {
-	mutation := newPasswordResetCodeMutation(c.config, OpUpdateOne, withPasswordResetCode(_m))
-	return &PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// UpdateOneID returns an update builder for the given id.
-func (c *PasswordResetCodeClient) UpdateOneID(id int) *PasswordResetCodeUpdateOne {
-	mutation := newPasswordResetCodeMutation(c.config, OpUpdateOne, withPasswordResetCodeID(id))
-	return &PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// Delete returns a delete builder for PasswordResetCode.
-func (c *PasswordResetCodeClient) Delete() *PasswordResetCodeDelete {
-	mutation := newPasswordResetCodeMutation(c.config, OpDelete)
-	return &PasswordResetCodeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
-}
-
-// DeleteOne returns a builder for deleting the given entity.
-func (c *PasswordResetCodeClient) DeleteOne(_m *PasswordResetCode) *PasswordResetCodeDeleteOne {
-	return c.DeleteOneID(_m.ID)
-}
-
-// DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *PasswordResetCodeClient) DeleteOneID(id int) *PasswordResetCodeDeleteOne {
-	builder := c.Delete().Where(passwordresetcode.ID(id))
-	builder.mutation.id = &id
-	builder.mutation.op = OpDeleteOne
-	return &PasswordResetCodeDeleteOne{builder}
-}
-
-// Query returns a query builder for PasswordResetCode.
-func (c *PasswordResetCodeClient) Query() *PasswordResetCodeQuery {
-	return &PasswordResetCodeQuery{
-		config: c.config,
-		ctx:    &QueryContext{Type: TypePasswordResetCode},
-		inters: c.Interceptors(),
-	}
-}
-
-// Get returns a PasswordResetCode entity by its id.
-func (c *PasswordResetCodeClient) Get(ctx context.Context, id int) (*PasswordResetCode, error) {
-	return c.Query().Where(passwordresetcode.ID(id)).Only(ctx)
-}
-
-// GetX is like Get, but panics if an error occurs.
-func (c *PasswordResetCodeClient) GetX(ctx context.Context, id int) *PasswordResetCode {
-	obj, err := c.Get(ctx, id)
-	if err != nil {
-		panic(err)
-	}
-	return obj
-}
-
-// Hooks returns the client hooks.
-func (c *PasswordResetCodeClient) Hooks() []Hook {
-	return c.hooks.PasswordResetCode
-}
-
-// Interceptors returns the client interceptors.
-func (c *PasswordResetCodeClient) Interceptors() []Interceptor {
-	return c.inters.PasswordResetCode
-}
-
-func (c *PasswordResetCodeClient) mutate(ctx context.Context, m *PasswordResetCodeMutation) (Value, error) {
-	switch m.Op() {
-	case OpCreate:
-		return (&PasswordResetCodeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdate:
-		return (&PasswordResetCodeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpUpdateOne:
-		return (&PasswordResetCodeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
-	case OpDelete, OpDeleteOne:
-		return (&PasswordResetCodeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
-	default:
-		return nil, fmt.Errorf("ent: unknown PasswordResetCode mutation op: %q", m.Op())
 	}
 }
 
@@ -2040,12 +2040,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 type (
 	hooks struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OutboxMessage, PKCERequest, PasswordResetCode, RateLimitWindow, RefreshToken,
+		OneTimeCode, OutboxMessage, PKCERequest, RateLimitWindow, RefreshToken,
 		SigningKey, User []ent.Hook
 	}
 	inters struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OutboxMessage, PKCERequest, PasswordResetCode, RateLimitWindow, RefreshToken,
+		OneTimeCode, OutboxMessage, PKCERequest, RateLimitWindow, RefreshToken,
 		SigningKey, User []ent.Interceptor
 	}
 )

@@ -12,8 +12,8 @@ import (
 	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
+	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
-	"idp/ent/passwordresetcode"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -85,19 +85,19 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			accesstoken.Table:       accesstoken.ValidColumn,
-			authorizecode.Table:     authorizecode.ValidColumn,
-			browsersession.Table:    browsersession.ValidColumn,
-			consent.Table:           consent.ValidColumn,
-			loginthrottle.Table:     loginthrottle.ValidColumn,
-			oauthclient.Table:       oauthclient.ValidColumn,
-			outboxmessage.Table:     outboxmessage.ValidColumn,
-			pkcerequest.Table:       pkcerequest.ValidColumn,
-			passwordresetcode.Table: passwordresetcode.ValidColumn,
-			ratelimitwindow.Table:   ratelimitwindow.ValidColumn,
-			refreshtoken.Table:      refreshtoken.ValidColumn,
-			signingkey.Table:        signingkey.ValidColumn,
-			user.Table:              user.ValidColumn,
+			accesstoken.Table:     accesstoken.ValidColumn,
+			authorizecode.Table:   authorizecode.ValidColumn,
+			browsersession.Table:  browsersession.ValidColumn,
+			consent.Table:         consent.ValidColumn,
+			loginthrottle.Table:   loginthrottle.ValidColumn,
+			oauthclient.Table:     oauthclient.ValidColumn,
+			onetimecode.Table:     onetimecode.ValidColumn,
+			outboxmessage.Table:   outboxmessage.ValidColumn,
+			pkcerequest.Table:     pkcerequest.ValidColumn,
+			ratelimitwindow.Table: ratelimitwindow.ValidColumn,
+			refreshtoken.Table:    refreshtoken.ValidColumn,
+			signingkey.Table:      signingkey.ValidColumn,
+			user.Table:            user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

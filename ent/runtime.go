@@ -9,8 +9,8 @@ import (
 	"idp/ent/consent"
 	"idp/ent/loginthrottle"
 	"idp/ent/oauthclient"
+	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
-	"idp/ent/passwordresetcode"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -266,6 +266,24 @@ func init() {
 			return nil
 		}
 	}()
+	onetimecodeFields := schema.OneTimeCode{}.Fields()
+	_ = onetimecodeFields
+	// onetimecodeDescUserID is the schema descriptor for user_id field.
+	onetimecodeDescUserID := onetimecodeFields[0].Descriptor()
+	// onetimecode.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	onetimecode.UserIDValidator = onetimecodeDescUserID.Validators[0].(func(int64) error)
+	// onetimecodeDescCodeHash is the schema descriptor for code_hash field.
+	onetimecodeDescCodeHash := onetimecodeFields[2].Descriptor()
+	// onetimecode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
+	onetimecode.CodeHashValidator = onetimecodeDescCodeHash.Validators[0].(func([]byte) error)
+	// onetimecodeDescAttempts is the schema descriptor for attempts field.
+	onetimecodeDescAttempts := onetimecodeFields[3].Descriptor()
+	// onetimecode.DefaultAttempts holds the default value on creation for the attempts field.
+	onetimecode.DefaultAttempts = onetimecodeDescAttempts.Default.(int)
+	// onetimecodeDescCreatedAt is the schema descriptor for created_at field.
+	onetimecodeDescCreatedAt := onetimecodeFields[5].Descriptor()
+	// onetimecode.DefaultCreatedAt holds the default value on creation for the created_at field.
+	onetimecode.DefaultCreatedAt = onetimecodeDescCreatedAt.Default.(func() time.Time)
 	outboxmessageFields := schema.OutboxMessage{}.Fields()
 	_ = outboxmessageFields
 	// outboxmessageDescRecipient is the schema descriptor for recipient field.
@@ -354,24 +372,6 @@ func init() {
 			return nil
 		}
 	}()
-	passwordresetcodeFields := schema.PasswordResetCode{}.Fields()
-	_ = passwordresetcodeFields
-	// passwordresetcodeDescUserID is the schema descriptor for user_id field.
-	passwordresetcodeDescUserID := passwordresetcodeFields[0].Descriptor()
-	// passwordresetcode.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
-	passwordresetcode.UserIDValidator = passwordresetcodeDescUserID.Validators[0].(func(int64) error)
-	// passwordresetcodeDescCodeHash is the schema descriptor for code_hash field.
-	passwordresetcodeDescCodeHash := passwordresetcodeFields[1].Descriptor()
-	// passwordresetcode.CodeHashValidator is a validator for the "code_hash" field. It is called by the builders before save.
-	passwordresetcode.CodeHashValidator = passwordresetcodeDescCodeHash.Validators[0].(func([]byte) error)
-	// passwordresetcodeDescAttempts is the schema descriptor for attempts field.
-	passwordresetcodeDescAttempts := passwordresetcodeFields[2].Descriptor()
-	// passwordresetcode.DefaultAttempts holds the default value on creation for the attempts field.
-	passwordresetcode.DefaultAttempts = passwordresetcodeDescAttempts.Default.(int)
-	// passwordresetcodeDescCreatedAt is the schema descriptor for created_at field.
-	passwordresetcodeDescCreatedAt := passwordresetcodeFields[4].Descriptor()
-	// passwordresetcode.DefaultCreatedAt holds the default value on creation for the created_at field.
-	passwordresetcode.DefaultCreatedAt = passwordresetcodeDescCreatedAt.Default.(func() time.Time)
 	ratelimitwindowFields := schema.RateLimitWindow{}.Fields()
 	_ = ratelimitwindowFields
 	// ratelimitwindowDescCount is the schema descriptor for count field.
@@ -530,34 +530,38 @@ func init() {
 			return nil
 		}
 	}()
+	// userDescEmailVerified is the schema descriptor for email_verified field.
+	userDescEmailVerified := userFields[3].Descriptor()
+	// user.DefaultEmailVerified holds the default value on creation for the email_verified field.
+	user.DefaultEmailVerified = userDescEmailVerified.Default.(bool)
 	// userDescPasswordHash is the schema descriptor for password_hash field.
-	userDescPasswordHash := userFields[3].Descriptor()
+	userDescPasswordHash := userFields[4].Descriptor()
 	// user.PasswordHashValidator is a validator for the "password_hash" field. It is called by the builders before save.
 	user.PasswordHashValidator = userDescPasswordHash.Validators[0].(func(string) error)
 	// userDescFirstName is the schema descriptor for first_name field.
-	userDescFirstName := userFields[4].Descriptor()
+	userDescFirstName := userFields[5].Descriptor()
 	// user.FirstNameValidator is a validator for the "first_name" field. It is called by the builders before save.
 	user.FirstNameValidator = userDescFirstName.Validators[0].(func(string) error)
 	// userDescLastName is the schema descriptor for last_name field.
-	userDescLastName := userFields[5].Descriptor()
+	userDescLastName := userFields[6].Descriptor()
 	// user.LastNameValidator is a validator for the "last_name" field. It is called by the builders before save.
 	user.LastNameValidator = userDescLastName.Validators[0].(func(string) error)
 	// userDescPictureKey is the schema descriptor for picture_key field.
-	userDescPictureKey := userFields[7].Descriptor()
+	userDescPictureKey := userFields[8].Descriptor()
 	// user.PictureKeyValidator is a validator for the "picture_key" field. It is called by the builders before save.
 	user.PictureKeyValidator = userDescPictureKey.Validators[0].(func(string) error)
 	// userDescCreatedAt is the schema descriptor for created_at field.
-	userDescCreatedAt := userFields[8].Descriptor()
+	userDescCreatedAt := userFields[9].Descriptor()
 	// user.DefaultCreatedAt holds the default value on creation for the created_at field.
 	user.DefaultCreatedAt = userDescCreatedAt.Default.(func() time.Time)
 	// userDescUpdatedAt is the schema descriptor for updated_at field.
-	userDescUpdatedAt := userFields[9].Descriptor()
+	userDescUpdatedAt := userFields[10].Descriptor()
 	// user.DefaultUpdatedAt holds the default value on creation for the updated_at field.
 	user.DefaultUpdatedAt = userDescUpdatedAt.Default.(func() time.Time)
 	// user.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	user.UpdateDefaultUpdatedAt = userDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// userDescPasswordChangedAt is the schema descriptor for password_changed_at field.
-	userDescPasswordChangedAt := userFields[10].Descriptor()
+	userDescPasswordChangedAt := userFields[11].Descriptor()
 	// user.DefaultPasswordChangedAt holds the default value on creation for the password_changed_at field.
 	user.DefaultPasswordChangedAt = userDescPasswordChangedAt.Default.(func() time.Time)
 	// userDescID is the schema descriptor for id field.

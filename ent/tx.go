@@ -26,12 +26,12 @@ type Tx struct {
 	LoginThrottle *LoginThrottleClient
 	// OAuthClient is the client for interacting with the OAuthClient builders.
 	OAuthClient *OAuthClientClient
+	// OneTimeCode is the client for interacting with the OneTimeCode builders.
+	OneTimeCode *OneTimeCodeClient
 	// OutboxMessage is the client for interacting with the OutboxMessage builders.
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
-	// PasswordResetCode is the client for interacting with the PasswordResetCode builders.
-	PasswordResetCode *PasswordResetCodeClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -177,9 +177,9 @@ func (tx *Tx) init() {
 	tx.Consent = NewConsentClient(tx.config)
 	tx.LoginThrottle = NewLoginThrottleClient(tx.config)
 	tx.OAuthClient = NewOAuthClientClient(tx.config)
+	tx.OneTimeCode = NewOneTimeCodeClient(tx.config)
 	tx.OutboxMessage = NewOutboxMessageClient(tx.config)
 	tx.PKCERequest = NewPKCERequestClient(tx.config)
-	tx.PasswordResetCode = NewPasswordResetCodeClient(tx.config)
 	tx.RateLimitWindow = NewRateLimitWindowClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

@@ -237,6 +237,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp["username"] = u.Username
+		resp["email_verified"] = u.EmailVerified
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

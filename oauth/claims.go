@@ -32,9 +32,9 @@ type profileClaims struct {
 
 type emailClaims struct {
 	Email string `json:"email"`
-	// Addresses are not confirmed at signup; a reset code proves only that
-	// someone read one mail. Claiming otherwise would mislead relying
-	// parties that link accounts by verified email.
+	// True only once the owner proved the address with a mailed code (a
+	// verification code, or a password reset by one): relying parties
+	// link accounts by verified email.
 	EmailVerified bool `json:"email_verified"`
 }
 
@@ -52,7 +52,7 @@ func (s *Server) userClaims(ctx context.Context, u *ent.User, scopes []string) u
 		}
 	}
 	if slices.Contains(scopes, ScopeEmail) {
-		c.emailClaims = &emailClaims{Email: u.Email}
+		c.emailClaims = &emailClaims{Email: u.Email, EmailVerified: u.EmailVerified}
 	}
 	return c
 }

@@ -23,7 +23,7 @@ func (s *Server) handleGetProfile(w http.ResponseWriter, r *http.Request) {
 // them.
 var (
 	patchable = []string{"first_name", "last_name", "gender"}
-	readOnly  = []string{"id", "username", "email", "password", "picture_url", "created_at", "updated_at"}
+	readOnly  = []string{"id", "username", "email", "email_verified", "password", "picture_url", "created_at", "updated_at"}
 )
 
 func (s *Server) handlePatchProfile(w http.ResponseWriter, r *http.Request) {

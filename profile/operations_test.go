@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -119,6 +120,24 @@ func TestCreateAccount(t *testing.T) {
 	}
 	if _, err := f.accounts.Authenticate(ctx, "ada@example.com", in.Password, "192.0.2.1"); err != nil {
 		t.Fatalf("the new account cannot log in: %v", err)
+	}
+	// The signup mailed a verification code, in the user's transaction;
+	// the address stays unverified until it is used.
+	if u.EmailVerified {
+		t.Fatal("a new account's address is verified")
+	}
+	f.mailer.mu.Lock()
+	sent := slices.Clone(f.mailer.sent)
+	f.mailer.mu.Unlock()
+	code := regexp.MustCompile(`\b\d{8}\b`).FindString(sent[len(sent)-1].Text)
+	if len(sent) != 1 || sent[0].To != "ada@example.com" || code == "" {
+		t.Fatalf("mails after signup: %+v, want one verification code to ada@example.com", sent)
+	}
+	if err := f.accounts.VerifyEmail(ctx, u.ID, code); err != nil {
+		t.Fatalf("verify with the mailed code: %v", err)
+	}
+	if got, err := f.accounts.Get(ctx, u.ID); err != nil || !got.EmailVerified {
+		t.Fatalf("after verification: %+v %v", got, err)
 	}
 
 	t.Run("inTx fails: nothing is left", func(t *testing.T) {
@@ -260,6 +279,10 @@ func TestResetPassword(t *testing.T) {
 	if _, err := f.s.ResetPassword(ctx, "ada", code, "a third sturdy passphrase"); !errors.Is(err, account.ErrBadCode) {
 		t.Fatalf("a used code: %v, want ErrBadCode", err)
 	}
+	// The reset code came by mail: the address is proven.
+	if got, err := f.accounts.Get(ctx, u.ID); err != nil || !got.EmailVerified {
+		t.Fatalf("after a reset by code: %+v %v, want the address verified", got, err)
+	}
 }
 
 func TestForgotTakesTheSameTimeEitherWay(t *testing.T) {
@@ -268,6 +291,7 @@ func TestForgotTakesTheSameTimeEitherWay(t *testing.T) {
 	if _, err := f.s.CreateAccount(ctx, signupInput("ada"), nil); err != nil {
 		t.Fatal(err)
 	}
+	signupMails := f.mailer.count() // the verification code
 	for _, tc := range []struct {
 		login string
 		mails int
@@ -279,7 +303,7 @@ func TestForgotTakesTheSameTimeEitherWay(t *testing.T) {
 		if d := time.Since(start); d < 150*time.Millisecond {
 			t.Errorf("%s: answered after %v, before the floor", tc.login, d)
 		}
-		if n := f.mailer.count(); n != tc.mails {
+		if n := f.mailer.count() - signupMails; n != tc.mails {
 			t.Errorf("%s: %d mails, want %d", tc.login, n, tc.mails)
 		}
 	}

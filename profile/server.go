@@ -196,6 +196,8 @@ func (s *Server) Mount(r chi.Router) {
 		r.Patch("/v1/profile", s.handlePatchProfile)
 		r.Put("/v1/profile/picture", s.handlePutPicture)
 		r.Delete("/v1/profile/picture", s.handleDeletePicture)
+		r.Post("/v1/email/verify", s.handleVerifyEmail)
+		r.Post("/v1/email/verify/resend", s.handleResendVerification)
 	})
 }
 
@@ -250,15 +252,16 @@ func principal(r *http.Request) *oauth.Principal {
 
 // Profile is a user as the API shows it. It never holds a secret.
 type Profile struct {
-	ID         int64     `json:"id"`
-	Username   string    `json:"username"`
-	Email      string    `json:"email"`
-	FirstName  string    `json:"first_name"`
-	LastName   string    `json:"last_name"`
-	Gender     string    `json:"gender"`
-	PictureURL *string   `json:"picture_url"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID            int64     `json:"id"`
+	Username      string    `json:"username"`
+	Email         string    `json:"email"`
+	EmailVerified bool      `json:"email_verified"`
+	FirstName     string    `json:"first_name"`
+	LastName      string    `json:"last_name"`
+	Gender        string    `json:"gender"`
+	PictureURL    *string   `json:"picture_url"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // profileOf shows u. When the picture store cannot make a URL, the profile
@@ -266,7 +269,7 @@ type Profile struct {
 // read should not fail for want of a picture.
 func (s *Server) profileOf(ctx context.Context, u *ent.User) Profile {
 	p := Profile{
-		ID: u.ID, Username: u.Username, Email: u.Email,
+		ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified,
 		FirstName: u.FirstName, LastName: u.LastName, Gender: string(u.Gender),
 		CreatedAt: u.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: u.UpdatedAt.UTC().Truncate(time.Second),
 	}

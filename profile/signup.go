@@ -242,6 +242,12 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 		if err != nil {
 			return err
 		}
+		// The code and its mail commit with the user, or neither does.
+		if s.mailer != nil {
+			if err := s.sendVerification(ctx, u); err != nil {
+				return err
+			}
+		}
 		if inTx != nil {
 			if err := inTx(ctx, u); err != nil {
 				return err

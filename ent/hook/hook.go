@@ -80,6 +80,18 @@ func (f OAuthClientFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OAuthClientMutation", m)
 }
 
+// The OneTimeCodeFunc type is an adapter to allow the use of ordinary
+// function as OneTimeCode mutator.
+type OneTimeCodeFunc func(context.Context, *ent.OneTimeCodeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f OneTimeCodeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.OneTimeCodeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OneTimeCodeMutation", m)
+}
+
 // The OutboxMessageFunc type is an adapter to allow the use of ordinary
 // function as OutboxMessage mutator.
 type OutboxMessageFunc func(context.Context, *ent.OutboxMessageMutation) (ent.Value, error)
@@ -102,18 +114,6 @@ func (f PKCERequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PKCERequestMutation", m)
-}
-
-// The PasswordResetCodeFunc type is an adapter to allow the use of ordinary
-// function as PasswordResetCode mutator.
-type PasswordResetCodeFunc func(context.Context, *ent.PasswordResetCodeMutation) (ent.Value, error)
-
-// Mutate calls f(ctx, m).
-func (f PasswordResetCodeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-	if mv, ok := m.(*ent.PasswordResetCodeMutation); ok {
-		return f(ctx, mv)
-	}
-	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PasswordResetCodeMutation", m)
 }
 
 // The RateLimitWindowFunc type is an adapter to allow the use of ordinary

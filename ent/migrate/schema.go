@@ -163,6 +163,34 @@ var (
 		Columns:    OauthClientsColumns,
 		PrimaryKey: []*schema.Column{OauthClientsColumns[0]},
 	}
+	// OneTimeCodesColumns holds the columns for the "one_time_codes" table.
+	OneTimeCodesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "user_id", Type: field.TypeInt64},
+		{Name: "purpose", Type: field.TypeEnum, Enums: []string{"reset", "verify"}},
+		{Name: "code_hash", Type: field.TypeBytes, Size: 64},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// OneTimeCodesTable holds the schema information for the "one_time_codes" table.
+	OneTimeCodesTable = &schema.Table{
+		Name:       "one_time_codes",
+		Columns:    OneTimeCodesColumns,
+		PrimaryKey: []*schema.Column{OneTimeCodesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "onetimecode_user_id_purpose",
+				Unique:  true,
+				Columns: []*schema.Column{OneTimeCodesColumns[1], OneTimeCodesColumns[2]},
+			},
+			{
+				Name:    "onetimecode_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{OneTimeCodesColumns[5]},
+			},
+		},
+	}
 	// OutboxMessagesColumns holds the columns for the "outbox_messages" table.
 	OutboxMessagesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -220,21 +248,6 @@ var (
 				Columns: []*schema.Column{PkceRequestsColumns[5]},
 			},
 		},
-	}
-	// PasswordResetCodesColumns holds the columns for the "password_reset_codes" table.
-	PasswordResetCodesColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeInt, Increment: true},
-		{Name: "user_id", Type: field.TypeInt64, Unique: true},
-		{Name: "code_hash", Type: field.TypeBytes, Size: 64},
-		{Name: "attempts", Type: field.TypeInt, Default: 0},
-		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
-		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
-	}
-	// PasswordResetCodesTable holds the schema information for the "password_reset_codes" table.
-	PasswordResetCodesTable = &schema.Table{
-		Name:       "password_reset_codes",
-		Columns:    PasswordResetCodesColumns,
-		PrimaryKey: []*schema.Column{PasswordResetCodesColumns[0]},
 	}
 	// RateLimitWindowsColumns holds the columns for the "rate_limit_windows" table.
 	RateLimitWindowsColumns = []*schema.Column{
@@ -328,6 +341,7 @@ var (
 		{Name: "id", Type: field.TypeInt64, Increment: true},
 		{Name: "username", Type: field.TypeString, Size: 32},
 		{Name: "email", Type: field.TypeString, Size: 254},
+		{Name: "email_verified", Type: field.TypeBool, Default: false},
 		{Name: "password_hash", Type: field.TypeString, Size: 255},
 		{Name: "first_name", Type: field.TypeString, Size: 400},
 		{Name: "last_name", Type: field.TypeString, Size: 400},
@@ -356,7 +370,7 @@ var (
 			{
 				Name:    "user_gender",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[6]},
+				Columns: []*schema.Column{UsersColumns[7]},
 			},
 		},
 	}
@@ -368,9 +382,9 @@ var (
 		ConsentsTable,
 		LoginThrottlesTable,
 		OauthClientsTable,
+		OneTimeCodesTable,
 		OutboxMessagesTable,
 		PkceRequestsTable,
-		PasswordResetCodesTable,
 		RateLimitWindowsTable,
 		RefreshTokensTable,
 		SigningKeysTable,

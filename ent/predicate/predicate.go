@@ -24,14 +24,14 @@ type LoginThrottle func(*sql.Selector)
 // OAuthClient is the predicate function for oauthclient builders.
 type OAuthClient func(*sql.Selector)
 
+// OneTimeCode is the predicate function for onetimecode builders.
+type OneTimeCode func(*sql.Selector)
+
 // OutboxMessage is the predicate function for outboxmessage builders.
 type OutboxMessage func(*sql.Selector)
 
 // PKCERequest is the predicate function for pkcerequest builders.
 type PKCERequest func(*sql.Selector)
-
-// PasswordResetCode is the predicate function for passwordresetcode builders.
-type PasswordResetCode func(*sql.Selector)
 
 // RateLimitWindow is the predicate function for ratelimitwindow builders.
 type RateLimitWindow func(*sql.Selector)

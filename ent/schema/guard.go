@@ -8,21 +8,33 @@ import (
 	"entgo.io/ent/schema/index"
 )
 
-// PasswordResetCode is the one live reset code of a user. The code itself is
-// never stored: code_hash is an HMAC of it under a server key, so a database
-// dump does not let anyone reset a password. A newer code replaces the row.
-type PasswordResetCode struct {
+// OneTimeCode is a user's one live code for one purpose: resetting the
+// password, or verifying the email address. The code itself is never
+// stored: code_hash is an HMAC of it (with its user and purpose) under a
+// server key, so a database dump does not let anyone reset a password or
+// verify an address. A newer code of the same purpose replaces the row.
+type OneTimeCode struct {
 	ent.Schema
 }
 
-// Fields of the PasswordResetCode.
-func (PasswordResetCode) Fields() []ent.Field {
+// Fields of the OneTimeCode.
+func (OneTimeCode) Fields() []ent.Field {
 	return []ent.Field{
-		field.Int64("user_id").Positive().Unique(),
+		field.Int64("user_id").Positive(),
+		field.Enum("purpose").Values("reset", "verify"),
 		field.Bytes("code_hash").Sensitive().MaxLen(64),
 		field.Int("attempts").Default(0).Comment("wrong tries so far; the code dies at 5"),
 		field.Time("expires_at").SchemaType(precise),
 		field.Time("created_at").SchemaType(precise).Default(time.Now),
+	}
+}
+
+// Indexes of the OneTimeCode: one row per user and purpose (upserted), and
+// the sweep of expired codes.
+func (OneTimeCode) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("user_id", "purpose").Unique(),
+		index.Fields("expires_at"),
 	}
 }
 

@@ -21,6 +21,10 @@ func (User) Fields() []ent.Field {
 		field.Int64("id").Positive().Immutable(),
 		field.String("username").MaxLen(32).NotEmpty(),
 		field.String("email").MaxLen(254).NotEmpty(),
+		// Set once the owner proved the address with a mailed code (or a
+		// password reset by one); a relying party may trust the email claim
+		// only then.
+		field.Bool("email_verified").Default(false),
 		field.String("password_hash").Sensitive().MaxLen(255),
 		field.String("first_name").MaxLen(400),
 		field.String("last_name").MaxLen(400),

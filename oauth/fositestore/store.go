@@ -313,7 +313,7 @@ func (s *Store) AccessTokenActive(ctx context.Context, signature, subject string
 // queries read, in the order of userRow's fields. The password hash is not
 // read: nothing downstream of a bearer check or an ID token needs it.
 const userColumns = "u." + user.FieldID + ", u." + user.FieldUsername + ", u." + user.FieldEmail +
-	", u." + user.FieldFirstName + ", u." + user.FieldLastName + ", u." + user.FieldGender +
+	", u." + user.FieldEmailVerified + ", u." + user.FieldFirstName + ", u." + user.FieldLastName + ", u." + user.FieldGender +
 	", u." + user.FieldPictureKey + ", u." + user.FieldCreatedAt + ", u." + user.FieldUpdatedAt +
 	", u." + user.FieldPasswordChangedAt
 
@@ -321,11 +321,12 @@ const userColumns = "u." + user.FieldID + ", u." + user.FieldUsername + ", u." +
 type userRow struct {
 	id                                          sql.NullInt64
 	username, email, first, last, gender, image sql.NullString
+	emailVerified                               sql.NullBool
 	created, updated, passwordSince             sql.NullTime
 }
 
 func (r *userRow) dest() []any {
-	return []any{&r.id, &r.username, &r.email, &r.first, &r.last, &r.gender, &r.image,
+	return []any{&r.id, &r.username, &r.email, &r.emailVerified, &r.first, &r.last, &r.gender, &r.image,
 		&r.created, &r.updated, &r.passwordSince}
 }
 
@@ -334,7 +335,7 @@ func (r *userRow) user() *ent.User {
 	if !r.id.Valid {
 		return nil
 	}
-	u := &ent.User{ID: r.id.Int64, Username: r.username.String, Email: r.email.String,
+	u := &ent.User{ID: r.id.Int64, Username: r.username.String, Email: r.email.String, EmailVerified: r.emailVerified.Bool,
 		FirstName: r.first.String, LastName: r.last.String, Gender: user.Gender(r.gender.String),
 		CreatedAt: r.created.Time, UpdatedAt: r.updated.Time, PasswordChangedAt: r.passwordSince.Time}
 	if r.image.Valid {

@@ -4,7 +4,7 @@ package ent
 
 import (
 	"fmt"
-	"idp/ent/passwordresetcode"
+	"idp/ent/onetimecode"
 	"strings"
 	"time"
 
@@ -12,13 +12,15 @@ import (
 	"entgo.io/ent/dialect/sql"
 )
 
-// PasswordResetCode is the model entity for the PasswordResetCode schema.
-type PasswordResetCode struct {
+// OneTimeCode is the model entity for the OneTimeCode schema.
+type OneTimeCode struct {
 	config `json:"-"`
 	// ID of the ent.
 	ID int `json:"id,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID int64 `json:"user_id,omitempty"`
+	// Purpose holds the value of the "purpose" field.
+	Purpose onetimecode.Purpose `json:"purpose,omitempty"`
 	// CodeHash holds the value of the "code_hash" field.
 	CodeHash []byte `json:"-"`
 	// wrong tries so far; the code dies at 5
@@ -31,15 +33,17 @@ type PasswordResetCode struct {
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
-func (*PasswordResetCode) scanValues(columns []string) ([]any, error) {
+func (*OneTimeCode) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case passwordresetcode.FieldCodeHash:
+		case onetimecode.FieldCodeHash:
 			values[i] = new([]byte)
-		case passwordresetcode.FieldID, passwordresetcode.FieldUserID, passwordresetcode.FieldAttempts:
+		case onetimecode.FieldID, onetimecode.FieldUserID, onetimecode.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case passwordresetcode.FieldExpiresAt, passwordresetcode.FieldCreatedAt:
+		case onetimecode.FieldPurpose:
+			values[i] = new(sql.NullString)
+		case onetimecode.FieldExpiresAt, onetimecode.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -49,44 +53,50 @@ func (*PasswordResetCode) scanValues(columns []string) ([]any, error) {
 }
 
 // assignValues assigns the values that were returned from sql.Rows (after scanning)
-// to the PasswordResetCode fields.
-func (_m *PasswordResetCode) assignValues(columns []string, values []any) error {
+// to the OneTimeCode fields.
+func (_m *OneTimeCode) assignValues(columns []string, values []any) error {
 	if m, n := len(values), len(columns); m < n {
 		return fmt.Errorf("mismatch number of scan values: %d != %d", m, n)
 	}
 	for i := range columns {
 		switch columns[i] {
-		case passwordresetcode.FieldID:
+		case onetimecode.FieldID:
 			value, ok := values[i].(*sql.NullInt64)
 			if !ok {
 				return fmt.Errorf("unexpected type %T for field id", value)
 			}
 			_m.ID = int(value.Int64)
-		case passwordresetcode.FieldUserID:
+		case onetimecode.FieldUserID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field user_id", values[i])
 			} else if value.Valid {
 				_m.UserID = value.Int64
 			}
-		case passwordresetcode.FieldCodeHash:
+		case onetimecode.FieldPurpose:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field purpose", values[i])
+			} else if value.Valid {
+				_m.Purpose = onetimecode.Purpose(value.String)
+			}
+		case onetimecode.FieldCodeHash:
 			if value, ok := values[i].(*[]byte); !ok {
 				return fmt.Errorf("unexpected type %T for field code_hash", values[i])
 			} else if value != nil {
 				_m.CodeHash = *value
 			}
-		case passwordresetcode.FieldAttempts:
+		case onetimecode.FieldAttempts:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field attempts", values[i])
 			} else if value.Valid {
 				_m.Attempts = int(value.Int64)
 			}
-		case passwordresetcode.FieldExpiresAt:
+		case onetimecode.FieldExpiresAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field expires_at", values[i])
 			} else if value.Valid {
 				_m.ExpiresAt = value.Time
 			}
-		case passwordresetcode.FieldCreatedAt:
+		case onetimecode.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
 			} else if value.Valid {
@@ -99,37 +109,40 @@ func (_m *PasswordResetCode) assignValues(columns []string, values []any) error 
 	return nil
 }
 
-// Value returns the ent.Value that was dynamically selected and assigned to the PasswordResetCode.
+// Value returns the ent.Value that was dynamically selected and assigned to the OneTimeCode.
 // This includes values selected through modifiers, order, etc.
-func (_m *PasswordResetCode) Value(name string) (ent.Value, error) {
+func (_m *OneTimeCode) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
 }
 
-// Update returns a builder for updating this PasswordResetCode.
-// Note that you need to call PasswordResetCode.Unwrap() before calling this method if this PasswordResetCode
+// Update returns a builder for updating this OneTimeCode.
+// Note that you need to call OneTimeCode.Unwrap() before calling this method if this OneTimeCode
 // was returned from a transaction, and the transaction was committed or rolled back.
-func (_m *PasswordResetCode) Update() *PasswordResetCodeUpdateOne {
-	return NewPasswordResetCodeClient(_m.config).UpdateOne(_m)
+func (_m *OneTimeCode) Update() *OneTimeCodeUpdateOne {
+	return NewOneTimeCodeClient(_m.config).UpdateOne(_m)
 }
 
-// Unwrap unwraps the PasswordResetCode entity that was returned from a transaction after it was closed,
+// Unwrap unwraps the OneTimeCode entity that was returned from a transaction after it was closed,
 // so that all future queries will be executed through the driver which created the transaction.
-func (_m *PasswordResetCode) Unwrap() *PasswordResetCode {
+func (_m *OneTimeCode) Unwrap() *OneTimeCode {
 	_tx, ok := _m.config.driver.(*txDriver)
 	if !ok {
-		panic("ent: PasswordResetCode is not a transactional entity")
+		panic("ent: OneTimeCode is not a transactional entity")
 	}
 	_m.config.driver = _tx.drv
 	return _m
 }
 
 // String implements the fmt.Stringer.
-func (_m *PasswordResetCode) String() string {
+func (_m *OneTimeCode) String() string {
 	var builder strings.Builder
-	builder.WriteString("PasswordResetCode(")
+	builder.WriteString("OneTimeCode(")
 	builder.WriteString(fmt.Sprintf("id=%v, ", _m.ID))
 	builder.WriteString("user_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UserID))
+	builder.WriteString(", ")
+	builder.WriteString("purpose=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Purpose))
 	builder.WriteString(", ")
 	builder.WriteString("code_hash=<sensitive>")
 	builder.WriteString(", ")
@@ -145,5 +158,5 @@ func (_m *PasswordResetCode) String() string {
 	return builder.String()
 }
 
-// PasswordResetCodes is a parsable slice of PasswordResetCode.
-type PasswordResetCodes []*PasswordResetCode
+// OneTimeCodes is a parsable slice of OneTimeCode.
+type OneTimeCodes []*OneTimeCode

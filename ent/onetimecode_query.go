@@ -5,7 +5,7 @@ package ent
 import (
 	"context"
 	"fmt"
-	"idp/ent/passwordresetcode"
+	"idp/ent/onetimecode"
 	"idp/ent/predicate"
 	"math"
 
@@ -15,65 +15,65 @@ import (
 	"entgo.io/ent/schema/field"
 )
 
-// PasswordResetCodeQuery is the builder for querying PasswordResetCode entities.
-type PasswordResetCodeQuery struct {
+// OneTimeCodeQuery is the builder for querying OneTimeCode entities.
+type OneTimeCodeQuery struct {
 	config
 	ctx        *QueryContext
-	order      []passwordresetcode.OrderOption
+	order      []onetimecode.OrderOption
 	inters     []Interceptor
-	predicates []predicate.PasswordResetCode
+	predicates []predicate.OneTimeCode
 	modifiers  []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
 }
 
-// Where adds a new predicate for the PasswordResetCodeQuery builder.
-func (_q *PasswordResetCodeQuery) Where(ps ...predicate.PasswordResetCode) *PasswordResetCodeQuery {
+// Where adds a new predicate for the OneTimeCodeQuery builder.
+func (_q *OneTimeCodeQuery) Where(ps ...predicate.OneTimeCode) *OneTimeCodeQuery {
 	_q.predicates = append(_q.predicates, ps...)
 	return _q
 }
 
 // Limit the number of records to be returned by this query.
-func (_q *PasswordResetCodeQuery) Limit(limit int) *PasswordResetCodeQuery {
+func (_q *OneTimeCodeQuery) Limit(limit int) *OneTimeCodeQuery {
 	_q.ctx.Limit = &limit
 	return _q
 }
 
 // Offset to start from.
-func (_q *PasswordResetCodeQuery) Offset(offset int) *PasswordResetCodeQuery {
+func (_q *OneTimeCodeQuery) Offset(offset int) *OneTimeCodeQuery {
 	_q.ctx.Offset = &offset
 	return _q
 }
 
 // Unique configures the query builder to filter duplicate records on query.
 // By default, unique is set to true, and can be disabled using this method.
-func (_q *PasswordResetCodeQuery) Unique(unique bool) *PasswordResetCodeQuery {
+func (_q *OneTimeCodeQuery) Unique(unique bool) *OneTimeCodeQuery {
 	_q.ctx.Unique = &unique
 	return _q
 }
 
 // Order specifies how the records should be ordered.
-func (_q *PasswordResetCodeQuery) Order(o ...passwordresetcode.OrderOption) *PasswordResetCodeQuery {
+func (_q *OneTimeCodeQuery) Order(o ...onetimecode.OrderOption) *OneTimeCodeQuery {
 	_q.order = append(_q.order, o...)
 	return _q
 }
 
-// First returns the first PasswordResetCode entity from the query.
-// Returns a *NotFoundError when no PasswordResetCode was found.
-func (_q *PasswordResetCodeQuery) First(ctx context.Context) (*PasswordResetCode, error) {
+// First returns the first OneTimeCode entity from the query.
+// Returns a *NotFoundError when no OneTimeCode was found.
+func (_q *OneTimeCodeQuery) First(ctx context.Context) (*OneTimeCode, error) {
 	nodes, err := _q.Limit(1).All(setContextOp(ctx, _q.ctx, ent.OpQueryFirst))
 	if err != nil {
 		return nil, err
 	}
 	if len(nodes) == 0 {
-		return nil, &NotFoundError{passwordresetcode.Label}
+		return nil, &NotFoundError{onetimecode.Label}
 	}
 	return nodes[0], nil
 }
 
 // FirstX is like First, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) FirstX(ctx context.Context) *PasswordResetCode {
+func (_q *OneTimeCodeQuery) FirstX(ctx context.Context) *OneTimeCode {
 	node, err := _q.First(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -81,22 +81,22 @@ func (_q *PasswordResetCodeQuery) FirstX(ctx context.Context) *PasswordResetCode
 	return node
 }
 
-// FirstID returns the first PasswordResetCode ID from the query.
-// Returns a *NotFoundError when no PasswordResetCode ID was found.
-func (_q *PasswordResetCodeQuery) FirstID(ctx context.Context) (id int, err error) {
+// FirstID returns the first OneTimeCode ID from the query.
+// Returns a *NotFoundError when no OneTimeCode ID was found.
+func (_q *OneTimeCodeQuery) FirstID(ctx context.Context) (id int, err error) {
 	var ids []int
 	if ids, err = _q.Limit(1).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryFirstID)); err != nil {
 		return
 	}
 	if len(ids) == 0 {
-		err = &NotFoundError{passwordresetcode.Label}
+		err = &NotFoundError{onetimecode.Label}
 		return
 	}
 	return ids[0], nil
 }
 
 // FirstIDX is like FirstID, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) FirstIDX(ctx context.Context) int {
+func (_q *OneTimeCodeQuery) FirstIDX(ctx context.Context) int {
 	id, err := _q.FirstID(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -104,10 +104,10 @@ func (_q *PasswordResetCodeQuery) FirstIDX(ctx context.Context) int {
 	return id
 }
 
-// Only returns a single PasswordResetCode entity found by the query, ensuring it only returns one.
-// Returns a *NotSingularError when more than one PasswordResetCode entity is found.
-// Returns a *NotFoundError when no PasswordResetCode entities are found.
-func (_q *PasswordResetCodeQuery) Only(ctx context.Context) (*PasswordResetCode, error) {
+// Only returns a single OneTimeCode entity found by the query, ensuring it only returns one.
+// Returns a *NotSingularError when more than one OneTimeCode entity is found.
+// Returns a *NotFoundError when no OneTimeCode entities are found.
+func (_q *OneTimeCodeQuery) Only(ctx context.Context) (*OneTimeCode, error) {
 	nodes, err := _q.Limit(2).All(setContextOp(ctx, _q.ctx, ent.OpQueryOnly))
 	if err != nil {
 		return nil, err
@@ -116,14 +116,14 @@ func (_q *PasswordResetCodeQuery) Only(ctx context.Context) (*PasswordResetCode,
 	case 1:
 		return nodes[0], nil
 	case 0:
-		return nil, &NotFoundError{passwordresetcode.Label}
+		return nil, &NotFoundError{onetimecode.Label}
 	default:
-		return nil, &NotSingularError{passwordresetcode.Label}
+		return nil, &NotSingularError{onetimecode.Label}
 	}
 }
 
 // OnlyX is like Only, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) OnlyX(ctx context.Context) *PasswordResetCode {
+func (_q *OneTimeCodeQuery) OnlyX(ctx context.Context) *OneTimeCode {
 	node, err := _q.Only(ctx)
 	if err != nil {
 		panic(err)
@@ -131,10 +131,10 @@ func (_q *PasswordResetCodeQuery) OnlyX(ctx context.Context) *PasswordResetCode 
 	return node
 }
 
-// OnlyID is like Only, but returns the only PasswordResetCode ID in the query.
-// Returns a *NotSingularError when more than one PasswordResetCode ID is found.
+// OnlyID is like Only, but returns the only OneTimeCode ID in the query.
+// Returns a *NotSingularError when more than one OneTimeCode ID is found.
 // Returns a *NotFoundError when no entities are found.
-func (_q *PasswordResetCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
+func (_q *OneTimeCodeQuery) OnlyID(ctx context.Context) (id int, err error) {
 	var ids []int
 	if ids, err = _q.Limit(2).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryOnlyID)); err != nil {
 		return
@@ -143,15 +143,15 @@ func (_q *PasswordResetCodeQuery) OnlyID(ctx context.Context) (id int, err error
 	case 1:
 		id = ids[0]
 	case 0:
-		err = &NotFoundError{passwordresetcode.Label}
+		err = &NotFoundError{onetimecode.Label}
 	default:
-		err = &NotSingularError{passwordresetcode.Label}
+		err = &NotSingularError{onetimecode.Label}
 	}
 	return
 }
 
 // OnlyIDX is like OnlyID, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) OnlyIDX(ctx context.Context) int {
+func (_q *OneTimeCodeQuery) OnlyIDX(ctx context.Context) int {
 	id, err := _q.OnlyID(ctx)
 	if err != nil {
 		panic(err)
@@ -159,18 +159,18 @@ func (_q *PasswordResetCodeQuery) OnlyIDX(ctx context.Context) int {
 	return id
 }
 
-// All executes the query and returns a list of PasswordResetCodes.
-func (_q *PasswordResetCodeQuery) All(ctx context.Context) ([]*PasswordResetCode, error) {
+// All executes the query and returns a list of OneTimeCodes.
+func (_q *OneTimeCodeQuery) All(ctx context.Context) ([]*OneTimeCode, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryAll)
 	if err := _q.prepareQuery(ctx); err != nil {
 		return nil, err
 	}
-	qr := querierAll[[]*PasswordResetCode, *PasswordResetCodeQuery]()
-	return withInterceptors[[]*PasswordResetCode](ctx, _q, qr, _q.inters)
+	qr := querierAll[[]*OneTimeCode, *OneTimeCodeQuery]()
+	return withInterceptors[[]*OneTimeCode](ctx, _q, qr, _q.inters)
 }
 
 // AllX is like All, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) AllX(ctx context.Context) []*PasswordResetCode {
+func (_q *OneTimeCodeQuery) AllX(ctx context.Context) []*OneTimeCode {
 	nodes, err := _q.All(ctx)
 	if err != nil {
 		panic(err)
@@ -178,20 +178,20 @@ func (_q *PasswordResetCodeQuery) AllX(ctx context.Context) []*PasswordResetCode
 	return nodes
 }
 
-// IDs executes the query and returns a list of PasswordResetCode IDs.
-func (_q *PasswordResetCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
+// IDs executes the query and returns a list of OneTimeCode IDs.
+func (_q *OneTimeCodeQuery) IDs(ctx context.Context) (ids []int, err error) {
 	if _q.ctx.Unique == nil && _q.path != nil {
 		_q.Unique(true)
 	}
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryIDs)
-	if err = _q.Select(passwordresetcode.FieldID).Scan(ctx, &ids); err != nil {
+	if err = _q.Select(onetimecode.FieldID).Scan(ctx, &ids); err != nil {
 		return nil, err
 	}
 	return ids, nil
 }
 
 // IDsX is like IDs, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) IDsX(ctx context.Context) []int {
+func (_q *OneTimeCodeQuery) IDsX(ctx context.Context) []int {
 	ids, err := _q.IDs(ctx)
 	if err != nil {
 		panic(err)
@@ -200,16 +200,16 @@ func (_q *PasswordResetCodeQuery) IDsX(ctx context.Context) []int {
 }
 
 // Count returns the count of the given query.
-func (_q *PasswordResetCodeQuery) Count(ctx context.Context) (int, error) {
+func (_q *OneTimeCodeQuery) Count(ctx context.Context) (int, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryCount)
 	if err := _q.prepareQuery(ctx); err != nil {
 		return 0, err
 	}
-	return withInterceptors[int](ctx, _q, querierCount[*PasswordResetCodeQuery](), _q.inters)
+	return withInterceptors[int](ctx, _q, querierCount[*OneTimeCodeQuery](), _q.inters)
 }
 
 // CountX is like Count, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) CountX(ctx context.Context) int {
+func (_q *OneTimeCodeQuery) CountX(ctx context.Context) int {
 	count, err := _q.Count(ctx)
 	if err != nil {
 		panic(err)
@@ -218,7 +218,7 @@ func (_q *PasswordResetCodeQuery) CountX(ctx context.Context) int {
 }
 
 // Exist returns true if the query has elements in the graph.
-func (_q *PasswordResetCodeQuery) Exist(ctx context.Context) (bool, error) {
+func (_q *OneTimeCodeQuery) Exist(ctx context.Context) (bool, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryExist)
 	switch _, err := _q.FirstID(ctx); {
 	case IsNotFound(err):
@@ -231,7 +231,7 @@ func (_q *PasswordResetCodeQuery) Exist(ctx context.Context) (bool, error) {
 }
 
 // ExistX is like Exist, but panics if an error occurs.
-func (_q *PasswordResetCodeQuery) ExistX(ctx context.Context) bool {
+func (_q *OneTimeCodeQuery) ExistX(ctx context.Context) bool {
 	exist, err := _q.Exist(ctx)
 	if err != nil {
 		panic(err)
@@ -239,18 +239,18 @@ func (_q *PasswordResetCodeQuery) ExistX(ctx context.Context) bool {
 	return exist
 }
 
-// Clone returns a duplicate of the PasswordResetCodeQuery builder, including all associated steps. It can be
+// Clone returns a duplicate of the OneTimeCodeQuery builder, including all associated steps. It can be
 // used to prepare common query builders and use them differently after the clone is made.
-func (_q *PasswordResetCodeQuery) Clone() *PasswordResetCodeQuery {
+func (_q *OneTimeCodeQuery) Clone() *OneTimeCodeQuery {
 	if _q == nil {
 		return nil
 	}
-	return &PasswordResetCodeQuery{
+	return &OneTimeCodeQuery{
 		config:     _q.config,
 		ctx:        _q.ctx.Clone(),
-		order:      append([]passwordresetcode.OrderOption{}, _q.order...),
+		order:      append([]onetimecode.OrderOption{}, _q.order...),
 		inters:     append([]Interceptor{}, _q.inters...),
-		predicates: append([]predicate.PasswordResetCode{}, _q.predicates...),
+		predicates: append([]predicate.OneTimeCode{}, _q.predicates...),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -268,15 +268,15 @@ func (_q *PasswordResetCodeQuery) Clone() *PasswordResetCodeQuery {
 //		Count int `json:"count,omitempty"`
 //	}
 //
-//	client.PasswordResetCode.Query().
-//		GroupBy(passwordresetcode.FieldUserID).
+//	client.OneTimeCode.Query().
+//		GroupBy(onetimecode.FieldUserID).
 //		Aggregate(ent.Count()).
 //		Scan(ctx, &v)
-func (_q *PasswordResetCodeQuery) GroupBy(field string, fields ...string) *PasswordResetCodeGroupBy {
+func (_q *OneTimeCodeQuery) GroupBy(field string, fields ...string) *OneTimeCodeGroupBy {
 	_q.ctx.Fields = append([]string{field}, fields...)
-	grbuild := &PasswordResetCodeGroupBy{build: _q}
+	grbuild := &OneTimeCodeGroupBy{build: _q}
 	grbuild.flds = &_q.ctx.Fields
-	grbuild.label = passwordresetcode.Label
+	grbuild.label = onetimecode.Label
 	grbuild.scan = grbuild.Scan
 	return grbuild
 }
@@ -290,23 +290,23 @@ func (_q *PasswordResetCodeQuery) GroupBy(field string, fields ...string) *Passw
 //		UserID int64 `json:"user_id,omitempty"`
 //	}
 //
-//	client.PasswordResetCode.Query().
-//		Select(passwordresetcode.FieldUserID).
+//	client.OneTimeCode.Query().
+//		Select(onetimecode.FieldUserID).
 //		Scan(ctx, &v)
-func (_q *PasswordResetCodeQuery) Select(fields ...string) *PasswordResetCodeSelect {
+func (_q *OneTimeCodeQuery) Select(fields ...string) *OneTimeCodeSelect {
 	_q.ctx.Fields = append(_q.ctx.Fields, fields...)
-	sbuild := &PasswordResetCodeSelect{PasswordResetCodeQuery: _q}
-	sbuild.label = passwordresetcode.Label
+	sbuild := &OneTimeCodeSelect{OneTimeCodeQuery: _q}
+	sbuild.label = onetimecode.Label
 	sbuild.flds, sbuild.scan = &_q.ctx.Fields, sbuild.Scan
 	return sbuild
 }
 
-// Aggregate returns a PasswordResetCodeSelect configured with the given aggregations.
-func (_q *PasswordResetCodeQuery) Aggregate(fns ...AggregateFunc) *PasswordResetCodeSelect {
+// Aggregate returns a OneTimeCodeSelect configured with the given aggregations.
+func (_q *OneTimeCodeQuery) Aggregate(fns ...AggregateFunc) *OneTimeCodeSelect {
 	return _q.Select().Aggregate(fns...)
 }
 
-func (_q *PasswordResetCodeQuery) prepareQuery(ctx context.Context) error {
+func (_q *OneTimeCodeQuery) prepareQuery(ctx context.Context) error {
 	for _, inter := range _q.inters {
 		if inter == nil {
 			return fmt.Errorf("ent: uninitialized interceptor (forgotten import ent/runtime?)")
@@ -318,7 +318,7 @@ func (_q *PasswordResetCodeQuery) prepareQuery(ctx context.Context) error {
 		}
 	}
 	for _, f := range _q.ctx.Fields {
-		if !passwordresetcode.ValidColumn(f) {
+		if !onetimecode.ValidColumn(f) {
 			return &ValidationError{Name: f, err: fmt.Errorf("ent: invalid field %q for query", f)}
 		}
 	}
@@ -332,16 +332,16 @@ func (_q *PasswordResetCodeQuery) prepareQuery(ctx context.Context) error {
 	return nil
 }
 
-func (_q *PasswordResetCodeQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*PasswordResetCode, error) {
+func (_q *OneTimeCodeQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*OneTimeCode, error) {
 	var (
-		nodes = []*PasswordResetCode{}
+		nodes = []*OneTimeCode{}
 		_spec = _q.querySpec()
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
-		return (*PasswordResetCode).scanValues(nil, columns)
+		return (*OneTimeCode).scanValues(nil, columns)
 	}
 	_spec.Assign = func(columns []string, values []any) error {
-		node := &PasswordResetCode{config: _q.config}
+		node := &OneTimeCode{config: _q.config}
 		nodes = append(nodes, node)
 		return node.assignValues(columns, values)
 	}
@@ -360,7 +360,7 @@ func (_q *PasswordResetCodeQuery) sqlAll(ctx context.Context, hooks ...queryHook
 	return nodes, nil
 }
 
-func (_q *PasswordResetCodeQuery) sqlCount(ctx context.Context) (int, error) {
+func (_q *OneTimeCodeQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
 	if len(_q.modifiers) > 0 {
 		_spec.Modifiers = _q.modifiers
@@ -372,8 +372,8 @@ func (_q *PasswordResetCodeQuery) sqlCount(ctx context.Context) (int, error) {
 	return sqlgraph.CountNodes(ctx, _q.driver, _spec)
 }
 
-func (_q *PasswordResetCodeQuery) querySpec() *sqlgraph.QuerySpec {
-	_spec := sqlgraph.NewQuerySpec(passwordresetcode.Table, passwordresetcode.Columns, sqlgraph.NewFieldSpec(passwordresetcode.FieldID, field.TypeInt))
+func (_q *OneTimeCodeQuery) querySpec() *sqlgraph.QuerySpec {
+	_spec := sqlgraph.NewQuerySpec(onetimecode.Table, onetimecode.Columns, sqlgraph.NewFieldSpec(onetimecode.FieldID, field.TypeInt))
 	_spec.From = _q.sql
 	if unique := _q.ctx.Unique; unique != nil {
 		_spec.Unique = *unique
@@ -382,9 +382,9 @@ func (_q *PasswordResetCodeQuery) querySpec() *sqlgraph.QuerySpec {
 	}
 	if fields := _q.ctx.Fields; len(fields) > 0 {
 		_spec.Node.Columns = make([]string, 0, len(fields))
-		_spec.Node.Columns = append(_spec.Node.Columns, passwordresetcode.FieldID)
+		_spec.Node.Columns = append(_spec.Node.Columns, onetimecode.FieldID)
 		for i := range fields {
-			if fields[i] != passwordresetcode.FieldID {
+			if fields[i] != onetimecode.FieldID {
 				_spec.Node.Columns = append(_spec.Node.Columns, fields[i])
 			}
 		}
@@ -412,12 +412,12 @@ func (_q *PasswordResetCodeQuery) querySpec() *sqlgraph.QuerySpec {
 	return _spec
 }
 
-func (_q *PasswordResetCodeQuery) sqlQuery(ctx context.Context) *sql.Selector {
+func (_q *OneTimeCodeQuery) sqlQuery(ctx context.Context) *sql.Selector {
 	builder := sql.Dialect(_q.driver.Dialect())
-	t1 := builder.Table(passwordresetcode.Table)
+	t1 := builder.Table(onetimecode.Table)
 	columns := _q.ctx.Fields
 	if len(columns) == 0 {
-		columns = passwordresetcode.Columns
+		columns = onetimecode.Columns
 	}
 	selector := builder.Select(t1.Columns(columns...)...).From(t1)
 	if _q.sql != nil {
@@ -448,33 +448,33 @@ func (_q *PasswordResetCodeQuery) sqlQuery(ctx context.Context) *sql.Selector {
 }
 
 // Modify adds a query modifier for attaching custom logic to queries.
-func (_q *PasswordResetCodeQuery) Modify(modifiers ...func(s *sql.Selector)) *PasswordResetCodeSelect {
+func (_q *OneTimeCodeQuery) Modify(modifiers ...func(s *sql.Selector)) *OneTimeCodeSelect {
 	_q.modifiers = append(_q.modifiers, modifiers...)
 	return _q.Select()
 }
 
-// PasswordResetCodeGroupBy is the group-by builder for PasswordResetCode entities.
-type PasswordResetCodeGroupBy struct {
+// OneTimeCodeGroupBy is the group-by builder for OneTimeCode entities.
+type OneTimeCodeGroupBy struct {
 	selector
-	build *PasswordResetCodeQuery
+	build *OneTimeCodeQuery
 }
 
 // Aggregate adds the given aggregation functions to the group-by query.
-func (_g *PasswordResetCodeGroupBy) Aggregate(fns ...AggregateFunc) *PasswordResetCodeGroupBy {
+func (_g *OneTimeCodeGroupBy) Aggregate(fns ...AggregateFunc) *OneTimeCodeGroupBy {
 	_g.fns = append(_g.fns, fns...)
 	return _g
 }
 
 // Scan applies the selector query and scans the result into the given value.
-func (_g *PasswordResetCodeGroupBy) Scan(ctx context.Context, v any) error {
+func (_g *OneTimeCodeGroupBy) Scan(ctx context.Context, v any) error {
 	ctx = setContextOp(ctx, _g.build.ctx, ent.OpQueryGroupBy)
 	if err := _g.build.prepareQuery(ctx); err != nil {
 		return err
 	}
-	return scanWithInterceptors[*PasswordResetCodeQuery, *PasswordResetCodeGroupBy](ctx, _g.build, _g, _g.build.inters, v)
+	return scanWithInterceptors[*OneTimeCodeQuery, *OneTimeCodeGroupBy](ctx, _g.build, _g, _g.build.inters, v)
 }
 
-func (_g *PasswordResetCodeGroupBy) sqlScan(ctx context.Context, root *PasswordResetCodeQuery, v any) error {
+func (_g *OneTimeCodeGroupBy) sqlScan(ctx context.Context, root *OneTimeCodeQuery, v any) error {
 	selector := root.sqlQuery(ctx).Select()
 	aggregation := make([]string, 0, len(_g.fns))
 	for _, fn := range _g.fns {
@@ -501,28 +501,28 @@ func (_g *PasswordResetCodeGroupBy) sqlScan(ctx context.Context, root *PasswordR
 	return sql.ScanSlice(rows, v)
 }
 
-// PasswordResetCodeSelect is the builder for selecting fields of PasswordResetCode entities.
-type PasswordResetCodeSelect struct {
-	*PasswordResetCodeQuery
+// OneTimeCodeSelect is the builder for selecting fields of OneTimeCode entities.
+type OneTimeCodeSelect struct {
+	*OneTimeCodeQuery
 	selector
 }
 
 // Aggregate adds the given aggregation functions to the selector query.
-func (_s *PasswordResetCodeSelect) Aggregate(fns ...AggregateFunc) *PasswordResetCodeSelect {
+func (_s *OneTimeCodeSelect) Aggregate(fns ...AggregateFunc) *OneTimeCodeSelect {
 	_s.fns = append(_s.fns, fns...)
 	return _s
 }
 
 // Scan applies the selector query and scans the result into the given value.
-func (_s *PasswordResetCodeSelect) Scan(ctx context.Context, v any) error {
+func (_s *OneTimeCodeSelect) Scan(ctx context.Context, v any) error {
 	ctx = setContextOp(ctx, _s.ctx, ent.OpQuerySelect)
 	if err := _s.prepareQuery(ctx); err != nil {
 		return err
 	}
-	return scanWithInterceptors[*PasswordResetCodeQuery, *PasswordResetCodeSelect](ctx, _s.PasswordResetCodeQuery, _s, _s.inters, v)
+	return scanWithInterceptors[*OneTimeCodeQuery, *OneTimeCodeSelect](ctx, _s.OneTimeCodeQuery, _s, _s.inters, v)
 }
 
-func (_s *PasswordResetCodeSelect) sqlScan(ctx context.Context, root *PasswordResetCodeQuery, v any) error {
+func (_s *OneTimeCodeSelect) sqlScan(ctx context.Context, root *OneTimeCodeQuery, v any) error {
 	selector := root.sqlQuery(ctx)
 	aggregation := make([]string, 0, len(_s.fns))
 	for _, fn := range _s.fns {
@@ -544,7 +544,7 @@ func (_s *PasswordResetCodeSelect) sqlScan(ctx context.Context, root *PasswordRe
 }
 
 // Modify adds a query modifier for attaching custom logic to queries.
-func (_s *PasswordResetCodeSelect) Modify(modifiers ...func(s *sql.Selector)) *PasswordResetCodeSelect {
+func (_s *OneTimeCodeSelect) Modify(modifiers ...func(s *sql.Selector)) *OneTimeCodeSelect {
 	_s.modifiers = append(_s.modifiers, modifiers...)
 	return _s
 }
