@@ -315,7 +315,7 @@ func TestOpenAPIValidatorCatchesMismatches(t *testing.T) {
 	}
 	jsonHeader := http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
 	problemHeader := http.Header{"Content-Type": {"application/problem+json"}, "Www-Authenticate": {`Bearer error="invalid_token"`}}
-	profile := `{"id":1,"username":"ada","email":"ada@example.com","first_name":"Ada","last_name":"Lovelace","gender":"female",` +
+	profile := `{"id":1,"username":"ada","email":"ada@example.com","email_verified":false,"first_name":"Ada","last_name":"Lovelace","gender":"female",` +
 		`"picture_url":null,"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"`
 	for _, c := range []struct {
 		name   string
@@ -460,6 +460,12 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	want(send("HEAD", path, "", "", nil), 200, "HEAD picture")
 	want(send("DELETE", "/v1/profile/picture", at, "", nil), 204, "DELETE picture")
 	want(send("GET", "/v1/users/stats", svc["access_token"].(string), "", nil), 200, "stats")
+
+	// Email verification: a new code replaces the one mailed at signup.
+	want(send("POST", "/v1/email/verify/resend", at, "", nil), 202, "resend verification")
+	want(send("POST", "/v1/email/verify", at, "application/json", strings.NewReader(`{"code":"abcdefgh"}`)), 400, "verify with a wrong code")
+	verifyCode := codeOf(t, waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", verifySubject, 2)[1])
+	want(send("POST", "/v1/email/verify", at, "application/json", strings.NewReader(`{"code":"`+verifyCode+`"}`)), 204, "verify")
 
 	// Password reset: a mailed code (taken from the account service here).
 	want(send("POST", "/v1/password/forgot", "", "application/json", strings.NewReader(`{"login":"ada"}`)), 202, "forgot")

@@ -325,6 +325,12 @@ func TestSignupPage(t *testing.T) {
 		if claims["sub"] != strconv.FormatInt(u.ID, 10) {
 			t.Errorf("ID token sub %v, want %d", claims["sub"], u.ID)
 		}
+		// The page's signup is the API's: the address is mailed a
+		// verification code and stays unverified until it is used.
+		mail := waitForMail(t, func() []sentMail { return mailLog(t, s.testServer) }, "grace@example.com", verifySubject, 1)
+		if codeOf(t, mail[0]) == "" || u.EmailVerified {
+			t.Errorf("after the signup page: mail %v, verified %v", mail, u.EmailVerified)
+		}
 		// The browser session a login would start: the next request of
 		// this browser needs no page.
 		if p := b.get(authorizePath("mobile", loopbackCB, newPKCE(), nil)); p.status != http.StatusSeeOther {
