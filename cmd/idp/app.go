@@ -401,7 +401,7 @@ func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 // sweep deletes what expires: token rows, ended rate-limit windows, stale
-// login throttles, expired reset codes.
+// login throttles, expired one-time codes (reset, verification).
 func (a *app) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -414,7 +414,7 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 				"expired tokens":     a.oauth.DeleteExpiredTokens,
 				"rate limit windows": a.limiter.DeleteExpired,
 				"login throttles":    a.accounts.DeleteStaleThrottles,
-				"reset codes":        a.accounts.DeleteExpiredCodes,
+				"one-time codes":     a.accounts.DeleteExpiredCodes,
 				"browser sessions":   a.sessions.DeleteExpired,
 			} {
 				if _, err := f(ctx); err != nil && ctx.Err() == nil {
