@@ -30,6 +30,13 @@ const (
 // service never stores or echoes more.
 const maxAuthorizeParam = 8 << 10
 
+// minFositeState is the shortest state fosite accepts (its
+// MinParameterEntropy), and stateStandIn what stands in for a shorter one.
+const (
+	minFositeState = fosite.MinParameterEntropy
+	stateStandIn   = "idp-state-stand-in"
+)
+
 // AuthorizeRequest is an authorization request (OIDC Core §3.1.2.1) that
 // fosite has checked: a known client, a registered redirect URI, a
 // supported response type and mode, allowed scopes.
@@ -161,7 +168,23 @@ func (s *Server) ParseAuthorize(ctx context.Context, r *http.Request) (*Authoriz
 	}
 	form.Del("request")
 	form.Del("request_uri")
+	// state is the client's own CSRF defence, OPTIONAL and often omitted
+	// with PKCE (RFC 9700 §2.1.1); fosite refuses one under 8 characters,
+	// absent included, and no setting turns that off. A short or absent
+	// state is stood in for while fosite reads the request, then put back.
+	state := form.Get("state")
+	if len(state) < minFositeState {
+		form.Set("state", stateStandIn)
+	}
 	far, err := s.provider.NewAuthorizeRequest(ctx, r)
+	if fr, ok := far.(*fosite.AuthorizeRequest); ok && fr != nil {
+		fr.State = state
+		if state == "" {
+			fr.Form.Del("state")
+		} else {
+			fr.Form.Set("state", state)
+		}
+	}
 	if err != nil {
 		return nil, s.authorizeError(ctx, far, err)
 	}

@@ -148,10 +148,7 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 		EnablePKCEPlainChallengeMethod: false,
 		SanitationWhiteList:            []string{"redirect_uri"},
 		OmitRedirectScopeParam:         true,
-		// state is the client's own CSRF defence and OPTIONAL with PKCE
-		// (RFC 9700 §2.1.1); fosite would refuse one under 8 characters,
-		// absent included. -1 turns the check off.
-		MinParameterEntropy: -1,
+
 		ClientAuthenticationStrategy: func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 			return s.AuthenticateClient(ctx, r, form)
 		},

@@ -731,3 +731,28 @@ func TestSignInEndsWithReset(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInState: state is optional (RFC 9700 §2.1.1: PKCE-only native
+// apps omit it) and any length is echoed as sent; fosite alone would refuse
+// one under 8 characters.
+func TestSignInState(t *testing.T) {
+	s := newSigninSite(t, databasetest.SQLiteURL(t))
+	b := newWebBrowser(t, s.testServer)
+	s.signIn(t, b, nil)
+	p := newPKCE()
+	for _, state := range []string{"", "ab", "a-long-enough-state"} {
+		u := b.get(authorizePath("mobile", loopbackCB, p, url.Values{"state": {state}})).location(t)
+		q := u.Query()
+		if q.Get("code") == "" || q.Get("iss") != s.URL || q.Get("state") != state || (state == "" && q.Has("state")) {
+			t.Errorf("state %q: redirect %s", state, u)
+		}
+		if res := s.redeem("mobile", "", q.Get("code"), loopbackCB, p.verifier); res.status != http.StatusOK {
+			t.Errorf("state %q: redeem %d %s", state, res.status, res.body)
+		}
+	}
+	// An error redirect echoes a short state too.
+	u := b.get(authorizePath("mobile", loopbackCB, p, url.Values{"state": {"ab"}, "scope": {"openid admin"}})).location(t)
+	if u.Query().Get("error") != "invalid_scope" || u.Query().Get("state") != "ab" {
+		t.Errorf("error redirect %s", u)
+	}
+}
