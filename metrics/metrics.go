@@ -30,6 +30,7 @@ type Metrics struct {
 	lockouts      prometheus.Counter
 	authorize     *prometheus.CounterVec
 	logins        *prometheus.CounterVec
+	account       *prometheus.CounterVec
 }
 
 // New returns the collectors, with the Go runtime's and the process's.
@@ -65,8 +66,12 @@ func New() *Metrics {
 			Namespace: namespace, Name: "browser_logins_total",
 			Help: "Sign-in page logins by method (pwd) and outcome (success, invalid, locked, csrf, busy, error).",
 		}, []string{"method", "outcome"}),
+		account: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "account_events_total",
+			Help: "Account lifecycle events: email_verified, email_change_requested, email_changed, password_changed, session_ended, account_exported, account_erased, and the like.",
+		}, []string{"event"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.grants, m.loginFailures, m.lockouts, m.authorize, m.logins,
+	m.reg.MustRegister(m.requests, m.duration, m.grants, m.loginFailures, m.lockouts, m.authorize, m.logins, m.account,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -98,6 +103,10 @@ func (m *Metrics) Authorize(outcome string) { m.authorize.WithLabelValues(outcom
 func (m *Metrics) BrowserLogin(method, outcome string) {
 	m.logins.WithLabelValues(method, outcome).Inc()
 }
+
+// AccountEvent records an account lifecycle event (a fixed name, never
+// anything a user chose).
+func (m *Metrics) AccountEvent(event string) { m.account.WithLabelValues(event).Inc() }
 
 // LoginFailed records a failed password check.
 func (m *Metrics) LoginFailed() { m.loginFailures.Inc() }

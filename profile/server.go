@@ -91,6 +91,9 @@ type Config struct {
 	Guard *ratelimit.Guard
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// ObserveEvent, when set, is told of each account lifecycle event by a
+	// fixed name (email_verified, password_changed, account_erased, …).
+	ObserveEvent func(event string)
 }
 
 // Server serves /v1.
@@ -175,6 +178,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.ForgotMinDuration <= 0 {
 		cfg.ForgotMinDuration = 300 * time.Millisecond
+	}
+	if cfg.ObserveEvent == nil {
+		cfg.ObserveEvent = func(string) {}
 	}
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process

@@ -39,6 +39,7 @@ func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.fail(w, r, "verify email", err)
 	default:
+		s.cfg.ObserveEvent("email_verified")
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

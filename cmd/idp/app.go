@@ -252,6 +252,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Pictures:          picture.Limits{MaxBytes: cfg.PictureMaxBytes, MaxSide: cfg.PictureMaxSide},
 		Guard:             guard,
 		Logger:            log,
+		ObserveEvent:      a.metrics.AccountEvent,
 	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Memory: a.memory})
 	if err != nil {
