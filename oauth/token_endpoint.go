@@ -67,7 +67,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess := new(token.Session)
+	// The user agent of a grant that starts a login (the password grant,
+	// the code exchange) is recorded with its session, for the user's list
+	// of logins. The refresh grant continues its stored session instead;
+	// the code exchange decodes the code's session into this one, which
+	// holds no user agent, so the exchange's stays.
+	sess := &token.Session{UserAgent: userAgent(r.UserAgent())}
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		if g.confidential && ar != nil && ar.GetClient() != nil && ar.GetClient().IsPublic() {
@@ -209,13 +214,14 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // grant for the new user, through the same fosite issuance as the token
 // endpoint (the password was checked when it was set; hashing it again would
 // double the cost of a signup). scopes are narrowed to what the client may
-// have. The result is the token endpoint's JSON object.
+// have. The result is the token endpoint's JSON object. The grant records
+// the user agent ctx carries (WithUserAgent).
 func (s *Server) IssueTokens(ctx context.Context, client fosite.Client, userID int64, scopes []string) (map[string]any, error) {
 	if !client.GetGrantTypes().Has(GrantPassword) {
 		return nil, fosite.ErrUnauthorizedClient.WithHint("The client may not use the password grant.")
 	}
 	now := s.now().UTC()
-	sess := &token.Session{Subject: strconv.FormatInt(userID, 10), AuthTime: now}
+	sess := &token.Session{Subject: strconv.FormatInt(userID, 10), AuthTime: now, UserAgent: userAgentFrom(ctx)}
 	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.cfg.AccessTokenTTL).Round(1e9))
 	sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.cfg.RefreshTokenTTL).Round(1e9))
 	ar := fosite.NewAccessRequest(sess)

@@ -27,6 +27,12 @@ type Session struct {
 	Nonce     string   `json:"nonce,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
 	Methods   []string `json:"amr,omitempty"`
+	// UserAgent is the User-Agent of the request that started the grant
+	// (the password grant, a signup, the code exchange), cleaned and
+	// bounded; the list of a user's live logins shows it. Kept here rather
+	// than in a column so that a refresh copies it with the session, and
+	// its rotation stays one insert.
+	UserAgent string `json:"ua,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)
