@@ -67,6 +67,11 @@ type Deps struct {
 	// Decode decodes an inspected upload; nil: (*picture.Upload).Process.
 	// Tests replace it to see whether, and when, a picture is decoded.
 	Decode func(*picture.Upload) (picture.Image, error)
+
+	// Logins and BrowserSessions are the user's live logins that
+	// /v1/sessions lists and ends.
+	Logins          Logins
+	BrowserSessions BrowserSessions
 }
 
 // Config configures the user API.
@@ -104,6 +109,8 @@ type Server struct {
 	accounts *account.Service
 	tokens   Tokens
 	sessions Sessions
+	logins   Logins
+	browsers BrowserSessions
 	pictures picture.Store
 	mailer   Mailer
 	limiter  Limiter
@@ -186,6 +193,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Decode = (*picture.Upload).Process
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
+		logins: d.Logins, browsers: d.BrowserSessions,
 		pictures: d.Pictures, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
@@ -204,6 +212,9 @@ func (s *Server) Mount(r chi.Router) {
 		r.Delete("/v1/profile/picture", s.handleDeletePicture)
 		r.Post("/v1/email/verify", s.handleVerifyEmail)
 		r.Post("/v1/email/verify/resend", s.handleResendVerification)
+		r.Get("/v1/sessions", s.handleListSessions)
+		r.Delete("/v1/sessions/{id}", s.handleEndSession)
+		r.Get("/v1/profile/export", s.handleExport)
 	})
 }
 

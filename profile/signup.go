@@ -86,6 +86,8 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	_, err = s.CreateAccount(ctx, in, func(ctx context.Context, u *ent.User) error {
 		var err error
+		// The new login's user agent, for the list of live sessions.
+		ctx = oauth.WithUserAgent(ctx, r.UserAgent())
 		body.Tokens, err = s.tokens.IssueTokens(ctx, client, u.ID, signupScopes)
 		body.User = s.profileOf(ctx, u)
 		return err

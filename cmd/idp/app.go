@@ -254,6 +254,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Logger:            log,
 		ObserveEvent:      a.metrics.AccountEvent,
 	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+		Logins: a.oauth, BrowserSessions: a.sessions,
 		Memory: a.memory})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,212 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
+
+	"idp/ent/consent"
+	"idp/ent/loginthrottle"
+	"idp/ent/onetimecode"
+	"idp/ent/outboxmessage"
+	"idp/ent/predicate"
+)
+
+// Export is everything idp holds about a user (GDPR Art. 15 and 20), as one
+// document, without a secret: no password hash, no token or its signature
+// or row key, no code or its hash, no mail body (a body may carry a code).
+// The reads are of rows the user owns, read-only, in the tables' own terms.
+type Export struct {
+	ExportedAt time.Time     `json:"exported_at"`
+	Profile    ExportProfile `json:"profile"`
+	// Sessions are the live logins, as GET /v1/sessions lists them.
+	Sessions []ExportSession `json:"sessions"`
+	// Consents are what the user has allowed each client.
+	Consents []ExportConsent `json:"consents"`
+	// LoginThrottles are the counts of failed logins kept for the
+	// account, from all addresses together or from one.
+	LoginThrottles []ExportThrottle `json:"login_throttles"`
+	// PendingCodes are the one-time codes that could still be used: their
+	// purpose and life, never the code or its hash.
+	PendingCodes []ExportCode `json:"pending_codes"`
+	// Mail is what the outbox holds for the user's address: its subject
+	// and times, never its body.
+	Mail []ExportMail `json:"mail"`
+}
+
+// ExportProfile is the profile with what the API does not show every time.
+type ExportProfile struct {
+	Profile
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+}
+
+// ExportSession is a live login, as in Session, without Current: the
+// document is about the account, not about the request that fetched it.
+type ExportSession struct {
+	ID         string    `json:"id"`
+	ClientID   *string   `json:"client_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	UserAgent  string    `json:"user_agent"`
+}
+
+// ExportConsent is a remembered consent.
+type ExportConsent struct {
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ExportThrottle is a count of failed logins of the account.
+type ExportThrottle struct {
+	// From is the client address the count is for; "" for all addresses.
+	From        string     `json:"from"`
+	Failures    int        `json:"failures"`
+	LockedUntil *time.Time `json:"locked_until"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+// ExportCode is a one-time code that is still usable: its purpose
+// ("reset", "verify", …) and life, nothing of the code.
+type ExportCode struct {
+	Purpose   string    `json:"purpose"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ExportMail is a message to the user's address in the outbox (waiting,
+// or kept for a while after it was sent or given up on).
+type ExportMail struct {
+	Subject   string     `json:"subject"`
+	State     string     `json:"state"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at"`
+}
+
+// digitRun is a run of digits as long as a one-time code: a subject is
+// meant to carry none, but the outbox treats it as possibly secret, so the
+// export blanks any.
+var digitRun = regexp.MustCompile(`[0-9]{6,}`)
+
+// maxLiveAttempts is a one-time code's wrong tries before it dies (account:
+// 5); a code past it is not pending.
+const maxLiveAttempts = 5
+
+// Export gathers everything held about the user. A failure to read any
+// part fails the whole: a partial export would claim to be complete.
+func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
+	u, err := s.accounts.Get(ctx, userID)
+	if err != nil {
+		return Export{}, err
+	}
+	now := time.Now().UTC()
+	out := Export{
+		ExportedAt: now.Truncate(time.Second),
+		Profile:    ExportProfile{Profile: s.profileOf(ctx, u), PasswordChangedAt: u.PasswordChangedAt.UTC().Truncate(time.Second)},
+		Sessions:   []ExportSession{}, Consents: []ExportConsent{}, LoginThrottles: []ExportThrottle{},
+		PendingCodes: []ExportCode{}, Mail: []ExportMail{},
+	}
+
+	sessions, err := s.Sessions(ctx, userID, Current{})
+	if err != nil {
+		return Export{}, err
+	}
+	for _, x := range sessions {
+		out.Sessions = append(out.Sessions, ExportSession{ID: x.ID, ClientID: x.ClientID, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, UserAgent: x.UserAgent})
+	}
+
+	db := s.db.Ent
+	consents, err := db.Consent.Query().Where(consent.UserID(userID)).Order(consent.ByClientID()).All(ctx)
+	if err != nil {
+		return Export{}, err
+	}
+	for _, c := range consents {
+		scopes := c.Scopes
+		if scopes == nil {
+			scopes = []string{}
+		}
+		out.Consents = append(out.Consents, ExportConsent{ClientID: c.ClientID, Scopes: scopes,
+			CreatedAt: c.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: c.UpdatedAt.UTC().Truncate(time.Second)})
+	}
+
+	// The account's throttle keys (package account): user:<id>, alone or
+	// with |<address>. The prefix ends with the bar, so that user 1 does
+	// not read user 12's.
+	key := "user:" + strconv.FormatInt(userID, 10)
+	throttles, err := db.LoginThrottle.Query().
+		Where(loginthrottle.Or(loginthrottle.ID(key), predicate.LoginThrottle(entsql.FieldHasPrefix(loginthrottle.FieldID, key+"|")))).
+		Order(loginthrottle.ByID()).All(ctx)
+	if err != nil {
+		return Export{}, err
+	}
+	for _, t := range throttles {
+		e := ExportThrottle{From: strings.TrimPrefix(strings.TrimPrefix(t.ID, key), "|"), Failures: t.Failures,
+			UpdatedAt: t.UpdatedAt.UTC().Truncate(time.Second)}
+		if t.LockedUntil != nil {
+			l := t.LockedUntil.UTC().Truncate(time.Second)
+			e.LockedUntil = &l
+		}
+		out.LoginThrottles = append(out.LoginThrottles, e)
+	}
+
+	// Only the columns shown are read: the hash never leaves the database.
+	codes, err := db.OneTimeCode.Query().
+		Where(onetimecode.UserID(userID), onetimecode.ExpiresAtGT(now), onetimecode.AttemptsLT(maxLiveAttempts)).
+		Order(onetimecode.ByPurpose()).
+		Select(onetimecode.FieldPurpose, onetimecode.FieldCreatedAt, onetimecode.FieldExpiresAt).All(ctx)
+	if err != nil {
+		return Export{}, err
+	}
+	for _, c := range codes {
+		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: string(c.Purpose),
+			CreatedAt: c.CreatedAt.UTC().Truncate(time.Second), ExpiresAt: c.ExpiresAt.UTC().Truncate(time.Second)})
+	}
+
+	// Neither body is read: they may carry codes.
+	mails, err := db.OutboxMessage.Query().
+		Where(outboxmessage.Recipient(u.Email)).
+		Order(outboxmessage.ByCreatedAt(), outboxmessage.ByID()).
+		Select(outboxmessage.FieldSubject, outboxmessage.FieldState, outboxmessage.FieldCreatedAt, outboxmessage.FieldSentAt).All(ctx)
+	if err != nil {
+		return Export{}, err
+	}
+	for _, m := range mails {
+		e := ExportMail{Subject: digitRun.ReplaceAllString(m.Subject, "…"), State: string(m.State),
+			CreatedAt: m.CreatedAt.UTC().Truncate(time.Second)}
+		if m.SentAt != nil {
+			t := m.SentAt.UTC().Truncate(time.Second)
+			e.SentAt = &t
+		}
+		out.Mail = append(out.Mail, e)
+	}
+	s.cfg.ObserveEvent("account_exported")
+	return out, nil
+}
+
+func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
+	u := principal(r).User
+	doc, err := s.Export(r.Context(), u.ID)
+	if err != nil {
+		s.fail(w, r, "export", err)
+		return
+	}
+	body, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		s.fail(w, r, "export", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="idp-export-`+strconv.FormatInt(u.ID, 10)+`.json"`)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
