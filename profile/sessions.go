@@ -102,7 +102,7 @@ func (s *Server) Sessions(ctx context.Context, userID int64, current Current) ([
 	for _, l := range logins {
 		out = append(out, Session{
 			ID: sessionID(chainPrefix, l.RequestID), ClientID: &l.ClientID,
-			CreatedAt: l.CreatedAt.UTC().Truncate(time.Second), LastUsedAt: l.LastUsedAt.UTC().Truncate(time.Second),
+			CreatedAt: l.CreatedAt, LastUsedAt: l.LastUsedAt,
 			Current: current.Grant != "" && l.RequestID == current.Grant, UserAgent: l.UserAgent,
 			ref: l.RequestID,
 		})
@@ -110,16 +110,21 @@ func (s *Server) Sessions(ctx context.Context, userID int64, current Current) ([
 	for _, b := range browsers {
 		out = append(out, Session{
 			ID:        sessionID(browserPrefix, b.ID),
-			CreatedAt: b.CreatedAt.UTC().Truncate(time.Second), LastUsedAt: b.LastSeenAt.UTC().Truncate(time.Second),
+			CreatedAt: b.CreatedAt, LastUsedAt: b.LastSeenAt,
 			Current: current.BrowserSession != "" && b.ID == current.BrowserSession, UserAgent: b.UserAgent,
 			ref: b.ID,
 		})
 	}
-	// Whole seconds are shown; the order is by the same, then by id, so
-	// that it is stable from one listing to the next.
+	// Sorted by the times as kept (two logins in one second keep their
+	// order), then by id, so that it is stable from one listing to the
+	// next; whole seconds are shown, as everywhere in /v1.
 	slices.SortFunc(out, func(a, b Session) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
+	for i := range out {
+		out[i].CreatedAt = out[i].CreatedAt.UTC().Truncate(time.Second)
+		out[i].LastUsedAt = out[i].LastUsedAt.UTC().Truncate(time.Second)
+	}
 	return out, nil
 }
 

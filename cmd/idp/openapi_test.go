@@ -467,6 +467,15 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	verifyCode := codeOf(t, waitForMail(t, func() []sentMail { return mailLog(t, s) }, "ada@example.com", verifySubject, 2)[1])
 	want(send("POST", "/v1/email/verify", at, "application/json", strings.NewReader(`{"code":"`+verifyCode+`"}`)), 204, "verify")
 
+	// Live sessions (another login of ada's, ended) and the export.
+	other := want(form("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"}, "username": {"ada"},
+		"password": {testPassword}, "scope": {"openid profile offline_access"}}, "", ""), 200, "another login").json(t)
+	var live struct{ Sessions []struct{ ID string } }
+	json.Unmarshal(want(send("GET", "/v1/sessions", other["access_token"].(string), "", nil), 200, "sessions").body, &live)
+	want(send("DELETE", "/v1/sessions/rt_AAAAAAAAAAAAAAAAAAAAAA", at, "", nil), 404, "end an unknown session")
+	want(send("DELETE", "/v1/sessions/"+live.Sessions[0].ID, at, "", nil), 204, "end a session")
+	want(send("GET", "/v1/profile/export", at, "", nil), 200, "export")
+
 	// Password reset: a mailed code (taken from the account service here).
 	want(send("POST", "/v1/password/forgot", "", "application/json", strings.NewReader(`{"login":"ada"}`)), 202, "forgot")
 	want(send("POST", "/v1/password/reset", "", "application/json",

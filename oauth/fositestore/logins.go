@@ -93,6 +93,10 @@ func (s *Store) Logins(ctx context.Context, subject string, now time.Time) ([]Lo
 		default:
 			l.CreatedAt = requested.UTC()
 		}
+		if l.LastUsedAt.Before(l.CreatedAt) {
+			// requested_at is fosite's clock, created_at the store's.
+			l.LastUsedAt = l.CreatedAt
+		}
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
