@@ -306,15 +306,25 @@ func TestExportHoldsNoSecret(t *testing.T) {
 		// The signup's chain, the login's, the rp's and the browser's
 		// session.
 		var chains, browsers int
+		var agents []string
 		for _, x := range doc.Sessions {
 			if x.ClientID == nil {
 				browsers++
 			} else {
 				chains++
 			}
+			if x.ClientID != nil {
+				agents = append(agents, *x.ClientID+" "+x.UserAgent)
+			}
 		}
 		if chains != 3 || browsers != 1 {
 			t.Errorf("sessions: %+v, want 3 chains and a browser", doc.Sessions)
+		}
+		// The signup, the password grant and the code exchange each
+		// recorded the user agent of their request.
+		slices.Sort(agents)
+		if want := []string{"mobile Go-http-client/1.1", "mobile Phone/1.0", "rp Go-http-client/1.1"}; !slices.Equal(agents, want) {
+			t.Errorf("chains' client and user agent: %q, want %q", agents, want)
 		}
 		if len(doc.Consents) != 1 || doc.Consents[0].ClientID != "rp" || !slices.Contains(doc.Consents[0].Scopes, "profile") {
 			t.Errorf("consents: %+v", doc.Consents)
