@@ -21,7 +21,7 @@ func TestLogins(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, request := tokenStore(t, db)
-		rotatedAt := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+		rotatedAt := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 		s.now = func() time.Time { return rotatedAt }
 		began := map[string]time.Time{}
 		login := func(grant, sig, subject, ua string) {
