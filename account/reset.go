@@ -41,7 +41,7 @@ const (
 )
 
 func (s *Service) codeTTL(p Purpose) time.Duration {
-	if p == PurposeVerify {
+	if p == PurposeVerify || p == PurposeEmailChange {
 		return s.opts.VerifyCodeTTL
 	}
 	return s.opts.CodeTTL

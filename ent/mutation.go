@@ -4290,6 +4290,7 @@ type OneTimeCodeMutation struct {
 	addattempts   *int
 	expires_at    *time.Time
 	created_at    *time.Time
+	new_email     *string
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*OneTimeCode, error)
@@ -4650,6 +4651,55 @@ func (m *OneTimeCodeMutation) ResetCreatedAt() {
 	m.created_at = nil
 }
 
+// SetNewEmail sets the "new_email" field.
+func (m *OneTimeCodeMutation) SetNewEmail(s string) {
+	m.new_email = &s
+}
+
+// NewEmail returns the value of the "new_email" field in the mutation.
+func (m *OneTimeCodeMutation) NewEmail() (r string, exists bool) {
+	v := m.new_email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNewEmail returns the old "new_email" field's value of the OneTimeCode entity.
+// If the OneTimeCode object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OneTimeCodeMutation) OldNewEmail(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNewEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNewEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNewEmail: %w", err)
+	}
+	return oldValue.NewEmail, nil
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (m *OneTimeCodeMutation) ClearNewEmail() {
+	m.new_email = nil
+	m.clearedFields[onetimecode.FieldNewEmail] = struct{}{}
+}
+
+// NewEmailCleared returns if the "new_email" field was cleared in this mutation.
+func (m *OneTimeCodeMutation) NewEmailCleared() bool {
+	_, ok := m.clearedFields[onetimecode.FieldNewEmail]
+	return ok
+}
+
+// ResetNewEmail resets all changes to the "new_email" field.
+func (m *OneTimeCodeMutation) ResetNewEmail() {
+	m.new_email = nil
+	delete(m.clearedFields, onetimecode.FieldNewEmail)
+}
+
 // Where appends a list predicates to the OneTimeCodeMutation builder.
 func (m *OneTimeCodeMutation) Where(ps ...predicate.OneTimeCode) {
 	m.predicates = append(m.predicates, ps...)
@@ -4684,7 +4734,7 @@ func (m *OneTimeCodeMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OneTimeCodeMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 7)
 	if m.user_id != nil {
 		fields = append(fields, onetimecode.FieldUserID)
 	}
@@ -4702,6 +4752,9 @@ func (m *OneTimeCodeMutation) Fields() []string {
 	}
 	if m.created_at != nil {
 		fields = append(fields, onetimecode.FieldCreatedAt)
+	}
+	if m.new_email != nil {
+		fields = append(fields, onetimecode.FieldNewEmail)
 	}
 	return fields
 }
@@ -4723,6 +4776,8 @@ func (m *OneTimeCodeMutation) Field(name string) (ent.Value, bool) {
 		return m.ExpiresAt()
 	case onetimecode.FieldCreatedAt:
 		return m.CreatedAt()
+	case onetimecode.FieldNewEmail:
+		return m.NewEmail()
 	}
 	return nil, false
 }
@@ -4744,6 +4799,8 @@ func (m *OneTimeCodeMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldExpiresAt(ctx)
 	case onetimecode.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
+	case onetimecode.FieldNewEmail:
+		return m.OldNewEmail(ctx)
 	}
 	return nil, fmt.Errorf("unknown OneTimeCode field %s", name)
 }
@@ -4794,6 +4851,13 @@ func (m *OneTimeCodeMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCreatedAt(v)
+		return nil
+	case onetimecode.FieldNewEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNewEmail(v)
 		return nil
 	}
 	return fmt.Errorf("unknown OneTimeCode field %s", name)
@@ -4851,7 +4915,11 @@ func (m *OneTimeCodeMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *OneTimeCodeMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(onetimecode.FieldNewEmail) {
+		fields = append(fields, onetimecode.FieldNewEmail)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -4864,6 +4932,11 @@ func (m *OneTimeCodeMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *OneTimeCodeMutation) ClearField(name string) error {
+	switch name {
+	case onetimecode.FieldNewEmail:
+		m.ClearNewEmail()
+		return nil
+	}
 	return fmt.Errorf("unknown OneTimeCode nullable field %s", name)
 }
 
@@ -4888,6 +4961,9 @@ func (m *OneTimeCodeMutation) ResetField(name string) error {
 		return nil
 	case onetimecode.FieldCreatedAt:
 		m.ResetCreatedAt()
+		return nil
+	case onetimecode.FieldNewEmail:
+		m.ResetNewEmail()
 		return nil
 	}
 	return fmt.Errorf("unknown OneTimeCode field %s", name)

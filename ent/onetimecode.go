@@ -28,7 +28,9 @@ type OneTimeCode struct {
 	// ExpiresAt holds the value of the "expires_at" field.
 	ExpiresAt time.Time `json:"expires_at,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
-	CreatedAt    time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitempty"`
+	// NewEmail holds the value of the "new_email" field.
+	NewEmail     *string `json:"new_email,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -41,7 +43,7 @@ func (*OneTimeCode) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case onetimecode.FieldID, onetimecode.FieldUserID, onetimecode.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case onetimecode.FieldPurpose:
+		case onetimecode.FieldPurpose, onetimecode.FieldNewEmail:
 			values[i] = new(sql.NullString)
 		case onetimecode.FieldExpiresAt, onetimecode.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -102,6 +104,13 @@ func (_m *OneTimeCode) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
 			}
+		case onetimecode.FieldNewEmail:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field new_email", values[i])
+			} else if value.Valid {
+				_m.NewEmail = new(string)
+				*_m.NewEmail = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -154,6 +163,11 @@ func (_m *OneTimeCode) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.NewEmail; v != nil {
+		builder.WriteString("new_email=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -74,6 +74,20 @@ func (_c *OneTimeCodeCreate) SetNillableCreatedAt(v *time.Time) *OneTimeCodeCrea
 	return _c
 }
 
+// SetNewEmail sets the "new_email" field.
+func (_c *OneTimeCodeCreate) SetNewEmail(v string) *OneTimeCodeCreate {
+	_c.mutation.SetNewEmail(v)
+	return _c
+}
+
+// SetNillableNewEmail sets the "new_email" field if the given value is not nil.
+func (_c *OneTimeCodeCreate) SetNillableNewEmail(v *string) *OneTimeCodeCreate {
+	if v != nil {
+		_c.SetNewEmail(*v)
+	}
+	return _c
+}
+
 // Mutation returns the OneTimeCodeMutation object of the builder.
 func (_c *OneTimeCodeCreate) Mutation() *OneTimeCodeMutation {
 	return _c.mutation
@@ -154,6 +168,11 @@ func (_c *OneTimeCodeCreate) check() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "OneTimeCode.created_at"`)}
 	}
+	if v, ok := _c.mutation.NewEmail(); ok {
+		if err := onetimecode.NewEmailValidator(v); err != nil {
+			return &ValidationError{Name: "new_email", err: fmt.Errorf(`ent: validator failed for field "OneTimeCode.new_email": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -204,6 +223,10 @@ func (_c *OneTimeCodeCreate) createSpec() (*OneTimeCode, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(onetimecode.FieldCreatedAt, field.TypeTime, value)
 		_node.CreatedAt = value
+	}
+	if value, ok := _c.mutation.NewEmail(); ok {
+		_spec.SetField(onetimecode.FieldNewEmail, field.TypeString, value)
+		_node.NewEmail = &value
 	}
 	return _node, _spec
 }
@@ -338,6 +361,24 @@ func (u *OneTimeCodeUpsert) SetCreatedAt(v time.Time) *OneTimeCodeUpsert {
 // UpdateCreatedAt sets the "created_at" field to the value that was provided on create.
 func (u *OneTimeCodeUpsert) UpdateCreatedAt() *OneTimeCodeUpsert {
 	u.SetExcluded(onetimecode.FieldCreatedAt)
+	return u
+}
+
+// SetNewEmail sets the "new_email" field.
+func (u *OneTimeCodeUpsert) SetNewEmail(v string) *OneTimeCodeUpsert {
+	u.Set(onetimecode.FieldNewEmail, v)
+	return u
+}
+
+// UpdateNewEmail sets the "new_email" field to the value that was provided on create.
+func (u *OneTimeCodeUpsert) UpdateNewEmail() *OneTimeCodeUpsert {
+	u.SetExcluded(onetimecode.FieldNewEmail)
+	return u
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (u *OneTimeCodeUpsert) ClearNewEmail() *OneTimeCodeUpsert {
+	u.SetNull(onetimecode.FieldNewEmail)
 	return u
 }
 
@@ -476,6 +517,27 @@ func (u *OneTimeCodeUpsertOne) SetCreatedAt(v time.Time) *OneTimeCodeUpsertOne {
 func (u *OneTimeCodeUpsertOne) UpdateCreatedAt() *OneTimeCodeUpsertOne {
 	return u.Update(func(s *OneTimeCodeUpsert) {
 		s.UpdateCreatedAt()
+	})
+}
+
+// SetNewEmail sets the "new_email" field.
+func (u *OneTimeCodeUpsertOne) SetNewEmail(v string) *OneTimeCodeUpsertOne {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.SetNewEmail(v)
+	})
+}
+
+// UpdateNewEmail sets the "new_email" field to the value that was provided on create.
+func (u *OneTimeCodeUpsertOne) UpdateNewEmail() *OneTimeCodeUpsertOne {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.UpdateNewEmail()
+	})
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (u *OneTimeCodeUpsertOne) ClearNewEmail() *OneTimeCodeUpsertOne {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.ClearNewEmail()
 	})
 }
 
@@ -778,6 +840,27 @@ func (u *OneTimeCodeUpsertBulk) SetCreatedAt(v time.Time) *OneTimeCodeUpsertBulk
 func (u *OneTimeCodeUpsertBulk) UpdateCreatedAt() *OneTimeCodeUpsertBulk {
 	return u.Update(func(s *OneTimeCodeUpsert) {
 		s.UpdateCreatedAt()
+	})
+}
+
+// SetNewEmail sets the "new_email" field.
+func (u *OneTimeCodeUpsertBulk) SetNewEmail(v string) *OneTimeCodeUpsertBulk {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.SetNewEmail(v)
+	})
+}
+
+// UpdateNewEmail sets the "new_email" field to the value that was provided on create.
+func (u *OneTimeCodeUpsertBulk) UpdateNewEmail() *OneTimeCodeUpsertBulk {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.UpdateNewEmail()
+	})
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (u *OneTimeCodeUpsertBulk) ClearNewEmail() *OneTimeCodeUpsertBulk {
+	return u.Update(func(s *OneTimeCodeUpsert) {
+		s.ClearNewEmail()
 	})
 }
 

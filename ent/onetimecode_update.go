@@ -119,6 +119,26 @@ func (_u *OneTimeCodeUpdate) SetNillableCreatedAt(v *time.Time) *OneTimeCodeUpda
 	return _u
 }
 
+// SetNewEmail sets the "new_email" field.
+func (_u *OneTimeCodeUpdate) SetNewEmail(v string) *OneTimeCodeUpdate {
+	_u.mutation.SetNewEmail(v)
+	return _u
+}
+
+// SetNillableNewEmail sets the "new_email" field if the given value is not nil.
+func (_u *OneTimeCodeUpdate) SetNillableNewEmail(v *string) *OneTimeCodeUpdate {
+	if v != nil {
+		_u.SetNewEmail(*v)
+	}
+	return _u
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (_u *OneTimeCodeUpdate) ClearNewEmail() *OneTimeCodeUpdate {
+	_u.mutation.ClearNewEmail()
+	return _u
+}
+
 // Mutation returns the OneTimeCodeMutation object of the builder.
 func (_u *OneTimeCodeUpdate) Mutation() *OneTimeCodeMutation {
 	return _u.mutation
@@ -168,6 +188,11 @@ func (_u *OneTimeCodeUpdate) check() error {
 			return &ValidationError{Name: "code_hash", err: fmt.Errorf(`ent: validator failed for field "OneTimeCode.code_hash": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.NewEmail(); ok {
+		if err := onetimecode.NewEmailValidator(v); err != nil {
+			return &ValidationError{Name: "new_email", err: fmt.Errorf(`ent: validator failed for field "OneTimeCode.new_email": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -212,6 +237,12 @@ func (_u *OneTimeCodeUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.CreatedAt(); ok {
 		_spec.SetField(onetimecode.FieldCreatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.NewEmail(); ok {
+		_spec.SetField(onetimecode.FieldNewEmail, field.TypeString, value)
+	}
+	if _u.mutation.NewEmailCleared() {
+		_spec.ClearField(onetimecode.FieldNewEmail, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -325,6 +356,26 @@ func (_u *OneTimeCodeUpdateOne) SetNillableCreatedAt(v *time.Time) *OneTimeCodeU
 	return _u
 }
 
+// SetNewEmail sets the "new_email" field.
+func (_u *OneTimeCodeUpdateOne) SetNewEmail(v string) *OneTimeCodeUpdateOne {
+	_u.mutation.SetNewEmail(v)
+	return _u
+}
+
+// SetNillableNewEmail sets the "new_email" field if the given value is not nil.
+func (_u *OneTimeCodeUpdateOne) SetNillableNewEmail(v *string) *OneTimeCodeUpdateOne {
+	if v != nil {
+		_u.SetNewEmail(*v)
+	}
+	return _u
+}
+
+// ClearNewEmail clears the value of the "new_email" field.
+func (_u *OneTimeCodeUpdateOne) ClearNewEmail() *OneTimeCodeUpdateOne {
+	_u.mutation.ClearNewEmail()
+	return _u
+}
+
 // Mutation returns the OneTimeCodeMutation object of the builder.
 func (_u *OneTimeCodeUpdateOne) Mutation() *OneTimeCodeMutation {
 	return _u.mutation
@@ -385,6 +436,11 @@ func (_u *OneTimeCodeUpdateOne) check() error {
 	if v, ok := _u.mutation.CodeHash(); ok {
 		if err := onetimecode.CodeHashValidator(v); err != nil {
 			return &ValidationError{Name: "code_hash", err: fmt.Errorf(`ent: validator failed for field "OneTimeCode.code_hash": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.NewEmail(); ok {
+		if err := onetimecode.NewEmailValidator(v); err != nil {
+			return &ValidationError{Name: "new_email", err: fmt.Errorf(`ent: validator failed for field "OneTimeCode.new_email": %w`, err)}
 		}
 	}
 	return nil
@@ -448,6 +504,12 @@ func (_u *OneTimeCodeUpdateOne) sqlSave(ctx context.Context) (_node *OneTimeCode
 	}
 	if value, ok := _u.mutation.CreatedAt(); ok {
 		_spec.SetField(onetimecode.FieldCreatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.NewEmail(); ok {
+		_spec.SetField(onetimecode.FieldNewEmail, field.TypeString, value)
+	}
+	if _u.mutation.NewEmailCleared() {
+		_spec.ClearField(onetimecode.FieldNewEmail, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &OneTimeCode{config: _u.config}

@@ -284,6 +284,10 @@ func init() {
 	onetimecodeDescCreatedAt := onetimecodeFields[5].Descriptor()
 	// onetimecode.DefaultCreatedAt holds the default value on creation for the created_at field.
 	onetimecode.DefaultCreatedAt = onetimecodeDescCreatedAt.Default.(func() time.Time)
+	// onetimecodeDescNewEmail is the schema descriptor for new_email field.
+	onetimecodeDescNewEmail := onetimecodeFields[6].Descriptor()
+	// onetimecode.NewEmailValidator is a validator for the "new_email" field. It is called by the builders before save.
+	onetimecode.NewEmailValidator = onetimecodeDescNewEmail.Validators[0].(func(string) error)
 	outboxmessageFields := schema.OutboxMessage{}.Fields()
 	_ = outboxmessageFields
 	// outboxmessageDescRecipient is the schema descriptor for recipient field.

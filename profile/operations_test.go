@@ -49,6 +49,11 @@ func (s *recordingSessions) DeleteUser(_ context.Context, userID int64) error {
 	return nil
 }
 
+func (s *recordingSessions) DeleteUserExcept(_ context.Context, userID int64, _ string) error {
+	s.ended = append(s.ended, userID)
+	return nil
+}
+
 type opsFixture struct {
 	s        *Server
 	accounts *account.Service

@@ -67,6 +67,10 @@ func (fakeTokens) Verify(context.Context, *http.Request, ...string) (*oauth.Prin
 
 func (fakeTokens) RevokeSubject(context.Context, string) error { return nil }
 
+func (fakeTokens) Client(context.Context, string) (fosite.Client, error) {
+	return nil, fosite.ErrNotFound
+}
+
 func testHasher(t testing.TB, iterations uint32, concurrency int, wait time.Duration, opts ...password.Option) *password.Hasher {
 	t.Helper()
 	p := password.Params{Memory: 19 * 1024, Iterations: iterations, Parallelism: 1, SaltLength: 16, KeyLength: 32}

@@ -31,12 +31,14 @@ type Tokens interface {
 	IssueTokens(ctx context.Context, client fosite.Client, userID int64, scopes []string) (map[string]any, error)
 	Verify(ctx context.Context, r *http.Request, scopes ...string) (*oauth.Principal, error)
 	RevokeSubject(ctx context.Context, subject string) error
+	Client(ctx context.Context, id string) (fosite.Client, error)
 }
 
 // Sessions ends a user's browser sessions (*session.Store), on the
 // transaction ctx carries.
 type Sessions interface {
 	DeleteUser(ctx context.Context, userID int64) error
+	DeleteUserExcept(ctx context.Context, userID int64, keepID string) error
 }
 
 // Mailer queues mail for delivery (*mail.Outbox), on the transaction ctx
@@ -215,6 +217,8 @@ func (s *Server) Mount(r chi.Router) {
 		r.Get("/v1/sessions", s.handleListSessions)
 		r.Delete("/v1/sessions/{id}", s.handleEndSession)
 		r.Get("/v1/profile/export", s.handleExport)
+		r.With(s.limit("email-change")).Post("/v1/email/change", s.handleEmailChange)
+		r.With(s.limit("password-change")).Post("/v1/password/change", s.handlePasswordChange)
 	})
 }
 

@@ -26,20 +26,24 @@ func verifyQuota() ratelimit.Rule {
 }
 
 // handleVerifyEmail verifies the caller's address with the code mailed to
-// it. Every reason the code does not work is the same 400 as a reset's.
+// it, or confirms a pending email change with the code mailed to the new
+// address (see ConfirmEmail). Every reason the code does not work is the
+// same 400 as a reset's; a new address taken meanwhile is 409.
 func (s *Server) handleVerifyEmail(w http.ResponseWriter, r *http.Request) {
 	in, ok := readJSONObject(w, r, "code")
 	if !ok {
 		return
 	}
-	err := s.accounts.VerifyEmail(r.Context(), principal(r).User.ID, in["code"])
+	_, err := s.ConfirmEmail(r.Context(), principal(r).User, in["code"])
 	switch {
 	case errors.Is(err, account.ErrBadCode), errors.Is(err, account.ErrNotFound):
 		badCode(w)
+	case errors.Is(err, account.ErrTaken):
+		// Only the holder of a code mailed to the address learns this.
+		writeProblem(w, takenProblem("email"))
 	case err != nil:
 		s.fail(w, r, "verify email", err)
 	default:
-		s.cfg.ObserveEvent("email_verified")
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

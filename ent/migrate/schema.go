@@ -167,11 +167,12 @@ var (
 	OneTimeCodesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "user_id", Type: field.TypeInt64},
-		{Name: "purpose", Type: field.TypeEnum, Enums: []string{"reset", "verify"}},
+		{Name: "purpose", Type: field.TypeEnum, Enums: []string{"reset", "verify", "email_change"}},
 		{Name: "code_hash", Type: field.TypeBytes, Size: 64},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "new_email", Type: field.TypeString, Nullable: true, Size: 254},
 	}
 	// OneTimeCodesTable holds the schema information for the "one_time_codes" table.
 	OneTimeCodesTable = &schema.Table{

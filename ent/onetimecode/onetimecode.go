@@ -26,6 +26,8 @@ const (
 	FieldExpiresAt = "expires_at"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
+	// FieldNewEmail holds the string denoting the new_email field in the database.
+	FieldNewEmail = "new_email"
 	// Table holds the table name of the onetimecode in the database.
 	Table = "one_time_codes"
 )
@@ -39,6 +41,7 @@ var Columns = []string{
 	FieldAttempts,
 	FieldExpiresAt,
 	FieldCreatedAt,
+	FieldNewEmail,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -60,6 +63,8 @@ var (
 	DefaultAttempts int
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// NewEmailValidator is a validator for the "new_email" field. It is called by the builders before save.
+	NewEmailValidator func(string) error
 )
 
 // Purpose defines the type for the "purpose" enum field.
@@ -67,8 +72,9 @@ type Purpose string
 
 // Purpose values.
 const (
-	PurposeReset  Purpose = "reset"
-	PurposeVerify Purpose = "verify"
+	PurposeReset       Purpose = "reset"
+	PurposeVerify      Purpose = "verify"
+	PurposeEmailChange Purpose = "email_change"
 )
 
 func (pu Purpose) String() string {
@@ -78,7 +84,7 @@ func (pu Purpose) String() string {
 // PurposeValidator is a validator for the "purpose" field enum values. It is called by the builders before save.
 func PurposeValidator(pu Purpose) error {
 	switch pu {
-	case PurposeReset, PurposeVerify:
+	case PurposeReset, PurposeVerify, PurposeEmailChange:
 		return nil
 	default:
 		return fmt.Errorf("onetimecode: invalid enum value for purpose field: %q", pu)
@@ -116,4 +122,9 @@ func ByExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 // ByCreatedAt orders the results by the created_at field.
 func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCreatedAt, opts...).ToFunc()
+}
+
+// ByNewEmail orders the results by the new_email field.
+func ByNewEmail(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNewEmail, opts...).ToFunc()
 }

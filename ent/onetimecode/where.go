@@ -79,6 +79,11 @@ func CreatedAt(v time.Time) predicate.OneTimeCode {
 	return predicate.OneTimeCode(sql.FieldEQ(FieldCreatedAt, v))
 }
 
+// NewEmail applies equality check predicate on the "new_email" field. It's identical to NewEmailEQ.
+func NewEmail(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldEQ(FieldNewEmail, v))
+}
+
 // UserIDEQ applies the EQ predicate on the "user_id" field.
 func UserIDEQ(v int64) predicate.OneTimeCode {
 	return predicate.OneTimeCode(sql.FieldEQ(FieldUserID, v))
@@ -297,6 +302,81 @@ func CreatedAtLT(v time.Time) predicate.OneTimeCode {
 // CreatedAtLTE applies the LTE predicate on the "created_at" field.
 func CreatedAtLTE(v time.Time) predicate.OneTimeCode {
 	return predicate.OneTimeCode(sql.FieldLTE(FieldCreatedAt, v))
+}
+
+// NewEmailEQ applies the EQ predicate on the "new_email" field.
+func NewEmailEQ(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldEQ(FieldNewEmail, v))
+}
+
+// NewEmailNEQ applies the NEQ predicate on the "new_email" field.
+func NewEmailNEQ(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldNEQ(FieldNewEmail, v))
+}
+
+// NewEmailIn applies the In predicate on the "new_email" field.
+func NewEmailIn(vs ...string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldIn(FieldNewEmail, vs...))
+}
+
+// NewEmailNotIn applies the NotIn predicate on the "new_email" field.
+func NewEmailNotIn(vs ...string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldNotIn(FieldNewEmail, vs...))
+}
+
+// NewEmailGT applies the GT predicate on the "new_email" field.
+func NewEmailGT(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldGT(FieldNewEmail, v))
+}
+
+// NewEmailGTE applies the GTE predicate on the "new_email" field.
+func NewEmailGTE(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldGTE(FieldNewEmail, v))
+}
+
+// NewEmailLT applies the LT predicate on the "new_email" field.
+func NewEmailLT(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldLT(FieldNewEmail, v))
+}
+
+// NewEmailLTE applies the LTE predicate on the "new_email" field.
+func NewEmailLTE(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldLTE(FieldNewEmail, v))
+}
+
+// NewEmailContains applies the Contains predicate on the "new_email" field.
+func NewEmailContains(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldContains(FieldNewEmail, v))
+}
+
+// NewEmailHasPrefix applies the HasPrefix predicate on the "new_email" field.
+func NewEmailHasPrefix(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldHasPrefix(FieldNewEmail, v))
+}
+
+// NewEmailHasSuffix applies the HasSuffix predicate on the "new_email" field.
+func NewEmailHasSuffix(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldHasSuffix(FieldNewEmail, v))
+}
+
+// NewEmailIsNil applies the IsNil predicate on the "new_email" field.
+func NewEmailIsNil() predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldIsNull(FieldNewEmail))
+}
+
+// NewEmailNotNil applies the NotNil predicate on the "new_email" field.
+func NewEmailNotNil() predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldNotNull(FieldNewEmail))
+}
+
+// NewEmailEqualFold applies the EqualFold predicate on the "new_email" field.
+func NewEmailEqualFold(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldEqualFold(FieldNewEmail, v))
+}
+
+// NewEmailContainsFold applies the ContainsFold predicate on the "new_email" field.
+func NewEmailContainsFold(v string) predicate.OneTimeCode {
+	return predicate.OneTimeCode(sql.FieldContainsFold(FieldNewEmail, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -9,7 +9,7 @@ import (
 )
 
 // OneTimeCode is a user's one live code for one purpose: resetting the
-// password, or verifying the email address. The code itself is never
+// password, verifying the email address, or confirming a change of it. The code itself is never
 // stored: code_hash is an HMAC of it (with its user and purpose) under a
 // server key, so a database dump does not let anyone reset a password or
 // verify an address. A newer code of the same purpose replaces the row.
@@ -21,11 +21,14 @@ type OneTimeCode struct {
 func (OneTimeCode) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int64("user_id").Positive(),
-		field.Enum("purpose").Values("reset", "verify"),
+		field.Enum("purpose").Values("reset", "verify", "email_change"),
 		field.Bytes("code_hash").Sensitive().MaxLen(64),
 		field.Int("attempts").Default(0).Comment("wrong tries so far; the code dies at 5"),
 		field.Time("expires_at").SchemaType(precise),
 		field.Time("created_at").SchemaType(precise).Default(time.Now),
+		// The address an email_change code moves the account to once it is
+		// used; empty for every other purpose.
+		field.String("new_email").MaxLen(254).Optional().Nillable(),
 	}
 }
 

@@ -1,0 +1,197 @@
+package account
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/onetimecode"
+	"idp/ent/user"
+	"idp/password"
+)
+
+// PurposeEmailChange codes move the account to the address stored with
+// them (they live Options.VerifyCodeTTL, as they go to a mailbox too).
+const PurposeEmailChange Purpose = Purpose(onetimecode.PurposeEmailChange)
+
+// CheckPassword checks the password of a user who is already signed in
+// (a change of the email address or of the password asks for it again),
+// from the client address from, through the lock-out of Authenticate: a
+// locked account answers *LockedError without the password being checked,
+// a wrong password is ErrInvalidCredentials and counts toward the
+// lock-out, a right one clears the failures of that address as a login
+// does. Overload gives password.ErrBusy.
+func (s *Service) CheckPassword(ctx context.Context, u *ent.User, pw, from string) error {
+	keys := keysOf(u.Username, u, from)
+	throttle, err := s.throttles(ctx, keys)
+	if err != nil {
+		return err
+	}
+	if err := s.locked(throttle); err != nil {
+		return err
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
+	if errors.Is(err, password.ErrMalformedHash) {
+		s.log.ErrorContext(ctx, "stored password hash is malformed", "user", u.ID)
+		return ErrInvalidCredentials
+	} else if err != nil {
+		return err
+	}
+	if !ok {
+		return s.failed(ctx, keys, throttle)
+	}
+	s.succeeded(ctx, keys, throttle)
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return nil
+}
+
+// IssueEmailChangeCode makes a code that, once used at ConfirmEmail, moves
+// the user to newEmail (normalised here), replacing any older change code
+// and the address it named: the newest request wins. It runs on the
+// transaction ctx carries, so the code and its mails commit together.
+// Whether newEmail belongs to another account is not looked at: that is
+// told only to whoever holds the code, at ConfirmEmail.
+func (s *Service) IssueEmailChangeCode(ctx context.Context, userID int64, newEmail string) (string, error) {
+	email, err := NormalizeEmail(newEmail)
+	if err != nil {
+		return "", err
+	}
+	var code string
+	err = database.InTx(ctx, s.db, func(ctx context.Context) error {
+		var err error
+		if code, err = s.IssueCode(ctx, userID, PurposeEmailChange); err != nil {
+			return err
+		}
+		_, err = s.client(ctx).OneTimeCode.Update().
+			Where(codeOf(userID, PurposeEmailChange)).
+			SetNewEmail(email).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("account: store the new address: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// PendingEmail is the address a live email change code of the user would
+// move them to; ErrNotFound when none is pending.
+func (s *Service) PendingEmail(ctx context.Context, userID int64) (string, error) {
+	row, err := s.client(ctx).OneTimeCode.Query().Where(
+		codeOf(userID, PurposeEmailChange),
+		onetimecode.AttemptsLT(MaxCodeAttempts),
+		onetimecode.ExpiresAtGT(s.opts.Now()),
+	).Only(ctx)
+	if ent.IsNotFound(err) || err == nil && row.NewEmail == nil {
+		return "", ErrNotFound
+	} else if err != nil {
+		return "", fmt.Errorf("account: read email change code: %w", err)
+	}
+	return *row.NewEmail, nil
+}
+
+// ConfirmEmail uses a mailed code of the user, whichever it is: the code
+// of a pending email change moves the account to its new address and marks
+// it verified (changed is true); a verification code marks the present
+// address verified, as VerifyEmail does. A code that is neither is
+// ErrBadCode, alike for wrong, used, expired and dead codes, and counts a
+// try against each live code of the two, so that holding both gives no
+// more guesses per code than holding one.
+//
+// When the new address belongs to another account by now, the error wraps
+// ErrTaken (a *TakenError on "email") and nothing changes: the unique
+// index decides between two accounts confirming one address at once.
+func (s *Service) ConfirmEmail(ctx context.Context, userID int64, code string) (changed bool, err error) {
+	rows, err := s.client(ctx).OneTimeCode.Query().Where(
+		onetimecode.UserID(userID),
+		onetimecode.PurposeIn(onetimecode.Purpose(PurposeVerify), onetimecode.Purpose(PurposeEmailChange)),
+	).All(ctx)
+	if err != nil {
+		return false, fmt.Errorf("account: read codes: %w", err)
+	}
+	var match *ent.OneTimeCode
+	now := s.opts.Now()
+	for _, row := range rows {
+		p := Purpose(row.Purpose)
+		live := row.Attempts < MaxCodeAttempts && now.Before(row.ExpiresAt)
+		// Both are compared, so that the time taken does not tell which
+		// purpose the code had.
+		if hmac.Equal(row.CodeHash, s.codeHash(userID, p, code)) && live && len(code) == codeDigits {
+			match = row
+		}
+	}
+	if match == nil {
+		for _, row := range rows {
+			if _, err := s.client(ctx).OneTimeCode.Update().
+				Where(codeOf(userID, Purpose(row.Purpose))).
+				AddAttempts(1).
+				Save(ctx); err != nil {
+				return false, fmt.Errorf("account: count a wrong code: %w", err)
+			}
+		}
+		return false, ErrBadCode
+	}
+	if match.Purpose == onetimecode.PurposeVerify {
+		return false, database.InTx(ctx, s.db, func(ctx context.Context) error {
+			if err := s.ConsumeCode(ctx, userID, PurposeVerify, code); err != nil {
+				return err
+			}
+			return s.MarkEmailVerified(ctx, userID)
+		})
+	}
+	if match.NewEmail == nil {
+		return false, ErrBadCode // a row of an email change always names one
+	}
+	err = database.InTx(ctx, s.db, func(ctx context.Context) error {
+		if err := s.ConsumeCode(ctx, userID, PurposeEmailChange, code); err != nil {
+			return err
+		}
+		// The unique index sees only the exact spelling; an account kept
+		// under an older spelling of the address holds it too.
+		if taken, err := s.EmailTaken(ctx, userID, *match.NewEmail); err != nil {
+			return err
+		} else if taken {
+			return &TakenError{Field: "email"}
+		}
+		err := s.client(ctx).User.UpdateOneID(userID).
+			SetEmail(*match.NewEmail).
+			SetEmailVerified(true).
+			Exec(ctx)
+		switch {
+		case ent.IsConstraintError(err):
+			return takenError(err)
+		case ent.IsNotFound(err):
+			return ErrNotFound
+		case err != nil:
+			return fmt.Errorf("account: change email: %w", err)
+		}
+		// A code mailed to the old address has nothing left to prove.
+		if _, err := s.client(ctx).OneTimeCode.Delete().Where(codeOf(userID, PurposeVerify)).Exec(ctx); err != nil {
+			return fmt.Errorf("account: drop verification code: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// EmailTaken reports whether an account other than userID holds email, in
+// any of its stored spellings.
+func (s *Service) EmailTaken(ctx context.Context, userID int64, email string) (bool, error) {
+	forms := emailSpellings(email, NormalizeLogin(email))
+	ok, err := s.client(ctx).User.Query().Where(user.EmailIn(forms...), user.IDNEQ(userID)).Exist(ctx)
+	if err != nil {
+		return false, fmt.Errorf("account: look up email: %w", err)
+	}
+	return ok, nil
+}

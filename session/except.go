@@ -1,0 +1,23 @@
+package session
+
+import (
+	"context"
+	"fmt"
+
+	"idp/ent/browsersession"
+)
+
+// DeleteUserExcept ends every session of a user but keepID, as after a
+// password change made in the browser session keepID (which stays signed
+// in); an empty keepID ends them all, like DeleteUser. It runs in the
+// transaction ctx carries, if any.
+func (s *Store) DeleteUserExcept(ctx context.Context, userID int64, keepID string) error {
+	q := s.client(ctx).BrowserSession.Delete().Where(browsersession.UserID(userID))
+	if keepID != "" {
+		q.Where(browsersession.IDNEQ(keepID))
+	}
+	if _, err := q.Exec(ctx); err != nil {
+		return fmt.Errorf("session: delete user's other sessions: %w", err)
+	}
+	return nil
+}
