@@ -42,15 +42,19 @@ func (m *recordingMailer) count() int {
 	return len(m.sent)
 }
 
-type recordingSessions struct{ ended []int64 }
+type recordingSessions struct {
+	ended []int64
+	kept  []string // the keepID of each DeleteUserExcept
+}
 
 func (s *recordingSessions) DeleteUser(_ context.Context, userID int64) error {
 	s.ended = append(s.ended, userID)
 	return nil
 }
 
-func (s *recordingSessions) DeleteUserExcept(_ context.Context, userID int64, _ string) error {
+func (s *recordingSessions) DeleteUserExcept(_ context.Context, userID int64, keepID string) error {
 	s.ended = append(s.ended, userID)
+	s.kept = append(s.kept, keepID)
 	return nil
 }
 
