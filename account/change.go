@@ -23,31 +23,36 @@ const PurposeEmailChange Purpose = Purpose(onetimecode.PurposeEmailChange)
 // locked account answers *LockedError without the password being checked,
 // a wrong password is ErrInvalidCredentials and counts toward the
 // lock-out, a right one clears the failures of that address as a login
-// does. Overload gives password.ErrBusy.
-func (s *Service) CheckPassword(ctx context.Context, u *ent.User, pw, from string) error {
+// does. It returns the user as stored now (a token's user carries no
+// password hash). Overload gives password.ErrBusy.
+func (s *Service) CheckPassword(ctx context.Context, userID int64, pw, from string) (*ent.User, error) {
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	keys := keysOf(u.Username, u, from)
 	throttle, err := s.throttles(ctx, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.locked(throttle); err != nil {
-		return err
+		return nil, err
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if errors.Is(err, password.ErrMalformedHash) {
 		s.log.ErrorContext(ctx, "stored password hash is malformed", "user", u.ID)
-		return ErrInvalidCredentials
+		return nil, ErrInvalidCredentials
 	} else if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
-		return s.failed(ctx, keys, throttle)
+		return nil, s.failed(ctx, keys, throttle)
 	}
 	s.succeeded(ctx, keys, throttle)
 	if rehash {
 		s.rehash(ctx, u, pw)
 	}
-	return nil
+	return u, nil
 }
 
 // IssueEmailChangeCode makes a code that, once used at ConfirmEmail, moves

@@ -26,7 +26,7 @@ func TestCheckPasswordLocksLikeALogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		const from = "192.0.2.1"
-		if err := s.CheckPassword(ctx, u, "correct horse", from); err != nil {
+		if _, err := s.CheckPassword(ctx, u.ID, "correct horse", from); err != nil {
 			t.Fatalf("the right password: %v", err)
 		}
 		// Two failed logins and three wrong passwords here: the fifth
@@ -37,26 +37,26 @@ func TestCheckPasswordLocksLikeALogin(t *testing.T) {
 			}
 		}
 		for range 3 {
-			if err := s.CheckPassword(ctx, u, "wrong", from); !errors.Is(err, ErrInvalidCredentials) {
+			if _, err := s.CheckPassword(ctx, u.ID, "wrong", from); !errors.Is(err, ErrInvalidCredentials) {
 				t.Fatalf("a wrong password: %v, want ErrInvalidCredentials", err)
 			}
 		}
 		var locked *LockedError
-		if err := s.CheckPassword(ctx, u, "correct horse", from); !errors.As(err, &locked) {
+		if _, err := s.CheckPassword(ctx, u.ID, "correct horse", from); !errors.As(err, &locked) {
 			t.Fatalf("the right password while locked: %v, want *LockedError", err)
 		}
 		if _, err := s.Authenticate(ctx, "ada@example.com", "correct horse", from); !errors.As(err, &locked) {
 			t.Fatalf("a login after wrong passwords at CheckPassword: %v, want *LockedError", err)
 		}
 		// Another address is not locked; after the lock, a success clears.
-		if err := s.CheckPassword(ctx, u, "correct horse", "198.51.100.7"); err != nil {
+		if _, err := s.CheckPassword(ctx, u.ID, "correct horse", "198.51.100.7"); err != nil {
 			t.Fatalf("from another address: %v", err)
 		}
 		clock.Advance(time.Hour)
-		if err := s.CheckPassword(ctx, u, "correct horse", from); err != nil {
+		if _, err := s.CheckPassword(ctx, u.ID, "correct horse", from); err != nil {
 			t.Fatalf("after the lock: %v", err)
 		}
-		if err := s.CheckPassword(ctx, u, "wrong", from); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := s.CheckPassword(ctx, u.ID, "wrong", from); !errors.Is(err, ErrInvalidCredentials) {
 			t.Fatalf("a wrong password after a success: %v", err)
 		}
 	})

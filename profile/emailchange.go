@@ -74,7 +74,8 @@ func (s *Server) RequestEmailChange(ctx context.Context, u *ent.User, newEmail, 
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}
-	if err := s.accounts.CheckPassword(ctx, u, password, from); err != nil {
+	u, err = s.accounts.CheckPassword(ctx, u.ID, password, from)
+	if err != nil {
 		return err
 	}
 	allowed, _, err := s.limiter.Allow(ctx, emailChangeQuota(), "user:"+strconv.FormatInt(u.ID, 10))

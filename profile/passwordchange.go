@@ -98,7 +98,8 @@ func (s *Server) ChangePassword(ctx context.Context, u *ent.User, in PasswordCha
 	if in.Client != nil && !in.Client.GetGrantTypes().Has(oauth.GrantPassword) {
 		return nil, errUnauthorizedClient
 	}
-	if err := s.accounts.CheckPassword(ctx, u, in.Current, in.From); err != nil {
+	u, err := s.accounts.CheckPassword(ctx, u.ID, in.Current, in.From)
+	if err != nil {
 		return nil, err
 	}
 	if in.New == in.Current {

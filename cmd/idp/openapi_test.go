@@ -475,6 +475,11 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	want(send("DELETE", "/v1/sessions/rt_AAAAAAAAAAAAAAAAAAAAAA", at, "", nil), 404, "end an unknown session")
 	want(send("DELETE", "/v1/sessions/"+live.Sessions[0].ID, at, "", nil), 204, "end a session")
 	want(send("GET", "/v1/profile/export", at, "", nil), 200, "export")
+	// Email and password change; the password change ends at's grant.
+	want(send("POST", "/v1/email/change", at, "application/json",
+		strings.NewReader(`{"new_email":"ada@new.example","password":"`+testPassword+`"}`)), 202, "email change")
+	want(send("POST", "/v1/password/change", at, "application/json",
+		strings.NewReader(`{"current_password":"`+testPassword+`","new_password":"yet another correct horse"}`)), 200, "password change")
 
 	// Password reset: a mailed code (taken from the account service here).
 	want(send("POST", "/v1/password/forgot", "", "application/json", strings.NewReader(`{"login":"ada"}`)), 202, "forgot")
