@@ -178,9 +178,13 @@ func (s *Service) ConfirmEmail(ctx context.Context, userID int64, code string) (
 		case err != nil:
 			return fmt.Errorf("account: change email: %w", err)
 		}
-		// A code mailed to the old address has nothing left to prove.
-		if _, err := s.client(ctx).OneTimeCode.Delete().Where(codeOf(userID, PurposeVerify)).Exec(ctx); err != nil {
-			return fmt.Errorf("account: drop verification code: %w", err)
+		// Codes mailed to the old address have nothing left to prove, and
+		// a reset code must not reach an address the account left.
+		if _, err := s.client(ctx).OneTimeCode.Delete().Where(
+			onetimecode.UserID(userID),
+			onetimecode.PurposeIn(onetimecode.Purpose(PurposeVerify), onetimecode.Purpose(PurposeReset)),
+		).Exec(ctx); err != nil {
+			return fmt.Errorf("account: drop the old address's codes: %w", err)
 		}
 		return nil
 	})

@@ -107,6 +107,10 @@ func TestConfirmEmail(t *testing.T) {
 
 		t.Run("the code moves the account once", func(t *testing.T) {
 			u := newUser()
+			reset, err := s.IssueResetCode(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
 			code := change(u.ID, "New@Bücher.Example")
 			if got, err := s.PendingEmail(ctx, u.ID); err != nil || got != "new@xn--bcher-kva.example" {
 				t.Fatalf("pending %q (%v), want the normalised address", got, err)
@@ -126,6 +130,10 @@ func TestConfirmEmail(t *testing.T) {
 			}
 			if _, err := s.PendingEmail(ctx, u.ID); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("pending after the change: %v", err)
+			}
+			// The reset code went to the old address: it is gone.
+			if live, err := s.HasLiveResetCode(ctx, u.ID); err != nil || live {
+				t.Fatalf("a reset code mailed to the old address is live after the change: %v %v (%s)", live, err, reset)
 			}
 		})
 		t.Run("a verification code still verifies the present address", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"idp/database"
 	"idp/ent"
 	"idp/mail"
+	"idp/oauth"
 	"idp/ratelimit"
 )
 
@@ -140,6 +141,8 @@ func (s *Server) changeFailed(w http.ResponseWriter, r *http.Request, what, pwFi
 		p := problem(http.StatusBadRequest, "invalid-password", "Wrong password", "The password is wrong.")
 		p.Errors = []FieldError{{Field: pwField, Code: "invalid", Message: "The password is wrong."}}
 		writeProblem(w, p)
+	case errors.Is(err, account.ErrNotFound):
+		staleToken(w) // the account was erased since the token was checked
 	case errors.Is(err, errUnauthorizedClient):
 		writeProblem(w, problem(http.StatusForbidden, "unauthorized-client", "Client may not receive tokens here",
 			"This client is not registered for the password grant, whose tokens a password change returns."))
@@ -172,4 +175,12 @@ func (s *Server) emailChangeNotice(u *ent.User) mail.Message {
 		"<p>If this was not you, reset your password at once: that signs everyone out, and the code works only for someone signed in.</p>",
 		html.EscapeString(s.cfg.Issuer))
 	return mail.Message{To: u.Email, Subject: "A change of your email address was requested", Text: text, HTML: body}
+}
+
+// staleToken answers a token that was valid when checked but whose user
+// or client is gone since, as requireToken answers an invalid one.
+func staleToken(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(oauth.ErrInvalidToken, oauth.ScopeProfile))
+	writeProblem(w, problem(http.StatusUnauthorized, "invalid-token", "Invalid token",
+		"The access token is missing, invalid, expired or revoked."))
 }

@@ -48,10 +48,7 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	client, err := s.tokens.Client(ctx, p.ClientID)
 	if errors.Is(err, fosite.ErrNotFound) {
-		// The client was removed since the token was issued.
-		w.Header().Set("WWW-Authenticate", oauth.BearerChallenge(oauth.ErrInvalidToken, oauth.ScopeProfile))
-		writeProblem(w, problem(http.StatusUnauthorized, "invalid-token", "Invalid token",
-			"The access token is missing, invalid, expired or revoked."))
+		staleToken(w) // the client was removed since the token was issued
 		return
 	} else if err != nil {
 		s.fail(w, r, "password change: read client", err)

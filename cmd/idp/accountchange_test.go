@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"idp/account"
+	"idp/fake"
 )
 
 // Subjects of the mails of an email change (the password change's notice
@@ -129,6 +130,13 @@ func TestEmailChange(t *testing.T) {
 			t.Fatalf("after the code: %v, want the new address, verified", p)
 		}
 		refused("a used code", code)
+		fams := scrape(t, s)
+		if got := value(fams, "idp_account_events_total", "event", "email_change_requested"); got != 1 {
+			t.Errorf("email_change_requested = %v, want 1", got)
+		}
+		if got := value(fams, "idp_account_events_total", "event", "email_changed"); got != 1 {
+			t.Errorf("email_changed = %v, want 1", got)
+		}
 		if st, body := s.passwordLogin("ada@new.example", testPassword); st != http.StatusOK {
 			t.Errorf("login with the new address: %d %v", st, body)
 		}
@@ -330,6 +338,9 @@ func TestPasswordChange(t *testing.T) {
 		if st, body := s.passwordLogin("ada", newPassword); st != http.StatusOK {
 			t.Errorf("the new password: %d %v", st, body)
 		}
+		if got := value(scrape(t, s), "idp_account_events_total", "event", "password_changed"); got != 1 {
+			t.Errorf("password_changed = %v, want 1", got)
+		}
 		notice := waitForMail(t, read, "ada@example.com", passwordChangedSubject, 1)[0]
 		if !strings.Contains(notice.Text, "reset your password") {
 			t.Errorf("the notice: %q", notice.Text)
@@ -400,5 +411,47 @@ func TestAccountChangeBadInput(t *testing.T) {
 	// Nothing above changed the account or mailed a code.
 	if st, _ := s.passwordLogin("ada@example.com", testPassword); st != http.StatusOK {
 		t.Errorf("after bad input the account does not log in as before: %d", st)
+	}
+}
+
+// TestChangeMailsHoldNoUserText: the mails of an email or password change
+// quote nothing the user chose, in text or HTML: neither the names nor the
+// new address, which whoever holds a stolen token could fill with words of
+// theirs.
+func TestChangeMailsHoldNoUserText(t *testing.T) {
+	sg := fake.NewSendGrid(t)
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", sendGrid(sg))
+	s.mobile()
+	body := signupBody("mallory_said_so", "victim@example.com")
+	body["first_name"], body["last_name"] = "Click evil.example now", "Lastnameword"
+	r := s.signupJSON(body)
+	if r.status != http.StatusCreated {
+		t.Fatalf("signup: %d %s", r.status, r.body)
+	}
+	bearer := r.json(t)["tokens"].(map[string]any)["access_token"].(string)
+	const to = "call.evil.example.now@mallory.example"
+	if r := s.changeEmail(bearer, to, testPassword); r.status != http.StatusAccepted {
+		t.Fatalf("email change: %d %s", r.status, r.body)
+	}
+	if r := s.changePassword(bearer, testPassword, newPassword); r.status != http.StatusOK {
+		t.Fatalf("password change: %d %s", r.status, r.body)
+	}
+	waitForMail(t, sg.Mails, to, emailChangeCodeSubject, 1)
+	waitForMail(t, sg.Mails, "victim@example.com", emailChangeNoticeSubject, 1)
+	waitForMail(t, sg.Mails, "victim@example.com", passwordChangedSubject, 1)
+	for _, m := range sg.Mails() {
+		if m.Subject == verifySubject {
+			continue // the signup's, checked elsewhere
+		}
+		for _, part := range []struct{ name, body string }{{"text", m.Text}, {"html", m.HTML}} {
+			if part.body == "" {
+				t.Errorf("%q: no %s body", m.Subject, part.name)
+			}
+			for _, user := range []string{"mallory", "evil.example", "Lastnameword"} {
+				if strings.Contains(strings.ToLower(part.body), strings.ToLower(user)) {
+					t.Errorf("%q (%s) holds the user's text %q:\n%s", m.Subject, part.name, user, part.body)
+				}
+			}
+		}
 	}
 }
