@@ -54,6 +54,8 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "password change: read client", err)
 		return
 	}
+	// The fresh grant is a login from this client: it records its user agent.
+	ctx = oauth.WithUserAgent(ctx, r.UserAgent())
 	tokens, err := s.ChangePassword(ctx, p.User, PasswordChange{
 		Current: in["current_password"], New: in["new_password"], From: ratelimit.ClientAddr(ctx),
 		Client: client, Scopes: p.Scopes,

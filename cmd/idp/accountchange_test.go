@@ -47,9 +47,9 @@ func (s *testServer) signupTokens(username, email string) (access, refresh strin
 	return tokens["access_token"].(string), tokens["refresh_token"].(string)
 }
 
-// passwordLogin runs the password grant for the mobile client and returns
+// tryPasswordLogin runs the password grant for the mobile client and returns
 // the status and the JSON answer.
-func (s *testServer) passwordLogin(login, pw string) (int, map[string]any) {
+func (s *testServer) tryPasswordLogin(login, pw string) (int, map[string]any) {
 	s.t.Helper()
 	r := s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"},
 		"username": {login}, "password": {pw}, "scope": {strings.Join(allUserScopes, " ")}}, "", "")
@@ -137,10 +137,10 @@ func TestEmailChange(t *testing.T) {
 		if got := value(fams, "idp_account_events_total", "event", "email_changed"); got != 1 {
 			t.Errorf("email_changed = %v, want 1", got)
 		}
-		if st, body := s.passwordLogin("ada@new.example", testPassword); st != http.StatusOK {
+		if st, body := s.tryPasswordLogin("ada@new.example", testPassword); st != http.StatusOK {
 			t.Errorf("login with the new address: %d %v", st, body)
 		}
-		if st, _ := s.passwordLogin("ada@example.com", testPassword); st == http.StatusOK {
+		if st, _ := s.tryPasswordLogin("ada@example.com", testPassword); st == http.StatusOK {
 			t.Error("the old address still logs in")
 		}
 
@@ -180,7 +180,7 @@ func TestEmailChange(t *testing.T) {
 		} else {
 			problemOf(t, r)
 		}
-		if st, body := s.passwordLogin("ada", testPassword); st != http.StatusTooManyRequests {
+		if st, body := s.tryPasswordLogin("ada", testPassword); st != http.StatusTooManyRequests {
 			t.Errorf("a login after wrong passwords at the email change: %d %v, want 429", st, body)
 		}
 		time.Sleep(300 * time.Millisecond) // the outbox polls every 50 ms
@@ -297,7 +297,7 @@ func TestPasswordChange(t *testing.T) {
 		if r := s.changePassword(access, testPassword, "short"); r.status != http.StatusUnprocessableEntity || !hasFieldError(problemOf(t, r), "new_password", "too_short") {
 			t.Errorf("a short new password: %d %s", r.status, r.body)
 		}
-		if st, _ := s.passwordLogin("ada", testPassword); st != http.StatusOK {
+		if st, _ := s.tryPasswordLogin("ada", testPassword); st != http.StatusOK {
 			t.Fatalf("refused changes changed the password: login %d", st)
 		}
 		r := s.changePassword(access, testPassword, newPassword)
@@ -331,11 +331,11 @@ func TestPasswordChange(t *testing.T) {
 		if r := s.get("/v1/profile", refreshed["access_token"].(string)); r.status != http.StatusOK {
 			t.Errorf("an access token refreshed from the fresh chain: %d", r.status)
 		}
-		if st, body := s.passwordLogin("ada", testPassword); st != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		if st, body := s.tryPasswordLogin("ada", testPassword); st != http.StatusBadRequest || body["error"] != "invalid_grant" {
 			t.Errorf("the old password: %d %v", st, body)
 		}
 		// (The success clears the failure of the old password.)
-		if st, body := s.passwordLogin("ada", newPassword); st != http.StatusOK {
+		if st, body := s.tryPasswordLogin("ada", newPassword); st != http.StatusOK {
 			t.Errorf("the new password: %d %v", st, body)
 		}
 		if got := value(scrape(t, s), "idp_account_events_total", "event", "password_changed"); got != 1 {
@@ -355,7 +355,7 @@ func TestPasswordChange(t *testing.T) {
 		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 			t.Errorf("the right password while locked: %d %s, want 429 with Retry-After", r.status, r.body)
 		}
-		if st, _ := s.passwordLogin("ada", newPassword); st != http.StatusTooManyRequests {
+		if st, _ := s.tryPasswordLogin("ada", newPassword); st != http.StatusTooManyRequests {
 			t.Errorf("a login after wrong passwords at the password change: %d, want 429", st)
 		}
 	})
@@ -409,7 +409,7 @@ func TestAccountChangeBadInput(t *testing.T) {
 		}
 	}
 	// Nothing above changed the account or mailed a code.
-	if st, _ := s.passwordLogin("ada@example.com", testPassword); st != http.StatusOK {
+	if st, _ := s.tryPasswordLogin("ada@example.com", testPassword); st != http.StatusOK {
 		t.Errorf("after bad input the account does not log in as before: %d", st)
 	}
 }
