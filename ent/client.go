@@ -19,6 +19,7 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -55,6 +56,8 @@ type Client struct {
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
+	// PictureDeletion is the client for interacting with the PictureDeletion builders.
+	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -83,6 +86,7 @@ func (c *Client) init() {
 	c.OneTimeCode = NewOneTimeCodeClient(c.config)
 	c.OutboxMessage = NewOutboxMessageClient(c.config)
 	c.PKCERequest = NewPKCERequestClient(c.config)
+	c.PictureDeletion = NewPictureDeletionClient(c.config)
 	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -188,6 +192,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		OneTimeCode:     NewOneTimeCodeClient(cfg),
 		OutboxMessage:   NewOutboxMessageClient(cfg),
 		PKCERequest:     NewPKCERequestClient(cfg),
+		PictureDeletion: NewPictureDeletionClient(cfg),
 		RateLimitWindow: NewRateLimitWindowClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
@@ -220,6 +225,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		OneTimeCode:     NewOneTimeCodeClient(cfg),
 		OutboxMessage:   NewOutboxMessageClient(cfg),
 		PKCERequest:     NewPKCERequestClient(cfg),
+		PictureDeletion: NewPictureDeletionClient(cfg),
 		RateLimitWindow: NewRateLimitWindowClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
@@ -255,7 +261,7 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
 		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
-		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -267,7 +273,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
 		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
-		c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -294,6 +300,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.OutboxMessage.mutate(ctx, m)
 	case *PKCERequestMutation:
 		return c.PKCERequest.mutate(ctx, m)
+	case *PictureDeletionMutation:
+		return c.PictureDeletion.mutate(ctx, m)
 	case *RateLimitWindowMutation:
 		return c.RateLimitWindow.mutate(ctx, m)
 	case *RefreshTokenMutation:
@@ -1504,6 +1512,139 @@ func (c *PKCERequestClient) mutate(ctx context.Context, m *PKCERequestMutation) 
 	}
 }
 
+// PictureDeletionClient is a client for the PictureDeletion schema.
+type PictureDeletionClient struct {
+	config
+}
+
+// NewPictureDeletionClient returns a client for the PictureDeletion from the given config.
+func NewPictureDeletionClient(c config) *PictureDeletionClient {
+	return &PictureDeletionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `picturedeletion.Hooks(f(g(h())))`.
+func (c *PictureDeletionClient) Use(hooks ...Hook) {
+	c.hooks.PictureDeletion = append(c.hooks.PictureDeletion, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `picturedeletion.Intercept(f(g(h())))`.
+func (c *PictureDeletionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PictureDeletion = append(c.inters.PictureDeletion, interceptors...)
+}
+
+// Create returns a builder for creating a PictureDeletion entity.
+func (c *PictureDeletionClient) Create() *PictureDeletionCreate {
+	mutation := newPictureDeletionMutation(c.config, OpCreate)
+	return &PictureDeletionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PictureDeletion entities.
+func (c *PictureDeletionClient) CreateBulk(builders ...*PictureDeletionCreate) *PictureDeletionCreateBulk {
+	return &PictureDeletionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PictureDeletionClient) MapCreateBulk(slice any, setFunc func(*PictureDeletionCreate, int)) *PictureDeletionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PictureDeletionCreateBulk{err: fmt.Errorf("calling to PictureDeletionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PictureDeletionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PictureDeletionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PictureDeletion.
+func (c *PictureDeletionClient) Update() *PictureDeletionUpdate {
+	mutation := newPictureDeletionMutation(c.config, OpUpdate)
+	return &PictureDeletionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PictureDeletionClient) UpdateOne(_m *PictureDeletion) *PictureDeletionUpdateOne {
+	mutation := newPictureDeletionMutation(c.config, OpUpdateOne, withPictureDeletion(_m))
+	return &PictureDeletionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PictureDeletionClient) UpdateOneID(id int64) *PictureDeletionUpdateOne {
+	mutation := newPictureDeletionMutation(c.config, OpUpdateOne, withPictureDeletionID(id))
+	return &PictureDeletionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PictureDeletion.
+func (c *PictureDeletionClient) Delete() *PictureDeletionDelete {
+	mutation := newPictureDeletionMutation(c.config, OpDelete)
+	return &PictureDeletionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PictureDeletionClient) DeleteOne(_m *PictureDeletion) *PictureDeletionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PictureDeletionClient) DeleteOneID(id int64) *PictureDeletionDeleteOne {
+	builder := c.Delete().Where(picturedeletion.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PictureDeletionDeleteOne{builder}
+}
+
+// Query returns a query builder for PictureDeletion.
+func (c *PictureDeletionClient) Query() *PictureDeletionQuery {
+	return &PictureDeletionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePictureDeletion},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PictureDeletion entity by its id.
+func (c *PictureDeletionClient) Get(ctx context.Context, id int64) (*PictureDeletion, error) {
+	return c.Query().Where(picturedeletion.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PictureDeletionClient) GetX(ctx context.Context, id int64) *PictureDeletion {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PictureDeletionClient) Hooks() []Hook {
+	return c.hooks.PictureDeletion
+}
+
+// Interceptors returns the client interceptors.
+func (c *PictureDeletionClient) Interceptors() []Interceptor {
+	return c.inters.PictureDeletion
+}
+
+func (c *PictureDeletionClient) mutate(ctx context.Context, m *PictureDeletionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PictureDeletionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PictureDeletionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PictureDeletionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PictureDeletionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PictureDeletion mutation op: %q", m.Op())
+	}
+}
+
 // RateLimitWindowClient is a client for the RateLimitWindow schema.
 type RateLimitWindowClient struct {
 	config
@@ -2040,13 +2181,13 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 type (
 	hooks struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OneTimeCode, OutboxMessage, PKCERequest, RateLimitWindow, RefreshToken,
-		SigningKey, User []ent.Hook
+		OneTimeCode, OutboxMessage, PKCERequest, PictureDeletion, RateLimitWindow,
+		RefreshToken, SigningKey, User []ent.Hook
 	}
 	inters struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OneTimeCode, OutboxMessage, PKCERequest, RateLimitWindow, RefreshToken,
-		SigningKey, User []ent.Interceptor
+		OneTimeCode, OutboxMessage, PKCERequest, PictureDeletion, RateLimitWindow,
+		RefreshToken, SigningKey, User []ent.Interceptor
 	}
 )
 

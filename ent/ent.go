@@ -14,6 +14,7 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -94,6 +95,7 @@ func checkColumn(t, c string) error {
 			onetimecode.Table:     onetimecode.ValidColumn,
 			outboxmessage.Table:   outboxmessage.ValidColumn,
 			pkcerequest.Table:     pkcerequest.ValidColumn,
+			picturedeletion.Table: picturedeletion.ValidColumn,
 			ratelimitwindow.Table: ratelimitwindow.ValidColumn,
 			refreshtoken.Table:    refreshtoken.ValidColumn,
 			signingkey.Table:      signingkey.ValidColumn,

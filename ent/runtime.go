@@ -11,6 +11,7 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
@@ -376,6 +377,40 @@ func init() {
 			return nil
 		}
 	}()
+	picturedeletionFields := schema.PictureDeletion{}.Fields()
+	_ = picturedeletionFields
+	// picturedeletionDescKey is the schema descriptor for key field.
+	picturedeletionDescKey := picturedeletionFields[1].Descriptor()
+	// picturedeletion.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	picturedeletion.KeyValidator = func() func(string) error {
+		validators := picturedeletionDescKey.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(key string) error {
+			for _, fn := range fns {
+				if err := fn(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// picturedeletionDescAttempts is the schema descriptor for attempts field.
+	picturedeletionDescAttempts := picturedeletionFields[2].Descriptor()
+	// picturedeletion.DefaultAttempts holds the default value on creation for the attempts field.
+	picturedeletion.DefaultAttempts = picturedeletionDescAttempts.Default.(int)
+	// picturedeletion.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
+	picturedeletion.AttemptsValidator = picturedeletionDescAttempts.Validators[0].(func(int) error)
+	// picturedeletionDescLastError is the schema descriptor for last_error field.
+	picturedeletionDescLastError := picturedeletionFields[5].Descriptor()
+	// picturedeletion.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
+	picturedeletion.LastErrorValidator = picturedeletionDescLastError.Validators[0].(func(string) error)
+	// picturedeletionDescID is the schema descriptor for id field.
+	picturedeletionDescID := picturedeletionFields[0].Descriptor()
+	// picturedeletion.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	picturedeletion.IDValidator = picturedeletionDescID.Validators[0].(func(int64) error)
 	ratelimitwindowFields := schema.RateLimitWindow{}.Fields()
 	_ = ratelimitwindowFields
 	// ratelimitwindowDescCount is the schema descriptor for count field.

@@ -32,6 +32,8 @@ type Tx struct {
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
+	// PictureDeletion is the client for interacting with the PictureDeletion builders.
+	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -180,6 +182,7 @@ func (tx *Tx) init() {
 	tx.OneTimeCode = NewOneTimeCodeClient(tx.config)
 	tx.OutboxMessage = NewOutboxMessageClient(tx.config)
 	tx.PKCERequest = NewPKCERequestClient(tx.config)
+	tx.PictureDeletion = NewPictureDeletionClient(tx.config)
 	tx.RateLimitWindow = NewRateLimitWindowClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

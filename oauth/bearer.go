@@ -34,6 +34,11 @@ type Principal struct {
 	Scopes    []string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// AuthTime is when the user authenticated for the grant the token
+	// belongs to (the token's auth_time: the password grant's, the
+	// browser session's login, kept across refreshes); zero when the token
+	// carries none.
+	AuthTime time.Time
 	// User is the user the token was issued to, read fresh; nil for a
 	// client's own token (client_credentials).
 	User *ent.User
@@ -64,6 +69,9 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		Scopes:    strings.Fields(c.Scope),
 		IssuedAt:  time.Unix(c.IssuedAt, 0),
 		ExpiresAt: time.Unix(c.ExpiresAt, 0),
+	}
+	if c.AuthTime > 0 {
+		p.AuthTime = time.Unix(c.AuthTime, 0)
 	}
 	if id, isUser := token.UserID(c.Subject); isUser {
 		// The revocation check and the user are one read.

@@ -140,6 +140,9 @@ func (s *Server) writeTokenError(ctx context.Context, w http.ResponseWriter, gra
 		return
 	case errors.Is(err, account.ErrInvalidCredentials):
 		err = fosite.ErrInvalidGrant.WithHint("The username or password is wrong.")
+	case errors.Is(err, fositestore.ErrUserGone):
+		// The account was erased while its login was under way.
+		err = fosite.ErrInvalidGrant.WithHint("The username or password is wrong.")
 	case ar != nil && (errors.Is(err, fositestore.ErrCodeUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)):
 		// A concurrent redemption of the same code won the race after
 		// this one had read it (fosite would call that a server error):

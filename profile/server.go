@@ -60,8 +60,12 @@ type Deps struct {
 	// Sessions are the browser sessions a password reset ends.
 	Sessions Sessions
 	Pictures picture.Store
-	Mailer   Mailer
-	Limiter  Limiter
+	// PictureDeletions deletes picture objects no row names any more,
+	// retrying while storage is down (an erased account's, a replaced
+	// one's); nil: they are deleted once, and a failure only logged.
+	PictureDeletions PictureDeletions
+	Mailer           Mailer
+	Limiter          Limiter
 	// Memory is the memory budget picture decodes take their Memory from,
 	// shared with password hashing; nil: decodes are bounded by the
 	// decoding slots only.
@@ -101,6 +105,8 @@ type Config struct {
 	// ObserveEvent, when set, is told of each account lifecycle event by a
 	// fixed name (email_verified, password_changed, account_erased, …).
 	ObserveEvent func(event string)
+	// Now is the clock (default time.Now): how old a token's login is.
+	Now func() time.Time
 }
 
 // Server serves /v1.
@@ -114,8 +120,10 @@ type Server struct {
 	logins   Logins
 	browsers BrowserSessions
 	pictures picture.Store
-	mailer   Mailer
-	limiter  Limiter
+	// deletions queues the deletion of pictures no row names any more.
+	deletions PictureDeletions
+	mailer    Mailer
+	limiter   Limiter
 	// decoding holds a slot per picture being decoded: one decode can take
 	// a second of CPU, so they are capped like password hashes.
 	decoding chan struct{}
@@ -191,12 +199,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.ObserveEvent == nil {
 		cfg.ObserveEvent = func(string) {}
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if d.PictureDeletions == nil {
+		d.PictureDeletions = onceDeletions{d.Pictures}
+	}
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions,
-		pictures: d.Pictures, mailer: d.Mailer, limiter: d.Limiter,
+		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
 
@@ -212,6 +226,7 @@ func (s *Server) Mount(r chi.Router) {
 		r.Patch("/v1/profile", s.handlePatchProfile)
 		r.Put("/v1/profile/picture", s.handlePutPicture)
 		r.Delete("/v1/profile/picture", s.handleDeletePicture)
+		r.Delete("/v1/profile", s.handleEraseProfile)
 		r.Post("/v1/email/verify", s.handleVerifyEmail)
 		r.Post("/v1/email/verify/resend", s.handleResendVerification)
 		r.Get("/v1/sessions", s.handleListSessions)

@@ -287,7 +287,7 @@ func takenProblem(fields ...string) Problem {
 // space.
 func (s *Server) deletePicture(ctx context.Context, key string) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.pictures.Delete(ctx, key); err != nil {
+	if err := s.deletions.DeleteOrQueue(ctx, key); err != nil {
 		s.log.WarnContext(ctx, "delete orphaned picture", "key", key, "err", err)
 	}
 }

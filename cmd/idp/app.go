@@ -55,6 +55,8 @@ type app struct {
 	metrics *metrics.Metrics
 	outbox  *mail.Outbox
 	mailer  mail.Sender
+	// pictureDeletions retries the deletion of pictures no row names.
+	pictureDeletions *picture.DeletionQueue
 	// The browser sign-in.
 	sessions *session.Store
 	consents *consent.Store
@@ -227,6 +229,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(popts, picture.WithLogger(log))...); err != nil {
 		return nil, fmt.Errorf("IDP_PICTURES_URL: %w", err)
 	}
+	a.pictureDeletions = picture.NewDeletionQueue(a.db.Ent, a.pictures, deletionOptions(cfg, log))
 	a.oauth, err = oauth.New(oauth.Config{
 		Issuer:              cfg.Issuer,
 		AccessTokenTTL:      cfg.AccessTokenTTL,
@@ -253,9 +256,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Guard:             guard,
 		Logger:            log,
 		ObserveEvent:      a.metrics.AccountEvent,
+		Now:               cfg.clock,
 	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Logins: a.oauth, BrowserSessions: a.sessions,
-		Memory: a.memory})
+		Memory: a.memory, PictureDeletions: a.pictureDeletions})
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +284,13 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	a.metrics.WatchKeys(a.keys)
 	a.metrics.WatchOutbox(a.outbox)
 	return a, nil
+}
+
+// deletionOptions tune the picture deletion queue.
+func deletionOptions(cfg config, log *slog.Logger) picture.DeletionOptions {
+	o := cfg.pictureDeletions
+	o.Now, o.Logger = cfg.clock, log
+	return o
 }
 
 // pictureOptions are the picture store's settings.
@@ -446,6 +457,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(bg) })
 	wg.Go(func() { a.outbox.Run(bg) })
+	wg.Go(func() { a.pictureDeletions.Run(bg) })
 	wg.Go(func() { a.sweep(bg, 10*time.Minute) })
 
 	errc := make(chan error, 1)

@@ -83,6 +83,8 @@ type config struct {
 	// at an httptest server and shorten the retry schedule.
 	sendGridOptions []mail.SendGridOption
 	outbox          mail.Options
+	// pictureDeletions tunes the retry of picture deletions (tests).
+	pictureDeletions picture.DeletionOptions
 	// connState is the HTTP server's ConnState hook; tests use it to know a
 	// request is in flight.
 	connState func(net.Conn, http.ConnState)

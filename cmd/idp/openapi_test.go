@@ -339,7 +339,7 @@ func TestOpenAPIValidatorCatchesMismatches(t *testing.T) {
 		{"a body where none is documented", req("DELETE", "/v1/profile/picture"), 204, http.Header{"Content-Type": {"application/json"}}, `{}`, false},
 		{"no body where none is documented", req("DELETE", "/v1/profile/picture"), 204, http.Header{}, ``, true},
 		{"an undocumented route", req("GET", "/v1/secret"), 200, jsonHeader, `{}`, false},
-		{"an undocumented method", req("DELETE", "/v1/profile"), 204, http.Header{}, ``, false},
+		{"an undocumented method", req("DELETE", "/v1/users/stats"), 204, http.Header{}, ``, false},
 		{"a 404 for an unknown path", req("GET", "/nowhere"), 404, http.Header{"Content-Type": {"text/plain"}}, "404 page not found\n", true},
 		{"a 405 for an unknown method", req("PUT", "/oauth2/token"), 405, http.Header{}, "", true},
 		{"stats with an extra count", req("GET", "/v1/users/stats"), 200, jsonHeader, `{"user_ids":[],"count_female":0,"count_male":0,"count_unspecified":0,"count_other":0}`, false},
@@ -534,6 +534,12 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	nb.submit(forgot.form(t, "/login/forgot"), url.Values{"login": {"nobody"}}, nil) // → the code page
 	signupPage := nb.get(page.link(t, "/login/signup"))
 	nb.submitMultipart(signupPage.form(t, "/login/signup"), url.Values{"username": {"x"}}, "", nil) // 422
+
+	// Erasure, of an account of its own.
+	zoe := want(send("POST", "/v1/users", "", "application/json", strings.NewReader(`{"client_id":"mobile","username":"zoe","email":"zoe@example.com","password":"`+
+		testPassword+`","first_name":"Zoe","last_name":"Z"}`)), 201, "signup to erase").json(t)
+	zoeAT, _ := zoe["tokens"].(map[string]any)["access_token"].(string)
+	want(send("DELETE", "/v1/profile", zoeAT, "application/json", strings.NewReader(`{"password":"`+testPassword+`"}`)), 204, "erase")
 
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")

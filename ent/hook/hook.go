@@ -116,6 +116,18 @@ func (f PKCERequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PKCERequestMutation", m)
 }
 
+// The PictureDeletionFunc type is an adapter to allow the use of ordinary
+// function as PictureDeletion mutator.
+type PictureDeletionFunc func(context.Context, *ent.PictureDeletionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PictureDeletionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PictureDeletionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PictureDeletionMutation", m)
+}
+
 // The RateLimitWindowFunc type is an adapter to allow the use of ordinary
 // function as RateLimitWindow mutator.
 type RateLimitWindowFunc func(context.Context, *ent.RateLimitWindowMutation) (ent.Value, error)

@@ -250,6 +250,33 @@ var (
 			},
 		},
 	}
+	// PictureDeletionsColumns holds the columns for the "picture_deletions" table.
+	PictureDeletionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt64, Increment: true},
+		{Name: "key", Type: field.TypeString, Size: 255},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 255},
+	}
+	// PictureDeletionsTable holds the schema information for the "picture_deletions" table.
+	PictureDeletionsTable = &schema.Table{
+		Name:       "picture_deletions",
+		Columns:    PictureDeletionsColumns,
+		PrimaryKey: []*schema.Column{PictureDeletionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "picturedeletion_key",
+				Unique:  true,
+				Columns: []*schema.Column{PictureDeletionsColumns[1]},
+			},
+			{
+				Name:    "picturedeletion_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{PictureDeletionsColumns[3]},
+			},
+		},
+	}
 	// RateLimitWindowsColumns holds the columns for the "rate_limit_windows" table.
 	RateLimitWindowsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 300},
@@ -386,6 +413,7 @@ var (
 		OneTimeCodesTable,
 		OutboxMessagesTable,
 		PkceRequestsTable,
+		PictureDeletionsTable,
 		RateLimitWindowsTable,
 		RefreshTokensTable,
 		SigningKeysTable,

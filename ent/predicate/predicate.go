@@ -33,6 +33,9 @@ type OutboxMessage func(*sql.Selector)
 // PKCERequest is the predicate function for pkcerequest builders.
 type PKCERequest func(*sql.Selector)
 
+// PictureDeletion is the predicate function for picturedeletion builders.
+type PictureDeletion func(*sql.Selector)
+
 // RateLimitWindow is the predicate function for ratelimitwindow builders.
 type RateLimitWindow func(*sql.Selector)
 

@@ -43,17 +43,18 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	if err != nil {
 		return err
 	}
-	err = s.client(ctx).AuthorizeCode.Create().
-		SetID(RowID(signature)).
-		SetRequestID(r.GetID()).
-		SetClientID(r.GetClient().GetID()).
-		SetSubject(r.GetSession().GetSubject()).
-		SetRequestedAt(r.GetRequestedAt()).
-		SetExpiresAt(codeExpiry(r)).
-		SetRequest(data).
-		SetActive(true).
-		Exec(ctx)
-	return MapError(err)
+	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
+		return MapError(s.client(ctx).AuthorizeCode.Create().
+			SetID(RowID(signature)).
+			SetRequestID(r.GetID()).
+			SetClientID(r.GetClient().GetID()).
+			SetSubject(r.GetSession().GetSubject()).
+			SetRequestedAt(r.GetRequestedAt()).
+			SetExpiresAt(codeExpiry(r)).
+			SetRequest(data).
+			SetActive(true).
+			Exec(ctx))
+	})
 }
 
 // GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A used
@@ -101,16 +102,17 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 	if err != nil {
 		return err
 	}
-	err = s.client(ctx).PKCERequest.Create().
-		SetID(RowID(signature)).
-		SetRequestID(r.GetID()).
-		SetClientID(r.GetClient().GetID()).
-		SetSubject(r.GetSession().GetSubject()).
-		SetRequestedAt(r.GetRequestedAt()).
-		SetExpiresAt(codeExpiry(r)).
-		SetRequest(data).
-		Exec(ctx)
-	return MapError(err)
+	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
+		return MapError(s.client(ctx).PKCERequest.Create().
+			SetID(RowID(signature)).
+			SetRequestID(r.GetID()).
+			SetClientID(r.GetClient().GetID()).
+			SetSubject(r.GetSession().GetSubject()).
+			SetRequestedAt(r.GetRequestedAt()).
+			SetExpiresAt(codeExpiry(r)).
+			SetRequest(data).
+			Exec(ctx))
+	})
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage; an unknown

@@ -1,0 +1,141 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/accesstoken"
+	"idp/ent/authorizecode"
+	"idp/ent/browsersession"
+	"idp/ent/consent"
+	"idp/ent/loginthrottle"
+	"idp/ent/onetimecode"
+	"idp/ent/outboxmessage"
+	"idp/ent/pkcerequest"
+	"idp/ent/predicate"
+	"idp/ent/ratelimitwindow"
+	"idp/ent/refreshtoken"
+	"idp/ent/user"
+)
+
+// Erase deletes the user userID and every row that belongs to the user, on
+// the transaction ctx carries (it opens one without): its token rows
+// (access, refresh, authorization codes and PKCE requests, by the decimal
+// subject), browser sessions, consents, one-time codes, the login throttles
+// and rate-limit windows keyed by the user or by its username or email, and
+// the mail queued to its address. It returns the user as it was, so that
+// the caller can queue the picture's deletion and a notice in the same
+// transaction; ErrNotFound when there is no such user (erased already).
+//
+// The rows are deleted here, in one place, rather than by each package
+// that writes them: one transaction has to hold them all, and one list is
+// what the erasure test checks against the schema.
+//
+// The user's row is locked for update before anything else. Every token
+// and code write for a user takes a shared lock on that row first
+// (fositestore), so a login or refresh under way either commits before
+// this transaction reads the token tables, or waits and then finds no user.
+func (s *Service) Erase(ctx context.Context, userID int64) (*ent.User, error) {
+	var erased *ent.User
+	err := database.InTx(ctx, s.db, func(ctx context.Context) error {
+		c := s.client(ctx)
+		if err := lockUser(ctx, c, userID); err != nil {
+			return err
+		}
+		u, err := c.User.Get(ctx, userID)
+		if ent.IsNotFound(err) {
+			return fmt.Errorf("%w: %d", ErrNotFound, userID)
+		} else if err != nil {
+			return fmt.Errorf("account: erase: read user: %w", err)
+		}
+		sub := strconv.FormatInt(userID, 10)
+		// Keys of the lock-out (lockout.go) and of the rate limits: the
+		// user's, and those of its names as an unknown login (before the
+		// signup, or mistyped), which hold the name itself.
+		keys := []string{userKey(userID), "login:" + u.Username, "login:" + u.Email}
+		var throttles []predicate.LoginThrottle
+		var windowKeys []predicate.RateLimitWindow
+		for _, k := range keys {
+			throttles = append(throttles, loginthrottle.ID(k), predicate.LoginThrottle(func(s *entsql.Selector) { s.Where(entsql.HasPrefix(s.C(loginthrottle.FieldID), k+"|")) }))
+			// <rule>|<key>|<window start> or <rule>|<key>|<address>|<window start>
+			windowKeys = append(windowKeys, predicate.RateLimitWindow(func(s *entsql.Selector) { s.Where(entsql.Contains(s.C(ratelimitwindow.FieldID), "|"+k+"|")) }))
+		}
+		recipients := emailSpellings(u.Email, u.Email)
+		steps := []struct {
+			what string
+			del  func() (int, error)
+		}{
+			{"access tokens", func() (int, error) {
+				return c.AccessToken.Delete().Where(accesstoken.Subject(sub)).Exec(ctx)
+			}},
+			{"refresh tokens", func() (int, error) {
+				return c.RefreshToken.Delete().Where(refreshtoken.Subject(sub)).Exec(ctx)
+			}},
+			{"authorization codes", func() (int, error) {
+				return c.AuthorizeCode.Delete().Where(authorizecode.Subject(sub)).Exec(ctx)
+			}},
+			{"PKCE requests", func() (int, error) {
+				return c.PKCERequest.Delete().Where(pkcerequest.Subject(sub)).Exec(ctx)
+			}},
+			{"browser sessions", func() (int, error) {
+				return c.BrowserSession.Delete().Where(browsersession.UserID(userID)).Exec(ctx)
+			}},
+			{"consents", func() (int, error) {
+				return c.Consent.Delete().Where(consent.UserID(userID)).Exec(ctx)
+			}},
+			{"one-time codes", func() (int, error) {
+				return c.OneTimeCode.Delete().Where(onetimecode.UserID(userID)).Exec(ctx)
+			}},
+			{"login throttles", func() (int, error) {
+				return c.LoginThrottle.Delete().Where(loginthrottle.Or(throttles...)).Exec(ctx)
+			}},
+			{"rate-limit windows", func() (int, error) {
+				return c.RateLimitWindow.Delete().Where(ratelimitwindow.Or(windowKeys...)).Exec(ctx)
+			}},
+			{"queued mail", func() (int, error) {
+				return c.OutboxMessage.Delete().Where(outboxmessage.RecipientIn(recipients...)).Exec(ctx)
+			}},
+			{"user", func() (int, error) {
+				return c.User.Delete().Where(user.ID(userID)).Exec(ctx)
+			}},
+		}
+		for _, st := range steps {
+			if _, err := st.del(); err != nil {
+				return fmt.Errorf("account: erase %s: %w", st.what, err)
+			}
+		}
+		erased = u
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return erased, nil
+}
+
+// lockUser takes the write lock on the user's row (PostgreSQL and MySQL;
+// an SQLite transaction holds the database's write lock from its start).
+// A missing row is not an error here: Erase reads the user next.
+func lockUser(ctx context.Context, c *ent.Client, userID int64) error {
+	if c.Dialect() == dialect.SQLite {
+		return nil
+	}
+	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(),
+		"SELECT "+user.FieldID+" FROM "+user.Table+" WHERE "+user.FieldID+" = ? FOR UPDATE"), userID)
+	if err != nil {
+		return fmt.Errorf("account: erase: lock user: %w", err)
+	}
+	for rows.Next() {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("account: erase: lock user: %w", err)
+	}
+	return nil
+}

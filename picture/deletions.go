@@ -1,0 +1,275 @@
+package picture
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"time"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/picturedeletion"
+)
+
+// DeletionOptions tune a DeletionQueue. Zero values take the defaults named
+// beside them.
+type DeletionOptions struct {
+	// PollInterval is how often the worker looks for due deletions
+	// (default 10s); Enqueue wakes the local worker when its transaction
+	// commits.
+	PollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait before the next attempt
+	// after a failure: it doubles from MinBackoff (default 5s) per
+	// attempt up to MaxBackoff (default 15m), with jitter. A deletion is
+	// never given up: an object left behind would be a picture of an
+	// erased account.
+	MinBackoff, MaxBackoff time.Duration
+	// Claim is how long an attempt reserves its row (default 1m), so that
+	// two processes draining one database rarely delete the same object
+	// at once (which would still be harmless: Delete is idempotent).
+	Claim time.Duration
+	// BatchSize is how many due deletions one pass takes (default 20).
+	BatchSize int
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+	// OnDeleted and OnFailed, when set, are told of each object deleted
+	// and each failed attempt (for metrics).
+	OnDeleted, OnFailed func()
+}
+
+func (o DeletionOptions) withDefaults() DeletionOptions {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 10 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 5 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 15 * time.Minute
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.Claim <= 0 {
+		o.Claim = time.Minute
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.OnDeleted == nil {
+		o.OnDeleted = func() {}
+	}
+	if o.OnFailed == nil {
+		o.OnFailed = func() {}
+	}
+	return o
+}
+
+// DeletionQueue deletes picture objects that no row names any more, at
+// least once each, like the mail outbox delivers: a key is written to the
+// queue in the transaction that unlinks the picture, so the deletion
+// survives a storage outage and a crash, and leaves the queue only when
+// the store has confirmed it.
+type DeletionQueue struct {
+	db    *ent.Client
+	store Store
+	opts  DeletionOptions
+	log   *slog.Logger
+	wake  chan struct{}
+}
+
+// NewDeletionQueue returns a queue that deletes from store the keys written
+// to db, once Run is started (or at once with DeleteNow).
+func NewDeletionQueue(db *ent.Client, store Store, opts DeletionOptions) *DeletionQueue {
+	opts = opts.withDefaults()
+	return &DeletionQueue{db: db, store: store, opts: opts,
+		log: opts.Logger.With("component", "picture deletions"), wake: make(chan struct{}, 1)}
+}
+
+func (q *DeletionQueue) now() time.Time { return q.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// Enqueue records that key must be deleted, on the transaction ctx carries,
+// due at once. A key queued already stays queued once.
+func (q *DeletionQueue) Enqueue(ctx context.Context, key string) error {
+	if !ValidKey(key) {
+		return fmt.Errorf("%w: enqueue deletion of %q", ErrBadKey, key)
+	}
+	now := q.now()
+	err := database.Client(ctx, q.db).PictureDeletion.Create().
+		SetKey(key).SetNextAttemptAt(now).SetCreatedAt(now).
+		OnConflictColumns(picturedeletion.FieldKey).DoNothing().
+		Exec(ctx)
+	// PostgreSQL answers a conflict with no row to return.
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("picture: enqueue deletion: %w", err)
+	}
+	if tx, ok := database.TxFrom(ctx); ok {
+		tx.OnCommit(func(next ent.Committer) ent.Committer {
+			return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
+				err := next.Commit(ctx, tx)
+				if err == nil {
+					q.notify()
+				}
+				return err
+			})
+		})
+	} else {
+		q.notify()
+	}
+	return nil
+}
+
+func (q *DeletionQueue) notify() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// DeleteNow tries the deletion of a queued key at once, as the request that
+// queued it returns; a failure leaves it queued for the worker and is
+// returned only to be logged.
+func (q *DeletionQueue) DeleteNow(ctx context.Context, key string) error {
+	row, err := q.db.PictureDeletion.Query().Where(picturedeletion.Key(key)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil // done by someone else
+	} else if err != nil {
+		return fmt.Errorf("picture: read deletion: %w", err)
+	}
+	return q.attempt(ctx, row)
+}
+
+// DeleteOrQueue deletes key from the store, and when the store fails,
+// queues the deletion for the worker: for an object no row names that was
+// never queued (a replaced picture, a failed signup's upload).
+func (q *DeletionQueue) DeleteOrQueue(ctx context.Context, key string) error {
+	err := q.store.Delete(ctx, key)
+	if err == nil {
+		return nil
+	}
+	q.opts.OnFailed()
+	if qerr := q.Enqueue(context.WithoutCancel(ctx), key); qerr != nil {
+		return errors.Join(err, qerr)
+	}
+	q.log.WarnContext(ctx, "picture deletion failed; queued for retry", "key", key, "err", err)
+	return nil
+}
+
+// DeleteDue runs one pass over the due deletions and returns how many
+// objects it deleted, and whether the pass was full (more may be due).
+func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, err error) {
+	rows, err := q.db.PictureDeletion.Query().
+		Where(picturedeletion.NextAttemptAtLTE(q.now())).
+		Order(ent.Asc(picturedeletion.FieldNextAttemptAt)).
+		Limit(q.opts.BatchSize).
+		All(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("picture: read due deletions: %w", err)
+	}
+	var errs []error
+	for _, row := range rows {
+		if err := q.attempt(ctx, row); err != nil {
+			errs = append(errs, err)
+		} else {
+			deleted++
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		err = fmt.Errorf("picture: %d of %d deletions failed, first: %w", len(errs), len(rows), errs[0])
+	}
+	return deleted, len(rows) == q.opts.BatchSize, err
+}
+
+// attempt claims row (a conditional update on the attempt time read, so
+// that of two workers one goes ahead), deletes the object and then the row;
+// a failure sets the next attempt after a backoff.
+func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) error {
+	now := q.now()
+	n, err := q.db.PictureDeletion.Update().
+		Where(picturedeletion.ID(row.ID), picturedeletion.NextAttemptAt(row.NextAttemptAt)).
+		SetNextAttemptAt(now.Add(q.opts.Claim)).
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("picture: claim deletion: %w", err)
+	}
+	if n == 0 {
+		return nil // another worker has it
+	}
+	if derr := q.store.Delete(ctx, row.Key); derr != nil {
+		q.opts.OnFailed()
+		next := now.Add(backoff(row.Attempts+1, q.opts.MinBackoff, q.opts.MaxBackoff))
+		msg := derr.Error()
+		if len(msg) > 255 {
+			msg = msg[:255]
+		}
+		if _, err := q.db.PictureDeletion.UpdateOneID(row.ID).
+			SetAttempts(row.Attempts + 1).SetNextAttemptAt(next).SetLastError(msg).
+			Save(context.WithoutCancel(ctx)); err != nil && !ent.IsNotFound(err) {
+			return errors.Join(derr, fmt.Errorf("picture: reschedule deletion: %w", err))
+		}
+		return derr
+	}
+	if err := q.db.PictureDeletion.DeleteOneID(row.ID).Exec(context.WithoutCancel(ctx)); err != nil && !ent.IsNotFound(err) {
+		// The object is gone; the row is retried and deletes nothing.
+		return fmt.Errorf("picture: forget deletion: %w", err)
+	}
+	q.opts.OnDeleted()
+	return nil
+}
+
+// Pending counts the queued deletions (for metrics and tests).
+func (q *DeletionQueue) Pending(ctx context.Context) (int, error) {
+	return q.db.PictureDeletion.Query().Count(ctx)
+}
+
+// Run deletes due objects until ctx ends, then returns nil: whatever is
+// due, then it waits for Enqueue to wake it or PollInterval to pass.
+// Failures are logged and retried after their backoff. Any number of
+// processes may run it on one database.
+func (q *DeletionQueue) Run(ctx context.Context) error {
+	timer := time.NewTimer(q.opts.PollInterval)
+	defer timer.Stop()
+	for {
+		_, full, err := q.DeleteDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			q.log.WarnContext(ctx, "picture deletion pass", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if full && err == nil {
+			continue
+		}
+		timer.Reset(q.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// backoff is the wait before attempt number attempt (1 is the first
+// retry): doubling from minWait, capped at maxWait, with jitter in its
+// upper half.
+func backoff(attempt int, minWait, maxWait time.Duration) time.Duration {
+	d := minWait
+	for i := 1; i < attempt && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	half := d / 2
+	return d - half + mathrand.N(half+1)
+}
