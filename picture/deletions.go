@@ -18,8 +18,8 @@ import (
 // beside them.
 type DeletionOptions struct {
 	// PollInterval is how often the worker looks for due deletions
-	// (default 10s); Enqueue wakes the local worker when its transaction
-	// commits.
+	// (default 10s). The request that queues a deletion tries it at once
+	// itself (DeleteNow, DeleteOrQueue), so the worker only retries.
 	PollInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait before the next attempt
 	// after a failure: it doubles from MinBackoff (default 5s) per
@@ -83,7 +83,6 @@ type DeletionQueue struct {
 	store Store
 	opts  DeletionOptions
 	log   *slog.Logger
-	wake  chan struct{}
 }
 
 // NewDeletionQueue returns a queue that deletes from store the keys written
@@ -91,47 +90,29 @@ type DeletionQueue struct {
 func NewDeletionQueue(db *ent.Client, store Store, opts DeletionOptions) *DeletionQueue {
 	opts = opts.withDefaults()
 	return &DeletionQueue{db: db, store: store, opts: opts,
-		log: opts.Logger.With("component", "picture deletions"), wake: make(chan struct{}, 1)}
+		log: opts.Logger.With("component", "picture deletions")}
 }
 
 func (q *DeletionQueue) now() time.Time { return q.opts.Now().UTC().Truncate(time.Microsecond) }
 
-// Enqueue records that key must be deleted, on the transaction ctx carries,
-// due at once. A key queued already stays queued once.
+// Enqueue records that key must be deleted, on the transaction ctx carries.
+// A key queued already stays queued once. The caller tries the deletion
+// itself after the commit (DeleteNow), so the worker's first attempt is due
+// only a Claim later: two attempts at once would only race.
 func (q *DeletionQueue) Enqueue(ctx context.Context, key string) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("%w: enqueue deletion of %q", ErrBadKey, key)
 	}
 	now := q.now()
 	err := database.Client(ctx, q.db).PictureDeletion.Create().
-		SetKey(key).SetNextAttemptAt(now).SetCreatedAt(now).
+		SetKey(key).SetNextAttemptAt(now.Add(q.opts.Claim)).SetCreatedAt(now).
 		OnConflictColumns(picturedeletion.FieldKey).DoNothing().
 		Exec(ctx)
 	// PostgreSQL answers a conflict with no row to return.
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("picture: enqueue deletion: %w", err)
 	}
-	if tx, ok := database.TxFrom(ctx); ok {
-		tx.OnCommit(func(next ent.Committer) ent.Committer {
-			return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-				err := next.Commit(ctx, tx)
-				if err == nil {
-					q.notify()
-				}
-				return err
-			})
-		})
-	} else {
-		q.notify()
-	}
 	return nil
-}
-
-func (q *DeletionQueue) notify() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
 }
 
 // DeleteNow tries the deletion of a queued key at once, as the request that
@@ -196,9 +177,15 @@ func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, 
 // a failure sets the next attempt after a backoff.
 func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) error {
 	now := q.now()
+	// The new time must differ from the old: MySQL counts the rows an
+	// update changed, not those it matched.
+	claimed := now.Add(q.opts.Claim)
+	if !claimed.After(row.NextAttemptAt) {
+		claimed = row.NextAttemptAt.Add(time.Microsecond)
+	}
 	n, err := q.db.PictureDeletion.Update().
 		Where(picturedeletion.ID(row.ID), picturedeletion.NextAttemptAt(row.NextAttemptAt)).
-		SetNextAttemptAt(now.Add(q.opts.Claim)).
+		SetNextAttemptAt(claimed).
 		Save(ctx)
 	if err != nil {
 		return fmt.Errorf("picture: claim deletion: %w", err)
@@ -234,7 +221,7 @@ func (q *DeletionQueue) Pending(ctx context.Context) (int, error) {
 }
 
 // Run deletes due objects until ctx ends, then returns nil: whatever is
-// due, then it waits for Enqueue to wake it or PollInterval to pass.
+// due, then it waits PollInterval.
 // Failures are logged and retried after their backoff. Any number of
 // processes may run it on one database.
 func (q *DeletionQueue) Run(ctx context.Context) error {
@@ -255,7 +242,6 @@ func (q *DeletionQueue) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-q.wake:
 		case <-timer.C:
 		}
 	}
