@@ -408,7 +408,11 @@ func TestRefreshChecks(t *testing.T) {
 		if status, m := e.refresh("mobile", stored("g-offline", "7", "openid", "offline_access")); status != 200 {
 			t.Errorf("a stored grant: %d %v", status, m)
 		}
-		e.refused("a token of a user that is gone", "mobile", stored("g-gone", "8", "openid", "offline_access"))
+		db.Ent.User.Create().SetID(8).SetUsername("gone").SetEmail("gone@example.com").SetPasswordHash("h").
+			SetFirstName("G").SetLastName("G").ExecX(ctx)
+		goneToken := stored("g-gone", "8", "openid", "offline_access")
+		db.Ent.User.DeleteOneID(8).ExecX(ctx)
+		e.refused("a token of a user that is gone", "mobile", goneToken)
 		if status, m := e.refresh("mobile", stored("g-no-offline", "7", "openid")); status != 403 || m["error"] != "scope_not_granted" {
 			t.Errorf("a grant without offline_access: %d %v", status, m)
 		}

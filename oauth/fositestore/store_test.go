@@ -124,6 +124,12 @@ func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosi
 		return &fosite.Request{ID: grant, RequestedAt: time.Now(), Client: client, Session: sess,
 			GrantedScope: fosite.Arguments{"openid", "offline_access"}}
 	}
+	// Tokens are written only for a user who exists.
+	ctx := context.Background()
+	if !db.Ent.User.Query().Where(user.ID(7)).ExistX(ctx) {
+		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
+			SetFirstName("Ada").SetLastName("Lovelace").ExecX(ctx)
+	}
 	return New(db.Ent, clients, nil, nil), tokenRequest
 }
 
@@ -271,8 +277,7 @@ func TestRefreshRotation(t *testing.T) {
 		}
 
 		login("g1", "rt-1")
-		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("$argon2id$secret").
-			SetFirstName("Ada").SetLastName("Lovelace").ExecX(ctx)
+		db.Ent.User.UpdateOneID(7).SetPasswordHash("$argon2id$secret").ExecX(ctx)
 		// The refresh grant's one read: the token, no successor yet, and
 		// its user without the password hash.
 		p := read("rt-1")
@@ -282,9 +287,12 @@ func TestRefreshRotation(t *testing.T) {
 		}
 		gone := request("g0")
 		gone.Session.(*token.Session).Subject = "8"
+		db.Ent.User.Create().SetID(8).SetUsername("gone").SetEmail("gone@example.com").SetPasswordHash("h").
+			SetFirstName("G").SetLastName("G").ExecX(ctx)
 		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
 			t.Fatal(err)
 		}
+		db.Ent.User.DeleteOneID(8).ExecX(ctx)
 		if p := read("rt-gone"); p.User != nil {
 			t.Errorf("a token of a user that is gone reads user %+v", p.User)
 		}
