@@ -1,10 +1,12 @@
 package profile
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"time"
 
@@ -114,12 +116,14 @@ func (s *Server) handleEraseProfile(w http.ResponseWriter, r *http.Request) {
 	u := p.User
 	var pw string
 	var hasPassword bool
-	if r.ContentLength != 0 {
-		if r.ContentLength > maxJSONBytes {
-			writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "A JSON body is at most 64 KiB."))
-			return
-		}
-		raw, ok := readObject(w, r.Body)
+	if r.ContentLength > maxJSONBytes {
+		writeProblem(w, problem(http.StatusRequestEntityTooLarge, "too-large", "Body too large", "A JSON body is at most 64 KiB."))
+		return
+	}
+	// An empty body, with or without a length, is no password.
+	body := bufio.NewReader(r.Body)
+	if _, err := body.Peek(1); err != io.EOF {
+		raw, ok := readObject(w, body)
 		if !ok {
 			return
 		}

@@ -188,8 +188,8 @@ func (s *testServer) eraseAccount(bearer, body string) response {
 	return s.send(http.MethodDelete, "/v1/profile", bearer, "application/json", strings.NewReader(body))
 }
 
-// passwordLogin is a password grant of the mobile client, as a form post.
-func (s *testServer) passwordLogin(login, pw string) response {
+// passwordGrant is a password grant of the mobile client, as a form post.
+func (s *testServer) passwordGrant(login, pw string) response {
 	s.t.Helper()
 	return s.postForm("/oauth2/token", url.Values{"grant_type": {"password"}, "client_id": {"mobile"},
 		"username": {login}, "password": {pw}, "scope": {strings.Join(allUserScopes, " ")}}, "", "")
@@ -274,8 +274,8 @@ func TestEraseAccount(t *testing.T) {
 			SetRequestedAt(now).SetExpiresAt(now.Add(time.Minute)).SetRequest([]byte("{}")).ExecX(ctx)
 		s.app.db.Ent.PKCERequest.Create().SetID("code-of-ada").SetRequestID("r1").SetClientID("mobile").SetSubject(sub).
 			SetRequestedAt(now).SetExpiresAt(now.Add(time.Minute)).SetRequest([]byte("{}")).ExecX(ctx)
-		access, refresh := tokensOf(t, s.passwordLogin("ada.l", testPassword))
-		if r := s.passwordLogin("ada.l", "wrong password, surely"); r.status != http.StatusBadRequest {
+		access, refresh := tokensOf(t, s.passwordGrant("ada.l", testPassword))
+		if r := s.passwordGrant("ada.l", "wrong password, surely"); r.status != http.StatusBadRequest {
 			t.Fatalf("a wrong login: %d %s", r.status, r.body)
 		}
 		target := erasedUser{id: ada.ID, username: "ada.l", email: "ada@example.com", pictureKey: *ada.PictureKey}
@@ -361,7 +361,7 @@ func TestEraseAccount(t *testing.T) {
 		if r := s.refreshForm(refresh); r.status != http.StatusBadRequest {
 			t.Errorf("refresh after erasure: %d %s", r.status, r.body)
 		}
-		if r := s.passwordLogin("ada.l", testPassword); r.status != http.StatusBadRequest {
+		if r := s.passwordGrant("ada.l", testPassword); r.status != http.StatusBadRequest {
 			t.Errorf("login after erasure: %d %s", r.status, r.body)
 		}
 		if err := s.app.profile.Erase(ctx, ada.ID); err != nil {
@@ -374,7 +374,7 @@ func TestEraseAccount(t *testing.T) {
 		// The names are free again; the id is not: the newest user (bob)
 		// erased by a fresh login without a password, then both sign up
 		// again.
-		bobTok, _ := tokensOf(t, s.passwordLogin("bob", testPassword))
+		bobTok, _ := tokensOf(t, s.passwordGrant("bob", testPassword))
 		if r := s.eraseAccount(bobTok, ""); r.status != http.StatusNoContent {
 			t.Fatalf("erase with a fresh login: %d %s", r.status, r.body)
 		}
@@ -454,8 +454,8 @@ func TestEraseAccountStorageOutage(t *testing.T) {
 			}
 		}
 		ada, _ := s.app.accounts.FindByLogin(ctx, "erin")
-		tok, _ := tokensOf(t, s.passwordLogin("erin", testPassword))
-		bobTok, _ := tokensOf(t, s.passwordLogin("frank", testPassword))
+		tok, _ := tokensOf(t, s.passwordGrant("erin", testPassword))
+		bobTok, _ := tokensOf(t, s.passwordGrant("frank", testPassword))
 		if objects() != 2 {
 			t.Fatalf("%d objects, want 2", objects())
 		}
@@ -509,7 +509,7 @@ func TestEraseRacesLogins(t *testing.T) {
 				t.Fatalf("signup: %d %s", r.status, r.body)
 			}
 			u, _ := s.app.accounts.FindByLogin(ctx, name)
-			_, refresh := tokensOf(t, s.passwordLogin(name, testPassword))
+			_, refresh := tokensOf(t, s.passwordGrant(name, testPassword))
 
 			var mu sync.Mutex
 			var issued []string // access and refresh tokens the racers got
@@ -526,7 +526,7 @@ func TestEraseRacesLogins(t *testing.T) {
 						}
 						var r response
 						if i%2 == 0 {
-							r = s.passwordLogin(name, testPassword)
+							r = s.passwordGrant(name, testPassword)
 						} else {
 							r = s.refreshForm(rt)
 						}
