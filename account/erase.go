@@ -139,3 +139,41 @@ func lockUser(ctx context.Context, c *ent.Client, userID int64) error {
 	}
 	return nil
 }
+
+// HoldUser takes a shared lock on the user's row for the rest of the
+// transaction ctx must carry, and gives ErrNotFound when there is no such
+// user. Whoever writes a row that belongs to a user (a token, a code, a
+// browser session, a consent) calls it first in the transaction of that
+// write: Erase locks the row for update before it deletes anything, so the
+// write either commits before the erasure reads its table, and is erased
+// with the rest, or waits for the erasure to commit and finds no user. On
+// PostgreSQL the lock is FOR KEY SHARE, which only a delete (or a change
+// of the id) waits for; on MySQL and MariaDB a shared lock; an SQLite
+// transaction holds the database's write lock from its start, which
+// orders it with the erasure already.
+func HoldUser(ctx context.Context, userID int64) error {
+	tx, ok := database.TxFrom(ctx)
+	if !ok {
+		return errors.New("account: HoldUser outside a transaction")
+	}
+	c := tx.Client()
+	q := "SELECT 1 FROM " + user.Table + " WHERE " + user.FieldID + " = ?"
+	switch c.Dialect() {
+	case dialect.Postgres:
+		q += " FOR KEY SHARE"
+	case dialect.MySQL:
+		q += " LOCK IN SHARE MODE"
+	}
+	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(), q), userID)
+	if err != nil {
+		return fmt.Errorf("account: hold user: %w", err)
+	}
+	found := rows.Next()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("account: hold user: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("%w: %d", ErrNotFound, userID)
+	}
+	return nil
+}

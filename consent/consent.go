@@ -12,6 +12,7 @@ import (
 
 	"entgo.io/ent/dialect/sql/sqlgraph"
 
+	"idp/account"
 	"idp/database"
 	"idp/ent"
 	"idp/ent/consent"
@@ -73,13 +74,20 @@ func (s *Store) Grant(ctx context.Context, userID int64, clientID string, scopes
 		switch {
 		case ent.IsNotFound(err):
 			now := s.now()
-			err := c.Consent.Create().
-				SetUserID(userID).
-				SetClientID(clientID).
-				SetScopes(union(nil, scopes)).
-				SetCreatedAt(now).
-				SetUpdatedAt(now).
-				Exec(ctx)
+			// Only while the user exists: a consent racing the account's
+			// erasure leaves no row behind (account.HoldUser).
+			err := database.InTx(ctx, s.db, func(ctx context.Context) error {
+				if err := account.HoldUser(ctx, userID); err != nil {
+					return err
+				}
+				return database.Client(ctx, s.db).Consent.Create().
+					SetUserID(userID).
+					SetClientID(clientID).
+					SetScopes(union(nil, scopes)).
+					SetCreatedAt(now).
+					SetUpdatedAt(now).
+					Exec(ctx)
+			})
 			if sqlgraph.IsUniqueConstraintError(err) {
 				continue // a concurrent grant created it: add to that
 			}

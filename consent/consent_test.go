@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -12,10 +13,20 @@ import (
 	"idp/database"
 	"idp/database/databasetest"
 	entconsent "idp/ent/consent"
+	"idp/ent/user"
 	"idp/fake"
 )
 
 func newStore(db *database.DB) *consent.Store {
+	// Consents are recorded only for users that exist.
+	ctx := context.Background()
+	for id := int64(1); id <= 10; id++ {
+		if !db.Ent.User.Query().Where(user.ID(id)).ExistX(ctx) {
+			name := "u" + strconv.FormatInt(id, 10)
+			db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
+				SetFirstName("A").SetLastName("B").ExecX(ctx)
+		}
+	}
 	return consent.NewStore(db.Ent, fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
 }
 

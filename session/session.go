@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"idp/account"
 	"idp/database"
 	"idp/ent"
 	"idp/ent/browsersession"
@@ -123,18 +124,25 @@ func (s *Store) Create(ctx context.Context, userID int64, methods []string, user
 		LastSeenAt: now,
 	}
 	absolute := now.Add(s.ttl)
-	err := s.client(ctx).BrowserSession.Create().
-		SetID(sess.ID).
-		SetTokenHash(hashToken(token)).
-		SetUserID(userID).
-		SetAuthTime(now).
-		SetMethods(sess.Methods).
-		SetUserAgent(sess.UserAgent).
-		SetRemember(remember).
-		SetCreatedAt(now).
-		SetLastSeenAt(now).
-		SetExpiresAt(absolute).
-		Exec(ctx)
+	// Only while the user exists: a login racing the account's erasure
+	// leaves no session behind (account.HoldUser).
+	err := database.InTx(ctx, s.db, func(ctx context.Context) error {
+		if err := account.HoldUser(ctx, userID); err != nil {
+			return err
+		}
+		return s.client(ctx).BrowserSession.Create().
+			SetID(sess.ID).
+			SetTokenHash(hashToken(token)).
+			SetUserID(userID).
+			SetAuthTime(now).
+			SetMethods(sess.Methods).
+			SetUserAgent(sess.UserAgent).
+			SetRemember(remember).
+			SetCreatedAt(now).
+			SetLastSeenAt(now).
+			SetExpiresAt(absolute).
+			Exec(ctx)
+	})
 	if err != nil {
 		return "", nil, fmt.Errorf("session: create: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,13 +16,28 @@ import (
 	"idp/database"
 	"idp/database/databasetest"
 	"idp/ent/browsersession"
+	"idp/ent/user"
 	"idp/fake"
 	"idp/session"
 )
 
 var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
+// seedUsers creates users 1 to 10 once: sessions are made only for users
+// that exist.
+func seedUsers(db *database.DB) {
+	ctx := context.Background()
+	for id := int64(1); id <= 10; id++ {
+		if !db.Ent.User.Query().Where(user.ID(id)).ExistX(ctx) {
+			name := "u" + strconv.FormatInt(id, 10)
+			db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
+				SetFirstName("A").SetLastName("B").ExecX(ctx)
+		}
+	}
+}
+
 func newStore(db *database.DB) (*session.Store, *fake.Clock) {
+	seedUsers(db)
 	clock := fake.NewClock(t0)
 	return session.NewStore(db.Ent, session.Options{TTL: 14 * 24 * time.Hour, IdleTTL: 3 * 24 * time.Hour, Now: clock.Now}), clock
 }

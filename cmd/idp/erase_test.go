@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"google.golang.org/api/option"
 
+	"idp/account"
 	"idp/database"
 	"idp/ent/migrate"
 	"idp/fake"
@@ -523,6 +525,18 @@ func TestEraseRacesLogins(t *testing.T) {
 						case <-stop:
 							return
 						default:
+						}
+						if i == 5 {
+							// What a browser login writes: a session and a
+							// consent, for the user it has just read.
+							_, _, err := s.app.sessions.Create(ctx, u.ID, []string{"pwd"}, "racer", false)
+							if err == nil {
+								err = s.app.consents.Grant(ctx, u.ID, "mobile", []string{"openid"})
+							}
+							if err != nil && !errors.Is(err, account.ErrNotFound) {
+								t.Errorf("racing browser login: %v", err)
+							}
+							continue
 						}
 						var r response
 						if i%2 == 0 {

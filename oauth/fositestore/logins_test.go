@@ -75,6 +75,8 @@ func TestLogins(t *testing.T) {
 		if err := s.CreateRefreshTokenSession(ctx, "rt-expired", "", expired); err != nil {
 			t.Fatal(err)
 		}
+		db.Ent.User.Create().SetID(8).SetUsername("other").SetEmail("other@example.com").SetPasswordHash("h").
+			SetFirstName("O").SetLastName("O").ExecX(ctx)
 		login("other", "rt-other", "8", "")
 
 		got := logins("7")
