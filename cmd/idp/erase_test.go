@@ -369,6 +369,9 @@ func TestEraseAccount(t *testing.T) {
 		if err := s.app.profile.Erase(ctx, ada.ID); err != nil {
 			t.Errorf("erasing twice through the Go method: %v", err)
 		}
+		if got := value(scrape(t, s), "idp_account_events_total", "event", "account_erased"); got != 1 {
+			t.Errorf("account_erased counted %v times, want 1 (the second erasure erased nothing)", got)
+		}
 		if ids := stats(); containsID(ids, ada.ID) {
 			t.Errorf("stats still list %d: %v", ada.ID, ids)
 		}
