@@ -30,7 +30,8 @@ import (
 // (access, refresh, authorization codes and PKCE requests, by the decimal
 // subject), browser sessions, consents, one-time codes, the login throttles
 // and rate-limit windows keyed by the user or by its username or email, and
-// the mail queued to its address. It returns the user as it was, so that
+// the mail queued to its address (and to the new address of an email
+// change under way). It returns the user as it was, so that
 // the caller can queue the picture's deletion and a notice in the same
 // transaction; ErrNotFound when there is no such user (erased already).
 //
@@ -68,6 +69,17 @@ func (s *Service) Erase(ctx context.Context, userID int64) (*ent.User, error) {
 			windowKeys = append(windowKeys, predicate.RateLimitWindow(func(s *entsql.Selector) { s.Where(entsql.Contains(s.C(ratelimitwindow.FieldID), "|"+k+"|")) }))
 		}
 		recipients := emailSpellings(u.Email, u.Email)
+		// An email change under way has mailed its code to the new
+		// address, which is the user's too.
+		pending, err := c.OneTimeCode.Query().
+			Where(onetimecode.UserID(userID), onetimecode.NewEmailNotNil()).
+			All(ctx)
+		if err != nil {
+			return fmt.Errorf("account: erase: read pending email changes: %w", err)
+		}
+		for _, p := range pending {
+			recipients = append(recipients, *p.NewEmail)
+		}
 		steps := []struct {
 			what string
 			del  func() (int, error)

@@ -111,6 +111,13 @@ func TestErase(t *testing.T) {
 		if n := count(ada); n != 14 {
 			t.Fatalf("%d rows of ada before, want 14", n)
 		}
+		// An email change under way: its code, and its mail to the new
+		// address.
+		if _, err := s.IssueEmailChangeCode(ctx, ada.ID, "ada.new@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		db.Ent.OutboxMessage.Create().SetRecipient("ada.new@example.com").SetSubject("s").SetText("t").SetHTML("h").
+			SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
 		bobRows := count(bob)
 
 		erased, err := s.Erase(ctx, ada.ID)
@@ -119,6 +126,9 @@ func TestErase(t *testing.T) {
 		}
 		if n := count(ada); n != 0 {
 			t.Errorf("%d rows of ada left", n)
+		}
+		if n := db.Ent.OutboxMessage.Query().Where(mailTo("ada.new@example.com")).CountX(ctx); n != 0 {
+			t.Errorf("%d mails to the new address of ada's email change left", n)
 		}
 		if n := count(bob); n != bobRows {
 			t.Errorf("bob (id %d) has %d rows, had %d", bob.ID, n, bobRows)
