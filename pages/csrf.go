@@ -24,6 +24,7 @@ const (
 	PurposeForgotCode     = "forgot-code"
 	PurposeForgotPassword = "forgot-password"
 	PurposeSignup         = "signup"
+	PurposeAccount        = "account"
 )
 
 // ErrCSRF is wrapped by every refusal of Verify.

@@ -36,6 +36,15 @@ const (
 	MsgPictureTooLarge   Message = "msg.picture_too_large"
 	MsgPictureTooBig     Message = "msg.picture_too_big"
 	MsgPictureNotImage   Message = "msg.picture_not_image"
+	// The account page's notices and errors.
+	MsgSaved            Message = "msg.saved"
+	MsgEmailVerified    Message = "msg.email_verified"
+	MsgVerificationSent Message = "msg.verification_sent"
+	MsgEmailChangeSent  Message = "msg.email_change_sent"
+	MsgSessionEnded     Message = "msg.session_ended"
+	MsgPasswordWrong    Message = "msg.password_wrong"
+	MsgConfirmDeletion  Message = "msg.confirm_deletion"
+	MsgPasswordNeeded   Message = "msg.password_needed"
 )
 
 // Page is the data of one page. Only this package's types implement it.
@@ -176,6 +185,48 @@ func (p Signup) info() pageInfo {
 	return pageInfo{template: "signup", title: "signup.title", redirect: p.RedirectURI}
 }
 
+// Account is the account page: the signed-in user's profile, email,
+// password, live sessions, export and deletion, each a form of its own
+// posted to Paths.Account with a field "action".
+type Account struct {
+	Username, Email             string
+	EmailVerified               bool
+	FirstName, LastName, Gender string
+	// PictureURL is the current picture, "" for none.
+	PictureURL string
+	Sessions   []AccountSession
+	// Reauth says that the session's login is older than the page lets
+	// sensitive changes go without the password: the email change and the
+	// deletion forms ask for it.
+	Reauth      bool
+	PasswordMin int
+	// Errors maps a form field's name to its message.
+	Errors map[string]Message
+	// Error is shown inside role="alert"; Notice inside role="status".
+	Error, Notice Message
+}
+
+func (p Account) info() pageInfo { return pageInfo{template: "account", title: "account.title"} }
+
+// AccountSession is one live login on the account page.
+type AccountSession struct {
+	// ID is what the "end" button posts back.
+	ID string
+	// Client is the app's client id; "" for a browser session.
+	Client    string
+	UserAgent string
+	// Created and LastUsed are shown as they are (UTC, minutes).
+	Created, LastUsed string
+	Current           bool
+}
+
+// AccountDeleted says the account is gone.
+type AccountDeleted struct{}
+
+func (AccountDeleted) info() pageInfo {
+	return pageInfo{template: "account_deleted", title: "account_deleted.title"}
+}
+
 // Field is one hidden input of the form_post page.
 type Field struct{ Name, Value string }
 
@@ -192,4 +243,48 @@ type FormPost struct {
 
 func (p FormPost) info() pageInfo {
 	return pageInfo{template: "form_post", title: "form_post.title", redirect: p.Action, formPost: true}
+}
+
+// FieldMessage is the pages' text for a field error of /v1 (its field and
+// code, which the rules of CONTRACT §3 give).
+func FieldMessage(field, code string) Message {
+	switch code {
+	case "required":
+		return MsgRequired
+	case "taken":
+		if field == "email" || field == "new_email" {
+			return MsgEmailTaken
+		}
+		return MsgUsernameTaken
+	case "too_short":
+		return MsgPasswordTooShort
+	case "common":
+		return MsgPasswordCommon
+	case "matches_login":
+		return MsgPasswordLikeLogin
+	case "too_many_pixels":
+		return MsgPictureTooBig
+	case "too_large":
+		return MsgPictureTooLarge
+	case "unsupported_type":
+		return MsgPictureNotImage
+	}
+	switch field {
+	case "username":
+		return MsgUsernameInvalid
+	case "code":
+		return MsgCodeInvalid
+	case "email", "new_email":
+		return MsgEmailInvalid
+	case "password", "new_password", "current_password":
+		// too_long, or not UTF-8: more than a password may hold.
+		return MsgPasswordTooLong
+	case "first_name", "last_name":
+		return MsgNameInvalid
+	case "gender":
+		return MsgGenderInvalid
+	case "picture":
+		return MsgPictureNotImage
+	}
+	return MsgBadRequest
 }

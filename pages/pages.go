@@ -40,7 +40,7 @@ const styleMaxAge = 86400
 
 // Paths are the routes the pages link and post to.
 type Paths struct {
-	Login, Consent, Logout, Forgot, Signup string
+	Login, Consent, Logout, Forgot, Signup, Account string
 }
 
 // DefaultPaths are the routes used when Config.Paths leaves one empty.
@@ -51,6 +51,7 @@ func DefaultPaths() Paths {
 		Logout:  "/oauth2/logout",
 		Forgot:  "/login/forgot",
 		Signup:  "/login/signup",
+		Account: "/account",
 	}
 }
 
@@ -95,7 +96,7 @@ func New(cfg Config) (*Pages, error) {
 		def string
 	}{
 		{&p.paths.Login, def.Login}, {&p.paths.Consent, def.Consent}, {&p.paths.Logout, def.Logout},
-		{&p.paths.Forgot, def.Forgot}, {&p.paths.Signup, def.Signup},
+		{&p.paths.Forgot, def.Forgot}, {&p.paths.Signup, def.Signup}, {&p.paths.Account, def.Account},
 	} {
 		if *f.dst == "" {
 			*f.dst = f.def
@@ -191,13 +192,18 @@ func (v *view) Scope(name string) string {
 	return name
 }
 
-// FieldError returns the text of the error a Signup page has for field, or
-// "".
+// FieldError returns the text of the error a Signup or Account page has
+// for field, or "".
 func (v *view) FieldError(field string) string {
-	if s, ok := v.Page.(Signup); ok {
-		if m := s.Errors[field]; m != "" {
-			return v.T(m)
-		}
+	var errs map[string]Message
+	switch p := v.Page.(type) {
+	case Signup:
+		errs = p.Errors
+	case Account:
+		errs = p.Errors
+	}
+	if m := errs[field]; m != "" {
+		return v.T(m)
 	}
 	return ""
 }

@@ -103,6 +103,11 @@ func allPages() map[string]Page {
 		"forgot_code":     Forgot{Flow: flow, Step: ForgotCode, Login: "alice", Notice: MsgCodeSent},
 		"forgot_password": Forgot{Flow: flow, Step: ForgotPassword, Login: "alice", Code: "12345678", PasswordMin: 12},
 		"signup":          Signup{Flow: flow, Username: "bob", Errors: map[string]Message{"email": MsgEmailTaken}, PasswordMin: 12},
+		"account": Account{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Gender: "female",
+			PictureURL: "https://pictures.example/a.png", Reauth: true, PasswordMin: 12, Notice: MsgSaved,
+			Errors:   map[string]Message{"new_email": MsgEmailInvalid},
+			Sessions: []AccountSession{{ID: "b-1", UserAgent: "Firefox", Created: "2026-12-01 10:00", LastUsed: "2026-12-02 09:00", Current: true}, {ID: "r-2", Client: "mobile"}}},
+		"account_deleted": AccountDeleted{},
 		"form_post":       FormPost{Action: "https://client.example/cb", Fields: []Field{{"code", "abc"}, {"state", "xyz"}, {"iss", "http://localhost:8080"}}},
 	}
 }
@@ -111,7 +116,7 @@ func allPages() map[string]Page {
 var formPurpose = map[string]string{
 	"login": PurposeLogin, "consent": PurposeConsent, "logout": PurposeLogout,
 	"forgot_login": PurposeForgotLogin, "forgot_code": PurposeForgotCode,
-	"forgot_password": PurposeForgotPassword, "signup": PurposeSignup,
+	"forgot_password": PurposeForgotPassword, "signup": PurposeSignup, "account": PurposeAccount,
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {

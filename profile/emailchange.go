@@ -59,6 +59,33 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request) {
 // *account.LockedError while the account is locked; anything else is the
 // service's.
 func (s *Server) RequestEmailChange(ctx context.Context, u *ent.User, newEmail, password, from string) error {
+	email, errs := checkNewEmail(u, newEmail)
+	if password == "" {
+		errs = append(errs, FieldError{Field: "password", Code: "required", Message: "The password is required."})
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Errors: errs}
+	}
+	u, err := s.accounts.CheckPassword(ctx, u.ID, password, from)
+	if err != nil {
+		return err
+	}
+	return s.startEmailChange(ctx, u, email)
+}
+
+// StartEmailChange is RequestEmailChange for a caller who proved who they
+// are moments ago (the account page, within minutes of the login): the
+// same rules, mails and quota, without the password.
+func (s *Server) StartEmailChange(ctx context.Context, u *ent.User, newEmail string) error {
+	email, errs := checkNewEmail(u, newEmail)
+	if len(errs) > 0 {
+		return &ValidationError{Errors: errs}
+	}
+	return s.startEmailChange(ctx, u, email)
+}
+
+// checkNewEmail is the signup rule for a new address, normalised.
+func checkNewEmail(u *ent.User, newEmail string) (string, []FieldError) {
 	var errs []FieldError
 	email, err := account.NormalizeEmail(newEmail)
 	switch {
@@ -69,16 +96,12 @@ func (s *Server) RequestEmailChange(ctx context.Context, u *ent.User, newEmail, 
 	case email == account.NormalizeLogin(u.Email):
 		errs = append(errs, FieldError{Field: "new_email", Code: "unchanged", Message: "This is the account's address already."})
 	}
-	if password == "" {
-		errs = append(errs, FieldError{Field: "password", Code: "required", Message: "The password is required."})
-	}
-	if len(errs) > 0 {
-		return &ValidationError{Errors: errs}
-	}
-	u, err = s.accounts.CheckPassword(ctx, u.ID, password, from)
-	if err != nil {
-		return err
-	}
+	return email, errs
+}
+
+// startEmailChange issues the code for email and queues its mails, within
+// the quota.
+func (s *Server) startEmailChange(ctx context.Context, u *ent.User, email string) error {
 	allowed, _, err := s.limiter.Allow(ctx, emailChangeQuota(), "user:"+strconv.FormatInt(u.ID, 10))
 	if err != nil || !allowed {
 		return err

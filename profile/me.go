@@ -45,40 +45,19 @@ func (s *Server) handlePatchProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	fields, typeErrs := stringFields(raw, patchable...)
 	errs = append(errs, typeErrs...)
-	u := principal(r).User
-	update := s.db.Ent.User.UpdateOneID(u.ID)
-	if v, ok := fields["first_name"]; ok {
-		if name, fe, ok := checkName("first_name", v, true); ok {
-			update.SetFirstName(name)
-		} else {
-			errs = append(errs, fe)
-		}
-	}
-	if v, ok := fields["last_name"]; ok {
-		if name, fe, ok := checkName("last_name", v, true); ok {
-			update.SetLastName(name)
-		} else {
-			errs = append(errs, fe)
-		}
-	}
-	if v, ok := fields["gender"]; ok {
-		if g, fe, ok := checkGender(v); ok {
-			update.SetGender(g)
-		} else {
-			errs = append(errs, fe)
-		}
-	}
-	changed := len(fields) > 0
-	if len(errs) > 0 {
-		writeProblem(w, validationProblem(errs))
+	if _, invalid := s.profileUpdate(principal(r).User, fields); len(errs)+len(invalid) > 0 {
+		writeProblem(w, validationProblem(append(errs, invalid...)))
 		return
 	}
-	if changed {
-		var err error
-		if u, err = update.Save(ctx); err != nil {
-			s.fail(w, r, "patch profile", err)
-			return
-		}
+	u, err := s.UpdateProfile(ctx, principal(r).User, fields)
+	var invalid *ValidationError
+	switch {
+	case errors.As(err, &invalid):
+		writeProblem(w, validationProblem(invalid.Errors))
+		return
+	case err != nil:
+		s.fail(w, r, "patch profile", err)
+		return
 	}
 	writeJSON(w, http.StatusOK, s.profileOf(ctx, u))
 }
@@ -156,12 +135,9 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeletePicture(w http.ResponseWriter, r *http.Request) {
-	u := principal(r).User
-	if u.PictureKey != nil {
-		if _, _, err := s.setPicture(r.Context(), u, nil); err != nil {
-			s.fail(w, r, "delete picture", err)
-			return
-		}
+	if err := s.RemovePicture(r.Context(), principal(r).User); err != nil {
+		s.fail(w, r, "delete picture", err)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

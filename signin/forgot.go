@@ -177,44 +177,5 @@ func (h *Handler) recoveryFailed(w http.ResponseWriter, r *http.Request, uiLocal
 	h.unavailable(w, r, uiLocales, what, err)
 }
 
-// fieldMessage is the page's text for a field error of /v1: by the
-// error's code, which the rules of CONTRACT §3 give.
-func fieldMessage(fe profile.FieldError) pages.Message {
-	switch fe.Code {
-	case "required":
-		return pages.MsgRequired
-	case "taken":
-		if fe.Field == "email" {
-			return pages.MsgEmailTaken
-		}
-		return pages.MsgUsernameTaken
-	case "too_short":
-		return pages.MsgPasswordTooShort
-	case "common":
-		return pages.MsgPasswordCommon
-	case "matches_login":
-		return pages.MsgPasswordLikeLogin
-	case "too_many_pixels":
-		return pages.MsgPictureTooBig
-	case "too_large":
-		return pages.MsgPictureTooLarge
-	case "unsupported_type":
-		return pages.MsgPictureNotImage
-	}
-	switch fe.Field {
-	case "username":
-		return pages.MsgUsernameInvalid
-	case "email":
-		return pages.MsgEmailInvalid
-	case "password", "new_password":
-		// too_long, or not UTF-8: more than a password may hold.
-		return pages.MsgPasswordTooLong
-	case "first_name", "last_name":
-		return pages.MsgNameInvalid
-	case "gender":
-		return pages.MsgGenderInvalid
-	case "picture":
-		return pages.MsgPictureNotImage
-	}
-	return pages.MsgBadRequest
-}
+// fieldMessage is the page's text for a field error of /v1.
+func fieldMessage(fe profile.FieldError) pages.Message { return pages.FieldMessage(fe.Field, fe.Code) }

@@ -417,6 +417,12 @@ func (h *Handler) resumeURL(f flow) string {
 
 func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	value := r.URL.Query().Get("continue")
+	if value == "" && r.URL.RawQuery == "" {
+		// Typed in or bookmarked, not sent by an app: signing in here
+		// leads to the account page, which starts its own request.
+		pages.SeeOther(w, r, h.d.Pages.URL(h.d.Pages.Paths().Account))
+		return
+	}
 	_, ar, ok := h.flowPage(w, r, value)
 	if !ok {
 		return
