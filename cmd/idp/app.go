@@ -20,6 +20,7 @@ import (
 
 	"idp"
 	"idp/account"
+	"idp/accountpage"
 	"idp/budget"
 	"idp/consent"
 	"idp/database"
@@ -61,6 +62,7 @@ type app struct {
 	sessions *session.Store
 	consents *consent.Store
 	signin   *signin.Handler
+	account  *accountpage.Handler
 }
 
 // openDB opens (and in the embedded default creates) the database and
@@ -150,6 +152,19 @@ var mobileClient = oauth.NewClient{
 	RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.idp:/callback"},
 }
 
+// accountClient is the account page's client: first-party (no consent),
+// public, the authorization code only, back to the page itself.
+func accountClient(issuer string) oauth.NewClient {
+	return oauth.NewClient{
+		ID:           accountpage.ClientID,
+		Public:       true,
+		FirstParty:   true,
+		GrantTypes:   []string{oauth.GrantAuthorizationCode},
+		Scopes:       []string{oauth.ScopeOpenID},
+		RedirectURIs: []string{accountpage.RedirectURI(issuer)},
+	}
+}
+
 // clientCacheTTL bounds how long a client change takes to reach every
 // process.
 const clientCacheTTL = 30 * time.Second
@@ -209,6 +224,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	outboxOpts.Logger = log
 	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
 	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
+	// Every deployment has the account page, and so its client.
+	if err := a.clients.Ensure(ctx, accountClient(cfg.Issuer)); err != nil {
+		return nil, fmt.Errorf("the account page's client: %w", err)
+	}
 	secrets := cfg.refreshSecrets
 	if cfg.embedded() {
 		// Ensure, not create: a data directory from an older version gets
@@ -277,6 +296,16 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Now:              cfg.clock,
 	}, signin.Deps{OAuth: a.oauth, Accounts: a.accounts, Sessions: a.sessions, Consents: a.consents, Pages: pg,
 		Recovery: a.profile, Registration: a.profile})
+	if err != nil {
+		return nil, err
+	}
+	a.account, err = accountpage.New(accountpage.Config{
+		Issuer:  cfg.Issuer,
+		Cookies: session.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")},
+		Guard:   guard,
+		Logger:  log,
+		Now:     cfg.clock,
+	}, accountpage.Deps{Sessions: a.sessions, Accounts: a.accounts, Profile: a.profile, Pages: pg})
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +385,7 @@ var _ mounter = (*picture.DirStore)(nil)
 // A picture store that serves its files itself (the directory store) is one;
 // one whose URLs point elsewhere (GCS) is not.
 func (a *app) features() []mounter {
-	fs := []mounter{a.oauth, a.signin, a.profile, a.keys, mountFunc(a.mountPages), mountFunc(a.mountHealth), mountFunc(mountOpenAPI)}
+	fs := []mounter{a.oauth, a.signin, a.account, a.profile, a.keys, mountFunc(a.mountPages), mountFunc(a.mountHealth), mountFunc(mountOpenAPI)}
 	if m, ok := a.pictures.(mounter); ok {
 		fs = append(fs, m)
 	}

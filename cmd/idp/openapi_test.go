@@ -535,6 +535,15 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	signupPage := nb.get(page.link(t, "/login/signup"))
 	nb.submitMultipart(signupPage.form(t, "/login/signup"), url.Values{"username": {"x"}}, "", nil) // 422
 
+	// The account page, signed in through the sign-in.
+	ab := newWebBrowser(t, s)
+	ab.onRequest = see
+	acct := ab.login(ab.get("/account"), "ada", "another correct horse battery", false)
+	if acct.url.Path != "/account" {
+		t.Fatalf("account page: %d %s", acct.status, acct.url)
+	}
+	ab.action(t, acct, "profile", url.Values{"first_name": {"Ada"}})
+
 	// Erasure, of an account of its own.
 	zoe := want(send("POST", "/v1/users", "", "application/json", strings.NewReader(`{"client_id":"mobile","username":"zoe","email":"zoe@example.com","password":"`+
 		testPassword+`","first_name":"Zoe","last_name":"Z"}`)), 201, "signup to erase").json(t)

@@ -1,0 +1,235 @@
+package accountpage
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+
+	"idp/account"
+	"idp/pages"
+	"idp/password"
+	"idp/profile"
+	"idp/ratelimit"
+)
+
+// form is one posted action: who posts it and what it holds.
+type form struct {
+	w http.ResponseWriter
+	r *http.Request
+	s signedIn
+}
+
+// handlePost takes one of the page's forms: bounded, CSRF-checked, from a
+// signed-in browser, dispatched by its "action".
+func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
+	if !h.parse(w, r) {
+		return
+	}
+	if err := h.d.Pages.CSRF().Verify(r, pages.PurposeAccount); err != nil {
+		h.render(w, r, http.StatusForbidden, pages.Error{Message: pages.MsgFormExpired})
+		return
+	}
+	s, ok, err := h.current(r)
+	if err != nil {
+		h.unavailable(w, r, "look up the browser session", err)
+		return
+	}
+	if !ok {
+		// Signed out meanwhile: sign in again, then the page.
+		pages.SeeOther(w, r, h.d.Pages.URL(h.d.Pages.Paths().Account))
+		return
+	}
+	f := form{w: w, r: r, s: s}
+	switch r.PostForm.Get("action") {
+	case "profile":
+		h.updateProfile(f)
+	case "picture":
+		h.replacePicture(f)
+	case "remove-picture":
+		if err := h.d.Profile.RemovePicture(r.Context(), s.user); err != nil {
+			h.unavailable(w, r, "remove the picture", err)
+			return
+		}
+		h.done(w, r, "saved")
+	case "resend-verification":
+		if err := h.d.Profile.ResendVerification(r.Context(), s.user); err != nil {
+			h.unavailable(w, r, "resend the verification", err)
+			return
+		}
+		h.done(w, r, "verification-sent")
+	default:
+		if !h.lifecycle(f, r.PostForm.Get("action")) {
+			h.render(w, r, http.StatusBadRequest, pages.Error{Message: pages.MsgBadRequest})
+		}
+	}
+}
+
+// parse bounds and parses the body: multipart (the picture) up to a
+// signup's size, any other form up to maxFormBytes. It reports whether the
+// request may go on; if not, it has answered.
+func (h *Handler) parse(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var err error
+	if mt == "multipart/form-data" {
+		limit := h.d.Profile.MaxSignupBytes()
+		if r.ContentLength > limit {
+			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
+			return false
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		// All of it in memory (the body is bounded), none in temporary files.
+		err = r.ParseMultipartForm(limit)
+	} else {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		err = r.ParseForm()
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
+			return false
+		}
+		h.render(w, r, http.StatusBadRequest, pages.Error{Message: pages.MsgBadRequest})
+		return false
+	}
+	return true
+}
+
+// fail shows the page again with what went wrong: field errors beside
+// their fields, or msg for the whole page.
+func (h *Handler) fail(f form, status int, msg pages.Message, fields map[string]pages.Message) {
+	page, err := h.page(f.r.Context(), f.s)
+	if err != nil {
+		h.unavailable(f.w, f.r, "read the account", err)
+		return
+	}
+	page.Error = msg
+	for k, v := range fields {
+		page.Errors[k] = v
+	}
+	h.render(f.w, f.r, status, page)
+}
+
+func (h *Handler) updateProfile(f form) {
+	fields := map[string]string{}
+	for _, k := range []string{"first_name", "last_name", "gender"} {
+		if f.r.PostForm.Has(k) {
+			fields[k] = f.r.PostForm.Get(k)
+		}
+	}
+	_, err := h.d.Profile.UpdateProfile(f.r.Context(), f.s.user, fields)
+	var invalid *profile.ValidationError
+	switch {
+	case err == nil:
+		h.done(f.w, f.r, "saved")
+	case errors.As(err, &invalid):
+		h.fail(f, http.StatusUnprocessableEntity, "", fieldMessages(invalid.Errors, nil))
+	default:
+		h.unavailable(f.w, f.r, "update the profile", err)
+	}
+}
+
+func (h *Handler) replacePicture(f form) {
+	var files []*multipart.FileHeader
+	if f.r.MultipartForm != nil {
+		files = f.r.MultipartForm.File["picture"]
+	}
+	data, present, err := readPicture(files)
+	switch {
+	case err != nil:
+		h.fail(f, http.StatusBadRequest, "", map[string]pages.Message{"picture": pages.MsgPictureNotImage})
+		return
+	case !present:
+		h.fail(f, http.StatusUnprocessableEntity, "", map[string]pages.Message{"picture": pages.MsgRequired})
+		return
+	}
+	_, err = h.d.Profile.ReplacePicture(f.r.Context(), f.s.user, data)
+	var invalid *profile.ValidationError
+	switch {
+	case err == nil:
+		h.done(f.w, f.r, "saved")
+	case errors.Is(err, profile.ErrPictureTooLarge):
+		h.fail(f, http.StatusRequestEntityTooLarge, "", map[string]pages.Message{"picture": pages.MsgPictureTooLarge})
+	case errors.Is(err, profile.ErrNotImage):
+		h.fail(f, http.StatusUnsupportedMediaType, "", map[string]pages.Message{"picture": pages.MsgPictureNotImage})
+	case errors.As(err, &invalid):
+		h.fail(f, http.StatusUnprocessableEntity, "", fieldMessages(invalid.Errors, nil))
+	case errors.Is(err, profile.ErrPicturesBusy):
+		f.w.Header().Set("Retry-After", "1")
+		h.fail(f, http.StatusServiceUnavailable, pages.MsgUnavailable, nil)
+	default:
+		h.unavailable(f.w, f.r, "replace the picture", err)
+	}
+}
+
+// readPicture reads the upload of the form's file input. A browser sends
+// the input even when no file was chosen, with neither a name nor bytes:
+// that is no picture.
+func readPicture(files []*multipart.FileHeader) ([]byte, bool, error) {
+	if len(files) == 0 || len(files) == 1 && files[0].Filename == "" && files[0].Size == 0 {
+		return nil, false, nil
+	}
+	if len(files) > 1 {
+		return nil, false, errors.New("accountpage: more than one picture")
+	}
+	file, err := files[0].Open()
+	if err != nil {
+		return nil, false, err
+	}
+	defer file.Close()
+	data, err := io.ReadAll(file) // within the body's bound
+	return data, err == nil, err
+}
+
+// checkPassword is the re-authentication: the password typed into field,
+// checked with the login's lock-out. It reports whether it is right; if
+// not, it has answered.
+func (h *Handler) checkPassword(f form, field string) bool {
+	pw := f.r.PostForm.Get("password")
+	if pw == "" {
+		h.fail(f, http.StatusUnprocessableEntity, "", map[string]pages.Message{field: pages.MsgPasswordNeeded})
+		return false
+	}
+	_, err := h.d.Accounts.CheckPassword(f.r.Context(), f.s.user.ID, pw, ratelimit.ClientAddr(f.r.Context()))
+	return h.passwordChecked(f, field, err)
+}
+
+// passwordChecked answers a failed password check and reports whether err
+// is none.
+func (h *Handler) passwordChecked(f form, field string, err error) bool {
+	var locked *account.LockedError
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, account.ErrInvalidCredentials):
+		h.fail(f, http.StatusBadRequest, "", map[string]pages.Message{field: pages.MsgPasswordWrong})
+	case errors.As(err, &locked):
+		f.w.Header().Set("Retry-After", ratelimit.RetryAfter(locked.RetryAfter))
+		h.fail(f, http.StatusTooManyRequests, pages.MsgTooManyTries, nil)
+	case errors.Is(err, password.ErrBusy):
+		f.w.Header().Set("Retry-After", "1")
+		h.fail(f, http.StatusServiceUnavailable, pages.MsgUnavailable, nil)
+	default:
+		h.unavailable(f.w, f.r, "check the password", err)
+	}
+	return false
+}
+
+// fieldMessages are the page's texts for /v1 field errors, under the
+// page's field names (rename maps a /v1 field to the page's, where they
+// differ).
+func fieldMessages(errs []profile.FieldError, rename map[string]string) map[string]pages.Message {
+	out := map[string]pages.Message{}
+	for _, fe := range errs {
+		field := fe.Field
+		if to, ok := rename[field]; ok {
+			field = to
+		}
+		if _, seen := out[field]; !seen {
+			out[field] = pages.FieldMessage(fe.Field, fe.Code)
+		}
+	}
+	return out
+}
