@@ -519,7 +519,7 @@ func TestDefaultAddresses(t *testing.T) {
 			t.Errorf("%s: listens on %q with issuer %q and operations on %q, want %q, %q, %q",
 				tc.name, cfg.HTTPAddr, cfg.Issuer, cfg.OpsAddr, tc.addr, tc.issuer, tc.opts)
 		}
-		if cfg.ChangePasswordURL != cfg.Issuer+"/password-reset" {
+		if cfg.ChangePasswordURL != cfg.Issuer+"/account#password" {
 			t.Errorf("%s: change-password URL %q", tc.name, cfg.ChangePasswordURL)
 		}
 	}

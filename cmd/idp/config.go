@@ -148,7 +148,7 @@ func (c *config) settings() []setting {
 		{"IDP_MAIL_FROM", "mail-from", `sender of the service's mail, "Name <address>" (required with IDP_SENDGRID_API_KEY)`, (*stringValue)(&c.MailFrom)},
 		{"IDP_RATE_LIMIT_PER_IP", "rate-limit-per-ip", "requests per minute per client address on each endpoint that can be guessed at (0 turns the limits off)", (*intValue)(&c.RateLimitPerIP)},
 		{"IDP_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or networks of proxies whose X-Forwarded-For is believed", (*stringValue)(&c.TrustedProxies)},
-		{"IDP_CHANGE_PASSWORD_URL", "change-password-url", "where /.well-known/change-password redirects (default <issuer>/password-reset)", (*stringValue)(&c.ChangePasswordURL)},
+		{"IDP_CHANGE_PASSWORD_URL", "change-password-url", "where /.well-known/change-password redirects (default <issuer>/account#password, the account page)", (*stringValue)(&c.ChangePasswordURL)},
 	}
 }
 
@@ -317,7 +317,7 @@ func (c *config) check() error {
 		return errors.New("IDP_OPS_PROFILER needs IDP_OPS_ADDR: the profiler is served on the operations listener only")
 	}
 	if c.ChangePasswordURL == "" {
-		c.ChangePasswordURL = c.Issuer + "/password-reset"
+		c.ChangePasswordURL = c.Issuer + "/account#password"
 		c.derivedChangePasswordURL = true
 	} else if u, err := url.Parse(c.ChangePasswordURL); err != nil || !u.IsAbs() {
 		return fmt.Errorf("IDP_CHANGE_PASSWORD_URL: %q is not an absolute URL", c.ChangePasswordURL)
@@ -368,7 +368,7 @@ func (c *config) bound(addr net.Addr) {
 	}
 	c.Issuer = "http://localhost:" + strconv.Itoa(tcp.Port)
 	if c.derivedChangePasswordURL {
-		c.ChangePasswordURL = c.Issuer + "/password-reset"
+		c.ChangePasswordURL = c.Issuer + "/account#password"
 	}
 }
 

@@ -258,8 +258,10 @@ func TestForgot(t *testing.T) {
 			t.Errorf("forgot %s: %d", bad, r.status)
 		}
 	}
-	if r := s.get("/.well-known/change-password", ""); r.status != 200 || !strings.Contains(string(r.body), "/v1/password/forgot") {
-		t.Errorf("change-password did not lead to the reset page: %d", r.status)
+	// Signed out, the account page's password form is behind the login,
+	// which offers the reset.
+	if r := s.get("/.well-known/change-password", ""); r.status != 200 || !strings.Contains(string(r.body), "/login/forgot") {
+		t.Errorf("change-password did not lead to the sign-in with its reset link: %d", r.status)
 	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := noFollow.Get(s.URL + "/.well-known/change-password")
