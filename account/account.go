@@ -185,6 +185,14 @@ func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*en
 		}
 		return nil, s.failed(ctx, keys, throttle)
 	}
+	return s.checkHash(ctx, u, pw, keys, throttle)
+}
+
+// checkHash verifies pw against u's stored hash and counts the outcome
+// against keys, whose throttles were read as throttle: a failure toward
+// the lock-out, a success clearing the address's failures (and rehashing
+// a hash of older parameters).
+func (s *Service) checkHash(ctx context.Context, u *ent.User, pw string, keys loginKeys, throttle throttles) (*ent.User, error) {
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
 		if errors.Is(err, password.ErrMalformedHash) {

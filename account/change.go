@@ -3,14 +3,12 @@ package account
 import (
 	"context"
 	"crypto/hmac"
-	"errors"
 	"fmt"
 
 	"idp/database"
 	"idp/ent"
 	"idp/ent/onetimecode"
 	"idp/ent/user"
-	"idp/password"
 )
 
 // PurposeEmailChange codes move the account to the address stored with
@@ -38,21 +36,7 @@ func (s *Service) CheckPassword(ctx context.Context, userID int64, pw, from stri
 	if err := s.locked(throttle); err != nil {
 		return nil, err
 	}
-	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
-	if errors.Is(err, password.ErrMalformedHash) {
-		s.log.ErrorContext(ctx, "stored password hash is malformed", "user", u.ID)
-		return nil, ErrInvalidCredentials
-	} else if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, s.failed(ctx, keys, throttle)
-	}
-	s.succeeded(ctx, keys, throttle)
-	if rehash {
-		s.rehash(ctx, u, pw)
-	}
-	return u, nil
+	return s.checkHash(ctx, u, pw, keys, throttle)
 }
 
 // IssueEmailChangeCode makes a code that, once used at ConfirmEmail, moves

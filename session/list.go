@@ -28,17 +28,7 @@ func (s *Store) ListUser(ctx context.Context, userID int64) ([]Session, error) {
 	}
 	out := make([]Session, 0, len(rows))
 	for _, row := range rows {
-		out = append(out, Session{
-			ID:         row.ID,
-			UserID:     row.UserID,
-			AuthTime:   row.AuthTime.UTC(),
-			Methods:    row.Methods,
-			UserAgent:  row.UserAgent,
-			Remember:   row.Remember,
-			CreatedAt:  row.CreatedAt.UTC(),
-			LastSeenAt: row.LastSeenAt.UTC(),
-			ExpiresAt:  s.expiresAt(row.ExpiresAt, row.LastSeenAt),
-		})
+		out = append(out, s.fromRow(row, row.LastSeenAt))
 	}
 	return out, nil
 }

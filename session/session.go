@@ -180,7 +180,13 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 		}
 		seen = now
 	}
-	return &Session{
+	sess := s.fromRow(row, seen)
+	return &sess, nil
+}
+
+// fromRow is the session a row holds, last seen at seen.
+func (s *Store) fromRow(row *ent.BrowserSession, seen time.Time) Session {
+	return Session{
 		ID:         row.ID,
 		UserID:     row.UserID,
 		AuthTime:   row.AuthTime.UTC(),
@@ -190,7 +196,7 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 		CreatedAt:  row.CreatedAt.UTC(),
 		LastSeenAt: seen.UTC(),
 		ExpiresAt:  s.expiresAt(row.ExpiresAt, seen),
-	}, nil
+	}
 }
 
 // expiresAt is the end of a session with this absolute end, last seen at
