@@ -2,39 +2,22 @@ package oauth
 
 import (
 	"context"
+	"idp/oauth/fositestore"
 	"net/http"
-	"time"
 
 	"idp/oauth/token"
 	"idp/session"
 )
 
 // Login is one live login of a user through the token endpoint: a
-// refresh-token chain (the login and all its refreshes).
-type Login struct {
-	// RequestID names the grant, for EndLogin. It is not for showing: a
-	// list shows an id derived from it.
-	RequestID  string
-	ClientID   string
-	CreatedAt  time.Time
-	LastUsedAt time.Time
-	// UserAgent is that of the request that started the chain, "" when
-	// unknown (a chain from before it was recorded).
-	UserAgent string
-}
+// refresh-token chain (the login and all its refreshes). Its RequestID is
+// for EndLogin, not for showing: a list shows an id derived from it.
+type Login = fositestore.Login
 
 // Logins returns the live refresh-token chains of subject, in no
 // particular order.
 func (s *Server) Logins(ctx context.Context, subject string) ([]Login, error) {
-	rows, err := s.store.Logins(ctx, subject, s.now())
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Login, len(rows))
-	for i, l := range rows {
-		out[i] = Login{RequestID: l.RequestID, ClientID: l.ClientID, CreatedAt: l.CreatedAt, LastUsedAt: l.LastUsedAt, UserAgent: l.UserAgent}
-	}
-	return out, nil
+	return s.store.Logins(ctx, subject, s.now())
 }
 
 // EndLogin ends subject's grant requestID at once: its refresh tokens are
