@@ -106,7 +106,7 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 	if err != nil {
 		return Export{}, err
 	}
-	now := time.Now().UTC()
+	now := s.cfg.Now().UTC()
 	out := Export{
 		ExportedAt: now.Truncate(time.Second),
 		Profile:    ExportProfile{Profile: s.profileOf(ctx, u), PasswordChangedAt: u.PasswordChangedAt.UTC().Truncate(time.Second)},
