@@ -224,8 +224,12 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	outboxOpts.Logger = log
 	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
 	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
-	// Every deployment has the account page, and so its client.
-	if err := a.clients.Ensure(ctx, accountClient(cfg.Issuer)); err != nil {
+	// Every deployment has the account page, and so its client, but for
+	// an issuer on plain http away from loopback: no client may have a
+	// redirect URI there, so the page is off and the log says why.
+	if ac := accountClient(cfg.Issuer); ac.Validate() != nil {
+		log.Warn("the account page is off: it needs an https (or loopback) issuer", "err", ac.Validate())
+	} else if err := a.clients.Ensure(ctx, ac); err != nil {
 		return nil, fmt.Errorf("the account page's client: %w", err)
 	}
 	secrets := cfg.refreshSecrets

@@ -123,20 +123,23 @@ func testClientCommands(t *testing.T, vars map[string]string, oldSecret string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Besides the two: the account page's own client, which every
+	// deployment has.
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "CLIENT ID") ||
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "CLIENT ID") ||
 		!strings.Contains(lines[1], "app") || !strings.Contains(lines[1], "public") ||
-		!strings.Contains(lines[2], "reports") || !strings.Contains(lines[2], "confidential") || !strings.Contains(lines[2], "client_credentials") {
+		!strings.Contains(lines[2], "idp-account") || !strings.Contains(lines[2], "first-party") ||
+		!strings.Contains(lines[3], "reports") || !strings.Contains(lines[3], "confidential") || !strings.Contains(lines[3], "client_credentials") {
 		t.Errorf("client list:\n%s", out)
 	}
 	out, _, err = runCmd(t, vars, "client", "list", "--json")
 	var list []map[string]any
-	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0]["client_id"] != "app" || list[0]["public"] != true ||
-		list[1]["client_id"] != "reports" || list[1]["public"] != false {
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 3 || list[0]["client_id"] != "app" || list[0]["public"] != true ||
+		list[1]["client_id"] != "idp-account" || list[2]["client_id"] != "reports" || list[2]["public"] != false {
 		t.Fatalf("client list --json: %v %s", err, out)
 	}
 	for _, name := range []string{"grant_types", "scopes", "audience", "redirect_uris", "created_at"} {
-		if _, ok := list[1][name]; !ok {
+		if _, ok := list[2][name]; !ok {
 			t.Errorf("client list --json has no %q: %s", name, out)
 		}
 	}
@@ -283,10 +286,10 @@ func TestMobileClientUpgrade(t *testing.T) {
 	logged(t, runServe(t, vars), "listening")
 	out, _, err := runCmd(t, map[string]string{"IDP_DATA_DIR": dir}, "client", "list", "--json")
 	var list []oauth.ClientInfo
-	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 {
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0].ID != "idp-account" {
 		t.Fatalf("client list --json: %v %s", err, out)
 	}
-	m := list[0]
+	m := list[1]
 	if m.ID != "mobile" || !m.Public || !m.FirstParty ||
 		!slices.Equal(m.GrantTypes, []string{oauth.GrantPassword, oauth.GrantRefreshToken, oauth.GrantAuthorizationCode}) ||
 		!slices.Equal(m.Scopes, mobileClient.Scopes) ||
