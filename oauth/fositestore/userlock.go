@@ -19,7 +19,9 @@ var ErrUserGone = fmt.Errorf("%w: the user's account is gone", ErrRevoked)
 // erased user is written after the erasure: for a user's subject, in one
 // transaction (or the one ctx carries) that first holds the user's row
 // (account.HoldUser) and gives ErrUserGone without it. Subjects that are
-// not users (a client's own token) are written as they are.
+// not users (a client's own token) are written as they are. The refresh
+// grant's two statements hold the user inside the statement instead
+// (userHeld).
 func (s *Store) forUser(ctx context.Context, subject string, write func(ctx context.Context) error) error {
 	id, isUser := token.UserID(subject)
 	if !isUser {
