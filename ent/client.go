@@ -19,12 +19,14 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/passkey"
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
 	"idp/ent/user"
+	"idp/ent/webauthnchallenge"
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect"
@@ -56,6 +58,8 @@ type Client struct {
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
+	// Passkey is the client for interacting with the Passkey builders.
+	Passkey *PasskeyClient
 	// PictureDeletion is the client for interacting with the PictureDeletion builders.
 	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
@@ -66,6 +70,8 @@ type Client struct {
 	SigningKey *SigningKeyClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
+	// WebAuthnChallenge is the client for interacting with the WebAuthnChallenge builders.
+	WebAuthnChallenge *WebAuthnChallengeClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -86,11 +92,13 @@ func (c *Client) init() {
 	c.OneTimeCode = NewOneTimeCodeClient(c.config)
 	c.OutboxMessage = NewOutboxMessageClient(c.config)
 	c.PKCERequest = NewPKCERequestClient(c.config)
+	c.Passkey = NewPasskeyClient(c.config)
 	c.PictureDeletion = NewPictureDeletionClient(c.config)
 	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
 	c.User = NewUserClient(c.config)
+	c.WebAuthnChallenge = NewWebAuthnChallengeClient(c.config)
 }
 
 type (
@@ -181,22 +189,24 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		AccessToken:     NewAccessTokenClient(cfg),
-		AuthorizeCode:   NewAuthorizeCodeClient(cfg),
-		BrowserSession:  NewBrowserSessionClient(cfg),
-		Consent:         NewConsentClient(cfg),
-		LoginThrottle:   NewLoginThrottleClient(cfg),
-		OAuthClient:     NewOAuthClientClient(cfg),
-		OneTimeCode:     NewOneTimeCodeClient(cfg),
-		OutboxMessage:   NewOutboxMessageClient(cfg),
-		PKCERequest:     NewPKCERequestClient(cfg),
-		PictureDeletion: NewPictureDeletionClient(cfg),
-		RateLimitWindow: NewRateLimitWindowClient(cfg),
-		RefreshToken:    NewRefreshTokenClient(cfg),
-		SigningKey:      NewSigningKeyClient(cfg),
-		User:            NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		AccessToken:       NewAccessTokenClient(cfg),
+		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
+		BrowserSession:    NewBrowserSessionClient(cfg),
+		Consent:           NewConsentClient(cfg),
+		LoginThrottle:     NewLoginThrottleClient(cfg),
+		OAuthClient:       NewOAuthClientClient(cfg),
+		OneTimeCode:       NewOneTimeCodeClient(cfg),
+		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PKCERequest:       NewPKCERequestClient(cfg),
+		Passkey:           NewPasskeyClient(cfg),
+		PictureDeletion:   NewPictureDeletionClient(cfg),
+		RateLimitWindow:   NewRateLimitWindowClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		User:              NewUserClient(cfg),
+		WebAuthnChallenge: NewWebAuthnChallengeClient(cfg),
 	}, nil
 }
 
@@ -214,22 +224,24 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		AccessToken:     NewAccessTokenClient(cfg),
-		AuthorizeCode:   NewAuthorizeCodeClient(cfg),
-		BrowserSession:  NewBrowserSessionClient(cfg),
-		Consent:         NewConsentClient(cfg),
-		LoginThrottle:   NewLoginThrottleClient(cfg),
-		OAuthClient:     NewOAuthClientClient(cfg),
-		OneTimeCode:     NewOneTimeCodeClient(cfg),
-		OutboxMessage:   NewOutboxMessageClient(cfg),
-		PKCERequest:     NewPKCERequestClient(cfg),
-		PictureDeletion: NewPictureDeletionClient(cfg),
-		RateLimitWindow: NewRateLimitWindowClient(cfg),
-		RefreshToken:    NewRefreshTokenClient(cfg),
-		SigningKey:      NewSigningKeyClient(cfg),
-		User:            NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		AccessToken:       NewAccessTokenClient(cfg),
+		AuthorizeCode:     NewAuthorizeCodeClient(cfg),
+		BrowserSession:    NewBrowserSessionClient(cfg),
+		Consent:           NewConsentClient(cfg),
+		LoginThrottle:     NewLoginThrottleClient(cfg),
+		OAuthClient:       NewOAuthClientClient(cfg),
+		OneTimeCode:       NewOneTimeCodeClient(cfg),
+		OutboxMessage:     NewOutboxMessageClient(cfg),
+		PKCERequest:       NewPKCERequestClient(cfg),
+		Passkey:           NewPasskeyClient(cfg),
+		PictureDeletion:   NewPictureDeletionClient(cfg),
+		RateLimitWindow:   NewRateLimitWindowClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		User:              NewUserClient(cfg),
+		WebAuthnChallenge: NewWebAuthnChallengeClient(cfg),
 	}, nil
 }
 
@@ -260,8 +272,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
-		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
+		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest, c.Passkey,
 		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.WebAuthnChallenge,
 	} {
 		n.Use(hooks...)
 	}
@@ -272,8 +285,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
-		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest,
+		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest, c.Passkey,
 		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.WebAuthnChallenge,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -300,6 +314,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.OutboxMessage.mutate(ctx, m)
 	case *PKCERequestMutation:
 		return c.PKCERequest.mutate(ctx, m)
+	case *PasskeyMutation:
+		return c.Passkey.mutate(ctx, m)
 	case *PictureDeletionMutation:
 		return c.PictureDeletion.mutate(ctx, m)
 	case *RateLimitWindowMutation:
@@ -310,6 +326,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.SigningKey.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
+	case *WebAuthnChallengeMutation:
+		return c.WebAuthnChallenge.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -1512,6 +1530,139 @@ func (c *PKCERequestClient) mutate(ctx context.Context, m *PKCERequestMutation) 
 	}
 }
 
+// PasskeyClient is a client for the Passkey schema.
+type PasskeyClient struct {
+	config
+}
+
+// NewPasskeyClient returns a client for the Passkey from the given config.
+func NewPasskeyClient(c config) *PasskeyClient {
+	return &PasskeyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `passkey.Hooks(f(g(h())))`.
+func (c *PasskeyClient) Use(hooks ...Hook) {
+	c.hooks.Passkey = append(c.hooks.Passkey, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `passkey.Intercept(f(g(h())))`.
+func (c *PasskeyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Passkey = append(c.inters.Passkey, interceptors...)
+}
+
+// Create returns a builder for creating a Passkey entity.
+func (c *PasskeyClient) Create() *PasskeyCreate {
+	mutation := newPasskeyMutation(c.config, OpCreate)
+	return &PasskeyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Passkey entities.
+func (c *PasskeyClient) CreateBulk(builders ...*PasskeyCreate) *PasskeyCreateBulk {
+	return &PasskeyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PasskeyClient) MapCreateBulk(slice any, setFunc func(*PasskeyCreate, int)) *PasskeyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PasskeyCreateBulk{err: fmt.Errorf("calling to PasskeyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PasskeyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PasskeyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Passkey.
+func (c *PasskeyClient) Update() *PasskeyUpdate {
+	mutation := newPasskeyMutation(c.config, OpUpdate)
+	return &PasskeyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PasskeyClient) UpdateOne(_m *Passkey) *PasskeyUpdateOne {
+	mutation := newPasskeyMutation(c.config, OpUpdateOne, withPasskey(_m))
+	return &PasskeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PasskeyClient) UpdateOneID(id string) *PasskeyUpdateOne {
+	mutation := newPasskeyMutation(c.config, OpUpdateOne, withPasskeyID(id))
+	return &PasskeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Passkey.
+func (c *PasskeyClient) Delete() *PasskeyDelete {
+	mutation := newPasskeyMutation(c.config, OpDelete)
+	return &PasskeyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PasskeyClient) DeleteOne(_m *Passkey) *PasskeyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PasskeyClient) DeleteOneID(id string) *PasskeyDeleteOne {
+	builder := c.Delete().Where(passkey.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PasskeyDeleteOne{builder}
+}
+
+// Query returns a query builder for Passkey.
+func (c *PasskeyClient) Query() *PasskeyQuery {
+	return &PasskeyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePasskey},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Passkey entity by its id.
+func (c *PasskeyClient) Get(ctx context.Context, id string) (*Passkey, error) {
+	return c.Query().Where(passkey.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PasskeyClient) GetX(ctx context.Context, id string) *Passkey {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PasskeyClient) Hooks() []Hook {
+	return c.hooks.Passkey
+}
+
+// Interceptors returns the client interceptors.
+func (c *PasskeyClient) Interceptors() []Interceptor {
+	return c.inters.Passkey
+}
+
+func (c *PasskeyClient) mutate(ctx context.Context, m *PasskeyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PasskeyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PasskeyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PasskeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PasskeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Passkey mutation op: %q", m.Op())
+	}
+}
+
 // PictureDeletionClient is a client for the PictureDeletion schema.
 type PictureDeletionClient struct {
 	config
@@ -2177,17 +2328,151 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 	}
 }
 
+// WebAuthnChallengeClient is a client for the WebAuthnChallenge schema.
+type WebAuthnChallengeClient struct {
+	config
+}
+
+// NewWebAuthnChallengeClient returns a client for the WebAuthnChallenge from the given config.
+func NewWebAuthnChallengeClient(c config) *WebAuthnChallengeClient {
+	return &WebAuthnChallengeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webauthnchallenge.Hooks(f(g(h())))`.
+func (c *WebAuthnChallengeClient) Use(hooks ...Hook) {
+	c.hooks.WebAuthnChallenge = append(c.hooks.WebAuthnChallenge, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webauthnchallenge.Intercept(f(g(h())))`.
+func (c *WebAuthnChallengeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebAuthnChallenge = append(c.inters.WebAuthnChallenge, interceptors...)
+}
+
+// Create returns a builder for creating a WebAuthnChallenge entity.
+func (c *WebAuthnChallengeClient) Create() *WebAuthnChallengeCreate {
+	mutation := newWebAuthnChallengeMutation(c.config, OpCreate)
+	return &WebAuthnChallengeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebAuthnChallenge entities.
+func (c *WebAuthnChallengeClient) CreateBulk(builders ...*WebAuthnChallengeCreate) *WebAuthnChallengeCreateBulk {
+	return &WebAuthnChallengeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebAuthnChallengeClient) MapCreateBulk(slice any, setFunc func(*WebAuthnChallengeCreate, int)) *WebAuthnChallengeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebAuthnChallengeCreateBulk{err: fmt.Errorf("calling to WebAuthnChallengeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebAuthnChallengeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebAuthnChallengeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebAuthnChallenge.
+func (c *WebAuthnChallengeClient) Update() *WebAuthnChallengeUpdate {
+	mutation := newWebAuthnChallengeMutation(c.config, OpUpdate)
+	return &WebAuthnChallengeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebAuthnChallengeClient) UpdateOne(_m *WebAuthnChallenge) *WebAuthnChallengeUpdateOne {
+	mutation := newWebAuthnChallengeMutation(c.config, OpUpdateOne, withWebAuthnChallenge(_m))
+	return &WebAuthnChallengeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebAuthnChallengeClient) UpdateOneID(id string) *WebAuthnChallengeUpdateOne {
+	mutation := newWebAuthnChallengeMutation(c.config, OpUpdateOne, withWebAuthnChallengeID(id))
+	return &WebAuthnChallengeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebAuthnChallenge.
+func (c *WebAuthnChallengeClient) Delete() *WebAuthnChallengeDelete {
+	mutation := newWebAuthnChallengeMutation(c.config, OpDelete)
+	return &WebAuthnChallengeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebAuthnChallengeClient) DeleteOne(_m *WebAuthnChallenge) *WebAuthnChallengeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebAuthnChallengeClient) DeleteOneID(id string) *WebAuthnChallengeDeleteOne {
+	builder := c.Delete().Where(webauthnchallenge.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebAuthnChallengeDeleteOne{builder}
+}
+
+// Query returns a query builder for WebAuthnChallenge.
+func (c *WebAuthnChallengeClient) Query() *WebAuthnChallengeQuery {
+	return &WebAuthnChallengeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebAuthnChallenge},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebAuthnChallenge entity by its id.
+func (c *WebAuthnChallengeClient) Get(ctx context.Context, id string) (*WebAuthnChallenge, error) {
+	return c.Query().Where(webauthnchallenge.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebAuthnChallengeClient) GetX(ctx context.Context, id string) *WebAuthnChallenge {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WebAuthnChallengeClient) Hooks() []Hook {
+	return c.hooks.WebAuthnChallenge
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebAuthnChallengeClient) Interceptors() []Interceptor {
+	return c.inters.WebAuthnChallenge
+}
+
+func (c *WebAuthnChallengeClient) mutate(ctx context.Context, m *WebAuthnChallengeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebAuthnChallengeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebAuthnChallengeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebAuthnChallengeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebAuthnChallengeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebAuthnChallenge mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OneTimeCode, OutboxMessage, PKCERequest, PictureDeletion, RateLimitWindow,
-		RefreshToken, SigningKey, User []ent.Hook
+		OneTimeCode, OutboxMessage, PKCERequest, Passkey, PictureDeletion,
+		RateLimitWindow, RefreshToken, SigningKey, User, WebAuthnChallenge []ent.Hook
 	}
 	inters struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
-		OneTimeCode, OutboxMessage, PKCERequest, PictureDeletion, RateLimitWindow,
-		RefreshToken, SigningKey, User []ent.Interceptor
+		OneTimeCode, OutboxMessage, PKCERequest, Passkey, PictureDeletion,
+		RateLimitWindow, RefreshToken, SigningKey, User,
+		WebAuthnChallenge []ent.Interceptor
 	}
 )
 

@@ -14,12 +14,14 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/passkey"
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/signingkey"
 	"idp/ent/user"
+	"idp/ent/webauthnchallenge"
 	"reflect"
 	"sync"
 
@@ -86,20 +88,22 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			accesstoken.Table:     accesstoken.ValidColumn,
-			authorizecode.Table:   authorizecode.ValidColumn,
-			browsersession.Table:  browsersession.ValidColumn,
-			consent.Table:         consent.ValidColumn,
-			loginthrottle.Table:   loginthrottle.ValidColumn,
-			oauthclient.Table:     oauthclient.ValidColumn,
-			onetimecode.Table:     onetimecode.ValidColumn,
-			outboxmessage.Table:   outboxmessage.ValidColumn,
-			pkcerequest.Table:     pkcerequest.ValidColumn,
-			picturedeletion.Table: picturedeletion.ValidColumn,
-			ratelimitwindow.Table: ratelimitwindow.ValidColumn,
-			refreshtoken.Table:    refreshtoken.ValidColumn,
-			signingkey.Table:      signingkey.ValidColumn,
-			user.Table:            user.ValidColumn,
+			accesstoken.Table:       accesstoken.ValidColumn,
+			authorizecode.Table:     authorizecode.ValidColumn,
+			browsersession.Table:    browsersession.ValidColumn,
+			consent.Table:           consent.ValidColumn,
+			loginthrottle.Table:     loginthrottle.ValidColumn,
+			oauthclient.Table:       oauthclient.ValidColumn,
+			onetimecode.Table:       onetimecode.ValidColumn,
+			outboxmessage.Table:     outboxmessage.ValidColumn,
+			pkcerequest.Table:       pkcerequest.ValidColumn,
+			passkey.Table:           passkey.ValidColumn,
+			picturedeletion.Table:   picturedeletion.ValidColumn,
+			ratelimitwindow.Table:   ratelimitwindow.ValidColumn,
+			refreshtoken.Table:      refreshtoken.ValidColumn,
+			signingkey.Table:        signingkey.ValidColumn,
+			user.Table:              user.ValidColumn,
+			webauthnchallenge.Table: webauthnchallenge.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -11,6 +11,7 @@ import (
 	"idp/ent/oauthclient"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/passkey"
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
@@ -18,6 +19,7 @@ import (
 	"idp/ent/schema"
 	"idp/ent/signingkey"
 	"idp/ent/user"
+	"idp/ent/webauthnchallenge"
 	"time"
 )
 
@@ -377,6 +379,116 @@ func init() {
 			return nil
 		}
 	}()
+	passkeyFields := schema.Passkey{}.Fields()
+	_ = passkeyFields
+	// passkeyDescCredentialID is the schema descriptor for credential_id field.
+	passkeyDescCredentialID := passkeyFields[2].Descriptor()
+	// passkey.CredentialIDValidator is a validator for the "credential_id" field. It is called by the builders before save.
+	passkey.CredentialIDValidator = func() func([]byte) error {
+		validators := passkeyDescCredentialID.Validators
+		fns := [...]func([]byte) error{
+			validators[0].(func([]byte) error),
+			validators[1].(func([]byte) error),
+		}
+		return func(credential_id []byte) error {
+			for _, fn := range fns {
+				if err := fn(credential_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// passkeyDescCredentialHash is the schema descriptor for credential_hash field.
+	passkeyDescCredentialHash := passkeyFields[3].Descriptor()
+	// passkey.CredentialHashValidator is a validator for the "credential_hash" field. It is called by the builders before save.
+	passkey.CredentialHashValidator = func() func(string) error {
+		validators := passkeyDescCredentialHash.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(credential_hash string) error {
+			for _, fn := range fns {
+				if err := fn(credential_hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// passkeyDescPublicKey is the schema descriptor for public_key field.
+	passkeyDescPublicKey := passkeyFields[4].Descriptor()
+	// passkey.PublicKeyValidator is a validator for the "public_key" field. It is called by the builders before save.
+	passkey.PublicKeyValidator = func() func([]byte) error {
+		validators := passkeyDescPublicKey.Validators
+		fns := [...]func([]byte) error{
+			validators[0].(func([]byte) error),
+			validators[1].(func([]byte) error),
+		}
+		return func(public_key []byte) error {
+			for _, fn := range fns {
+				if err := fn(public_key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// passkeyDescAttestationType is the schema descriptor for attestation_type field.
+	passkeyDescAttestationType := passkeyFields[5].Descriptor()
+	// passkey.DefaultAttestationType holds the default value on creation for the attestation_type field.
+	passkey.DefaultAttestationType = passkeyDescAttestationType.Default.(string)
+	// passkey.AttestationTypeValidator is a validator for the "attestation_type" field. It is called by the builders before save.
+	passkey.AttestationTypeValidator = passkeyDescAttestationType.Validators[0].(func(string) error)
+	// passkeyDescAaguid is the schema descriptor for aaguid field.
+	passkeyDescAaguid := passkeyFields[6].Descriptor()
+	// passkey.AaguidValidator is a validator for the "aaguid" field. It is called by the builders before save.
+	passkey.AaguidValidator = passkeyDescAaguid.Validators[0].(func([]byte) error)
+	// passkeyDescSignCount is the schema descriptor for sign_count field.
+	passkeyDescSignCount := passkeyFields[7].Descriptor()
+	// passkey.DefaultSignCount holds the default value on creation for the sign_count field.
+	passkey.DefaultSignCount = passkeyDescSignCount.Default.(uint32)
+	// passkeyDescUserPresent is the schema descriptor for user_present field.
+	passkeyDescUserPresent := passkeyFields[8].Descriptor()
+	// passkey.DefaultUserPresent holds the default value on creation for the user_present field.
+	passkey.DefaultUserPresent = passkeyDescUserPresent.Default.(bool)
+	// passkeyDescUserVerified is the schema descriptor for user_verified field.
+	passkeyDescUserVerified := passkeyFields[9].Descriptor()
+	// passkey.DefaultUserVerified holds the default value on creation for the user_verified field.
+	passkey.DefaultUserVerified = passkeyDescUserVerified.Default.(bool)
+	// passkeyDescBackupEligible is the schema descriptor for backup_eligible field.
+	passkeyDescBackupEligible := passkeyFields[10].Descriptor()
+	// passkey.DefaultBackupEligible holds the default value on creation for the backup_eligible field.
+	passkey.DefaultBackupEligible = passkeyDescBackupEligible.Default.(bool)
+	// passkeyDescBackupState is the schema descriptor for backup_state field.
+	passkeyDescBackupState := passkeyFields[11].Descriptor()
+	// passkey.DefaultBackupState holds the default value on creation for the backup_state field.
+	passkey.DefaultBackupState = passkeyDescBackupState.Default.(bool)
+	// passkeyDescName is the schema descriptor for name field.
+	passkeyDescName := passkeyFields[13].Descriptor()
+	// passkey.DefaultName holds the default value on creation for the name field.
+	passkey.DefaultName = passkeyDescName.Default.(string)
+	// passkey.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	passkey.NameValidator = passkeyDescName.Validators[0].(func(string) error)
+	// passkeyDescID is the schema descriptor for id field.
+	passkeyDescID := passkeyFields[0].Descriptor()
+	// passkey.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	passkey.IDValidator = func() func(string) error {
+		validators := passkeyDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	picturedeletionFields := schema.PictureDeletion{}.Fields()
 	_ = picturedeletionFields
 	// picturedeletionDescKey is the schema descriptor for key field.
@@ -607,4 +719,32 @@ func init() {
 	userDescID := userFields[0].Descriptor()
 	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	user.IDValidator = userDescID.Validators[0].(func(int64) error)
+	webauthnchallengeFields := schema.WebAuthnChallenge{}.Fields()
+	_ = webauthnchallengeFields
+	// webauthnchallengeDescSessionData is the schema descriptor for session_data field.
+	webauthnchallengeDescSessionData := webauthnchallengeFields[3].Descriptor()
+	// webauthnchallenge.SessionDataValidator is a validator for the "session_data" field. It is called by the builders before save.
+	webauthnchallenge.SessionDataValidator = webauthnchallengeDescSessionData.Validators[0].(func([]byte) error)
+	// webauthnchallengeDescCreatedAt is the schema descriptor for created_at field.
+	webauthnchallengeDescCreatedAt := webauthnchallengeFields[4].Descriptor()
+	// webauthnchallenge.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webauthnchallenge.DefaultCreatedAt = webauthnchallengeDescCreatedAt.Default.(func() time.Time)
+	// webauthnchallengeDescID is the schema descriptor for id field.
+	webauthnchallengeDescID := webauthnchallengeFields[0].Descriptor()
+	// webauthnchallenge.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	webauthnchallenge.IDValidator = func() func(string) error {
+		validators := webauthnchallengeDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 }

@@ -32,6 +32,8 @@ type Tx struct {
 	OutboxMessage *OutboxMessageClient
 	// PKCERequest is the client for interacting with the PKCERequest builders.
 	PKCERequest *PKCERequestClient
+	// Passkey is the client for interacting with the Passkey builders.
+	Passkey *PasskeyClient
 	// PictureDeletion is the client for interacting with the PictureDeletion builders.
 	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
@@ -42,6 +44,8 @@ type Tx struct {
 	SigningKey *SigningKeyClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
+	// WebAuthnChallenge is the client for interacting with the WebAuthnChallenge builders.
+	WebAuthnChallenge *WebAuthnChallengeClient
 
 	// lazily loaded.
 	client     *Client
@@ -182,11 +186,13 @@ func (tx *Tx) init() {
 	tx.OneTimeCode = NewOneTimeCodeClient(tx.config)
 	tx.OutboxMessage = NewOutboxMessageClient(tx.config)
 	tx.PKCERequest = NewPKCERequestClient(tx.config)
+	tx.Passkey = NewPasskeyClient(tx.config)
 	tx.PictureDeletion = NewPictureDeletionClient(tx.config)
 	tx.RateLimitWindow = NewRateLimitWindowClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)
 	tx.User = NewUserClient(tx.config)
+	tx.WebAuthnChallenge = NewWebAuthnChallengeClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

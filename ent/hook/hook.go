@@ -116,6 +116,18 @@ func (f PKCERequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PKCERequestMutation", m)
 }
 
+// The PasskeyFunc type is an adapter to allow the use of ordinary
+// function as Passkey mutator.
+type PasskeyFunc func(context.Context, *ent.PasskeyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PasskeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PasskeyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PasskeyMutation", m)
+}
+
 // The PictureDeletionFunc type is an adapter to allow the use of ordinary
 // function as PictureDeletion mutator.
 type PictureDeletionFunc func(context.Context, *ent.PictureDeletionMutation) (ent.Value, error)
@@ -174,6 +186,18 @@ func (f UserFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error)
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.UserMutation", m)
+}
+
+// The WebAuthnChallengeFunc type is an adapter to allow the use of ordinary
+// function as WebAuthnChallenge mutator.
+type WebAuthnChallengeFunc func(context.Context, *ent.WebAuthnChallengeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WebAuthnChallengeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WebAuthnChallengeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebAuthnChallengeMutation", m)
 }
 
 // Condition is a hook condition function.

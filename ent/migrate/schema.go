@@ -250,6 +250,38 @@ var (
 			},
 		},
 	}
+	// PasskeysColumns holds the columns for the "passkeys" table.
+	PasskeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 32},
+		{Name: "user_id", Type: field.TypeInt64},
+		{Name: "credential_id", Type: field.TypeBytes, Size: 1023},
+		{Name: "credential_hash", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "public_key", Type: field.TypeBytes, Size: 4096},
+		{Name: "attestation_type", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "aaguid", Type: field.TypeBytes, Nullable: true, Size: 16},
+		{Name: "sign_count", Type: field.TypeUint32, Default: 0},
+		{Name: "user_present", Type: field.TypeBool, Default: false},
+		{Name: "user_verified", Type: field.TypeBool, Default: false},
+		{Name: "backup_eligible", Type: field.TypeBool, Default: false},
+		{Name: "backup_state", Type: field.TypeBool, Default: false},
+		{Name: "transports", Type: field.TypeJSON, Nullable: true},
+		{Name: "name", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_used_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// PasskeysTable holds the schema information for the "passkeys" table.
+	PasskeysTable = &schema.Table{
+		Name:       "passkeys",
+		Columns:    PasskeysColumns,
+		PrimaryKey: []*schema.Column{PasskeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "passkey_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{PasskeysColumns[1]},
+			},
+		},
+	}
 	// PictureDeletionsColumns holds the columns for the "picture_deletions" table.
 	PictureDeletionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -402,6 +434,33 @@ var (
 			},
 		},
 	}
+	// WebAuthnChallengesColumns holds the columns for the "web_authn_challenges" table.
+	WebAuthnChallengesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 32},
+		{Name: "ceremony", Type: field.TypeEnum, Enums: []string{"registration", "login"}},
+		{Name: "user_id", Type: field.TypeInt64, Nullable: true},
+		{Name: "session_data", Type: field.TypeBytes, Size: 65535},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// WebAuthnChallengesTable holds the schema information for the "web_authn_challenges" table.
+	WebAuthnChallengesTable = &schema.Table{
+		Name:       "web_authn_challenges",
+		Columns:    WebAuthnChallengesColumns,
+		PrimaryKey: []*schema.Column{WebAuthnChallengesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webauthnchallenge_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{WebAuthnChallengesColumns[2]},
+			},
+			{
+				Name:    "webauthnchallenge_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebAuthnChallengesColumns[5]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AccessTokensTable,
@@ -413,11 +472,13 @@ var (
 		OneTimeCodesTable,
 		OutboxMessagesTable,
 		PkceRequestsTable,
+		PasskeysTable,
 		PictureDeletionsTable,
 		RateLimitWindowsTable,
 		RefreshTokensTable,
 		SigningKeysTable,
 		UsersTable,
+		WebAuthnChallengesTable,
 	}
 )
 

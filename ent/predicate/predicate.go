@@ -33,6 +33,9 @@ type OutboxMessage func(*sql.Selector)
 // PKCERequest is the predicate function for pkcerequest builders.
 type PKCERequest func(*sql.Selector)
 
+// Passkey is the predicate function for passkey builders.
+type Passkey func(*sql.Selector)
+
 // PictureDeletion is the predicate function for picturedeletion builders.
 type PictureDeletion func(*sql.Selector)
 
@@ -47,3 +50,6 @@ type SigningKey func(*sql.Selector)
 
 // User is the predicate function for user builders.
 type User func(*sql.Selector)
+
+// WebAuthnChallenge is the predicate function for webauthnchallenge builders.
+type WebAuthnChallenge func(*sql.Selector)

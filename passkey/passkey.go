@@ -1,0 +1,531 @@
+// Package passkey keeps users' WebAuthn credentials (passkeys: discoverable
+// credentials with user verification) and runs the two ceremonies that use
+// them, registration and sign-in, on top of github.com/go-webauthn/webauthn.
+// The ceremonies' state (the challenge and what it expects) lives in the
+// database, bound to the ceremony and, for a registration, to the user, so
+// that every replica can finish what another began and a challenge is used
+// at most once.
+package passkey
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"idp/database"
+	"idp/ent"
+	entpasskey "idp/ent/passkey"
+	"idp/ent/user"
+	"idp/ent/webauthnchallenge"
+)
+
+// ChallengeTTL is how long a ceremony may take.
+const ChallengeTTL = 5 * time.Minute
+
+// MaxNameLen is the longest passkey name, in characters.
+const MaxNameLen = 64
+
+// Errors of the Service. A refused ceremony wraps ErrRejected (and the
+// library's *protocol.Error, whose Details say why).
+var (
+	ErrNotFound  = errors.New("passkey: not found")
+	ErrChallenge = errors.New("passkey: unknown, used or expired challenge")
+	ErrRejected  = errors.New("passkey: credential refused")
+	ErrName      = errors.New("passkey: invalid name")
+	// ErrCloned is a sign count that did not grow: the credential may
+	// have been copied, so the assertion is refused.
+	ErrCloned = fmt.Errorf("%w: the sign count went backwards", ErrRejected)
+)
+
+// Config is the relying party.
+type Config struct {
+	// Issuer is the public base URL: its host is the RP ID, its origin the
+	// first allowed origin.
+	Issuer string
+	// Origins are further allowed origins (IDP_WEBAUTHN_ORIGINS), such as
+	// an Android app's android:apk-key-hash:….
+	Origins []string
+	// DisplayName is the relying party's name shown by authenticators.
+	DisplayName string
+	Now         func() time.Time
+}
+
+// WebAuthnConfig is the library's configuration for c: the issuer's host
+// as RP ID, its origin plus c.Origins, resident keys and user verification
+// required, no attestation.
+func (c Config) WebAuthnConfig() (*webauthn.Config, error) {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("passkey: issuer %q is not an absolute URL", c.Issuer)
+	}
+	origins := []string{u.Scheme + "://" + u.Host}
+	for _, o := range c.Origins {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	name := c.DisplayName
+	if name == "" {
+		name = u.Hostname()
+	}
+	return &webauthn.Config{
+		RPID:                  u.Hostname(),
+		RPDisplayName:         name,
+		RPOrigins:             origins,
+		AttestationPreference: protocol.PreferNoAttestation,
+		AuthenticatorSelection: protocol.AuthenticatorSelection{
+			RequireResidentKey: protocol.ResidentKeyRequired(),
+			ResidentKey:        protocol.ResidentKeyRequirementRequired,
+			UserVerification:   protocol.VerificationRequired,
+		},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: false, Timeout: ChallengeTTL, TimeoutUVD: ChallengeTTL},
+			Registration: webauthn.TimeoutConfig{Enforce: false, Timeout: ChallengeTTL, TimeoutUVD: ChallengeTTL},
+		},
+	}, nil
+}
+
+// Service keeps passkeys and runs the ceremonies.
+type Service struct {
+	db  *ent.Client
+	wa  *webauthn.WebAuthn
+	now func() time.Time
+}
+
+// New returns the service for cfg. It fails when the issuer's host cannot
+// be an RP ID (an IP address) or an origin is malformed.
+func New(db *ent.Client, cfg Config) (*Service, error) {
+	wc, err := cfg.WebAuthnConfig()
+	if err != nil {
+		return nil, err
+	}
+	if protocol.ValidateRPID(wc.RPID) != nil || isIP(wc.RPID) {
+		return nil, fmt.Errorf("passkey: the issuer's host %q cannot be a WebAuthn RP ID (it must be a name)", wc.RPID)
+	}
+	wa, err := webauthn.New(wc)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, wa: wa, now: now}, nil
+}
+
+func isIP(host string) bool {
+	return strings.Contains(host, ":") || strings.Trim(host, "0123456789.") == ""
+}
+
+func (s *Service) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
+
+// Passkey is a stored credential's public parts.
+type Passkey struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	CreatedAt      time.Time  `json:"created_at"`
+	LastUsedAt     *time.Time `json:"last_used_at"`
+	AAGUID         string     `json:"-"`
+	BackupEligible bool       `json:"-"`
+	BackupState    bool       `json:"-"`
+	Transports     []string   `json:"-"`
+	CredentialID   []byte     `json:"-"`
+	PublicKey      []byte     `json:"-"`
+	SignCount      uint32     `json:"-"`
+}
+
+func fromEnt(p *ent.Passkey) Passkey {
+	k := Passkey{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), BackupEligible: p.BackupEligible,
+		BackupState: p.BackupState, Transports: p.Transports, CredentialID: p.CredentialID,
+		PublicKey: p.PublicKey, SignCount: p.SignCount}
+	if p.LastUsedAt != nil {
+		t := p.LastUsedAt.UTC()
+		k.LastUsedAt = &t
+	}
+	if len(p.Aaguid) == 16 {
+		h := hex.EncodeToString(p.Aaguid)
+		k.AAGUID = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	}
+	return k
+}
+
+// waUser is a user as the library sees it. The user handle is the user id
+// in decimal: ids are never given out again, so a handle names one account
+// for ever, and it tells an authenticator's holder nothing they lack.
+type waUser struct {
+	id    int64
+	name  string
+	creds []webauthn.Credential
+}
+
+func (u *waUser) WebAuthnID() []byte                         { return []byte(strconv.FormatInt(u.id, 10)) }
+func (u *waUser) WebAuthnName() string                       { return u.name }
+func (u *waUser) WebAuthnDisplayName() string                { return u.name }
+func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+
+func credentialOf(p *ent.Passkey) webauthn.Credential {
+	ts := make([]protocol.AuthenticatorTransport, len(p.Transports))
+	for i, t := range p.Transports {
+		ts[i] = protocol.AuthenticatorTransport(t)
+	}
+	return webauthn.Credential{
+		ID: p.CredentialID, PublicKey: p.PublicKey, AttestationType: p.AttestationType, Transport: ts,
+		Flags: webauthn.CredentialFlags{UserPresent: p.UserPresent, UserVerified: p.UserVerified,
+			BackupEligible: p.BackupEligible, BackupState: p.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: p.Aaguid, SignCount: p.SignCount},
+	}
+}
+
+// loadUser reads the user and their credentials; ErrNotFound when the
+// account is gone.
+func (s *Service) loadUser(ctx context.Context, userID int64) (*waUser, []*ent.Passkey, error) {
+	c := s.client(ctx)
+	u, err := c.User.Query().Where(user.ID(userID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil, ErrNotFound
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("passkey: read user: %w", err)
+	}
+	ps, err := c.Passkey.Query().Where(entpasskey.UserID(userID)).Order(ent.Asc(entpasskey.FieldCreatedAt)).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("passkey: read passkeys: %w", err)
+	}
+	wu := &waUser{id: userID, name: u.Username}
+	for _, p := range ps {
+		wu.creds = append(wu.creds, credentialOf(p))
+	}
+	return wu, ps, nil
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// storeChallenge keeps the library's session data for one ceremony. The
+// library's own expiry is cleared: it reads the wall clock, and this
+// package's (ChallengeTTL on s.now) is the one that counts.
+func (s *Service) storeChallenge(ctx context.Context, ceremony webauthnchallenge.Ceremony, userID *int64, sd *webauthn.SessionData) (string, error) {
+	sd.Expires = time.Time{}
+	data, err := json.Marshal(sd)
+	if err != nil {
+		return "", fmt.Errorf("passkey: encode session: %w", err)
+	}
+	id := randomID()
+	now := s.now()
+	err = s.client(ctx).WebAuthnChallenge.Create().SetID(id).SetCeremony(ceremony).SetNillableUserID(userID).
+		SetSessionData(data).SetCreatedAt(now).SetExpiresAt(now.Add(ChallengeTTL)).Exec(ctx)
+	if err != nil {
+		return "", fmt.Errorf("passkey: store challenge: %w", err)
+	}
+	return id, nil
+}
+
+// consumeChallenge takes the challenge id of the ceremony (and, for a
+// registration, of userID) out of the store: whoever deletes the row owns
+// it, so two concurrent finishes cannot both use it. A challenge of
+// another ceremony or user is left alone and refused.
+func (s *Service) consumeChallenge(ctx context.Context, id string, ceremony webauthnchallenge.Ceremony, userID *int64) (*webauthn.SessionData, error) {
+	if id == "" || len(id) > 32 {
+		return nil, ErrChallenge
+	}
+	c := s.client(ctx)
+	q := c.WebAuthnChallenge.Query().Where(webauthnchallenge.ID(id), webauthnchallenge.CeremonyEQ(ceremony), webauthnchallenge.ExpiresAtGT(s.now()))
+	if userID != nil {
+		q = q.Where(webauthnchallenge.UserID(*userID))
+	} else {
+		q = q.Where(webauthnchallenge.UserIDIsNil())
+	}
+	ch, err := q.Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, ErrChallenge
+	} else if err != nil {
+		return nil, fmt.Errorf("passkey: read challenge: %w", err)
+	}
+	n, err := c.WebAuthnChallenge.Delete().Where(webauthnchallenge.ID(id)).Exec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: consume challenge: %w", err)
+	}
+	if n != 1 {
+		return nil, ErrChallenge
+	}
+	var sd webauthn.SessionData
+	if err := json.Unmarshal(ch.SessionData, &sd); err != nil {
+		return nil, fmt.Errorf("passkey: decode session: %w", err)
+	}
+	return &sd, nil
+}
+
+// registrationChallengeID is the newest live registration challenge of
+// userID: the /v1 API has no cookie to name a ceremony, so a registration
+// is found by its user and matched by the challenge the response signed.
+func (s *Service) registrationChallengeID(ctx context.Context, userID int64, clientDataJSON []byte) (string, error) {
+	var cd struct {
+		Challenge string `json:"challenge"`
+	}
+	if err := json.Unmarshal(clientDataJSON, &cd); err != nil || cd.Challenge == "" {
+		return "", fmt.Errorf("%w: %w", ErrRejected, protocol.ErrBadRequest.WithDetails("clientDataJSON has no challenge"))
+	}
+	chs, err := s.client(ctx).WebAuthnChallenge.Query().
+		Where(webauthnchallenge.UserID(userID), webauthnchallenge.CeremonyEQ(webauthnchallenge.CeremonyRegistration), webauthnchallenge.ExpiresAtGT(s.now())).
+		All(ctx)
+	if err != nil {
+		return "", fmt.Errorf("passkey: read challenges: %w", err)
+	}
+	for _, ch := range chs {
+		var sd webauthn.SessionData
+		if json.Unmarshal(ch.SessionData, &sd) == nil && sd.Challenge == cd.Challenge {
+			return ch.ID, nil
+		}
+	}
+	return "", ErrChallenge
+}
+
+// BeginRegistration starts adding a passkey for userID and returns the
+// PublicKeyCredentialCreationOptions (as {"publicKey": …}) for
+// navigator.credentials.create. The user's passkeys are excluded, so one
+// authenticator does not register twice.
+func (s *Service) BeginRegistration(ctx context.Context, userID int64) (json.RawMessage, error) {
+	wu, _, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range wu.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	creation, sd, err := s.wa.BeginRegistration(wu, webauthn.WithExclusions(exclude))
+	if err != nil {
+		return nil, fmt.Errorf("passkey: begin registration: %w", err)
+	}
+	if _, err := s.storeChallenge(ctx, webauthnchallenge.CeremonyRegistration, &userID, sd); err != nil {
+		return nil, err
+	}
+	return json.Marshal(creation)
+}
+
+// FinishRegistration verifies response (a RegistrationResponseJSON) against
+// a live registration challenge of userID and stores the passkey under
+// name (empty: a default name).
+func (s *Service) FinishRegistration(ctx context.Context, userID int64, response []byte, name string) (Passkey, error) {
+	name, err := cleanName(name)
+	if err != nil {
+		return Passkey{}, err
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
+	if err != nil {
+		return Passkey{}, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	id, err := s.registrationChallengeID(ctx, userID, parsed.Raw.AttestationResponse.ClientDataJSON)
+	if err != nil {
+		return Passkey{}, err
+	}
+	sd, err := s.consumeChallenge(ctx, id, webauthnchallenge.CeremonyRegistration, &userID)
+	if err != nil {
+		return Passkey{}, err
+	}
+	wu, _, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return Passkey{}, err
+	}
+	cred, err := s.wa.CreateCredential(wu, *sd, parsed)
+	if err != nil {
+		return Passkey{}, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	if name == "" {
+		name = "Passkey"
+	}
+	ts := make([]string, len(cred.Transport))
+	for i, t := range cred.Transport {
+		ts[i] = string(t)
+	}
+	sum := sha256.Sum256(cred.ID)
+	p, err := s.client(ctx).Passkey.Create().SetID(randomID()).SetUserID(userID).SetCredentialID(cred.ID).
+		SetCredentialHash(hex.EncodeToString(sum[:])).SetPublicKey(cred.PublicKey).SetAttestationType(cred.AttestationType).
+		SetAaguid(cred.Authenticator.AAGUID).SetSignCount(cred.Authenticator.SignCount).
+		SetUserPresent(cred.Flags.UserPresent).SetUserVerified(cred.Flags.UserVerified).
+		SetBackupEligible(cred.Flags.BackupEligible).SetBackupState(cred.Flags.BackupState).
+		SetTransports(ts).SetName(name).SetCreatedAt(s.now()).Save(ctx)
+	if ent.IsConstraintError(err) {
+		return Passkey{}, fmt.Errorf("%w: %w", ErrRejected, protocol.ErrBadRequest.WithDetails("this credential is registered already"))
+	} else if err != nil {
+		return Passkey{}, fmt.Errorf("passkey: store: %w", err)
+	}
+	return fromEnt(p), nil
+}
+
+func cleanName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", ErrName
+	}
+	return name, nil
+}
+
+// List is userID's passkeys, oldest first.
+func (s *Service) List(ctx context.Context, userID int64) ([]Passkey, error) {
+	ps, err := s.client(ctx).Passkey.Query().Where(entpasskey.UserID(userID)).
+		Order(ent.Asc(entpasskey.FieldCreatedAt), ent.Asc(entpasskey.FieldID)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: list: %w", err)
+	}
+	out := make([]Passkey, len(ps))
+	for i, p := range ps {
+		out[i] = fromEnt(p)
+	}
+	return out, nil
+}
+
+// Rename names userID's passkey id; ErrNotFound when it is not theirs.
+func (s *Service) Rename(ctx context.Context, userID int64, id, name string) (Passkey, error) {
+	name, err := cleanName(name)
+	if err != nil || name == "" {
+		return Passkey{}, ErrName
+	}
+	c := s.client(ctx)
+	n, err := c.Passkey.Update().Where(entpasskey.ID(id), entpasskey.UserID(userID)).SetName(name).Save(ctx)
+	if err != nil {
+		return Passkey{}, fmt.Errorf("passkey: rename: %w", err)
+	}
+	if n == 0 {
+		return Passkey{}, ErrNotFound
+	}
+	p, err := c.Passkey.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return Passkey{}, ErrNotFound
+	} else if err != nil {
+		return Passkey{}, fmt.Errorf("passkey: rename: %w", err)
+	}
+	return fromEnt(p), nil
+}
+
+// Delete removes userID's passkey id; ErrNotFound when it is not theirs.
+func (s *Service) Delete(ctx context.Context, userID int64, id string) error {
+	n, err := s.client(ctx).Passkey.Delete().Where(entpasskey.ID(id), entpasskey.UserID(userID)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("passkey: delete: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// BeginLogin starts a discoverable sign-in (mediation "conditional" for
+// autofill, "" for a modal one) and returns the challenge's id, which the
+// caller binds to the browser, and the
+// PublicKeyCredentialRequestOptions (as {"publicKey": …, "mediation": …}).
+func (s *Service) BeginLogin(ctx context.Context, mediation string) (string, json.RawMessage, error) {
+	assertion, sd, err := s.wa.BeginDiscoverableMediatedLogin(protocol.CredentialMediationRequirement(mediation),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return "", nil, fmt.Errorf("passkey: begin login: %w", err)
+	}
+	id, err := s.storeChallenge(ctx, webauthnchallenge.CeremonyLogin, nil, sd)
+	if err != nil {
+		return "", nil, err
+	}
+	body, err := json.Marshal(assertion)
+	return id, body, err
+}
+
+// FinishLogin verifies response (an AuthenticationResponseJSON) against
+// the login challenge challengeID and returns the user it signs in. The
+// passkey must still exist and belong to the user its handle names, and
+// its sign count must grow (or stay 0); the new count, flags and last use
+// are stored.
+func (s *Service) FinishLogin(ctx context.Context, challengeID string, response []byte) (int64, error) {
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	sd, err := s.consumeChallenge(ctx, challengeID, webauthnchallenge.CeremonyLogin, nil)
+	if err != nil {
+		return 0, err
+	}
+	var stored *ent.Passkey
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		uid, err := strconv.ParseInt(string(userHandle), 10, 64)
+		if err != nil || strconv.FormatInt(uid, 10) != string(userHandle) {
+			return nil, ErrNotFound
+		}
+		wu, ps, err := s.loadUser(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if bytes.Equal(p.CredentialID, rawID) {
+				stored = p
+			}
+		}
+		if stored == nil {
+			return nil, ErrNotFound
+		}
+		return wu, nil
+	}
+	u, cred, err := s.wa.ValidatePasskeyLogin(handler, *sd, parsed)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	if cred.Authenticator.CloneWarning {
+		return 0, ErrCloned
+	}
+	now := s.now()
+	n, err := s.client(ctx).Passkey.Update().Where(entpasskey.ID(stored.ID)).
+		SetSignCount(cred.Authenticator.SignCount).SetUserPresent(cred.Flags.UserPresent).
+		SetUserVerified(cred.Flags.UserVerified).SetBackupState(cred.Flags.BackupState).
+		SetLastUsedAt(now).Save(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("passkey: store use: %w", err)
+	}
+	if n == 0 { // deleted meanwhile
+		return 0, fmt.Errorf("%w: %w", ErrRejected, ErrNotFound)
+	}
+	return u.(*waUser).id, nil
+}
+
+// DeleteExpired drops the challenges whose ceremony was never finished.
+func (s *Service) DeleteExpired(ctx context.Context) (int, error) {
+	n, err := s.client(ctx).WebAuthnChallenge.Delete().Where(webauthnchallenge.ExpiresAtLTE(s.now())).Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("passkey: sweep challenges: %w", err)
+	}
+	return n, nil
+}
+
+// Reason is what a refused ceremony's error says to a client: the
+// library's description, never an internal error.
+func Reason(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		r := pe.Details
+		if r == "" {
+			r = pe.Type
+		}
+		if pe.DevInfo != "" {
+			r += " (" + pe.DevInfo + ")"
+		}
+		return r
+	}
+	switch {
+	case errors.Is(err, ErrChallenge):
+		return "The challenge is unknown, used or expired."
+	case errors.Is(err, ErrCloned):
+		return "The sign count went backwards."
+	}
+	return "The credential was refused."
+}
