@@ -18,11 +18,13 @@ import (
 	"idp/ent/loginthrottle"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/passkey"
 	"idp/ent/pkcerequest"
 	"idp/ent/predicate"
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshtoken"
 	"idp/ent/user"
+	"idp/ent/webauthnchallenge"
 )
 
 // Erase deletes the user userID and every row that belongs to the user, on
@@ -104,6 +106,12 @@ func (s *Service) Erase(ctx context.Context, userID int64) (*ent.User, error) {
 			}},
 			{"one-time codes", func() (int, error) {
 				return c.OneTimeCode.Delete().Where(onetimecode.UserID(userID)).Exec(ctx)
+			}},
+			{"passkeys", func() (int, error) {
+				return c.Passkey.Delete().Where(passkey.UserID(userID)).Exec(ctx)
+			}},
+			{"passkey registrations", func() (int, error) {
+				return c.WebAuthnChallenge.Delete().Where(webauthnchallenge.UserID(userID)).Exec(ctx)
 			}},
 			{"login throttles", func() (int, error) {
 				return c.LoginThrottle.Delete().Where(loginthrottle.Or(throttles...)).Exec(ctx)

@@ -2,6 +2,8 @@ package profile
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -15,6 +17,7 @@ import (
 	"idp/ent/loginthrottle"
 	"idp/ent/onetimecode"
 	"idp/ent/outboxmessage"
+	"idp/ent/passkey"
 	"idp/ent/predicate"
 )
 
@@ -38,6 +41,25 @@ type Export struct {
 	// Mail is what the outbox holds for the user's address: its subject
 	// and times, never its body.
 	Mail []ExportMail `json:"mail"`
+	// Passkeys are the user's WebAuthn credentials. All of a passkey is
+	// public (the private key never leaves the authenticator), so the
+	// credential id and the COSE public key are shown too.
+	Passkeys []ExportPasskey `json:"passkeys"`
+}
+
+// ExportPasskey is a passkey as the export shows it.
+type ExportPasskey struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	CreatedAt      time.Time  `json:"created_at"`
+	LastUsedAt     *time.Time `json:"last_used_at"`
+	CredentialID   string     `json:"credential_id"`
+	PublicKey      string     `json:"public_key"`
+	AAGUID         string     `json:"aaguid"`
+	SignCount      uint32     `json:"sign_count"`
+	BackupEligible bool       `json:"backup_eligible"`
+	BackupState    bool       `json:"backup_state"`
+	Transports     []string   `json:"transports"`
 }
 
 // ExportProfile is the profile with what the API does not show every time.
@@ -111,7 +133,7 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		ExportedAt: now.Truncate(time.Second),
 		Profile:    ExportProfile{Profile: s.profileOf(ctx, u), PasswordChangedAt: u.PasswordChangedAt.UTC().Truncate(time.Second)},
 		Sessions:   []ExportSession{}, Consents: []ExportConsent{}, LoginThrottles: []ExportThrottle{},
-		PendingCodes: []ExportCode{}, Mail: []ExportMail{},
+		PendingCodes: []ExportCode{}, Mail: []ExportMail{}, Passkeys: []ExportPasskey{},
 	}
 
 	sessions, err := s.Sessions(ctx, userID, Current{})
@@ -185,6 +207,24 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 			e.SentAt = &t
 		}
 		out.Mail = append(out.Mail, e)
+	}
+	passkeys, err := db.Passkey.Query().Where(passkey.UserID(userID)).Order(passkey.ByCreatedAt(), passkey.ByID()).All(ctx)
+	if err != nil {
+		return Export{}, err
+	}
+	for _, p := range passkeys {
+		e := ExportPasskey{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC().Truncate(time.Second),
+			CredentialID: base64.RawURLEncoding.EncodeToString(p.CredentialID), PublicKey: base64.RawURLEncoding.EncodeToString(p.PublicKey),
+			AAGUID: hex.EncodeToString(p.Aaguid), SignCount: p.SignCount, BackupEligible: p.BackupEligible, BackupState: p.BackupState,
+			Transports: p.Transports}
+		if e.Transports == nil {
+			e.Transports = []string{}
+		}
+		if p.LastUsedAt != nil {
+			t := p.LastUsedAt.UTC().Truncate(time.Second)
+			e.LastUsedAt = &t
+		}
+		out.Passkeys = append(out.Passkeys, e)
 	}
 	s.cfg.ObserveEvent("account_exported")
 	return out, nil

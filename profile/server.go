@@ -78,6 +78,9 @@ type Deps struct {
 	// /v1/sessions lists and ends.
 	Logins          Logins
 	BrowserSessions BrowserSessions
+
+	// Passkeys serves /v1/passkeys; nil: those routes are not served.
+	Passkeys Passkeys
 }
 
 // Config configures the user API.
@@ -119,6 +122,7 @@ type Server struct {
 	sessions Sessions
 	logins   Logins
 	browsers BrowserSessions
+	passkeys Passkeys
 	pictures picture.Store
 	// deletions queues the deletion of pictures no row names any more.
 	deletions PictureDeletions
@@ -209,7 +213,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.Decode = (*picture.Upload).Process
 	}
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
-		logins: d.Logins, browsers: d.BrowserSessions,
+		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
@@ -234,6 +238,7 @@ func (s *Server) Mount(r chi.Router) {
 		r.Get("/v1/profile/export", s.handleExport)
 		r.With(s.limit("email-change")).Post("/v1/email/change", s.handleEmailChange)
 		r.With(s.limit("password-change")).Post("/v1/password/change", s.handlePasswordChange)
+		s.mountPasskeys(r)
 	})
 }
 

@@ -29,6 +29,7 @@ import (
 	"idp/metrics"
 	"idp/oauth"
 	"idp/pages"
+	"idp/passkey"
 	"idp/password"
 	"idp/picture"
 	"idp/profile"
@@ -63,6 +64,9 @@ type app struct {
 	consents *consent.Store
 	signin   *signin.Handler
 	account  *accountpage.Handler
+	// passkeys is nil when the issuer's host cannot be a WebAuthn RP ID
+	// (an IP address).
+	passkeys *passkey.Service
 }
 
 // openDB opens (and in the embedded default creates) the database and
@@ -272,6 +276,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	}
 	a.sessions = session.NewStore(a.db.Ent, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
 	a.consents = consent.NewStore(a.db.Ent, cfg.clock)
+	if a.passkeys, err = passkey.New(a.db.Ent, passkey.Config{Issuer: cfg.Issuer, Origins: cfg.webauthnOrigins, Now: cfg.clock}); err != nil {
+		log.Warn("passkeys are off", "err", err)
+		a.passkeys = nil
+	}
+	var passkeys profile.Passkeys
+	if a.passkeys != nil { // a nil *passkey.Service would make a non-nil interface
+		passkeys = a.passkeys
+	}
 	a.profile, err = profile.New(profile.Config{
 		Issuer:            cfg.Issuer,
 		PasswordMinLength: cfg.PasswordMinLength,
@@ -282,7 +294,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Now:               cfg.clock,
 	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Logins: a.oauth, BrowserSessions: a.sessions,
-		Memory: a.memory, PictureDeletions: a.pictureDeletions})
+		Memory: a.memory, PictureDeletions: a.pictureDeletions, Passkeys: passkeys})
 	if err != nil {
 		return nil, err
 	}
@@ -462,6 +474,7 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 				"login throttles":    a.accounts.DeleteStaleThrottles,
 				"one-time codes":     a.accounts.DeleteExpiredCodes,
 				"browser sessions":   a.sessions.DeleteExpired,
+				"passkey challenges": a.sweepPasskeyChallenges,
 			} {
 				if _, err := f(ctx); err != nil && ctx.Err() == nil {
 					a.log.WarnContext(ctx, "sweep "+name, "err", err)
@@ -469,6 +482,13 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+func (a *app) sweepPasskeyChallenges(ctx context.Context) (int, error) {
+	if a.passkeys == nil {
+		return 0, nil
+	}
+	return a.passkeys.DeleteExpired(ctx)
 }
 
 // serve runs the HTTP server on ln and the background work (key rotation,

@@ -72,6 +72,12 @@ type config struct {
 	TrustedProxies    string
 	ChangePasswordURL string
 
+	// WebAuthnOrigins are origins besides the issuer's that passkey
+	// ceremonies may come from (IDP_WEBAUTHN_ORIGINS); check parses them
+	// into webauthnOrigins.
+	WebAuthnOrigins string
+	webauthnOrigins []string
+
 	// clock is the token service's clock and keyClock the signing keys';
 	// nil means time.Now. Tests set them to see tokens expire and keys
 	// rotate without waiting.
@@ -148,6 +154,7 @@ func (c *config) settings() []setting {
 		{"IDP_MAIL_FROM", "mail-from", `sender of the service's mail, "Name <address>" (required with IDP_SENDGRID_API_KEY)`, (*stringValue)(&c.MailFrom)},
 		{"IDP_RATE_LIMIT_PER_IP", "rate-limit-per-ip", "requests per minute per client address on each endpoint that can be guessed at (0 turns the limits off)", (*intValue)(&c.RateLimitPerIP)},
 		{"IDP_TRUSTED_PROXIES", "trusted-proxies", "comma-separated addresses or networks of proxies whose X-Forwarded-For is believed", (*stringValue)(&c.TrustedProxies)},
+		{"IDP_WEBAUTHN_ORIGINS", "webauthn-origins", "comma-separated origins besides the issuer's that passkeys may be used from: https://host[:port], or an app's android:apk-key-hash:…", (*stringValue)(&c.WebAuthnOrigins)},
 		{"IDP_CHANGE_PASSWORD_URL", "change-password-url", "where /.well-known/change-password redirects (default <issuer>/account#password, the account page)", (*stringValue)(&c.ChangePasswordURL)},
 	}
 }
@@ -325,6 +332,9 @@ func (c *config) check() error {
 	if c.HashConcurrency < 0 {
 		return errors.New("IDP_HASH_CONCURRENCY must not be negative")
 	}
+	if c.webauthnOrigins, err = parseWebAuthnOrigins(c.WebAuthnOrigins); err != nil {
+		return err
+	}
 	if c.refreshSecrets, err = parseRefreshSecrets(c.RefreshTokenSecrets); err != nil {
 		return err
 	}
@@ -335,6 +345,28 @@ func (c *config) check() error {
 		}
 	}
 	return nil
+}
+
+// parseWebAuthnOrigins splits IDP_WEBAUTHN_ORIGINS: each an http(s)
+// origin (scheme and host, no path) or an Android app's
+// android:apk-key-hash:<base64url SHA-256 of its signing certificate>.
+func parseWebAuthnOrigins(v string) ([]string, error) {
+	var out []string
+	for o := range strings.SplitSeq(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if h, ok := strings.CutPrefix(o, "android:apk-key-hash:"); ok {
+			if h == "" || strings.Trim(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+				return nil, fmt.Errorf("IDP_WEBAUTHN_ORIGINS: %q: the key hash must be base64url", o)
+			}
+		} else if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("IDP_WEBAUTHN_ORIGINS: %q is not an origin (https://host[:port] or android:apk-key-hash:…)", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // parseRefreshSecrets splits IDP_REFRESH_TOKEN_SECRETS; empty in the embedded

@@ -54,20 +54,22 @@ const (
 // is missing here fails TestEraseAccount until it is classified (and, if it
 // holds rows of a user, erased by account.Service.Erase).
 var userRefs = map[string]userRef{
-	"users":              {"id", byID},
-	"access_tokens":      {"subject", bySubject},
-	"refresh_tokens":     {"subject", bySubject},
-	"authorize_codes":    {"subject", bySubject},
-	"pkce_requests":      {"subject", bySubject},
-	"browser_sessions":   {"user_id", byID},
-	"consents":           {"user_id", byID},
-	"one_time_codes":     {"user_id", byID},
-	"login_throttles":    {"id", byKey},
-	"rate_limit_windows": {"id", byKeyPart},
-	"outbox_messages":    {"recipient", byAddress},
-	"picture_deletions":  {"key", byPicture},
-	"oauth_clients":      {"", noUser},
-	"signing_keys":       {"", noUser},
+	"users":                {"id", byID},
+	"access_tokens":        {"subject", bySubject},
+	"refresh_tokens":       {"subject", bySubject},
+	"authorize_codes":      {"subject", bySubject},
+	"pkce_requests":        {"subject", bySubject},
+	"browser_sessions":     {"user_id", byID},
+	"consents":             {"user_id", byID},
+	"one_time_codes":       {"user_id", byID},
+	"login_throttles":      {"id", byKey},
+	"rate_limit_windows":   {"id", byKeyPart},
+	"outbox_messages":      {"recipient", byAddress},
+	"picture_deletions":    {"key", byPicture},
+	"passkeys":             {"user_id", byID},
+	"web_authn_challenges": {"user_id", byID},
+	"oauth_clients":        {"", noUser},
+	"signing_keys":         {"", noUser},
 }
 
 // erasedUser is what the schema walk looks for.
@@ -276,6 +278,11 @@ func TestEraseAccount(t *testing.T) {
 			SetRequestedAt(now).SetExpiresAt(now.Add(time.Minute)).SetRequest([]byte("{}")).ExecX(ctx)
 		s.app.db.Ent.PKCERequest.Create().SetID("code-of-ada").SetRequestID("r1").SetClientID("mobile").SetSubject(sub).
 			SetRequestedAt(now).SetExpiresAt(now.Add(time.Minute)).SetRequest([]byte("{}")).ExecX(ctx)
+		s.app.db.Ent.Passkey.Create().SetID("pk-of-ada").SetUserID(ada.ID).SetCredentialID([]byte{1, 2, 3}).
+			SetCredentialHash("039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81").SetPublicKey([]byte{4}).
+			SetCreatedAt(now).ExecX(ctx)
+		s.app.db.Ent.WebAuthnChallenge.Create().SetID("ch-of-ada").SetCeremony("registration").SetUserID(ada.ID).
+			SetSessionData([]byte("{}")).SetExpiresAt(now.Add(time.Minute)).ExecX(ctx)
 		access, refresh := tokensOf(t, s.passwordGrant("ada.l", testPassword))
 		if r := s.passwordGrant("ada.l", "wrong password, surely"); r.status != http.StatusBadRequest {
 			t.Fatalf("a wrong login: %d %s", r.status, r.body)
@@ -284,6 +291,7 @@ func TestEraseAccount(t *testing.T) {
 		before := userRows(t, s.app.db, target)
 		for _, table := range []string{"users.id", "access_tokens.subject", "refresh_tokens.subject", "authorize_codes.subject",
 			"pkce_requests.subject", "browser_sessions.user_id", "consents.user_id", "one_time_codes.user_id",
+			"passkeys.user_id", "web_authn_challenges.user_id",
 			"login_throttles.id", "rate_limit_windows.id", "outbox_messages.recipient"} {
 			if before[table] == 0 {
 				t.Errorf("before the erasure, %s holds no row of the user: the test would prove nothing there", table)

@@ -23,6 +23,7 @@ import (
 
 	"idp"
 	"idp/oauth"
+	"idp/passkey/passkeytest"
 )
 
 // The end-to-end tests check every response that passes through
@@ -207,8 +208,9 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	// The routes of the real router, with the directory picture store (the
-	// only one whose pictures the server serves itself).
-	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db")
+	// only one whose pictures the server serves itself), and with passkeys
+	// on (an issuer whose host is a name).
+	s := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", localhostIssuer)
 	served := map[string]bool{}
 	err = chi.Walk(s.app.handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		served[method+" "+openAPIPath(route)] = true
@@ -549,6 +551,37 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 		testPassword+`","first_name":"Zoe","last_name":"Z"}`)), 201, "signup to erase").json(t)
 	zoeAT, _ := zoe["tokens"].(map[string]any)["access_token"].(string)
 	want(send("DELETE", "/v1/profile", zoeAT, "application/json", strings.NewReader(`{"password":"`+testPassword+`"}`)), 204, "erase")
+
+	// Passkeys, on a server whose issuer's host is a name (WebAuthn
+	// refuses an IP address as RP ID).
+	ps := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", localhostIssuer)
+	ps.mobile()
+	ps.createUser("ada", "ada@example.com", testPassword)
+	pat, _ := tokensOf(t, ps.passwordGrant("ada", testPassword))
+	psend := func(method, path, contentType, body string) response {
+		t.Helper()
+		req, _ := http.NewRequest(method, ps.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+pat)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		see(req)
+		return ps.do(req)
+	}
+	auth := &passkeytest.Authenticator{Origin: ps.app.cfg.Issuer}
+	opts := want(psend("POST", "/v1/passkeys/registration", "", ""), 200, "passkey options")
+	want(psend("POST", "/v1/passkeys", "application/json", `{"id":"x","rawId":"x","type":"public-key","response":{}}`), 400, "a malformed passkey")
+	registration, err := auth.Create(opts.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var passkeyJSON map[string]any
+	json.Unmarshal(want(psend("POST", "/v1/passkeys", "application/json", strings.Replace(string(registration), "{", `{"name":"Laptop",`, 1)), 201, "create a passkey").body, &passkeyJSON)
+	want(psend("GET", "/v1/passkeys", "", ""), 200, "list passkeys")
+	want(psend("PATCH", "/v1/passkeys/"+passkeyJSON["id"].(string), "application/json", `{"name":"Phone"}`), 200, "rename a passkey")
+	want(psend("PATCH", "/v1/passkeys/"+passkeyJSON["id"].(string), "application/json", `{"name":""}`), 422, "rename a passkey to nothing")
+	want(psend("DELETE", "/v1/passkeys/unknown", "", ""), 404, "delete an unknown passkey")
+	want(psend("DELETE", "/v1/passkeys/"+passkeyJSON["id"].(string), "", ""), 204, "delete a passkey")
 
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")

@@ -213,3 +213,9 @@ func stoppedClock() *fake.Clock { return fake.NewClock(time.Now()) }
 func newConfidential(id string) oauth.NewClient {
 	return oauth.NewClient{ID: id, GrantTypes: []string{"client_credentials"}, Scopes: []string{"users:stats"}}
 }
+
+// localhostIssuer names the issuer by localhost instead of 127.0.0.1, so
+// that passkeys are on (WebAuthn refuses an IP address as RP ID).
+func localhostIssuer(c *config) {
+	c.Issuer = strings.Replace(c.Issuer, "://127.0.0.1:", "://localhost:", 1)
+}
