@@ -36,6 +36,10 @@ const (
 	MsgPictureTooLarge   Message = "msg.picture_too_large"
 	MsgPictureTooBig     Message = "msg.picture_too_big"
 	MsgPictureNotImage   Message = "msg.picture_not_image"
+	// MsgPasskeyNeedsJS answers the passkey button without JavaScript;
+	// MsgPasskeyFailed a refused passkey sign-in.
+	MsgPasskeyNeedsJS Message = "msg.passkey_needs_js"
+	MsgPasskeyFailed  Message = "msg.passkey_failed"
 	// The account page's notices and errors.
 	MsgSaved            Message = "msg.saved"
 	MsgEmailVerified    Message = "msg.email_verified"
@@ -62,6 +66,8 @@ type pageInfo struct {
 	// formPost marks the auto-submitting response page: form-action is the
 	// target only, and its script gets a nonce.
 	formPost bool
+	// script marks a page that loads the passkey script.
+	script bool
 }
 
 // Flow is the hidden state a form page carries through a POST and back.
@@ -94,7 +100,7 @@ type Login struct {
 }
 
 func (p Login) info() pageInfo {
-	return pageInfo{template: "login", title: "login.title", redirect: p.RedirectURI}
+	return pageInfo{template: "login", title: "login.title", redirect: p.RedirectURI, script: p.Passkey}
 }
 
 // Consent asks the user to let a client have scopes.

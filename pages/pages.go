@@ -30,6 +30,13 @@ var templateFiles embed.FS
 //go:embed static/style.css
 var stylesheet []byte
 
+//go:embed static/passkey.js
+var passkeyScript []byte
+
+// PasskeyScriptPath is where Handler serves the login page's passkey
+// script, the one script of these pages besides the form_post page's.
+const PasskeyScriptPath = "/pages/passkey.js"
+
 // StylePath is where Handler serves the stylesheet.
 const StylePath = "/pages/style.css"
 
@@ -76,6 +83,7 @@ type Pages struct {
 	langs     []language.Tag
 	matcher   language.Matcher
 	styleTag  string // hex SHA-256 prefix of the stylesheet
+	scriptTag string // the same of the passkey script
 	origin    string // scheme://host of the issuer
 }
 
@@ -111,6 +119,8 @@ func New(cfg Config) (*Pages, error) {
 	}
 	sum := sha256.Sum256(stylesheet)
 	p.styleTag = hex.EncodeToString(sum[:8])
+	sum = sha256.Sum256(passkeyScript)
+	p.scriptTag = hex.EncodeToString(sum[:8])
 	return p, nil
 }
 
@@ -158,7 +168,9 @@ type view struct {
 	Page     Page
 	Paths    Paths
 	StyleURL string
-	Nonce    string
+	// PasskeyScriptURL is the passkey script, its hash in the query.
+	PasskeyScriptURL string
+	Nonce            string
 
 	p   *Pages
 	cat catalog
@@ -224,16 +236,17 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, uiLoc
 	}
 	lang := p.Language(r, uiLocales)
 	v := &view{
-		Lang:     lang.String(),
-		Title:    info.title,
-		Status:   status,
-		Page:     page,
-		Paths:    p.paths,
-		StyleURL: StylePath + "?v=" + p.styleTag,
-		p:        p,
-		cat:      p.catalogs[lang],
-		w:        w,
-		r:        r,
+		Lang:             lang.String(),
+		Title:            info.title,
+		Status:           status,
+		Page:             page,
+		Paths:            p.paths,
+		StyleURL:         StylePath + "?v=" + p.styleTag,
+		PasskeyScriptURL: PasskeyScriptPath + "?v=" + p.scriptTag,
+		p:                p,
+		cat:              p.catalogs[lang],
+		w:                w,
+		r:                r,
 	}
 	if info.formPost {
 		var b [16]byte
@@ -283,6 +296,9 @@ func csp(info pageInfo, nonce string) string {
 		"; frame-ancestors 'none'; base-uri 'none'"
 	if nonce != "" {
 		policy += "; script-src 'nonce-" + nonce + "'"
+	} else if info.script {
+		// The passkey script, and the options it fetches.
+		policy += "; script-src 'self'; connect-src 'self'"
 	}
 	return policy
 }
@@ -339,12 +355,19 @@ func SeeOther(w http.ResponseWriter, r *http.Request, location string) {
 // URL is the absolute URL of a path of this site.
 func (p *Pages) URL(path string) string { return p.origin + path }
 
-// Handler serves the stylesheet at StylePath, cacheable, with an ETag.
-// Mount it at /pages/ without stripping the prefix.
+// Handler serves the stylesheet at StylePath and the passkey script at
+// PasskeyScriptPath, cacheable, with an ETag. Mount it at /pages/ without
+// stripping the prefix.
 func (p *Pages) Handler() http.Handler {
-	etag := `"` + p.styleTag + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != StylePath {
+		var etag, ctype string
+		var body []byte
+		switch r.URL.Path {
+		case StylePath:
+			etag, ctype, body = `"`+p.styleTag+`"`, "text/css; charset=utf-8", stylesheet
+		case PasskeyScriptPath:
+			etag, ctype, body = `"`+p.scriptTag+`"`, "text/javascript; charset=utf-8", passkeyScript
+		default:
 			http.NotFound(w, r)
 			return
 		}
@@ -354,7 +377,7 @@ func (p *Pages) Handler() http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Type", "text/css; charset=utf-8")
+		h.Set("Content-Type", ctype)
 		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(styleMaxAge))
 		h.Set("ETag", etag)
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -362,11 +385,11 @@ func (p *Pages) Handler() http.Handler {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		h.Set("Content-Length", strconv.Itoa(len(stylesheet)))
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 		if r.Method == http.MethodHead {
 			return
 		}
-		w.Write(stylesheet)
+		w.Write(body)
 	})
 }
 

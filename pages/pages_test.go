@@ -163,6 +163,12 @@ func TestEveryPageHeaders(t *testing.T) {
 				if csp["form-action"] != "https://client.example" {
 					t.Errorf("form_post form-action %q, want the client's origin only", csp["form-action"])
 				}
+			} else if name == "login" {
+				// The login page with passkeys on loads their script, from
+				// this site only, and fetches its options here only.
+				if csp["script-src"] != "'self'" || csp["connect-src"] != "'self'" {
+					t.Errorf("login: script-src %q, connect-src %q, want 'self' both", csp["script-src"], csp["connect-src"])
+				}
 			} else {
 				if _, ok := csp["script-src"]; ok {
 					t.Errorf("script-src %q on a page without script", csp["script-src"])
@@ -185,7 +191,11 @@ func TestEveryPageHeaders(t *testing.T) {
 				t.Errorf("stylesheet links %v", links)
 			}
 			scripts := findAll(doc, tag("script"))
-			if name == "form_post" && len(scripts) != 1 || name != "form_post" && len(scripts) != 0 {
+			if name == "login" {
+				if len(scripts) != 1 || !strings.HasPrefix(attrVal(scripts[0], "src"), PasskeyScriptPath+"?v=") {
+					t.Errorf("login: scripts %v, want the passkey script", scripts)
+				}
+			} else if name == "form_post" && len(scripts) != 1 || name != "form_post" && len(scripts) != 0 {
 				t.Errorf("%d scripts", len(scripts))
 			}
 			for _, el := range findAll(doc, func(n *html.Node) bool { return hasAttr(n, "style") }) {

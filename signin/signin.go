@@ -98,6 +98,8 @@ type Deps struct {
 	// account" pages.
 	Recovery     Recovery
 	Registration Registration
+	// Passkeys, when set, offers passkey sign-in on the login page.
+	Passkeys Passkeys
 }
 
 // Handler serves the browser sign-in.
@@ -137,6 +139,9 @@ func (h *Handler) Mount(r chi.Router) {
 	r.Get(ResumePath, h.handleResume)
 	r.Get(p.Login, h.handleLoginPage)
 	r.With(h.limit("login")).Post(p.Login, h.handleLogin)
+	if h.d.Passkeys != nil {
+		r.With(h.limit("passkey-options")).Post(p.Login+"/passkey/options", h.handlePasskeyOptions)
+	}
 	r.Get(p.Consent, h.handleConsentPage)
 	r.Post(p.Consent, h.handleConsent)
 	r.Get(p.Forgot, h.handleForgotPage)
@@ -428,8 +433,9 @@ func (h *Handler) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.render(w, r, http.StatusOK, ar.UILocales, pages.Login{
-		Flow:  pages.Flow{Continue: value, RedirectURI: ar.GetRedirectURI().String()},
-		Login: ar.LoginHint,
+		Flow:    pages.Flow{Continue: value, RedirectURI: ar.GetRedirectURI().String()},
+		Login:   ar.LoginHint,
+		Passkey: h.d.Passkeys != nil,
 	})
 }
 
@@ -448,14 +454,33 @@ func (h *Handler) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Flow:     pages.Flow{Continue: value, RedirectURI: ar.GetRedirectURI().String()},
 		Login:    login,
 		Remember: r.PostForm.Get("remember") != "",
+		Passkey:  h.d.Passkeys != nil,
 	}
 	if len(login) > maxLoginField {
 		page.Login = ""
 	}
+	method := "pwd"
+	if r.PostForm.Get("method") == "passkey" {
+		method = "passkey"
+	}
 	if err := h.d.Pages.CSRF().Verify(r, pages.PurposeLogin); err != nil {
-		h.observeLogin("pwd", "csrf")
+		h.observeLogin(method, "csrf")
 		page.Error = pages.MsgFormExpired
 		h.render(w, r, http.StatusForbidden, ar.UILocales, page)
+		return
+	}
+	if method == "passkey" {
+		userID, ok := h.passkeyLogin(w, r, ar.UILocales, page)
+		if !ok {
+			return
+		}
+		if err := h.startSession(w, r, userID, passkeyMethods, page.Remember); err != nil {
+			h.observeLogin("passkey", "error")
+			h.unavailable(w, r, ar.UILocales, "create the browser session", err)
+			return
+		}
+		h.observeLogin("passkey", "success")
+		pages.SeeOther(w, r, h.resumeURL(flow{Params: f.Params, Started: f.Started}))
 		return
 	}
 	if login == "" || pw == "" || len(login) > maxLoginField || len(pw) > maxLoginField {

@@ -302,6 +302,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
+	var signinPasskeys signin.Passkeys
+	if a.passkeys != nil {
+		signinPasskeys = a.passkeys
+	}
 	a.signin, err = signin.New(signin.Config{
 		FlowKey:          flowKey,
 		Cookies:          session.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")},
@@ -311,7 +315,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Logger:           log,
 		Now:              cfg.clock,
 	}, signin.Deps{OAuth: a.oauth, Accounts: a.accounts, Sessions: a.sessions, Consents: a.consents, Pages: pg,
-		Recovery: a.profile, Registration: a.profile})
+		Recovery: a.profile, Registration: a.profile, Passkeys: signinPasskeys})
 	if err != nil {
 		return nil, err
 	}

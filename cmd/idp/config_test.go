@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,24 @@ func TestPublishLeadRuleIsKeys(t *testing.T) {
 		}
 		if cerr != nil && !strings.Contains(cerr.Error(), "IDP_KEY_PUBLISH_LEAD") {
 			t.Errorf("error %q does not name IDP_KEY_PUBLISH_LEAD", cerr)
+		}
+	}
+}
+
+func TestParseWebAuthnOrigins(t *testing.T) {
+	for v, want := range map[string][]string{
+		"": nil,
+		" https://app.example.com , android:apk-key-hash:Ab-_09": {"https://app.example.com", "android:apk-key-hash:Ab-_09"},
+		"http://localhost:3000":                                  {"http://localhost:3000"},
+	} {
+		got, err := parseWebAuthnOrigins(v)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parseWebAuthnOrigins(%q) = %q, %v; want %q", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"app.example.com", "https://app.example.com/path", "ftp://x", "android:apk-key-hash:", "android:apk-key-hash:a/b", "https://u@x"} {
+		if _, err := parseWebAuthnOrigins(v); err == nil {
+			t.Errorf("parseWebAuthnOrigins(%q) accepted", v)
 		}
 	}
 }
