@@ -44,24 +44,21 @@ func (h *Handler) passkeyCookieName() string {
 // token, so another site cannot make a browser collect challenges.
 func (h *Handler) handlePasskeyOptions(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
+	if h.parseForm(w, r) {
 		return
 	}
 	if err := h.d.Pages.CSRF().Verify(r, pages.PurposeLogin); err != nil {
-		http.Error(w, "the form has expired; reload the page", http.StatusForbidden)
+		h.render(w, r, http.StatusForbidden, "", pages.Error{Message: pages.MsgFormExpired})
 		return
 	}
 	mediation := r.PostForm.Get("mediation")
 	if mediation != "" && mediation != "conditional" {
-		http.Error(w, "bad mediation", http.StatusBadRequest)
+		h.render(w, r, http.StatusBadRequest, "", pages.Error{Message: pages.MsgBadRequest})
 		return
 	}
 	id, opts, err := h.d.Passkeys.BeginLogin(r.Context(), mediation)
 	if err != nil {
-		h.log.ErrorContext(r.Context(), "begin passkey login", "err", err)
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		h.unavailable(w, r, "", "begin passkey login", err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: h.passkeyCookieName(), Value: id, Path: "/", MaxAge: passkeyCookieAge,

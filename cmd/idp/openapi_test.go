@@ -555,6 +555,7 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	// Passkeys, on a server whose issuer's host is a name (WebAuthn
 	// refuses an IP address as RP ID).
 	ps := startServer(t, "sqlite://"+t.TempDir()+"/idp.db", localhostIssuer)
+	ps.URL = ps.app.cfg.Issuer
 	ps.mobile()
 	ps.createUser("ada", "ada@example.com", testPassword)
 	pat, _ := tokensOf(t, ps.passwordGrant("ada", testPassword))
@@ -582,6 +583,15 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	want(psend("PATCH", "/v1/passkeys/"+passkeyJSON["id"].(string), "application/json", `{"name":""}`), 422, "rename a passkey to nothing")
 	want(psend("DELETE", "/v1/passkeys/unknown", "", ""), 404, "delete an unknown passkey")
 	want(psend("DELETE", "/v1/passkeys/"+passkeyJSON["id"].(string), "", ""), 204, "delete a passkey")
+	pb := newWebBrowser(t, ps)
+	pb.onRequest = see
+	loginForm := pb.get(authorizePath("mobile", loopbackCB, newPKCE(), nil)).form(t, "/login")
+	req, _ = http.NewRequest(http.MethodPost, ps.URL+"/login/passkey/options", strings.NewReader(url.Values{"csrf_token": loginForm.fields["csrf_token"]}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	see(req)
+	if r := pb.do(req); r.status != http.StatusOK {
+		t.Errorf("passkey login options: %d %s", r.status, r.body)
+	}
 
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")
