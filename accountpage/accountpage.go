@@ -85,6 +85,8 @@ type Config struct {
 
 // Deps are the parts the page works with.
 type Deps struct {
+	// Passkeys, when set, shows the passkeys section (*passkey.Service).
+	Passkeys profile.Passkeys
 	Sessions Sessions
 	Accounts Accounts
 	Profile  Profile
@@ -125,6 +127,7 @@ func (h *Handler) Mount(r chi.Router) {
 	path := h.d.Pages.Paths().Account
 	r.Get(path, h.handlePage)
 	r.With(h.limit("account")).Post(path, h.handlePost)
+	h.mountPasskeys(r)
 }
 
 // limit rate-limits the page's posts per client address, answering with a
@@ -240,6 +243,20 @@ func (h *Handler) handlePage(w http.ResponseWriter, r *http.Request) {
 // page is the account page of s, without messages.
 func (h *Handler) page(ctx context.Context, s signedIn) (pages.Account, error) {
 	u := s.user
+	var passkeys []pages.AccountPasskey
+	if h.d.Passkeys != nil {
+		list, err := h.d.Passkeys.List(ctx, u.ID)
+		if err != nil {
+			return pages.Account{}, err
+		}
+		for _, p := range list {
+			ap := pages.AccountPasskey{ID: p.ID, Name: p.Name, Created: p.CreatedAt.UTC().Format(timeFormat)}
+			if p.LastUsedAt != nil {
+				ap.LastUsed = p.LastUsedAt.UTC().Format(timeFormat)
+			}
+			passkeys = append(passkeys, ap)
+		}
+	}
 	list, err := h.d.Profile.Sessions(ctx, u.ID, profile.Current{BrowserSession: s.sess.ID})
 	if err != nil {
 		return pages.Account{}, err
@@ -261,6 +278,8 @@ func (h *Handler) page(ctx context.Context, s signedIn) (pages.Account, error) {
 		Reauth:      h.reauth(s),
 		PasswordMin: h.d.Profile.PasswordMinLength(),
 		Errors:      map[string]pages.Message{},
+		PasskeysOn:  h.d.Passkeys != nil,
+		Passkeys:    passkeys,
 	}, nil
 }
 
@@ -276,6 +295,8 @@ var notices = map[string]pages.Message{
 	"email-change-sent": pages.MsgEmailChangeSent,
 	"password-changed":  pages.MsgPasswordChanged,
 	"session-ended":     pages.MsgSessionEnded,
+	"passkey-added":     pages.MsgPasskeyAdded,
+	"passkey-deleted":   pages.MsgPasskeyDeleted,
 }
 
 // done ends a successful action: 303 back to the page with its notice

@@ -60,7 +60,7 @@ func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
 		}
 		h.done(w, r, "verification-sent")
 	default:
-		if !h.lifecycle(f, r.PostForm.Get("action")) {
+		if !h.lifecycle(f, r.PostForm.Get("action")) && !h.passkeyAction(f, r.PostForm.Get("action")) {
 			h.render(w, r, http.StatusBadRequest, pages.Error{Message: pages.MsgBadRequest})
 		}
 	}

@@ -40,6 +40,11 @@ const (
 	// MsgPasskeyFailed a refused passkey sign-in.
 	MsgPasskeyNeedsJS Message = "msg.passkey_needs_js"
 	MsgPasskeyFailed  Message = "msg.passkey_failed"
+	// The account page's passkey messages.
+	MsgPasskeyAdded     Message = "msg.passkey_added"
+	MsgPasskeyDeleted   Message = "msg.passkey_deleted"
+	MsgPasskeyAddFailed Message = "msg.passkey_add_failed"
+	MsgPasskeyName      Message = "msg.passkey_name"
 	// The account page's notices and errors.
 	MsgSaved            Message = "msg.saved"
 	MsgEmailVerified    Message = "msg.email_verified"
@@ -206,13 +211,27 @@ type Account struct {
 	// deletion forms ask for it.
 	Reauth      bool
 	PasswordMin int
+	// PasskeysOn shows the passkeys section (and loads the passkey script,
+	// which "add a passkey" needs); Passkeys are the user's.
+	PasskeysOn bool
+	Passkeys   []AccountPasskey
 	// Errors maps a form field's name to its message.
 	Errors map[string]Message
 	// Error is shown inside role="alert"; Notice inside role="status".
 	Error, Notice Message
 }
 
-func (p Account) info() pageInfo { return pageInfo{template: "account", title: "account.title"} }
+func (p Account) info() pageInfo {
+	return pageInfo{template: "account", title: "account.title", script: p.PasskeysOn}
+}
+
+// AccountPasskey is one passkey on the account page.
+type AccountPasskey struct {
+	// ID is what the rename and delete buttons post back.
+	ID, Name string
+	// Created and LastUsed are shown as they are; LastUsed "" for never.
+	Created, LastUsed string
+}
 
 // AccountSession is one live login on the account page.
 type AccountSession struct {

@@ -105,8 +105,9 @@ func allPages() map[string]Page {
 		"signup":          Signup{Flow: flow, Username: "bob", Errors: map[string]Message{"email": MsgEmailTaken}, PasswordMin: 12},
 		"account": Account{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Gender: "female",
 			PictureURL: "https://pictures.example/a.png", Reauth: true, PasswordMin: 12, Notice: MsgSaved,
-			Errors:   map[string]Message{"new_email": MsgEmailInvalid},
-			Sessions: []AccountSession{{ID: "b-1", UserAgent: "Firefox", Created: "2026-12-01 10:00", LastUsed: "2026-12-02 09:00", Current: true}, {ID: "r-2", Client: "mobile"}}},
+			Errors:     map[string]Message{"new_email": MsgEmailInvalid},
+			Sessions:   []AccountSession{{ID: "b-1", UserAgent: "Firefox", Created: "2026-12-01 10:00", LastUsed: "2026-12-02 09:00", Current: true}, {ID: "r-2", Client: "mobile"}},
+			PasskeysOn: true, Passkeys: []AccountPasskey{{ID: "p1", Name: "Laptop", Created: "2026-12-01 10:00"}}},
 		"account_deleted": AccountDeleted{},
 		"form_post":       FormPost{Action: "https://client.example/cb", Fields: []Field{{"code", "abc"}, {"state", "xyz"}, {"iss", "http://localhost:8080"}}},
 	}
@@ -163,9 +164,9 @@ func TestEveryPageHeaders(t *testing.T) {
 				if csp["form-action"] != "https://client.example" {
 					t.Errorf("form_post form-action %q, want the client's origin only", csp["form-action"])
 				}
-			} else if name == "login" {
-				// The login page with passkeys on loads their script, from
-				// this site only, and fetches its options here only.
+			} else if name == "login" || name == "account" {
+				// The login and account pages with passkeys on load their
+				// script, from this site only, and fetch options here only.
 				if csp["script-src"] != "'self'" || csp["connect-src"] != "'self'" {
 					t.Errorf("login: script-src %q, connect-src %q, want 'self' both", csp["script-src"], csp["connect-src"])
 				}
@@ -191,7 +192,7 @@ func TestEveryPageHeaders(t *testing.T) {
 				t.Errorf("stylesheet links %v", links)
 			}
 			scripts := findAll(doc, tag("script"))
-			if name == "login" {
+			if name == "login" || name == "account" {
 				if len(scripts) != 1 || !strings.HasPrefix(attrVal(scripts[0], "src"), PasskeyScriptPath+"?v=") {
 					t.Errorf("login: scripts %v, want the passkey script", scripts)
 				}

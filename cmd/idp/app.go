@@ -325,7 +325,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Guard:   guard,
 		Logger:  log,
 		Now:     cfg.clock,
-	}, accountpage.Deps{Sessions: a.sessions, Accounts: a.accounts, Profile: a.profile, Pages: pg})
+	}, accountpage.Deps{Passkeys: passkeys, Sessions: a.sessions, Accounts: a.accounts, Profile: a.profile, Pages: pg})
 	if err != nil {
 		return nil, err
 	}

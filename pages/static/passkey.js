@@ -1,3 +1,7 @@
+// Passkeys on the login and account pages. The account page's "add a
+// passkey" button: options from POST data-passkey-registration +
+// "/registration", navigator.credentials.create, and the response posted
+// to data-passkey-registration as credential=<RegistrationResponseJSON>.
 // Passkey sign-in for the login page: autofill on the login field
 // (conditional mediation) and the passkey button (a modal request). The
 // page works without it: the button then answers that passkeys need
@@ -6,8 +10,7 @@
 // credential=<AuthenticationResponseJSON>.
 (function () {
   "use strict";
-  var form = document.querySelector("form[data-passkey-options]");
-  if (!form || !window.PublicKeyCredential || !navigator.credentials) {
+  if (!window.PublicKeyCredential || !navigator.credentials) {
     return;
   }
   function b64urlToBuf(s) {
@@ -40,6 +43,14 @@
         userHandle: r.userHandle ? bufToB64url(r.userHandle) : undefined
       }
     });
+  }
+  var reg = document.querySelector("form[data-passkey-registration]");
+  if (reg) {
+    register(reg);
+  }
+  var form = document.querySelector("form[data-passkey-options]");
+  if (!form) {
+    return;
   }
   function options(mediation) {
     var body = new URLSearchParams();
@@ -86,6 +97,52 @@
   if (PublicKeyCredential.isConditionalMediationAvailable) {
     PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
       if (ok) { signIn("conditional"); }
+    });
+  }
+
+  function register(reg) {
+    var base = reg.getAttribute("data-passkey-registration");
+    reg.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var csrf = reg.elements["csrf_token"].value;
+      var body = new URLSearchParams();
+      body.set("csrf_token", csrf);
+      fetch(base + "/registration", { method: "POST", credentials: "same-origin", body: body })
+        .then(function (res) {
+          if (!res.ok) { throw new Error("options: " + res.status); }
+          return res.json();
+        }).then(function (o) {
+          var pk = o.publicKey;
+          pk.challenge = b64urlToBuf(pk.challenge);
+          pk.user.id = b64urlToBuf(pk.user.id);
+          (pk.excludeCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
+          return navigator.credentials.create({ publicKey: pk });
+        }).then(function (c) {
+          var r = c.response;
+          var json = JSON.stringify({
+            id: c.id, rawId: bufToB64url(c.rawId), type: c.type,
+            authenticatorAttachment: c.authenticatorAttachment || undefined,
+            clientExtensionResults: c.getClientExtensionResults ? c.getClientExtensionResults() : {},
+            response: {
+              clientDataJSON: bufToB64url(r.clientDataJSON),
+              attestationObject: bufToB64url(r.attestationObject),
+              transports: r.getTransports ? r.getTransports() : []
+            }
+          });
+          var post = document.createElement("form");
+          post.method = "post";
+          post.action = base;
+          [["csrf_token", csrf], ["credential", json]].forEach(function (kv) {
+            var i = document.createElement("input");
+            i.type = "hidden"; i.name = kv[0]; i.value = kv[1];
+            post.appendChild(i);
+          });
+          document.body.appendChild(post);
+          post.submit();
+        }).catch(function () {
+          var alert = document.getElementById("passkey-add-error");
+          if (alert) { alert.hidden = false; alert.setAttribute("role", "alert"); }
+        });
     });
   }
 })();
