@@ -592,6 +592,24 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 	if r := pb.do(req); r.status != http.StatusOK {
 		t.Errorf("passkey login options: %d %s", r.status, r.body)
 	}
+	// The account page's passkey endpoints, signed in.
+	acctPage := pb.login(pb.get("/account"), "ada", testPassword, false)
+	acctCSRF := acctPage.form(t, "/account").fields["csrf_token"]
+	for _, c := range []struct {
+		path   string
+		values url.Values
+		status int
+	}{
+		{"/account/passkeys/registration", url.Values{"csrf_token": acctCSRF}, http.StatusOK},
+		{"/account/passkeys", url.Values{"csrf_token": acctCSRF, "credential": {`{"id":"x"}`}}, http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, ps.URL+c.path, strings.NewReader(c.values.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		see(req)
+		if r := pb.do(req); r.status != c.status {
+			t.Errorf("%s: %d %.300s, want %d", c.path, r.status, r.body, c.status)
+		}
+	}
 
 	// Operations.
 	want(send("GET", "/healthz", "", "", nil), 200, "healthz")
