@@ -219,6 +219,19 @@ func TestPasskeySignIn(t *testing.T) {
 		}
 		s.signIn(t, newWebBrowser(t, s.testServer), nil) // no lock-out
 
+		// The export lists the passkeys whole (nothing in them is secret).
+		var export struct {
+			Passkeys []struct {
+				ID           string `json:"id"`
+				PublicKey    string `json:"public_key"`
+				CredentialID string `json:"credential_id"`
+			} `json:"passkeys"`
+		}
+		json.Unmarshal([]byte(s.send("GET", "/v1/profile/export", at, "", nil).body), &export)
+		if len(export.Passkeys) != 2 || export.Passkeys[0].ID != id || export.Passkeys[0].PublicKey == "" || export.Passkeys[0].CredentialID == "" {
+			t.Errorf("export passkeys: %+v", export.Passkeys)
+		}
+
 		// A deleted passkey signs no one in.
 		if r := s.send("DELETE", "/v1/passkeys/"+id, at, "", nil); r.status != http.StatusNoContent {
 			t.Fatalf("delete: %d %s", r.status, r.body)
