@@ -606,3 +606,24 @@ func TestCSPSource(t *testing.T) {
 		}
 	}
 }
+
+func TestPasskeyScript(t *testing.T) {
+	p := newPages(t, "http://localhost:8080")
+	w := httptest.NewRecorder()
+	p.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, PasskeyScriptPath+"?v=abc", nil))
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" ||
+		w.Header().Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(w.Body.String(), "navigator.credentials.get") {
+		t.Fatalf("GET %s: %d %q", PasskeyScriptPath, w.Code, w.Header().Get("Content-Type"))
+	}
+	etag := w.Header().Get("ETag")
+	// The login page loads the script of this content, and the page
+	// without passkeys loads none.
+	body := render(t, p, nil, 200, "", Login{Passkey: true}).Body.String()
+	if !strings.Contains(body, PasskeyScriptPath+"?v="+strings.Trim(etag, `"`)) || !strings.Contains(body, `data-passkey-options="/login/passkey/options"`) {
+		t.Errorf("login page: %.500s", body)
+	}
+	off := render(t, p, nil, 200, "", Login{})
+	if strings.Contains(off.Body.String(), "<script") || strings.Contains(off.Header().Get("Content-Security-Policy"), "script-src") {
+		t.Error("the login page without passkeys loads a script")
+	}
+}

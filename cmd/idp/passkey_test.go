@@ -251,3 +251,26 @@ func TestPasskeySignIn(t *testing.T) {
 		}
 	})
 }
+
+// TestPasskeyFailuresRateLimited: refused passkey sign-ins are limited per
+// client address, like every post of the login form, and never lock the
+// account.
+func TestPasskeyFailuresRateLimited(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL, localhostIssuer, func(c *config) { c.RateLimitPerIP = 6 })
+		s.URL = s.app.cfg.Issuer
+		b := newWebBrowser(t, s.testServer)
+		form := b.get(authorizePath("mobile", loopbackCB, newPKCE(), nil)).form(t, "/login")
+		var statuses []int
+		for range 8 {
+			r := b.submit(form, url.Values{"credential": {`{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{}}`}}, url.Values{"method": {"passkey"}})
+			statuses = append(statuses, r.status)
+		}
+		if statuses[0] != http.StatusBadRequest || statuses[len(statuses)-1] != http.StatusTooManyRequests {
+			t.Errorf("statuses of refused passkey sign-ins %v, want 400s then 429", statuses)
+		}
+		if r := s.passwordGrant("ada", signinPassword); r.status != http.StatusOK {
+			t.Errorf("after refused passkeys, the password: %d %s", r.status, r.body)
+		}
+	})
+}
