@@ -274,3 +274,57 @@ func TestPasskeyFailuresRateLimited(t *testing.T) {
 		}
 	})
 }
+
+// formWith is p's form that has the button action=value.
+func formWith(t *testing.T, p webPage, action string) webForm {
+	t.Helper()
+	for _, f := range p.forms(t) {
+		for _, b := range f.buttons {
+			if b.Get("action") == action {
+				return f
+			}
+		}
+	}
+	t.Fatalf("no form with the button %s in %.500s", action, p.body)
+	return webForm{}
+}
+
+// TestPasskeyAccountPageWithoutJavaScript: the account page lists the
+// passkeys, renames and deletes them with plain forms, refuses another
+// user's id, and says that adding one needs JavaScript.
+func TestPasskeyAccountPageWithoutJavaScript(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newPasskeySite(t, dbURL)
+		at, _ := tokensOf(t, s.passwordGrant("ada", signinPassword))
+		id := registerPasskey(t, s, at, &passkeytest.Authenticator{Origin: s.URL})
+		b := newWebBrowser(t, s.testServer)
+		page := b.login(b.get("/account"), "ada", signinPassword, false)
+		if page.url.Path != "/account" || !strings.Contains(page.body, `id="passkeys"`) || !strings.Contains(page.body, "Passkey") {
+			t.Fatalf("account page: %d %s %.300s", page.status, page.url, page.body)
+		}
+		if r := b.submit(formWith(t, page, "add-passkey"), nil, url.Values{"action": {"add-passkey"}}); r.status != http.StatusBadRequest ||
+			!strings.Contains(r.body, "needs JavaScript") {
+			t.Errorf("add without JavaScript: %d %.300s", r.status, r.body)
+		}
+		rename := formWith(t, page, "rename-passkey")
+		if rename.fields.Get("id") != id {
+			t.Fatalf("rename form for %q, want %q", rename.fields.Get("id"), id)
+		}
+		if r := b.submit(rename, url.Values{"name": {"Work laptop"}}, url.Values{"action": {"rename-passkey"}}); r.status != http.StatusOK || !strings.Contains(r.body, "Work laptop") {
+			t.Errorf("rename: %d %.300s", r.status, r.body)
+		}
+		if r := b.submit(rename, url.Values{"name": {""}}, url.Values{"action": {"rename-passkey"}}); r.status != http.StatusBadRequest {
+			t.Errorf("rename to nothing: %d", r.status)
+		}
+		if r := b.submit(rename, url.Values{"id": {"someone-elses"}}, url.Values{"action": {"delete-passkey"}}); r.status != http.StatusNotFound {
+			t.Errorf("delete an unknown id: %d", r.status)
+		}
+		if r := b.submit(rename, nil, url.Values{"action": {"delete-passkey"}}); r.status != http.StatusOK || strings.Contains(r.body, "Work laptop") ||
+			!strings.Contains(r.body, "The passkey has been deleted.") {
+			t.Errorf("delete: %d %.300s", r.status, r.body)
+		}
+		if list := s.send("GET", "/v1/passkeys", at, "", nil).json(t)["passkeys"].([]any); len(list) != 0 {
+			t.Errorf("after deleting on the page: %v", list)
+		}
+	})
+}
