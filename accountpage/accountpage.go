@@ -81,6 +81,10 @@ type Config struct {
 	Guard  *ratelimit.Guard
 	Logger *slog.Logger
 	Now    func() time.Time
+	// ObserveEvent, when set, is told of the account events the page
+	// causes itself (passkey_added, passkey_deleted); the others are
+	// counted by the /v1 methods the page calls.
+	ObserveEvent func(event string)
 }
 
 // Deps are the parts the page works with.
@@ -137,6 +141,12 @@ func (h *Handler) limit(name string) func(http.Handler) http.Handler {
 		w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 		h.render(w, r, http.StatusTooManyRequests, pages.Error{Message: pages.MsgTooManyTries})
 	})
+}
+
+func (h *Handler) observe(event string) {
+	if h.cfg.ObserveEvent != nil {
+		h.cfg.ObserveEvent(event)
+	}
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page pages.Page) {

@@ -80,6 +80,7 @@ func (h *Handler) handlePasskeyCreate(w http.ResponseWriter, r *http.Request) {
 	_, err := h.d.Passkeys.FinishRegistration(r.Context(), s.user.ID, []byte(cred), r.PostForm.Get("name"))
 	switch {
 	case err == nil:
+		h.observe("passkey_added")
 		h.done(w, r, "passkey-added")
 	case errors.Is(err, passkey.ErrRejected), errors.Is(err, passkey.ErrChallenge), errors.Is(err, passkey.ErrName):
 		h.log.InfoContext(r.Context(), "passkey registration refused", "err", err)
@@ -116,6 +117,7 @@ func (h *Handler) passkeyAction(f form, action string) bool {
 	}
 	switch {
 	case err == nil && action == "delete-passkey":
+		h.observe("passkey_deleted")
 		h.done(f.w, f.r, "passkey-deleted")
 	case err == nil:
 		h.done(f.w, f.r, "saved")

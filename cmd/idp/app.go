@@ -320,11 +320,12 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		return nil, err
 	}
 	a.account, err = accountpage.New(accountpage.Config{
-		Issuer:  cfg.Issuer,
-		Cookies: session.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")},
-		Guard:   guard,
-		Logger:  log,
-		Now:     cfg.clock,
+		Issuer:       cfg.Issuer,
+		Cookies:      session.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")},
+		Guard:        guard,
+		Logger:       log,
+		Now:          cfg.clock,
+		ObserveEvent: a.metrics.AccountEvent,
 	}, accountpage.Deps{Passkeys: passkeys, Sessions: a.sessions, Accounts: a.accounts, Profile: a.profile, Pages: pg})
 	if err != nil {
 		return nil, err

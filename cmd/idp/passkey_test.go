@@ -326,5 +326,8 @@ func TestPasskeyAccountPageWithoutJavaScript(t *testing.T) {
 		if list := s.send("GET", "/v1/passkeys", at, "", nil).json(t)["passkeys"].([]any); len(list) != 0 {
 			t.Errorf("after deleting on the page: %v", list)
 		}
+		if got := value(scrape(t, s.testServer), "idp_account_events_total", "event", "passkey_deleted"); got != 1 {
+			t.Errorf("idp_account_events_total{event=passkey_deleted} = %v after a deletion on the page, want 1", got)
+		}
 	})
 }
