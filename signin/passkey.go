@@ -22,7 +22,8 @@ type Passkeys interface {
 var passkeyMethods = []string{"hwk", "user"}
 
 // passkeyCookie names the login challenge the browser asked for; it lives
-// as long as the challenge and is sent to the login path only.
+// as long as the challenge, and SameSite=Strict keeps other sites' posts
+// from carrying it.
 const passkeyCookie = "idp_passkey"
 
 // passkeyCookieAge is the cookie's life, that of a challenge (5 minutes).
