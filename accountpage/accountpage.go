@@ -35,8 +35,9 @@ import (
 const ClientID = "idp-account"
 
 // ReauthAfter is how old a session's login may be before the email change
-// and the deletion ask for the password again.
-const ReauthAfter = 5 * time.Minute
+// and the deletion ask for the password again: the window DELETE
+// /v1/profile gives a token's login.
+const ReauthAfter = profile.ReauthWindow
 
 // maxFormBytes bounds a form without a picture.
 const maxFormBytes = 64 << 10

@@ -2,7 +2,6 @@ package accountpage
 
 import (
 	"errors"
-	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -136,7 +135,7 @@ func (h *Handler) replacePicture(f form) {
 	if f.r.MultipartForm != nil {
 		files = f.r.MultipartForm.File["picture"]
 	}
-	data, present, err := readPicture(files)
+	data, present, err := profile.FormPicture(files)
 	switch {
 	case err != nil:
 		h.fail(f, http.StatusBadRequest, "", map[string]pages.Message{"picture": pages.MsgPictureNotImage})
@@ -162,25 +161,6 @@ func (h *Handler) replacePicture(f form) {
 	default:
 		h.unavailable(f.w, f.r, "replace the picture", err)
 	}
-}
-
-// readPicture reads the upload of the form's file input. A browser sends
-// the input even when no file was chosen, with neither a name nor bytes:
-// that is no picture.
-func readPicture(files []*multipart.FileHeader) ([]byte, bool, error) {
-	if len(files) == 0 || len(files) == 1 && files[0].Filename == "" && files[0].Size == 0 {
-		return nil, false, nil
-	}
-	if len(files) > 1 {
-		return nil, false, errors.New("accountpage: more than one picture")
-	}
-	file, err := files[0].Open()
-	if err != nil {
-		return nil, false, err
-	}
-	defer file.Close()
-	data, err := io.ReadAll(file) // within the body's bound
-	return data, err == nil, err
 }
 
 // checkPassword is the re-authentication: the password typed into field,

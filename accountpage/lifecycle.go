@@ -1,10 +1,8 @@
 package accountpage
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"idp/account"
 	"idp/pages"
@@ -118,19 +116,9 @@ func (h *Handler) export(f form) {
 		h.unavailable(f.w, f.r, "export", err)
 		return
 	}
-	body, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
+	if err := profile.WriteExport(f.w, f.s.user.ID, doc); err != nil {
 		h.unavailable(f.w, f.r, "export", err)
-		return
 	}
-	hd := f.w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Content-Disposition", `attachment; filename="idp-export-`+strconv.FormatInt(f.s.user.ID, 10)+`.json"`)
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	f.w.WriteHeader(http.StatusOK)
-	f.w.Write(body)
 }
 
 // deleteAccount erases the account after the box is ticked and, when the

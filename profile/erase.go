@@ -143,7 +143,7 @@ func (s *Server) handleEraseProfile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		_, err := s.accounts.Authenticate(ctx, u.Username, pw, ratelimit.ClientAddr(ctx))
+		_, err := s.accounts.CheckPassword(ctx, u.ID, pw, ratelimit.ClientAddr(ctx))
 		var locked *account.LockedError
 		switch {
 		case errors.As(err, &locked):
@@ -155,6 +155,9 @@ func (s *Server) handleEraseProfile(w http.ResponseWriter, r *http.Request) {
 			pr := problem(http.StatusBadRequest, "wrong-password", "Wrong password", "The password is wrong.")
 			pr.Errors = []FieldError{{Field: "password", Code: "wrong", Message: "The password is wrong."}}
 			writeProblem(w, pr)
+			return
+		case errors.Is(err, account.ErrNotFound):
+			staleToken(w) // erased meanwhile: what any later request of this token gets
 			return
 		case err != nil:
 			s.fail(w, r, "erase account: check password", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -237,16 +238,25 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "export", err)
 		return
 	}
+	if err := WriteExport(w, u.ID, doc); err != nil {
+		s.fail(w, r, "export", err)
+	}
+}
+
+// WriteExport answers with doc as the download idp-export-<userID>.json,
+// never cached: the one form of the export, for the API and the account
+// page alike. An error means nothing was written.
+func WriteExport(w http.ResponseWriter, userID int64, doc Export) error {
 	body, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
-		s.fail(w, r, "export", err)
-		return
+		return fmt.Errorf("encode export: %w", err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Disposition", `attachment; filename="idp-export-`+strconv.FormatInt(u.ID, 10)+`.json"`)
+	h.Set("Content-Disposition", `attachment; filename="idp-export-`+strconv.FormatInt(userID, 10)+`.json"`)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
+	return nil
 }

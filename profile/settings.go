@@ -2,7 +2,10 @@ package profile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"mime/multipart"
 
 	"idp/ent"
 	"idp/picture"
@@ -111,4 +114,26 @@ func (s *Server) PictureURL(ctx context.Context, u *ent.User) string {
 		return *p.PictureURL
 	}
 	return ""
+}
+
+// FormPicture reads the upload of a page form's file input "picture",
+// within the bound the caller put on the body. A browser sends the input
+// even when no file was chosen, with neither a name nor bytes: that is no
+// picture. More than one file is refused, as POST /v1/users refuses it.
+func FormPicture(files []*multipart.FileHeader) (data []byte, present bool, err error) {
+	if len(files) == 0 || len(files) == 1 && files[0].Filename == "" && files[0].Size == 0 {
+		return nil, false, nil
+	}
+	if len(files) > 1 {
+		return nil, false, errors.New("profile: more than one picture")
+	}
+	f, err := files[0].Open()
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	if data, err = io.ReadAll(f); err != nil {
+		return nil, false, err
+	}
+	return data, true, nil
 }

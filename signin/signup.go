@@ -3,8 +3,6 @@ package signin
 import (
 	"context"
 	"errors"
-	"io"
-	"mime/multipart"
 	"net/http"
 
 	"idp/ent"
@@ -84,7 +82,7 @@ func (h *Handler) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.MultipartForm != nil {
-		if in.Picture, in.HasPicture, err = readPicture(r.MultipartForm.File["picture"]); err != nil {
+		if in.Picture, in.HasPicture, err = profile.FormPicture(r.MultipartForm.File["picture"]); err != nil {
 			page.Error = pages.MsgBadRequest
 			fail(http.StatusBadRequest)
 			return
@@ -133,26 +131,4 @@ func (h *Handler) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pages.SeeOther(w, r, h.resumeURL(flow{Params: f.Params, Started: f.Started}))
-}
-
-// readPicture reads the upload of the form's file input. A browser sends
-// the input even when no file was chosen, with neither a name nor bytes:
-// that is no picture. More than one file is refused, as /v1/users does.
-func readPicture(files []*multipart.FileHeader) ([]byte, bool, error) {
-	if len(files) == 0 || len(files) == 1 && files[0].Filename == "" && files[0].Size == 0 {
-		return nil, false, nil
-	}
-	if len(files) > 1 {
-		return nil, false, errors.New("signin: more than one picture")
-	}
-	f, err := files[0].Open()
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(f) // within the body's bound
-	if err != nil {
-		return nil, false, err
-	}
-	return data, true, nil
 }
