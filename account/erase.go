@@ -22,7 +22,7 @@ import (
 	"idp/ent/pkcerequest"
 	"idp/ent/predicate"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/user"
 	"idp/ent/webauthnchallenge"
 )
@@ -89,8 +89,8 @@ func (s *Service) Erase(ctx context.Context, userID int64) (*ent.User, error) {
 			{"access tokens", func() (int, error) {
 				return c.AccessToken.Delete().Where(accesstoken.Subject(sub)).Exec(ctx)
 			}},
-			{"refresh tokens", func() (int, error) {
-				return c.RefreshToken.Delete().Where(refreshtoken.Subject(sub)).Exec(ctx)
+			{"refresh-token chains", func() (int, error) {
+				return c.RefreshChain.Delete().Where(refreshchain.Subject(sub)).Exec(ctx)
 			}},
 			{"authorization codes", func() (int, error) {
 				return c.AuthorizeCode.Delete().Where(authorizecode.Subject(sub)).Exec(ctx)

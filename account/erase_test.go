@@ -22,7 +22,7 @@ import (
 	"idp/ent/pkcerequest"
 	"idp/ent/predicate"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/user"
 )
 
@@ -40,8 +40,9 @@ func TestErase(t *testing.T) {
 			c := db.Ent
 			c.AccessToken.Create().SetID("at" + sub).SetRequestID("g" + sub).SetClientID("c").SetSubject(sub).
 				SetRequestedAt(now).SetExpiresAt(now.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
-			c.RefreshToken.Create().SetID("rt" + sub).SetRequestID("g" + sub).SetClientID("c").SetSubject(sub).
-				SetRequestedAt(now).SetExpiresAt(now.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
+			c.RefreshChain.Create().SetID("rt" + sub).SetRequestID("g" + sub).SetClientID("c").SetSubject(sub).
+				SetRequestedAt(now).SetExpiresAt(now.Add(time.Hour)).SetRequest([]byte("{}")).
+				SetHash("h" + sub).SetGeneration(0).SetRotatedAt(now).ExecX(ctx)
 			c.AuthorizeCode.Create().SetID("ac" + sub).SetRequestID("g" + sub).SetClientID("c").SetSubject(sub).
 				SetRequestedAt(now).SetExpiresAt(now.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
 			c.PKCERequest.Create().SetID("ac" + sub).SetRequestID("g" + sub).SetClientID("c").SetSubject(sub).
@@ -70,7 +71,7 @@ func TestErase(t *testing.T) {
 			for _, q := range []func() (int, error){
 				func() (int, error) { return c.User.Query().Where(userID(u.ID)).Count(ctx) },
 				func() (int, error) { return c.AccessToken.Query().Where(accessSubject(sub)).Count(ctx) },
-				func() (int, error) { return c.RefreshToken.Query().Where(refreshSubject(sub)).Count(ctx) },
+				func() (int, error) { return c.RefreshChain.Query().Where(refreshSubject(sub)).Count(ctx) },
 				func() (int, error) { return c.AuthorizeCode.Query().Where(codeSubject(sub)).Count(ctx) },
 				func() (int, error) { return c.PKCERequest.Query().Where(pkceSubject(sub)).Count(ctx) },
 				func() (int, error) { return c.BrowserSession.Query().Where(sessionUser(u.ID)).Count(ctx) },
@@ -154,7 +155,7 @@ func TestErase(t *testing.T) {
 var (
 	userID         = user.ID
 	accessSubject  = accesstoken.Subject
-	refreshSubject = refreshtoken.Subject
+	refreshSubject = refreshchain.Subject
 	codeSubject    = authorizecode.Subject
 	pkceSubject    = pkcerequest.Subject
 	sessionUser    = browsersession.UserID

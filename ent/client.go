@@ -23,7 +23,7 @@ import (
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/signingkey"
 	"idp/ent/user"
 	"idp/ent/webauthnchallenge"
@@ -64,8 +64,8 @@ type Client struct {
 	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
-	// RefreshToken is the client for interacting with the RefreshToken builders.
-	RefreshToken *RefreshTokenClient
+	// RefreshChain is the client for interacting with the RefreshChain builders.
+	RefreshChain *RefreshChainClient
 	// SigningKey is the client for interacting with the SigningKey builders.
 	SigningKey *SigningKeyClient
 	// User is the client for interacting with the User builders.
@@ -95,7 +95,7 @@ func (c *Client) init() {
 	c.Passkey = NewPasskeyClient(c.config)
 	c.PictureDeletion = NewPictureDeletionClient(c.config)
 	c.RateLimitWindow = NewRateLimitWindowClient(c.config)
-	c.RefreshToken = NewRefreshTokenClient(c.config)
+	c.RefreshChain = NewRefreshChainClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
 	c.User = NewUserClient(c.config)
 	c.WebAuthnChallenge = NewWebAuthnChallengeClient(c.config)
@@ -203,7 +203,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Passkey:           NewPasskeyClient(cfg),
 		PictureDeletion:   NewPictureDeletionClient(cfg),
 		RateLimitWindow:   NewRateLimitWindowClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
+		RefreshChain:      NewRefreshChainClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
 		User:              NewUserClient(cfg),
 		WebAuthnChallenge: NewWebAuthnChallengeClient(cfg),
@@ -238,7 +238,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Passkey:           NewPasskeyClient(cfg),
 		PictureDeletion:   NewPictureDeletionClient(cfg),
 		RateLimitWindow:   NewRateLimitWindowClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
+		RefreshChain:      NewRefreshChainClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
 		User:              NewUserClient(cfg),
 		WebAuthnChallenge: NewWebAuthnChallengeClient(cfg),
@@ -273,7 +273,7 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
 		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest, c.Passkey,
-		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.PictureDeletion, c.RateLimitWindow, c.RefreshChain, c.SigningKey, c.User,
 		c.WebAuthnChallenge,
 	} {
 		n.Use(hooks...)
@@ -286,7 +286,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.AccessToken, c.AuthorizeCode, c.BrowserSession, c.Consent, c.LoginThrottle,
 		c.OAuthClient, c.OneTimeCode, c.OutboxMessage, c.PKCERequest, c.Passkey,
-		c.PictureDeletion, c.RateLimitWindow, c.RefreshToken, c.SigningKey, c.User,
+		c.PictureDeletion, c.RateLimitWindow, c.RefreshChain, c.SigningKey, c.User,
 		c.WebAuthnChallenge,
 	} {
 		n.Intercept(interceptors...)
@@ -320,8 +320,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.PictureDeletion.mutate(ctx, m)
 	case *RateLimitWindowMutation:
 		return c.RateLimitWindow.mutate(ctx, m)
-	case *RefreshTokenMutation:
-		return c.RefreshToken.mutate(ctx, m)
+	case *RefreshChainMutation:
+		return c.RefreshChain.mutate(ctx, m)
 	case *SigningKeyMutation:
 		return c.SigningKey.mutate(ctx, m)
 	case *UserMutation:
@@ -1929,107 +1929,107 @@ func (c *RateLimitWindowClient) mutate(ctx context.Context, m *RateLimitWindowMu
 	}
 }
 
-// RefreshTokenClient is a client for the RefreshToken schema.
-type RefreshTokenClient struct {
+// RefreshChainClient is a client for the RefreshChain schema.
+type RefreshChainClient struct {
 	config
 }
 
-// NewRefreshTokenClient returns a client for the RefreshToken from the given config.
-func NewRefreshTokenClient(c config) *RefreshTokenClient {
-	return &RefreshTokenClient{config: c}
+// NewRefreshChainClient returns a client for the RefreshChain from the given config.
+func NewRefreshChainClient(c config) *RefreshChainClient {
+	return &RefreshChainClient{config: c}
 }
 
 // Use adds a list of mutation hooks to the hooks stack.
-// A call to `Use(f, g, h)` equals to `refreshtoken.Hooks(f(g(h())))`.
-func (c *RefreshTokenClient) Use(hooks ...Hook) {
-	c.hooks.RefreshToken = append(c.hooks.RefreshToken, hooks...)
+// A call to `Use(f, g, h)` equals to `refreshchain.Hooks(f(g(h())))`.
+func (c *RefreshChainClient) Use(hooks ...Hook) {
+	c.hooks.RefreshChain = append(c.hooks.RefreshChain, hooks...)
 }
 
 // Intercept adds a list of query interceptors to the interceptors stack.
-// A call to `Intercept(f, g, h)` equals to `refreshtoken.Intercept(f(g(h())))`.
-func (c *RefreshTokenClient) Intercept(interceptors ...Interceptor) {
-	c.inters.RefreshToken = append(c.inters.RefreshToken, interceptors...)
+// A call to `Intercept(f, g, h)` equals to `refreshchain.Intercept(f(g(h())))`.
+func (c *RefreshChainClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RefreshChain = append(c.inters.RefreshChain, interceptors...)
 }
 
-// Create returns a builder for creating a RefreshToken entity.
-func (c *RefreshTokenClient) Create() *RefreshTokenCreate {
-	mutation := newRefreshTokenMutation(c.config, OpCreate)
-	return &RefreshTokenCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+// Create returns a builder for creating a RefreshChain entity.
+func (c *RefreshChainClient) Create() *RefreshChainCreate {
+	mutation := newRefreshChainMutation(c.config, OpCreate)
+	return &RefreshChainCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
 
-// CreateBulk returns a builder for creating a bulk of RefreshToken entities.
-func (c *RefreshTokenClient) CreateBulk(builders ...*RefreshTokenCreate) *RefreshTokenCreateBulk {
-	return &RefreshTokenCreateBulk{config: c.config, builders: builders}
+// CreateBulk returns a builder for creating a bulk of RefreshChain entities.
+func (c *RefreshChainClient) CreateBulk(builders ...*RefreshChainCreate) *RefreshChainCreateBulk {
+	return &RefreshChainCreateBulk{config: c.config, builders: builders}
 }
 
 // MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
 // a builder and applies setFunc on it.
-func (c *RefreshTokenClient) MapCreateBulk(slice any, setFunc func(*RefreshTokenCreate, int)) *RefreshTokenCreateBulk {
+func (c *RefreshChainClient) MapCreateBulk(slice any, setFunc func(*RefreshChainCreate, int)) *RefreshChainCreateBulk {
 	rv := reflect.ValueOf(slice)
 	if rv.Kind() != reflect.Slice {
-		return &RefreshTokenCreateBulk{err: fmt.Errorf("calling to RefreshTokenClient.MapCreateBulk with wrong type %T, need slice", slice)}
+		return &RefreshChainCreateBulk{err: fmt.Errorf("calling to RefreshChainClient.MapCreateBulk with wrong type %T, need slice", slice)}
 	}
-	builders := make([]*RefreshTokenCreate, rv.Len())
+	builders := make([]*RefreshChainCreate, rv.Len())
 	for i := 0; i < rv.Len(); i++ {
 		builders[i] = c.Create()
 		setFunc(builders[i], i)
 	}
-	return &RefreshTokenCreateBulk{config: c.config, builders: builders}
+	return &RefreshChainCreateBulk{config: c.config, builders: builders}
 }
 
-// Update returns an update builder for RefreshToken.
-func (c *RefreshTokenClient) Update() *RefreshTokenUpdate {
-	mutation := newRefreshTokenMutation(c.config, OpUpdate)
-	return &RefreshTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+// Update returns an update builder for RefreshChain.
+func (c *RefreshChainClient) Update() *RefreshChainUpdate {
+	mutation := newRefreshChainMutation(c.config, OpUpdate)
+	return &RefreshChainUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
 
 // UpdateOne returns an update builder for the given entity.
-func (c *RefreshTokenClient) UpdateOne(_m *RefreshToken) *RefreshTokenUpdateOne {
-	mutation := newRefreshTokenMutation(c.config, OpUpdateOne, withRefreshToken(_m))
-	return &RefreshTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+func (c *RefreshChainClient) UpdateOne(_m *RefreshChain) *RefreshChainUpdateOne {
+	mutation := newRefreshChainMutation(c.config, OpUpdateOne, withRefreshChain(_m))
+	return &RefreshChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
 
 // UpdateOneID returns an update builder for the given id.
-func (c *RefreshTokenClient) UpdateOneID(id string) *RefreshTokenUpdateOne {
-	mutation := newRefreshTokenMutation(c.config, OpUpdateOne, withRefreshTokenID(id))
-	return &RefreshTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+func (c *RefreshChainClient) UpdateOneID(id string) *RefreshChainUpdateOne {
+	mutation := newRefreshChainMutation(c.config, OpUpdateOne, withRefreshChainID(id))
+	return &RefreshChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
 
-// Delete returns a delete builder for RefreshToken.
-func (c *RefreshTokenClient) Delete() *RefreshTokenDelete {
-	mutation := newRefreshTokenMutation(c.config, OpDelete)
-	return &RefreshTokenDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+// Delete returns a delete builder for RefreshChain.
+func (c *RefreshChainClient) Delete() *RefreshChainDelete {
+	mutation := newRefreshChainMutation(c.config, OpDelete)
+	return &RefreshChainDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
 }
 
 // DeleteOne returns a builder for deleting the given entity.
-func (c *RefreshTokenClient) DeleteOne(_m *RefreshToken) *RefreshTokenDeleteOne {
+func (c *RefreshChainClient) DeleteOne(_m *RefreshChain) *RefreshChainDeleteOne {
 	return c.DeleteOneID(_m.ID)
 }
 
 // DeleteOneID returns a builder for deleting the given entity by its id.
-func (c *RefreshTokenClient) DeleteOneID(id string) *RefreshTokenDeleteOne {
-	builder := c.Delete().Where(refreshtoken.ID(id))
+func (c *RefreshChainClient) DeleteOneID(id string) *RefreshChainDeleteOne {
+	builder := c.Delete().Where(refreshchain.ID(id))
 	builder.mutation.id = &id
 	builder.mutation.op = OpDeleteOne
-	return &RefreshTokenDeleteOne{builder}
+	return &RefreshChainDeleteOne{builder}
 }
 
-// Query returns a query builder for RefreshToken.
-func (c *RefreshTokenClient) Query() *RefreshTokenQuery {
-	return &RefreshTokenQuery{
+// Query returns a query builder for RefreshChain.
+func (c *RefreshChainClient) Query() *RefreshChainQuery {
+	return &RefreshChainQuery{
 		config: c.config,
-		ctx:    &QueryContext{Type: TypeRefreshToken},
+		ctx:    &QueryContext{Type: TypeRefreshChain},
 		inters: c.Interceptors(),
 	}
 }
 
-// Get returns a RefreshToken entity by its id.
-func (c *RefreshTokenClient) Get(ctx context.Context, id string) (*RefreshToken, error) {
-	return c.Query().Where(refreshtoken.ID(id)).Only(ctx)
+// Get returns a RefreshChain entity by its id.
+func (c *RefreshChainClient) Get(ctx context.Context, id string) (*RefreshChain, error) {
+	return c.Query().Where(refreshchain.ID(id)).Only(ctx)
 }
 
 // GetX is like Get, but panics if an error occurs.
-func (c *RefreshTokenClient) GetX(ctx context.Context, id string) *RefreshToken {
+func (c *RefreshChainClient) GetX(ctx context.Context, id string) *RefreshChain {
 	obj, err := c.Get(ctx, id)
 	if err != nil {
 		panic(err)
@@ -2038,27 +2038,27 @@ func (c *RefreshTokenClient) GetX(ctx context.Context, id string) *RefreshToken 
 }
 
 // Hooks returns the client hooks.
-func (c *RefreshTokenClient) Hooks() []Hook {
-	return c.hooks.RefreshToken
+func (c *RefreshChainClient) Hooks() []Hook {
+	return c.hooks.RefreshChain
 }
 
 // Interceptors returns the client interceptors.
-func (c *RefreshTokenClient) Interceptors() []Interceptor {
-	return c.inters.RefreshToken
+func (c *RefreshChainClient) Interceptors() []Interceptor {
+	return c.inters.RefreshChain
 }
 
-func (c *RefreshTokenClient) mutate(ctx context.Context, m *RefreshTokenMutation) (Value, error) {
+func (c *RefreshChainClient) mutate(ctx context.Context, m *RefreshChainMutation) (Value, error) {
 	switch m.Op() {
 	case OpCreate:
-		return (&RefreshTokenCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+		return (&RefreshChainCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
 	case OpUpdate:
-		return (&RefreshTokenUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+		return (&RefreshChainUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
 	case OpUpdateOne:
-		return (&RefreshTokenUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+		return (&RefreshChainUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
 	case OpDelete, OpDeleteOne:
-		return (&RefreshTokenDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+		return (&RefreshChainDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
-		return nil, fmt.Errorf("ent: unknown RefreshToken mutation op: %q", m.Op())
+		return nil, fmt.Errorf("ent: unknown RefreshChain mutation op: %q", m.Op())
 	}
 }
 
@@ -2466,12 +2466,12 @@ type (
 	hooks struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
 		OneTimeCode, OutboxMessage, PKCERequest, Passkey, PictureDeletion,
-		RateLimitWindow, RefreshToken, SigningKey, User, WebAuthnChallenge []ent.Hook
+		RateLimitWindow, RefreshChain, SigningKey, User, WebAuthnChallenge []ent.Hook
 	}
 	inters struct {
 		AccessToken, AuthorizeCode, BrowserSession, Consent, LoginThrottle, OAuthClient,
 		OneTimeCode, OutboxMessage, PKCERequest, Passkey, PictureDeletion,
-		RateLimitWindow, RefreshToken, SigningKey, User,
+		RateLimitWindow, RefreshChain, SigningKey, User,
 		WebAuthnChallenge []ent.Interceptor
 	}
 )

@@ -18,7 +18,7 @@ import (
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/signingkey"
 	"idp/ent/user"
 	"idp/ent/webauthnchallenge"
@@ -100,7 +100,7 @@ func checkColumn(t, c string) error {
 			passkey.Table:           passkey.ValidColumn,
 			picturedeletion.Table:   picturedeletion.ValidColumn,
 			ratelimitwindow.Table:   ratelimitwindow.ValidColumn,
-			refreshtoken.Table:      refreshtoken.ValidColumn,
+			refreshchain.Table:      refreshchain.ValidColumn,
 			signingkey.Table:        signingkey.ValidColumn,
 			user.Table:              user.ValidColumn,
 			webauthnchallenge.Table: webauthnchallenge.ValidColumn,

@@ -19,7 +19,7 @@ import (
 	"idp/ent/pkcerequest"
 	"idp/ent/predicate"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/signingkey"
 	"idp/ent/user"
 	"idp/ent/webauthnchallenge"
@@ -51,7 +51,7 @@ const (
 	TypePasskey           = "Passkey"
 	TypePictureDeletion   = "PictureDeletion"
 	TypeRateLimitWindow   = "RateLimitWindow"
-	TypeRefreshToken      = "RefreshToken"
+	TypeRefreshChain      = "RefreshChain"
 	TypeSigningKey        = "SigningKey"
 	TypeUser              = "User"
 	TypeWebAuthnChallenge = "WebAuthnChallenge"
@@ -9001,39 +9001,43 @@ func (m *RateLimitWindowMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown RateLimitWindow edge %s", name)
 }
 
-// RefreshTokenMutation represents an operation that mutates the RefreshToken nodes in the graph.
-type RefreshTokenMutation struct {
+// RefreshChainMutation represents an operation that mutates the RefreshChain nodes in the graph.
+type RefreshChainMutation struct {
 	config
-	op              Op
-	typ             string
-	id              *string
-	request_id      *string
-	client_id       *string
-	subject         *string
-	requested_at    *time.Time
-	expires_at      *time.Time
-	request         *[]byte
-	access_token_id *string
-	parent_id       *string
-	active          *bool
-	created_at      *time.Time
-	clearedFields   map[string]struct{}
-	done            bool
-	oldValue        func(context.Context) (*RefreshToken, error)
-	predicates      []predicate.RefreshToken
+	op            Op
+	typ           string
+	id            *string
+	request_id    *string
+	client_id     *string
+	subject       *string
+	requested_at  *time.Time
+	expires_at    *time.Time
+	request       *[]byte
+	hash          *string
+	generation    *int64
+	addgeneration *int64
+	prev_hash     *string
+	rotated_at    *time.Time
+	access        *string
+	prev_access   *string
+	active        *bool
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*RefreshChain, error)
+	predicates    []predicate.RefreshChain
 }
 
-var _ ent.Mutation = (*RefreshTokenMutation)(nil)
+var _ ent.Mutation = (*RefreshChainMutation)(nil)
 
-// refreshtokenOption allows management of the mutation configuration using functional options.
-type refreshtokenOption func(*RefreshTokenMutation)
+// refreshchainOption allows management of the mutation configuration using functional options.
+type refreshchainOption func(*RefreshChainMutation)
 
-// newRefreshTokenMutation creates new mutation for the RefreshToken entity.
-func newRefreshTokenMutation(c config, op Op, opts ...refreshtokenOption) *RefreshTokenMutation {
-	m := &RefreshTokenMutation{
+// newRefreshChainMutation creates new mutation for the RefreshChain entity.
+func newRefreshChainMutation(c config, op Op, opts ...refreshchainOption) *RefreshChainMutation {
+	m := &RefreshChainMutation{
 		config:        c,
 		op:            op,
-		typ:           TypeRefreshToken,
+		typ:           TypeRefreshChain,
 		clearedFields: make(map[string]struct{}),
 	}
 	for _, opt := range opts {
@@ -9042,20 +9046,20 @@ func newRefreshTokenMutation(c config, op Op, opts ...refreshtokenOption) *Refre
 	return m
 }
 
-// withRefreshTokenID sets the ID field of the mutation.
-func withRefreshTokenID(id string) refreshtokenOption {
-	return func(m *RefreshTokenMutation) {
+// withRefreshChainID sets the ID field of the mutation.
+func withRefreshChainID(id string) refreshchainOption {
+	return func(m *RefreshChainMutation) {
 		var (
 			err   error
 			once  sync.Once
-			value *RefreshToken
+			value *RefreshChain
 		)
-		m.oldValue = func(ctx context.Context) (*RefreshToken, error) {
+		m.oldValue = func(ctx context.Context) (*RefreshChain, error) {
 			once.Do(func() {
 				if m.done {
 					err = errors.New("querying old values post mutation is not allowed")
 				} else {
-					value, err = m.Client().RefreshToken.Get(ctx, id)
+					value, err = m.Client().RefreshChain.Get(ctx, id)
 				}
 			})
 			return value, err
@@ -9064,10 +9068,10 @@ func withRefreshTokenID(id string) refreshtokenOption {
 	}
 }
 
-// withRefreshToken sets the old RefreshToken of the mutation.
-func withRefreshToken(node *RefreshToken) refreshtokenOption {
-	return func(m *RefreshTokenMutation) {
-		m.oldValue = func(context.Context) (*RefreshToken, error) {
+// withRefreshChain sets the old RefreshChain of the mutation.
+func withRefreshChain(node *RefreshChain) refreshchainOption {
+	return func(m *RefreshChainMutation) {
+		m.oldValue = func(context.Context) (*RefreshChain, error) {
 			return node, nil
 		}
 		m.id = &node.ID
@@ -9076,7 +9080,7 @@ func withRefreshToken(node *RefreshToken) refreshtokenOption {
 
 // Client returns a new `ent.Client` from the mutation. If the mutation was
 // executed in a transaction (ent.Tx), a transactional client is returned.
-func (m RefreshTokenMutation) Client() *Client {
+func (m RefreshChainMutation) Client() *Client {
 	client := &Client{config: m.config}
 	client.init()
 	return client
@@ -9084,7 +9088,7 @@ func (m RefreshTokenMutation) Client() *Client {
 
 // Tx returns an `ent.Tx` for mutations that were executed in transactions;
 // it returns an error otherwise.
-func (m RefreshTokenMutation) Tx() (*Tx, error) {
+func (m RefreshChainMutation) Tx() (*Tx, error) {
 	if _, ok := m.driver.(*txDriver); !ok {
 		return nil, errors.New("ent: mutation is not running in a transaction")
 	}
@@ -9094,14 +9098,14 @@ func (m RefreshTokenMutation) Tx() (*Tx, error) {
 }
 
 // SetID sets the value of the id field. Note that this
-// operation is only accepted on creation of RefreshToken entities.
-func (m *RefreshTokenMutation) SetID(id string) {
+// operation is only accepted on creation of RefreshChain entities.
+func (m *RefreshChainMutation) SetID(id string) {
 	m.id = &id
 }
 
 // ID returns the ID value in the mutation. Note that the ID is only available
 // if it was provided to the builder or after it was returned from the database.
-func (m *RefreshTokenMutation) ID() (id string, exists bool) {
+func (m *RefreshChainMutation) ID() (id string, exists bool) {
 	if m.id == nil {
 		return
 	}
@@ -9112,7 +9116,7 @@ func (m *RefreshTokenMutation) ID() (id string, exists bool) {
 // That means, if the mutation is applied within a transaction with an isolation level such
 // as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
 // or updated by the mutation.
-func (m *RefreshTokenMutation) IDs(ctx context.Context) ([]string, error) {
+func (m *RefreshChainMutation) IDs(ctx context.Context) ([]string, error) {
 	switch {
 	case m.op.Is(OpUpdateOne | OpDeleteOne):
 		id, exists := m.ID()
@@ -9121,19 +9125,19 @@ func (m *RefreshTokenMutation) IDs(ctx context.Context) ([]string, error) {
 		}
 		fallthrough
 	case m.op.Is(OpUpdate | OpDelete):
-		return m.Client().RefreshToken.Query().Where(m.predicates...).IDs(ctx)
+		return m.Client().RefreshChain.Query().Where(m.predicates...).IDs(ctx)
 	default:
 		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
 	}
 }
 
 // SetRequestID sets the "request_id" field.
-func (m *RefreshTokenMutation) SetRequestID(s string) {
+func (m *RefreshChainMutation) SetRequestID(s string) {
 	m.request_id = &s
 }
 
 // RequestID returns the value of the "request_id" field in the mutation.
-func (m *RefreshTokenMutation) RequestID() (r string, exists bool) {
+func (m *RefreshChainMutation) RequestID() (r string, exists bool) {
 	v := m.request_id
 	if v == nil {
 		return
@@ -9141,10 +9145,10 @@ func (m *RefreshTokenMutation) RequestID() (r string, exists bool) {
 	return *v, true
 }
 
-// OldRequestID returns the old "request_id" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldRequestID returns the old "request_id" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldRequestID(ctx context.Context) (v string, err error) {
+func (m *RefreshChainMutation) OldRequestID(ctx context.Context) (v string, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
 	}
@@ -9159,17 +9163,17 @@ func (m *RefreshTokenMutation) OldRequestID(ctx context.Context) (v string, err 
 }
 
 // ResetRequestID resets all changes to the "request_id" field.
-func (m *RefreshTokenMutation) ResetRequestID() {
+func (m *RefreshChainMutation) ResetRequestID() {
 	m.request_id = nil
 }
 
 // SetClientID sets the "client_id" field.
-func (m *RefreshTokenMutation) SetClientID(s string) {
+func (m *RefreshChainMutation) SetClientID(s string) {
 	m.client_id = &s
 }
 
 // ClientID returns the value of the "client_id" field in the mutation.
-func (m *RefreshTokenMutation) ClientID() (r string, exists bool) {
+func (m *RefreshChainMutation) ClientID() (r string, exists bool) {
 	v := m.client_id
 	if v == nil {
 		return
@@ -9177,10 +9181,10 @@ func (m *RefreshTokenMutation) ClientID() (r string, exists bool) {
 	return *v, true
 }
 
-// OldClientID returns the old "client_id" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldClientID returns the old "client_id" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldClientID(ctx context.Context) (v string, err error) {
+func (m *RefreshChainMutation) OldClientID(ctx context.Context) (v string, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldClientID is only allowed on UpdateOne operations")
 	}
@@ -9195,17 +9199,17 @@ func (m *RefreshTokenMutation) OldClientID(ctx context.Context) (v string, err e
 }
 
 // ResetClientID resets all changes to the "client_id" field.
-func (m *RefreshTokenMutation) ResetClientID() {
+func (m *RefreshChainMutation) ResetClientID() {
 	m.client_id = nil
 }
 
 // SetSubject sets the "subject" field.
-func (m *RefreshTokenMutation) SetSubject(s string) {
+func (m *RefreshChainMutation) SetSubject(s string) {
 	m.subject = &s
 }
 
 // Subject returns the value of the "subject" field in the mutation.
-func (m *RefreshTokenMutation) Subject() (r string, exists bool) {
+func (m *RefreshChainMutation) Subject() (r string, exists bool) {
 	v := m.subject
 	if v == nil {
 		return
@@ -9213,10 +9217,10 @@ func (m *RefreshTokenMutation) Subject() (r string, exists bool) {
 	return *v, true
 }
 
-// OldSubject returns the old "subject" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldSubject returns the old "subject" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldSubject(ctx context.Context) (v string, err error) {
+func (m *RefreshChainMutation) OldSubject(ctx context.Context) (v string, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldSubject is only allowed on UpdateOne operations")
 	}
@@ -9231,17 +9235,17 @@ func (m *RefreshTokenMutation) OldSubject(ctx context.Context) (v string, err er
 }
 
 // ResetSubject resets all changes to the "subject" field.
-func (m *RefreshTokenMutation) ResetSubject() {
+func (m *RefreshChainMutation) ResetSubject() {
 	m.subject = nil
 }
 
 // SetRequestedAt sets the "requested_at" field.
-func (m *RefreshTokenMutation) SetRequestedAt(t time.Time) {
+func (m *RefreshChainMutation) SetRequestedAt(t time.Time) {
 	m.requested_at = &t
 }
 
 // RequestedAt returns the value of the "requested_at" field in the mutation.
-func (m *RefreshTokenMutation) RequestedAt() (r time.Time, exists bool) {
+func (m *RefreshChainMutation) RequestedAt() (r time.Time, exists bool) {
 	v := m.requested_at
 	if v == nil {
 		return
@@ -9249,10 +9253,10 @@ func (m *RefreshTokenMutation) RequestedAt() (r time.Time, exists bool) {
 	return *v, true
 }
 
-// OldRequestedAt returns the old "requested_at" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldRequestedAt returns the old "requested_at" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldRequestedAt(ctx context.Context) (v time.Time, err error) {
+func (m *RefreshChainMutation) OldRequestedAt(ctx context.Context) (v time.Time, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldRequestedAt is only allowed on UpdateOne operations")
 	}
@@ -9267,17 +9271,17 @@ func (m *RefreshTokenMutation) OldRequestedAt(ctx context.Context) (v time.Time,
 }
 
 // ResetRequestedAt resets all changes to the "requested_at" field.
-func (m *RefreshTokenMutation) ResetRequestedAt() {
+func (m *RefreshChainMutation) ResetRequestedAt() {
 	m.requested_at = nil
 }
 
 // SetExpiresAt sets the "expires_at" field.
-func (m *RefreshTokenMutation) SetExpiresAt(t time.Time) {
+func (m *RefreshChainMutation) SetExpiresAt(t time.Time) {
 	m.expires_at = &t
 }
 
 // ExpiresAt returns the value of the "expires_at" field in the mutation.
-func (m *RefreshTokenMutation) ExpiresAt() (r time.Time, exists bool) {
+func (m *RefreshChainMutation) ExpiresAt() (r time.Time, exists bool) {
 	v := m.expires_at
 	if v == nil {
 		return
@@ -9285,10 +9289,10 @@ func (m *RefreshTokenMutation) ExpiresAt() (r time.Time, exists bool) {
 	return *v, true
 }
 
-// OldExpiresAt returns the old "expires_at" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldExpiresAt returns the old "expires_at" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+func (m *RefreshChainMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
 	}
@@ -9303,17 +9307,17 @@ func (m *RefreshTokenMutation) OldExpiresAt(ctx context.Context) (v time.Time, e
 }
 
 // ResetExpiresAt resets all changes to the "expires_at" field.
-func (m *RefreshTokenMutation) ResetExpiresAt() {
+func (m *RefreshChainMutation) ResetExpiresAt() {
 	m.expires_at = nil
 }
 
 // SetRequest sets the "request" field.
-func (m *RefreshTokenMutation) SetRequest(b []byte) {
+func (m *RefreshChainMutation) SetRequest(b []byte) {
 	m.request = &b
 }
 
 // Request returns the value of the "request" field in the mutation.
-func (m *RefreshTokenMutation) Request() (r []byte, exists bool) {
+func (m *RefreshChainMutation) Request() (r []byte, exists bool) {
 	v := m.request
 	if v == nil {
 		return
@@ -9321,10 +9325,10 @@ func (m *RefreshTokenMutation) Request() (r []byte, exists bool) {
 	return *v, true
 }
 
-// OldRequest returns the old "request" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldRequest returns the old "request" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldRequest(ctx context.Context) (v []byte, err error) {
+func (m *RefreshChainMutation) OldRequest(ctx context.Context) (v []byte, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldRequest is only allowed on UpdateOne operations")
 	}
@@ -9339,115 +9343,292 @@ func (m *RefreshTokenMutation) OldRequest(ctx context.Context) (v []byte, err er
 }
 
 // ResetRequest resets all changes to the "request" field.
-func (m *RefreshTokenMutation) ResetRequest() {
+func (m *RefreshChainMutation) ResetRequest() {
 	m.request = nil
 }
 
-// SetAccessTokenID sets the "access_token_id" field.
-func (m *RefreshTokenMutation) SetAccessTokenID(s string) {
-	m.access_token_id = &s
+// SetHash sets the "hash" field.
+func (m *RefreshChainMutation) SetHash(s string) {
+	m.hash = &s
 }
 
-// AccessTokenID returns the value of the "access_token_id" field in the mutation.
-func (m *RefreshTokenMutation) AccessTokenID() (r string, exists bool) {
-	v := m.access_token_id
+// Hash returns the value of the "hash" field in the mutation.
+func (m *RefreshChainMutation) Hash() (r string, exists bool) {
+	v := m.hash
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldAccessTokenID returns the old "access_token_id" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldHash returns the old "hash" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldAccessTokenID(ctx context.Context) (v string, err error) {
+func (m *RefreshChainMutation) OldHash(ctx context.Context) (v string, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldAccessTokenID is only allowed on UpdateOne operations")
+		return v, errors.New("OldHash is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldAccessTokenID requires an ID field in the mutation")
+		return v, errors.New("OldHash requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldAccessTokenID: %w", err)
+		return v, fmt.Errorf("querying old value for OldHash: %w", err)
 	}
-	return oldValue.AccessTokenID, nil
+	return oldValue.Hash, nil
 }
 
-// ClearAccessTokenID clears the value of the "access_token_id" field.
-func (m *RefreshTokenMutation) ClearAccessTokenID() {
-	m.access_token_id = nil
-	m.clearedFields[refreshtoken.FieldAccessTokenID] = struct{}{}
+// ResetHash resets all changes to the "hash" field.
+func (m *RefreshChainMutation) ResetHash() {
+	m.hash = nil
 }
 
-// AccessTokenIDCleared returns if the "access_token_id" field was cleared in this mutation.
-func (m *RefreshTokenMutation) AccessTokenIDCleared() bool {
-	_, ok := m.clearedFields[refreshtoken.FieldAccessTokenID]
-	return ok
+// SetGeneration sets the "generation" field.
+func (m *RefreshChainMutation) SetGeneration(i int64) {
+	m.generation = &i
+	m.addgeneration = nil
 }
 
-// ResetAccessTokenID resets all changes to the "access_token_id" field.
-func (m *RefreshTokenMutation) ResetAccessTokenID() {
-	m.access_token_id = nil
-	delete(m.clearedFields, refreshtoken.FieldAccessTokenID)
-}
-
-// SetParentID sets the "parent_id" field.
-func (m *RefreshTokenMutation) SetParentID(s string) {
-	m.parent_id = &s
-}
-
-// ParentID returns the value of the "parent_id" field in the mutation.
-func (m *RefreshTokenMutation) ParentID() (r string, exists bool) {
-	v := m.parent_id
+// Generation returns the value of the "generation" field in the mutation.
+func (m *RefreshChainMutation) Generation() (r int64, exists bool) {
+	v := m.generation
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldParentID returns the old "parent_id" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldGeneration returns the old "generation" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldParentID(ctx context.Context) (v *string, err error) {
+func (m *RefreshChainMutation) OldGeneration(ctx context.Context) (v int64, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldParentID is only allowed on UpdateOne operations")
+		return v, errors.New("OldGeneration is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldParentID requires an ID field in the mutation")
+		return v, errors.New("OldGeneration requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldParentID: %w", err)
+		return v, fmt.Errorf("querying old value for OldGeneration: %w", err)
 	}
-	return oldValue.ParentID, nil
+	return oldValue.Generation, nil
 }
 
-// ClearParentID clears the value of the "parent_id" field.
-func (m *RefreshTokenMutation) ClearParentID() {
-	m.parent_id = nil
-	m.clearedFields[refreshtoken.FieldParentID] = struct{}{}
+// AddGeneration adds i to the "generation" field.
+func (m *RefreshChainMutation) AddGeneration(i int64) {
+	if m.addgeneration != nil {
+		*m.addgeneration += i
+	} else {
+		m.addgeneration = &i
+	}
 }
 
-// ParentIDCleared returns if the "parent_id" field was cleared in this mutation.
-func (m *RefreshTokenMutation) ParentIDCleared() bool {
-	_, ok := m.clearedFields[refreshtoken.FieldParentID]
+// AddedGeneration returns the value that was added to the "generation" field in this mutation.
+func (m *RefreshChainMutation) AddedGeneration() (r int64, exists bool) {
+	v := m.addgeneration
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetGeneration resets all changes to the "generation" field.
+func (m *RefreshChainMutation) ResetGeneration() {
+	m.generation = nil
+	m.addgeneration = nil
+}
+
+// SetPrevHash sets the "prev_hash" field.
+func (m *RefreshChainMutation) SetPrevHash(s string) {
+	m.prev_hash = &s
+}
+
+// PrevHash returns the value of the "prev_hash" field in the mutation.
+func (m *RefreshChainMutation) PrevHash() (r string, exists bool) {
+	v := m.prev_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPrevHash returns the old "prev_hash" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RefreshChainMutation) OldPrevHash(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPrevHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPrevHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPrevHash: %w", err)
+	}
+	return oldValue.PrevHash, nil
+}
+
+// ClearPrevHash clears the value of the "prev_hash" field.
+func (m *RefreshChainMutation) ClearPrevHash() {
+	m.prev_hash = nil
+	m.clearedFields[refreshchain.FieldPrevHash] = struct{}{}
+}
+
+// PrevHashCleared returns if the "prev_hash" field was cleared in this mutation.
+func (m *RefreshChainMutation) PrevHashCleared() bool {
+	_, ok := m.clearedFields[refreshchain.FieldPrevHash]
 	return ok
 }
 
-// ResetParentID resets all changes to the "parent_id" field.
-func (m *RefreshTokenMutation) ResetParentID() {
-	m.parent_id = nil
-	delete(m.clearedFields, refreshtoken.FieldParentID)
+// ResetPrevHash resets all changes to the "prev_hash" field.
+func (m *RefreshChainMutation) ResetPrevHash() {
+	m.prev_hash = nil
+	delete(m.clearedFields, refreshchain.FieldPrevHash)
+}
+
+// SetRotatedAt sets the "rotated_at" field.
+func (m *RefreshChainMutation) SetRotatedAt(t time.Time) {
+	m.rotated_at = &t
+}
+
+// RotatedAt returns the value of the "rotated_at" field in the mutation.
+func (m *RefreshChainMutation) RotatedAt() (r time.Time, exists bool) {
+	v := m.rotated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRotatedAt returns the old "rotated_at" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RefreshChainMutation) OldRotatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRotatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRotatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRotatedAt: %w", err)
+	}
+	return oldValue.RotatedAt, nil
+}
+
+// ResetRotatedAt resets all changes to the "rotated_at" field.
+func (m *RefreshChainMutation) ResetRotatedAt() {
+	m.rotated_at = nil
+}
+
+// SetAccess sets the "access" field.
+func (m *RefreshChainMutation) SetAccess(s string) {
+	m.access = &s
+}
+
+// Access returns the value of the "access" field in the mutation.
+func (m *RefreshChainMutation) Access() (r string, exists bool) {
+	v := m.access
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAccess returns the old "access" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RefreshChainMutation) OldAccess(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAccess is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAccess requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAccess: %w", err)
+	}
+	return oldValue.Access, nil
+}
+
+// ClearAccess clears the value of the "access" field.
+func (m *RefreshChainMutation) ClearAccess() {
+	m.access = nil
+	m.clearedFields[refreshchain.FieldAccess] = struct{}{}
+}
+
+// AccessCleared returns if the "access" field was cleared in this mutation.
+func (m *RefreshChainMutation) AccessCleared() bool {
+	_, ok := m.clearedFields[refreshchain.FieldAccess]
+	return ok
+}
+
+// ResetAccess resets all changes to the "access" field.
+func (m *RefreshChainMutation) ResetAccess() {
+	m.access = nil
+	delete(m.clearedFields, refreshchain.FieldAccess)
+}
+
+// SetPrevAccess sets the "prev_access" field.
+func (m *RefreshChainMutation) SetPrevAccess(s string) {
+	m.prev_access = &s
+}
+
+// PrevAccess returns the value of the "prev_access" field in the mutation.
+func (m *RefreshChainMutation) PrevAccess() (r string, exists bool) {
+	v := m.prev_access
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPrevAccess returns the old "prev_access" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RefreshChainMutation) OldPrevAccess(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPrevAccess is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPrevAccess requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPrevAccess: %w", err)
+	}
+	return oldValue.PrevAccess, nil
+}
+
+// ClearPrevAccess clears the value of the "prev_access" field.
+func (m *RefreshChainMutation) ClearPrevAccess() {
+	m.prev_access = nil
+	m.clearedFields[refreshchain.FieldPrevAccess] = struct{}{}
+}
+
+// PrevAccessCleared returns if the "prev_access" field was cleared in this mutation.
+func (m *RefreshChainMutation) PrevAccessCleared() bool {
+	_, ok := m.clearedFields[refreshchain.FieldPrevAccess]
+	return ok
+}
+
+// ResetPrevAccess resets all changes to the "prev_access" field.
+func (m *RefreshChainMutation) ResetPrevAccess() {
+	m.prev_access = nil
+	delete(m.clearedFields, refreshchain.FieldPrevAccess)
 }
 
 // SetActive sets the "active" field.
-func (m *RefreshTokenMutation) SetActive(b bool) {
+func (m *RefreshChainMutation) SetActive(b bool) {
 	m.active = &b
 }
 
 // Active returns the value of the "active" field in the mutation.
-func (m *RefreshTokenMutation) Active() (r bool, exists bool) {
+func (m *RefreshChainMutation) Active() (r bool, exists bool) {
 	v := m.active
 	if v == nil {
 		return
@@ -9455,10 +9636,10 @@ func (m *RefreshTokenMutation) Active() (r bool, exists bool) {
 	return *v, true
 }
 
-// OldActive returns the old "active" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
+// OldActive returns the old "active" field's value of the RefreshChain entity.
+// If the RefreshChain object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldActive(ctx context.Context) (v bool, err error) {
+func (m *RefreshChainMutation) OldActive(ctx context.Context) (v bool, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldActive is only allowed on UpdateOne operations")
 	}
@@ -9473,55 +9654,19 @@ func (m *RefreshTokenMutation) OldActive(ctx context.Context) (v bool, err error
 }
 
 // ResetActive resets all changes to the "active" field.
-func (m *RefreshTokenMutation) ResetActive() {
+func (m *RefreshChainMutation) ResetActive() {
 	m.active = nil
 }
 
-// SetCreatedAt sets the "created_at" field.
-func (m *RefreshTokenMutation) SetCreatedAt(t time.Time) {
-	m.created_at = &t
-}
-
-// CreatedAt returns the value of the "created_at" field in the mutation.
-func (m *RefreshTokenMutation) CreatedAt() (r time.Time, exists bool) {
-	v := m.created_at
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldCreatedAt returns the old "created_at" field's value of the RefreshToken entity.
-// If the RefreshToken object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *RefreshTokenMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
-	}
-	return oldValue.CreatedAt, nil
-}
-
-// ResetCreatedAt resets all changes to the "created_at" field.
-func (m *RefreshTokenMutation) ResetCreatedAt() {
-	m.created_at = nil
-}
-
-// Where appends a list predicates to the RefreshTokenMutation builder.
-func (m *RefreshTokenMutation) Where(ps ...predicate.RefreshToken) {
+// Where appends a list predicates to the RefreshChainMutation builder.
+func (m *RefreshChainMutation) Where(ps ...predicate.RefreshChain) {
 	m.predicates = append(m.predicates, ps...)
 }
 
-// WhereP appends storage-level predicates to the RefreshTokenMutation builder. Using this method,
+// WhereP appends storage-level predicates to the RefreshChainMutation builder. Using this method,
 // users can use type-assertion to append predicates that do not depend on any generated package.
-func (m *RefreshTokenMutation) WhereP(ps ...func(*sql.Selector)) {
-	p := make([]predicate.RefreshToken, len(ps))
+func (m *RefreshChainMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RefreshChain, len(ps))
 	for i := range ps {
 		p[i] = ps[i]
 	}
@@ -9529,54 +9674,63 @@ func (m *RefreshTokenMutation) WhereP(ps ...func(*sql.Selector)) {
 }
 
 // Op returns the operation name.
-func (m *RefreshTokenMutation) Op() Op {
+func (m *RefreshChainMutation) Op() Op {
 	return m.op
 }
 
 // SetOp allows setting the mutation operation.
-func (m *RefreshTokenMutation) SetOp(op Op) {
+func (m *RefreshChainMutation) SetOp(op Op) {
 	m.op = op
 }
 
-// Type returns the node type of this mutation (RefreshToken).
-func (m *RefreshTokenMutation) Type() string {
+// Type returns the node type of this mutation (RefreshChain).
+func (m *RefreshChainMutation) Type() string {
 	return m.typ
 }
 
 // Fields returns all fields that were changed during this mutation. Note that in
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
-func (m *RefreshTokenMutation) Fields() []string {
-	fields := make([]string, 0, 10)
+func (m *RefreshChainMutation) Fields() []string {
+	fields := make([]string, 0, 13)
 	if m.request_id != nil {
-		fields = append(fields, refreshtoken.FieldRequestID)
+		fields = append(fields, refreshchain.FieldRequestID)
 	}
 	if m.client_id != nil {
-		fields = append(fields, refreshtoken.FieldClientID)
+		fields = append(fields, refreshchain.FieldClientID)
 	}
 	if m.subject != nil {
-		fields = append(fields, refreshtoken.FieldSubject)
+		fields = append(fields, refreshchain.FieldSubject)
 	}
 	if m.requested_at != nil {
-		fields = append(fields, refreshtoken.FieldRequestedAt)
+		fields = append(fields, refreshchain.FieldRequestedAt)
 	}
 	if m.expires_at != nil {
-		fields = append(fields, refreshtoken.FieldExpiresAt)
+		fields = append(fields, refreshchain.FieldExpiresAt)
 	}
 	if m.request != nil {
-		fields = append(fields, refreshtoken.FieldRequest)
+		fields = append(fields, refreshchain.FieldRequest)
 	}
-	if m.access_token_id != nil {
-		fields = append(fields, refreshtoken.FieldAccessTokenID)
+	if m.hash != nil {
+		fields = append(fields, refreshchain.FieldHash)
 	}
-	if m.parent_id != nil {
-		fields = append(fields, refreshtoken.FieldParentID)
+	if m.generation != nil {
+		fields = append(fields, refreshchain.FieldGeneration)
+	}
+	if m.prev_hash != nil {
+		fields = append(fields, refreshchain.FieldPrevHash)
+	}
+	if m.rotated_at != nil {
+		fields = append(fields, refreshchain.FieldRotatedAt)
+	}
+	if m.access != nil {
+		fields = append(fields, refreshchain.FieldAccess)
+	}
+	if m.prev_access != nil {
+		fields = append(fields, refreshchain.FieldPrevAccess)
 	}
 	if m.active != nil {
-		fields = append(fields, refreshtoken.FieldActive)
-	}
-	if m.created_at != nil {
-		fields = append(fields, refreshtoken.FieldCreatedAt)
+		fields = append(fields, refreshchain.FieldActive)
 	}
 	return fields
 }
@@ -9584,28 +9738,34 @@ func (m *RefreshTokenMutation) Fields() []string {
 // Field returns the value of a field with the given name. The second boolean
 // return value indicates that this field was not set, or was not defined in the
 // schema.
-func (m *RefreshTokenMutation) Field(name string) (ent.Value, bool) {
+func (m *RefreshChainMutation) Field(name string) (ent.Value, bool) {
 	switch name {
-	case refreshtoken.FieldRequestID:
+	case refreshchain.FieldRequestID:
 		return m.RequestID()
-	case refreshtoken.FieldClientID:
+	case refreshchain.FieldClientID:
 		return m.ClientID()
-	case refreshtoken.FieldSubject:
+	case refreshchain.FieldSubject:
 		return m.Subject()
-	case refreshtoken.FieldRequestedAt:
+	case refreshchain.FieldRequestedAt:
 		return m.RequestedAt()
-	case refreshtoken.FieldExpiresAt:
+	case refreshchain.FieldExpiresAt:
 		return m.ExpiresAt()
-	case refreshtoken.FieldRequest:
+	case refreshchain.FieldRequest:
 		return m.Request()
-	case refreshtoken.FieldAccessTokenID:
-		return m.AccessTokenID()
-	case refreshtoken.FieldParentID:
-		return m.ParentID()
-	case refreshtoken.FieldActive:
+	case refreshchain.FieldHash:
+		return m.Hash()
+	case refreshchain.FieldGeneration:
+		return m.Generation()
+	case refreshchain.FieldPrevHash:
+		return m.PrevHash()
+	case refreshchain.FieldRotatedAt:
+		return m.RotatedAt()
+	case refreshchain.FieldAccess:
+		return m.Access()
+	case refreshchain.FieldPrevAccess:
+		return m.PrevAccess()
+	case refreshchain.FieldActive:
 		return m.Active()
-	case refreshtoken.FieldCreatedAt:
-		return m.CreatedAt()
 	}
 	return nil, false
 }
@@ -9613,251 +9773,308 @@ func (m *RefreshTokenMutation) Field(name string) (ent.Value, bool) {
 // OldField returns the old value of the field from the database. An error is
 // returned if the mutation operation is not UpdateOne, or the query to the
 // database failed.
-func (m *RefreshTokenMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+func (m *RefreshChainMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
 	switch name {
-	case refreshtoken.FieldRequestID:
+	case refreshchain.FieldRequestID:
 		return m.OldRequestID(ctx)
-	case refreshtoken.FieldClientID:
+	case refreshchain.FieldClientID:
 		return m.OldClientID(ctx)
-	case refreshtoken.FieldSubject:
+	case refreshchain.FieldSubject:
 		return m.OldSubject(ctx)
-	case refreshtoken.FieldRequestedAt:
+	case refreshchain.FieldRequestedAt:
 		return m.OldRequestedAt(ctx)
-	case refreshtoken.FieldExpiresAt:
+	case refreshchain.FieldExpiresAt:
 		return m.OldExpiresAt(ctx)
-	case refreshtoken.FieldRequest:
+	case refreshchain.FieldRequest:
 		return m.OldRequest(ctx)
-	case refreshtoken.FieldAccessTokenID:
-		return m.OldAccessTokenID(ctx)
-	case refreshtoken.FieldParentID:
-		return m.OldParentID(ctx)
-	case refreshtoken.FieldActive:
+	case refreshchain.FieldHash:
+		return m.OldHash(ctx)
+	case refreshchain.FieldGeneration:
+		return m.OldGeneration(ctx)
+	case refreshchain.FieldPrevHash:
+		return m.OldPrevHash(ctx)
+	case refreshchain.FieldRotatedAt:
+		return m.OldRotatedAt(ctx)
+	case refreshchain.FieldAccess:
+		return m.OldAccess(ctx)
+	case refreshchain.FieldPrevAccess:
+		return m.OldPrevAccess(ctx)
+	case refreshchain.FieldActive:
 		return m.OldActive(ctx)
-	case refreshtoken.FieldCreatedAt:
-		return m.OldCreatedAt(ctx)
 	}
-	return nil, fmt.Errorf("unknown RefreshToken field %s", name)
+	return nil, fmt.Errorf("unknown RefreshChain field %s", name)
 }
 
 // SetField sets the value of a field with the given name. It returns an error if
 // the field is not defined in the schema, or if the type mismatched the field
 // type.
-func (m *RefreshTokenMutation) SetField(name string, value ent.Value) error {
+func (m *RefreshChainMutation) SetField(name string, value ent.Value) error {
 	switch name {
-	case refreshtoken.FieldRequestID:
+	case refreshchain.FieldRequestID:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRequestID(v)
 		return nil
-	case refreshtoken.FieldClientID:
+	case refreshchain.FieldClientID:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetClientID(v)
 		return nil
-	case refreshtoken.FieldSubject:
+	case refreshchain.FieldSubject:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetSubject(v)
 		return nil
-	case refreshtoken.FieldRequestedAt:
+	case refreshchain.FieldRequestedAt:
 		v, ok := value.(time.Time)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRequestedAt(v)
 		return nil
-	case refreshtoken.FieldExpiresAt:
+	case refreshchain.FieldExpiresAt:
 		v, ok := value.(time.Time)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetExpiresAt(v)
 		return nil
-	case refreshtoken.FieldRequest:
+	case refreshchain.FieldRequest:
 		v, ok := value.([]byte)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRequest(v)
 		return nil
-	case refreshtoken.FieldAccessTokenID:
+	case refreshchain.FieldHash:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetAccessTokenID(v)
+		m.SetHash(v)
 		return nil
-	case refreshtoken.FieldParentID:
+	case refreshchain.FieldGeneration:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGeneration(v)
+		return nil
+	case refreshchain.FieldPrevHash:
 		v, ok := value.(string)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetParentID(v)
+		m.SetPrevHash(v)
 		return nil
-	case refreshtoken.FieldActive:
+	case refreshchain.FieldRotatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRotatedAt(v)
+		return nil
+	case refreshchain.FieldAccess:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAccess(v)
+		return nil
+	case refreshchain.FieldPrevAccess:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPrevAccess(v)
+		return nil
+	case refreshchain.FieldActive:
 		v, ok := value.(bool)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetActive(v)
 		return nil
-	case refreshtoken.FieldCreatedAt:
-		v, ok := value.(time.Time)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetCreatedAt(v)
-		return nil
 	}
-	return fmt.Errorf("unknown RefreshToken field %s", name)
+	return fmt.Errorf("unknown RefreshChain field %s", name)
 }
 
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
-func (m *RefreshTokenMutation) AddedFields() []string {
-	return nil
+func (m *RefreshChainMutation) AddedFields() []string {
+	var fields []string
+	if m.addgeneration != nil {
+		fields = append(fields, refreshchain.FieldGeneration)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
-func (m *RefreshTokenMutation) AddedField(name string) (ent.Value, bool) {
+func (m *RefreshChainMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case refreshchain.FieldGeneration:
+		return m.AddedGeneration()
+	}
 	return nil, false
 }
 
 // AddField adds the value to the field with the given name. It returns an error if
 // the field is not defined in the schema, or if the type mismatched the field
 // type.
-func (m *RefreshTokenMutation) AddField(name string, value ent.Value) error {
+func (m *RefreshChainMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case refreshchain.FieldGeneration:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGeneration(v)
+		return nil
 	}
-	return fmt.Errorf("unknown RefreshToken numeric field %s", name)
+	return fmt.Errorf("unknown RefreshChain numeric field %s", name)
 }
 
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
-func (m *RefreshTokenMutation) ClearedFields() []string {
+func (m *RefreshChainMutation) ClearedFields() []string {
 	var fields []string
-	if m.FieldCleared(refreshtoken.FieldAccessTokenID) {
-		fields = append(fields, refreshtoken.FieldAccessTokenID)
+	if m.FieldCleared(refreshchain.FieldPrevHash) {
+		fields = append(fields, refreshchain.FieldPrevHash)
 	}
-	if m.FieldCleared(refreshtoken.FieldParentID) {
-		fields = append(fields, refreshtoken.FieldParentID)
+	if m.FieldCleared(refreshchain.FieldAccess) {
+		fields = append(fields, refreshchain.FieldAccess)
+	}
+	if m.FieldCleared(refreshchain.FieldPrevAccess) {
+		fields = append(fields, refreshchain.FieldPrevAccess)
 	}
 	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
 // cleared in this mutation.
-func (m *RefreshTokenMutation) FieldCleared(name string) bool {
+func (m *RefreshChainMutation) FieldCleared(name string) bool {
 	_, ok := m.clearedFields[name]
 	return ok
 }
 
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
-func (m *RefreshTokenMutation) ClearField(name string) error {
+func (m *RefreshChainMutation) ClearField(name string) error {
 	switch name {
-	case refreshtoken.FieldAccessTokenID:
-		m.ClearAccessTokenID()
+	case refreshchain.FieldPrevHash:
+		m.ClearPrevHash()
 		return nil
-	case refreshtoken.FieldParentID:
-		m.ClearParentID()
+	case refreshchain.FieldAccess:
+		m.ClearAccess()
+		return nil
+	case refreshchain.FieldPrevAccess:
+		m.ClearPrevAccess()
 		return nil
 	}
-	return fmt.Errorf("unknown RefreshToken nullable field %s", name)
+	return fmt.Errorf("unknown RefreshChain nullable field %s", name)
 }
 
 // ResetField resets all changes in the mutation for the field with the given name.
 // It returns an error if the field is not defined in the schema.
-func (m *RefreshTokenMutation) ResetField(name string) error {
+func (m *RefreshChainMutation) ResetField(name string) error {
 	switch name {
-	case refreshtoken.FieldRequestID:
+	case refreshchain.FieldRequestID:
 		m.ResetRequestID()
 		return nil
-	case refreshtoken.FieldClientID:
+	case refreshchain.FieldClientID:
 		m.ResetClientID()
 		return nil
-	case refreshtoken.FieldSubject:
+	case refreshchain.FieldSubject:
 		m.ResetSubject()
 		return nil
-	case refreshtoken.FieldRequestedAt:
+	case refreshchain.FieldRequestedAt:
 		m.ResetRequestedAt()
 		return nil
-	case refreshtoken.FieldExpiresAt:
+	case refreshchain.FieldExpiresAt:
 		m.ResetExpiresAt()
 		return nil
-	case refreshtoken.FieldRequest:
+	case refreshchain.FieldRequest:
 		m.ResetRequest()
 		return nil
-	case refreshtoken.FieldAccessTokenID:
-		m.ResetAccessTokenID()
+	case refreshchain.FieldHash:
+		m.ResetHash()
 		return nil
-	case refreshtoken.FieldParentID:
-		m.ResetParentID()
+	case refreshchain.FieldGeneration:
+		m.ResetGeneration()
 		return nil
-	case refreshtoken.FieldActive:
+	case refreshchain.FieldPrevHash:
+		m.ResetPrevHash()
+		return nil
+	case refreshchain.FieldRotatedAt:
+		m.ResetRotatedAt()
+		return nil
+	case refreshchain.FieldAccess:
+		m.ResetAccess()
+		return nil
+	case refreshchain.FieldPrevAccess:
+		m.ResetPrevAccess()
+		return nil
+	case refreshchain.FieldActive:
 		m.ResetActive()
 		return nil
-	case refreshtoken.FieldCreatedAt:
-		m.ResetCreatedAt()
-		return nil
 	}
-	return fmt.Errorf("unknown RefreshToken field %s", name)
+	return fmt.Errorf("unknown RefreshChain field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
-func (m *RefreshTokenMutation) AddedEdges() []string {
+func (m *RefreshChainMutation) AddedEdges() []string {
 	edges := make([]string, 0, 0)
 	return edges
 }
 
 // AddedIDs returns all IDs (to other nodes) that were added for the given edge
 // name in this mutation.
-func (m *RefreshTokenMutation) AddedIDs(name string) []ent.Value {
+func (m *RefreshChainMutation) AddedIDs(name string) []ent.Value {
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
-func (m *RefreshTokenMutation) RemovedEdges() []string {
+func (m *RefreshChainMutation) RemovedEdges() []string {
 	edges := make([]string, 0, 0)
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
-func (m *RefreshTokenMutation) RemovedIDs(name string) []ent.Value {
+func (m *RefreshChainMutation) RemovedIDs(name string) []ent.Value {
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
-func (m *RefreshTokenMutation) ClearedEdges() []string {
+func (m *RefreshChainMutation) ClearedEdges() []string {
 	edges := make([]string, 0, 0)
 	return edges
 }
 
 // EdgeCleared returns a boolean which indicates if the edge with the given name
 // was cleared in this mutation.
-func (m *RefreshTokenMutation) EdgeCleared(name string) bool {
+func (m *RefreshChainMutation) EdgeCleared(name string) bool {
 	return false
 }
 
 // ClearEdge clears the value of the edge with the given name. It returns an error
 // if that edge is not defined in the schema.
-func (m *RefreshTokenMutation) ClearEdge(name string) error {
-	return fmt.Errorf("unknown RefreshToken unique edge %s", name)
+func (m *RefreshChainMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RefreshChain unique edge %s", name)
 }
 
 // ResetEdge resets all changes to the edge with the given name in this mutation.
 // It returns an error if the edge is not defined in the schema.
-func (m *RefreshTokenMutation) ResetEdge(name string) error {
-	return fmt.Errorf("unknown RefreshToken edge %s", name)
+func (m *RefreshChainMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RefreshChain edge %s", name)
 }
 
 // SigningKeyMutation represents an operation that mutates the SigningKey nodes in the graph.

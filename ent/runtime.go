@@ -15,7 +15,7 @@ import (
 	"idp/ent/picturedeletion"
 	"idp/ent/pkcerequest"
 	"idp/ent/ratelimitwindow"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/schema"
 	"idp/ent/signingkey"
 	"idp/ent/user"
@@ -547,13 +547,13 @@ func init() {
 			return nil
 		}
 	}()
-	refreshtokenFields := schema.RefreshToken{}.Fields()
-	_ = refreshtokenFields
-	// refreshtokenDescRequestID is the schema descriptor for request_id field.
-	refreshtokenDescRequestID := refreshtokenFields[1].Descriptor()
-	// refreshtoken.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
-	refreshtoken.RequestIDValidator = func() func(string) error {
-		validators := refreshtokenDescRequestID.Validators
+	refreshchainFields := schema.RefreshChain{}.Fields()
+	_ = refreshchainFields
+	// refreshchainDescRequestID is the schema descriptor for request_id field.
+	refreshchainDescRequestID := refreshchainFields[1].Descriptor()
+	// refreshchain.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	refreshchain.RequestIDValidator = func() func(string) error {
+		validators := refreshchainDescRequestID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),
@@ -567,35 +567,57 @@ func init() {
 			return nil
 		}
 	}()
-	// refreshtokenDescClientID is the schema descriptor for client_id field.
-	refreshtokenDescClientID := refreshtokenFields[2].Descriptor()
-	// refreshtoken.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
-	refreshtoken.ClientIDValidator = refreshtokenDescClientID.Validators[0].(func(string) error)
-	// refreshtokenDescSubject is the schema descriptor for subject field.
-	refreshtokenDescSubject := refreshtokenFields[3].Descriptor()
-	// refreshtoken.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
-	refreshtoken.SubjectValidator = refreshtokenDescSubject.Validators[0].(func(string) error)
-	// refreshtokenDescAccessTokenID is the schema descriptor for access_token_id field.
-	refreshtokenDescAccessTokenID := refreshtokenFields[7].Descriptor()
-	// refreshtoken.AccessTokenIDValidator is a validator for the "access_token_id" field. It is called by the builders before save.
-	refreshtoken.AccessTokenIDValidator = refreshtokenDescAccessTokenID.Validators[0].(func(string) error)
-	// refreshtokenDescParentID is the schema descriptor for parent_id field.
-	refreshtokenDescParentID := refreshtokenFields[8].Descriptor()
-	// refreshtoken.ParentIDValidator is a validator for the "parent_id" field. It is called by the builders before save.
-	refreshtoken.ParentIDValidator = refreshtokenDescParentID.Validators[0].(func(string) error)
-	// refreshtokenDescActive is the schema descriptor for active field.
-	refreshtokenDescActive := refreshtokenFields[9].Descriptor()
-	// refreshtoken.DefaultActive holds the default value on creation for the active field.
-	refreshtoken.DefaultActive = refreshtokenDescActive.Default.(bool)
-	// refreshtokenDescCreatedAt is the schema descriptor for created_at field.
-	refreshtokenDescCreatedAt := refreshtokenFields[10].Descriptor()
-	// refreshtoken.DefaultCreatedAt holds the default value on creation for the created_at field.
-	refreshtoken.DefaultCreatedAt = refreshtokenDescCreatedAt.Default.(func() time.Time)
-	// refreshtokenDescID is the schema descriptor for id field.
-	refreshtokenDescID := refreshtokenFields[0].Descriptor()
-	// refreshtoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
-	refreshtoken.IDValidator = func() func(string) error {
-		validators := refreshtokenDescID.Validators
+	// refreshchainDescClientID is the schema descriptor for client_id field.
+	refreshchainDescClientID := refreshchainFields[2].Descriptor()
+	// refreshchain.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	refreshchain.ClientIDValidator = refreshchainDescClientID.Validators[0].(func(string) error)
+	// refreshchainDescSubject is the schema descriptor for subject field.
+	refreshchainDescSubject := refreshchainFields[3].Descriptor()
+	// refreshchain.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
+	refreshchain.SubjectValidator = refreshchainDescSubject.Validators[0].(func(string) error)
+	// refreshchainDescHash is the schema descriptor for hash field.
+	refreshchainDescHash := refreshchainFields[7].Descriptor()
+	// refreshchain.HashValidator is a validator for the "hash" field. It is called by the builders before save.
+	refreshchain.HashValidator = func() func(string) error {
+		validators := refreshchainDescHash.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(hash string) error {
+			for _, fn := range fns {
+				if err := fn(hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// refreshchainDescGeneration is the schema descriptor for generation field.
+	refreshchainDescGeneration := refreshchainFields[8].Descriptor()
+	// refreshchain.GenerationValidator is a validator for the "generation" field. It is called by the builders before save.
+	refreshchain.GenerationValidator = refreshchainDescGeneration.Validators[0].(func(int64) error)
+	// refreshchainDescPrevHash is the schema descriptor for prev_hash field.
+	refreshchainDescPrevHash := refreshchainFields[9].Descriptor()
+	// refreshchain.PrevHashValidator is a validator for the "prev_hash" field. It is called by the builders before save.
+	refreshchain.PrevHashValidator = refreshchainDescPrevHash.Validators[0].(func(string) error)
+	// refreshchainDescAccess is the schema descriptor for access field.
+	refreshchainDescAccess := refreshchainFields[11].Descriptor()
+	// refreshchain.AccessValidator is a validator for the "access" field. It is called by the builders before save.
+	refreshchain.AccessValidator = refreshchainDescAccess.Validators[0].(func(string) error)
+	// refreshchainDescPrevAccess is the schema descriptor for prev_access field.
+	refreshchainDescPrevAccess := refreshchainFields[12].Descriptor()
+	// refreshchain.PrevAccessValidator is a validator for the "prev_access" field. It is called by the builders before save.
+	refreshchain.PrevAccessValidator = refreshchainDescPrevAccess.Validators[0].(func(string) error)
+	// refreshchainDescActive is the schema descriptor for active field.
+	refreshchainDescActive := refreshchainFields[13].Descriptor()
+	// refreshchain.DefaultActive holds the default value on creation for the active field.
+	refreshchain.DefaultActive = refreshchainDescActive.Default.(bool)
+	// refreshchainDescID is the schema descriptor for id field.
+	refreshchainDescID := refreshchainFields[0].Descriptor()
+	// refreshchain.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	refreshchain.IDValidator = func() func(string) error {
+		validators := refreshchainDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),

@@ -38,8 +38,8 @@ type Tx struct {
 	PictureDeletion *PictureDeletionClient
 	// RateLimitWindow is the client for interacting with the RateLimitWindow builders.
 	RateLimitWindow *RateLimitWindowClient
-	// RefreshToken is the client for interacting with the RefreshToken builders.
-	RefreshToken *RefreshTokenClient
+	// RefreshChain is the client for interacting with the RefreshChain builders.
+	RefreshChain *RefreshChainClient
 	// SigningKey is the client for interacting with the SigningKey builders.
 	SigningKey *SigningKeyClient
 	// User is the client for interacting with the User builders.
@@ -189,7 +189,7 @@ func (tx *Tx) init() {
 	tx.Passkey = NewPasskeyClient(tx.config)
 	tx.PictureDeletion = NewPictureDeletionClient(tx.config)
 	tx.RateLimitWindow = NewRateLimitWindowClient(tx.config)
-	tx.RefreshToken = NewRefreshTokenClient(tx.config)
+	tx.RefreshChain = NewRefreshChainClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 	tx.WebAuthnChallenge = NewWebAuthnChallengeClient(tx.config)

@@ -75,7 +75,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 	}
 	if id, isUser := token.UserID(c.Subject); isUser {
 		// The revocation check and the user are one read.
-		u, err := s.store.ActiveUser(ctx, token.JWTSignature(raw), c.Subject, token.OnRefreshRow(c.ID), id)
+		u, err := s.store.ActiveUser(ctx, token.JWTSignature(raw), c.Subject, token.ChainOf(c.ID), id)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +89,7 @@ func (s *Server) Verify(ctx context.Context, r *http.Request, scopes ...string) 
 		}
 		p.User = u
 	} else {
-		active, err := s.store.AccessTokenActive(ctx, token.JWTSignature(raw), c.Subject, token.OnRefreshRow(c.ID))
+		active, err := s.store.AccessTokenActive(ctx, token.JWTSignature(raw), c.Subject, token.ChainOf(c.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -41,7 +41,7 @@ func (s *Server) CurrentLogin(ctx context.Context, r *http.Request) (string, err
 	if err != nil {
 		return "", nil
 	}
-	return s.store.GrantOfAccessToken(ctx, token.JWTSignature(raw), c.Subject, token.OnRefreshRow(c.ID))
+	return s.store.GrantOfAccessToken(ctx, token.JWTSignature(raw), c.Subject, token.ChainOf(c.ID))
 }
 
 type userAgentKey struct{}

@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +17,9 @@ import (
 
 // refreshHandler is the refresh_token grant (RFC 6749 §6, RFC 6819
 // §5.2.2.3 rotation), in place of fosite's: it reads the presented token
-// with its successor and its user in one query, decides, and writes in one
-// statement, without a transaction.
+// with its chain and its user in one query, decides, and writes in one
+// statement, without a transaction. A login's chain is one row however
+// often it is refreshed (fositestore.Chain).
 //
 // Each refresh replaces the presented token P by a successor S. S is not
 // random but derived from P (see token.Strategy.Successor), so that every rotation of P
@@ -61,12 +61,11 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return fosite.ErrUnknownRequest
 	}
 	s := h.s
-	sig, ok := s.tokens.ParseRefreshToken(ctx, r.GetRequestForm().Get("refresh_token"))
+	presented, ok := s.tokens.ParseRefresh(ctx, r.GetRequestForm().Get("refresh_token"))
 	if !ok {
 		return errRefreshInvalid
 	}
-	parent := fositestore.RowID(sig)
-	p, err := s.store.PresentedRefresh(ctx, parent)
+	p, err := s.store.Chain(ctx, presented.Chain)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
@@ -82,19 +81,20 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 		return fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: stored session: %w", err))
 	}
 	now := s.now()
-	next, nextSig := s.tokens.Successor(sig)
+	next, nextRef := s.tokens.Successor(presented)
 	retry := false
 	switch {
 	case !p.Active:
 		// Revoked with its whole grant: there is nothing left to end.
 		return errRefreshRevoked
-	case p.Successor.ID.Valid:
-		if !h.withinLeeway(p.Successor, fositestore.RowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
-			// Reuse, whichever client presents it (as fosite's
-			// handler, which looked for reuse first).
-			return h.reuse(ctx, stored.ID, sess.Subject, r.GetClient().GetID())
-		}
+	case p.Is(presented):
+	case p.Replaced(presented) && h.withinLeeway(p, nextRef, stored.ClientID, r.GetClient().GetID(), now):
 		retry = true
+	default:
+		// Reuse: a token the newest replaced, past the leeway or by
+		// another client (whichever client presents it, as fosite's
+		// handler, which looked for reuse first), or any older one.
+		return h.reuse(ctx, stored.ID, sess.Subject, r.GetClient().GetID())
 	}
 	if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() && !now.Before(exp) {
 		return fosite.ErrInvalidGrant.WithHint("The refresh token expired.")
@@ -149,44 +149,50 @@ func (h refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 
 	var access string
 	if !retry {
-		// The usual case: the access token is recorded on the new
-		// refresh token's row, which its jti says.
+		// The usual case: the access token is recorded on the chain's
+		// row, which its jti names.
 		var accessSig string
-		access, accessSig, err = s.tokens.AccessToken(r, token.RefreshRowPrefix+token.RandomID())
+		access, accessSig, err = s.tokens.AccessToken(r, token.ChainJTI(presented.Chain))
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
-		err = s.store.Rotate(ctx, parent, nextSig, accessSig, storeReq, data)
+		err = s.store.Rotate(ctx, presented, nextRef, accessSig, storeReq, data)
 		switch {
-		case errors.Is(err, fositestore.ErrRotated), errors.Is(err, fosite.ErrSerializationFailure):
+		case errors.Is(err, fositestore.ErrRevoked), errors.Is(err, fosite.ErrSerializationFailure):
 			// A concurrent refresh with the same token wrote first (or
-			// MySQL chose this insert as a deadlock's victim).
-			c, err := s.store.Successor(ctx, stored.ID, parent)
+			// MySQL chose this update as a deadlock's victim), or the
+			// chain was revoked or its user erased meanwhile.
+			c, err := s.store.Chain(ctx, presented.Chain)
 			if err != nil {
 				return fosite.ErrServerError.WithWrap(err)
 			}
-			if !h.withinLeeway(c, fositestore.RowID(nextSig), stored.ClientID, r.GetClient().GetID(), now) {
+			switch {
+			case c == nil || !c.Active || c.User == nil:
+				return errRefreshRevoked
+			case !c.Replaced(presented) || !h.withinLeeway(c, nextRef, stored.ClientID, r.GetClient().GetID(), now):
+				// Rotated further meanwhile, or not at all (this update
+				// was a deadlock's victim): the client may try again.
 				return fosite.ErrInvalidRequest.WithHint("The refresh token was used by a concurrent request; retry the request.")
 			}
 			retry = true
-		case errors.Is(err, fositestore.ErrRevoked):
-			return errRefreshRevoked
 		case err != nil:
 			return fosite.ErrServerError.WithWrap(err)
 		}
 	}
 	if retry {
-		// S exists and records the first answer's access token, which
-		// keeps working; this one gets a row of its own.
+		// The successor is the chain's newest and records the first
+		// answer's access token, which keeps working; this one gets a
+		// row of its own.
 		var accessSig string
 		access, accessSig, err = s.tokens.AccessToken(r, token.RandomID())
 		if err != nil {
 			return fosite.ErrServerError.WithWrap(err)
 		}
-		err = s.store.RecordReissue(ctx, fositestore.RowID(nextSig), accessSig, storeReq, data)
+		err = s.store.RecordReissue(ctx, nextRef, accessSig, storeReq, data)
 		switch {
 		case errors.Is(err, fositestore.ErrRevoked):
-			// S was revoked or rotated in turn since it was read.
+			// The successor was revoked or rotated in turn since it was
+			// read.
 			return errRefreshUsed
 		case errors.Is(err, fosite.ErrSerializationFailure):
 			return fosite.ErrInvalidRequest.WithHint("The refresh token was used by a concurrent request; retry the request.")
@@ -235,17 +241,14 @@ func narrowScope(ar fosite.AccessRequester, sess *token.Session, raw string) ([]
 	return requested, nil
 }
 
-// withinLeeway reports whether presenting again a token that was replaced
-// by c is a retry that gets c again: c is the successor this handler
-// derives (not one issued before successors were derived), still the
-// newest of its grant, created no more than the leeway ago, and the token
-// is presented by the client it was issued to.
-func (h refreshHandler) withinLeeway(c fositestore.Successor, want, issuedTo, presentedBy string, now time.Time) bool {
+// withinLeeway reports whether presenting again the token that the newest
+// of chain c replaced is a retry that gets the newest again: the newest is
+// the successor this handler derives (want), was written no more than the
+// leeway ago, and the token is presented by the client it was issued to.
+func (h refreshHandler) withinLeeway(c *fositestore.Chain, want token.RefreshRef, issuedTo, presentedBy string, now time.Time) bool {
 	leeway := h.s.cfg.RefreshReuseLeeway
-	return leeway > 0 && c.ID.Valid && c.Newest.Valid && c.Newest.Bool &&
-		subtle.ConstantTimeCompare([]byte(c.ID.String), []byte(want)) == 1 &&
-		issuedTo == presentedBy &&
-		c.Created.Valid && now.Truncate(time.Microsecond).Sub(c.Created.Time) <= leeway
+	return leeway > 0 && c.Is(want) && issuedTo == presentedBy &&
+		now.Truncate(time.Microsecond).Sub(c.RotatedAt) <= leeway
 }
 
 // reuse revokes the grant of a refresh token presented after it was

@@ -20,10 +20,9 @@ import (
 	"idp/database"
 	"idp/database/databasetest"
 	"idp/ent"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/fake"
 	"idp/keys"
-	"idp/oauth/fositestore"
 	"idp/oauth/token"
 )
 
@@ -255,14 +254,14 @@ func TestRefreshReuseLeeway(t *testing.T) {
 	})
 }
 
-// grantOf is the request id of the refresh token's row.
+// grantOf is the request id of the refresh token's chain.
 func grantOf(t *testing.T, e *refreshEnv, token string) string {
 	t.Helper()
-	sig, ok := e.srv.tokens.ParseRefreshToken(context.Background(), token)
+	ref, ok := e.srv.tokens.ParseRefresh(context.Background(), token)
 	if !ok {
 		t.Fatalf("not a refresh token: %q", token)
 	}
-	return e.db.Ent.RefreshToken.GetX(context.Background(), fositestore.RowID(sig)).RequestID
+	return e.db.Ent.RefreshChain.GetX(context.Background(), ref.Chain).RequestID
 }
 
 // TestRefreshLeewayOff: with no leeway a used token is reuse at once, as it
@@ -333,8 +332,9 @@ func TestConcurrentRefreshLeeway(t *testing.T) {
 					}
 				}
 				grant := grantOf(t, e, p)
-				if rows := e.db.Ent.RefreshToken.Query().Where(refreshtoken.RequestID(grant)).CountX(context.Background()); rows != 2 {
-					t.Errorf("%d refresh token rows in the chain, want the login's and one successor", rows)
+				chains := e.db.Ent.RefreshChain.Query().Where(refreshchain.RequestID(grant)).AllX(context.Background())
+				if len(chains) != 1 || chains[0].Generation != 1 {
+					t.Errorf("chain rows %+v, want one, rotated once (the login's token and one successor)", chains)
 				}
 				e.mustRefresh(wins[0]["refresh_token"].(string))
 			})
@@ -415,6 +415,59 @@ func TestRefreshChecks(t *testing.T) {
 		e.refused("a token of a user that is gone", "mobile", goneToken)
 		if status, m := e.refresh("mobile", stored("g-no-offline", "7", "openid")); status != 403 || m["error"] != "scope_not_granted" {
 			t.Errorf("a grant without offline_access: %d %v", status, m)
+		}
+	})
+}
+
+// TestRefreshChainRows: however often a login is refreshed, it keeps one
+// chain row and writes no access token rows; the previous refresh's access
+// token stays on record with the newest's, so requests in flight keep
+// working; and a token from far back in the chain is still recognised:
+// presenting it revokes the chain. On every engine.
+func TestRefreshChainRows(t *testing.T) {
+	const rotations = 50
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		e := newRefreshEnv(t, db, 5*time.Second)
+		ctx := context.Background()
+		login := e.login()
+		rows := func() (chains, access int) {
+			t.Helper()
+			return db.Ent.RefreshChain.Query().CountX(ctx), db.Ent.AccessToken.Query().CountX(ctx)
+		}
+		chains0, access0 := rows()
+		if chains0 != 1 {
+			t.Fatalf("a login wrote %d chain rows, want 1", chains0)
+		}
+		tokens := []string{login["refresh_token"].(string)}
+		var prevAccess any
+		for i := range rotations {
+			e.clock.Advance(time.Minute)
+			m := e.mustRefresh(tokens[len(tokens)-1])
+			tokens = append(tokens, m["refresh_token"].(string))
+			if chains, access := rows(); chains != chains0 || access != access0 {
+				t.Fatalf("after %d rotations: %d chain rows, %d access token rows; want %d, %d", i+1, chains, access, chains0, access0)
+			}
+			if prevAccess != nil && e.userinfo(prevAccess) != 200 {
+				t.Fatalf("after %d rotations the previous refresh's access token is refused", i+1)
+			}
+			if e.userinfo(m["access_token"]) != 200 {
+				t.Fatalf("after %d rotations the new access token is refused", i+1)
+			}
+			prevAccess = m["access_token"]
+		}
+		chain := db.Ent.RefreshChain.Query().OnlyX(ctx)
+		if chain.Generation != rotations || !chain.Active {
+			t.Errorf("chain at generation %d (active %v), want %d", chain.Generation, chain.Active, rotations)
+		}
+
+		e.clock.Advance(time.Minute)
+		e.refused("a token 47 rotations back", "mobile", tokens[3])
+		e.refused("the newest token after an old one's reuse", "mobile", tokens[len(tokens)-1])
+		if e.userinfo(prevAccess) != 401 {
+			t.Error("the revoked chain's access token still works")
+		}
+		if chains, _ := rows(); chains != chains0 {
+			t.Errorf("%d chain rows after the revocation, want %d", chains, chains0)
 		}
 	})
 }

@@ -56,7 +56,7 @@ const (
 var userRefs = map[string]userRef{
 	"users":                {"id", byID},
 	"access_tokens":        {"subject", bySubject},
-	"refresh_tokens":       {"subject", bySubject},
+	"refresh_chains":       {"subject", bySubject},
 	"authorize_codes":      {"subject", bySubject},
 	"pkce_requests":        {"subject", bySubject},
 	"browser_sessions":     {"user_id", byID},
@@ -289,7 +289,7 @@ func TestEraseAccount(t *testing.T) {
 		}
 		target := erasedUser{id: ada.ID, username: "ada.l", email: "ada@example.com", pictureKey: *ada.PictureKey}
 		before := userRows(t, s.app.db, target)
-		for _, table := range []string{"users.id", "access_tokens.subject", "refresh_tokens.subject", "authorize_codes.subject",
+		for _, table := range []string{"users.id", "access_tokens.subject", "refresh_chains.subject", "authorize_codes.subject",
 			"pkce_requests.subject", "browser_sessions.user_id", "consents.user_id", "one_time_codes.user_id",
 			"passkeys.user_id", "web_authn_challenges.user_id",
 			"login_throttles.id", "rate_limit_windows.id", "outbox_messages.recipient"} {

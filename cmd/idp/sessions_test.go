@@ -17,7 +17,7 @@ import (
 	"idp/ent/authorizecode"
 	"idp/ent/browsersession"
 	"idp/ent/onetimecode"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/user"
 )
 
@@ -360,10 +360,15 @@ func TestExportHoldsNoSecret(t *testing.T) {
 		u := db.User.Query().Where(user.ID(created.User.ID)).OnlyX(ctx)
 		add("password hash", u.PasswordHash)
 		add("password hash's digest", u.PasswordHash[strings.LastIndex(u.PasswordHash, "$")+1:])
-		for _, row := range db.RefreshToken.Query().Where(refreshtoken.Subject(sub)).AllX(ctx) {
-			add("refresh token row key", row.ID)
+		for _, row := range db.RefreshChain.Query().Where(refreshchain.Subject(sub)).AllX(ctx) {
+			add("refresh chain row key", row.ID)
 			add("grant id", row.RequestID)
-			add("access token row key", row.AccessTokenID)
+			add("refresh token row key", row.Hash)
+			for _, id := range []*string{row.Access, row.PrevAccess, row.PrevHash} {
+				if id != nil {
+					add("token row key", *id)
+				}
+			}
 		}
 		for _, row := range db.AccessToken.Query().Where(accesstoken.Subject(sub)).AllX(ctx) {
 			add("access token row key", row.ID)

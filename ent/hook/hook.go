@@ -152,16 +152,16 @@ func (f RateLimitWindowFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RateLimitWindowMutation", m)
 }
 
-// The RefreshTokenFunc type is an adapter to allow the use of ordinary
-// function as RefreshToken mutator.
-type RefreshTokenFunc func(context.Context, *ent.RefreshTokenMutation) (ent.Value, error)
+// The RefreshChainFunc type is an adapter to allow the use of ordinary
+// function as RefreshChain mutator.
+type RefreshChainFunc func(context.Context, *ent.RefreshChainMutation) (ent.Value, error)
 
 // Mutate calls f(ctx, m).
-func (f RefreshTokenFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
-	if mv, ok := m.(*ent.RefreshTokenMutation); ok {
+func (f RefreshChainFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RefreshChainMutation); ok {
 		return f(ctx, mv)
 	}
-	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RefreshTokenMutation", m)
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RefreshChainMutation", m)
 }
 
 // The SigningKeyFunc type is an adapter to allow the use of ordinary

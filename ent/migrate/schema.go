@@ -328,45 +328,43 @@ var (
 			},
 		},
 	}
-	// RefreshTokensColumns holds the columns for the "refresh_tokens" table.
-	RefreshTokensColumns = []*schema.Column{
-		{Name: "id", Type: field.TypeString, Size: 64},
+	// RefreshChainsColumns holds the columns for the "refresh_chains" table.
+	RefreshChainsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 32},
 		{Name: "request_id", Type: field.TypeString, Size: 64},
 		{Name: "client_id", Type: field.TypeString, Size: 128},
 		{Name: "subject", Type: field.TypeString, Size: 128},
 		{Name: "requested_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "request", Type: field.TypeBytes},
-		{Name: "access_token_id", Type: field.TypeString, Nullable: true, Size: 64},
-		{Name: "parent_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "hash", Type: field.TypeString, Size: 64},
+		{Name: "generation", Type: field.TypeInt64},
+		{Name: "prev_hash", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "rotated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "access", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "prev_access", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "active", Type: field.TypeBool, Default: true},
-		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 	}
-	// RefreshTokensTable holds the schema information for the "refresh_tokens" table.
-	RefreshTokensTable = &schema.Table{
-		Name:       "refresh_tokens",
-		Columns:    RefreshTokensColumns,
-		PrimaryKey: []*schema.Column{RefreshTokensColumns[0]},
+	// RefreshChainsTable holds the schema information for the "refresh_chains" table.
+	RefreshChainsTable = &schema.Table{
+		Name:       "refresh_chains",
+		Columns:    RefreshChainsColumns,
+		PrimaryKey: []*schema.Column{RefreshChainsColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "refreshtoken_request_id_parent_id",
-				Unique:  true,
-				Columns: []*schema.Column{RefreshTokensColumns[1], RefreshTokensColumns[8]},
+				Name:    "refreshchain_request_id",
+				Unique:  false,
+				Columns: []*schema.Column{RefreshChainsColumns[1]},
 			},
 			{
-				Name:    "refreshtoken_subject",
+				Name:    "refreshchain_subject",
 				Unique:  false,
-				Columns: []*schema.Column{RefreshTokensColumns[3]},
+				Columns: []*schema.Column{RefreshChainsColumns[3]},
 			},
 			{
-				Name:    "refreshtoken_expires_at",
+				Name:    "refreshchain_expires_at",
 				Unique:  false,
-				Columns: []*schema.Column{RefreshTokensColumns[5]},
-			},
-			{
-				Name:    "refreshtoken_access_token_id",
-				Unique:  false,
-				Columns: []*schema.Column{RefreshTokensColumns[7]},
+				Columns: []*schema.Column{RefreshChainsColumns[5]},
 			},
 		},
 	}
@@ -475,7 +473,7 @@ var (
 		PasskeysTable,
 		PictureDeletionsTable,
 		RateLimitWindowsTable,
-		RefreshTokensTable,
+		RefreshChainsTable,
 		SigningKeysTable,
 		UsersTable,
 		WebAuthnChallengesTable,

@@ -42,8 +42,8 @@ type PictureDeletion func(*sql.Selector)
 // RateLimitWindow is the predicate function for ratelimitwindow builders.
 type RateLimitWindow func(*sql.Selector)
 
-// RefreshToken is the predicate function for refreshtoken builders.
-type RefreshToken func(*sql.Selector)
+// RefreshChain is the predicate function for refreshchain builders.
+type RefreshChain func(*sql.Selector)
 
 // SigningKey is the predicate function for signingkey builders.
 type SigningKey func(*sql.Selector)

@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"time"
-
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
@@ -26,8 +24,8 @@ func tokenFields() []ent.Field {
 
 // AccessToken records an issued access token so that introspection and this
 // service's own endpoints can tell when its grant was revoked. Access tokens
-// issued by a refresh grant have no row here: the refresh token issued with
-// them records them (RefreshToken.access_token_id).
+// issued by a refresh grant have no row here: their chain records the newest
+// two (RefreshChain.access, prev_access).
 type AccessToken struct {
 	ent.Schema
 }
@@ -44,38 +42,46 @@ func (AccessToken) Indexes() []ent.Index {
 	}
 }
 
-// RefreshToken records an issued refresh token. A used or revoked token keeps
-// its row until it expires: presenting it again is how reuse is detected. A
-// token is used once a row names it as parent_id, and revoked once inactive.
-// Recording the rotation on the new row lets a refresh grant write one row
-// and nothing else, without a transaction: the unique index on (request_id,
-// parent_id) makes the second of two rotations of one token fail, as a
-// parent and its successors share their grant.
-type RefreshToken struct {
+// RefreshChain is a refresh-token chain: one login (one grant, one request
+// id) and all its refreshes, in one row whatever the number of rotations.
+// The row holds the newest token (hash, its generation) and, for the
+// retry of a lost answer, the one it replaced (prev_hash, rotated_at).
+// Tokens carry the chain's id and their generation, authenticated by
+// their HMAC, so that an older token still finds its chain: presenting it
+// is reuse, and revokes the chain. Rotation is one conditional UPDATE of
+// this row, keyed by id, without a transaction.
+type RefreshChain struct {
 	ent.Schema
 }
 
-// Fields of the RefreshToken.
-func (RefreshToken) Fields() []ent.Field {
-	return append(tokenFields(),
-		field.String("access_token_id").MaxLen(64).Optional(),
-		field.String("parent_id").MaxLen(64).Optional().Nillable().Immutable().
-			Comment("the row of the refresh token this one replaced"),
+// Fields of the RefreshChain.
+func (RefreshChain) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("id").MaxLen(32).NotEmpty().Immutable().
+			Comment("random, carried by the chain's refresh tokens and by its refreshes' access tokens' jti"),
+		field.String("request_id").MaxLen(64).NotEmpty().Immutable(),
+		field.String("client_id").MaxLen(128).Immutable(),
+		field.String("subject").MaxLen(128).Immutable(),
+		field.Time("requested_at").SchemaType(precise).Immutable().Comment("when the login began"),
+		field.Time("expires_at").SchemaType(precise).Comment("the newest token's expiry"),
+		field.Bytes("request").Comment("the newest token's sanitised request and session as JSON"),
+		field.String("hash").MaxLen(64).NotEmpty().Comment("SHA-256 of the newest token's signature"),
+		field.Int64("generation").NonNegative().Comment("the newest token's: 0 for the login's, one more per rotation"),
+		field.String("prev_hash").MaxLen(64).Optional().Nillable().Comment("SHA-256 of the signature of the token the newest replaced"),
+		field.Time("rotated_at").SchemaType(precise).Comment("when the newest token was written"),
+		field.String("access").MaxLen(64).Optional().Nillable().Comment("row id of the access token issued with the newest refresh"),
+		field.String("prev_access").MaxLen(64).Optional().Nillable().Comment("row id of the access token issued with the previous one"),
 		field.Bool("active").Default(true),
-		field.Time("created_at").SchemaType(precise).Default(time.Now).Immutable(),
-	)
+	}
 }
 
-// Indexes of the RefreshToken. A refresh grant records its new access
-// token on the new refresh token's row (access_token_id) instead of a row of
-// its own, so access tokens are also looked up there. One index serves the
-// grant's rows (request_id) and rotation (parent_id, unique within the
-// grant): every index costs each refresh a write, on SQLite pages of WAL.
-func (RefreshToken) Indexes() []ent.Index {
+// Indexes of the RefreshChain: every lookup by token is by id; the request
+// id serves revocation, the subject a user's logins, the expiry the
+// sweeper. Rotation changes only expires_at among indexed columns.
+func (RefreshChain) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("request_id", "parent_id").Unique(),
+		index.Fields("request_id"),
 		index.Fields("subject"),
 		index.Fields("expires_at"),
-		index.Fields("access_token_id"),
 	}
 }

@@ -2,28 +2,25 @@ package fositestore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"idp/database"
 	"idp/ent/accesstoken"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/oauth/token"
 )
 
 // Login is one live refresh-token chain of a subject: a login (a password
 // grant, a signup, a code exchange) and all its refreshes, which share the
-// grant's request id.
+// grant's request id and one chain row.
 type Login struct {
 	// RequestID names the grant; RevokeGrant ends it. It is an internal
 	// name, not for showing.
 	RequestID string
 	ClientID  string
-	// CreatedAt is when the chain began: its first token's requested_at
-	// (or, once that row has expired and been swept, the login's
-	// auth_time from the session every rotation copies).
+	// CreatedAt is when the chain began: the login's requested_at.
 	CreatedAt time.Time
 	// LastUsedAt is when its newest token was written: the last refresh,
 	// or the login itself.
@@ -33,21 +30,12 @@ type Login struct {
 	UserAgent string
 }
 
-// loginsQuery reads the newest token of each live chain of a subject: an
-// active, unexpired row that no row names as its parent (the unique index
-// on request_id, parent_id answers that), with the chain's first row (the
-// one without a parent, on the same index) for when the chain began. The
-// subject index bounds the rows read to the user's. The first row's time
-// is read as a column, not as an aggregate: SQLite's driver returns an
-// aggregate of a time column as text.
-const loginsQuery = "SELECT r." + refreshtoken.FieldRequestID + ", r." + refreshtoken.FieldClientID + ", r." +
-	refreshtoken.FieldRequestedAt + ", r." + refreshtoken.FieldCreatedAt + ", r." + refreshtoken.FieldRequest +
-	", f." + refreshtoken.FieldRequestedAt +
-	" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + refreshtoken.Table + " AS f ON f." + refreshtoken.FieldRequestID +
-	" = r." + refreshtoken.FieldRequestID + " AND f." + refreshtoken.FieldParentID + " IS NULL" +
-	" WHERE r." + refreshtoken.FieldSubject + " = ? AND r." + refreshtoken.FieldActive + " AND r." + refreshtoken.FieldExpiresAt + " > ?" +
-	" AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID +
-	" = r." + refreshtoken.FieldRequestID + " AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + ")"
+// loginsQuery reads the live chains of a subject: active and unexpired.
+// The subject index bounds the rows read to the user's.
+const loginsQuery = "SELECT " + refreshchain.FieldRequestID + ", " + refreshchain.FieldClientID + ", " +
+	refreshchain.FieldRequestedAt + ", " + refreshchain.FieldRotatedAt + ", " + refreshchain.FieldRequest +
+	" FROM " + refreshchain.Table + " WHERE " + refreshchain.FieldSubject + " = ? AND " + refreshchain.FieldActive +
+	" AND " + refreshchain.FieldExpiresAt + " > ?"
 
 // Logins returns the live refresh-token chains of subject at now, in no
 // particular order. A grant without a refresh token (a client that may not
@@ -60,21 +48,15 @@ func (s *Store) Logins(ctx context.Context, subject string, now time.Time) ([]Lo
 	}
 	defer rows.Close()
 	var out []Login
-	seen := make(map[string]bool)
 	for rows.Next() {
 		var (
 			l                  Login
-			requested, created time.Time
+			requested, rotated time.Time
 			data               []byte
-			first              sql.NullTime
 		)
-		if err := rows.Scan(&l.RequestID, &l.ClientID, &requested, &created, &data, &first); err != nil {
+		if err := rows.Scan(&l.RequestID, &l.ClientID, &requested, &rotated, &data); err != nil {
 			return nil, MapError(err)
 		}
-		if seen[l.RequestID] {
-			continue // a chain has one newest token; never list one twice
-		}
-		seen[l.RequestID] = true
 		var sess token.Session
 		var sr StoredRequest
 		if err := json.Unmarshal(data, &sr); err != nil {
@@ -84,17 +66,10 @@ func (s *Store) Logins(ctx context.Context, subject string, now time.Time) ([]Lo
 			return nil, fmt.Errorf("oauth: stored session: %w", err)
 		}
 		l.UserAgent = sess.UserAgent
-		l.LastUsedAt = created.UTC()
-		switch {
-		case first.Valid:
-			l.CreatedAt = first.Time.UTC()
-		case !sess.AuthTime.IsZero():
-			l.CreatedAt = sess.AuthTime.UTC()
-		default:
-			l.CreatedAt = requested.UTC()
-		}
+		l.CreatedAt = requested.UTC()
+		l.LastUsedAt = rotated.UTC()
 		if l.LastUsedAt.Before(l.CreatedAt) {
-			// requested_at is fosite's clock, created_at the store's.
+			// requested_at is fosite's clock, rotated_at the store's.
 			l.LastUsedAt = l.CreatedAt
 		}
 		out = append(out, l)
@@ -106,25 +81,25 @@ func (s *Store) Logins(ctx context.Context, subject string, now time.Time) ([]Lo
 }
 
 // Queries of GrantOfAccessToken: the grant an access token belongs to, by
-// its own row or by the refresh token row that records it (see
-// accessTokenOnRecord).
+// its own row or by its chain's row (see accessTokenOnRecord).
 const (
 	grantOfAccessTokenQuery = "SELECT " + accesstoken.FieldRequestID + " FROM " + accesstoken.Table +
 		" WHERE " + accesstoken.FieldID + " = ? AND " + accesstoken.FieldSubject + " = ?"
-	grantOfRefreshRowQuery = "SELECT " + refreshtoken.FieldRequestID + " FROM " + refreshtoken.Table +
-		" WHERE " + refreshtoken.FieldAccessTokenID + " = ? AND " + refreshtoken.FieldSubject + " = ?"
+	grantOfChainQuery = "SELECT " + refreshchain.FieldRequestID + " FROM " + refreshchain.Table +
+		" WHERE " + refreshchain.FieldID + " = ? AND " + refreshchain.FieldSubject + " = ? AND (" +
+		refreshchain.FieldAccess + " = ? OR " + refreshchain.FieldPrevAccess + " = ?)"
 )
 
 // GrantOfAccessToken returns the request id of the grant the access token
 // with this signature belongs to, while it is on record for subject; ""
-// when it is not. onRefreshRow is as for AccessTokenActive.
-func (s *Store) GrantOfAccessToken(ctx context.Context, signature, subject string, onRefreshRow bool) (string, error) {
-	query := grantOfAccessTokenQuery
-	if onRefreshRow {
-		query = grantOfRefreshRowQuery
+// when it is not. chain is as for AccessTokenActive.
+func (s *Store) GrantOfAccessToken(ctx context.Context, signature, subject, chain string) (string, error) {
+	query, args := grantOfAccessTokenQuery, []any{RowID(signature), subject}
+	if chain != "" {
+		query, args = grantOfChainQuery, []any{chain, subject, RowID(signature), RowID(signature)}
 	}
 	var requestID string
-	found, err := s.queryRow(ctx, query, []any{RowID(signature), subject}, &requestID)
+	found, err := s.queryRow(ctx, query, args, &requestID)
 	if !found || err != nil {
 		return "", err
 	}
@@ -138,8 +113,8 @@ func (s *Store) GrantOfAccessToken(ctx context.Context, signature, subject strin
 func (s *Store) EndLogin(ctx context.Context, subject, requestID string) (bool, error) {
 	ended := false
 	err := database.InTx(ctx, s.db, func(ctx context.Context) error {
-		ok, err := s.client(ctx).RefreshToken.Query().
-			Where(refreshtoken.RequestID(requestID), refreshtoken.Subject(subject), refreshtoken.Active(true)).
+		ok, err := s.client(ctx).RefreshChain.Query().
+			Where(refreshchain.RequestID(requestID), refreshchain.Subject(subject), refreshchain.Active(true)).
 			Exist(ctx)
 		if err != nil || !ok {
 			return MapError(err)

@@ -14,7 +14,7 @@ import (
 
 // TestLogins: a subject's live refresh-token chains, one per grant however
 // often it was rotated, with when it began (its first token), when it was
-// last used (its newest token) and the user agent its session carries;
+// last used (its newest token's rotation) and the user agent its session carries;
 // revoked, expired and other subjects' chains are left out. On every
 // engine.
 func TestLogins(t *testing.T) {
@@ -30,11 +30,11 @@ func TestLogins(t *testing.T) {
 			req.Session.(*token.Session).Subject = subject
 			req.Session.(*token.Session).UserAgent = ua
 			began[grant] = req.RequestedAt
-			if err := s.CreateRefreshTokenSession(ctx, sig, "at-"+sig, req); err != nil {
+			if err := s.CreateRefreshTokenSession(ctx, ref("c-"+grant, 0, sig).String(), "at-"+sig, req); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rotate := func(grant, presented, next, ua string) {
+		rotate := func(grant string, generation int64, presented, next, ua string) {
 			t.Helper()
 			req := request(grant)
 			req.Session.(*token.Session).UserAgent = ua // as a refresh copies it
@@ -42,7 +42,7 @@ func TestLogins(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Rotate(ctx, RowID(presented), next, "at-"+next, req, data); err != nil {
+			if err := s.Rotate(ctx, ref("c-"+grant, generation, presented), ref("c-"+grant, generation+1, next), "at-"+next, req, data); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -63,8 +63,8 @@ func TestLogins(t *testing.T) {
 		}
 
 		login("g1", "rt-1", "7", "App/1 (phone)")
-		rotate("g1", "rt-1", "rt-2", "App/1 (phone)")
-		rotate("g1", "rt-2", "rt-3", "App/1 (phone)")
+		rotate("g1", 0, "rt-1", "rt-2", "App/1 (phone)")
+		rotate("g1", 1, "rt-2", "rt-3", "App/1 (phone)")
 		login("g2", "rt-g2", "7", "")
 		login("revoked", "rt-revoked", "7", "")
 		if err := s.RevokeGrant(ctx, "revoked"); err != nil {
@@ -72,7 +72,7 @@ func TestLogins(t *testing.T) {
 		}
 		expired := request("expired")
 		expired.Session.(*token.Session).SetExpiresAt(fosite.RefreshToken, time.Now().Add(-time.Minute))
-		if err := s.CreateRefreshTokenSession(ctx, "rt-expired", "", expired); err != nil {
+		if err := s.CreateRefreshTokenSession(ctx, ref("c-expired", 0, "rt-expired").String(), "", expired); err != nil {
 			t.Fatal(err)
 		}
 		db.Ent.User.Create().SetID(8).SetUsername("other").SetEmail("other@example.com").SetPasswordHash("h").
@@ -98,27 +98,11 @@ func TestLogins(t *testing.T) {
 			t.Errorf("logins of 9: %v", got)
 		}
 
-		// The chain's first row gone (swept once expired, while the chain
-		// lives on): it began at the login's auth_time.
-		authTime := time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC)
-		req := request("long")
-		req.Session.(*token.Session).AuthTime = authTime
-		if err := s.CreateRefreshTokenSession(ctx, "rt-long", "", req); err != nil {
-			t.Fatal(err)
-		}
-		data, _ := EncodeRequest(req)
-		if err := s.Rotate(ctx, RowID("rt-long"), "rt-long-2", "at-long-2", req, data); err != nil {
-			t.Fatal(err)
-		}
-		db.Ent.RefreshToken.DeleteOneID(RowID("rt-long")).ExecX(ctx)
-		if l := logins("7")["long"]; !l.CreatedAt.Equal(authTime) {
-			t.Errorf("a chain without its first row: %+v, want begun at %v", l, authTime)
-		}
 	})
 }
 
 // TestGrantOfAccessToken: the grant of an access token, by its own row or
-// by the refresh row that records it, only for its own subject.
+// by the chain row that records it, only for its own subject.
 func TestGrantOfAccessToken(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
@@ -126,23 +110,22 @@ func TestGrantOfAccessToken(t *testing.T) {
 		if err := s.CreateAccessTokenSession(ctx, "at-login", request("g1")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateRefreshTokenSession(ctx, "rt-1", "at-refreshed", request("g2")); err != nil {
-			t.Fatal(err)
-		}
+		refreshed(t, s, request("g2"), "c2", "at-refreshed")
 		tests := []struct {
 			name, sig, subject string
-			onRefreshRow       bool
+			chain              string
 			want               string
 		}{
-			{"own row", "at-login", "7", false, "g1"},
-			{"on a refresh row", "at-refreshed", "7", true, "g2"},
-			{"own row, looked for on refresh rows", "at-login", "7", true, ""},
-			{"another subject", "at-login", "8", false, ""},
-			{"another subject, refresh row", "at-refreshed", "8", true, ""},
-			{"unknown", "at-unknown", "7", false, ""},
+			{"own row", "at-login", "7", "", "g1"},
+			{"on a chain row", "at-refreshed", "7", "c2", "g2"},
+			{"own row, looked for on a chain row", "at-login", "7", "c2", ""},
+			{"on a chain row, looked for on another", "at-refreshed", "7", "c1", ""},
+			{"another subject", "at-login", "8", "", ""},
+			{"another subject, chain row", "at-refreshed", "8", "c2", ""},
+			{"unknown", "at-unknown", "7", "", ""},
 		}
 		for _, tt := range tests {
-			got, err := s.GrantOfAccessToken(ctx, tt.sig, tt.subject, tt.onRefreshRow)
+			got, err := s.GrantOfAccessToken(ctx, tt.sig, tt.subject, tt.chain)
 			if err != nil || got != tt.want {
 				t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
 			}
@@ -160,12 +143,10 @@ func TestEndLogin(t *testing.T) {
 		if err := s.CreateAccessTokenSession(ctx, "at-1", request("g1")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateRefreshTokenSession(ctx, "rt-1", "", request("g1")); err != nil {
+		if err := s.CreateRefreshTokenSession(ctx, ref("c1", 0, "rt-1").String(), "", request("g1")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateRefreshTokenSession(ctx, "rt-2", "at-2", request("g2")); err != nil {
-			t.Fatal(err)
-		}
+		refreshed(t, s, request("g2"), "c2", "at-2")
 		end := func(subject, grant string, want bool) {
 			t.Helper()
 			got, err := s.EndLogin(ctx, subject, grant)
@@ -175,8 +156,8 @@ func TestEndLogin(t *testing.T) {
 		}
 		live := func() bool {
 			t.Helper()
-			_, err := s.GetRefreshTokenSession(ctx, "rt-1", nil)
-			active, aerr := s.AccessTokenActive(ctx, "at-1", "7", false)
+			_, err := s.GetRefreshTokenSession(ctx, ref("c1", 0, "rt-1").String(), nil)
+			active, aerr := s.AccessTokenActive(ctx, "at-1", "7", "")
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
@@ -195,10 +176,24 @@ func TestEndLogin(t *testing.T) {
 			t.Error("the ended login still works")
 		}
 		end("7", "g1", false)
-		if active, err := s.AccessTokenActive(ctx, "at-2", "7", true); !active || err != nil {
+		if active, err := s.AccessTokenActive(ctx, "at-2", "7", "c2"); !active || err != nil {
 			t.Errorf("another grant of the user ended: %v, %v", active, err)
 		}
 	})
+}
+
+// refreshed stores a login's chain for req and its first refresh, which
+// records the access token access on the chain row.
+func refreshed(t *testing.T, s *Store, req *fosite.Request, chain, access string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.CreateRefreshTokenSession(ctx, ref(chain, 0, "rt-"+chain).String(), "", req); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := EncodeRequest(req)
+	if err := s.Rotate(ctx, ref(chain, 0, "rt-"+chain), ref(chain, 1, "rt-"+chain+"-2"), access, req, data); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // near reports whether a time read back is t as the engine keeps it:

@@ -5,7 +5,7 @@ import (
 
 	"idp/database"
 	"idp/ent/accesstoken"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 )
 
 // RevokeSessionGrants ends the grants of subject and client whose stored
@@ -15,9 +15,9 @@ import (
 func (s *Store) RevokeSessionGrants(ctx context.Context, subject, clientID string, match func(request []byte) bool) error {
 	return database.InTx(ctx, s.db, func(ctx context.Context) error {
 		c := s.client(ctx)
-		refresh, err := c.RefreshToken.Query().
-			Where(refreshtoken.Subject(subject), refreshtoken.ClientID(clientID), refreshtoken.Active(true)).
-			Select(refreshtoken.FieldRequestID, refreshtoken.FieldRequest).All(ctx)
+		refresh, err := c.RefreshChain.Query().
+			Where(refreshchain.Subject(subject), refreshchain.ClientID(clientID), refreshchain.Active(true)).
+			Select(refreshchain.FieldRequestID, refreshchain.FieldRequest).All(ctx)
 		if err != nil {
 			return MapError(err)
 		}

@@ -8,6 +8,7 @@ package fositestore
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -15,10 +16,10 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	entdialect "entgo.io/ent/dialect"
-	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/storage"
@@ -26,7 +27,7 @@ import (
 	"idp/database"
 	"idp/ent"
 	"idp/ent/accesstoken"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"idp/ent/user"
 	"idp/oauth/token"
 	"idp/ratelimit"
@@ -238,47 +239,81 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	})
 }
 
+// accessRef splits what the storage knows an access token by: chain "."
+// signature for one recorded on its chain's row (a refresh grant's; see
+// token.ChainOf and Strategy.AccessTokenSignature), the bare signature for
+// one with a row of its own.
+func accessRef(signature string) (chain, sig string) {
+	if chain, sig, ok := strings.Cut(signature, "."); ok {
+		return chain, sig
+	}
+	return "", signature
+}
+
 // GetAccessTokenSession implements oauth2.AccessTokenStorage: the access
-// token's own row, or the refresh token row that records it.
+// token's own row, or the chain row that records it.
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	id := RowID(signature)
-	row, err := s.client(ctx).AccessToken.Get(ctx, id)
-	if err == nil {
+	chain, sig := accessRef(signature)
+	id := RowID(sig)
+	if chain == "" {
+		row, err := s.client(ctx).AccessToken.Get(ctx, id)
+		if err != nil {
+			return nil, MapError(err)
+		}
 		return s.decodeRequest(ctx, row.Request, session)
 	}
-	if !ent.IsNotFound(err) {
-		return nil, MapError(err)
-	}
-	rt, err := s.client(ctx).RefreshToken.Query().Where(refreshtoken.AccessTokenID(id)).First(ctx)
+	c, err := s.client(ctx).RefreshChain.Query().
+		Where(refreshchain.ID(chain), refreshchain.Or(refreshchain.Access(id), refreshchain.PrevAccess(id))).
+		Only(ctx)
 	if err != nil {
 		return nil, MapError(err)
 	}
-	return s.decodeRequest(ctx, rt.Request, session)
+	return s.decodeRequest(ctx, c.Request, session)
 }
 
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	id := RowID(signature)
-	if _, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.ID(id)).Exec(ctx); err != nil {
+	chain, sig := accessRef(signature)
+	id := RowID(sig)
+	if chain == "" {
+		_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.ID(id)).Exec(ctx)
 		return MapError(err)
 	}
-	_, err := s.client(ctx).RefreshToken.Update().Where(refreshtoken.AccessTokenID(id)).ClearAccessTokenID().Save(ctx)
+	if _, err := s.client(ctx).RefreshChain.Update().Where(refreshchain.ID(chain), refreshchain.Access(id)).
+		ClearAccess().Save(ctx); err != nil {
+		return MapError(err)
+	}
+	_, err := s.client(ctx).RefreshChain.Update().Where(refreshchain.ID(chain), refreshchain.PrevAccess(id)).
+		ClearPrevAccess().Save(ctx)
 	return MapError(err)
 }
 
-// accessTokenOnRecord and accessTokenOnRefreshRow are the conditions, on
-// the access token's row id and subject, that it is still on record for
-// that subject: its own row, or the refresh token row that records it.
-// Revocation deletes the one and clears the other. The bearer check knows
-// from the token which applies (onRefreshRow): asking for either in one
-// query cost MariaDB a third more. The subject is compared so that a token
-// whose record exists speaks only for the subject the record was issued to.
+// accessTokenOnRecord and accessTokenOnChain are the conditions that an
+// access token is still on record for a subject: its own row (arguments:
+// row id, subject), or its chain's row (chain, subject, row id twice),
+// which records the access tokens of the newest two refreshes, so that an
+// app's requests in flight with the previous one keep working. Revocation
+// deletes the one and clears the other. The bearer check knows from the
+// token which applies (token.ChainOf): asking for either in one query cost
+// MariaDB a third more. The subject is compared so that a token whose
+// record exists speaks only for the subject the record was issued to.
 const (
 	accessTokenOnRecord = "EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ? AND " +
 		accesstoken.FieldSubject + " = ?)"
-	accessTokenOnRefreshRow = "EXISTS (SELECT 1 FROM " + refreshtoken.Table + " WHERE " + refreshtoken.FieldAccessTokenID + " = ? AND " +
-		refreshtoken.FieldSubject + " = ?)"
+	accessTokenOnChain = "EXISTS (SELECT 1 FROM " + refreshchain.Table + " WHERE " + refreshchain.FieldID + " = ? AND " +
+		refreshchain.FieldSubject + " = ? AND (" + refreshchain.FieldAccess + " = ? OR " + refreshchain.FieldPrevAccess + " = ?))"
 )
+
+// onRecord is the condition that the access token with this signature is
+// on record for subject, with its arguments; chain is token.ChainOf of its
+// jti.
+func onRecord(signature, subject, chain string) (string, []any) {
+	if chain != "" {
+		id := RowID(signature)
+		return accessTokenOnChain, []any{chain, subject, id, id}
+	}
+	return accessTokenOnRecord, []any{RowID(signature), subject}
+}
 
 // queryRow runs a fixed query (see activeUserQuery) that returns at most one
 // row and scans it into dest; found is false when there is no row. ent has
@@ -301,13 +336,11 @@ func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...
 
 // AccessTokenActive reports whether the access token with this signature is
 // still on record for subject, that is, its grant has not been revoked.
-func (s *Store) AccessTokenActive(ctx context.Context, signature, subject string, onRefreshRow bool) (bool, error) {
-	query := "SELECT " + accessTokenOnRecord
-	if onRefreshRow {
-		query = "SELECT " + accessTokenOnRefreshRow
-	}
+// chain is token.ChainOf of the token's jti.
+func (s *Store) AccessTokenActive(ctx context.Context, signature, subject, chain string) (bool, error) {
+	cond, args := onRecord(signature, subject, chain)
 	var live bool
-	_, err := s.queryRow(ctx, query, []any{RowID(signature), subject}, &live)
+	_, err := s.queryRow(ctx, "SELECT "+cond, args, &live)
 	return live, err
 }
 
@@ -354,16 +387,14 @@ func (r *userRow) user() *ent.User {
 const activeUserQuery = "SELECT " + userColumns + " FROM " + user.Table + " AS u WHERE u." + user.FieldID + " = ? AND "
 
 // ActiveUser returns the user of a live access token in one indexed read:
-// the user row, provided the token's row is still on record for that user.
-// nil means the grant was revoked, the record is another subject's, or the
-// user is gone. The user's PasswordHash is empty.
-func (s *Store) ActiveUser(ctx context.Context, signature, subject string, onRefreshRow bool, userID int64) (*ent.User, error) {
-	query := activeUserQuery + accessTokenOnRecord
-	if onRefreshRow {
-		query = activeUserQuery + accessTokenOnRefreshRow
-	}
+// the user row, provided the token is still on record for that user (its
+// own row, or its chain's: chain is token.ChainOf of its jti). nil means
+// the grant was revoked, the record is another subject's, or the user is
+// gone. The user's PasswordHash is empty.
+func (s *Store) ActiveUser(ctx context.Context, signature, subject, chain string, userID int64) (*ent.User, error) {
+	cond, args := onRecord(signature, subject, chain)
 	var row userRow
-	found, err := s.queryRow(ctx, query, []any{userID, RowID(signature), subject}, row.dest()...)
+	found, err := s.queryRow(ctx, activeUserQuery+cond, append([]any{userID}, args...), row.dest()...)
 	if !found || err != nil {
 		return nil, err
 	}
@@ -371,34 +402,37 @@ func (s *Store) ActiveUser(ctx context.Context, signature, subject string, onRef
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage, for the
-// password grant. A refresh grant writes its token with Rotate.
-func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+// password grant, a signup and a code exchange: it starts a chain.
+// signature is the token's token.RefreshRef (generation 0, a new chain). A
+// refresh grant continues the chain with Rotate. The access token issued
+// with it has a row of its own (CreateAccessTokenSession).
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
+	ref, ok := token.ParseRefreshRef(signature)
+	if !ok || ref.Generation != 0 {
+		return fmt.Errorf("oauth: not the reference of a new chain's refresh token: %q", signature)
+	}
 	data, err := EncodeRequest(r)
 	if err != nil {
 		return err
 	}
 	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
-		return s.createRefreshToken(ctx, signature, accessSignature, r, data)
+		return MapError(s.client(ctx).RefreshChain.Create().
+			SetID(ref.Chain).
+			SetRequestID(r.GetID()).
+			SetClientID(r.GetClient().GetID()).
+			SetSubject(r.GetSession().GetSubject()).
+			SetRequestedAt(r.GetRequestedAt()).
+			SetExpiresAt(refreshExpiry(r)).
+			SetRequest(data).
+			SetHash(RowID(ref.Signature)).
+			SetGeneration(0).
+			SetRotatedAt(s.now().Truncate(time.Microsecond)).
+			Exec(ctx))
 	})
 }
 
-func (s *Store) createRefreshToken(ctx context.Context, signature, accessSignature string, r fosite.Requester, data []byte) error {
-	create := s.client(ctx).RefreshToken.Create().
-		SetID(RowID(signature)).
-		SetRequestID(r.GetID()).
-		SetClientID(r.GetClient().GetID()).
-		SetSubject(r.GetSession().GetSubject()).
-		SetRequestedAt(r.GetRequestedAt()).
-		SetExpiresAt(refreshExpiry(r)).
-		SetRequest(data)
-	if accessSignature != "" {
-		create.SetAccessTokenID(RowID(accessSignature))
-	}
-	return MapError(create.Exec(ctx))
-}
-
-// refreshExpiry is the expiry of r's refresh token row. An unlimited
-// refresh token still needs a date for the cleanup.
+// refreshExpiry is the expiry of r's refresh token. An unlimited refresh
+// token still needs a date for the cleanup.
 func refreshExpiry(r fosite.Requester) time.Time {
 	if exp := r.GetSession().GetExpiresAt(fosite.RefreshToken); !exp.IsZero() {
 		return exp
@@ -406,148 +440,132 @@ func refreshExpiry(r fosite.Requester) time.Time {
 	return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 }
 
-// GetRefreshTokenSession implements oauth2.RefreshTokenStorage, for
-// revocation and introspection. For a used or revoked token it returns the
-// request together with an error wrapping fosite.ErrInactiveToken.
-func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	// A fixed text that stays prepared instead of a query ent builds anew.
+// Chain is what a refresh grant reads of the presented token's chain, in
+// one round trip: the chain row and its user.
+type Chain struct {
+	Active  bool
+	Request []byte // the newest token's stored request (StoredRequest as JSON)
+	// Generation and Hash are the newest token's: its place in the chain
+	// and the SHA-256 of its signature (RowID).
+	Generation int64
+	Hash       string
+	// PrevHash is the token the newest replaced; not Valid for a chain
+	// not yet rotated. RotatedAt is when the newest was written.
+	PrevHash  sql.NullString
+	RotatedAt time.Time
+	// User is the chain's user, without the password hash; nil if gone.
+	User *ent.User
+}
+
+// Is reports whether the token ref is the chain's newest.
+func (c *Chain) Is(ref token.RefreshRef) bool {
+	return ref.Generation == c.Generation && subtle.ConstantTimeCompare([]byte(RowID(ref.Signature)), []byte(c.Hash)) == 1
+}
+
+// Replaced reports whether the token ref is the one the newest replaced.
+func (c *Chain) Replaced(ref token.RefreshRef) bool {
+	return ref.Generation == c.Generation-1 && c.PrevHash.Valid &&
+		subtle.ConstantTimeCompare([]byte(RowID(ref.Signature)), []byte(c.PrevHash.String)) == 1
+}
+
+// chainColumns read a Chain's own fields from alias c.
+const chainColumns = "c." + refreshchain.FieldActive + ", c." + refreshchain.FieldRequest + ", c." + refreshchain.FieldGeneration +
+	", c." + refreshchain.FieldHash + ", c." + refreshchain.FieldPrevHash + ", c." + refreshchain.FieldRotatedAt
+
+// chainQuery reads a Chain by its key. A refresh token's subject is a user
+// id (only the password grant issues refresh tokens); the cast to an
+// integer is written in the database's dialect (database.BigIntCast). Both
+// reads are by key.
+func chainQuery(dialect string) string {
+	return "SELECT " + chainColumns + ", " + userColumns + " FROM " + refreshchain.Table +
+		" AS c LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = " + database.BigIntCast(dialect, "c."+refreshchain.FieldSubject) +
+		" WHERE c." + refreshchain.FieldID + " = ?"
+}
+
+// Chain reads the chain whose id is chain, or nil if there is none.
+func (s *Store) Chain(ctx context.Context, chain string) (*Chain, error) {
 	var (
-		active bool
-		data   []byte
+		c    Chain
+		user userRow
 	)
-	found, err := s.queryRow(ctx, refreshTokenQuery, []any{RowID(signature)}, &active, &data)
-	if err != nil {
+	dest := append([]any{&c.Active, &c.Request, &c.Generation, &c.Hash, &c.PrevHash, &c.RotatedAt}, user.dest()...)
+	found, err := s.queryRow(ctx, chainQuery(s.client(ctx).Dialect()), []any{chain}, dest...)
+	if !found || err != nil {
 		return nil, err
 	}
-	if !found {
+	c.User = user.user()
+	return &c, nil
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage, for
+// revocation and introspection; signature is a token.RefreshRef. For a
+// token that is not its chain's newest (used) or whose chain was revoked
+// it returns the request together with an error wrapping
+// fosite.ErrInactiveToken.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	ref, ok := token.ParseRefreshRef(signature)
+	if !ok {
 		return nil, fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
 	}
-	r, err := s.decodeRequest(ctx, data, session)
+	c, err := s.Chain(ctx, ref.Chain)
 	if err != nil {
 		return nil, err
 	}
-	if !active {
+	if c == nil {
+		return nil, fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
+	}
+	r, err := s.decodeRequest(ctx, c.Request, session)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Active || !c.Is(ref) {
 		return r, fmt.Errorf("oauth: refresh token used or revoked: %w", fosite.ErrInactiveToken)
 	}
 	return r, nil
 }
 
-// refreshTokenQuery reads a refresh token and whether it is still usable:
-// active and not replaced by another (the unique index on request_id,
-// parent_id finds its successor).
-const refreshTokenQuery = "SELECT r." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " +
-	refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID + " = r." + refreshtoken.FieldRequestID +
-	" AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + "), r." + refreshtoken.FieldRequest +
-	" FROM " + refreshtoken.Table + " AS r WHERE r." + refreshtoken.FieldID + " = ?"
+// ErrRevoked: the presented token was revoked, rotated or its user erased
+// after it was read; Rotate and RecordReissue wrote nothing.
+var ErrRevoked = errors.New("oauth: refresh token rotated or revoked while refreshing")
 
-// PresentedRefresh is what a refresh grant reads of the presented token, in
-// one round trip: the token, its successor if it was rotated, and its user.
-type PresentedRefresh struct {
-	Active  bool
-	Request []byte // the stored request (StoredRequest as JSON)
-	// Successor is the token that replaced it, if any.
-	Successor Successor
-	// User is the token's user, without the password hash; nil if gone.
-	User *ent.User
-}
-
-// Successor is the refresh token that replaced another.
-type Successor struct {
-	ID      sql.NullString // its row; not Valid if there is none
-	Created sql.NullTime
-	// Newest: active and not replaced in turn.
-	Newest sql.NullBool
-}
-
-// successorColumns read a Successor from alias c.
-const successorColumns = "c." + refreshtoken.FieldID + ", c." + refreshtoken.FieldCreatedAt +
-	", c." + refreshtoken.FieldActive + " AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS g WHERE g." +
-	refreshtoken.FieldRequestID + " = c." + refreshtoken.FieldRequestID + " AND g." + refreshtoken.FieldParentID + " = c." + refreshtoken.FieldID + ")"
-
-func (r *Successor) dest() []any { return []any{&r.ID, &r.Created, &r.Newest} }
-
-// presentedRefreshQuery reads a PresentedRefresh. A refresh token's subject
-// is a user id (only the password grant issues refresh tokens); the cast to
-// an integer is written in the database's dialect (database.BigIntCast).
-// Both joins are on indexes: the successor on (request_id, parent_id), the
-// user on its key.
-func presentedRefreshQuery(dialect string) string {
-	return "SELECT r." + refreshtoken.FieldActive + ", r." + refreshtoken.FieldRequest + ", " +
-		successorColumns + ", " + userColumns +
-		" FROM " + refreshtoken.Table + " AS r LEFT JOIN " + refreshtoken.Table + " AS c ON c." + refreshtoken.FieldRequestID +
-		" = r." + refreshtoken.FieldRequestID + " AND c." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID +
-		" LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = " + database.BigIntCast(dialect, "r."+refreshtoken.FieldSubject) +
-		" WHERE r." + refreshtoken.FieldID + " = ?"
-}
-
-// PresentedRefresh reads the refresh token whose row is id, or nil if
-// there is none.
-func (s *Store) PresentedRefresh(ctx context.Context, id string) (*PresentedRefresh, error) {
-	var (
-		p    PresentedRefresh
-		user userRow
-	)
-	dest := append(append([]any{&p.Active, &p.Request}, p.Successor.dest()...), user.dest()...)
-	found, err := s.queryRow(ctx, presentedRefreshQuery(s.client(ctx).Dialect()), []any{id}, dest...)
-	if !found || err != nil {
-		return nil, err
-	}
-	p.User = user.user()
-	return &p, nil
-}
-
-// successorQuery reads the successor of a refresh token (request_id,
-// parent_id), for a rotation that lost the race to write it.
-const successorQuery = "SELECT " + successorColumns + " FROM " + refreshtoken.Table + " AS c WHERE c." +
-	refreshtoken.FieldRequestID + " = ? AND c." + refreshtoken.FieldParentID + " = ?"
-
-// Successor reads the successor of the refresh token whose row is parent in
-// the grant requestID; its ID is not Valid when there is none.
-func (s *Store) Successor(ctx context.Context, requestID, parent string) (Successor, error) {
-	var c Successor
-	_, err := s.queryRow(ctx, successorQuery, []any{requestID, parent}, c.dest()...)
-	return c, err
-}
-
-// Errors of Rotate and RecordReissue.
-var (
-	// ErrRotated: the presented token already has a successor, written
-	// by a concurrent rotation.
-	ErrRotated = errors.New("oauth: refresh token already rotated")
-	// ErrRevoked: the presented token was revoked after it was read.
-	ErrRevoked = errors.New("oauth: refresh token revoked while refreshing")
-)
-
-// Rotate writes a refresh grant's new refresh token (signature, for r,
-// whose stored form is data) as the successor of the token whose row is
-// parent, and records the access token issued with it on the same row. It
-// is one statement, without a transaction: it writes only while the
-// parent is active (not revoked) and has no successor (the unique index on
-// request_id, parent_id), and while the user exists (userHeld), so of a
-// refresh racing a revocation or an erasure nothing outlives either, and
-// of two rotations of one token one writes and the other gets ErrRotated. created_at is in whole microseconds, as
-// MySQL keeps it, so that the leeway is measured alike on every engine.
-// Each round trip to MySQL costs a refresh about 120 µs of CPU in idp,
-// MariaDB and the kernel.
-func (s *Store) Rotate(ctx context.Context, parent, signature, accessSignature string, r fosite.Requester, data []byte) error {
+// Rotate replaces the newest token of a chain, presented, by its successor
+// next, for r (whose stored form is data), and records the access token
+// issued with it (accessSignature) on the chain row, where the previous
+// one stays on record as well. It is one UPDATE by key, without a
+// transaction: it writes only while presented is the chain's newest and the
+// chain is active (not revoked), and while the user exists (userHeld), so
+// of a refresh racing a revocation or an erasure nothing outlives either,
+// and of two rotations of one token one writes and the other gets
+// ErrRevoked (and reads the chain again to tell why). rotated_at is in
+// whole microseconds, as MySQL keeps it, so that the leeway is measured
+// alike on every engine. Each round trip to MySQL costs a refresh about
+// 120 µs of CPU in idp, MariaDB and the kernel.
+func (s *Store) Rotate(ctx context.Context, presented, next token.RefreshRef, accessSignature string, r fosite.Requester, data []byte) error {
 	userID, _ := token.UserID(r.GetSession().GetSubject())
-	err := s.execOne(ctx, rotateQuery+userHeld(s.client(ctx).Dialect()),
-		RowID(signature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
-		r.GetRequestedAt(), refreshExpiry(r), data, RowID(accessSignature), parent, true, s.now().Truncate(time.Microsecond),
-		parent, r.GetID(), userID)
-	if sqlgraph.IsUniqueConstraintError(err) {
-		return ErrRotated
-	}
-	return err
+	return s.execOne(ctx, rotateQuery+userHeld(s.client(ctx).Dialect()),
+		RowID(next.Signature), next.Generation, s.now().Truncate(time.Microsecond), RowID(accessSignature),
+		refreshExpiry(r), data,
+		presented.Chain, RowID(presented.Signature), presented.Generation, r.GetID(), userID)
 }
+
+// rotateQuery is Rotate's statement. prev_hash and prev_access are set
+// before hash and access: MySQL assigns from left to right and reads the
+// columns already assigned, the others read the old row throughout.
+const rotateQuery = "UPDATE " + refreshchain.Table + " SET " +
+	refreshchain.FieldPrevHash + " = " + refreshchain.FieldHash + ", " +
+	refreshchain.FieldPrevAccess + " = " + refreshchain.FieldAccess + ", " +
+	refreshchain.FieldHash + " = ?, " + refreshchain.FieldGeneration + " = ?, " + refreshchain.FieldRotatedAt + " = ?, " +
+	refreshchain.FieldAccess + " = ?, " + refreshchain.FieldExpiresAt + " = ?, " + refreshchain.FieldRequest + " = ?" +
+	" WHERE " + refreshchain.FieldID + " = ? AND " + refreshchain.FieldHash + " = ? AND " + refreshchain.FieldGeneration + " = ? AND " +
+	refreshchain.FieldRequestID + " = ? AND " + refreshchain.FieldActive
 
 // userHeld ends the condition of Rotate's and RecordReissue's statements:
 // the user (the last argument) still exists, read with a shared lock, so
 // that the statement orders itself with an erasure as forUser's hold does
 // (account.HoldUser), within the one statement the hot path can afford.
-// InnoDB takes shared locks on what an INSERT … SELECT reads, but a
-// subquery only with its own clause; an SQLite statement runs under the
-// database's write lock.
+// InnoDB takes shared locks on what an UPDATE or INSERT … SELECT reads,
+// but a subquery only with its own clause; an SQLite statement runs under
+// the database's write lock.
 func userHeld(dialect string) string {
 	q := " AND EXISTS (SELECT 1 FROM " + user.Table + " AS h WHERE h." + user.FieldID + " = ?"
 	switch dialect {
@@ -559,16 +577,12 @@ func userHeld(dialect string) string {
 	return q + ")"
 }
 
-// execOne runs one of the conditional inserts of a refresh grant: a
-// database error is mapped (MapError, but a unique-constraint error is
-// returned as it is, for the caller to tell), and a statement whose
-// condition found no row gives ErrRevoked.
+// execOne runs one of the conditional statements of a refresh grant: a
+// database error is mapped (MapError), and a statement whose condition
+// found no row gives ErrRevoked.
 func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
 	c := s.client(ctx)
 	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), query), args...)
-	if sqlgraph.IsUniqueConstraintError(err) {
-		return err
-	}
 	if err != nil {
 		return MapError(err)
 	}
@@ -582,41 +596,27 @@ func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
-// rotateQuery is Rotate's statement.
-const rotateQuery = "INSERT INTO " + refreshtoken.Table + " (" +
-	refreshtoken.FieldID + ", " + refreshtoken.FieldRequestID + ", " + refreshtoken.FieldClientID + ", " +
-	refreshtoken.FieldSubject + ", " + refreshtoken.FieldRequestedAt + ", " + refreshtoken.FieldExpiresAt + ", " +
-	refreshtoken.FieldRequest + ", " + refreshtoken.FieldAccessTokenID + ", " + refreshtoken.FieldParentID + ", " +
-	refreshtoken.FieldActive + ", " + refreshtoken.FieldCreatedAt +
-	") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " WHERE " +
-	refreshtoken.FieldID + " = ? AND " + refreshtoken.FieldRequestID + " = ? AND " + refreshtoken.FieldActive
-
 // RecordReissue records an access token (accessSignature, for r, stored as
-// data) issued again with the existing refresh token whose row is next, in
-// a row of its own: next's row already records the access token of the
-// first answer, which keeps working. One statement, written only while next
-// is active and not itself replaced, so nothing outlives a revocation or a
-// rotation of next; ErrRevoked otherwise.
-func (s *Store) RecordReissue(ctx context.Context, next, accessSignature string, r fosite.Requester, data []byte) error {
+// data) issued again with the chain's newest token next, in a row of its
+// own: the chain row already records the access token of the first answer,
+// which keeps working. One statement, written only while next is the
+// chain's newest and the chain active, so nothing outlives a revocation or
+// a rotation of next; ErrRevoked otherwise.
+func (s *Store) RecordReissue(ctx context.Context, next token.RefreshRef, accessSignature string, r fosite.Requester, data []byte) error {
 	userID, _ := token.UserID(r.GetSession().GetSubject())
-	err := s.execOne(ctx, reissueQuery+userHeld(s.client(ctx).Dialect()),
+	return s.execOne(ctx, reissueQuery+userHeld(s.client(ctx).Dialect()),
 		RowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
 		r.GetRequestedAt(), r.GetSession().GetExpiresAt(fosite.AccessToken), data,
-		next, r.GetID(), userID)
-	if sqlgraph.IsUniqueConstraintError(err) {
-		return MapError(err)
-	}
-	return err
+		next.Chain, RowID(next.Signature), next.Generation, r.GetID(), userID)
 }
 
 // reissueQuery is RecordReissue's statement.
 const reissueQuery = "INSERT INTO " + accesstoken.Table + " (" +
 	accesstoken.FieldID + ", " + accesstoken.FieldRequestID + ", " + accesstoken.FieldClientID + ", " +
 	accesstoken.FieldSubject + ", " + accesstoken.FieldRequestedAt + ", " + accesstoken.FieldExpiresAt + ", " +
-	accesstoken.FieldRequest + ") SELECT ?, ?, ?, ?, ?, ?, ? FROM " + refreshtoken.Table + " AS r WHERE r." +
-	refreshtoken.FieldID + " = ? AND r." + refreshtoken.FieldRequestID + " = ? AND r." + refreshtoken.FieldActive +
-	" AND NOT EXISTS (SELECT 1 FROM " + refreshtoken.Table + " AS n WHERE n." + refreshtoken.FieldRequestID +
-	" = r." + refreshtoken.FieldRequestID + " AND n." + refreshtoken.FieldParentID + " = r." + refreshtoken.FieldID + ")"
+	accesstoken.FieldRequest + ") SELECT ?, ?, ?, ?, ?, ?, ? FROM " + refreshchain.Table + " AS c WHERE c." +
+	refreshchain.FieldID + " = ? AND c." + refreshchain.FieldHash + " = ? AND c." + refreshchain.FieldGeneration + " = ? AND c." +
+	refreshchain.FieldRequestID + " = ? AND c." + refreshchain.FieldActive
 
 // RevokeGrant ends a grant, its refresh and access tokens, in one
 // transaction (or the one ctx carries).
@@ -629,19 +629,32 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
 	})
 }
 
-// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage: the
+// chain whose newest token this is (a token.RefreshRef) is deleted.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return MapError(s.client(ctx).RefreshToken.DeleteOneID(RowID(signature)).Exec(ctx))
+	ref, ok := token.ParseRefreshRef(signature)
+	if !ok {
+		return fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
+	}
+	_, err := s.client(ctx).RefreshChain.Delete().
+		Where(refreshchain.ID(ref.Chain), refreshchain.Hash(RowID(ref.Signature))).
+		Exec(ctx)
+	return MapError(err)
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage, which fosite's
 // storage interfaces require; idp's refresh handler rotates with Rotate
-// instead. It marks the token inactive, conditionally, so that of two
-// concurrent rotations exactly one succeeds and the other gets
-// fosite.ErrNotFound.
+// instead. It ends the chain while signature (a token.RefreshRef) is its
+// newest token, conditionally, so that of two concurrent rotations exactly
+// one succeeds and the other gets fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	n, err := s.client(ctx).RefreshToken.Update().
-		Where(refreshtoken.ID(RowID(signature)), refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
+	ref, ok := token.ParseRefreshRef(signature)
+	if !ok {
+		return fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
+	}
+	n, err := s.client(ctx).RefreshChain.Update().
+		Where(refreshchain.ID(ref.Chain), refreshchain.RequestID(requestID), refreshchain.Hash(RowID(ref.Signature)),
+			refreshchain.Active(true)).
 		SetActive(false).
 		Save(ctx)
 	if err != nil {
@@ -653,11 +666,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	return nil
 }
 
-// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
-// token of the grant becomes inactive.
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: the grant's
+// chain becomes inactive, and with it every token of the chain. The row
+// stays until the chain expires, so that presenting any of them is still
+// recognised.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	_, err := s.client(ctx).RefreshToken.Update().
-		Where(refreshtoken.RequestID(requestID), refreshtoken.Active(true)).
+	_, err := s.client(ctx).RefreshChain.Update().
+		Where(refreshchain.RequestID(requestID), refreshchain.Active(true)).
 		SetActive(false).
 		Save(ctx)
 	return MapError(err)
@@ -671,20 +686,23 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	if _, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.RequestID(requestID)).Exec(ctx); err != nil {
 		return MapError(err)
 	}
-	_, err := s.client(ctx).RefreshToken.Update().
-		Where(refreshtoken.RequestID(requestID), refreshtoken.AccessTokenIDNotNil()).
-		ClearAccessTokenID().
+	_, err := s.client(ctx).RefreshChain.Update().
+		Where(refreshchain.RequestID(requestID), refreshchain.Or(refreshchain.AccessNotNil(), refreshchain.PrevAccessNotNil())).
+		ClearAccess().
+		ClearPrevAccess().
 		Save(ctx)
 	return MapError(err)
 }
 
 // RevokeSubject ends every grant of a subject, as after a password reset:
-// its refresh tokens and the access tokens they record in one update.
+// its chains and the access tokens they record in one update.
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	if _, err := s.client(ctx).RefreshToken.Update().
-		Where(refreshtoken.Subject(subject), refreshtoken.Or(refreshtoken.Active(true), refreshtoken.AccessTokenIDNotNil())).
+	if _, err := s.client(ctx).RefreshChain.Update().
+		Where(refreshchain.Subject(subject),
+			refreshchain.Or(refreshchain.Active(true), refreshchain.AccessNotNil(), refreshchain.PrevAccessNotNil())).
 		SetActive(false).
-		ClearAccessTokenID().
+		ClearAccess().
+		ClearPrevAccess().
 		Save(ctx); err != nil {
 		return MapError(err)
 	}
@@ -693,14 +711,15 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 }
 
 // DeleteExpired removes token, authorization code and PKCE rows that
-// expired before t. A refresh token or code row is kept until its own
-// expiry even when used, for reuse detection.
+// expired before t. A chain is kept until its newest token expires even
+// when revoked, and a code row until its own expiry even when used, for
+// reuse detection.
 func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
 	a, err := s.db.AccessToken.Delete().Where(accesstoken.ExpiresAtLT(t)).Exec(ctx)
 	if err != nil {
 		return a, MapError(err)
 	}
-	r, err := s.db.RefreshToken.Delete().Where(refreshtoken.ExpiresAtLT(t)).Exec(ctx)
+	r, err := s.db.RefreshChain.Delete().Where(refreshchain.ExpiresAtLT(t)).Exec(ctx)
 	if err != nil {
 		return a + r, MapError(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent/refreshtoken"
 	"idp/ent/user"
 	"idp/oauth/token"
 )
@@ -60,7 +60,7 @@ func TestActiveUser(t *testing.T) {
 			{"another user's record", "sig-ada", 8, ""},
 		}
 		for _, tt := range tests {
-			u, err := s.ActiveUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), false, tt.userID)
+			u, err := s.ActiveUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), "", tt.userID)
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
@@ -72,7 +72,7 @@ func TestActiveUser(t *testing.T) {
 			}
 		}
 
-		u, _ := s.ActiveUser(ctx, "sig-ada", "7", false, 7)
+		u, _ := s.ActiveUser(ctx, "sig-ada", "7", "", 7)
 		want, _ := db.Ent.User.Get(ctx, 7)
 		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
 			u.Gender != user.GenderFemale || u.PictureKey == nil || *u.PictureKey != pic ||
@@ -82,7 +82,7 @@ func TestActiveUser(t *testing.T) {
 		if u.PasswordHash != "" {
 			t.Errorf("the bearer check read the password hash")
 		}
-		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", false, 8); u.PictureKey != nil {
+		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", "", 8); u.PictureKey != nil {
 			t.Errorf("picture key %q, want none", *u.PictureKey)
 		}
 
@@ -91,7 +91,7 @@ func TestActiveUser(t *testing.T) {
 			if err := s.RevokeAccessToken(ctx, "r-sig-ada"); err != nil {
 				return err
 			}
-			u, err := s.ActiveUser(ctx, "sig-ada", "7", false, 7)
+			u, err := s.ActiveUser(ctx, "sig-ada", "7", "", 7)
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ func TestActiveUser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u, err := s.ActiveUser(ctx, "sig-ada", "7", false, 7); err != nil || u != nil {
+		if u, err := s.ActiveUser(ctx, "sig-ada", "7", "", 7); err != nil || u != nil {
 			t.Errorf("after the revocation: %v, %v", u, err)
 		}
 	})
@@ -133,45 +133,55 @@ func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosi
 	return New(db.Ent, clients, nil, nil), tokenRequest
 }
 
-// TestAccessTokenOnRefreshRow: an access token issued by a refresh grant
-// has no row of its own, only its refresh token's; it is live, readable
-// for introspection, and each way of revoking it (its grant, its subject,
-// the token itself) ends it, on both engines.
-func TestAccessTokenOnRefreshRow(t *testing.T) {
+// ref is the reference of a test refresh token.
+func ref(chain string, generation int64, sig string) token.RefreshRef {
+	return token.RefreshRef{Chain: chain, Generation: generation, Signature: sig}
+}
+
+// TestAccessTokenOnChain: an access token issued by a refresh grant has
+// no row of its own, only its chain's; it is live, readable for
+// introspection, and each way of revoking it (its grant, its subject, the
+// token itself) ends it, on every engine.
+func TestAccessTokenOnChain(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
 			SetFirstName("Ada").SetLastName("L").ExecX(ctx)
 		s, tokenRequest := tokenStore(t, db)
 
-		// refreshGrant stores what a refresh grant stores: a refresh
-		// token whose row records the access token (Store.Rotate's row,
-		// without a parent). It returns the access token's signature.
+		// refreshGrant stores what a login and a refresh grant store: a
+		// chain, rotated once, whose row records the access token
+		// (Store.Rotate's). It returns the access token's signature.
 		refreshGrant := func(grant string) string {
 			req := tokenRequest(grant)
-			access, refresh := "at-"+grant, "rt-"+grant
-			if err := s.CreateRefreshTokenSession(ctx, refresh, access, req); err != nil {
+			access := "at-" + grant
+			if err := s.CreateRefreshTokenSession(ctx, ref("c-"+grant, 0, "rt-"+grant).String(), "", req); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := EncodeRequest(req)
+			if err := s.Rotate(ctx, ref("c-"+grant, 0, "rt-"+grant), ref("c-"+grant, 1, "rt-"+grant+"-2"), access, req, data); err != nil {
 				t.Fatal(err)
 			}
 			return access
 		}
 		live := func(sig string) bool {
 			t.Helper()
-			active, err := s.AccessTokenActive(ctx, sig, "7", true)
+			chain := "c-" + strings.TrimPrefix(sig, "at-")
+			active, err := s.AccessTokenActive(ctx, sig, "7", chain)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if other, err := s.AccessTokenActive(ctx, sig, "8", true); other || err != nil {
+			if other, err := s.AccessTokenActive(ctx, sig, "8", chain); other || err != nil {
 				t.Fatalf("%s: live for another subject: %v, %v", sig, other, err)
 			}
-			u, err := s.ActiveUser(ctx, sig, "7", true, 7)
+			u, err := s.ActiveUser(ctx, sig, "7", chain, 7)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if active != (u != nil) {
 				t.Fatalf("%s: accessTokenActive %v, activeUser %v", sig, active, u)
 			}
-			_, err = s.GetAccessTokenSession(ctx, sig, nil)
+			_, err = s.GetAccessTokenSession(ctx, chain+"."+sig, nil)
 			if active != (err == nil) {
 				t.Fatalf("%s: active %v, GetAccessTokenSession %v", sig, active, err)
 			}
@@ -185,16 +195,20 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		if !live(sig) {
 			t.Fatal("the refreshed access token is not live")
 		}
-		r, err := s.GetAccessTokenSession(ctx, sig, nil)
+		r, err := s.GetAccessTokenSession(ctx, "c-g0."+sig, nil)
 		if err != nil || r.GetID() != "g0" || r.GetSession().GetSubject() != "7" || r.GetClient().GetID() != "mobile" {
 			t.Errorf("introspection's read: %v, %v", r, err)
 		}
 		if live("at-unknown") {
 			t.Error("an unknown access token is live")
 		}
-		// The record is on the refresh row only: looked for among access
+		// Another chain's record does not speak for it.
+		if active, err := s.AccessTokenActive(ctx, sig, "7", "c-unknown"); active || err != nil {
+			t.Errorf("found on another chain: %v, %v", active, err)
+		}
+		// The record is on the chain row only: looked for among access
 		// token rows, the token is unknown.
-		if active, err := s.AccessTokenActive(ctx, sig, "7", false); active || err != nil {
+		if active, err := s.AccessTokenActive(ctx, sig, "7", ""); active || err != nil {
 			t.Errorf("found among access token rows: %v, %v", active, err)
 		}
 
@@ -204,7 +218,7 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 		}{
 			{"grant revoked", func(grant, _ string) error { return s.RevokeAccessToken(ctx, grant) }},
 			{"subject revoked", func(string, string) error { return s.RevokeSubject(ctx, "7") }},
-			{"token deleted", func(_, sig string) error { return s.DeleteAccessTokenSession(ctx, sig) }},
+			{"token deleted", func(grant, sig string) error { return s.DeleteAccessTokenSession(ctx, "c-"+grant+"."+sig) }},
 		}
 		for i, tt := range tests {
 			grant := fmt.Sprintf("g%d", i+1)
@@ -224,64 +238,63 @@ func TestAccessTokenOnRefreshRow(t *testing.T) {
 	})
 }
 
-// TestRefreshRotation: Store.Rotate writes the new refresh token, with the
-// rotation and the new access token, only while the presented token is
-// active and not yet replaced; the replaced token then reads as used, with
-// its successor. RecordReissue records another access token for a successor
-// only while that successor is the newest, live token of its grant. Each
-// case fails without one of the conditions of rotateQuery or reissueQuery
-// or the unique index on (request_id, parent_id). On both engines.
+// TestRefreshRotation: Store.Rotate replaces the chain's newest token, with
+// the new access token, only while the presented token is the newest and
+// the chain active; the replaced token then reads as used, as the one the
+// newest replaced. RecordReissue records another access token for a
+// successor only while that successor is the newest, live token of its
+// chain. Each case fails without one of the conditions of rotateQuery or
+// reissueQuery. On every engine.
 func TestRefreshRotation(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, request := tokenStore(t, db)
 		at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 		s.now = func() time.Time { return at }
-		login := func(grant, sig string) {
+		login := func(grant string, r token.RefreshRef) {
 			t.Helper()
-			if err := s.CreateRefreshTokenSession(ctx, sig, "", request(grant)); err != nil {
+			if err := s.CreateRefreshTokenSession(ctx, r.String(), "", request(grant)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		rotate := func(grant, presented, next string) error {
+		rotate := func(grant string, presented, next token.RefreshRef) error {
 			req := request(grant)
 			data, err := EncodeRequest(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return s.Rotate(ctx, RowID(presented), next, "at-"+next, req, data)
+			return s.Rotate(ctx, presented, next, "at-"+next.Signature, req, data)
 		}
-		reissue := func(grant, next, access string) error {
+		reissue := func(grant string, next token.RefreshRef, access string) error {
 			req := request(grant)
 			data, _ := EncodeRequest(req)
-			return s.RecordReissue(ctx, RowID(next), access, req, data)
+			return s.RecordReissue(ctx, next, access, req, data)
 		}
-		usable := func(sig string) bool {
+		usable := func(r token.RefreshRef) bool {
 			t.Helper()
-			_, err := s.GetRefreshTokenSession(ctx, sig, new(token.Session))
+			_, err := s.GetRefreshTokenSession(ctx, r.String(), new(token.Session))
 			if err != nil && !errors.Is(err, fosite.ErrInactiveToken) {
-				t.Fatalf("read %s: %v", sig, err)
+				t.Fatalf("read %s: %v", r, err)
 			}
 			return err == nil
 		}
-		stored := func(sig string) bool {
-			return db.Ent.RefreshToken.Query().Where(refreshtoken.ID(RowID(sig))).ExistX(ctx)
-		}
-		read := func(sig string) *PresentedRefresh {
+		read := func(chain string) *Chain {
 			t.Helper()
-			p, err := s.PresentedRefresh(ctx, RowID(sig))
-			if err != nil || p == nil {
-				t.Fatalf("PresentedRefresh(%s): %v, %v", sig, p, err)
+			c, err := s.Chain(ctx, chain)
+			if err != nil || c == nil {
+				t.Fatalf("Chain(%s): %v, %v", chain, c, err)
 			}
-			return p
+			return c
 		}
+		newest := func(r token.RefreshRef) bool { return read(r.Chain).Is(r) }
+		rt1, rt2, rt2b, rt3 := ref("c1", 0, "rt-1"), ref("c1", 1, "rt-2"), ref("c1", 1, "rt-2b"), ref("c1", 2, "rt-3")
 
-		login("g1", "rt-1")
+		login("g1", rt1)
 		db.Ent.User.UpdateOneID(7).SetPasswordHash("$argon2id$secret").ExecX(ctx)
-		// The refresh grant's one read: the token, no successor yet, and
+		// The refresh grant's one read: the chain, not rotated yet, and
 		// its user without the password hash.
-		p := read("rt-1")
-		if !p.Active || p.Successor.ID.Valid || p.User == nil || p.User.ID != 7 || p.User.Username != "ada" ||
+		p := read("c1")
+		if !p.Active || !p.Is(rt1) || p.PrevHash.Valid || p.User == nil || p.User.ID != 7 || p.User.Username != "ada" ||
 			p.User.LastName != "Lovelace" || p.User.PasswordHash != "" {
 			t.Errorf("presented token: %+v, user %+v", p, p.User)
 		}
@@ -289,28 +302,32 @@ func TestRefreshRotation(t *testing.T) {
 		gone.Session.(*token.Session).Subject = "8"
 		db.Ent.User.Create().SetID(8).SetUsername("gone").SetEmail("gone@example.com").SetPasswordHash("h").
 			SetFirstName("G").SetLastName("G").ExecX(ctx)
-		if err := s.CreateRefreshTokenSession(ctx, "rt-gone", "", gone); err != nil {
+		if err := s.CreateRefreshTokenSession(ctx, ref("c0", 0, "rt-gone").String(), "", gone); err != nil {
 			t.Fatal(err)
 		}
 		db.Ent.User.DeleteOneID(8).ExecX(ctx)
-		if p := read("rt-gone"); p.User != nil {
+		if p := read("c0"); p.User != nil {
 			t.Errorf("a token of a user that is gone reads user %+v", p.User)
 		}
-		if p, err := s.PresentedRefresh(ctx, RowID("rt-unknown")); p != nil || err != nil {
-			t.Errorf("unknown token: %v, %v", p, err)
+		if p, err := s.Chain(ctx, "c-unknown"); p != nil || err != nil {
+			t.Errorf("unknown chain: %v, %v", p, err)
+		}
+		// Only a chain's first token starts one.
+		if err := s.CreateRefreshTokenSession(ctx, ref("c9", 1, "rt-9").String(), "", request("g9")); err == nil {
+			t.Error("a chain was started with a second generation's token")
 		}
 
-		if err := rotate("g1", "rt-1", "rt-2"); err != nil {
+		if err := rotate("g1", rt1, rt2); err != nil {
 			t.Fatalf("rotate: %v", err)
 		}
-		if usable("rt-1") || !usable("rt-2") {
-			t.Errorf("after a rotation: presented usable %v, new usable %v; want false, true", usable("rt-1"), usable("rt-2"))
+		if usable(rt1) || !usable(rt2) {
+			t.Errorf("after a rotation: presented usable %v, new usable %v; want false, true", usable(rt1), usable(rt2))
 		}
-		p = read("rt-1")
-		if !p.Active || p.Successor.ID.String != RowID("rt-2") || !p.Successor.Newest.Bool || !p.Successor.Created.Time.Equal(at) {
-			t.Errorf("the rotated token's successor: %+v", p.Successor)
+		p = read("c1")
+		if !p.Active || !p.Is(rt2) || !p.Replaced(rt1) || !p.RotatedAt.Equal(at) {
+			t.Errorf("the rotated chain: %+v", p)
 		}
-		if live, err := s.AccessTokenActive(ctx, "at-rt-2", "7", true); !live || err != nil {
+		if live, err := s.AccessTokenActive(ctx, "at-rt-2", "7", "c1"); !live || err != nil {
 			t.Errorf("the new access token: live %v, %v", live, err)
 		}
 		if n := db.Ent.AccessToken.Query().CountX(ctx); n != 0 {
@@ -319,65 +336,75 @@ func TestRefreshRotation(t *testing.T) {
 
 		// A second rotation of one token, with the same successor (a
 		// concurrent refresh) or another: nothing is written.
-		for _, next := range []string{"rt-2", "rt-2b"} {
-			if err := rotate("g1", "rt-1", next); !errors.Is(err, ErrRotated) {
-				t.Errorf("second rotation to %s: %v, want ErrRotated", next, err)
+		for _, next := range []token.RefreshRef{rt2, rt2b} {
+			if err := rotate("g1", rt1, next); !errors.Is(err, ErrRevoked) {
+				t.Errorf("second rotation to %s: %v, want ErrRevoked", next, err)
 			}
 		}
-		if stored("rt-2b") {
-			t.Error("a second successor was stored")
+		if newest(rt2b) || !newest(rt2) || !read("c1").Replaced(rt1) {
+			t.Errorf("a second rotation was stored: %+v", read("c1"))
 		}
-		if c, err := s.Successor(ctx, "g1", RowID("rt-1")); err != nil || c.ID.String != RowID("rt-2") || !c.Newest.Bool {
-			t.Errorf("successor: %+v, %v", c, err)
-		}
-		if live, _ := s.AccessTokenActive(ctx, "at-rt-2", "7", true); !live {
+		if live, _ := s.AccessTokenActive(ctx, "at-rt-2", "7", "c1"); !live {
 			t.Error("a lost rotation ended the winner's access token")
 		}
 
 		// The retry's access token gets a row of its own; the first
 		// answer's stays on record.
-		if err := reissue("g1", "rt-2", "at-retry"); err != nil {
+		if err := reissue("g1", rt2, "at-retry"); err != nil {
 			t.Fatalf("reissue: %v", err)
 		}
-		for sig, onRefreshRow := range map[string]bool{"at-retry": false, "at-rt-2": true} {
-			if live, err := s.AccessTokenActive(ctx, sig, "7", onRefreshRow); !live || err != nil {
+		for sig, chain := range map[string]string{"at-retry": "", "at-rt-2": "c1"} {
+			if live, err := s.AccessTokenActive(ctx, sig, "7", chain); !live || err != nil {
 				t.Errorf("%s after the reissue: %v, %v", sig, live, err)
 			}
 		}
 		// Once the successor is replaced in turn, nothing is reissued for it.
-		if err := rotate("g1", "rt-2", "rt-3"); err != nil {
+		if err := rotate("g1", rt2, rt3); err != nil {
 			t.Fatal(err)
 		}
-		if err := reissue("g1", "rt-2", "at-late"); !errors.Is(err, ErrRevoked) {
+		if err := reissue("g1", rt2, "at-late"); !errors.Is(err, ErrRevoked) {
 			t.Errorf("reissue for a replaced token: %v, want ErrRevoked", err)
 		}
-		if p := read("rt-1"); p.Successor.Newest.Bool {
+		if p := read("c1"); p.Is(rt2) || p.Replaced(rt1) {
 			t.Error("a replaced successor reads as the newest")
+		}
+		// The access tokens of the newest two refreshes are on record (an
+		// app's requests in flight with the previous one keep working),
+		// older ones not.
+		if err := rotate("g1", rt3, ref("c1", 3, "rt-4")); err != nil {
+			t.Fatal(err)
+		}
+		for sig, want := range map[string]bool{"at-rt-4": true, "at-rt-3": true, "at-rt-2": false} {
+			if live, err := s.AccessTokenActive(ctx, sig, "7", "c1"); live != want || err != nil {
+				t.Errorf("%s after two more rotations: live %v, %v; want %v", sig, live, err, want)
+			}
 		}
 
 		// The grant was revoked between the read and the write (a replay
 		// elsewhere, a password reset): nothing may outlive the revocation.
-		login("g2", "rt-4")
+		rt4, rt5 := ref("c2", 0, "rt-4"), ref("c2", 1, "rt-5")
+		login("g2", rt4)
 		if err := s.RevokeGrant(ctx, "g2"); err != nil {
 			t.Fatal(err)
 		}
-		if err := rotate("g2", "rt-4", "rt-5"); !errors.Is(err, ErrRevoked) || stored("rt-5") {
-			t.Errorf("rotation of a revoked token: %v, stored %v; want ErrRevoked, nothing stored", err, stored("rt-5"))
+		if err := rotate("g2", rt4, rt5); !errors.Is(err, ErrRevoked) || newest(rt5) {
+			t.Errorf("rotation of a revoked token: %v, stored %v; want ErrRevoked, nothing stored", err, newest(rt5))
 		}
-		if err := reissue("g2", "rt-4", "at-revoked"); !errors.Is(err, ErrRevoked) {
+		if err := reissue("g2", rt4, "at-revoked"); !errors.Is(err, ErrRevoked) {
 			t.Errorf("reissue for a revoked token: %v, want ErrRevoked", err)
 		}
-		if read("rt-4").Active {
+		if read("c2").Active {
 			t.Error("the revoked token reads as active")
 		}
 
 		// The request id is part of the condition: a token is rotated only
 		// within its own grant.
-		login("g3", "rt-6")
-		if err := rotate("g-other", "rt-6", "rt-7"); err == nil || stored("rt-7") {
-			t.Errorf("rotation under another grant: %v, stored %v; want an error, nothing stored", err, stored("rt-7"))
+		rt6, rt7 := ref("c3", 0, "rt-6"), ref("c3", 1, "rt-7")
+		login("g3", rt6)
+		if err := rotate("g-other", rt6, rt7); err == nil || newest(rt7) {
+			t.Errorf("rotation under another grant: %v, stored %v; want an error, nothing stored", err, newest(rt7))
 		}
-		if !usable("rt-6") {
+		if !usable(rt6) {
 			t.Error("a failed rotation used up the presented token")
 		}
 	})

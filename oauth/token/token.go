@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,7 +149,17 @@ func JWTSignature(token string) string {
 	return token[i+1:]
 }
 
+// AccessTokenSignature is what fosite's introspection and revocation look
+// an access token up by: its signature, and for a token whose record is on
+// its chain's row (see ChainOf) the chain first, chain "." signature, so
+// that the storage reads that row by its key. A token that does not verify
+// gets its bare signature, which has no record.
 func (s *Strategy) AccessTokenSignature(_ context.Context, token string) string {
+	if c, err := s.ParseAccessToken(token); err == nil {
+		if chain := ChainOf(c.ID); chain != "" {
+			return chain + "." + JWTSignature(token)
+		}
+	}
 	return JWTSignature(token)
 }
 
@@ -258,26 +269,89 @@ var ErrMalformed = errors.New("oauth: malformed token")
 // any nbf in the future is refused.
 const maxClockSkew = time.Minute
 
-// RefreshTokenSignature is the signature of a refresh token, which its row
-// is keyed by, or "" when the token is not one this service issued: it must
-// be in its one canonical spelling and carry a valid HMAC. fosite's
-// revocation handler checks nothing else before it revokes.
+// A refresh token is fosite's HMAC format, key "." signature, whose 32-byte
+// key is the chain's id (chainIDLen random bytes), the token's generation
+// in the chain (4 bytes, big-endian) and 16 bytes of its own (random for a
+// login's token, derived for a successor's). The HMAC authenticates the
+// chain and generation, so a token names its chain and place in it: an old
+// token finds the chain (and revokes it) without a row of its own. The
+// signature, not the key, is what cannot be guessed; 96 random bits keep
+// chain ids apart.
+const (
+	chainIDLen    = 12
+	refreshKeyLen = chainIDLen + 4 + 16
+)
+
+// RefreshRef is what the storage knows a refresh token by: its chain, its
+// generation, and its signature (stored only as a hash). Its String form is
+// what RefreshTokenSignature returns and fosite passes to the storage.
+type RefreshRef struct {
+	Chain      string // base64url of the chain id
+	Generation int64
+	Signature  string
+}
+
+// String is chain "." generation "." signature: base64url and decimal never
+// hold a dot.
+func (r RefreshRef) String() string {
+	return r.Chain + "." + strconv.FormatInt(r.Generation, 10) + "." + r.Signature
+}
+
+// ParseRefreshRef parses RefreshRef.String.
+func ParseRefreshRef(s string) (RefreshRef, bool) {
+	chain, rest, ok := strings.Cut(s, ".")
+	if !ok {
+		return RefreshRef{}, false
+	}
+	gen, sig, ok := strings.Cut(rest, ".")
+	if !ok || chain == "" || sig == "" {
+		return RefreshRef{}, false
+	}
+	g, err := strconv.ParseInt(gen, 10, 64)
+	if err != nil || g < 0 || strconv.FormatInt(g, 10) != gen {
+		return RefreshRef{}, false
+	}
+	return RefreshRef{Chain: chain, Generation: g, Signature: sig}, true
+}
+
+// RefreshTokenSignature is the reference of a refresh token
+// (RefreshRef.String), which the storage looks it up by, or "" when the
+// token is not one this service issued: it must be in its one canonical
+// spelling and carry a valid HMAC. fosite's revocation handler checks
+// nothing else before it revokes.
 func (s *Strategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	sig, _ := s.ParseRefreshToken(ctx, token)
-	return sig
+	ref, ok := s.ParseRefresh(ctx, token)
+	if !ok {
+		return ""
+	}
+	return ref.String()
 }
 
 // ParseRefreshToken is RefreshTokenSignature, and whether the token is
 // valid: the refresh grant refuses what the revocation handler ignores.
 func (s *Strategy) ParseRefreshToken(ctx context.Context, token string) (string, bool) {
+	ref, ok := s.ParseRefresh(ctx, token)
+	if !ok {
+		return "", false
+	}
+	return ref.String(), true
+}
+
+// ParseRefresh is ParseRefreshToken as a RefreshRef.
+func (s *Strategy) ParseRefresh(ctx context.Context, token string) (RefreshRef, bool) {
 	key, sig, ok := strings.Cut(token, ".")
 	if !ok || !canonicalBase64(key) || !canonicalBase64(sig) {
-		return "", false
+		return RefreshRef{}, false
 	}
+	raw, _ := base64.RawURLEncoding.DecodeString(key)
+	if len(raw) != refreshKeyLen {
+		return RefreshRef{}, false
+	}
+	gen := int64(binary.BigEndian.Uint32(raw[chainIDLen:]))
 	if s.opaque.Enigma.Validate(ctx, token) != nil {
-		return "", false
+		return RefreshRef{}, false
 	}
-	return sig, true
+	return RefreshRef{Chain: base64.RawURLEncoding.EncodeToString(raw[:chainIDLen]), Generation: gen, Signature: sig}, true
 }
 
 // canonicalBase64 reports whether s is unpadded base64url of some bytes in
@@ -289,8 +363,14 @@ func canonicalBase64(s string) bool {
 	return err == nil && len(b) > 0 && base64.RawURLEncoding.EncodeToString(b) == s
 }
 
-func (s *Strategy) GenerateRefreshToken(ctx context.Context, r fosite.Requester) (string, string, error) {
-	return s.opaque.GenerateRefreshToken(ctx, r)
+// GenerateRefreshToken starts a chain: a random chain id, generation 0, and
+// a random part. Its signature is the token's RefreshRef.
+func (s *Strategy) GenerateRefreshToken(context.Context, fosite.Requester) (string, string, error) {
+	key := make([]byte, refreshKeyLen)
+	rand.Read(key[:chainIDLen])
+	rand.Read(key[chainIDLen+4:])
+	token, sig := s.signRefreshKey(key)
+	return token, RefreshRef{Chain: base64.RawURLEncoding.EncodeToString(key[:chainIDLen]), Signature: sig}.String(), nil
 }
 
 // ValidateRefreshToken is used by introspection after the storage lookup.
@@ -316,18 +396,30 @@ func (s *Strategy) ValidateAuthorizeCode(ctx context.Context, r fosite.Requester
 	return s.opaque.ValidateAuthorizeCode(ctx, r, token)
 }
 
-// Successor is the refresh token that replaces the one with signature sig,
-// and its signature. Its key is an HMAC of sig under a key derived from the
-// first refresh token secret, and its signature fosite's HMAC of that key,
-// as for any refresh token: it verifies like a random one, and every
-// rotation of one token yields the same successor. sig is the presented
-// token's, not its row id: the database holds only row ids (hashes of
-// signatures), so a copy of it with the secrets still yields no token.
-func (s *Strategy) Successor(sig string) (token, signature string) {
+// Successor is the refresh token that replaces the one p refers to, and
+// its reference: the same chain, the next generation, and as its own part
+// an HMAC of p's signature under a key derived from the first refresh token
+// secret; its signature is fosite's HMAC of that key, as for any refresh
+// token. It verifies like a random one, and every rotation of one token
+// yields the same successor. The signature is the presented token's, not
+// its hash: the database holds only hashes of signatures, so a copy of it
+// with the secrets still yields no token.
+func (s *Strategy) Successor(p RefreshRef) (token string, next RefreshRef) {
+	chain, err := base64.RawURLEncoding.DecodeString(p.Chain)
+	if err != nil || len(chain) != chainIDLen {
+		// Only a RefreshRef that ParseRefresh returned is rotated.
+		panic("token: successor of a malformed refresh reference")
+	}
+	key := make([]byte, 0, refreshKeyLen)
+	key = append(key, chain...)
+	// 2³² rotations, one a second, take 136 years: past them the
+	// successor would not be the chain's and read as reuse.
+	key = binary.BigEndian.AppendUint32(key, uint32(p.Generation+1))
 	m := hmac.New(sha256.New, s.rotationKey)
-	m.Write([]byte(sig))
-	key := m.Sum(nil)
-	return s.signRefreshKey(key)
+	m.Write([]byte(p.Signature))
+	key = m.Sum(key)[:refreshKeyLen]
+	token, sig := s.signRefreshKey(key)
+	return token, RefreshRef{Chain: p.Chain, Generation: p.Generation + 1, Signature: sig}
 }
 
 // signRefreshKey makes a refresh token of key: fosite's HMAC strategy's
@@ -354,15 +446,28 @@ func tokenAudience(issuer string, granted []string) Audience {
 	return aud
 }
 
-// A refresh grant's access token is recorded on its refresh token's row
-// (see fositestore.Store.Rotate), and its jti says so, with a prefix that
-// base64url never produces: the bearer check then reads the one place that
-// holds the record instead of trying both.
-const RefreshRowPrefix = "r."
+// A refresh grant's access token is recorded on its chain's row (see
+// fositestore.Store.Rotate), and its jti says so and names the chain, with
+// a prefix that base64url never produces: the bearer check then reads that
+// one row by its key instead of looking for the token elsewhere.
+const chainPrefix = "r."
 
-// OnRefreshRow reports whether the access token with this jti is recorded
-// on a refresh token's row.
-func OnRefreshRow(jti string) bool { return strings.HasPrefix(jti, RefreshRowPrefix) }
+// ChainJTI is the jti of an access token issued by a refresh of chain.
+func ChainJTI(chain string) string { return chainPrefix + chain + "." + RandomID() }
+
+// ChainOf is the chain whose row records the access token with this jti, or
+// "" when the token has a row of its own.
+func ChainOf(jti string) string {
+	rest, ok := strings.CutPrefix(jti, chainPrefix)
+	if !ok {
+		return ""
+	}
+	chain, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	return chain
+}
 
 // RandomID is a fresh token id (jti): 128 random bits, base64url.
 func RandomID() string {

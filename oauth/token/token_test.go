@@ -9,15 +9,15 @@ import (
 	"github.com/ory/fosite/token/hmac"
 )
 
-// TestTokenID: only a jti with RefreshRowPrefix says that the access
-// token's record is on a refresh token's row; a random id never does.
+// TestTokenID: only a jti made by ChainJTI names a chain, the one it was
+// made for; a random id never does.
 func TestTokenID(t *testing.T) {
-	if !OnRefreshRow(RefreshRowPrefix + RandomID()) {
-		t.Error("a refresh grant's jti does not read as one")
+	if got := ChainOf(ChainJTI("AAAAAAAAAAAAAAAAAAAAAA")); got != "AAAAAAAAAAAAAAAAAAAAAA" {
+		t.Errorf("a refresh grant's jti names chain %q", got)
 	}
 	for range 1000 {
-		if OnRefreshRow(RandomID()) {
-			t.Fatal("a random id reads as a refresh grant's")
+		if ChainOf(RandomID()) != "" {
+			t.Fatal("a random id names a chain")
 		}
 	}
 }
@@ -33,18 +33,35 @@ func TestRefreshSuccessor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, aSig := s.Successor("sig-a")
-	a2, _ := s.Successor("sig-a")
-	b, _ := s.Successor("sig-b")
+	ctx := context.Background()
+	login, loginSig, err := s.GenerateRefreshToken(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := s.ParseRefresh(ctx, login)
+	if !ok || p.String() != loginSig || p.Generation != 0 {
+		t.Fatalf("ParseRefresh(login token) = %+v, %v; want %q", p, ok, loginSig)
+	}
+	if again, _, _ := s.GenerateRefreshToken(ctx, nil); again == login {
+		t.Error("two logins got the same refresh token")
+	}
+	a, aRef := s.Successor(p)
+	a2, _ := s.Successor(p)
+	b, _ := s.Successor(RefreshRef{Chain: p.Chain, Generation: 0, Signature: "sig-b"})
 	if a != a2 || a == b {
 		t.Errorf("successors %q, %q, %q", a, a2, b)
 	}
-	ctx := context.Background()
+	if aRef.Chain != p.Chain || aRef.Generation != 1 {
+		t.Errorf("successor's reference %+v, want chain %s, generation 1", aRef, p.Chain)
+	}
 	if err := (&hmac.HMACStrategy{Config: &fosite.Config{GlobalSecret: secret}}).Validate(ctx, a); err != nil {
 		t.Errorf("fosite refuses a successor: %v", err)
 	}
-	if sig, ok := s.ParseRefreshToken(ctx, a); !ok || sig != aSig {
-		t.Errorf("ParseRefreshToken(successor) = %q, %v; want %q", sig, ok, aSig)
+	if ref, ok := s.ParseRefresh(ctx, a); !ok || ref != aRef {
+		t.Errorf("ParseRefresh(successor) = %+v, %v; want %+v", ref, ok, aRef)
+	}
+	if r, ok := ParseRefreshRef(aRef.String()); !ok || r != aRef {
+		t.Errorf("ParseRefreshRef(%q) = %+v, %v", aRef.String(), r, ok)
 	}
 	other := &fosite.Config{GlobalSecret: []byte("another-secret-0123456789abcdef-0123456789")}
 	if err := (&hmac.HMACStrategy{Config: other}).Validate(ctx, a); err == nil {

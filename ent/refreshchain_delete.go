@@ -5,33 +5,33 @@ package ent
 import (
 	"context"
 	"idp/ent/predicate"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 )
 
-// RefreshTokenDelete is the builder for deleting a RefreshToken entity.
-type RefreshTokenDelete struct {
+// RefreshChainDelete is the builder for deleting a RefreshChain entity.
+type RefreshChainDelete struct {
 	config
 	hooks    []Hook
-	mutation *RefreshTokenMutation
+	mutation *RefreshChainMutation
 }
 
-// Where appends a list predicates to the RefreshTokenDelete builder.
-func (_d *RefreshTokenDelete) Where(ps ...predicate.RefreshToken) *RefreshTokenDelete {
+// Where appends a list predicates to the RefreshChainDelete builder.
+func (_d *RefreshChainDelete) Where(ps ...predicate.RefreshChain) *RefreshChainDelete {
 	_d.mutation.Where(ps...)
 	return _d
 }
 
 // Exec executes the deletion query and returns how many vertices were deleted.
-func (_d *RefreshTokenDelete) Exec(ctx context.Context) (int, error) {
+func (_d *RefreshChainDelete) Exec(ctx context.Context) (int, error) {
 	return withHooks(ctx, _d.sqlExec, _d.mutation, _d.hooks)
 }
 
 // ExecX is like Exec, but panics if an error occurs.
-func (_d *RefreshTokenDelete) ExecX(ctx context.Context) int {
+func (_d *RefreshChainDelete) ExecX(ctx context.Context) int {
 	n, err := _d.Exec(ctx)
 	if err != nil {
 		panic(err)
@@ -39,8 +39,8 @@ func (_d *RefreshTokenDelete) ExecX(ctx context.Context) int {
 	return n
 }
 
-func (_d *RefreshTokenDelete) sqlExec(ctx context.Context) (int, error) {
-	_spec := sqlgraph.NewDeleteSpec(refreshtoken.Table, sqlgraph.NewFieldSpec(refreshtoken.FieldID, field.TypeString))
+func (_d *RefreshChainDelete) sqlExec(ctx context.Context) (int, error) {
+	_spec := sqlgraph.NewDeleteSpec(refreshchain.Table, sqlgraph.NewFieldSpec(refreshchain.FieldID, field.TypeString))
 	if ps := _d.mutation.predicates; len(ps) > 0 {
 		_spec.Predicate = func(selector *sql.Selector) {
 			for i := range ps {
@@ -56,32 +56,32 @@ func (_d *RefreshTokenDelete) sqlExec(ctx context.Context) (int, error) {
 	return affected, err
 }
 
-// RefreshTokenDeleteOne is the builder for deleting a single RefreshToken entity.
-type RefreshTokenDeleteOne struct {
-	_d *RefreshTokenDelete
+// RefreshChainDeleteOne is the builder for deleting a single RefreshChain entity.
+type RefreshChainDeleteOne struct {
+	_d *RefreshChainDelete
 }
 
-// Where appends a list predicates to the RefreshTokenDelete builder.
-func (_d *RefreshTokenDeleteOne) Where(ps ...predicate.RefreshToken) *RefreshTokenDeleteOne {
+// Where appends a list predicates to the RefreshChainDelete builder.
+func (_d *RefreshChainDeleteOne) Where(ps ...predicate.RefreshChain) *RefreshChainDeleteOne {
 	_d._d.mutation.Where(ps...)
 	return _d
 }
 
 // Exec executes the deletion query.
-func (_d *RefreshTokenDeleteOne) Exec(ctx context.Context) error {
+func (_d *RefreshChainDeleteOne) Exec(ctx context.Context) error {
 	n, err := _d._d.Exec(ctx)
 	switch {
 	case err != nil:
 		return err
 	case n == 0:
-		return &NotFoundError{refreshtoken.Label}
+		return &NotFoundError{refreshchain.Label}
 	default:
 		return nil
 	}
 }
 
 // ExecX is like Exec, but panics if an error occurs.
-func (_d *RefreshTokenDeleteOne) ExecX(ctx context.Context) {
+func (_d *RefreshChainDeleteOne) ExecX(ctx context.Context) {
 	if err := _d.Exec(ctx); err != nil {
 		panic(err)
 	}

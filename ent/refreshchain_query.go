@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 	"idp/ent/predicate"
-	"idp/ent/refreshtoken"
+	"idp/ent/refreshchain"
 	"math"
 
 	"entgo.io/ent"
@@ -15,65 +15,65 @@ import (
 	"entgo.io/ent/schema/field"
 )
 
-// RefreshTokenQuery is the builder for querying RefreshToken entities.
-type RefreshTokenQuery struct {
+// RefreshChainQuery is the builder for querying RefreshChain entities.
+type RefreshChainQuery struct {
 	config
 	ctx        *QueryContext
-	order      []refreshtoken.OrderOption
+	order      []refreshchain.OrderOption
 	inters     []Interceptor
-	predicates []predicate.RefreshToken
+	predicates []predicate.RefreshChain
 	modifiers  []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
 }
 
-// Where adds a new predicate for the RefreshTokenQuery builder.
-func (_q *RefreshTokenQuery) Where(ps ...predicate.RefreshToken) *RefreshTokenQuery {
+// Where adds a new predicate for the RefreshChainQuery builder.
+func (_q *RefreshChainQuery) Where(ps ...predicate.RefreshChain) *RefreshChainQuery {
 	_q.predicates = append(_q.predicates, ps...)
 	return _q
 }
 
 // Limit the number of records to be returned by this query.
-func (_q *RefreshTokenQuery) Limit(limit int) *RefreshTokenQuery {
+func (_q *RefreshChainQuery) Limit(limit int) *RefreshChainQuery {
 	_q.ctx.Limit = &limit
 	return _q
 }
 
 // Offset to start from.
-func (_q *RefreshTokenQuery) Offset(offset int) *RefreshTokenQuery {
+func (_q *RefreshChainQuery) Offset(offset int) *RefreshChainQuery {
 	_q.ctx.Offset = &offset
 	return _q
 }
 
 // Unique configures the query builder to filter duplicate records on query.
 // By default, unique is set to true, and can be disabled using this method.
-func (_q *RefreshTokenQuery) Unique(unique bool) *RefreshTokenQuery {
+func (_q *RefreshChainQuery) Unique(unique bool) *RefreshChainQuery {
 	_q.ctx.Unique = &unique
 	return _q
 }
 
 // Order specifies how the records should be ordered.
-func (_q *RefreshTokenQuery) Order(o ...refreshtoken.OrderOption) *RefreshTokenQuery {
+func (_q *RefreshChainQuery) Order(o ...refreshchain.OrderOption) *RefreshChainQuery {
 	_q.order = append(_q.order, o...)
 	return _q
 }
 
-// First returns the first RefreshToken entity from the query.
-// Returns a *NotFoundError when no RefreshToken was found.
-func (_q *RefreshTokenQuery) First(ctx context.Context) (*RefreshToken, error) {
+// First returns the first RefreshChain entity from the query.
+// Returns a *NotFoundError when no RefreshChain was found.
+func (_q *RefreshChainQuery) First(ctx context.Context) (*RefreshChain, error) {
 	nodes, err := _q.Limit(1).All(setContextOp(ctx, _q.ctx, ent.OpQueryFirst))
 	if err != nil {
 		return nil, err
 	}
 	if len(nodes) == 0 {
-		return nil, &NotFoundError{refreshtoken.Label}
+		return nil, &NotFoundError{refreshchain.Label}
 	}
 	return nodes[0], nil
 }
 
 // FirstX is like First, but panics if an error occurs.
-func (_q *RefreshTokenQuery) FirstX(ctx context.Context) *RefreshToken {
+func (_q *RefreshChainQuery) FirstX(ctx context.Context) *RefreshChain {
 	node, err := _q.First(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -81,22 +81,22 @@ func (_q *RefreshTokenQuery) FirstX(ctx context.Context) *RefreshToken {
 	return node
 }
 
-// FirstID returns the first RefreshToken ID from the query.
-// Returns a *NotFoundError when no RefreshToken ID was found.
-func (_q *RefreshTokenQuery) FirstID(ctx context.Context) (id string, err error) {
+// FirstID returns the first RefreshChain ID from the query.
+// Returns a *NotFoundError when no RefreshChain ID was found.
+func (_q *RefreshChainQuery) FirstID(ctx context.Context) (id string, err error) {
 	var ids []string
 	if ids, err = _q.Limit(1).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryFirstID)); err != nil {
 		return
 	}
 	if len(ids) == 0 {
-		err = &NotFoundError{refreshtoken.Label}
+		err = &NotFoundError{refreshchain.Label}
 		return
 	}
 	return ids[0], nil
 }
 
 // FirstIDX is like FirstID, but panics if an error occurs.
-func (_q *RefreshTokenQuery) FirstIDX(ctx context.Context) string {
+func (_q *RefreshChainQuery) FirstIDX(ctx context.Context) string {
 	id, err := _q.FirstID(ctx)
 	if err != nil && !IsNotFound(err) {
 		panic(err)
@@ -104,10 +104,10 @@ func (_q *RefreshTokenQuery) FirstIDX(ctx context.Context) string {
 	return id
 }
 
-// Only returns a single RefreshToken entity found by the query, ensuring it only returns one.
-// Returns a *NotSingularError when more than one RefreshToken entity is found.
-// Returns a *NotFoundError when no RefreshToken entities are found.
-func (_q *RefreshTokenQuery) Only(ctx context.Context) (*RefreshToken, error) {
+// Only returns a single RefreshChain entity found by the query, ensuring it only returns one.
+// Returns a *NotSingularError when more than one RefreshChain entity is found.
+// Returns a *NotFoundError when no RefreshChain entities are found.
+func (_q *RefreshChainQuery) Only(ctx context.Context) (*RefreshChain, error) {
 	nodes, err := _q.Limit(2).All(setContextOp(ctx, _q.ctx, ent.OpQueryOnly))
 	if err != nil {
 		return nil, err
@@ -116,14 +116,14 @@ func (_q *RefreshTokenQuery) Only(ctx context.Context) (*RefreshToken, error) {
 	case 1:
 		return nodes[0], nil
 	case 0:
-		return nil, &NotFoundError{refreshtoken.Label}
+		return nil, &NotFoundError{refreshchain.Label}
 	default:
-		return nil, &NotSingularError{refreshtoken.Label}
+		return nil, &NotSingularError{refreshchain.Label}
 	}
 }
 
 // OnlyX is like Only, but panics if an error occurs.
-func (_q *RefreshTokenQuery) OnlyX(ctx context.Context) *RefreshToken {
+func (_q *RefreshChainQuery) OnlyX(ctx context.Context) *RefreshChain {
 	node, err := _q.Only(ctx)
 	if err != nil {
 		panic(err)
@@ -131,10 +131,10 @@ func (_q *RefreshTokenQuery) OnlyX(ctx context.Context) *RefreshToken {
 	return node
 }
 
-// OnlyID is like Only, but returns the only RefreshToken ID in the query.
-// Returns a *NotSingularError when more than one RefreshToken ID is found.
+// OnlyID is like Only, but returns the only RefreshChain ID in the query.
+// Returns a *NotSingularError when more than one RefreshChain ID is found.
 // Returns a *NotFoundError when no entities are found.
-func (_q *RefreshTokenQuery) OnlyID(ctx context.Context) (id string, err error) {
+func (_q *RefreshChainQuery) OnlyID(ctx context.Context) (id string, err error) {
 	var ids []string
 	if ids, err = _q.Limit(2).IDs(setContextOp(ctx, _q.ctx, ent.OpQueryOnlyID)); err != nil {
 		return
@@ -143,15 +143,15 @@ func (_q *RefreshTokenQuery) OnlyID(ctx context.Context) (id string, err error) 
 	case 1:
 		id = ids[0]
 	case 0:
-		err = &NotFoundError{refreshtoken.Label}
+		err = &NotFoundError{refreshchain.Label}
 	default:
-		err = &NotSingularError{refreshtoken.Label}
+		err = &NotSingularError{refreshchain.Label}
 	}
 	return
 }
 
 // OnlyIDX is like OnlyID, but panics if an error occurs.
-func (_q *RefreshTokenQuery) OnlyIDX(ctx context.Context) string {
+func (_q *RefreshChainQuery) OnlyIDX(ctx context.Context) string {
 	id, err := _q.OnlyID(ctx)
 	if err != nil {
 		panic(err)
@@ -159,18 +159,18 @@ func (_q *RefreshTokenQuery) OnlyIDX(ctx context.Context) string {
 	return id
 }
 
-// All executes the query and returns a list of RefreshTokens.
-func (_q *RefreshTokenQuery) All(ctx context.Context) ([]*RefreshToken, error) {
+// All executes the query and returns a list of RefreshChains.
+func (_q *RefreshChainQuery) All(ctx context.Context) ([]*RefreshChain, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryAll)
 	if err := _q.prepareQuery(ctx); err != nil {
 		return nil, err
 	}
-	qr := querierAll[[]*RefreshToken, *RefreshTokenQuery]()
-	return withInterceptors[[]*RefreshToken](ctx, _q, qr, _q.inters)
+	qr := querierAll[[]*RefreshChain, *RefreshChainQuery]()
+	return withInterceptors[[]*RefreshChain](ctx, _q, qr, _q.inters)
 }
 
 // AllX is like All, but panics if an error occurs.
-func (_q *RefreshTokenQuery) AllX(ctx context.Context) []*RefreshToken {
+func (_q *RefreshChainQuery) AllX(ctx context.Context) []*RefreshChain {
 	nodes, err := _q.All(ctx)
 	if err != nil {
 		panic(err)
@@ -178,20 +178,20 @@ func (_q *RefreshTokenQuery) AllX(ctx context.Context) []*RefreshToken {
 	return nodes
 }
 
-// IDs executes the query and returns a list of RefreshToken IDs.
-func (_q *RefreshTokenQuery) IDs(ctx context.Context) (ids []string, err error) {
+// IDs executes the query and returns a list of RefreshChain IDs.
+func (_q *RefreshChainQuery) IDs(ctx context.Context) (ids []string, err error) {
 	if _q.ctx.Unique == nil && _q.path != nil {
 		_q.Unique(true)
 	}
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryIDs)
-	if err = _q.Select(refreshtoken.FieldID).Scan(ctx, &ids); err != nil {
+	if err = _q.Select(refreshchain.FieldID).Scan(ctx, &ids); err != nil {
 		return nil, err
 	}
 	return ids, nil
 }
 
 // IDsX is like IDs, but panics if an error occurs.
-func (_q *RefreshTokenQuery) IDsX(ctx context.Context) []string {
+func (_q *RefreshChainQuery) IDsX(ctx context.Context) []string {
 	ids, err := _q.IDs(ctx)
 	if err != nil {
 		panic(err)
@@ -200,16 +200,16 @@ func (_q *RefreshTokenQuery) IDsX(ctx context.Context) []string {
 }
 
 // Count returns the count of the given query.
-func (_q *RefreshTokenQuery) Count(ctx context.Context) (int, error) {
+func (_q *RefreshChainQuery) Count(ctx context.Context) (int, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryCount)
 	if err := _q.prepareQuery(ctx); err != nil {
 		return 0, err
 	}
-	return withInterceptors[int](ctx, _q, querierCount[*RefreshTokenQuery](), _q.inters)
+	return withInterceptors[int](ctx, _q, querierCount[*RefreshChainQuery](), _q.inters)
 }
 
 // CountX is like Count, but panics if an error occurs.
-func (_q *RefreshTokenQuery) CountX(ctx context.Context) int {
+func (_q *RefreshChainQuery) CountX(ctx context.Context) int {
 	count, err := _q.Count(ctx)
 	if err != nil {
 		panic(err)
@@ -218,7 +218,7 @@ func (_q *RefreshTokenQuery) CountX(ctx context.Context) int {
 }
 
 // Exist returns true if the query has elements in the graph.
-func (_q *RefreshTokenQuery) Exist(ctx context.Context) (bool, error) {
+func (_q *RefreshChainQuery) Exist(ctx context.Context) (bool, error) {
 	ctx = setContextOp(ctx, _q.ctx, ent.OpQueryExist)
 	switch _, err := _q.FirstID(ctx); {
 	case IsNotFound(err):
@@ -231,7 +231,7 @@ func (_q *RefreshTokenQuery) Exist(ctx context.Context) (bool, error) {
 }
 
 // ExistX is like Exist, but panics if an error occurs.
-func (_q *RefreshTokenQuery) ExistX(ctx context.Context) bool {
+func (_q *RefreshChainQuery) ExistX(ctx context.Context) bool {
 	exist, err := _q.Exist(ctx)
 	if err != nil {
 		panic(err)
@@ -239,18 +239,18 @@ func (_q *RefreshTokenQuery) ExistX(ctx context.Context) bool {
 	return exist
 }
 
-// Clone returns a duplicate of the RefreshTokenQuery builder, including all associated steps. It can be
+// Clone returns a duplicate of the RefreshChainQuery builder, including all associated steps. It can be
 // used to prepare common query builders and use them differently after the clone is made.
-func (_q *RefreshTokenQuery) Clone() *RefreshTokenQuery {
+func (_q *RefreshChainQuery) Clone() *RefreshChainQuery {
 	if _q == nil {
 		return nil
 	}
-	return &RefreshTokenQuery{
+	return &RefreshChainQuery{
 		config:     _q.config,
 		ctx:        _q.ctx.Clone(),
-		order:      append([]refreshtoken.OrderOption{}, _q.order...),
+		order:      append([]refreshchain.OrderOption{}, _q.order...),
 		inters:     append([]Interceptor{}, _q.inters...),
-		predicates: append([]predicate.RefreshToken{}, _q.predicates...),
+		predicates: append([]predicate.RefreshChain{}, _q.predicates...),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -268,15 +268,15 @@ func (_q *RefreshTokenQuery) Clone() *RefreshTokenQuery {
 //		Count int `json:"count,omitempty"`
 //	}
 //
-//	client.RefreshToken.Query().
-//		GroupBy(refreshtoken.FieldRequestID).
+//	client.RefreshChain.Query().
+//		GroupBy(refreshchain.FieldRequestID).
 //		Aggregate(ent.Count()).
 //		Scan(ctx, &v)
-func (_q *RefreshTokenQuery) GroupBy(field string, fields ...string) *RefreshTokenGroupBy {
+func (_q *RefreshChainQuery) GroupBy(field string, fields ...string) *RefreshChainGroupBy {
 	_q.ctx.Fields = append([]string{field}, fields...)
-	grbuild := &RefreshTokenGroupBy{build: _q}
+	grbuild := &RefreshChainGroupBy{build: _q}
 	grbuild.flds = &_q.ctx.Fields
-	grbuild.label = refreshtoken.Label
+	grbuild.label = refreshchain.Label
 	grbuild.scan = grbuild.Scan
 	return grbuild
 }
@@ -290,23 +290,23 @@ func (_q *RefreshTokenQuery) GroupBy(field string, fields ...string) *RefreshTok
 //		RequestID string `json:"request_id,omitempty"`
 //	}
 //
-//	client.RefreshToken.Query().
-//		Select(refreshtoken.FieldRequestID).
+//	client.RefreshChain.Query().
+//		Select(refreshchain.FieldRequestID).
 //		Scan(ctx, &v)
-func (_q *RefreshTokenQuery) Select(fields ...string) *RefreshTokenSelect {
+func (_q *RefreshChainQuery) Select(fields ...string) *RefreshChainSelect {
 	_q.ctx.Fields = append(_q.ctx.Fields, fields...)
-	sbuild := &RefreshTokenSelect{RefreshTokenQuery: _q}
-	sbuild.label = refreshtoken.Label
+	sbuild := &RefreshChainSelect{RefreshChainQuery: _q}
+	sbuild.label = refreshchain.Label
 	sbuild.flds, sbuild.scan = &_q.ctx.Fields, sbuild.Scan
 	return sbuild
 }
 
-// Aggregate returns a RefreshTokenSelect configured with the given aggregations.
-func (_q *RefreshTokenQuery) Aggregate(fns ...AggregateFunc) *RefreshTokenSelect {
+// Aggregate returns a RefreshChainSelect configured with the given aggregations.
+func (_q *RefreshChainQuery) Aggregate(fns ...AggregateFunc) *RefreshChainSelect {
 	return _q.Select().Aggregate(fns...)
 }
 
-func (_q *RefreshTokenQuery) prepareQuery(ctx context.Context) error {
+func (_q *RefreshChainQuery) prepareQuery(ctx context.Context) error {
 	for _, inter := range _q.inters {
 		if inter == nil {
 			return fmt.Errorf("ent: uninitialized interceptor (forgotten import ent/runtime?)")
@@ -318,7 +318,7 @@ func (_q *RefreshTokenQuery) prepareQuery(ctx context.Context) error {
 		}
 	}
 	for _, f := range _q.ctx.Fields {
-		if !refreshtoken.ValidColumn(f) {
+		if !refreshchain.ValidColumn(f) {
 			return &ValidationError{Name: f, err: fmt.Errorf("ent: invalid field %q for query", f)}
 		}
 	}
@@ -332,16 +332,16 @@ func (_q *RefreshTokenQuery) prepareQuery(ctx context.Context) error {
 	return nil
 }
 
-func (_q *RefreshTokenQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*RefreshToken, error) {
+func (_q *RefreshChainQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*RefreshChain, error) {
 	var (
-		nodes = []*RefreshToken{}
+		nodes = []*RefreshChain{}
 		_spec = _q.querySpec()
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
-		return (*RefreshToken).scanValues(nil, columns)
+		return (*RefreshChain).scanValues(nil, columns)
 	}
 	_spec.Assign = func(columns []string, values []any) error {
-		node := &RefreshToken{config: _q.config}
+		node := &RefreshChain{config: _q.config}
 		nodes = append(nodes, node)
 		return node.assignValues(columns, values)
 	}
@@ -360,7 +360,7 @@ func (_q *RefreshTokenQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 	return nodes, nil
 }
 
-func (_q *RefreshTokenQuery) sqlCount(ctx context.Context) (int, error) {
+func (_q *RefreshChainQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
 	if len(_q.modifiers) > 0 {
 		_spec.Modifiers = _q.modifiers
@@ -372,8 +372,8 @@ func (_q *RefreshTokenQuery) sqlCount(ctx context.Context) (int, error) {
 	return sqlgraph.CountNodes(ctx, _q.driver, _spec)
 }
 
-func (_q *RefreshTokenQuery) querySpec() *sqlgraph.QuerySpec {
-	_spec := sqlgraph.NewQuerySpec(refreshtoken.Table, refreshtoken.Columns, sqlgraph.NewFieldSpec(refreshtoken.FieldID, field.TypeString))
+func (_q *RefreshChainQuery) querySpec() *sqlgraph.QuerySpec {
+	_spec := sqlgraph.NewQuerySpec(refreshchain.Table, refreshchain.Columns, sqlgraph.NewFieldSpec(refreshchain.FieldID, field.TypeString))
 	_spec.From = _q.sql
 	if unique := _q.ctx.Unique; unique != nil {
 		_spec.Unique = *unique
@@ -382,9 +382,9 @@ func (_q *RefreshTokenQuery) querySpec() *sqlgraph.QuerySpec {
 	}
 	if fields := _q.ctx.Fields; len(fields) > 0 {
 		_spec.Node.Columns = make([]string, 0, len(fields))
-		_spec.Node.Columns = append(_spec.Node.Columns, refreshtoken.FieldID)
+		_spec.Node.Columns = append(_spec.Node.Columns, refreshchain.FieldID)
 		for i := range fields {
-			if fields[i] != refreshtoken.FieldID {
+			if fields[i] != refreshchain.FieldID {
 				_spec.Node.Columns = append(_spec.Node.Columns, fields[i])
 			}
 		}
@@ -412,12 +412,12 @@ func (_q *RefreshTokenQuery) querySpec() *sqlgraph.QuerySpec {
 	return _spec
 }
 
-func (_q *RefreshTokenQuery) sqlQuery(ctx context.Context) *sql.Selector {
+func (_q *RefreshChainQuery) sqlQuery(ctx context.Context) *sql.Selector {
 	builder := sql.Dialect(_q.driver.Dialect())
-	t1 := builder.Table(refreshtoken.Table)
+	t1 := builder.Table(refreshchain.Table)
 	columns := _q.ctx.Fields
 	if len(columns) == 0 {
-		columns = refreshtoken.Columns
+		columns = refreshchain.Columns
 	}
 	selector := builder.Select(t1.Columns(columns...)...).From(t1)
 	if _q.sql != nil {
@@ -448,33 +448,33 @@ func (_q *RefreshTokenQuery) sqlQuery(ctx context.Context) *sql.Selector {
 }
 
 // Modify adds a query modifier for attaching custom logic to queries.
-func (_q *RefreshTokenQuery) Modify(modifiers ...func(s *sql.Selector)) *RefreshTokenSelect {
+func (_q *RefreshChainQuery) Modify(modifiers ...func(s *sql.Selector)) *RefreshChainSelect {
 	_q.modifiers = append(_q.modifiers, modifiers...)
 	return _q.Select()
 }
 
-// RefreshTokenGroupBy is the group-by builder for RefreshToken entities.
-type RefreshTokenGroupBy struct {
+// RefreshChainGroupBy is the group-by builder for RefreshChain entities.
+type RefreshChainGroupBy struct {
 	selector
-	build *RefreshTokenQuery
+	build *RefreshChainQuery
 }
 
 // Aggregate adds the given aggregation functions to the group-by query.
-func (_g *RefreshTokenGroupBy) Aggregate(fns ...AggregateFunc) *RefreshTokenGroupBy {
+func (_g *RefreshChainGroupBy) Aggregate(fns ...AggregateFunc) *RefreshChainGroupBy {
 	_g.fns = append(_g.fns, fns...)
 	return _g
 }
 
 // Scan applies the selector query and scans the result into the given value.
-func (_g *RefreshTokenGroupBy) Scan(ctx context.Context, v any) error {
+func (_g *RefreshChainGroupBy) Scan(ctx context.Context, v any) error {
 	ctx = setContextOp(ctx, _g.build.ctx, ent.OpQueryGroupBy)
 	if err := _g.build.prepareQuery(ctx); err != nil {
 		return err
 	}
-	return scanWithInterceptors[*RefreshTokenQuery, *RefreshTokenGroupBy](ctx, _g.build, _g, _g.build.inters, v)
+	return scanWithInterceptors[*RefreshChainQuery, *RefreshChainGroupBy](ctx, _g.build, _g, _g.build.inters, v)
 }
 
-func (_g *RefreshTokenGroupBy) sqlScan(ctx context.Context, root *RefreshTokenQuery, v any) error {
+func (_g *RefreshChainGroupBy) sqlScan(ctx context.Context, root *RefreshChainQuery, v any) error {
 	selector := root.sqlQuery(ctx).Select()
 	aggregation := make([]string, 0, len(_g.fns))
 	for _, fn := range _g.fns {
@@ -501,28 +501,28 @@ func (_g *RefreshTokenGroupBy) sqlScan(ctx context.Context, root *RefreshTokenQu
 	return sql.ScanSlice(rows, v)
 }
 
-// RefreshTokenSelect is the builder for selecting fields of RefreshToken entities.
-type RefreshTokenSelect struct {
-	*RefreshTokenQuery
+// RefreshChainSelect is the builder for selecting fields of RefreshChain entities.
+type RefreshChainSelect struct {
+	*RefreshChainQuery
 	selector
 }
 
 // Aggregate adds the given aggregation functions to the selector query.
-func (_s *RefreshTokenSelect) Aggregate(fns ...AggregateFunc) *RefreshTokenSelect {
+func (_s *RefreshChainSelect) Aggregate(fns ...AggregateFunc) *RefreshChainSelect {
 	_s.fns = append(_s.fns, fns...)
 	return _s
 }
 
 // Scan applies the selector query and scans the result into the given value.
-func (_s *RefreshTokenSelect) Scan(ctx context.Context, v any) error {
+func (_s *RefreshChainSelect) Scan(ctx context.Context, v any) error {
 	ctx = setContextOp(ctx, _s.ctx, ent.OpQuerySelect)
 	if err := _s.prepareQuery(ctx); err != nil {
 		return err
 	}
-	return scanWithInterceptors[*RefreshTokenQuery, *RefreshTokenSelect](ctx, _s.RefreshTokenQuery, _s, _s.inters, v)
+	return scanWithInterceptors[*RefreshChainQuery, *RefreshChainSelect](ctx, _s.RefreshChainQuery, _s, _s.inters, v)
 }
 
-func (_s *RefreshTokenSelect) sqlScan(ctx context.Context, root *RefreshTokenQuery, v any) error {
+func (_s *RefreshChainSelect) sqlScan(ctx context.Context, root *RefreshChainQuery, v any) error {
 	selector := root.sqlQuery(ctx)
 	aggregation := make([]string, 0, len(_s.fns))
 	for _, fn := range _s.fns {
@@ -544,7 +544,7 @@ func (_s *RefreshTokenSelect) sqlScan(ctx context.Context, root *RefreshTokenQue
 }
 
 // Modify adds a query modifier for attaching custom logic to queries.
-func (_s *RefreshTokenSelect) Modify(modifiers ...func(s *sql.Selector)) *RefreshTokenSelect {
+func (_s *RefreshChainSelect) Modify(modifiers ...func(s *sql.Selector)) *RefreshChainSelect {
 	_s.modifiers = append(_s.modifiers, modifiers...)
 	return _s
 }
