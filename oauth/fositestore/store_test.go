@@ -409,3 +409,44 @@ func TestRefreshRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestChainExpiry: a chain lives until its newest token expires, each
+// rotation moving that on, and the sweeper removes it after; a rotation
+// for a user who is gone writes nothing. On every engine.
+func TestChainExpiry(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s, request := tokenStore(t, db)
+		soon := request("g1")
+		soon.Session.(*token.Session).SetExpiresAt(fosite.RefreshToken, time.Now().Add(time.Minute))
+		if err := s.CreateRefreshTokenSession(ctx, ref("c1", 0, "rt-1").String(), "", soon); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRefreshTokenSession(ctx, ref("c2", 0, "rt-2").String(), "", soon); err != nil {
+			t.Fatal(err)
+		}
+		later := request("g1") // a day ahead
+		data, _ := EncodeRequest(later)
+		if err := s.Rotate(ctx, ref("c1", 0, "rt-1"), ref("c1", 1, "rt-1b"), "at-1b", later, data); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.DeleteExpired(ctx, time.Now().Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Errorf("DeleteExpired = %d, %v; want the one chain not rotated", n, err)
+		}
+		if c, _ := s.Chain(ctx, "c2"); c != nil {
+			t.Error("the expired chain is still there")
+		}
+		if c, _ := s.Chain(ctx, "c1"); c == nil {
+			t.Fatal("the rotated chain was swept with its first token's expiry")
+		}
+
+		db.Ent.User.DeleteOneID(7).ExecX(ctx)
+		if err := s.Rotate(ctx, ref("c1", 1, "rt-1b"), ref("c1", 2, "rt-1c"), "at-1c", later, data); !errors.Is(err, ErrRevoked) {
+			t.Errorf("rotation for a user who is gone: %v, want ErrRevoked", err)
+		}
+		if c, _ := s.Chain(ctx, "c1"); c == nil || c.Generation != 1 {
+			t.Errorf("rotation for a user who is gone wrote %+v", c)
+		}
+	})
+}
