@@ -113,15 +113,28 @@ func (d driverLog) Print(v ...any) {
 	}
 }
 
-// Migrate brings the schema up to date. It only adds tables, columns and
-// indexes; it never drops anything, so an older binary keeps working against
-// a newer schema during a rolling update.
+// Migrate brings the schema up to date. It adds tables, columns and
+// indexes and drops nothing the code still knows, so an older binary keeps
+// working against a newer schema during a rolling update; the one
+// exception is retiredTables.
 func (db *DB) Migrate(ctx context.Context) error {
 	if err := db.Ent.Schema.Create(ctx, migrate.WithForeignKeys(true)); err != nil {
 		return fmt.Errorf("database: migrate: %w", err)
 	}
+	for _, t := range retiredTables {
+		if _, err := db.SQL.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+			return fmt.Errorf("database: migrate: drop retired table %s: %w", t, err)
+		}
+	}
 	return nil
 }
+
+// retiredTables are tables no build since their retirement reads, dropped
+// by Migrate because what they hold would otherwise outlive the account
+// erasure, which no longer knows them. refresh_tokens held one row per
+// refresh before the one-row-per-login refresh_chains (before the first
+// release); the tokens it backed are refused by the builds after it anyway.
+var retiredTables = []string{"refresh_tokens"}
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }

@@ -141,3 +141,28 @@ func TestIsRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateDropsRetiredTables: a database from before the one-row-per-login
+// refresh chains loses its refresh_tokens table (and the user data in it)
+// at the next migration, which still succeeds when the table is gone.
+func TestMigrateDropsRetiredTables(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		if _, err := db.SQL.ExecContext(ctx, "CREATE TABLE refresh_tokens (id VARCHAR(64) PRIMARY KEY, subject VARCHAR(128))"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SQL.ExecContext(ctx, "INSERT INTO refresh_tokens (id, subject) VALUES ('a', '42')"); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+		}
+		var n int
+		err := db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM refresh_tokens").Scan(&n)
+		if err == nil {
+			t.Errorf("refresh_tokens still holds %d rows after the migration, want the table dropped", n)
+		}
+	})
+}
