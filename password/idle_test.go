@@ -168,3 +168,19 @@ func TestIdleConcurrent(t *testing.T) {
 	}
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= start })
 }
+
+// TestWithRelease: the release given replaces the default, and runs once
+// after the start-up dummy hash and once per idle period.
+func TestWithRelease(t *testing.T) {
+	var released atomic.Int32
+	h, err := NewHasher(testParams(), 1, time.Minute, WithRelease(func() { released.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("release ran %d times after NewHasher, want once (after the dummy hash)", n)
+	}
+	h.idle = 20 * time.Millisecond
+	hashOnce(t, h)
+	waitFor(t, "the idle release", func() bool { return released.Load() == 2 })
+}

@@ -167,6 +167,14 @@ type Hasher struct {
 // Option configures NewHasher.
 type Option func(*Hasher)
 
+// WithRelease sets what returns memory to the operating system once the
+// Hasher has dropped its buffers, after the dummy hash and after each idle
+// period: debug.FreeOSMemory by default. A server passes something that
+// also trims what else it holds while idle (residency.Trim).
+func WithRelease(release func()) Option {
+	return func(h *Hasher) { h.freeOS = release }
+}
+
 // WithBudget makes every hash take its argon2 memory from b while it runs,
 // after it has a slot, within the same queue timeout. b is usually shared
 // with picture decoding and sized MemoryBudget(p, concurrency), so that

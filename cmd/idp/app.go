@@ -34,6 +34,7 @@ import (
 	"idp/picture"
 	"idp/profile"
 	"idp/ratelimit"
+	"idp/residency"
 	"idp/session"
 	"idp/signin"
 )
@@ -121,7 +122,12 @@ func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger
 // newHasher makes the password hasher and the memory budget it shares with
 // picture decoding: the budget is the hashes' own (concurrency × argon2
 // memory), so that hashing alone can still use all of it.
-func newHasher(cfg config) (*password.Hasher, *budget.Budget, error) {
+//
+// When the hasher drops its buffers (after the start-up dummy hash, and
+// after 30 s without a login) the process gives back what it holds unused
+// (residency.Trim): the heap's free pages and the executable's pages that
+// only start-up touched.
+func newHasher(cfg config, log *slog.Logger) (*password.Hasher, *budget.Budget, error) {
 	p := password.DefaultParams()
 	if cfg.Argon2MemoryKiB != 0 {
 		p.Memory = uint32(cfg.Argon2MemoryKiB)
@@ -136,11 +142,20 @@ func newHasher(cfg config) (*password.Hasher, *budget.Budget, error) {
 		return nil, nil, fmt.Errorf("IDP_ARGON2_…: %w", err)
 	}
 	memory := budget.New(password.MemoryBudget(p, cfg.HashConcurrency))
-	h, err := password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout, password.WithBudget(memory))
+	h, err := password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout,
+		password.WithBudget(memory), password.WithRelease(func() { trimMemory(log) }))
 	if err != nil {
 		return nil, nil, err
 	}
 	return h, memory, nil
+}
+
+// trimMemory gives unused memory back to the system (residency.Trim). A
+// kernel that refuses costs only the memory, so it is logged, not fatal.
+func trimMemory(log *slog.Logger) {
+	if err := residency.Trim(); err != nil {
+		log.Warn("memory not trimmed", "err", err)
+	}
 }
 
 // mobileClient is the public, first-party client of the embedded default,
@@ -195,7 +210,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err := a.keys.Load(ctx); err != nil {
 		return nil, err
 	}
-	hasher, memory, err := newHasher(cfg)
+	hasher, memory, err := newHasher(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -521,6 +536,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
+	// Start-up is over: what only it needed can go (the hasher trims again
+	// whenever logins stop).
+	trimMemory(a.log)
 
 	var err error
 	select {
