@@ -63,6 +63,7 @@ type Profile interface {
 	ResendVerification(ctx context.Context, u *ent.User) error
 	PasswordMinLength() int
 	MaxSignupBytes() int64
+	HoldBody(r *http.Request, limit int64) (release func(), ok bool)
 	ConfirmEmail(ctx context.Context, u *ent.User, code string) (changed bool, err error)
 	RequestEmailChange(ctx context.Context, u *ent.User, newEmail, password, from string) error
 	StartEmailChange(ctx context.Context, u *ent.User, newEmail string) error

@@ -23,9 +23,11 @@ type form struct {
 // handlePost takes one of the page's forms: bounded, CSRF-checked, from a
 // signed-in browser, dispatched by its "action".
 func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
-	if !h.parse(w, r) {
+	release, ok := h.parse(w, r, true)
+	if !ok {
 		return
 	}
+	defer release()
 	if err := h.d.Pages.CSRF().Verify(r, pages.PurposeAccount); err != nil {
 		h.render(w, r, http.StatusForbidden, pages.Error{Message: pages.MsgFormExpired})
 		return
@@ -65,17 +67,24 @@ func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parse bounds and parses the body: multipart (the picture) up to a
-// signup's size, any other form up to maxFormBytes. It reports whether the
-// request may go on; if not, it has answered.
-func (h *Handler) parse(w http.ResponseWriter, r *http.Request) bool {
+// parse bounds and parses the body: with pictures, multipart up to a
+// signup's size, its memory held from the upload budget until release;
+// any other form up to maxFormBytes. It reports whether the request may
+// go on; if not, it has answered.
+func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (release func(), ok bool) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var err error
-	if mt == "multipart/form-data" {
+	release = func() {}
+	if pictures && mt == "multipart/form-data" {
 		limit := h.d.Profile.MaxSignupBytes()
 		if r.ContentLength > limit {
 			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
-			return false
+			return nil, false
+		}
+		if release, ok = h.d.Profile.HoldBody(r, limit); !ok {
+			w.Header().Set("Retry-After", "1")
+			h.render(w, r, http.StatusServiceUnavailable, pages.Error{Message: pages.MsgUnavailable})
+			return nil, false
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		// All of it in memory (the body is bounded), none in temporary files.
@@ -87,13 +96,15 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			release()
 			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
-			return false
+			return nil, false
 		}
+		release()
 		h.render(w, r, http.StatusBadRequest, pages.Error{Message: pages.MsgBadRequest})
-		return false
+		return nil, false
 	}
-	return true
+	return release, true
 }
 
 // fail shows the page again with what went wrong: field errors beside

@@ -71,6 +71,12 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, tooLarge(lim))
 		return
 	}
+	release, ok := s.HoldBody(r, lim.MaxBytes+64<<10)
+	if !ok {
+		pictureBusy(w)
+		return
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBytes+64<<10)
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var src io.Reader

@@ -110,6 +110,9 @@ type Config struct {
 	ObserveEvent func(event string)
 	// Now is the clock (default time.Now): how old a token's login is.
 	Now func() time.Time
+	// UploadMemory bounds what bodies carrying pictures hold at once
+	// (HoldBody); 0: UploadMemory.
+	UploadMemory int64
 }
 
 // Server serves /v1.
@@ -131,6 +134,8 @@ type Server struct {
 	// decoding holds a slot per picture being decoded: one decode can take
 	// a second of CPU, so they are capped like password hashes.
 	decoding chan struct{}
+	// uploads is the memory budget of bodies carrying pictures (HoldBody).
+	uploads *budget.Budget
 	// memory is the budget a decode takes its memory from; nil: none.
 	memory     *budget.Budget
 	decode     func(*picture.Upload) (picture.Image, error)
@@ -215,7 +220,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
-		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
+		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
 }
 
 // Mount adds the /v1 routes to r.

@@ -50,6 +50,16 @@ type signupRequest struct {
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if r.ContentLength > s.MaxSignupBytes() {
+		writeProblem(w, tooLarge(s.cfg.Pictures))
+		return
+	}
+	release, ok := s.HoldBody(r, s.MaxSignupBytes())
+	if !ok {
+		pictureBusy(w)
+		return
+	}
+	defer release()
 	req, ok := s.readSignup(w, r)
 	if !ok {
 		return

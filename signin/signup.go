@@ -17,6 +17,9 @@ type Registration interface {
 	CreateAccount(ctx context.Context, in profile.SignupInput, inTx func(ctx context.Context, u *ent.User) error) (*ent.User, error)
 	// MaxSignupBytes bounds a signup's body, picture included.
 	MaxSignupBytes() int64
+	// HoldBody takes the memory the body will hold from the upload
+	// budget; not ok while it stays taken.
+	HoldBody(r *http.Request, limit int64) (release func(), ok bool)
 	PasswordMinLength() int
 }
 
@@ -45,6 +48,13 @@ func (h *Handler) handleSignup(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusRequestEntityTooLarge, "", pages.Error{Message: pages.MsgPictureTooLarge})
 		return
 	}
+	release, ok := h.d.Registration.HoldBody(r, maxBody)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		h.render(w, r, http.StatusServiceUnavailable, "", pages.Error{Message: pages.MsgUnavailable})
+		return
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	// All of it in memory (the body is bounded), none in temporary files.
 	err := r.ParseMultipartForm(maxBody)
