@@ -238,5 +238,12 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) er
 
 // DeleteExpiredCodes removes codes of every purpose past their lifetime.
 func (s *Service) DeleteExpiredCodes(ctx context.Context) (int, error) {
-	return s.db.OneTimeCode.Delete().Where(onetimecode.ExpiresAtLT(s.opts.Now())).Exec(ctx)
+	expired := onetimecode.ExpiresAtLT(s.opts.Now())
+	return database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.db.OneTimeCode.Query().Where(expired).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.db.OneTimeCode.Delete().Where(onetimecode.IDIn(ids...), expired).Exec(ctx)
+	})
 }

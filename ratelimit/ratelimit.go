@@ -156,7 +156,14 @@ func (l *Limiter) DeleteExpired(ctx context.Context) (int, error) {
 		ls.mu.Unlock()
 	}
 	l.mu.Unlock()
-	return l.db.Ent.RateLimitWindow.Delete().Where(ratelimitwindow.ExpiresAtLT(l.now())).Exec(ctx)
+	ended := ratelimitwindow.ExpiresAtLT(l.now())
+	return database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := l.db.Ent.RateLimitWindow.Query().Where(ended).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return l.db.Ent.RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...), ended).Exec(ctx)
+	})
 }
 
 // Middleware limits the requests of each client address under rule. A

@@ -231,12 +231,19 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
 // long, and returns how many.
 func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 	now := s.clock()
-	n, err := s.client(ctx).BrowserSession.Delete().
-		Where(browsersession.Or(
-			browsersession.ExpiresAtLTE(now),
-			browsersession.LastSeenAtLTE(now.Add(-s.idleTTL)),
-		)).
-		Exec(ctx)
+	ended := browsersession.Or(
+		browsersession.ExpiresAtLTE(now),
+		browsersession.LastSeenAtLTE(now.Add(-s.idleTTL)),
+	)
+	// By id and under the same condition: a session seen again since the
+	// query stays.
+	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
+	})
 	if err != nil {
 		return n, fmt.Errorf("session: delete expired: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
 
+	"idp/database"
 	"idp/ent/authorizecode"
 	"idp/ent/pkcerequest"
 )
@@ -134,10 +135,22 @@ func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) 
 
 // deleteExpiredCodes removes the code and PKCE rows that expired before t.
 func (s *Store) deleteExpiredCodes(ctx context.Context, t time.Time) (int, error) {
-	c, err := s.db.AuthorizeCode.Delete().Where(authorizecode.ExpiresAtLT(t)).Exec(ctx)
+	c, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.db.AuthorizeCode.Query().Where(authorizecode.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.db.AuthorizeCode.Delete().Where(authorizecode.IDIn(ids...), authorizecode.ExpiresAtLT(t)).Exec(ctx)
+	})
 	if err != nil {
 		return c, MapError(err)
 	}
-	p, err := s.db.PKCERequest.Delete().Where(pkcerequest.ExpiresAtLT(t)).Exec(ctx)
+	p, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.db.PKCERequest.Query().Where(pkcerequest.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.db.PKCERequest.Delete().Where(pkcerequest.IDIn(ids...), pkcerequest.ExpiresAtLT(t)).Exec(ctx)
+	})
 	return c + p, MapError(err)
 }

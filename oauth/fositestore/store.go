@@ -715,11 +715,23 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 // when revoked, and a code row until its own expiry even when used, for
 // reuse detection.
 func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
-	a, err := s.db.AccessToken.Delete().Where(accesstoken.ExpiresAtLT(t)).Exec(ctx)
+	a, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.db.AccessToken.Query().Where(accesstoken.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.db.AccessToken.Delete().Where(accesstoken.IDIn(ids...), accesstoken.ExpiresAtLT(t)).Exec(ctx)
+	})
 	if err != nil {
 		return a, MapError(err)
 	}
-	r, err := s.db.RefreshChain.Delete().Where(refreshchain.ExpiresAtLT(t)).Exec(ctx)
+	r, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
+		ids, err := s.db.RefreshChain.Query().Where(refreshchain.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
+		if err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		return s.db.RefreshChain.Delete().Where(refreshchain.IDIn(ids...), refreshchain.ExpiresAtLT(t)).Exec(ctx)
+	})
 	if err != nil {
 		return a + r, MapError(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/ent"
 	"idp/ent/user"
 	"idp/oauth/token"
 )
@@ -447,6 +448,37 @@ func TestChainExpiry(t *testing.T) {
 		}
 		if c, _ := s.Chain(ctx, "c1"); c == nil || c.Generation != 1 {
 			t.Errorf("rotation for a user who is gone wrote %+v", c)
+		}
+	})
+}
+
+// TestDeleteExpiredInBatches: a sweep over more expired access-token rows
+// than one batch holds deletes all of them, in several statements, and
+// none of the live ones. On every engine.
+func TestDeleteExpiredInBatches(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Second)
+		const expired, live = 2*database.SweepBatch + 17, 5
+		for first := 0; first < expired+live; first += 500 {
+			var rows []*ent.AccessTokenCreate
+			for i := first; i < min(first+500, expired+live); i++ {
+				exp := now.Add(-time.Minute)
+				if i >= expired {
+					exp = now.Add(time.Hour)
+				}
+				rows = append(rows, db.Ent.AccessToken.Create().SetID(RowID(fmt.Sprint("sig-", i))).SetRequestID(fmt.Sprint("r-", i)).
+					SetClientID("mobile").SetSubject("7").SetRequestedAt(now.Add(-time.Hour)).SetExpiresAt(exp).SetRequest([]byte("{}")))
+			}
+			db.Ent.AccessToken.CreateBulk(rows...).ExecX(ctx)
+		}
+		s := New(db.Ent, nil, nil, nil)
+		n, err := s.DeleteExpired(ctx, now)
+		if err != nil || n != expired {
+			t.Fatalf("DeleteExpired = %d, %v; want the %d expired rows", n, err, expired)
+		}
+		if left := db.Ent.AccessToken.Query().CountX(ctx); left != live {
+			t.Errorf("%d access-token rows left, want the %d live ones", left, live)
 		}
 	})
 }

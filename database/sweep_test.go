@@ -1,0 +1,47 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestDeleteBatches: batches run while each deletes a full batch, stop at
+// the first short one, and stop on an error or an ended context.
+func TestDeleteBatches(t *testing.T) {
+	left := 2*SweepBatch + 345
+	var calls int
+	n, err := DeleteBatches(context.Background(), func(_ context.Context, limit int) (int, error) {
+		calls++
+		d := min(limit, left)
+		left -= d
+		return d, nil
+	})
+	if err != nil || n != 2*SweepBatch+345 || left != 0 || calls != 3 {
+		t.Errorf("DeleteBatches = %d, %v after %d batches, %d rows left; want all %d in 3 batches", n, err, calls, left, 2*SweepBatch+345)
+	}
+
+	boom := errors.New("boom")
+	calls = 0
+	n, err = DeleteBatches(context.Background(), func(_ context.Context, limit int) (int, error) {
+		calls++
+		if calls == 2 {
+			return 0, boom
+		}
+		return limit, nil
+	})
+	if !errors.Is(err, boom) || n != SweepBatch || calls != 2 {
+		t.Errorf("DeleteBatches with a failing second batch = %d, %v after %d batches; want %d, boom after 2", n, err, calls, SweepBatch)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	calls = 0
+	_, err = DeleteBatches(ctx, func(_ context.Context, limit int) (int, error) {
+		calls++
+		cancel()
+		return limit, nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 1 {
+		t.Errorf("DeleteBatches with the context ended = %v after %d batches; want context.Canceled after 1", err, calls)
+	}
+}
