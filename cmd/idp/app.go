@@ -34,7 +34,6 @@ import (
 	"idp/picture"
 	"idp/profile"
 	"idp/ratelimit"
-	"idp/residency"
 	"idp/session"
 	"idp/signin"
 )
@@ -125,8 +124,8 @@ func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger
 //
 // When the hasher drops its buffers (after the start-up dummy hash, and
 // after 30 s without a login) the process gives back what it holds unused
-// (residency.Trim): the heap's free pages and the executable's pages that
-// only start-up touched.
+// (cfg.trim, residency.Trim): the heap's free pages and the executable's
+// pages that only start-up touched.
 func newHasher(cfg config, log *slog.Logger) (*password.Hasher, *budget.Budget, error) {
 	p := password.DefaultParams()
 	if cfg.Argon2MemoryKiB != 0 {
@@ -142,18 +141,22 @@ func newHasher(cfg config, log *slog.Logger) (*password.Hasher, *budget.Budget, 
 		return nil, nil, fmt.Errorf("IDP_ARGON2_…: %w", err)
 	}
 	memory := budget.New(password.MemoryBudget(p, cfg.HashConcurrency))
-	h, err := password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout,
-		password.WithBudget(memory), password.WithRelease(func() { trimMemory(log) }))
+	opts := []password.Option{password.WithBudget(memory)}
+	if cfg.trim != nil {
+		opts = append(opts, password.WithRelease(func() { trimMemory(cfg.trim, log) }))
+	}
+	h, err := password.NewHasher(p, cfg.HashConcurrency, cfg.HashQueueTimeout, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	return h, memory, nil
 }
 
-// trimMemory gives unused memory back to the system (residency.Trim). A
-// kernel that refuses costs only the memory, so it is logged, not fatal.
-func trimMemory(log *slog.Logger) {
-	if err := residency.Trim(); err != nil {
+// trimMemory gives unused memory back to the system with trim
+// (residency.Trim). A kernel that refuses costs only the memory, so it is
+// logged, not fatal.
+func trimMemory(trim func() error, log *slog.Logger) {
+	if err := trim(); err != nil {
 		log.Warn("memory not trimmed", "err", err)
 	}
 }
@@ -538,7 +541,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer)
 	// Start-up is over: what only it needed can go (the hasher trims again
 	// whenever logins stop).
-	trimMemory(a.log)
+	if a.cfg.trim != nil {
+		trimMemory(a.cfg.trim, a.log)
+	}
 
 	var err error
 	select {

@@ -25,6 +25,8 @@ import (
 type cmdEnv struct {
 	lookup         lookupEnv
 	stdout, stderr io.Writer
+	// trim is what idp serve gives back unused memory with (config.trim).
+	trim func() error
 }
 
 func (e cmdEnv) getenv(name string) string {
@@ -101,6 +103,7 @@ func cmdServe(ctx context.Context, args []string, e cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	cfg.trim = e.trim
 	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("IDP_HTTP_ADDR: %w", err)

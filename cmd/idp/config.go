@@ -82,6 +82,10 @@ type config struct {
 	// nil means time.Now. Tests set them to see tokens expire and keys
 	// rotate without waiting.
 	clock, keyClock func() time.Time
+	// trim gives back unused memory when idle (residency.Trim): set by
+	// main for the process it runs, nil in tests, whose servers come and
+	// go by the hundred within one binary and would page it out each time.
+	trim func() error
 	// pictureOptions configure the picture store; tests point it at an
 	// in-process fake-gcs-server.
 	pictureOptions []picture.Option

@@ -28,12 +28,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"idp/residency"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
+	e := cmdEnv{lookup: os.LookupEnv, stdout: os.Stdout, stderr: os.Stderr, trim: residency.Trim}
+	if err := runEnv(ctx, os.Args[1:], e); err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "idp:", err)
 		}
@@ -78,19 +81,23 @@ meaning: "idp serve -h" lists them all.
 // can run it in-process. A request for help (-h, --help, help) prints it on
 // stdout and succeeds.
 func run(ctx context.Context, args []string, lookup lookupEnv, stdout, stderr io.Writer) error {
-	err := dispatch(ctx, args, lookup, stdout, stderr)
+	return runEnv(ctx, args, cmdEnv{lookup: lookup, stdout: stdout, stderr: stderr})
+}
+
+func runEnv(ctx context.Context, args []string, e cmdEnv) error {
+	err := dispatch(ctx, args, e)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	return err
 }
 
-func dispatch(ctx context.Context, args []string, lookup lookupEnv, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, e cmdEnv) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
 		case "-h", "-help", "--help", "--h":
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(e.stdout, usage)
 			return nil
 		}
 		if args[0] != "" && args[0][0] != '-' {
@@ -105,7 +112,6 @@ func dispatch(ctx context.Context, args []string, lookup lookupEnv, stdout, stde
 		args = args[1:]
 		return s
 	}
-	e := cmdEnv{lookup: lookup, stdout: stdout, stderr: stderr}
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, args, e)
@@ -140,10 +146,10 @@ func dispatch(ctx context.Context, args []string, lookup lookupEnv, stdout, stde
 	case "version":
 		return cmdVersion(args, e)
 	case "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(e.stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(e.stderr, usage)
 		return fmt.Errorf("unknown command %q (see the list above)", cmd)
 	}
 }
