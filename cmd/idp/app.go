@@ -482,7 +482,9 @@ func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 // sweep deletes what expires: token rows, ended rate-limit windows, stale
-// login throttles, expired one-time codes (reset, verification).
+// login throttles, expired one-time codes (reset, verification). A pass
+// that removed something is logged with what it took, so that its cost
+// under load can be seen (and timed: make bench's scale mode reads it).
 func (a *app) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -491,6 +493,9 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			start := time.Now()
+			var attrs []any
+			removed := 0
 			for name, f := range map[string]func(context.Context) (int, error){
 				"expired tokens":     a.oauth.DeleteExpiredTokens,
 				"rate limit windows": a.limiter.DeleteExpired,
@@ -499,9 +504,17 @@ func (a *app) sweep(ctx context.Context, every time.Duration) {
 				"browser sessions":   a.sessions.DeleteExpired,
 				"passkey challenges": a.sweepPasskeyChallenges,
 			} {
-				if _, err := f(ctx); err != nil && ctx.Err() == nil {
+				n, err := f(ctx)
+				if err != nil && ctx.Err() == nil {
 					a.log.WarnContext(ctx, "sweep "+name, "err", err)
 				}
+				if n > 0 {
+					removed += n
+					attrs = append(attrs, strings.ReplaceAll(name, " ", "_"), n)
+				}
+			}
+			if removed > 0 {
+				a.log.InfoContext(ctx, "sweep", append(attrs, "removed", removed, "took", time.Since(start).String())...)
 			}
 		}
 	}
@@ -534,7 +547,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { a.keys.Run(bg) })
 	wg.Go(func() { a.outbox.Run(bg) })
 	wg.Go(func() { a.pictureDeletions.Run(bg) })
-	wg.Go(func() { a.sweep(bg, 10*time.Minute) })
+	wg.Go(func() { a.sweep(bg, a.cfg.SweepInterval) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -724,6 +724,7 @@ func TestConfigErrors(t *testing.T) {
 		{with("IDP_KEY_PUBLISH_LEAD", "1000h"), nil, "IDP_KEY_PUBLISH_LEAD"},
 		{with("IDP_KEY_PUBLISH_LEAD", "90s"), nil, "IDP_KEY_PUBLISH_LEAD"}, // keys.ValidateSchedule: over twice the 1m refresh
 		{with("IDP_LOG_LEVEL", "loud"), nil, "IDP_LOG_LEVEL"},
+		{with("IDP_SWEEP_INTERVAL", "0s"), nil, "IDP_SWEEP_INTERVAL"},
 		{map[string]string{}, []string{"--key-size", "4096"}, "IDP_KEY_SIZE"},
 	}
 	for _, tc := range tests {

@@ -58,6 +58,9 @@ type config struct {
 
 	ShutdownGrace  time.Duration
 	RequestTimeout time.Duration
+	// SweepInterval is how often expired rows (tokens, sessions, codes,
+	// rate-limit windows) are deleted.
+	SweepInterval time.Duration
 
 	PicturesURL        string
 	PicturesPublicURL  string
@@ -148,6 +151,7 @@ func (c *config) settings() []setting {
 		{"IDP_HASH_QUEUE_TIMEOUT", "hash-queue-timeout", "how long a login waits for a hashing slot before 503", (*durationValue)(&c.HashQueueTimeout)},
 		{"IDP_SHUTDOWN_GRACE", "shutdown-grace", "how long in-flight requests may take to finish on SIGTERM", (*durationValue)(&c.ShutdownGrace)},
 		{"IDP_REQUEST_TIMEOUT", "request-timeout", "deadline of one request's work (database, storage); past it the answer is 503", (*durationValue)(&c.RequestTimeout)},
+		{"IDP_SWEEP_INTERVAL", "sweep-interval", "how often each process deletes expired tokens, sessions, one-time codes and rate-limit windows", (*durationValue)(&c.SweepInterval)},
 		{"IDP_PICTURES_URL", "pictures-url", "where pictures are stored: gs://bucket/prefix, or a directory (default <data-dir>/pictures; required with IDP_DATABASE_URL)", (*stringValue)(&c.PicturesURL)},
 		{"IDP_PICTURES_PUBLIC_URL", "pictures-public-url", "scheme://host[:port] that signed picture URLs name, when clients reach the storage server by another address than idp (a GCS emulator in compose)", (*stringValue)(&c.PicturesPublicURL)},
 		{"IDP_PICTURES_SIGNING_KEY_FILE", "pictures-signing-key-file", "service-account JSON key file to sign picture URLs with; empty signs as the environment's service account (IAM signBlob)", (*stringValue)(&c.PicturesSigningKey)},
@@ -181,6 +185,7 @@ func defaultConfig() config {
 		HashQueueTimeout:   2 * time.Second,
 		ShutdownGrace:      20 * time.Second,
 		RequestTimeout:     15 * time.Second,
+		SweepInterval:      10 * time.Minute,
 		PictureMaxBytes:    5 << 20,
 		PictureMaxSide:     4096,
 		PasswordMinLength:  12,
@@ -281,6 +286,7 @@ func (c *config) check() error {
 		{c.KeyPublishLead, "IDP_KEY_PUBLISH_LEAD"}, {c.KeyRefreshInterval, "IDP_KEY_REFRESH_INTERVAL"},
 		{c.HashQueueTimeout, "IDP_HASH_QUEUE_TIMEOUT"}, {c.RequestTimeout, "IDP_REQUEST_TIMEOUT"},
 		{c.SessionTTL, "IDP_SESSION_TTL"}, {c.SessionIdleTTL, "IDP_SESSION_IDLE_TTL"},
+		{c.SweepInterval, "IDP_SWEEP_INTERVAL"},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be positive", d.env)
