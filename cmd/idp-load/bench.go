@@ -334,10 +334,10 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		cfg.DebugURL, cfg.ProfileDir = debugURL, filepath.Join(bc.ProfileDir, engine)
 		fmt.Fprintf(log, "  profiling the server into %s\n", cfg.ProfileDir)
 	}
-	if engine == "mysql" {
+	if engine != "sqlite" {
 		// The database's work is the server's too. Other jobs' queries
 		// to the same database server are counted with it.
-		if cfg.DBPID = findDatabasePID(); cfg.DBPID != 0 {
+		if cfg.DBPID = findDatabasePID(engine); cfg.DBPID != 0 {
 			fmt.Fprintf(log, "  counting the CPU time of the database server, pid %d, as the server's\n", cfg.DBPID)
 		}
 	}

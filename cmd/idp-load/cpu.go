@@ -33,8 +33,9 @@ type cpuSample struct {
 }
 
 // sampleCPU reads the counters. The server's time is the sum over pids
-// (idp, and on MySQL the database server); none leaves it out. Every pid
-// after the first is a database server's.
+// (idp, and on MySQL or PostgreSQL the database server); none leaves it
+// out. Every pid after the first is a database server's, counted with its
+// child processes (PostgreSQL's backends; see processTreeCPU).
 func sampleCPU(pids ...int) cpuSample {
 	var s cpuSample
 	var ru syscall.Rusage
@@ -48,7 +49,11 @@ func sampleCPU(pids ...int) cpuSample {
 		if pid <= 0 {
 			continue
 		}
-		t, err := processCPU(pid)
+		read := processCPU
+		if i > 0 {
+			read = processTreeCPU
+		}
+		t, err := read(pid)
 		s.server += t
 		if i > 0 {
 			s.db += t
@@ -58,9 +63,11 @@ func sampleCPU(pids ...int) cpuSample {
 	return s
 }
 
-// findDatabasePID returns the process id of the local MariaDB or MySQL
-// server, or 0 when there is not exactly one.
-func findDatabasePID() int {
+// findDatabasePID returns the process id of the local database server of
+// engine, or 0 when there is not exactly one: MariaDB's or MySQL's one
+// process, or PostgreSQL's postmaster (a postgres process whose parent is
+// not one), whose backends processTreeCPU counts with it.
+func findDatabasePID(engine string) int {
 	dirs, _ := os.ReadDir("/proc")
 	found := 0
 	for _, d := range dirs {
@@ -68,11 +75,15 @@ func findDatabasePID() int {
 		if err != nil {
 			continue
 		}
-		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil {
-			continue
+		name := processName(pid)
+		var match bool
+		switch engine {
+		case "mysql":
+			match = name == "mariadbd" || name == "mysqld"
+		case "postgres":
+			match = name == "postgres" && processName(parentPID(pid)) != "postgres"
 		}
-		if name := strings.TrimSpace(string(comm)); name == "mariadbd" || name == "mysqld" {
+		if match {
 			if found != 0 {
 				return 0
 			}
@@ -80,6 +91,84 @@ func findDatabasePID() int {
 		}
 	}
 	return found
+}
+
+func processName(pid int) string {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(comm))
+}
+
+// parentPID is field 4 of /proc/<pid>/stat, or 0.
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := statFields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// processTreeCPU is the CPU time of pid, of its live children and of the
+// children it has reaped: PostgreSQL runs each connection in a process
+// that the postmaster forks and reaps. For a process without children
+// (MariaDB's threads are one process) it is processCPU.
+func processTreeCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	own, err := parseProcStat(string(b))
+	if err != nil {
+		return 0, err
+	}
+	reaped, err := parseReapedCPU(string(b))
+	if err != nil {
+		return 0, err
+	}
+	total := own + reaped
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil || child == pid || parentPID(child) != pid {
+			continue
+		}
+		if t, err := processCPU(child); err == nil { // a child may end meanwhile
+			total += t
+		}
+	}
+	return total, nil
+}
+
+// statFields are the fields of a /proc/<pid>/stat line after the command
+// name in parentheses (which may hold spaces): f[0] is field 3, the state.
+func statFields(line string) []string {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(line[i+1:])
+}
+
+// parseReapedCPU reads cutime and cstime (fields 16 and 17): the CPU time
+// of children the process waited for.
+func parseReapedCPU(line string) (time.Duration, error) {
+	f := statFields(line)
+	if len(f) < 15 {
+		return 0, fmt.Errorf("/proc stat: %d fields", len(f)+2)
+	}
+	cu, err1 := strconv.ParseInt(f[13], 10, 64)
+	cs, err2 := strconv.ParseInt(f[14], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc stat: bad cutime or cstime")
+	}
+	return time.Duration(cu+cs) * time.Second / clockTicks, nil
 }
 
 // cpuUse is what a stretch of time cost.

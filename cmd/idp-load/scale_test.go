@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"idp/database/databasetest"
+)
+
+// TestLoadScale writes a small scale load into databases that idp's
+// migration created: every row must be accepted by the schema, the split
+// and the expired share must be what the spec says, and the live chains
+// must be the unexpired ones.
+func TestLoadScale(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			url := e.NewURL(t)
+			db := databasetest.Open(t, url)
+			now := time.Now().UTC()
+			spec := scaleSpec{Users: 50, Tokens: 1000, ExpiredShare: 0.2, Client: "mobile", Now: now, Salt: 7}
+			res, err := loadScale(ctx, url, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refresh, access, sessions := spec.scaleCounts()
+			if refresh+access+sessions != 1000 || access != 200 || sessions != 100 {
+				t.Fatalf("split %d/%d/%d", refresh, access, sessions)
+			}
+			for table, want := range map[string]int{"users": 50, "refresh_tokens": refresh, "access_tokens": access, "browser_sessions": sessions} {
+				var n int
+				if err := db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != want || res.Rows[table] != want {
+					t.Errorf("%s: %d rows, reported %d; want %d", table, n, res.Rows[table], want)
+				}
+			}
+			// What the sweep deletes: a minute past expiry.
+			for table, want := range map[string]int{"refresh_tokens": refresh / 5, "access_tokens": access / 5} {
+				var n int
+				if err := db.SQL.QueryRowContext(ctx, rebind(db.Dialect, "SELECT COUNT(*) FROM "+table+" WHERE expires_at < ?"), now.Add(-time.Minute)).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != want {
+					t.Errorf("%s: %d expired rows, want %d", table, n, want)
+				}
+			}
+			ls, err := measureLoginSize(ctx, url, "")
+			if e.Name == "sqlite" {
+				ls, err = measureLoginSize(ctx, url, url[len("sqlite://"):])
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := refresh / scaleChainLength * 4 / 5; ls.LiveChains != want || ls.Bytes <= 0 || ls.Users != 50 {
+				t.Errorf("login size %+v, want %d live chains and a size", ls, want)
+			}
+			// A second load on the same database adds rows of its own.
+			spec.Salt = 8
+			if _, err := loadScale(ctx, url, spec, nil); err != nil {
+				t.Errorf("second load: %v", err)
+			}
+		})
+	}
+}
+
+func TestRowsPerInsert(t *testing.T) {
+	for _, tc := range []struct {
+		dia  string
+		cols int
+		want int
+	}{{"sqlite3", 11, 2978}, {"mysql", 11, 4000}, {"postgres", 20, 3276}} {
+		if got := rowsPerInsert(tc.dia, tc.cols); got != tc.want || got*tc.cols > maxParams(tc.dia) {
+			t.Errorf("rowsPerInsert(%s, %d) = %d, want %d", tc.dia, tc.cols, got, tc.want)
+		}
+	}
+}
