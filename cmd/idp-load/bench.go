@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating databases
 
 	"idp/database"
 )
@@ -32,6 +33,7 @@ type benchConfig struct {
 	IDP            string // the idp binary
 	Load           loadConfig
 	MySQLDSN       string // a server to create a fresh database on; "" skips the MySQL run
+	PostgresDSN    string // the same for PostgreSQL
 	SeedUsers      int    // users inserted directly before the server starts, for stats
 	LimitsDuration time.Duration
 	JSONPath       string
@@ -87,6 +89,7 @@ type EngineRun struct {
 	Memory      *MemoryFigures `json:"memory,omitempty"`
 	Load        *Report        `json:"load,omitempty"`
 	Checks      []Check        `json:"checks,omitempty"`
+	LoginSize   *loginSize     `json:"login_size,omitempty"`
 	Error       string         `json:"error,omitempty"`
 }
 
@@ -127,6 +130,7 @@ production mode with generated secrets.
 	}
 	fs.StringVar(&bc.IDP, "idp", "bin/idp", "the idp binary to run")
 	fs.StringVar(&bc.MySQLDSN, "mysql-dsn", getenv("IDP_TEST_MYSQL_DSN"), "mysql://user@host:3306/prefix: also bench on MySQL, on a new database (IDP_TEST_MYSQL_DSN)")
+	fs.StringVar(&bc.PostgresDSN, "postgres-dsn", getenv("IDP_TEST_POSTGRES_DSN"), "postgres://user@host:5432/prefix: also bench on PostgreSQL, on a new database (IDP_TEST_POSTGRES_DSN)")
 	fs.IntVar(&bc.SeedUsers, "seed-users", 100_000, "users inserted into the database before the server starts, so that stats reads a realistic list")
 	fs.DurationVar(&bc.LimitsDuration, "limits-duration", 3*time.Second, "how long each machine limit is measured, split over the rounds (argon2id at least 1s a round)")
 	fs.StringVar(&bc.JSONPath, "json", "", "also write the whole report as JSON to this file")
@@ -176,6 +180,9 @@ production mode with generated secrets.
 	engines := []string{"sqlite"}
 	if bc.MySQLDSN != "" {
 		engines = append(engines, "mysql")
+	}
+	if bc.PostgresDSN != "" {
+		engines = append(engines, "postgres")
 	}
 	var failed []string
 	for _, engine := range engines {
@@ -248,9 +255,13 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		set["IDP_OPS_PROFILER"] = "true"
 	}
 	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
-	if engine == "mysql" {
+	if engine != "sqlite" {
 		var drop func()
-		dbURL, drop, err = createMySQLDatabase(ctx, bc.MySQLDSN)
+		if engine == "mysql" {
+			dbURL, drop, err = createMySQLDatabase(ctx, bc.MySQLDSN)
+		} else {
+			dbURL, drop, err = createPostgresDatabase(ctx, bc.PostgresDSN)
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -285,7 +296,7 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		run.SeededUsers = bc.SeedUsers
 		fmt.Fprintf(log, "  seeded %d users in %v\n", bc.SeedUsers, time.Since(start).Round(time.Millisecond))
 	}
-	if engine == "mysql" {
+	if engine != "sqlite" {
 		// Production mode has no mobile client: register the embedded
 		// default's, so that both runs sign up and log in alike.
 		if _, err := idp("client", "create", "--id", bc.Load.Client, "--public", "--first-party",
@@ -354,6 +365,17 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		return fail(fmt.Errorf("load: %w (server log: %s)", err, srv.logTail()))
 	}
 	run.Load = rep
+	// After the refresh scenario and the logins after it: what a live
+	// login costs the database.
+	sqlitePath := ""
+	if engine == "sqlite" {
+		sqlitePath = filepath.Join(dir, "data", "idp.db")
+	}
+	if ls, err := measureLoginSize(ctx, dbURL, sqlitePath); err != nil {
+		fmt.Fprintf(log, "  size per live login: %v\n", err)
+	} else {
+		run.LoginSize = ls
+	}
 	if st, err := readProcStatus(pid); err == nil {
 		run.Memory.AfterLoadMiB = mib(st.rssKiB)
 	}
@@ -369,6 +391,9 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		run.Memory.IdleWait, run.Memory.IdleMiB, run.Memory.IdleAnonMiB = bc.IdleWait.Seconds(), mib(st.rssKiB), mib(st.anonKiB)
 	}
 	run.Checks = append(checks(rep, run.Limits, run.SeededUsers), idleCheck(run.Memory))
+	if run.LoginSize != nil {
+		run.Checks = append(run.Checks, loginSizeCheck(run.LoginSize))
+	}
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(log, "  stopping idp: %v\n", err)
 	}
@@ -529,6 +554,43 @@ func createMySQLDatabase(ctx context.Context, dsn string) (string, func(), error
 	return u.String(), drop, nil
 }
 
+// createPostgresDatabase creates a new database on the PostgreSQL server
+// named by dsn (postgres://user:password@host:port/prefix), reached through
+// its maintenance database, and returns its URL and a func that drops it.
+func createPostgresDatabase(ctx context.Context, dsn string) (string, func(), error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", nil, fmt.Errorf("-postgres-dsn: %q is not a postgres:// URL", dsn)
+	}
+	prefix := strings.TrimPrefix(u.Path, "/")
+	if prefix == "" {
+		prefix = "idp"
+	}
+	name := prefix + "_bench_" + randomHex(4)
+	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sql.Open("pgx", admin.String())
+	if err != nil {
+		return "", nil, err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+ident+" ENCODING 'UTF8' TEMPLATE template0"); err != nil {
+		return "", nil, fmt.Errorf("create database on %s: %w", u.Host, err)
+	}
+	drop := func() {
+		db, err := sql.Open("pgx", admin.String())
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		// FORCE ends connections still open, which would block the drop.
+		db.Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)")
+	}
+	u.Path = "/" + name
+	return u.String(), drop, nil
+}
+
 // seedUsers inserts n users with ids 1..n, a thousand rows per INSERT, so
 // that the stats scenario reads a list of realistic length. Their password
 // hash is not a hash: nobody logs in as them.
@@ -556,7 +618,13 @@ func seedUsers(ctx context.Context, dbURL string, n int) error {
 			name := "seed" + strconv.Itoa(i)
 			args = append(args, i, name, name+"@example.com", genders[i%len(genders)], now, now, now)
 		}
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, database.Rebind(db.Dialect, query), args...); err != nil {
+			return err
+		}
+	}
+	if db.Dialect == "postgres" {
+		// Explicit ids leave the identity's sequence behind.
+		if _, err := tx.ExecContext(ctx, "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT MAX(id) FROM users))"); err != nil {
 			return err
 		}
 	}
@@ -732,7 +800,7 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 	if run.Engine == "sqlite" {
 		fmt.Fprint(w, ": embedded default (SQLite in a temporary data directory)")
 	} else {
-		fmt.Fprint(w, ": production mode on a fresh MySQL/MariaDB database")
+		fmt.Fprint(w, ": production mode on a fresh "+map[string]string{"mysql": "MySQL/MariaDB", "postgres": "PostgreSQL"}[run.Engine]+" database")
 	}
 	fmt.Fprintf(w, ", %d users seeded ==\n", run.SeededUsers)
 	if run.Limits.SignPerSec > 0 {
@@ -791,4 +859,16 @@ func cpuModel() string {
 		}
 	}
 	return ""
+}
+
+// loginSizeCheck is the database's size per live login: information. The
+// size includes every user's row, most of them seeded without a login.
+func loginSizeCheck(ls *loginSize) Check {
+	c := Check{Target: "size per login", Against: "bytes per live login", Result: "info",
+		Measured: fmt.Sprintf("%.1f MiB of database (%d users) over %d live refresh chains", float64(ls.Bytes)/(1<<20), ls.Users, ls.LiveChains)}
+	if ls.LiveChains > 0 {
+		c.Value = float64(ls.Bytes) / float64(ls.LiveChains)
+		c.Measured = fmt.Sprintf("%.0f bytes per live login: ", c.Value) + c.Measured
+	}
+	return c
 }

@@ -77,3 +77,13 @@ func TestRowsPerInsert(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginSizeCheck(t *testing.T) {
+	c := loginSizeCheck(&loginSize{Bytes: 1 << 20, LiveChains: 16, Users: 100})
+	if c.Value != 65536 || c.Result != "info" {
+		t.Errorf("%+v, want 65536 bytes per login, info", c)
+	}
+	if c := loginSizeCheck(&loginSize{Bytes: 1 << 20}); c.Value != 0 || c.Result != "info" {
+		t.Errorf("no live chain: %+v", c)
+	}
+}
