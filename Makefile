@@ -40,14 +40,16 @@ fmt:
 # then on a fresh MySQL database when IDP_TEST_MYSQL_DSN is set. Takes a few
 # minutes; see docs/performance.md. BENCH_DURATION is each scenario's time,
 # BENCH_FLAGS more idp-load bench flags, BENCH_STATS_1M=1 adds the
-# million-user stats benchmark.
+# million-user stats benchmark, BENCH_SCALE=1 scale mode (idp-load bench
+# -scale: the scenarios again after loading 1M users and 5M token rows).
 BENCH_DURATION ?= 6s
 BENCH_FLAGS ?=
+BENCH_SCALE ?=
 .PHONY: bench
 bench:
 	$(GO) build -o bin/bench/idp ./cmd/idp
 	$(GO) build -o bin/bench/idp-load ./cmd/idp-load
-	bin/bench/idp-load bench -idp bin/bench/idp -duration $(BENCH_DURATION) -json bin/bench/bench.json $(BENCH_FLAGS)
+	bin/bench/idp-load bench -idp bin/bench/idp -duration $(BENCH_DURATION) -json bin/bench/bench.json $(if $(filter 1,$(BENCH_SCALE)),-scale) $(BENCH_FLAGS)
 	@if [ "$(BENCH_STATS_1M)" = 1 ]; then echo '$(GO) test -run xxx -bench Stats1M -benchtime 1x ./profile/'; $(GO) test -run xxx -bench Stats1M -benchtime 1x ./profile/; fi
 
 # Every Go fuzz target for FUZZTIME each, one after another (go test -fuzz

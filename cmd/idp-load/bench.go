@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,16 +31,20 @@ import (
 
 // benchConfig is what `idp-load bench` (and so `make bench`) runs.
 type benchConfig struct {
-	IDP            string // the idp binary
-	Load           loadConfig
-	MySQLDSN       string // a server to create a fresh database on; "" skips the MySQL run
-	PostgresDSN    string // the same for PostgreSQL
-	SeedUsers      int    // users inserted directly before the server starts, for stats
-	LimitsDuration time.Duration
-	JSONPath       string
-	Keep           bool          // keep the temporary data directories
-	ProfileDir     string        // profile the server per scenario and round into ProfileDir/<engine>
-	IdleWait       time.Duration // how long the server idles after the load before its idle RSS is read; 0 skips that
+	IDP         string // the idp binary
+	Load        loadConfig
+	MySQLDSN    string // a server to create a fresh database on; "" skips the MySQL run
+	PostgresDSN string // the same for PostgreSQL
+	// Scale, after the bench, loads ScaleUsers users and ScaleTokens
+	// token rows (scale.go) and runs the scenarios again.
+	Scale                   bool
+	ScaleUsers, ScaleTokens int
+	SeedUsers               int // users inserted directly before the server starts, for stats
+	LimitsDuration          time.Duration
+	JSONPath                string
+	Keep                    bool          // keep the temporary data directories
+	ProfileDir              string        // profile the server per scenario and round into ProfileDir/<engine>
+	IdleWait                time.Duration // how long the server idles after the load before its idle RSS is read; 0 skips that
 }
 
 // idleTargetMiB is docs/performance.md's idle resident memory target, 45 MB
@@ -90,6 +95,8 @@ type EngineRun struct {
 	Load        *Report        `json:"load,omitempty"`
 	Checks      []Check        `json:"checks,omitempty"`
 	LoginSize   *loginSize     `json:"login_size,omitempty"`
+	ScaleLoad   *scaleLoad     `json:"scale_load,omitempty"`
+	ScaleRun    *Report        `json:"scale_run,omitempty"` // the scenarios again, at scale
 	Error       string         `json:"error,omitempty"`
 }
 
@@ -137,6 +144,9 @@ production mode with generated secrets.
 	fs.BoolVar(&bc.Keep, "keep", false, "keep the temporary data directories (server logs, SQLite database)")
 	fs.StringVar(&bc.ProfileDir, "profile", "", "profile the server's CPU during each scenario and round, into DIR/<engine>/<scenario>-<round>.pprof (go tool pprof merges several); the profiler costs a little CPU")
 	fs.DurationVar(&bc.IdleWait, "idle-wait", 40*time.Second, "after the load, how long the server idles before its idle RSS is read: the hasher drops its buffers after 30 s without a hash (0: not measured after the load)")
+	fs.BoolVar(&bc.Scale, "scale", false, "scale mode: after the bench, load -scale-users users and -scale-tokens token rows (a fifth expired) and run the scenarios again; print each rate at scale over the rate before")
+	fs.IntVar(&bc.ScaleUsers, "scale-users", 1_000_000, "users that scale mode adds")
+	fs.IntVar(&bc.ScaleTokens, "scale-tokens", 5_000_000, "token rows that scale mode adds: refresh chains, access tokens, browser sessions")
 	addLoadFlags(fs, &bc.Load, &scenarios, false)
 	// The bench runs the flood too unless told otherwise.
 	scenarios = strings.Join(append(allScenarios[:len(allScenarios):len(allScenarios)], floodScenarios...), ",")
@@ -157,6 +167,9 @@ production mode with generated secrets.
 	}
 	if bc.IdleWait < 0 {
 		return errors.New("-idle-wait must not be negative")
+	}
+	if bc.Scale && (bc.ScaleUsers < 1 || bc.ScaleTokens < 0) {
+		return errors.New("-scale-users must be positive and -scale-tokens not negative")
 	}
 	idp, err := filepath.Abs(bc.IDP)
 	if err != nil {
@@ -397,7 +410,72 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(log, "  stopping idp: %v\n", err)
 	}
+	if !bc.Scale {
+		return run
+	}
+	fmt.Fprintf(log, "  scale: loading %d users and %d token rows\n", bc.ScaleUsers, bc.ScaleTokens)
+	load, err := loadScale(ctx, dbURL, scaleSpec{Users: bc.ScaleUsers, Tokens: bc.ScaleTokens, ExpiredShare: 0.2,
+		Client: bc.Load.Client, Now: time.Now().UTC(), Salt: uint32(time.Now().UnixNano())}, log)
+	if err != nil {
+		return fail(fmt.Errorf("scale load: %w", err))
+	}
+	run.ScaleLoad = load
+	fmt.Fprintf(log, "  scale: loaded in %.1f s (%.0f rows/s)\n", load.Seconds, load.RowsPerSec)
+	// The sweep would delete the expired share while the scenarios run.
+	srv, err = startServer(ctx, bc.IDP, append(env, "IDP_SWEEP_INTERVAL=1000h"), filepath.Join(dir, "idp-scale.log"), base)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	scfg := cfg
+	scfg.PID, scfg.BeforeRound, scfg.DebugURL, scfg.ProfileDir = srv.cmd.Process.Pid, nil, "", ""
+	scfg.Scenarios = slices.DeleteFunc(slices.Clone(cfg.Scenarios), func(s string) bool { return slices.Contains(floodScenarios, s) })
+	srep, err := runLoad(ctx, scfg)
+	if err != nil {
+		return fail(fmt.Errorf("scale load run: %w (server log: %s)", err, srv.logTail()))
+	}
+	run.ScaleRun = srep
+	run.Checks = append(run.Checks, scaleChecks(rep, srep)...)
+	if err := srv.stop(); err != nil {
+		fmt.Fprintf(log, "  stopping idp: %v\n", err)
+	}
 	return run
+}
+
+// scaleScenarios are the scenarios whose rate at scale is judged against
+// their rate on the fresh database.
+var scaleScenarios = []string{"userinfo", "profile", "refresh", "password", "authorize", "stats"}
+
+// scaleChecks compares each of scaleScenarios' rate at scale with its rate
+// on the fresh database: want ≥ 0.9, judged per CPU-second when either run
+// was noisy.
+func scaleChecks(before, at *Report) []Check {
+	noisy := before.OthersShare > noisyShare || at.OthersShare > noisyShare
+	var out []Check
+	for _, name := range scaleScenarios {
+		b, a := before.Scenario(name), at.Scenario(name)
+		c := Check{Target: "scale " + name, Against: "ok/s on the fresh database", Want: 0.9}
+		if b == nil || a == nil || b.Skipped != "" || a.Skipped != "" || b.OKRate <= 0 {
+			if b == nil && a == nil {
+				continue
+			}
+			c.Result, c.Measured = "n/a", "not measured"
+			out = append(out, c)
+			continue
+		}
+		c.Value, c.Limit, c.Ratio = a.OKRate, b.OKRate, a.OKRate/b.OKRate
+		c.Measured = fmt.Sprintf("%.1f ok/s at scale (p99 %.1f ms, before %.1f ms)", a.OKRate, a.P99Ms, b.P99Ms)
+		if a.CPURate > 0 && b.CPURate > 0 {
+			c.CPURatio = a.CPURate / b.CPURate
+		}
+		ratio, suffix := c.Ratio, ""
+		if noisy && c.CPURatio > 0 {
+			ratio, suffix = c.CPURatio, " (cpu)"
+		}
+		c.Result = map[bool]string{true: "pass", false: "FAIL"}[ratio >= c.Want] + suffix
+		out = append(out, c)
+	}
+	return out
 }
 
 // serverEnv returns base without IDP_… variables other than those that
@@ -808,6 +886,13 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 	}
 	if run.Load != nil {
 		writeTable(w, run.Load)
+	}
+	if l := run.ScaleLoad; l != nil {
+		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh token, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again:\n",
+			l.Rows["users"], l.Rows["refresh_tokens"], l.Rows["access_tokens"], l.Rows["browser_sessions"], l.Seconds, l.RowsPerSec)
+	}
+	if run.ScaleRun != nil {
+		writeTable(w, run.ScaleRun)
 	}
 	if len(run.Checks) > 0 {
 		fmt.Fprintln(w)

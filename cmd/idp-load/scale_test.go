@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,34 @@ func TestLoginSizeCheck(t *testing.T) {
 	}
 	if c := loginSizeCheck(&loginSize{Bytes: 1 << 20}); c.Value != 0 || c.Result != "info" {
 		t.Errorf("no live chain: %+v", c)
+	}
+}
+
+func TestScaleChecks(t *testing.T) {
+	before := &Report{Scenarios: []ScenarioResult{{Name: "userinfo", OKRate: 1000}, {Name: "refresh", OKRate: 100}, {Name: "stats", OKRate: 10}}}
+	at := &Report{Scenarios: []ScenarioResult{{Name: "userinfo", OKRate: 950}, {Name: "refresh", OKRate: 50}, {Name: "stats", Skipped: "no client"}}}
+	got := map[string]Check{}
+	for _, c := range scaleChecks(before, at) {
+		got[c.Target] = c
+	}
+	if len(got) != 3 {
+		t.Fatalf("checks %v, want userinfo, refresh and stats only", got)
+	}
+	if c := got["scale userinfo"]; c.Result != "pass" || c.Ratio != 0.95 || c.Want != 0.9 {
+		t.Errorf("userinfo %+v", c)
+	}
+	if c := got["scale refresh"]; c.Result != "FAIL" || c.Ratio != 0.5 {
+		t.Errorf("refresh %+v", c)
+	}
+	if c := got["scale stats"]; c.Result != "n/a" {
+		t.Errorf("stats %+v", c)
+	}
+}
+
+func TestBenchScaleFlags(t *testing.T) {
+	var out strings.Builder
+	err := cmdBench(context.Background(), []string{"-idp", "/nonexistent", "-scale", "-scale-users", "0"}, func(string) string { return "" }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "-scale-users") {
+		t.Errorf("-scale-users 0: %v", err)
 	}
 }
