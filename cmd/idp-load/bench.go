@@ -96,6 +96,7 @@ type EngineRun struct {
 	Checks      []Check        `json:"checks,omitempty"`
 	LoginSize   *loginSize     `json:"login_size,omitempty"`
 	ScaleLoad   *scaleLoad     `json:"scale_load,omitempty"`
+	Sweep       *SweepResult   `json:"sweep,omitempty"`
 	ScaleRun    *Report        `json:"scale_run,omitempty"` // the scenarios again, at scale
 	Error       string         `json:"error,omitempty"`
 }
@@ -436,6 +437,27 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	}
 	run.ScaleRun = srep
 	run.Checks = append(run.Checks, scaleChecks(rep, srep)...)
+	if err := srv.stop(); err != nil {
+		fmt.Fprintf(log, "  stopping idp: %v\n", err)
+	}
+	// The sweep under load: a server whose first pass runs 20 s after its
+	// start, loaded with userinfo before and during the pass.
+	sweepLog := filepath.Join(dir, "idp-sweep.log")
+	srv, err = startServer(ctx, bc.IDP, append(env, "IDP_SWEEP_INTERVAL=20s"), sweepLog, base)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.stop()
+	fmt.Fprintf(log, "  sweep: userinfo until the server's first sweep pass (20 s after its start) is logged\n")
+	scfg.PID = srv.cmd.Process.Pid
+	sw, err := measureSweep(ctx, scfg, sweepLog, 15*time.Minute)
+	if sw != nil {
+		run.Sweep = sw
+	}
+	if err != nil {
+		return fail(fmt.Errorf("sweep: %w", err))
+	}
+	run.Checks = append(run.Checks, sweepCheck(sw))
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(log, "  stopping idp: %v\n", err)
 	}
@@ -917,6 +939,9 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 				want = fmt.Sprintf("≥ %.1f", c.Want)
 				if c.Target == floodScenario || c.Target == loginFloodScenario || c.Target == "idle memory" {
 					want = "≤ 1.0"
+				}
+				if c.Target == "sweep p99" {
+					want = "≤ 2.0"
 				}
 			}
 			against := c.Against
