@@ -910,8 +910,8 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 		writeTable(w, run.Load)
 	}
 	if l := run.ScaleLoad; l != nil {
-		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh token, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again:\n",
-			l.Rows["users"], l.Rows["refresh_tokens"], l.Rows["access_tokens"], l.Rows["browser_sessions"], l.Seconds, l.RowsPerSec)
+		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh chain, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again:\n",
+			l.Rows["users"], l.Rows["refresh_chains"], l.Rows["access_tokens"], l.Rows["browser_sessions"], l.Seconds, l.RowsPerSec)
 	}
 	if run.ScaleRun != nil {
 		writeTable(w, run.ScaleRun)

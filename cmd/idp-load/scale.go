@@ -7,11 +7,10 @@ package main
 // change of the refresh-token storage changes this file only.
 //
 // What it assumes of the schema (ent/schema/token.go, browsersession.go):
-//   - refresh_tokens holds one row per refresh token of a chain: a login's
-//     first row has no parent_id, each rotation adds a row naming its
-//     parent, and every row records the access token issued with it
-//     (access_token_id). A chain is live while its rows are active and
-//     unexpired.
+//   - refresh_chains holds one row per login, whatever its number of
+//     rotations: the newest token's hash and generation, the one it
+//     replaced (prev_hash, rotated_at), the access tokens of the newest two
+//     refreshes. A chain is live while it is active and unexpired.
 //   - access_tokens holds one row per access token of a password grant or
 //     code exchange; the sweep deletes rows of both tables a minute past
 //     expires_at.
@@ -43,20 +42,19 @@ import (
 	"idp/oauth/token"
 )
 
-// The split of the scale token rows between the tables, and the length of a
-// refresh chain: a login and the rotations whose used tokens are kept until
-// they expire, for reuse detection.
+// The split of the scale token rows between the tables, and the
+// generation of every chain's newest token (rotations so far).
 const (
 	scaleAccessShare  = 0.2 // access_tokens
-	scaleSessionShare = 0.1 // browser_sessions; the rest is refresh_tokens
-	scaleChainLength  = 5
+	scaleSessionShare = 0.1 // browser_sessions; the rest is refresh_chains
+	scaleGeneration   = 4
 )
 
 // scaleSpec is what a scale load writes.
 type scaleSpec struct {
 	Users        int     // users added
-	Tokens       int     // token rows, over refresh_tokens, access_tokens and browser_sessions
-	ExpiredShare float64 // of each table's rows (of chains, for refresh_tokens), expired long enough for the sweep to delete
+	Tokens       int     // token rows, over refresh_chains, access_tokens and browser_sessions
+	ExpiredShare float64 // of each table's rows, expired long enough for the sweep to delete
 	Client       string  // the client the grants belong to
 	Now          time.Time
 	// FirstUserID is the id of the first user added; the tokens belong
@@ -147,31 +145,32 @@ func storedRequest(client, grant, subject string, requested, accessExp, refreshE
 func scaleTokenTables(s scaleSpec) []tableRows {
 	nRefresh, nAccess, nSessions := s.scaleCounts()
 	const refreshTTL, accessTTL = 30 * 24 * time.Hour, 15 * time.Minute
-	// A chain's times: an expired chain's last row expired a day ago; a
-	// live chain's last rotation is under 15 minutes old.
-	chainTimes := func(chain, j int) time.Time {
-		step := time.Duration(scaleChainLength-1-j) * 20 * time.Minute
+	// A chain's times: an expired chain's newest token expired a day ago;
+	// a live chain's last rotation is under 15 minutes old.
+	rotated := func(chain int) time.Time {
 		if s.expired(chain) {
-			return s.Now.Add(-refreshTTL - 24*time.Hour - step)
+			return s.Now.Add(-refreshTTL - 24*time.Hour)
 		}
-		return s.Now.Add(-step - time.Duration(chain%900)*time.Second)
+		return s.Now.Add(-time.Duration(chain%900) * time.Second)
 	}
 	refresh := tableRows{
-		table: "refresh_tokens",
-		cols:  []string{"id", "request_id", "client_id", "subject", "requested_at", "expires_at", "request", "access_token_id", "parent_id", "active", "created_at"},
-		n:     nRefresh,
-		row: func(i int, args []any) []any {
-			chain, j := i/scaleChainLength, i%scaleChainLength
+		table: "refresh_chains",
+		cols: []string{"id", "request_id", "client_id", "subject", "requested_at", "expires_at", "request",
+			"hash", "generation", "prev_hash", "rotated_at", "access", "prev_access", "active"},
+		n: nRefresh,
+		row: func(chain int, args []any) []any {
+			var id [12]byte
+			binary.BigEndian.PutUint32(id[:], s.Salt)
+			binary.BigEndian.PutUint64(id[4:], uint64(chain))
 			grant := s.grantID('r', chain)
 			subject := strconv.FormatInt(s.userID(chain), 10)
-			at := chainTimes(chain, j)
-			var parent any // NULL: a login's first token
-			if j > 0 {
-				parent = fositestore.RowID(s.signature("r", chain, j-1))
-			}
-			return append(args, fositestore.RowID(s.signature("r", chain, j)), grant, s.Client, subject,
-				at, at.Add(refreshTTL), storedRequest(s.Client, grant, subject, at, at.Add(accessTTL), at.Add(refreshTTL)),
-				fositestore.RowID(s.signature("ra", chain, j)), parent, true, at)
+			at := rotated(chain)
+			began := at.Add(-scaleGeneration * 20 * time.Minute)
+			return append(args, base64.RawURLEncoding.EncodeToString(id[:]), grant, s.Client, subject,
+				began, at.Add(refreshTTL), storedRequest(s.Client, grant, subject, at, at.Add(accessTTL), at.Add(refreshTTL)),
+				fositestore.RowID(s.signature("r", chain, scaleGeneration)), scaleGeneration,
+				fositestore.RowID(s.signature("r", chain, scaleGeneration-1)), at,
+				fositestore.RowID(s.signature("ra", chain, scaleGeneration)), fositestore.RowID(s.signature("ra", chain, scaleGeneration-1)), true)
 		},
 	}
 	access := tableRows{
@@ -212,9 +211,9 @@ func scaleTokenTables(s scaleSpec) []tableRows {
 	return []tableRows{refresh, access, sessions}
 }
 
-// liveChainsQuery counts the live logins: refresh chains with an active,
-// unexpired row.
-const liveChainsQuery = "SELECT COUNT(DISTINCT request_id) FROM refresh_tokens WHERE active = ? AND expires_at > ?"
+// liveChainsQuery counts the live logins: refresh chains active and
+// unexpired.
+const liveChainsQuery = "SELECT COUNT(*) FROM refresh_chains WHERE active = ? AND expires_at > ?"
 
 // maxParams is the most placeholders one statement may have: SQLite's
 // SQLITE_MAX_VARIABLE_NUMBER, and the 16-bit parameter count of the MySQL

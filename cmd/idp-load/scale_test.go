@@ -29,7 +29,7 @@ func TestLoadScale(t *testing.T) {
 			if refresh+access+sessions != 1000 || access != 200 || sessions != 100 {
 				t.Fatalf("split %d/%d/%d", refresh, access, sessions)
 			}
-			for table, want := range map[string]int{"users": 50, "refresh_tokens": refresh, "access_tokens": access, "browser_sessions": sessions} {
+			for table, want := range map[string]int{"users": 50, "refresh_chains": refresh, "access_tokens": access, "browser_sessions": sessions} {
 				var n int
 				if err := db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 					t.Fatal(err)
@@ -39,7 +39,7 @@ func TestLoadScale(t *testing.T) {
 				}
 			}
 			// What the sweep deletes: a minute past expiry.
-			for table, want := range map[string]int{"refresh_tokens": refresh / 5, "access_tokens": access / 5} {
+			for table, want := range map[string]int{"refresh_chains": refresh / 5, "access_tokens": access / 5} {
 				var n int
 				if err := db.SQL.QueryRowContext(ctx, rebind(db.Dialect, "SELECT COUNT(*) FROM "+table+" WHERE expires_at < ?"), now.Add(-time.Minute)).Scan(&n); err != nil {
 					t.Fatal(err)
@@ -55,7 +55,7 @@ func TestLoadScale(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := refresh / scaleChainLength * 4 / 5; ls.LiveChains != want || ls.Bytes <= 0 || ls.Users != 50 {
+			if want := refresh * 4 / 5; ls.LiveChains != want || ls.Bytes <= 0 || ls.Users != 50 {
 				t.Errorf("login size %+v, want %d live chains and a size", ls, want)
 			}
 			// A second load on the same database adds rows of its own.
