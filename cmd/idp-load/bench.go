@@ -355,6 +355,7 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 
 	cfg := bc.Load
 	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, client.ID, client.Secret, srv.cmd.Process.Pid
+	cfg.IdleRSSMiB = run.Memory.StartMiB
 	if debugURL != "" {
 		cfg.DebugURL, cfg.ProfileDir = debugURL, filepath.Join(bc.ProfileDir, engine)
 		fmt.Fprintf(log, "  profiling the server into %s\n", cfg.ProfileDir)
@@ -836,7 +837,7 @@ func checks(rep *Report, l Limits, seeded int) []Check {
 			Measured: fmt.Sprintf("%.1f calls/s over ~%d users: %.0f ms of machine time per call, ~%.1f s scaled to 1M users (BenchmarkStats1M measures it)",
 				s.OKRate, users, perCall*1000, perCall*1e6/float64(max(users, 1)))})
 	}
-	for _, f := range []*FloodResult{rep.Flood, rep.LoginFlood} {
+	for _, f := range []*FloodResult{rep.Flood, rep.LoginFlood, rep.PictureFlood} {
 		if f != nil && f.Skipped == "" {
 			out = append(out, floodCheck(f))
 		}
@@ -848,8 +849,11 @@ func checks(rep *Report, l Limits, seeded int) []Check {
 // overload answers among the failures.
 func floodCheck(f *FloodResult) Check {
 	overload, ok := "503 temporarily_unavailable", "ok"
-	if f.Name == loginFloodScenario {
+	switch f.Name {
+	case loginFloodScenario:
 		overload, ok = "503", "303"
+	case pictureFloodScenario:
+		overload, ok = "503 busy", "201"
 	}
 	c := Check{Target: f.Name, Against: "RSS budget MiB", Limit: f.BudgetMiB, Value: f.PeakRSSMiB, Want: 1,
 		Measured: fmt.Sprintf("%d workers: %d %s, %d×%s, %d other failures; peak RSS %.0f MiB",
@@ -937,7 +941,7 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 			}
 			if c.Want > 0 {
 				want = fmt.Sprintf("≥ %.1f", c.Want)
-				if c.Target == floodScenario || c.Target == loginFloodScenario || c.Target == "idle memory" {
+				if c.Target == floodScenario || c.Target == loginFloodScenario || c.Target == pictureFloodScenario || c.Target == "idle memory" {
 					want = "≤ 1.0"
 				}
 				if c.Target == "sweep p99" {

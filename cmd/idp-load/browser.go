@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"golang.org/x/net/html"
 )
 
@@ -302,8 +303,10 @@ type outcome struct {
 
 // loop runs sc's iterations closed-loop for d on workers goroutines, each
 // starting its next iteration when the last is done, as attack does with
-// vegeta for one-request scenarios. It returns what attack returns.
-func (r *runner) loop(ctx context.Context, sc scenario, workers int, d time.Duration, rec *recorder) (time.Duration, cpuUse, bool) {
+// vegeta for one-request scenarios; onResult, when set, sees each outcome
+// as a result (its status, and its failure as the error). It returns what
+// attack returns.
+func (r *runner) loop(ctx context.Context, sc scenario, workers int, d time.Duration, rec *recorder, onResult func(*vegeta.Result)) (time.Duration, cpuUse, bool) {
 	results := make(chan outcome, 4*workers)
 	before := sampleCPU(r.cfg.PID, r.cfg.DBPID)
 	start := time.Now()
@@ -324,6 +327,9 @@ func (r *runner) loop(ctx context.Context, sc scenario, workers int, d time.Dura
 		close(results)
 	}()
 	for o := range results {
+		if onResult != nil {
+			onResult(&vegeta.Result{Code: uint16(o.status), Error: o.failure, Latency: o.latency})
+		}
 		if o.ok || o.failure == "" {
 			rec.add(o.status, o.latency, o.ok)
 		} else {

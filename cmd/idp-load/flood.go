@@ -17,13 +17,19 @@ import (
 
 // flood sends FloodConcurrency concurrent logins for FloodDuration while
 // sampling the server's resident memory: password grants (flood) or
-// login-page POSTs (loginflood). It passes when every failure is the
-// server's overload answer (the hashing queue is full: a 503, at the token
-// endpoint with the error temporarily_unavailable, on the login page its
-// HTML page) and the peak resident set stays within hash concurrency ×
-// argon2 memory + 150 MiB.
+// login-page POSTs (loginflood) or signups with a 5 MiB picture
+// (pictureflood). It passes when every failure is the server's overload
+// answer (the hashing queue or the upload budget is full: a 503, at the
+// token endpoint with the error temporarily_unavailable, on the login page
+// its HTML page) and the peak resident set stays within the idle figure +
+// hash concurrency × argon2 memory + 64 MiB (150 MiB in place of the idle
+// figure and the 64 when the idle figure is not known).
 func (r *runner) flood(ctx context.Context, name string) *FloodResult {
-	f := &FloodResult{BudgetMiB: float64(r.cfg.HashConcurrency)*float64(r.cfg.Argon2MemoryKiB)/1024 + 150}
+	hashing := float64(r.cfg.HashConcurrency) * float64(r.cfg.Argon2MemoryKiB) / 1024
+	f := &FloodResult{BudgetMiB: hashing + 150}
+	if r.cfg.IdleRSSMiB > 0 {
+		f.BudgetMiB = r.cfg.IdleRSSMiB + hashing + 64
+	}
 	sc := r.scenario(ctx, name)
 	if sc.skip != "" {
 		f.ScenarioResult = ScenarioResult{Name: name, Concurrency: r.cfg.FloodConcurrency, Skipped: sc.skip}
@@ -35,6 +41,9 @@ func (r *runner) flood(ctx context.Context, name string) *FloodResult {
 		overloaded = func(res *vegeta.Result) bool {
 			return res.Code == http.StatusServiceUnavailable && oauthError(res.Body) == "temporarily_unavailable"
 		}
+	}
+	if name == pictureFloodScenario {
+		overloaded = func(res *vegeta.Result) bool { return res.Code == http.StatusServiceUnavailable && res.Error == "" }
 	}
 	var sampler *rssSampler
 	if r.cfg.PID > 0 {

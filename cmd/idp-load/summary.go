@@ -80,6 +80,8 @@ type Report struct {
 	Scenarios   []ScenarioResult `json:"scenarios"`
 	Flood       *FloodResult     `json:"flood,omitempty"`
 	LoginFlood  *FloodResult     `json:"login_flood,omitempty"` // the same with login-page POSTs
+	// PictureFlood is the same with signups carrying a 5 MiB picture.
+	PictureFlood *FloodResult `json:"picture_flood,omitempty"`
 	// SignaturesPerRefresh is how many RS256 signatures one refresh grant
 	// answer carries: the access token, plus the ID token when openid was
 	// granted. Zero when the refresh scenario did not run.
@@ -221,7 +223,7 @@ func writeTable(w io.Writer, r *Report) error {
 	for i := range r.Scenarios {
 		row(&r.Scenarios[i])
 	}
-	floods := []*FloodResult{r.Flood, r.LoginFlood}
+	floods := []*FloodResult{r.Flood, r.LoginFlood, r.PictureFlood}
 	for _, f := range floods {
 		if f != nil {
 			row(&f.ScenarioResult)
@@ -243,8 +245,11 @@ func writeTable(w io.Writer, r *Report) error {
 			rss = fmt.Sprintf("peak RSS %.0f MiB (%s; %.0f MiB before) vs budget %.0f MiB", f.PeakRSSMiB, f.PeakSource, f.StartRSSMiB, f.BudgetMiB)
 		}
 		overload := "503 temporarily_unavailable"
-		if f.Name == loginFloodScenario {
+		switch f.Name {
+		case loginFloodScenario:
 			overload = "503 (the login page's busy answer)"
+		case pictureFloodScenario:
+			overload = "503 busy"
 		}
 		fmt.Fprintf(w, "%s: %s; %d failed with %s, %d failed otherwise: %s\n",
 			f.Name, rss, f.Failed503, overload, f.OtherFailures, verdict)
