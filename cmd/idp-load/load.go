@@ -33,7 +33,7 @@ import (
 // authorize and loginpage walk the browser sign-in (browser.go).
 var allScenarios = []string{
 	"healthz", "discovery", "jwks", "userinfo", "profile",
-	"refresh", "authorize", "password", "loginpage", "client_credentials", "stats", "signup",
+	"refresh", "refresh2", "authorize", "password", "loginpage", "client_credentials", "stats", "signup",
 }
 
 // The floods are run only when named in -scenarios (make bench names
@@ -131,6 +131,11 @@ type runner struct {
 
 // workers is the concurrency of scenario name.
 func (c *loadConfig) workers(name string) int {
+	if name == "refresh2" {
+		// refresh on 2 chains, against refresh's -concurrency: throughput
+		// must not fall as concurrent chains rise.
+		return 2
+	}
 	if name != "password" && name != "signup" && name != "loginpage" {
 		return c.Concurrency
 	}
@@ -637,7 +642,7 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 			t.Method, t.URL, t.Header, t.Body = http.MethodPost, r.url("/login"), headers[i], bodies[i]
 			return nil
 		}
-	case "refresh":
+	case "refresh", "refresh2":
 		if len(r.users) == 0 || r.users[0].refreshToken == "" {
 			sc.skip = fmt.Sprintf("client %s got no refresh token at signup", r.cfg.Client)
 			return sc

@@ -60,7 +60,7 @@ func TestRunAgainstFake(t *testing.T) {
 			t.Errorf("%s: rate %.1f, p50 %.2f p90 %.2f p99 %.2f max %.2f", s.Name, s.OKRate, s.P50Ms, s.P90Ms, s.P99Ms, s.MaxMs)
 		}
 		want := 3
-		if s.Name == "password" || s.Name == "signup" || s.Name == "loginpage" {
+		if s.Name == "password" || s.Name == "signup" || s.Name == "loginpage" || s.Name == "refresh2" {
 			want = 2
 		}
 		if s.Concurrency != want {
