@@ -125,16 +125,16 @@ func cmdServe(ctx context.Context, args []string, e cmdEnv) error {
 	// Password hashes and picture decodes are the big allocations. They
 	// share one memory budget (a.memory, the size of the hashing slots'
 	// argon2 buffers) that bounds what they use at once. The soft limit sits
-	// that budget plus 100 MiB above nothing else: with the budget counted
-	// twice (the slots keep their buffers while logins keep coming, and
-	// decodes may hold the budget beside them) the garbage collector let
-	// the heap double under a login flood (make bench: 339 MiB against 272
-	// with this limit). Only when decodes run while the slots still hold
-	// their buffers (dropped 30 s after the last hash) is the live heap
-	// above the limit; the collector then works harder, within Go's 50 %
-	// cap on its CPU, for as long as that lasts.
+	// that budget plus 48 MiB above nothing else, so that a flood stays
+	// within the bound docs/performance.md judges (the idle figure + the
+	// budget + 64 MiB): without a limit the garbage collector let the heap
+	// double under a login flood (make bench: 339 MiB), and with the budget
+	// + 100 MiB it reached 255 MiB against a bound of 211. Only when decodes
+	// run while the slots still hold their buffers (dropped 30 s after the
+	// last hash) is the live heap above the limit; the collector then works
+	// harder, within Go's 50 % cap on its CPU, for as long as that lasts.
 	if e.getenv("GOMEMLIMIT") == "" {
-		limit := a.memory.Size() + 100<<20
+		limit := a.memory.Size() + 48<<20
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit", "bytes", limit)
 	}
