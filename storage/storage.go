@@ -52,6 +52,9 @@ func New(db *database.DB) *Store {
 // client joins the transaction ctx carries, if any.
 func (s *Store) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
 
+// rebind writes a raw statement's ? placeholders as the dialect wants them.
+func (s *Store) rebind(query string) string { return database.Rebind(s.dialect, query) }
+
 // InTx runs fn in a transaction carried by its context, committing when fn
 // returns nil; every Store method called with that context joins it. When
 // ctx already carries a transaction, fn joins it and the outer caller

@@ -36,6 +36,7 @@ import (
 	"idp/ratelimit"
 	"idp/session"
 	"idp/signin"
+	"idp/storage"
 )
 
 // app is idp assembled from its configuration: what `idp serve` runs and
@@ -44,6 +45,7 @@ type app struct {
 	cfg      config
 	log      *slog.Logger
 	db       *database.DB
+	store    *storage.Store
 	keys     *keys.Manager
 	clients  *oauth.Clients
 	accounts *account.Service
@@ -203,6 +205,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 			a.db.Close()
 		}
 	}()
+	a.store = storage.New(a.db)
 	kek, err := keyEncryptionKey(cfg)
 	if err != nil {
 		return nil, err
