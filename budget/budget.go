@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -23,6 +25,58 @@ var ErrBusy = errors.New("budget: memory budget exhausted")
 type Budget struct {
 	size int64
 	sem  *semaphore.Weighted
+	// waiting counts the callers of Acquire that found too few bytes free.
+	waiting atomic.Int64
+	// garbage is set by Discarded.
+	garbage atomic.Bool
+
+	mu sync.Mutex
+	// caches give back what their idle caches hold (Cache).
+	caches []func()
+}
+
+// Cache registers give, which gives back the bytes of the budget that a
+// cache holds without using them (the password hasher's kept buffers hold
+// their bytes between hashes, so that the memory they occupy is counted).
+// Acquire calls every give when it finds too few bytes free, before it
+// waits, so that an idle cache never turns away the operation that needs
+// its bytes.
+func (b *Budget) Cache(give func()) {
+	b.mu.Lock()
+	b.caches = append(b.caches, give)
+	b.mu.Unlock()
+}
+
+// Contended reports whether a caller of Acquire is short of bytes: a cache
+// should then give back its bytes as soon as it stops using them, instead of
+// keeping them for its next use.
+func (b *Budget) Contended() bool { return b.waiting.Load() > 0 }
+
+// Discarded tells the budget that memory whose bytes were just given back
+// is garbage not yet collected (a cache dropped a buffer for a caller that
+// needs its bytes). The next caller to get bytes first runs a collection,
+// so that what it allocates reuses that memory instead of adding to it: the
+// heap would otherwise hold both until the collector got round to it, past
+// the budget by as much as was given back.
+func (b *Budget) Discarded() { b.garbage.Store(true) }
+
+// grant returns the release of n bytes just taken, after collecting what
+// Discarded announced.
+func (b *Budget) grant(n int64) func() {
+	if b.garbage.Swap(false) {
+		runtime.GC()
+	}
+	return sync.OnceFunc(func() { b.sem.Release(n) })
+}
+
+// reclaim asks every cache for the bytes it holds unused.
+func (b *Budget) reclaim() {
+	b.mu.Lock()
+	caches := b.caches
+	b.mu.Unlock()
+	for _, give := range caches {
+		give()
+	}
 }
 
 // New returns a budget of size bytes (at least 1).
@@ -49,6 +103,15 @@ func (b *Budget) Acquire(ctx context.Context, n int64, wait time.Duration) (rele
 		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
 	if !b.sem.TryAcquire(n) {
+		// Counted as waiting before the caches are asked: a cache that
+		// stops using its bytes after reclaim has looked then sees the
+		// contention and gives them back at once.
+		b.waiting.Add(1)
+		defer b.waiting.Add(-1)
+		b.reclaim()
+		if b.sem.TryAcquire(n) {
+			return b.grant(n), nil
+		}
 		if wait <= 0 {
 			return nil, ErrBusy
 		}
@@ -62,5 +125,5 @@ func (b *Budget) Acquire(ctx context.Context, n int64, wait time.Duration) (rele
 			return nil, ErrBusy
 		}
 	}
-	return sync.OnceFunc(func() { b.sem.Release(n) }), nil
+	return b.grant(n), nil
 }

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -106,5 +107,81 @@ func TestNewClampsSize(t *testing.T) {
 	}
 	if got := New(64 << 20).Size(); got != 64<<20 {
 		t.Errorf("Size() = %d", got)
+	}
+}
+
+// TestAcquireReclaimsCaches: bytes a cache holds unused are asked back
+// before a caller that needs them waits, and a cache that gives nothing back
+// leaves the caller waiting (and busy) as before; Contended is true exactly
+// while a caller is short of bytes.
+func TestAcquireReclaimsCaches(t *testing.T) {
+	ctx := context.Background()
+	b := New(100)
+	cached, err := b.Acquire(ctx, 80, 0) // an idle cache's bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked int
+	var sawContended bool
+	b.Cache(func() {
+		asked++
+		sawContended = b.Contended()
+		cached()
+	})
+	if b.Contended() {
+		t.Fatal("Contended before anyone waits")
+	}
+	release, err := b.Acquire(ctx, 100, 0)
+	if err != nil {
+		t.Fatalf("Acquire with the bytes in an idle cache: %v", err)
+	}
+	if asked != 1 || !sawContended {
+		t.Fatalf("cache asked %d times (contended then: %v), want once and contended", asked, sawContended)
+	}
+	if b.Contended() {
+		t.Error("Contended after the caller got its bytes")
+	}
+	// The cache has nothing left to give: the next caller waits and is busy.
+	if _, err := b.Acquire(ctx, 1, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire with everything in use: %v, want ErrBusy", err)
+	}
+	if asked != 2 {
+		t.Errorf("cache asked %d times, want 2", asked)
+	}
+	release()
+	// Bytes that are free are taken without asking any cache.
+	r, err := b.Acquire(ctx, 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+	if asked != 2 {
+		t.Errorf("cache asked with the bytes free (%d times)", asked)
+	}
+}
+
+// TestDiscardedIsCollectedBeforeTheBytesAreUsed: after a cache announces
+// that it dropped memory, the next caller to get bytes has it collected
+// first, once.
+func TestDiscardedIsCollectedBeforeTheBytesAreUsed(t *testing.T) {
+	ctx := context.Background()
+	b := New(100)
+	gcs := func() uint32 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumGC
+	}
+	b.Discarded()
+	before := gcs()
+	release, err := b.Acquire(ctx, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if got := gcs(); got == before {
+		t.Fatal("no collection before the bytes given back were handed out")
+	}
+	if b.garbage.Load() {
+		t.Error("the announcement outlived the collection")
 	}
 }

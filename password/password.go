@@ -141,10 +141,11 @@ type Hasher struct {
 	// coming, it bounds the memory at Concurrency × Memory and spares the
 	// allocation, the page faults and the garbage of a fresh block per
 	// hash; after idle without a hash the buffers are dropped (release).
-	slots        chan *argon2.Memory
+	slots        chan *slot
 	queueTimeout time.Duration
-	// memory, when set, is the budget each hash takes its argon2 memory
-	// from while it runs, shared with the other expensive operations.
+	// memory, when set, is the budget each slot's buffer takes its bytes
+	// from, shared with the other expensive operations: while the hash
+	// runs and, as long as the buffer is kept, between hashes.
 	memory *budget.Budget
 	dummy  string // a real hash with params, for VerifyDummy
 
@@ -164,6 +165,24 @@ type Hasher struct {
 	freeOS func()
 }
 
+// slot is one hash's working memory and the budget's bytes it holds.
+type slot struct {
+	mem *argon2.Memory
+	// held gives back the budget's bytes reserved for mem, heldKiB of
+	// them; nil when none are (no budget, or the buffer was dropped).
+	held    func()
+	heldKiB uint32
+}
+
+// drop lets the slot's buffer go and gives its bytes back to the budget.
+func (s *slot) drop() {
+	s.mem = new(argon2.Memory)
+	if s.held != nil {
+		s.held()
+		s.held, s.heldKiB = nil, 0
+	}
+}
+
 // Option configures NewHasher.
 type Option func(*Hasher)
 
@@ -175,10 +194,14 @@ func WithRelease(release func()) Option {
 	return func(h *Hasher) { h.freeOS = release }
 }
 
-// WithBudget makes every hash take its argon2 memory from b while it runs,
-// after it has a slot, within the same queue timeout. b is usually shared
-// with picture decoding and sized MemoryBudget(p, concurrency), so that
-// hashes alone can fill it and a flood of either cannot exceed it.
+// WithBudget makes every hash take its argon2 memory from b, after it has a
+// slot, within the same queue timeout. b is usually shared with picture
+// decoding and sized MemoryBudget(p, concurrency), so that hashes alone can
+// fill it and a flood of either cannot exceed it. A slot keeps its buffer's
+// bytes between hashes, for as long as it keeps the buffer, so that the
+// budget counts the memory the buffers occupy; it gives them back when
+// another operation is short of bytes (the buffer of a slot not in use at
+// once, that of a running hash when it ends) and when idle.
 func WithBudget(b *budget.Budget) Option {
 	return func(h *Hasher) { h.memory = b }
 }
@@ -206,7 +229,7 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Op
 	}
 	h := &Hasher{
 		params:       p,
-		slots:        make(chan *argon2.Memory, concurrency),
+		slots:        make(chan *slot, concurrency),
 		queueTimeout: queueTimeout,
 		idle:         idleRelease,
 		freeOS:       debug.FreeOSMemory,
@@ -215,7 +238,10 @@ func NewHasher(p Params, concurrency int, queueTimeout time.Duration, opts ...Op
 		o(h)
 	}
 	for range concurrency {
-		h.slots <- new(argon2.Memory)
+		h.slots <- &slot{mem: new(argon2.Memory)}
+	}
+	if h.memory != nil {
+		h.memory.Cache(h.shed)
 	}
 	h.timer = time.AfterFunc(h.idle, h.release)
 	h.timer.Stop()
@@ -325,9 +351,9 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 	}
 	start := time.Now()
 	h.enter()
-	var mem *argon2.Memory
+	var sl *slot
 	select {
-	case mem = <-h.slots:
+	case sl = <-h.slots:
 	default:
 		if h.queueTimeout <= 0 {
 			h.leave()
@@ -336,7 +362,7 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 		timer := time.NewTimer(h.queueTimeout)
 		defer timer.Stop()
 		select {
-		case mem = <-h.slots:
+		case sl = <-h.slots:
 		case <-timer.C:
 			h.leave()
 			return nil, nil, ErrBusy
@@ -345,23 +371,59 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
 		}
 	}
-	giveSlot := func() { h.slots <- mem; h.leave() }
+	giveSlot := func() { h.slots <- sl; h.leave() }
 	if h.memory == nil {
-		return mem, giveSlot, nil
+		return sl.mem, giveSlot, nil
 	}
-	wait := h.queueTimeout - time.Since(start)
-	if h.queueTimeout <= 0 {
-		wait = 0
-	}
-	giveMemory, err := h.memory.Acquire(ctx, int64(memoryKiB)*1024, wait)
-	if err != nil {
-		giveSlot()
-		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+	if sl.held == nil || sl.heldKiB < memoryKiB {
+		sl.drop() // a smaller reservation: its buffer cannot hold this hash
+		wait := h.queueTimeout - time.Since(start)
+		if h.queueTimeout <= 0 {
+			wait = 0
 		}
-		return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
+		give, err := h.memory.Acquire(ctx, int64(memoryKiB)*1024, wait)
+		if err != nil {
+			giveSlot()
+			if ctx.Err() != nil {
+				return nil, nil, fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+			}
+			return nil, nil, fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		sl.held, sl.heldKiB = give, memoryKiB
 	}
-	return mem, func() { giveMemory(); giveSlot() }, nil
+	return sl.mem, func() {
+		if h.memory.Contended() {
+			sl.drop() // someone waits for the bytes: they go now, not when idle
+			h.memory.Discarded()
+		}
+		giveSlot()
+	}, nil
+}
+
+// shed drops the buffers of the slots not in use, giving their bytes back
+// to the budget; the budget calls it when an operation is short of bytes.
+// The slots are out of the channel for a moment: a hash arriving then waits
+// for them like for any slot in use (and, with no queue timeout, is busy).
+func (h *Hasher) shed() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var idle []*slot
+take:
+	for range cap(h.slots) {
+		select {
+		case sl := <-h.slots:
+			idle = append(idle, sl)
+		default:
+			break take
+		}
+	}
+	for _, sl := range idle {
+		if sl.held != nil {
+			sl.drop()
+			h.memory.Discarded()
+		}
+		h.slots <- sl
+	}
 }
 
 // enter counts a caller of acquire as active: from then on its slot's
@@ -397,8 +459,9 @@ func (h *Hasher) release() {
 	// No caller is in acquire (active is 0, and a new one waits for mu
 	// before it looks for a slot), so every slot is in the channel.
 	for range cap(h.slots) {
-		<-h.slots
-		h.slots <- new(argon2.Memory)
+		sl := <-h.slots
+		sl.drop()
+		h.slots <- sl
 	}
 	h.warm = false
 	h.mu.Unlock()

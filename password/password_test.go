@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"idp/budget"
-	"idp/password/internal/argon2"
 )
 
 // testParams is the cheapest parameter set Validate accepts (OWASP's floor),
@@ -462,7 +461,7 @@ func TestHasherAccessors(t *testing.T) {
 		t.Errorf("Params() = %+v, want %+v", got, p)
 	}
 	// Built by hand: NewHasher would compute a 4 GiB dummy hash.
-	big := &Hasher{params: Params{Memory: 4 * 1024 * 1024}, slots: make(chan *argon2.Memory, 64)}
+	big := &Hasher{params: Params{Memory: 4 * 1024 * 1024}, slots: make(chan *slot, 64)}
 	if got, want := big.MemoryBudget(), int64(64)<<32; got != want {
 		t.Errorf("MemoryBudget() for 64 × 4 GiB = %d, want %d (no overflow)", got, want)
 	}
@@ -668,4 +667,94 @@ func TestHashSharesTheBudget(t *testing.T) {
 		t.Fatalf("after the hashes: the budget is not whole again: %v", err)
 	}
 	release()
+}
+
+// peekSlot returns the slot a Hasher of concurrency 1 holds, leaving it.
+func peekSlot(t *testing.T, h *Hasher) slot {
+	t.Helper()
+	sl := <-h.slots
+	defer func() { h.slots <- sl }()
+	return *sl
+}
+
+// TestKeptBufferHoldsItsBytes: a slot that keeps its buffer between hashes
+// keeps its bytes of the shared budget, so that the budget counts the memory
+// the buffer occupies; an operation short of bytes gets them at once from a
+// slot not in use (its buffer is dropped), and the next hash then needs the
+// bytes again.
+func TestKeptBufferHoldsItsBytes(t *testing.T) {
+	ctx := context.Background()
+	p := testParams()
+	mem := budget.New(MemoryBudget(p, 1))
+	h, err := NewHasher(p, 1, 100*time.Millisecond, WithBudget(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sl := peekSlot(t, h); sl.held != nil {
+		t.Fatal("a slot holds bytes before the first hash")
+	}
+	if _, err := h.Hash(ctx, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	kept := peekSlot(t, h)
+	if kept.held == nil || kept.heldKiB != p.Memory {
+		t.Fatalf("after a hash the kept buffer holds %d KiB of the budget, want %d", kept.heldKiB, p.Memory)
+	}
+
+	decode, err := mem.Acquire(ctx, mem.Size(), 0) // a decode needs it all, now
+	if err != nil {
+		t.Fatalf("a decode with the budget in an idle slot's buffer: %v", err)
+	}
+	if sl := peekSlot(t, h); sl.held != nil || sl.mem == kept.mem {
+		t.Fatal("the idle slot kept its buffer and bytes for the decode")
+	}
+	if _, err := h.Hash(ctx, "pw"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a hash while the decode holds the budget: %v, want ErrBusy", err)
+	}
+	decode()
+	if _, err := h.Hash(ctx, "pw"); err != nil {
+		t.Fatalf("a hash once the decode is done: %v", err)
+	}
+}
+
+// TestRunningHashGivesBytesToAWaiter: when an operation waits for bytes of
+// the budget, a hash that ends gives its buffer's bytes back at once instead
+// of keeping them for the next hash.
+func TestRunningHashGivesBytesToAWaiter(t *testing.T) {
+	ctx := context.Background()
+	p := testParams()
+	mem := budget.New(MemoryBudget(p, 1))
+	h, err := NewHasher(p, 1, time.Second, WithBudget(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, done, err := h.acquire(ctx, p.Memory) // a hash runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		release, err := mem.Acquire(ctx, mem.Size(), 5*time.Second)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !mem.Contended(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the decode never waited")
+		}
+	}
+	done()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("the waiting decode: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the hash kept its bytes while a decode waited for them")
+	}
+	if sl := peekSlot(t, h); sl.held != nil {
+		t.Error("the slot still holds bytes it gave to the decode")
+	}
 }

@@ -162,7 +162,7 @@ func sniff(data []byte) (format, bool) {
 // Upload.Process. Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions, or
 // else the error of r.
 func Process(r io.Reader, lim Limits) (Image, error) {
-	data, err := Read(r, lim)
+	data, err := Read(r, lim, -1)
 	if err != nil {
 		return Image{}, err
 	}
@@ -175,10 +175,22 @@ func Process(r io.Reader, lim Limits) (Image, error) {
 
 // Read reads an upload of at most lim.MaxBytes bytes from r, without looking
 // at what it holds: reading more is ErrTooLarge (and stops there), so a huge
-// upload costs no more than the limit.
-func Read(r io.Reader, lim Limits) ([]byte, error) {
+// upload costs no more than the limit. size is at least what r holds (the
+// request's Content-Length), or negative when unknown: with it the upload is
+// read into one buffer of its size, where growing a buffer as io.ReadAll
+// does would allocate several times the upload before it is done.
+func Read(r io.Reader, lim Limits, size int64) ([]byte, error) {
 	lim = lim.withDefaults()
-	data, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
+	// One byte more than can be wanted, so that reading to the end never
+	// grows the buffer and more than MaxBytes is seen.
+	n := lim.MaxBytes + 1
+	if size >= 0 && size < lim.MaxBytes {
+		n = size + 1
+	}
+	if size < 0 {
+		n = 512 // unknown: grown as needed
+	}
+	data, err := readAll(io.LimitReader(r, lim.MaxBytes+1), make([]byte, 0, n))
 	if err != nil {
 		return nil, fmt.Errorf("picture: read upload: %w", err)
 	}
@@ -186,6 +198,23 @@ func Read(r io.Reader, lim Limits) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
 	}
 	return data, nil
+}
+
+// readAll is io.ReadAll into b, which it grows only when full.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // Upload is an upload whose header Inspect has read and checked: its format,

@@ -460,3 +460,52 @@ func TestProcessRefusesScanBomb(t *testing.T) {
 		t.Errorf("baseline JPEG with metadata: jpegScans = %d, want 1", n)
 	}
 }
+
+// TestRead: whatever the size hint says, Read returns exactly what r holds
+// up to the limit and refuses more; with a hint that covers the upload it
+// reads into one buffer (the reader, the limit and the buffer are the three
+// allocations), where growing one would allocate many.
+func TestRead(t *testing.T) {
+	const limit = 1 << 20
+	lim := Limits{MaxBytes: limit}
+	tests := []struct {
+		name      string
+		n         int   // bytes r holds
+		size      int64 // the hint
+		wantErr   error
+		maxAllocs float64
+	}{
+		{"hint exact", limit, limit, nil, 3},
+		{"hint above (a whole multipart body)", limit / 2, limit * 3, nil, 3},
+		{"hint unknown", limit / 2, -1, nil, 100},
+		{"hint below what r holds", limit / 2, 10, nil, 100},
+		{"over the limit, hint exact", limit + 1, limit + 1, ErrTooLarge, 3},
+		{"over the limit, hint unknown", limit * 2, -1, ErrTooLarge, 100},
+		{"empty", 0, 0, nil, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte{7}, tc.n)
+			got, err := Read(bytes.NewReader(data), lim, tc.size)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("Read gave %d bytes, err %v; want the %d bytes", len(got), err, len(data))
+			}
+			allocs := testing.AllocsPerRun(5, func() { Read(bytes.NewReader(data), lim, tc.size) })
+			if allocs > tc.maxAllocs {
+				t.Errorf("%v allocations, want at most %v", allocs, tc.maxAllocs)
+			}
+		})
+	}
+	// Without the hint, growing the buffer takes many allocations: the
+	// bound above is what the hint buys.
+	data := bytes.Repeat([]byte{7}, limit)
+	if a := testing.AllocsPerRun(5, func() { Read(bytes.NewReader(data), lim, -1) }); a <= 3 {
+		t.Errorf("an unhinted read took %v allocations: the hinted bound tests nothing", a)
+	}
+}

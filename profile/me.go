@@ -105,7 +105,7 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 	}
 	// The bearer check has passed (the route's middleware): read the body,
 	// then its header, then decode.
-	data, err := picture.Read(src, lim)
+	data, err := picture.Read(src, lim, r.ContentLength)
 	if !s.readPictureError(w, err) {
 		return
 	}

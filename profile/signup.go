@@ -400,7 +400,7 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 					writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "Send one picture."))
 					return req, false
 				}
-				data, err := picture.Read(part, lim)
+				data, err := picture.Read(part, lim, r.ContentLength)
 				if !s.readPictureError(w, err) {
 					return req, false
 				}

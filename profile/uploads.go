@@ -8,10 +8,12 @@ import (
 
 // UploadMemory is the most that bodies carrying a picture hold at once,
 // from the moment they are read until their request ends (a signup keeps
-// its picture while the password is hashed): six pictures of the default
-// 5 MiB. It is a budget of its own, not the one hashing and decoding share,
+// its picture while the password is hashed): three pictures of the default
+// 5 MiB, which keep both hashing slots of two cores busy. Beside the
+// hashing budget it is what a picture flood holds above idle, so it is no
+// larger than that needs. It is a budget of its own, not the one hashing and decoding share,
 // so that slow uploads can delay other uploads but never a login.
-const UploadMemory = 32 << 20
+const UploadMemory = 16 << 20
 
 // smallBody is the size up to which a body takes nothing from the upload
 // budget: a form or a JSON signup, not a picture.
