@@ -122,28 +122,42 @@ func resolveEndpoint(base *url.URL, issuer, published string) string {
 
 // prepareLogins logs the one account of -login in once per prepared user,
 // four at a time as the signups are: each login is one refresh chain and
-// one access token, as each signed-up user is against idp.
+// one access token, as each signed-up user is against idp. The first login
+// goes alone, so that a peer that refuses the account or the grant says so
+// once.
 func (r *runner) prepareLogins(ctx context.Context, n int) error {
 	r.cfg.logf("  logging %s in %d times at %s with client %s", r.cfg.Login, n, r.endpoints.token, r.cfg.Client)
 	r.users = make([]*user, n)
+	if err := r.peerLogin(ctx, 0); err != nil {
+		return fmt.Errorf("-login: %w", err)
+	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
-	for i := range n {
+	for i := 1; i < n; i++ {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			u := &user{username: r.cfg.Login, password: r.cfg.Password}
-			tok, err := r.login(ctx, u)
-			if err == nil && tok.AccessToken == "" {
-				err = fmt.Errorf("login %s: no access token in the answer", u.username)
-			}
-			u.accessToken, u.refreshToken = tok.AccessToken, tok.RefreshToken
-			r.users[i], errs[i] = u, err
+			errs[i] = r.peerLogin(ctx, i)
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// peerLogin logs the account of -login in as prepared user i.
+func (r *runner) peerLogin(ctx context.Context, i int) error {
+	u := &user{username: r.cfg.Login, password: r.cfg.Password}
+	r.users[i] = u
+	tok, err := r.login(ctx, u)
+	if err != nil {
+		return err
+	}
+	if tok.AccessToken == "" {
+		return fmt.Errorf("login %s: no access token in the answer", u.username)
+	}
+	u.accessToken, u.refreshToken = tok.AccessToken, tok.RefreshToken
+	return nil
 }
 
 // clientAuthorization is the HTTP Basic credential of -client with

@@ -270,14 +270,17 @@ func TestPeerFailures(t *testing.T) {
 		want          string
 	}{
 		{srv.URL, p.password, "a peer's endpoints come from its discovery document"},
-		{srv.URL + "/dex", "wrong", "login admin@example.com: 401"},
+		{srv.URL + "/dex", "wrong", "-login: login admin@example.com: 401"},
 	} {
 		cfg, err := parseLoadArgs([]string{"-url", tt.url, "-login", p.login, "-password", tt.password, "-scenarios", "password", "-duration", "50ms"}, noEnv, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := runLoad(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+		_, err = runLoad(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("-url %s -password %s: %v, want %q", tt.url, tt.password, err, tt.want)
+		} else if strings.Count(err.Error(), "\n") > 0 {
+			t.Errorf("-url %s -password %s: the error is repeated:\n%v", tt.url, tt.password, err)
 		}
 	}
 }
