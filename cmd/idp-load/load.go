@@ -123,7 +123,7 @@ type tokenResponse struct {
 type runner struct {
 	cfg          loadConfig
 	base         *url.URL
-	endpoints    endpoints         // from the discovery document
+	endpoints    endpoints         // idp's paths until check reads the discovery document
 	transport    http.RoundTripper // plain, for preparation
 	client       *http.Client      // through the refresh chain pool, for the load
 	chains       *chainPool
