@@ -46,8 +46,11 @@ type chainPool struct {
 	relogin func(context.Context, *chain) // starts a new chain after a failure
 	ctx     context.Context
 	client  string
-	chains  []*chain
-	free    chan *chain
+	// authorization, when set, authenticates client (HTTP Basic), for a
+	// peer whose password-grant client is confidential.
+	authorization string
+	chains        []*chain
+	free          chan *chain
 
 	// signatures is the number of JWTs in a refresh answer, from the first
 	// successful one: the access token, plus the ID token with openid.
@@ -91,6 +94,9 @@ func (p *chainPool) targeter(tokenURL string, wait time.Duration) vegeta.Targete
 		t.Header = http.Header{
 			"Content-Type": {"application/x-www-form-urlencoded"},
 			chainHeader:    {strconv.Itoa(c.id)},
+		}
+		if p.authorization != "" {
+			t.Header.Set("Authorization", p.authorization)
 		}
 		t.Body = []byte(url.Values{
 			"grant_type": {"refresh_token"}, "client_id": {p.client}, "refresh_token": {c.refreshToken},

@@ -64,6 +64,13 @@ type loadConfig struct {
 	ClientID     string // confidential client for client_credentials and stats
 	ClientSecret string
 	Users        int // users to sign up before the load; 0: one per worker
+	// Login and Password are an existing account of a peer (another
+	// provider loaded side by side with idp): with them nothing is signed
+	// up, and every prepared user is a password-grant login of this one
+	// account. LoginClientSecret, when set, authenticates Client with HTTP
+	// Basic, for a peer whose password-grant client is confidential.
+	Login, Password   string
+	LoginClientSecret string
 	// LoginConcurrency is the workers of password and signup, whose
 	// capacity is the server's hashing slots: a few more workers than slots
 	// keep every slot busy, many more only wait in its queue and time out.
@@ -116,6 +123,7 @@ type tokenResponse struct {
 type runner struct {
 	cfg          loadConfig
 	base         *url.URL
+	endpoints    endpoints         // idp's paths until check reads the discovery document
 	transport    http.RoundTripper // plain, for preparation
 	client       *http.Client      // through the refresh chain pool, for the load
 	chains       *chainPool
@@ -171,6 +179,7 @@ func newRunner(cfg loadConfig) (*runner, error) {
 	}
 	t := newTransport(max(cfg.Concurrency, cfg.FloodConcurrency) + 16)
 	r := &runner{cfg: cfg, base: base, transport: t}
+	r.endpoints = r.idpEndpoints()
 	r.chains = newChainPool(t, r.relogin)
 	r.client = &http.Client{Transport: r.chains, Timeout: cfg.Timeout}
 	return r, nil
@@ -355,40 +364,56 @@ func (r *runner) profile(ctx context.Context, file string, d time.Duration) func
 	return func() error { return <-done }
 }
 
-// check makes sure a server answers at the base URL, and notes whether the
-// discovery document and the key set support conditional requests.
+// check makes sure a server answers at the base URL (idp at /healthz, a
+// peer with its discovery document), reads the endpoints from the discovery
+// document, and notes whether the document and the key set support
+// conditional requests.
 func (r *runner) check(ctx context.Context) error {
-	resp, body, err := r.do(ctx, http.MethodGet, "/healthz", nil, nil)
+	if r.cfg.Login == "" {
+		resp, body, err := r.do(ctx, http.MethodGet, "/healthz", nil, nil)
+		if err != nil {
+			return fmt.Errorf("no server at %s: %w", r.base, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s/healthz: %s %s", r.base, resp.Status, bytes.TrimSpace(body))
+		}
+	}
+	eps, err := r.discover(ctx)
 	if err != nil {
-		return fmt.Errorf("no server at %s: %w", r.base, err)
+		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/healthz: %s %s", r.base, resp.Status, bytes.TrimSpace(body))
-	}
-	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
-		resp, _, err := r.do(ctx, http.MethodGet, path, nil, nil)
+	r.endpoints = eps
+	for _, u := range []string{r.url(discoveryPath), eps.jwks} {
+		// The notes name what idp serves by its path, as they always did.
+		name := strings.TrimPrefix(u, r.base.String())
+		resp, _, err := r.doURL(ctx, http.MethodGet, u, nil, nil)
 		if err != nil {
 			return err
 		}
 		etag := resp.Header.Get("ETag")
 		if etag == "" {
-			r.notes = append(r.notes, path+": no ETag")
+			r.notes = append(r.notes, name+": no ETag")
 			continue
 		}
-		resp, _, err = r.do(ctx, http.MethodGet, path, nil, http.Header{"If-None-Match": {etag}})
+		resp, _, err = r.doURL(ctx, http.MethodGet, u, nil, http.Header{"If-None-Match": {etag}})
 		if err != nil {
 			return err
 		}
 		if resp.StatusCode != http.StatusNotModified {
-			r.notes = append(r.notes, fmt.Sprintf("%s: If-None-Match with its ETag gives %d, not 304", path, resp.StatusCode))
+			r.notes = append(r.notes, fmt.Sprintf("%s: If-None-Match with its ETag gives %d, not 304", name, resp.StatusCode))
 		}
 	}
 	return nil
 }
 
-// do sends one request outside the measured load.
+// do sends one request outside the measured load, to path below the base URL.
 func (r *runner) do(ctx context.Context, method, path string, body []byte, h http.Header) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, r.url(path), bytes.NewReader(body))
+	return r.doURL(ctx, method, r.url(path), body, h)
+}
+
+// doURL sends one request outside the measured load, to u.
+func (r *runner) doURL(ctx context.Context, method, u string, body []byte, h http.Header) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -431,14 +456,18 @@ func randomHex(n int) string {
 }
 
 // prepareUsers signs up the users the load logs in as, four at a time (each
-// signup costs the server a password hash).
+// signup costs the server a password hash); with -login it logs the peer's
+// account in as many times instead.
 func (r *runner) prepareUsers(ctx context.Context) error {
-	if r.cfg.Prefix == "" {
-		r.cfg.Prefix = "lg-" + randomHex(4)
-	}
 	n := r.cfg.Users
 	if n <= 0 {
 		n = max(r.cfg.Concurrency, r.cfg.workers("password"))
+	}
+	if r.cfg.Login != "" {
+		return r.prepareLogins(ctx, n)
+	}
+	if r.cfg.Prefix == "" {
+		r.cfg.Prefix = "lg-" + randomHex(4)
 	}
 	r.cfg.logf("  preparing %d users (%s-u*) through POST /v1/users with client %s", n, r.cfg.Prefix, r.cfg.Client)
 	r.users = make([]*user, n)
@@ -504,7 +533,7 @@ var formHeader = http.Header{"Content-Type": {"application/x-www-form-urlencoded
 func (r *runner) login(ctx context.Context, u *user) (tokenResponse, error) {
 	var tok tokenResponse
 	err := withRetry(ctx, func() (int, error) {
-		resp, body, err := r.do(ctx, http.MethodPost, "/oauth2/token", r.passwordForm(u), formHeader)
+		resp, body, err := r.doURL(ctx, http.MethodPost, r.endpoints.token, r.passwordForm(u), r.tokenHeader())
 		if err != nil {
 			return 0, err
 		}
@@ -527,7 +556,7 @@ func (r *runner) relogin(ctx context.Context, c *chain) {
 }
 
 func (r *runner) clientCredentials(ctx context.Context) (string, error) {
-	resp, body, err := r.do(ctx, http.MethodPost, "/oauth2/token", clientCredentialsForm, r.serviceHeader())
+	resp, body, err := r.doURL(ctx, http.MethodPost, r.endpoints.token, clientCredentialsForm, r.serviceHeader())
 	if err != nil {
 		return "", err
 	}
@@ -587,16 +616,16 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 	case "discovery":
 		sc.targeter = static(http.MethodGet, r.url("/.well-known/openid-configuration"), nil)
 	case "jwks":
-		sc.targeter = static(http.MethodGet, r.url("/.well-known/jwks.json"), nil)
+		sc.targeter = static(http.MethodGet, r.endpoints.jwks, nil)
 	case "userinfo", "profile":
-		path := map[string]string{"userinfo": "/userinfo", "profile": "/v1/profile"}[name]
+		target := map[string]string{"userinfo": r.endpoints.userinfo, "profile": r.url("/v1/profile")}[name]
 		headers := make([]http.Header, len(r.users))
 		for i, u := range r.users {
 			headers[i] = bearer(u.accessToken)
 		}
 		var n atomic.Uint64
 		sc.targeter = func(t *vegeta.Target) error {
-			t.Method, t.URL, t.Header = http.MethodGet, r.url(path), headers[int(n.Add(1)-1)%len(headers)]
+			t.Method, t.URL, t.Header = http.MethodGet, target, headers[int(n.Add(1)-1)%len(headers)]
 			return nil
 		}
 	case "password", floodScenario:
@@ -605,8 +634,9 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 			bodies[i] = r.passwordForm(u)
 		}
 		var n atomic.Uint64
+		h := r.tokenHeader()
 		sc.targeter = func(t *vegeta.Target) error {
-			t.Method, t.URL, t.Header = http.MethodPost, r.url("/oauth2/token"), formHeader
+			t.Method, t.URL, t.Header = http.MethodPost, r.endpoints.token, h
 			t.Body = bodies[int(n.Add(1)-1)%len(bodies)]
 			return nil
 		}
@@ -644,13 +674,14 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 		}
 	case "refresh", "refresh2":
 		if len(r.users) == 0 || r.users[0].refreshToken == "" {
-			sc.skip = fmt.Sprintf("client %s got no refresh token at signup", r.cfg.Client)
+			sc.skip = fmt.Sprintf("client %s got no refresh token at %s", r.cfg.Client, map[bool]string{true: "signup", false: "login"}[r.cfg.Login == ""])
 			return sc
 		}
 		if r.chains.free == nil {
 			r.chains.reset(ctx, r.users, r.cfg.Client)
+			r.chains.authorization = r.clientAuthorization()
 		}
-		sc.targeter = r.chains.targeter(r.url("/oauth2/token"), r.cfg.Timeout)
+		sc.targeter = r.chains.targeter(r.endpoints.token, r.cfg.Timeout)
 	case "client_credentials":
 		if r.cfg.ClientID == "" {
 			sc.skip = "needs -client-id and -client-secret"
@@ -658,7 +689,7 @@ func (r *runner) scenario(ctx context.Context, name string) scenario {
 		}
 		h := r.serviceHeader()
 		sc.targeter = func(t *vegeta.Target) error {
-			t.Method, t.URL, t.Header, t.Body = http.MethodPost, r.url("/oauth2/token"), h, clientCredentialsForm
+			t.Method, t.URL, t.Header, t.Body = http.MethodPost, r.endpoints.token, h, clientCredentialsForm
 			return nil
 		}
 	case "stats":

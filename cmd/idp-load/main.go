@@ -13,7 +13,10 @@
 // scenarios. The browser sign-in scenarios (authorize, loginpage,
 // loginflood) sign its users in through the login page; -client must have
 // the authorization_code grant and -redirect-uri, and be first-party (no
-// consent page). Run a subcommand with -h for its flags.
+// consent page). With -login and -password it loads a peer instead, another
+// OpenID provider beside idp (see docs/performance.md): it logs that
+// account in rather than signing users up, and reads every endpoint from
+// the discovery document. Run a subcommand with -h for its flags.
 package main
 
 import (
@@ -58,17 +61,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	cfg.Log = stderr
+	// With the server's pid, its resident set is followed over the whole
+	// run: at the start (the idle figure of a server just started) and at
+	// its peak, the memory figures of a side-by-side comparison.
+	var rss *rssSampler
+	if cfg.PID > 0 {
+		if rss, err = startRSSSampler(cfg.PID, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("-pid %d: %w", cfg.PID, err)
+		}
+	}
 	rep, err := runLoad(ctx, cfg)
+	mem := serverMemory(rss, rep)
 	if err != nil {
 		return err
 	}
 	if err := writeTable(stdout, rep); err != nil {
 		return err
 	}
+	if mem != nil {
+		fmt.Fprintf(stdout, "server RSS: %.1f MiB at the start, peak %.1f MiB (%s)\n", mem.StartMiB, mem.PeakMiB, mem.PeakSource)
+	}
 	if cfg.JSONPath != "" {
-		return writeJSON(cfg.JSONPath, rep, createFile)
+		return writeJSON(cfg.JSONPath, standaloneReport{rep, mem}, createFile)
 	}
 	return nil
+}
+
+// standaloneReport is the JSON of a load run: the report and, with -pid,
+// the server's memory over the run.
+type standaloneReport struct {
+	*Report
+	ServerRSS *ServerMemory `json:"server_rss,omitempty"`
+}
+
+// ServerMemory is the server's resident set over a load run.
+type ServerMemory struct {
+	StartMiB   float64 `json:"start_mib"` // before the first request
+	PeakMiB    float64 `json:"peak_mib"`
+	PeakSource string  `json:"peak_source"`
+}
+
+// serverMemory stops s and returns what it saw, nil without a sampler. The
+// floods reset the server's high-water mark for their own peak, so the
+// run's peak is the highest of the run's samples, the high-water mark since
+// the last reset, and the floods' peaks.
+func serverMemory(s *rssSampler, rep *Report) *ServerMemory {
+	if s == nil {
+		return nil
+	}
+	peak, start, _ := s.finish()
+	m := &ServerMemory{StartMiB: float64(start) / 1024, PeakMiB: float64(peak) / 1024, PeakSource: "highest VmRSS sampled every 50 ms"}
+	if s.hwmReset {
+		m.PeakSource = "VmHWM, reset at the start, and VmRSS sampled every 50 ms"
+	}
+	if rep != nil {
+		for _, f := range []*FloodResult{rep.Flood, rep.LoginFlood, rep.PictureFlood} {
+			if f != nil {
+				m.PeakMiB = max(m.PeakMiB, f.PeakRSSMiB)
+			}
+		}
+	}
+	return m
 }
 
 func createFile(path string) (io.WriteCloser, error) { return os.Create(path) }
@@ -85,17 +138,20 @@ func addLoadFlags(fs *flag.FlagSet, cfg *loadConfig, scenarios *string, standalo
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per-request timeout")
 	fs.StringVar(&cfg.Client, "client", "mobile", "public client with the password, refresh_token and authorization_code grants, for signup, password, refresh and the browser sign-in")
 	fs.StringVar(&cfg.RedirectURI, "redirect-uri", "http://127.0.0.1/callback", "a redirect URI of -client, for the browser sign-in (authorize, loginpage, loginflood); the load never follows it")
-	fs.IntVar(&cfg.Users, "users", 0, "users to sign up first (password logins cycle through them; each is one refresh chain); 0: one per worker")
+	fs.IntVar(&cfg.Users, "users", 0, "users to sign up first, or with -login logins of that account (password logins cycle through them; each is one refresh chain); 0: one per worker")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "username prefix of the users this run creates (default: random)")
 	fs.IntVar(&cfg.FloodConcurrency, "flood-concurrency", 200, "workers of the flood scenarios (password grants, login-page POSTs)")
 	fs.DurationVar(&cfg.FloodDuration, "flood-duration", 10*time.Second, "how long each flood scenario runs")
 	if standalone {
 		fs.StringVar(&cfg.ClientID, "client-id", "", "confidential client with client_credentials and users:stats (client_credentials and stats scenarios)")
 		fs.StringVar(&cfg.ClientSecret, "client-secret", "", "secret of -client-id")
-		fs.IntVar(&cfg.PID, "pid", 0, "process id of the server, on this machine: the flood samples its memory, and its CPU time is counted")
+		fs.IntVar(&cfg.PID, "pid", 0, "process id of the server, on this machine: its CPU time is counted, its resident set followed (at the start and its peak), and the flood samples its memory")
 		fs.IntVar(&cfg.DBPID, "db-pid", 0, "process id of the server's database server, on this machine: its CPU time counts as the server's")
 		fs.StringVar(&cfg.DebugURL, "debug-url", "", "base URL of the server's operations listener with the profiler (IDP_OPS_ADDR, IDP_OPS_PROFILER=true), for -profile-dir")
 		fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of the server for each scenario and round here (<scenario>-<round>.pprof; needs -debug-url)")
+		fs.StringVar(&cfg.Login, "login", "", "an existing account of a peer (another OpenID provider loaded side by side with idp): sign nobody up, log this account in for password, refresh and userinfo; the endpoints come from the discovery document")
+		fs.StringVar(&cfg.Password, "password", "", "password of -login")
+		fs.StringVar(&cfg.LoginClientSecret, "login-client-secret", "", "secret of -client, sent with HTTP Basic on its token requests, for a peer whose password-grant client is confidential")
 	}
 }
 
@@ -107,6 +163,10 @@ func checkLoadConfig(cfg *loadConfig, scenarios string) error {
 			continue
 		}
 		if s == "all" {
+			if cfg.Login != "" {
+				cfg.Scenarios = append(cfg.Scenarios, peerScenarios()...)
+				continue
+			}
 			cfg.Scenarios = append(cfg.Scenarios, allScenarios...)
 			continue
 		}
@@ -131,8 +191,15 @@ func checkLoadConfig(cfg *loadConfig, scenarios string) error {
 		return errors.New("-rounds must be at least 1")
 	case (cfg.ClientID == "") != (cfg.ClientSecret == ""):
 		return errors.New("-client-id and -client-secret go together")
+	case (cfg.Login == "") != (cfg.Password == ""):
+		return errors.New("-login and -password go together")
+	case cfg.LoginClientSecret != "" && cfg.Login == "":
+		return errors.New("-login-client-secret needs -login: idp's public client has no secret")
 	case cfg.ProfileDir != "" && cfg.DebugURL == "":
 		return errors.New("-profile-dir needs -debug-url, the server's IDP_OPS_ADDR (with IDP_OPS_PROFILER=true)")
+	}
+	if cfg.Login != "" {
+		return checkPeerScenarios(cfg.Scenarios)
 	}
 	return nil
 }
