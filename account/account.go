@@ -13,10 +13,8 @@ import (
 
 	"golang.org/x/net/idna"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/user"
 	"idp/password"
+	"idp/storage"
 )
 
 // Errors of the account service.
@@ -56,16 +54,50 @@ type Options struct {
 	Now                      func() time.Time
 }
 
+// Store is the storage of accounts (*storage.Store).
+type Store interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+
+	CreateUser(ctx context.Context, nu storage.NewUser) (*storage.User, error)
+	UserByID(ctx context.Context, id int64) (*storage.User, error)
+	UserByUsername(ctx context.Context, username string) (*storage.User, error)
+	UserByEmail(ctx context.Context, forms ...string) (*storage.User, error)
+	UsernameTaken(ctx context.Context, username string) (bool, error)
+	EmailTaken(ctx context.Context, exceptID int64, forms ...string) (bool, error)
+	RehashPassword(ctx context.Context, id int64, old, new string) (bool, error)
+	SetPassword(ctx context.Context, id int64, hash string, changedAt time.Time) error
+	SetEmailVerified(ctx context.Context, id int64) error
+	ChangeEmail(ctx context.Context, id int64, email string) error
+
+	PutCode(ctx context.Context, c storage.Code) error
+	CodeOf(ctx context.Context, userID int64, p storage.CodePurpose) (*storage.Code, error)
+	LiveCodeOf(ctx context.Context, userID int64, p storage.CodePurpose, now time.Time, maxAttempts int) (*storage.Code, error)
+	HasLiveCode(ctx context.Context, userID int64, p storage.CodePurpose, now time.Time, maxAttempts int) (bool, error)
+	CodesOf(ctx context.Context, userID int64, ps ...storage.CodePurpose) ([]*storage.Code, error)
+	CountCodeAttempt(ctx context.Context, userID int64, p storage.CodePurpose) error
+	ConsumeCode(ctx context.Context, userID int64, p storage.CodePurpose, hash []byte, now time.Time, maxAttempts int) (bool, error)
+	DeleteCodes(ctx context.Context, userID int64, ps ...storage.CodePurpose) error
+	DeleteExpiredCodes(ctx context.Context, now time.Time) (int, error)
+
+	LoginThrottles(ctx context.Context, keys ...string) ([]*storage.LoginThrottle, error)
+	StartLoginThrottle(ctx context.Context, key string, now time.Time) error
+	AddLoginFailure(ctx context.Context, key string, now time.Time) error
+	LockLogin(ctx context.Context, key string, until time.Time) error
+	DeleteLoginThrottles(ctx context.Context, keys ...string) error
+	DeleteLoginThrottlesOf(ctx context.Context, key string) error
+	DeleteStaleLoginThrottles(ctx context.Context, cutoff, now time.Time) (int, error)
+}
+
 // Service manages accounts.
 type Service struct {
-	db     *ent.Client
+	store  Store
 	hasher *password.Hasher
 	log    *slog.Logger
 	opts   Options
 }
 
 // New returns the account service.
-func New(db *ent.Client, hasher *password.Hasher, opts Options) *Service {
+func New(store Store, hasher *password.Hasher, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -90,14 +122,19 @@ func New(db *ent.Client, hasher *password.Hasher, opts Options) *Service {
 	if opts.VerifyCodeTTL <= 0 {
 		opts.VerifyCodeTTL = 24 * time.Hour
 	}
-	return &Service{db: db, hasher: hasher, log: opts.Logger, opts: opts}
+	return &Service{store: store, hasher: hasher, log: opts.Logger, opts: opts}
 }
 
 // Hasher returns the password hasher.
 func (s *Service) Hasher() *password.Hasher { return s.hasher }
 
-// client joins the transaction ctx carries, if any.
-func (s *Service) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
+// InTx runs fn in a transaction of the account storage, which every
+// method of the service called with fn's context joins: a signup's user,
+// code and mail commit together. When ctx carries a transaction already,
+// fn joins it.
+func (s *Service) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.store.InTx(ctx, fn)
+}
 
 // NormalizeLogin is how usernames and emails are stored and looked up: they
 // are unique regardless of letter case, and an email's domain in any of its
@@ -165,7 +202,7 @@ func emailSpellings(given, normalized string) []string {
 // guessing from elsewhere does not lock the owner out. Unknown logins are
 // counted and locked the same way, so the lock-out does not tell which
 // accounts exist.
-func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*ent.User, error) {
+func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*storage.User, error) {
 	login = NormalizeLogin(login)
 	u, err := s.FindByLogin(ctx, login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -192,7 +229,7 @@ func (s *Service) Authenticate(ctx context.Context, login, pw, from string) (*en
 // against keys, whose throttles were read as throttle: a failure toward
 // the lock-out, a success clearing the address's failures (and rehashing
 // a hash of older parameters).
-func (s *Service) checkHash(ctx context.Context, u *ent.User, pw string, keys loginKeys, throttle throttles) (*ent.User, error) {
+func (s *Service) checkHash(ctx context.Context, u *storage.User, pw string, keys loginKeys, throttle throttles) (*storage.User, error) {
 	ok, rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if err != nil {
 		if errors.Is(err, password.ErrMalformedHash) {
@@ -213,61 +250,47 @@ func (s *Service) checkHash(ctx context.Context, u *ent.User, pw string, keys lo
 
 // FindByLogin returns the user with this username or email address, in any
 // letter case.
-func (s *Service) FindByLogin(ctx context.Context, login string) (*ent.User, error) {
+func (s *Service) FindByLogin(ctx context.Context, login string) (*storage.User, error) {
 	given := strings.ToLower(strings.TrimSpace(login))
 	login = NormalizeLogin(login)
 	if login == "" {
 		return nil, ErrNotFound
 	}
+	var u *storage.User
+	var err error
 	if !strings.Contains(login, "@") {
-		u, err := s.client(ctx).User.Query().Where(user.Username(login)).Only(ctx)
-		if ent.IsNotFound(err) {
-			return nil, ErrNotFound
-		} else if err != nil {
-			return nil, fmt.Errorf("account: find user: %w", err)
-		}
-		return u, nil
+		u, err = s.store.UserByUsername(ctx, login)
+	} else {
+		// The normalised spelling wins over an older one, should both
+		// exist.
+		u, err = s.store.UserByEmail(ctx, emailSpellings(given, login)...)
 	}
-	forms := emailSpellings(given, login)
-	us, err := s.client(ctx).User.Query().Where(user.EmailIn(forms...)).All(ctx)
-	if err != nil {
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNotFound
+	} else if err != nil {
 		return nil, fmt.Errorf("account: find user: %w", err)
 	}
-	// The normalised spelling wins over an older one, should both exist.
-	for _, f := range forms {
-		for _, u := range us {
-			if u.Email == f {
-				return u, nil
-			}
-		}
-	}
-	if len(us) > 0 {
-		return us[0], nil // equal under the database's collation
-	}
-	return nil, ErrNotFound
+	return u, nil
 }
 
 // rehash stores a hash with the current parameters. The update is
 // conditional on the old hash, so a password changed meanwhile is never
 // overwritten; failure only means the old hash stays.
-func (s *Service) rehash(ctx context.Context, u *ent.User, pw string) {
+func (s *Service) rehash(ctx context.Context, u *storage.User, pw string) {
 	h, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
 		s.log.WarnContext(ctx, "rehash password", "user", u.ID, "err", err)
 		return
 	}
-	if _, err := s.client(ctx).User.Update().
-		Where(user.ID(u.ID), user.PasswordHash(u.PasswordHash)).
-		SetPasswordHash(h).
-		Save(ctx); err != nil {
+	if _, err := s.store.RehashPassword(ctx, u.ID, u.PasswordHash, h); err != nil {
 		s.log.WarnContext(ctx, "store rehashed password", "user", u.ID, "err", err)
 	}
 }
 
 // Get returns a user by id.
-func (s *Service) Get(ctx context.Context, id int64) (*ent.User, error) {
-	u, err := s.client(ctx).User.Get(ctx, id)
-	if ent.IsNotFound(err) {
+func (s *Service) Get(ctx context.Context, id int64) (*storage.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
 	return u, err
@@ -280,12 +303,12 @@ type NewUser struct {
 	Password            string // hashed by Create
 	PasswordHash        string // what Insert stores
 	FirstName, LastName string
-	Gender              user.Gender
+	Gender              storage.Gender // empty: unspecified
 	PictureKey          string
 }
 
 // Create hashes the password and stores the user.
-func (s *Service) Create(ctx context.Context, nu NewUser) (*ent.User, error) {
+func (s *Service) Create(ctx context.Context, nu NewUser) (*storage.User, error) {
 	h, err := s.hasher.Hash(ctx, nu.Password)
 	if err != nil {
 		return nil, err
@@ -298,27 +321,23 @@ func (s *Service) Create(ctx context.Context, nu NewUser) (*ent.User, error) {
 // transaction ctx carries if any: a signup hashes first, then inserts the
 // user and issues its tokens in one short transaction. A taken username or
 // email gives an error wrapping ErrTaken that names the field.
-func (s *Service) Insert(ctx context.Context, nu NewUser) (*ent.User, error) {
+func (s *Service) Insert(ctx context.Context, nu NewUser) (*storage.User, error) {
 	if nu.PasswordHash == "" {
 		return nil, errors.New("account: insert without a password hash")
 	}
-	c := s.client(ctx).User.Create().
-		SetUsername(NormalizeLogin(nu.Username)).
-		SetEmail(NormalizeLogin(nu.Email)).
-		SetPasswordHash(nu.PasswordHash).
-		SetFirstName(nu.FirstName).
-		SetLastName(nu.LastName)
-	if nu.Gender != "" {
-		c.SetGender(nu.Gender)
-	}
-	if nu.PictureKey != "" {
-		c.SetPictureKey(nu.PictureKey)
-	}
-	u, err := c.Save(ctx)
-	if ent.IsConstraintError(err) {
+	u, err := s.store.CreateUser(ctx, storage.NewUser{
+		Username:     NormalizeLogin(nu.Username),
+		Email:        NormalizeLogin(nu.Email),
+		PasswordHash: nu.PasswordHash,
+		FirstName:    nu.FirstName,
+		LastName:     nu.LastName,
+		Gender:       nu.Gender,
+		PictureKey:   nu.PictureKey,
+	})
+	if err != nil {
 		return nil, takenError(err)
 	}
-	return u, err
+	return u, nil
 }
 
 // TakenError says which unique field a new user collided on.
@@ -329,17 +348,16 @@ func (e *TakenError) Error() string { return "account: " + e.Field + " is taken"
 // Is makes errors.Is(err, ErrTaken) true.
 func (e *TakenError) Is(target error) bool { return target == ErrTaken }
 
-// takenError reads the violated index from the database's message: MySQL
-// ends with the key ("Duplicate entry 'x' for key 'user_email'"; the value
-// before it is the user's and may contain anything), SQLite names the column
-// ("UNIQUE constraint failed: users.email").
+// takenError gives the *TakenError of a storage conflict on a user's
+// unique field, and any other error as it is. A user row has two unique
+// values besides its id: a conflict that names neither is the username's.
 func takenError(err error) error {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "for key"); i >= 0 {
-		msg = msg[i:]
+	var c *storage.ConflictError
+	if !errors.As(err, &c) {
+		return err
 	}
 	field := "username"
-	if strings.Contains(msg, "email") {
+	if c.Field == "email" {
 		field = "email"
 	}
 	return fmt.Errorf("%w: %w", &TakenError{Field: field}, err)
@@ -355,11 +373,11 @@ func (s *Service) Taken(ctx context.Context, username, email string) ([]string, 
 		exist func() (bool, error)
 	}{
 		{"username", func() (bool, error) {
-			return s.client(ctx).User.Query().Where(user.Username(NormalizeLogin(username))).Exist(ctx)
+			return s.store.UsernameTaken(ctx, NormalizeLogin(username))
 		}},
 		{"email", func() (bool, error) {
 			forms := emailSpellings(strings.ToLower(strings.TrimSpace(email)), NormalizeLogin(email))
-			return s.client(ctx).User.Query().Where(user.EmailIn(forms...)).Exist(ctx)
+			return s.store.EmailTaken(ctx, 0, forms...)
 		}},
 	} {
 		ok, err := c.exist()

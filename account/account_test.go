@@ -10,6 +10,7 @@ import (
 	"idp/database"
 	"idp/database/databasetest"
 	"idp/password"
+	"idp/storage"
 )
 
 // cheap are the smallest parameters the password package accepts.
@@ -21,7 +22,7 @@ func newService(t *testing.T, db *database.DB, p password.Params, concurrency in
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(db.Ent, h, opts)
+	return New(storage.New(db), h, opts)
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -165,9 +166,13 @@ func TestEmailDomains(t *testing.T) {
 		if u.Email != "jörg@xn--bcher-kva.example" {
 			t.Errorf("stored as %q, want the domain's A-label", u.Email)
 		}
-		// An account stored with a Unicode domain before normalisation.
-		old := db.Ent.User.Create().SetUsername("old").SetEmail("old@bücher.example").SetPasswordHash(u.PasswordHash).
-			SetFirstName("O").SetLastName("L").SaveX(ctx)
+		// An account stored with a Unicode domain before normalisation
+		// (storage stores names as given).
+		old, err := storage.New(db).CreateUser(ctx, storage.NewUser{Username: "old", Email: "old@bücher.example",
+			PasswordHash: u.PasswordHash, FirstName: "O", LastName: "L"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, c := range []struct {
 			login string
 			id    int64

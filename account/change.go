@@ -3,17 +3,15 @@ package account
 import (
 	"context"
 	"crypto/hmac"
+	"errors"
 	"fmt"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/onetimecode"
-	"idp/ent/user"
+	"idp/storage"
 )
 
 // PurposeEmailChange codes move the account to the address stored with
 // them (they live Options.VerifyCodeTTL, as they go to a mailbox too).
-const PurposeEmailChange Purpose = Purpose(onetimecode.PurposeEmailChange)
+const PurposeEmailChange Purpose = Purpose(storage.CodeEmailChange)
 
 // CheckPassword checks the password of a user who is already signed in
 // (a change of the email address or of the password asks for it again),
@@ -23,7 +21,7 @@ const PurposeEmailChange Purpose = Purpose(onetimecode.PurposeEmailChange)
 // lock-out, a right one clears the failures of that address as a login
 // does. It returns the user as stored now (a token's user carries no
 // password hash). Overload gives password.ErrBusy.
-func (s *Service) CheckPassword(ctx context.Context, userID int64, pw, from string) (*ent.User, error) {
+func (s *Service) CheckPassword(ctx context.Context, userID int64, pw, from string) (*storage.User, error) {
 	u, err := s.Get(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -50,41 +48,20 @@ func (s *Service) IssueEmailChangeCode(ctx context.Context, userID int64, newEma
 	if err != nil {
 		return "", err
 	}
-	var code string
-	err = database.InTx(ctx, s.db, func(ctx context.Context) error {
-		var err error
-		if code, err = s.IssueCode(ctx, userID, PurposeEmailChange); err != nil {
-			return err
-		}
-		_, err = s.client(ctx).OneTimeCode.Update().
-			Where(codeOf(userID, PurposeEmailChange)).
-			SetNewEmail(email).
-			Save(ctx)
-		if err != nil {
-			return fmt.Errorf("account: store the new address: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return code, nil
+	// The code and its address are one row, written in one statement.
+	return s.issueCode(ctx, userID, PurposeEmailChange, email)
 }
 
 // PendingEmail is the address a live email change code of the user would
 // move them to; ErrNotFound when none is pending.
 func (s *Service) PendingEmail(ctx context.Context, userID int64) (string, error) {
-	row, err := s.client(ctx).OneTimeCode.Query().Where(
-		codeOf(userID, PurposeEmailChange),
-		onetimecode.AttemptsLT(MaxCodeAttempts),
-		onetimecode.ExpiresAtGT(s.opts.Now()),
-	).Only(ctx)
-	if ent.IsNotFound(err) || err == nil && row.NewEmail == nil {
+	row, err := s.store.LiveCodeOf(ctx, userID, storage.CodeEmailChange, s.opts.Now(), MaxCodeAttempts)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && row.NewEmail == "" {
 		return "", ErrNotFound
 	} else if err != nil {
 		return "", fmt.Errorf("account: read email change code: %w", err)
 	}
-	return *row.NewEmail, nil
+	return row.NewEmail, nil
 }
 
 // ConfirmEmail uses a mailed code of the user, whichever it is: the code
@@ -99,75 +76,63 @@ func (s *Service) PendingEmail(ctx context.Context, userID int64) (string, error
 // ErrTaken (a *TakenError on "email") and nothing changes: the unique
 // index decides between two accounts confirming one address at once.
 func (s *Service) ConfirmEmail(ctx context.Context, userID int64, code string) (changed bool, err error) {
-	rows, err := s.client(ctx).OneTimeCode.Query().Where(
-		onetimecode.UserID(userID),
-		onetimecode.PurposeIn(onetimecode.Purpose(PurposeVerify), onetimecode.Purpose(PurposeEmailChange)),
-	).All(ctx)
+	rows, err := s.store.CodesOf(ctx, userID, storage.CodeVerify, storage.CodeEmailChange)
 	if err != nil {
 		return false, fmt.Errorf("account: read codes: %w", err)
 	}
-	var match *ent.OneTimeCode
+	var match *storage.Code
 	now := s.opts.Now()
 	for _, row := range rows {
 		p := Purpose(row.Purpose)
-		live := row.Attempts < MaxCodeAttempts && now.Before(row.ExpiresAt)
+		live := row.Live(now, MaxCodeAttempts)
 		// Both are compared, so that the time taken does not tell which
 		// purpose the code had.
-		if hmac.Equal(row.CodeHash, s.codeHash(userID, p, code)) && live && len(code) == codeDigits {
+		if hmac.Equal(row.Hash, s.codeHash(userID, p, code)) && live && len(code) == codeDigits {
 			match = row
 		}
 	}
 	if match == nil {
 		for _, row := range rows {
-			if _, err := s.client(ctx).OneTimeCode.Update().
-				Where(codeOf(userID, Purpose(row.Purpose))).
-				AddAttempts(1).
-				Save(ctx); err != nil {
+			if err := s.store.CountCodeAttempt(ctx, userID, row.Purpose); err != nil {
 				return false, fmt.Errorf("account: count a wrong code: %w", err)
 			}
 		}
 		return false, ErrBadCode
 	}
-	if match.Purpose == onetimecode.PurposeVerify {
-		return false, database.InTx(ctx, s.db, func(ctx context.Context) error {
+	if match.Purpose == storage.CodeVerify {
+		return false, s.store.InTx(ctx, func(ctx context.Context) error {
 			if err := s.ConsumeCode(ctx, userID, PurposeVerify, code); err != nil {
 				return err
 			}
 			return s.MarkEmailVerified(ctx, userID)
 		})
 	}
-	if match.NewEmail == nil {
+	if match.NewEmail == "" {
 		return false, ErrBadCode // a row of an email change always names one
 	}
-	err = database.InTx(ctx, s.db, func(ctx context.Context) error {
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.ConsumeCode(ctx, userID, PurposeEmailChange, code); err != nil {
 			return err
 		}
 		// The unique index sees only the exact spelling; an account kept
 		// under an older spelling of the address holds it too.
-		if taken, err := s.EmailTaken(ctx, userID, *match.NewEmail); err != nil {
+		if taken, err := s.EmailTaken(ctx, userID, match.NewEmail); err != nil {
 			return err
 		} else if taken {
 			return &TakenError{Field: "email"}
 		}
-		err := s.client(ctx).User.UpdateOneID(userID).
-			SetEmail(*match.NewEmail).
-			SetEmailVerified(true).
-			Exec(ctx)
+		err := s.store.ChangeEmail(ctx, userID, match.NewEmail)
 		switch {
-		case ent.IsConstraintError(err):
+		case errors.Is(err, storage.ErrConflict):
 			return takenError(err)
-		case ent.IsNotFound(err):
+		case errors.Is(err, storage.ErrNotFound):
 			return ErrNotFound
 		case err != nil:
 			return fmt.Errorf("account: change email: %w", err)
 		}
 		// Codes mailed to the old address have nothing left to prove, and
 		// a reset code must not reach an address the account left.
-		if _, err := s.client(ctx).OneTimeCode.Delete().Where(
-			onetimecode.UserID(userID),
-			onetimecode.PurposeIn(onetimecode.Purpose(PurposeVerify), onetimecode.Purpose(PurposeReset)),
-		).Exec(ctx); err != nil {
+		if err := s.store.DeleteCodes(ctx, userID, storage.CodeVerify, storage.CodeReset); err != nil {
 			return fmt.Errorf("account: drop the old address's codes: %w", err)
 		}
 		return nil
@@ -182,7 +147,7 @@ func (s *Service) ConfirmEmail(ctx context.Context, userID int64, code string) (
 // any of its stored spellings.
 func (s *Service) EmailTaken(ctx context.Context, userID int64, email string) (bool, error) {
 	forms := emailSpellings(email, NormalizeLogin(email))
-	ok, err := s.client(ctx).User.Query().Where(user.EmailIn(forms...), user.IDNEQ(userID)).Exist(ctx)
+	ok, err := s.store.EmailTaken(ctx, userID, forms...)
 	if err != nil {
 		return false, fmt.Errorf("account: look up email: %w", err)
 	}

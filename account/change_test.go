@@ -9,8 +9,8 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/fake"
+	"idp/storage"
 )
 
 // TestCheckPasswordLocksLikeALogin: a wrong password given to
@@ -72,7 +72,7 @@ func TestConfirmEmail(t *testing.T) {
 		clock := fake.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 		s := newService(t, db, cheap, 0, Options{Now: clock.Now, CodeKey: make([]byte, 32)})
 		n := 0
-		newUser := func() *ent.User {
+		newUser := func() *storage.User {
 			t.Helper()
 			n++
 			name := string(rune('a'+n)) + "user"

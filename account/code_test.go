@@ -9,6 +9,7 @@ import (
 	"idp/database"
 	"idp/database/databasetest"
 	"idp/fake"
+	"idp/storage"
 )
 
 // TestVerifyEmail: a verification code verifies the address once, within 24
@@ -143,8 +144,10 @@ func TestVerifyEmail(t *testing.T) {
 			if _, err := s.DeleteExpiredCodes(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := db.Ent.OneTimeCode.Query().Count(ctx); err != nil || n != 0 {
-				t.Fatalf("%d codes left (%v)", n, err)
+			for _, p := range []storage.CodePurpose{storage.CodeVerify, storage.CodeReset} {
+				if c, err := storage.New(db).CodeOf(ctx, id, p); !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("the %s code is left: %+v (%v)", p, c, err)
+				}
 			}
 		})
 	})

@@ -25,6 +25,7 @@ import (
 	"idp/ent/refreshchain"
 	"idp/ent/user"
 	"idp/ent/webauthnchallenge"
+	"idp/storage"
 )
 
 // Erase deletes the user userID and every row that belongs to the user, on
@@ -45,15 +46,16 @@ import (
 // and code write for a user takes a shared lock on that row first
 // (fositestore), so a login or refresh under way either commits before
 // this transaction reads the token tables, or waits and then finds no user.
-func (s *Service) Erase(ctx context.Context, userID int64) (*ent.User, error) {
-	var erased *ent.User
-	err := database.InTx(ctx, s.db, func(ctx context.Context) error {
-		c := s.client(ctx)
+func (s *Service) Erase(ctx context.Context, userID int64) (*storage.User, error) {
+	var erased *storage.User
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		tx, _ := database.TxFrom(ctx)
+		c := tx.Client()
 		if err := lockUser(ctx, c, userID); err != nil {
 			return err
 		}
-		u, err := c.User.Get(ctx, userID)
-		if ent.IsNotFound(err) {
+		u, err := s.store.UserByID(ctx, userID)
+		if errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("%w: %d", ErrNotFound, userID)
 		} else if err != nil {
 			return fmt.Errorf("account: erase: read user: %w", err)

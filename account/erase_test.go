@@ -11,7 +11,6 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/ent/accesstoken"
 	"idp/ent/authorizecode"
 	"idp/ent/browsersession"
@@ -24,6 +23,7 @@ import (
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshchain"
 	"idp/ent/user"
+	"idp/storage"
 )
 
 // TestErase: every row of the user goes, each row of another user stays,
@@ -34,7 +34,7 @@ func TestErase(t *testing.T) {
 		s := newService(t, db, cheap, 0, Options{CodeKey: make([]byte, 32)})
 		now := time.Now().UTC().Truncate(time.Second)
 		// rows gives the user rows in every table it can have one.
-		rows := func(u *ent.User) {
+		rows := func(u *storage.User) {
 			t.Helper()
 			sub := strconv.FormatInt(u.ID, 10)
 			c := db.Ent
@@ -63,7 +63,7 @@ func TestErase(t *testing.T) {
 			c.OutboxMessage.Create().SetRecipient(u.Email).SetSubject("s").SetText("t").SetHTML("h").
 				SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
 		}
-		count := func(u *ent.User) int {
+		count := func(u *storage.User) int {
 			t.Helper()
 			sub := strconv.FormatInt(u.ID, 10)
 			c := db.Ent
@@ -95,7 +95,7 @@ func TestErase(t *testing.T) {
 		}
 		// user 1's keys must not match user 10's ("user:1" is a prefix
 		// of "user:10").
-		var bob *ent.User
+		var bob *storage.User
 		for {
 			bob, err = s.Create(ctx, NewUser{Username: "bob" + strconv.Itoa(int(ada.ID)), Email: "bob" + strconv.Itoa(int(ada.ID)) + "@example.com",
 				Password: "correct horse", FirstName: "B", LastName: "B"})
@@ -105,7 +105,7 @@ func TestErase(t *testing.T) {
 			if strconv.FormatInt(bob.ID, 10)[:len(strconv.FormatInt(ada.ID, 10))] == strconv.FormatInt(ada.ID, 10) && bob.ID != ada.ID {
 				break
 			}
-			s.db.User.DeleteOne(bob).ExecX(ctx)
+			db.Ent.User.DeleteOneID(bob.ID).ExecX(ctx)
 		}
 		rows(ada)
 		rows(bob)

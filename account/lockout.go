@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
-
-	"idp/ent"
-	"idp/ent/loginthrottle"
-	"idp/ent/predicate"
+	"idp/storage"
 )
 
 // LockedError is returned while an account is locked after failed logins.
@@ -45,7 +42,7 @@ type loginKeys struct {
 // keysOf are the throttle keys of a login from the address from: user:<id>
 // and user:<id>|<from> for an account, login:<name> and login:<name>|<from>
 // for an unknown name, so that unknown names lock exactly like accounts.
-func keysOf(login string, u *ent.User, from string) loginKeys {
+func keysOf(login string, u *storage.User, from string) loginKeys {
 	var k string
 	if u != nil {
 		k = userKey(u.ID)
@@ -66,20 +63,18 @@ func userKey(id int64) string { return "user:" + strconv.FormatInt(id, 10) }
 
 // throttles are the failure records of a login's keys; nil when absent.
 type throttles struct {
-	account, address *ent.LoginThrottle
+	account, address *storage.LoginThrottle
 }
 
 // throttles reads both records of keys in one query.
 func (s *Service) throttles(ctx context.Context, keys loginKeys) (throttles, error) {
-	rows, err := s.client(ctx).LoginThrottle.Query().
-		Where(loginthrottle.IDIn(keys.account, keys.address)).
-		All(ctx)
+	rows, err := s.store.LoginThrottles(ctx, keys.account, keys.address)
 	if err != nil {
 		return throttles{}, fmt.Errorf("account: read login throttle: %w", err)
 	}
 	var t throttles
 	for _, r := range rows {
-		switch r.ID {
+		switch r.Key {
 		case keys.account:
 			t.account = r
 		case keys.address:
@@ -94,8 +89,8 @@ func (s *Service) throttles(ctx context.Context, keys loginKeys) (throttles, err
 func (s *Service) locked(t throttles) error {
 	now := s.opts.Now()
 	var wait time.Duration
-	for _, r := range []*ent.LoginThrottle{t.account, t.address} {
-		if r != nil && r.LockedUntil != nil {
+	for _, r := range []*storage.LoginThrottle{t.account, t.address} {
+		if r != nil && !r.LockedUntil.IsZero() {
 			wait = max(wait, r.LockedUntil.Sub(now))
 		}
 	}
@@ -118,7 +113,7 @@ func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) er
 	now := s.opts.Now()
 	for _, r := range []struct {
 		key  string
-		prev *ent.LoginThrottle
+		prev *storage.LoginThrottle
 	}{{keys.account, prev.account}, {keys.address, prev.address}} {
 		if err := s.countFailure(ctx, r.key, r.prev, now); err != nil {
 			return err
@@ -129,7 +124,7 @@ func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) er
 		return err
 	}
 	for _, r := range []struct {
-		row       *ent.LoginThrottle
+		row       *storage.LoginThrottle
 		threshold int
 	}{{t.account, s.opts.AccountLockThreshold}, {t.address, s.opts.LockThreshold}} {
 		if r.row == nil {
@@ -143,7 +138,7 @@ func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) er
 		if lock > s.opts.LockMax || lock <= 0 {
 			lock = s.opts.LockMax
 		}
-		if err := s.client(ctx).LoginThrottle.UpdateOneID(r.row.ID).SetLockedUntil(now.Add(lock)).Exec(ctx); err != nil && !ent.IsNotFound(err) {
+		if err := s.store.LockLogin(ctx, r.row.Key, now.Add(lock)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("account: lock: %w", err)
 		}
 		if s.opts.OnLockout != nil {
@@ -155,20 +150,15 @@ func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) er
 
 // countFailure adds one failure to the record of key, starting it afresh
 // when there was none or it was forgotten.
-func (s *Service) countFailure(ctx context.Context, key string, prev *ent.LoginThrottle, now time.Time) error {
-	c := s.client(ctx).LoginThrottle
+func (s *Service) countFailure(ctx context.Context, key string, prev *storage.LoginThrottle, now time.Time) error {
 	var err error
 	if prev == nil || now.Sub(prev.UpdatedAt) > throttleMemory {
-		err = c.Create().SetID(key).SetFailures(1).SetUpdatedAt(now).
-			OnConflictColumns(loginthrottle.FieldID).
-			Update(func(u *ent.LoginThrottleUpsert) {
-				u.SetFailures(1).ClearLockedUntil().SetUpdatedAt(now)
-			}).Exec(ctx)
+		err = s.store.StartLoginThrottle(ctx, key, now)
 	} else {
 		// Concurrent failures each count: the increment is the database's.
 		// A record deleted meanwhile (a success) is simply not counted.
-		err = c.UpdateOneID(key).AddFailures(1).SetUpdatedAt(now).Exec(ctx)
-		if ent.IsNotFound(err) {
+		err = s.store.AddLoginFailure(ctx, key, now)
+		if errors.Is(err, storage.ErrNotFound) {
 			err = nil
 		}
 	}
@@ -191,7 +181,7 @@ func (s *Service) succeeded(ctx context.Context, keys loginKeys, t throttles) {
 	if len(ids) == 0 {
 		return
 	}
-	if _, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.IDIn(ids...)).Exec(ctx); err != nil {
+	if err := s.store.DeleteLoginThrottles(ctx, ids...); err != nil {
 		s.log.WarnContext(ctx, "clear login throttle", "err", err)
 	}
 }
@@ -199,12 +189,7 @@ func (s *Service) succeeded(ctx context.Context, keys loginKeys, t throttles) {
 // clearUserThrottles forgets every failure record of the user, on every
 // address: what a reset by emailed code earns.
 func (s *Service) clearUserThrottles(ctx context.Context, userID int64) error {
-	k := userKey(userID)
-	_, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.Or(
-		loginthrottle.ID(k),
-		predicate.LoginThrottle(entsql.FieldHasPrefix(loginthrottle.FieldID, k+"|")),
-	)).Exec(ctx)
-	if err != nil {
+	if err := s.store.DeleteLoginThrottlesOf(ctx, userKey(userID)); err != nil {
 		return fmt.Errorf("account: clear login throttles: %w", err)
 	}
 	return nil
@@ -213,9 +198,6 @@ func (s *Service) clearUserThrottles(ctx context.Context, userID int64) error {
 // DeleteStaleThrottles removes failure records not touched for a day and no
 // longer locking; run it now and then.
 func (s *Service) DeleteStaleThrottles(ctx context.Context) (int, error) {
-	cutoff := s.opts.Now().Add(-throttleMemory)
-	return s.db.LoginThrottle.Delete().Where(
-		loginthrottle.UpdatedAtLT(cutoff),
-		loginthrottle.Or(loginthrottle.LockedUntilIsNil(), loginthrottle.LockedUntilLT(s.opts.Now())),
-	).Exec(ctx)
+	now := s.opts.Now()
+	return s.store.DeleteStaleLoginThrottles(ctx, now.Add(-throttleMemory), now)
 }

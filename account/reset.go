@@ -11,10 +11,7 @@ import (
 	"math/big"
 	"time"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/onetimecode"
-	"idp/ent/predicate"
+	"idp/storage"
 )
 
 // ErrBadCode is the one answer for a wrong, used, expired or dead code.
@@ -34,10 +31,10 @@ type Purpose string
 
 const (
 	// PurposeReset codes reset the password (they live Options.CodeTTL).
-	PurposeReset Purpose = Purpose(onetimecode.PurposeReset)
+	PurposeReset Purpose = Purpose(storage.CodeReset)
 	// PurposeVerify codes verify the email address (they live
 	// Options.VerifyCodeTTL).
-	PurposeVerify Purpose = Purpose(onetimecode.PurposeVerify)
+	PurposeVerify Purpose = Purpose(storage.CodeVerify)
 )
 
 func (s *Service) codeTTL(p Purpose) time.Duration {
@@ -52,11 +49,18 @@ func (s *Service) codeTTL(p Purpose) time.Duration {
 // runs on the transaction ctx carries, so the code and the mail that
 // carries it commit together.
 func (s *Service) IssueCode(ctx context.Context, userID int64, p Purpose) (string, error) {
+	return s.issueCode(ctx, userID, p, "")
+}
+
+// issueCode is IssueCode storing newEmail with the code (an email change's).
+func (s *Service) issueCode(ctx context.Context, userID int64, p Purpose, newEmail string) (string, error) {
 	if len(s.opts.CodeKey) < 32 {
 		return "", errors.New("account: no code key configured")
 	}
-	if err := onetimecode.PurposeValidator(onetimecode.Purpose(p)); err != nil {
-		return "", fmt.Errorf("account: %w", err)
+	switch p {
+	case PurposeReset, PurposeVerify, PurposeEmailChange:
+	default:
+		return "", fmt.Errorf("account: unknown code purpose %q", p)
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
 	if err != nil {
@@ -64,16 +68,14 @@ func (s *Service) IssueCode(ctx context.Context, userID int64, p Purpose) (strin
 	}
 	code := fmt.Sprintf("%0*d", codeDigits, n.Int64())
 	now := s.opts.Now()
-	err = s.client(ctx).OneTimeCode.Create().
-		SetUserID(userID).
-		SetPurpose(onetimecode.Purpose(p)).
-		SetCodeHash(s.codeHash(userID, p, code)).
-		SetAttempts(0).
-		SetExpiresAt(now.Add(s.codeTTL(p))).
-		SetCreatedAt(now).
-		OnConflictColumns(onetimecode.FieldUserID, onetimecode.FieldPurpose).
-		UpdateNewValues().
-		Exec(ctx)
+	err = s.store.PutCode(ctx, storage.Code{
+		UserID:    userID,
+		Purpose:   storage.CodePurpose(p),
+		Hash:      s.codeHash(userID, p, code),
+		ExpiresAt: now.Add(s.codeTTL(p)),
+		CreatedAt: now,
+		NewEmail:  newEmail,
+	})
 	if err != nil {
 		return "", fmt.Errorf("account: store %s code: %w", p, err)
 	}
@@ -94,10 +96,6 @@ func (s *Service) codeHash(userID int64, p Purpose, code string) []byte {
 	return m.Sum(nil)
 }
 
-func codeOf(userID int64, p Purpose) predicate.OneTimeCode {
-	return onetimecode.And(onetimecode.UserID(userID), onetimecode.PurposeEQ(onetimecode.Purpose(p)))
-}
-
 // CheckCode reports whether code is the user's live code of purpose p,
 // without using it up. A wrong code counts one of the MaxCodeAttempts
 // tries. Every failure is ErrBadCode.
@@ -106,16 +104,16 @@ func (s *Service) CheckCode(ctx context.Context, userID int64, p Purpose, code s
 		// Still a try: otherwise malformed guesses would be free probes.
 		return s.wrongCode(ctx, userID, p)
 	}
-	row, err := s.client(ctx).OneTimeCode.Query().Where(codeOf(userID, p)).Only(ctx)
-	if ent.IsNotFound(err) {
+	row, err := s.store.CodeOf(ctx, userID, storage.CodePurpose(p))
+	if errors.Is(err, storage.ErrNotFound) {
 		return ErrBadCode
 	} else if err != nil {
 		return fmt.Errorf("account: read %s code: %w", p, err)
 	}
-	if row.Attempts >= MaxCodeAttempts || !s.opts.Now().Before(row.ExpiresAt) {
+	if !row.Live(s.opts.Now(), MaxCodeAttempts) {
 		return ErrBadCode
 	}
-	if !hmac.Equal(row.CodeHash, s.codeHash(userID, p, code)) {
+	if !hmac.Equal(row.Hash, s.codeHash(userID, p, code)) {
 		return s.wrongCode(ctx, userID, p)
 	}
 	return nil
@@ -125,11 +123,7 @@ func (s *Service) CheckCode(ctx context.Context, userID int64, p Purpose, code s
 // still works: issued, not expired, with tries left. When none does, a
 // mail quota must not stand between the owner and a new code.
 func (s *Service) HasLiveCode(ctx context.Context, userID int64, p Purpose) (bool, error) {
-	ok, err := s.client(ctx).OneTimeCode.Query().Where(
-		codeOf(userID, p),
-		onetimecode.AttemptsLT(MaxCodeAttempts),
-		onetimecode.ExpiresAtGT(s.opts.Now()),
-	).Exist(ctx)
+	ok, err := s.store.HasLiveCode(ctx, userID, storage.CodePurpose(p), s.opts.Now(), MaxCodeAttempts)
 	if err != nil {
 		return false, fmt.Errorf("account: read %s code: %w", p, err)
 	}
@@ -137,11 +131,7 @@ func (s *Service) HasLiveCode(ctx context.Context, userID int64, p Purpose) (boo
 }
 
 func (s *Service) wrongCode(ctx context.Context, userID int64, p Purpose) error {
-	_, err := s.client(ctx).OneTimeCode.Update().
-		Where(codeOf(userID, p)).
-		AddAttempts(1).
-		Save(ctx)
-	if err != nil {
+	if err := s.store.CountCodeAttempt(ctx, userID, storage.CodePurpose(p)); err != nil {
 		return fmt.Errorf("account: count a wrong code: %w", err)
 	}
 	return ErrBadCode
@@ -151,16 +141,11 @@ func (s *Service) wrongCode(ctx context.Context, userID int64, p Purpose) error 
 // still matches, is live and has tries left, so that of two concurrent
 // uses of one code exactly one succeeds.
 func (s *Service) ConsumeCode(ctx context.Context, userID int64, p Purpose, code string) error {
-	n, err := s.client(ctx).OneTimeCode.Delete().Where(
-		codeOf(userID, p),
-		onetimecode.CodeHash(s.codeHash(userID, p, code)),
-		onetimecode.AttemptsLT(MaxCodeAttempts),
-		onetimecode.ExpiresAtGT(s.opts.Now()),
-	).Exec(ctx)
+	ok, err := s.store.ConsumeCode(ctx, userID, storage.CodePurpose(p), s.codeHash(userID, p, code), s.opts.Now(), MaxCodeAttempts)
 	if err != nil {
 		return fmt.Errorf("account: use %s code: %w", p, err)
 	}
-	if n == 0 {
+	if !ok {
 		return ErrBadCode
 	}
 	return nil
@@ -194,7 +179,7 @@ func (s *Service) VerifyEmail(ctx context.Context, userID int64, code string) er
 	if err := s.CheckCode(ctx, userID, PurposeVerify, code); err != nil {
 		return err
 	}
-	return database.InTx(ctx, s.db, func(ctx context.Context) error {
+	return s.store.InTx(ctx, func(ctx context.Context) error {
 		if err := s.ConsumeCode(ctx, userID, PurposeVerify, code); err != nil {
 			return err
 		}
@@ -206,13 +191,13 @@ func (s *Service) VerifyEmail(ctx context.Context, userID int64, code string) er
 // (a verification code, or a password reset by a mailed code). A live
 // verification code has nothing left to prove and is removed.
 func (s *Service) MarkEmailVerified(ctx context.Context, userID int64) error {
-	err := s.client(ctx).User.UpdateOneID(userID).SetEmailVerified(true).Exec(ctx)
-	if ent.IsNotFound(err) {
+	err := s.store.SetEmailVerified(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: mark email verified: %w", err)
 	}
-	if _, err := s.client(ctx).OneTimeCode.Delete().Where(codeOf(userID, PurposeVerify)).Exec(ctx); err != nil {
+	if err := s.store.DeleteCodes(ctx, userID, storage.CodeVerify); err != nil {
 		return fmt.Errorf("account: drop verification code: %w", err)
 	}
 	return nil
@@ -224,11 +209,8 @@ func (s *Service) MarkEmailVerified(ctx context.Context, userID int64) error {
 // password proved control of the email.
 func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) error {
 	now := s.opts.Now()
-	err := s.client(ctx).User.UpdateOneID(userID).
-		SetPasswordHash(hash).
-		SetPasswordChangedAt(now).
-		Exec(ctx)
-	if ent.IsNotFound(err) {
+	err := s.store.SetPassword(ctx, userID, hash, now)
+	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: set password: %w", err)
@@ -238,12 +220,5 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) er
 
 // DeleteExpiredCodes removes codes of every purpose past their lifetime.
 func (s *Service) DeleteExpiredCodes(ctx context.Context) (int, error) {
-	expired := onetimecode.ExpiresAtLT(s.opts.Now())
-	return database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.OneTimeCode.Query().Where(expired).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.OneTimeCode.Delete().Where(onetimecode.IDIn(ids...), expired).Exec(ctx)
-	})
+	return s.store.DeleteExpiredCodes(ctx, s.opts.Now())
 }

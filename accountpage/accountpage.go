@@ -23,11 +23,11 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"idp/account"
-	"idp/ent"
 	"idp/pages"
 	"idp/profile"
 	"idp/ratelimit"
 	"idp/session"
+	"idp/storage"
 )
 
 // ClientID is the account page's own client: public, first-party (no
@@ -50,24 +50,24 @@ type Sessions interface {
 // Accounts reads users and checks passwords with the login's lock-out:
 // *account.Service.
 type Accounts interface {
-	Get(ctx context.Context, id int64) (*ent.User, error)
-	CheckPassword(ctx context.Context, userID int64, password, from string) (*ent.User, error)
+	Get(ctx context.Context, id int64) (*storage.User, error)
+	CheckPassword(ctx context.Context, userID int64, password, from string) (*storage.User, error)
 }
 
 // Profile is the user API's Go side: *profile.Server.
 type Profile interface {
-	UpdateProfile(ctx context.Context, u *ent.User, fields map[string]string) (*ent.User, error)
-	ReplacePicture(ctx context.Context, u *ent.User, data []byte) (*ent.User, error)
-	RemovePicture(ctx context.Context, u *ent.User) error
-	PictureURL(ctx context.Context, u *ent.User) string
-	ResendVerification(ctx context.Context, u *ent.User) error
+	UpdateProfile(ctx context.Context, u *storage.User, fields map[string]string) (*storage.User, error)
+	ReplacePicture(ctx context.Context, u *storage.User, data []byte) (*storage.User, error)
+	RemovePicture(ctx context.Context, u *storage.User) error
+	PictureURL(ctx context.Context, u *storage.User) string
+	ResendVerification(ctx context.Context, u *storage.User) error
 	PasswordMinLength() int
 	MaxSignupBytes() int64
 	HoldBody(r *http.Request, limit int64) (release func(), ok bool)
-	ConfirmEmail(ctx context.Context, u *ent.User, code string) (changed bool, err error)
-	RequestEmailChange(ctx context.Context, u *ent.User, newEmail, password, from string) error
-	StartEmailChange(ctx context.Context, u *ent.User, newEmail string) error
-	ChangePassword(ctx context.Context, u *ent.User, in profile.PasswordChange) (map[string]any, error)
+	ConfirmEmail(ctx context.Context, u *storage.User, code string) (changed bool, err error)
+	RequestEmailChange(ctx context.Context, u *storage.User, newEmail, password, from string) error
+	StartEmailChange(ctx context.Context, u *storage.User, newEmail string) error
+	ChangePassword(ctx context.Context, u *storage.User, in profile.PasswordChange) (map[string]any, error)
 	Sessions(ctx context.Context, userID int64, current profile.Current) ([]profile.Session, error)
 	EndSession(ctx context.Context, userID int64, id string) error
 	Export(ctx context.Context, userID int64) (profile.Export, error)
@@ -168,7 +168,7 @@ func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, what strin
 // signedIn is who the page serves: the browser session and its user.
 type signedIn struct {
 	sess *session.Session
-	user *ent.User
+	user *storage.User
 }
 
 // reauth reports whether the session's login is too old for a sensitive

@@ -11,11 +11,11 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"idp/ent"
 	"idp/fake"
 	"idp/pages"
 	"idp/profile"
 	"idp/session"
+	"idp/storage"
 )
 
 const issuer = "http://localhost:8080"
@@ -32,10 +32,10 @@ func (f fakeSessions) Lookup(_ context.Context, tok string) (*session.Session, e
 	return f.s, nil
 }
 
-type fakeAccounts struct{ u *ent.User }
+type fakeAccounts struct{ u *storage.User }
 
-func (f fakeAccounts) Get(context.Context, int64) (*ent.User, error) { return f.u, nil }
-func (f fakeAccounts) CheckPassword(context.Context, int64, string, string) (*ent.User, error) {
+func (f fakeAccounts) Get(context.Context, int64) (*storage.User, error) { return f.u, nil }
+func (f fakeAccounts) CheckPassword(context.Context, int64, string, string) (*storage.User, error) {
 	return f.u, nil
 }
 
@@ -43,8 +43,8 @@ func (f fakeAccounts) CheckPassword(context.Context, int64, string, string) (*en
 // are about the page's own decisions.
 type fakeProfile struct{ Profile }
 
-func (fakeProfile) PictureURL(context.Context, *ent.User) string { return "" }
-func (fakeProfile) PasswordMinLength() int                       { return 12 }
+func (fakeProfile) PictureURL(context.Context, *storage.User) string { return "" }
+func (fakeProfile) PasswordMinLength() int                           { return 12 }
 func (fakeProfile) Sessions(context.Context, int64, profile.Current) ([]profile.Session, error) {
 	return nil, nil
 }
@@ -56,7 +56,7 @@ func newHandler(t *testing.T, sess *session.Session, clock *fake.Clock) http.Han
 		t.Fatal(err)
 	}
 	h, err := New(Config{Issuer: issuer, Now: clock.Now}, Deps{
-		Sessions: fakeSessions{sess}, Accounts: fakeAccounts{&ent.User{ID: 7, Username: "ada", Email: "ada@example.com"}},
+		Sessions: fakeSessions{sess}, Accounts: fakeAccounts{&storage.User{ID: 7, Username: "ada", Email: "ada@example.com"}},
 		Profile: fakeProfile{}, Pages: pg,
 	})
 	if err != nil {

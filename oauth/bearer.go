@@ -14,8 +14,8 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
-	"idp/ent"
 	"idp/oauth/token"
+	"idp/storage"
 )
 
 // Errors of Verify. A caller answers ErrNoToken and ErrInvalidToken with
@@ -41,7 +41,7 @@ type Principal struct {
 	AuthTime time.Time
 	// User is the user the token was issued to, read fresh; nil for a
 	// client's own token (client_credentials).
-	User *ent.User
+	User *storage.User
 }
 
 // HasScope reports whether the token carries scope.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"idp/ent"
+	"idp/storage"
 )
 
 // userClaims are the OpenID Connect claims about a user that the scopes
@@ -38,7 +38,7 @@ type emailClaims struct {
 	EmailVerified bool `json:"email_verified"`
 }
 
-func (s *Server) userClaims(ctx context.Context, u *ent.User, scopes []string) userClaims {
+func (s *Server) userClaims(ctx context.Context, u *storage.User, scopes []string) userClaims {
 	c := userClaims{Subject: strconv.FormatInt(u.ID, 10)}
 	if slices.Contains(scopes, ScopeProfile) {
 		c.profileClaims = &profileClaims{
@@ -57,11 +57,11 @@ func (s *Server) userClaims(ctx context.Context, u *ent.User, scopes []string) u
 	return c
 }
 
-func (s *Server) pictureURL(ctx context.Context, u *ent.User) string {
-	if u.PictureKey == nil || s.cfg.PictureURL == nil {
+func (s *Server) pictureURL(ctx context.Context, u *storage.User) string {
+	if !u.HasPicture() || s.cfg.PictureURL == nil {
 		return ""
 	}
-	url, err := s.cfg.PictureURL(ctx, *u.PictureKey)
+	url, err := s.cfg.PictureURL(ctx, u.PictureKey)
 	if err != nil {
 		s.log.WarnContext(ctx, "picture URL unavailable", "user", u.ID, "err", err)
 		return ""

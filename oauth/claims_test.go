@@ -8,16 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"idp/ent"
-	"idp/ent/user"
+	"idp/storage"
 )
 
 // TestUserClaims: each scope adds exactly its claims (OIDC Core §5.4), an
 // empty value included, and the ID token carries its own claims beside them.
 func TestUserClaims(t *testing.T) {
 	s := &Server{}
-	u := &ent.User{ID: 42, Username: "ada", Email: "ada@example.com", FirstName: "Ada", LastName: "",
-		Gender: user.GenderFemale, UpdatedAt: time.Unix(1_800_000_000, 0)}
+	u := &storage.User{ID: 42, Username: "ada", Email: "ada@example.com", FirstName: "Ada", LastName: "",
+		Gender: storage.GenderFemale, UpdatedAt: time.Unix(1_800_000_000, 0)}
 	profile := []string{"family_name", "gender", "given_name", "name", "preferred_username", "updated_at"}
 	email := []string{"email", "email_verified"}
 	tests := []struct {

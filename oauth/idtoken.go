@@ -10,8 +10,8 @@ import (
 
 	"github.com/ory/fosite"
 
-	"idp/ent"
 	"idp/oauth/token"
+	"idp/storage"
 )
 
 // idTokenHandler issues OpenID Connect ID tokens at the token endpoint for
@@ -53,7 +53,7 @@ func (h idTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, r fos
 
 // idToken signs r's ID token with the claims scopes allow about u, the
 // user of r's subject; nil reads the user.
-func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []string, accessToken string, u *ent.User) (string, error) {
+func (s *Server) idToken(ctx context.Context, r fosite.Requester, scopes []string, accessToken string, u *storage.User) (string, error) {
 	sess, ok := r.GetSession().(*token.Session)
 	if !ok {
 		return "", fmt.Errorf("oauth: unexpected session type %T", r.GetSession())

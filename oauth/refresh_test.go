@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,37 +20,32 @@ import (
 	"idp/account"
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/ent/refreshchain"
 	"idp/fake"
 	"idp/keys"
 	"idp/oauth/token"
+	"idp/storage"
 )
 
 // testUsers is the Users of the refresh tests: the users table, and one
 // password for everyone.
-type testUsers struct{ db *ent.Client }
+type testUsers struct{ db *storage.Store }
 
 const testUserPassword = "correct horse battery staple"
 
-func (u testUsers) Authenticate(ctx context.Context, login, password, _ string) (*ent.User, error) {
+func (u testUsers) Authenticate(ctx context.Context, login, password, _ string) (*storage.User, error) {
 	if password != testUserPassword {
 		return nil, account.ErrInvalidCredentials
 	}
-	users, err := u.db.User.Query().All(ctx)
-	if err != nil {
-		return nil, err
+	x, err := u.db.UserByUsername(ctx, strings.ToLower(login))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, account.ErrInvalidCredentials
 	}
-	for _, x := range users {
-		if strings.EqualFold(x.Username, login) {
-			return x, nil
-		}
-	}
-	return nil, account.ErrInvalidCredentials
+	return x, err
 }
 
-func (u testUsers) Get(ctx context.Context, id int64) (*ent.User, error) {
-	return u.db.User.Get(ctx, id)
+func (u testUsers) Get(ctx context.Context, id int64) (*storage.User, error) {
+	return u.db.UserByID(ctx, id)
 }
 
 // refreshEnv is a token service on a test database with the public clients
@@ -91,7 +87,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		RefreshReuseLeeway:  leeway,
 		Now:                 clock.Now,
 		Logger:              slog.New(slog.DiscardHandler),
-	}, db.Ent, m, testUsers{db.Ent}, clients)
+	}, db.Ent, m, testUsers{storage.New(db)}, clients)
 	if err != nil {
 		t.Fatal(err)
 	}

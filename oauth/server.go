@@ -27,6 +27,7 @@ import (
 	"idp/oauth/fositestore"
 	"idp/oauth/token"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // Users is what the token service needs of the user accounts.
@@ -34,9 +35,9 @@ type Users interface {
 	// Authenticate checks a login (username or email, any letter case)
 	// and password of a client at the address from. Bad credentials give
 	// an error wrapping account.ErrInvalidCredentials, whatever was wrong.
-	Authenticate(ctx context.Context, login, password, from string) (*ent.User, error)
+	Authenticate(ctx context.Context, login, password, from string) (*storage.User, error)
 	// Get returns a user by id, or an error wrapping account.ErrNotFound.
-	Get(ctx context.Context, id int64) (*ent.User, error)
+	Get(ctx context.Context, id int64) (*storage.User, error)
 }
 
 // Config configures the token service.

@@ -10,11 +10,10 @@ import (
 	"time"
 
 	"idp/account"
-	"idp/database"
-	"idp/ent"
 	"idp/mail"
 	"idp/oauth"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // EmailChangeMailsPerHour caps the email change requests that send mail,
@@ -58,7 +57,7 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request) {
 // for a wrong password, which counts toward the lock-out;
 // *account.LockedError while the account is locked; anything else is the
 // service's.
-func (s *Server) RequestEmailChange(ctx context.Context, u *ent.User, newEmail, password, from string) error {
+func (s *Server) RequestEmailChange(ctx context.Context, u *storage.User, newEmail, password, from string) error {
 	email, errs := checkNewEmail(u, newEmail)
 	if password == "" {
 		errs = append(errs, FieldError{Field: "password", Code: "required", Message: "The password is required."})
@@ -76,7 +75,7 @@ func (s *Server) RequestEmailChange(ctx context.Context, u *ent.User, newEmail, 
 // StartEmailChange is RequestEmailChange for a caller who proved who they
 // are moments ago (the account page, within minutes of the login): the
 // same rules, mails and quota, without the password.
-func (s *Server) StartEmailChange(ctx context.Context, u *ent.User, newEmail string) error {
+func (s *Server) StartEmailChange(ctx context.Context, u *storage.User, newEmail string) error {
 	email, errs := checkNewEmail(u, newEmail)
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
@@ -85,7 +84,7 @@ func (s *Server) StartEmailChange(ctx context.Context, u *ent.User, newEmail str
 }
 
 // checkNewEmail is the signup rule for a new address, normalised.
-func checkNewEmail(u *ent.User, newEmail string) (string, []FieldError) {
+func checkNewEmail(u *storage.User, newEmail string) (string, []FieldError) {
 	var errs []FieldError
 	email, err := account.NormalizeEmail(newEmail)
 	switch {
@@ -101,12 +100,12 @@ func checkNewEmail(u *ent.User, newEmail string) (string, []FieldError) {
 
 // startEmailChange issues the code for email and queues its mails, within
 // the quota.
-func (s *Server) startEmailChange(ctx context.Context, u *ent.User, email string) error {
+func (s *Server) startEmailChange(ctx context.Context, u *storage.User, email string) error {
 	allowed, _, err := s.limiter.Allow(ctx, emailChangeQuota(), "user:"+strconv.FormatInt(u.ID, 10))
 	if err != nil || !allowed {
 		return err
 	}
-	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	err = s.accounts.InTx(ctx, func(ctx context.Context) error {
 		code, err := s.accounts.IssueEmailChangeCode(ctx, u.ID, email)
 		if err != nil {
 			return err
@@ -134,7 +133,7 @@ func (s *Server) startEmailChange(ctx context.Context, u *ent.User, email string
 // A wrong, used, expired or dead code is account.ErrBadCode, the same for
 // every case. An address taken by another account by the time the change
 // is confirmed is an error wrapping account.ErrTaken, and nothing changes.
-func (s *Server) ConfirmEmail(ctx context.Context, u *ent.User, code string) (changed bool, err error) {
+func (s *Server) ConfirmEmail(ctx context.Context, u *storage.User, code string) (changed bool, err error) {
 	changed, err = s.accounts.ConfirmEmail(ctx, u.ID, code)
 	if err != nil {
 		return false, err
@@ -189,7 +188,7 @@ func (s *Server) emailChangeCodeMail(to, code string) mail.Message {
 
 // emailChangeNotice tells the present address. It does not name the new
 // one: that is text the requester chose.
-func (s *Server) emailChangeNotice(u *ent.User) mail.Message {
+func (s *Server) emailChangeNotice(u *storage.User) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nsomeone signed in to the account of this email address at %s asked to change its address. "+
 		"The change happens only if the code mailed to the new address is used.\n\n"+
 		"If this was not you, reset your password at once: that signs everyone out, and the code works only for someone signed in.\n", s.cfg.Issuer)

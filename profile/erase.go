@@ -60,11 +60,11 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 			} else if err != nil {
 				return err
 			}
-			if u.PictureKey != nil {
-				if err := s.deletions.Enqueue(ctx, *u.PictureKey); err != nil {
+			if u.HasPicture() {
+				if err := s.deletions.Enqueue(ctx, u.PictureKey); err != nil {
 					return err
 				}
-				pictureKey = u.PictureKey
+				pictureKey = &u.PictureKey
 			}
 			if err := s.mailer.Enqueue(ctx, s.goodbyeMail(u.Email)); err != nil {
 				return err

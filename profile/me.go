@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"strings"
 
-	"idp/ent"
-	"idp/ent/user"
 	"idp/picture"
+	"idp/storage"
 )
 
 func (s *Server) handleGetProfile(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +44,7 @@ func (s *Server) handlePatchProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	fields, typeErrs := stringFields(raw, patchable...)
 	errs = append(errs, typeErrs...)
-	if _, invalid := s.profileUpdate(principal(r).User, fields); len(errs)+len(invalid) > 0 {
+	if _, invalid := profileUpdate(fields); len(errs)+len(invalid) > 0 {
 		writeProblem(w, validationProblem(append(errs, invalid...)))
 		return
 	}
@@ -129,7 +128,7 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "put picture", err)
 		return
 	}
-	updated, linked, err := s.setPicture(ctx, u, &key)
+	updated, linked, err := s.setPicture(ctx, u, key)
 	if err != nil {
 		if !linked {
 			s.deletePicture(ctx, key) // ours alone: no row names it
@@ -157,7 +156,7 @@ var errPictureChanged = errors.New("profile: the picture changed concurrently")
 // concurrent retries of one app all get through.
 const setPictureAttempts = 8
 
-// setPicture points the user at key (nil: no picture), whatever the
+// setPicture points the user at key ("": no picture), whatever the
 // picture is now: the last writer wins. Each attempt is an update
 // conditional on the key last read, retried with the newly read key when
 // another request changed it in between; after a successful update the
@@ -165,30 +164,19 @@ const setPictureAttempts = 8
 // it, keys being fresh per upload. linked reports whether the row now names
 // key, so that a caller whose update failed deletes its own object and one
 // whose update succeeded does not, even if reading the row back failed.
-func (s *Server) setPicture(ctx context.Context, u *ent.User, key *string) (updated *ent.User, linked bool, err error) {
+func (s *Server) setPicture(ctx context.Context, u *storage.User, key string) (updated *storage.User, linked bool, err error) {
 	current := u.PictureKey
 	for range setPictureAttempts {
-		if current == nil && key == nil {
+		if current == "" && key == "" {
 			return u, true, nil // no picture, as asked
 		}
-		q := s.db.Ent.User.Update().Where(user.ID(u.ID))
-		if current == nil {
-			q.Where(user.PictureKeyIsNil())
-		} else {
-			q.Where(user.PictureKey(*current))
-		}
-		if key == nil {
-			q.ClearPictureKey()
-		} else {
-			q.SetPictureKey(*key)
-		}
-		n, err := q.Save(ctx)
+		swapped, err := s.users.SwapPictureKey(ctx, u.ID, current, key)
 		if err != nil {
 			return nil, false, err
 		}
-		if n == 1 {
-			if current != nil {
-				s.deletePicture(ctx, *current)
+		if swapped {
+			if current != "" {
+				s.deletePicture(ctx, current)
 			}
 			updated, err := s.accounts.Get(ctx, u.ID)
 			return updated, true, err

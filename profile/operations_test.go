@@ -15,10 +15,10 @@ import (
 
 	"idp/account"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/mail"
 	"idp/picture"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // The operations the /v1 handlers and the sign-in pages share, called
@@ -69,7 +69,8 @@ type opsFixture struct {
 func newOpsFixture(t *testing.T) opsFixture {
 	t.Helper()
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
-	accounts := account.New(db.Ent, testHasher(t, 2, 2, time.Second), account.Options{CodeKey: make([]byte, 32)})
+	users := storage.New(db)
+	accounts := account.New(users, testHasher(t, 2, 2, time.Second), account.Options{CodeKey: make([]byte, 32)})
 	dir := t.TempDir()
 	store, err := picture.NewDirStore(dir, "http://idp.test")
 	if err != nil {
@@ -78,7 +79,7 @@ func newOpsFixture(t *testing.T) opsFixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := opsFixture{accounts: accounts, mailer: &recordingMailer{}, sessions: &recordingSessions{}, dir: dir}
 	f.s, err = New(Config{Issuer: "http://idp.test", Pictures: fuzzLimits, ForgotMinDuration: 150 * time.Millisecond, Logger: log}, Deps{
-		DB: db, Accounts: accounts, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
+		DB: db, Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
 		Mailer: f.mailer, Limiter: ratelimit.New(db, log, time.Now),
 	})
 	if err != nil {
@@ -113,15 +114,15 @@ func TestCreateAccount(t *testing.T) {
 
 	in := signupInput("Ada")
 	in.Picture, in.HasPicture = photoJPEG(t, 64, 48), true
-	var inside *ent.User
-	u, err := f.s.CreateAccount(ctx, in, func(_ context.Context, u *ent.User) error {
+	var inside *storage.User
+	u, err := f.s.CreateAccount(ctx, in, func(_ context.Context, u *storage.User) error {
 		inside = u
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inside == nil || inside.ID != u.ID || u.Username != "ada" || u.PictureKey == nil {
+	if inside == nil || inside.ID != u.ID || u.Username != "ada" || !u.HasPicture() {
 		t.Fatalf("created %+v (inTx saw %+v)", u, inside)
 	}
 	if n := f.objects(t); n != 1 {
@@ -153,7 +154,7 @@ func TestCreateAccount(t *testing.T) {
 		in := signupInput("bob")
 		in.Picture, in.HasPicture = photoJPEG(t, 32, 32), true
 		boom := errors.New("boom")
-		_, err := f.s.CreateAccount(ctx, in, func(context.Context, *ent.User) error { return boom })
+		_, err := f.s.CreateAccount(ctx, in, func(context.Context, *storage.User) error { return boom })
 		if !errors.Is(err, boom) {
 			t.Fatalf("err %v, want the callback's", err)
 		}
@@ -232,7 +233,7 @@ func TestCreateAccount(t *testing.T) {
 			in := signupInput("carol")
 			tc.edit(&in)
 			called := false
-			u, err := f.s.CreateAccount(ctx, in, func(context.Context, *ent.User) error { called = true; return nil })
+			u, err := f.s.CreateAccount(ctx, in, func(context.Context, *storage.User) error { called = true; return nil })
 			if u != nil || called {
 				t.Fatalf("created %+v (inTx called: %v)", u, called)
 			}

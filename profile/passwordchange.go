@@ -9,10 +9,9 @@ import (
 
 	"github.com/ory/fosite"
 
-	"idp/database"
-	"idp/ent"
 	"idp/oauth"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // errUnauthorizedClient: the calling client is not registered for the
@@ -82,7 +81,7 @@ func (s *Server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 // toward the lock-out; *account.LockedError while the account is locked;
 // errUnauthorizedClient when in.Client may not use the password grant
 // (nothing is changed then); anything else is the service's.
-func (s *Server) ChangePassword(ctx context.Context, u *ent.User, in PasswordChange) (map[string]any, error) {
+func (s *Server) ChangePassword(ctx context.Context, u *storage.User, in PasswordChange) (map[string]any, error) {
 	var errs []FieldError
 	if in.Current == "" {
 		errs = append(errs, FieldError{Field: "current_password", Code: "required", Message: "The current password is required."})
@@ -109,7 +108,7 @@ func (s *Server) ChangePassword(ctx context.Context, u *ent.User, in PasswordCha
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
 	var tokens map[string]any
-	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	err = s.accounts.InTx(ctx, func(ctx context.Context) error {
 		if err := s.accounts.SetPassword(ctx, u.ID, hash); err != nil {
 			return err
 		}

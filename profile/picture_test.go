@@ -28,6 +28,7 @@ import (
 	"idp/oauth"
 	"idp/password"
 	"idp/picture"
+	"idp/storage"
 )
 
 // photoJPEG is a w×h JPEG.
@@ -87,14 +88,15 @@ func testHasher(t testing.TB, iterations uint32, concurrency int, wait time.Dura
 // taken name; only a signup that passed all of those reaches the decoder.
 func TestSignupDecodesOnlyAfterAuthAndChecks(t *testing.T) {
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
-	accounts := account.New(db.Ent, testHasher(t, 2, 1, time.Second), account.Options{})
+	store := storage.New(db)
+	accounts := account.New(store, testHasher(t, 2, 1, time.Second), account.Options{})
 	if _, err := accounts.Create(context.Background(), account.NewUser{Username: "taken", Email: "taken@example.com",
 		Password: "a sturdy passphrase", FirstName: "T", LastName: "T", Gender: "female"}); err != nil {
 		t.Fatal(err)
 	}
 	var decodes atomic.Int64
 	s, err := New(Config{Issuer: "http://idp.test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Deps{
-		DB: db, Accounts: accounts, Tokens: fakeTokens{},
+		DB: db, Accounts: accounts, Users: store, Tokens: fakeTokens{},
 		Decode: func(*picture.Upload) (picture.Image, error) {
 			decodes.Add(1)
 			return picture.Image{}, picture.ErrNotImage // stop here: 415

@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"idp/account"
-	"idp/database"
-	"idp/ent"
 	"idp/mail"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // readJSONObject reads a bounded application/json object of string
@@ -147,7 +146,7 @@ func (s *Server) forgot(ctx context.Context, login, from string) error {
 			return err
 		}
 	}
-	return database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	return s.accounts.InTx(ctx, func(ctx context.Context) error {
 		code, err := s.accounts.IssueResetCode(ctx, u.ID)
 		if err != nil {
 			return err
@@ -241,7 +240,7 @@ func (s *Server) ResetPassword(ctx context.Context, login, code, newPassword str
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
-	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	err = s.accounts.InTx(ctx, func(ctx context.Context) error {
 		if err := s.accounts.ConsumeResetCode(ctx, u.ID, code); err != nil {
 			return err
 		}
@@ -275,7 +274,7 @@ func (s *Server) ResetPassword(ctx context.Context, login, code, newPassword str
 // Like every security mail, it holds no text a user chose (names,
 // username): whoever signs up with someone else's address must not be able
 // to put words of theirs into mail from us to that address.
-func (s *Server) resetMail(u *ent.User, code string) mail.Message {
+func (s *Server) resetMail(u *storage.User, code string) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nsomeone, hopefully you, asked to reset the password of the account of this email address at %s.\n\n"+
 		"Your code: %s\n\nIt works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.\n",
 		s.cfg.Issuer, code)
@@ -286,7 +285,7 @@ func (s *Server) resetMail(u *ent.User, code string) mail.Message {
 	return mail.Message{To: u.Email, Subject: "Your password reset code", Text: text, HTML: body}
 }
 
-func (s *Server) changedMail(u *ent.User) mail.Message {
+func (s *Server) changedMail(u *storage.User) mail.Message {
 	when := time.Now().UTC().Format("2 January 2006, 15:04 MST")
 	text := fmt.Sprintf("Hello,\n\nthe password of the account of this email address at %s was changed on %s, and every device signed in with the old one was signed out.\n\n"+
 		"If this was not you, reset your password at once and tell us.\n", s.cfg.Issuer, when)

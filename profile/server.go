@@ -18,11 +18,11 @@ import (
 	"idp/account"
 	"idp/budget"
 	"idp/database"
-	"idp/ent"
 	"idp/mail"
 	"idp/oauth"
 	"idp/picture"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // Tokens is what the user API needs of the token service (*oauth.Server).
@@ -52,10 +52,18 @@ type Limiter interface {
 	Allow(ctx context.Context, rule ratelimit.Rule, key string) (bool, time.Duration, error)
 }
 
+// Users stores the changes the user API makes to a user's own profile
+// (*storage.Store).
+type Users interface {
+	UpdateProfile(ctx context.Context, id int64, p storage.ProfileUpdate) (*storage.User, error)
+	SwapPictureKey(ctx context.Context, id int64, current, key string) (bool, error)
+}
+
 // Deps are the services the user API is built on.
 type Deps struct {
 	DB       *database.DB
 	Accounts *account.Service
+	Users    Users
 	Tokens   Tokens
 	// Sessions are the browser sessions a password reset ends.
 	Sessions Sessions
@@ -121,6 +129,7 @@ type Server struct {
 	log      *slog.Logger
 	db       *database.DB
 	accounts *account.Service
+	users    Users
 	tokens   Tokens
 	sessions Sessions
 	logins   Logins
@@ -217,7 +226,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, tokens: d.Tokens, sessions: d.Sessions,
+	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
@@ -313,14 +322,14 @@ type Profile struct {
 // profileOf shows u. When the picture store cannot make a URL, the profile
 // is still served, with picture_url null and the failure logged: a profile
 // read should not fail for want of a picture.
-func (s *Server) profileOf(ctx context.Context, u *ent.User) Profile {
+func (s *Server) profileOf(ctx context.Context, u *storage.User) Profile {
 	p := Profile{
 		ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified,
 		FirstName: u.FirstName, LastName: u.LastName, Gender: string(u.Gender),
 		CreatedAt: u.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: u.UpdatedAt.UTC().Truncate(time.Second),
 	}
-	if u.PictureKey != nil {
-		if url, err := s.pictures.URL(ctx, *u.PictureKey); err != nil {
+	if u.HasPicture() {
+		if url, err := s.pictures.URL(ctx, u.PictureKey); err != nil {
 			s.log.WarnContext(ctx, "picture URL", "user", u.ID, "err", err)
 		} else {
 			p.PictureURL = &url

@@ -7,8 +7,8 @@ import (
 	"io"
 	"mime/multipart"
 
-	"idp/ent"
 	"idp/picture"
+	"idp/storage"
 )
 
 // ErrPicturesBusy is returned while every picture-decoding slot, or the
@@ -18,15 +18,15 @@ var ErrPicturesBusy = errBusy
 // UpdateProfile changes what fields holds of first_name, last_name and
 // gender (absent keys stay as they are), with PATCH /v1/profile's rules. A
 // bad value is a *ValidationError naming its field; nothing changes then.
-func (s *Server) UpdateProfile(ctx context.Context, u *ent.User, fields map[string]string) (*ent.User, error) {
-	update, errs := s.profileUpdate(u, fields)
+func (s *Server) UpdateProfile(ctx context.Context, u *storage.User, fields map[string]string) (*storage.User, error) {
+	update, errs := profileUpdate(fields)
 	if len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
 	}
 	if len(fields) == 0 {
 		return u, nil
 	}
-	updated, err := update.Save(ctx)
+	updated, err := s.users.UpdateProfile(ctx, u.ID, update)
 	if err != nil {
 		return nil, fmt.Errorf("update profile: %w", err)
 	}
@@ -35,26 +35,26 @@ func (s *Server) UpdateProfile(ctx context.Context, u *ent.User, fields map[stri
 
 // profileUpdate checks fields and returns the update that sets them, or
 // what is wrong with them.
-func (s *Server) profileUpdate(u *ent.User, fields map[string]string) (*ent.UserUpdateOne, []FieldError) {
+func profileUpdate(fields map[string]string) (storage.ProfileUpdate, []FieldError) {
 	var errs []FieldError
-	update := s.db.Ent.User.UpdateOneID(u.ID)
+	var update storage.ProfileUpdate
 	if v, ok := fields["first_name"]; ok {
 		if name, fe, ok := checkName("first_name", v, true); ok {
-			update.SetFirstName(name)
+			update.FirstName = &name
 		} else {
 			errs = append(errs, fe)
 		}
 	}
 	if v, ok := fields["last_name"]; ok {
 		if name, fe, ok := checkName("last_name", v, true); ok {
-			update.SetLastName(name)
+			update.LastName = &name
 		} else {
 			errs = append(errs, fe)
 		}
 	}
 	if v, ok := fields["gender"]; ok {
 		if g, fe, ok := checkGender(v); ok {
-			update.SetGender(g)
+			update.Gender = &g
 		} else {
 			errs = append(errs, fe)
 		}
@@ -67,7 +67,7 @@ func (s *Server) profileUpdate(u *ent.User, fields map[string]string) (*ent.User
 // header first, decoded within the shared budget, cleaned and stored, and
 // the old object deleted. Errors: ErrPictureTooLarge, ErrNotImage, a
 // *ValidationError (too many pixels), ErrPicturesBusy, or the store's.
-func (s *Server) ReplacePicture(ctx context.Context, u *ent.User, data []byte) (*ent.User, error) {
+func (s *Server) ReplacePicture(ctx context.Context, u *storage.User, data []byte) (*storage.User, error) {
 	if int64(len(data)) > s.cfg.Pictures.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes", ErrPictureTooLarge, len(data))
 	}
@@ -86,7 +86,7 @@ func (s *Server) ReplacePicture(ctx context.Context, u *ent.User, data []byte) (
 	if err := s.pictures.Put(ctx, key, img); err != nil {
 		return nil, fmt.Errorf("put picture: %w", err)
 	}
-	updated, linked, err := s.setPicture(ctx, u, &key)
+	updated, linked, err := s.setPicture(ctx, u, key)
 	if err != nil {
 		if !linked {
 			s.deletePicture(ctx, key) // ours alone: no row names it
@@ -97,11 +97,11 @@ func (s *Server) ReplacePicture(ctx context.Context, u *ent.User, data []byte) (
 }
 
 // RemovePicture removes u's picture, if any.
-func (s *Server) RemovePicture(ctx context.Context, u *ent.User) error {
-	if u.PictureKey == nil {
+func (s *Server) RemovePicture(ctx context.Context, u *storage.User) error {
+	if !u.HasPicture() {
 		return nil
 	}
-	if _, _, err := s.setPicture(ctx, u, nil); err != nil {
+	if _, _, err := s.setPicture(ctx, u, ""); err != nil {
 		return fmt.Errorf("remove picture: %w", err)
 	}
 	return nil
@@ -109,7 +109,7 @@ func (s *Server) RemovePicture(ctx context.Context, u *ent.User) error {
 
 // PictureURL is where the picture behind key can be downloaded, for a
 // page that shows it; "" when the store cannot say.
-func (s *Server) PictureURL(ctx context.Context, u *ent.User) string {
+func (s *Server) PictureURL(ctx context.Context, u *storage.User) string {
 	if p := s.profileOf(ctx, u); p.PictureURL != nil {
 		return *p.PictureURL
 	}

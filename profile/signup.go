@@ -15,11 +15,10 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
-	"idp/database"
-	"idp/ent"
 	"idp/oauth"
 	"idp/password"
 	"idp/picture"
+	"idp/storage"
 )
 
 // Bounds of a signup request apart from its picture.
@@ -94,7 +93,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		User   Profile        `json:"user"`
 		Tokens map[string]any `json:"tokens"`
 	}
-	_, err = s.CreateAccount(ctx, in, func(ctx context.Context, u *ent.User) error {
+	_, err = s.CreateAccount(ctx, in, func(ctx context.Context, u *storage.User) error {
 		var err error
 		// The new login's user agent, for the list of live sessions.
 		ctx = oauth.WithUserAgent(ctx, r.UserAgent())
@@ -193,7 +192,7 @@ var (
 // else is the service's (busy, unavailable). The picture is checked, from
 // its header, before the fields, and decoded only once they are valid and
 // the names are free: the expensive steps come last.
-func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ctx context.Context, u *ent.User) error) (*ent.User, error) {
+func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ctx context.Context, u *storage.User) error) (*storage.User, error) {
 	invalid := slices.Clone(in.Invalid)
 	// Only the picture's header (a few bytes, nothing decoded) with the
 	// fields, then, once the names are known to be free, the decode.
@@ -248,8 +247,8 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 		}
 		nu.PictureKey = stored
 	}
-	var created *ent.User
-	err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	var created *storage.User
+	err = s.accounts.InTx(ctx, func(ctx context.Context) error {
 		u, err := s.accounts.Insert(ctx, nu)
 		if err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"idp/database/databasetest"
 	"idp/password"
 	"idp/picture"
+	"idp/storage"
 )
 
 // TestSignupDeadlineIsNotBusy: only the decoding queue's own wait running out
@@ -28,9 +29,10 @@ import (
 // the service is unavailable.
 func TestSignupDeadlineIsNotBusy(t *testing.T) {
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
-	accounts := account.New(db.Ent, testHasher(t, 2, 1, time.Second), account.Options{})
+	store := storage.New(db)
+	accounts := account.New(store, testHasher(t, 2, 1, time.Second), account.Options{})
 	s, err := New(Config{Issuer: "http://idp.test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Deps{
-		DB: db, Accounts: accounts, Tokens: fakeTokens{},
+		DB: db, Accounts: accounts, Users: store, Tokens: fakeTokens{},
 		Decode: func(*picture.Upload) (picture.Image, error) { return picture.Image{}, picture.ErrNotImage },
 	})
 	if err != nil {

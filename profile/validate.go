@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 
 	"idp/account"
-	"idp/ent/user"
 	"idp/password"
+	"idp/storage"
 )
 
 // Password length bounds, in Unicode code points.
@@ -161,12 +161,12 @@ func hasInvisible(v string) bool {
 func joinable(r rune) bool { return unicode.In(r, unicode.L, unicode.M, unicode.So) }
 
 // checkGender accepts female, male or unspecified; empty means unspecified.
-func checkGender(v string) (user.Gender, FieldError, bool) {
+func checkGender(v string) (storage.Gender, FieldError, bool) {
 	if v == "" {
-		return user.GenderUnspecified, FieldError{}, true
+		return storage.GenderUnspecified, FieldError{}, true
 	}
-	g := user.Gender(v)
-	if err := user.GenderValidator(g); err != nil {
+	g := storage.Gender(v)
+	if !g.Valid() {
 		return "", FieldError{Field: "gender", Code: "invalid", Message: "One of female, male or unspecified."}, false
 	}
 	return g, FieldError{}, true

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"idp/account"
-	"idp/database"
-	"idp/ent"
 	"idp/mail"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // VerifyMailsPerHour caps the verification mails POST
@@ -62,7 +61,7 @@ func (s *Server) handleResendVerification(w http.ResponseWriter, r *http.Request
 // ResendVerification mails u a new verification code when the address is
 // not verified yet and the quota allows; a nil error says nothing about
 // whether a mail was sent.
-func (s *Server) ResendVerification(ctx context.Context, u *ent.User) error {
+func (s *Server) ResendVerification(ctx context.Context, u *storage.User) error {
 	if u.EmailVerified {
 		return nil
 	}
@@ -70,14 +69,14 @@ func (s *Server) ResendVerification(ctx context.Context, u *ent.User) error {
 	if err != nil || !allowed {
 		return err
 	}
-	return database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
+	return s.accounts.InTx(ctx, func(ctx context.Context) error {
 		return s.sendVerification(ctx, u)
 	})
 }
 
 // sendVerification issues a verification code for u and queues the mail
 // that carries it, on the transaction ctx carries.
-func (s *Server) sendVerification(ctx context.Context, u *ent.User) error {
+func (s *Server) sendVerification(ctx context.Context, u *storage.User) error {
 	code, err := s.accounts.IssueCode(ctx, u.ID, account.PurposeVerify)
 	if err != nil {
 		return err
@@ -90,7 +89,7 @@ func (s *Server) sendVerification(ctx context.Context, u *ent.User) error {
 
 // verifyMail carries a verification code; like resetMail, it holds no text
 // a user chose.
-func (s *Server) verifyMail(u *ent.User, code string) mail.Message {
+func (s *Server) verifyMail(u *storage.User, code string) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nan account at %s was created with this email address. To confirm that the address is yours, use this code:\n\n"+
 		"Your code: %s\n\nIt works once, for 24 hours. If you did not create the account, ignore this mail.\n",
 		s.cfg.Issuer, code)

@@ -21,12 +21,12 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/account"
-	"idp/ent"
 	"idp/oauth"
 	"idp/pages"
 	"idp/password"
 	"idp/ratelimit"
 	"idp/session"
+	"idp/storage"
 )
 
 // Paths of the routes this package serves besides the pages' own.
@@ -52,7 +52,7 @@ type Authorizer interface {
 // Accounts checks passwords, with the same lock-out and timing as the
 // password grant.
 type Accounts interface {
-	Authenticate(ctx context.Context, login, password, from string) (*ent.User, error)
+	Authenticate(ctx context.Context, login, password, from string) (*storage.User, error)
 }
 
 // Sessions keeps the browser sessions: package session.

@@ -5,16 +5,16 @@ import (
 	"errors"
 	"net/http"
 
-	"idp/ent"
 	"idp/pages"
 	"idp/password"
 	"idp/profile"
+	"idp/storage"
 )
 
 // Registration creates accounts: *profile.Server, the same code as POST
 // /v1/users, with the same rules, picture checks and clean-up.
 type Registration interface {
-	CreateAccount(ctx context.Context, in profile.SignupInput, inTx func(ctx context.Context, u *ent.User) error) (*ent.User, error)
+	CreateAccount(ctx context.Context, in profile.SignupInput, inTx func(ctx context.Context, u *storage.User) error) (*storage.User, error)
 	// MaxSignupBytes bounds a signup's body, picture included.
 	MaxSignupBytes() int64
 	// HoldBody takes the memory the body will hold from the upload

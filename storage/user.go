@@ -17,6 +17,15 @@ const (
 	GenderUnspecified Gender = "unspecified"
 )
 
+// Valid reports whether g is one of the genders.
+func (g Gender) Valid() bool {
+	switch g {
+	case GenderFemale, GenderMale, GenderUnspecified:
+		return true
+	}
+	return false
+}
+
 // User is an account: who it is, how it logs in, what its profile says.
 type User struct {
 	ID            int64

@@ -88,7 +88,7 @@ func TestEmailChange(t *testing.T) {
 			}
 			// The row's password date is the database's real time, later
 			// than the stopped clock that dates the tokens.
-			s.app.db.Ent.User.UpdateOne(u).SetPasswordChangedAt(clock.Now().Add(-time.Minute)).ExecX(ctx)
+			s.app.db.Ent.User.UpdateOneID(u.ID).SetPasswordChangedAt(clock.Now().Add(-time.Minute)).ExecX(ctx)
 		}
 		profile := func() map[string]any {
 			t.Helper()

@@ -144,14 +144,14 @@ func TestAccountPage(t *testing.T) {
 			got := b.submitPicture(t, b.get("/account"), testPNG(t, 64, 64))
 			notice(t, got, "saved")
 			u, _ := s.app.accounts.FindByLogin(ctx, "ada")
-			if u.PictureKey == nil {
+			if !u.HasPicture() {
 				t.Fatal("no picture after the upload")
 			}
 			if bad := b.submitPicture(t, got, []byte("not an image at all")); bad.status != http.StatusUnsupportedMediaType {
 				t.Errorf("not an image: %d", bad.status)
 			}
 			notice(t, b.action(t, b.get("/account"), "remove-picture", nil), "saved")
-			if u, _ := s.app.accounts.FindByLogin(ctx, "ada"); u.PictureKey != nil {
+			if u, _ := s.app.accounts.FindByLogin(ctx, "ada"); u.HasPicture() {
 				t.Error("the picture is still there")
 			}
 		})
@@ -375,7 +375,7 @@ func TestAccountPageChromium(t *testing.T) {
 		browsertest.Do(t, ctx, chromedp.SetUploadFiles(chromedp.CSS(`#picture_file`), []string{pic}))
 		chromeSubmit(t, ctx, `button[name="action"][value="picture"]`)
 		u, err := s.app.accounts.FindByLogin(context.Background(), "ada")
-		if err != nil || u.FirstName != "Augusta" || u.PictureKey == nil {
+		if err != nil || u.FirstName != "Augusta" || !u.HasPicture() {
 			t.Errorf("after the page's changes: %+v %v", u, err)
 		}
 	})

@@ -235,7 +235,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.accounts = account.New(a.db.Ent, hasher, account.Options{
+	a.accounts = account.New(a.store, hasher, account.Options{
 		CodeKey: codeKey, Logger: log, Now: cfg.clock,
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
 	})
@@ -313,7 +313,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Logger:            log,
 		ObserveEvent:      a.metrics.AccountEvent,
 		Now:               cfg.clock,
-	}, profile.Deps{DB: a.db, Accounts: a.accounts, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+	}, profile.Deps{DB: a.db, Accounts: a.accounts, Users: a.store, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Logins: a.oauth, BrowserSessions: a.sessions,
 		Memory: a.memory, PictureDeletions: a.pictureDeletions, Passkeys: passkeys})
 	if err != nil {

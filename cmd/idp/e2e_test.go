@@ -451,13 +451,13 @@ func TestAccessTokenExpiresAndPasswordChange(t *testing.T) {
 			t.Fatal("fresh token refused")
 		}
 		// A password change refuses tokens issued before it.
-		if err := s.app.db.Ent.User.UpdateOne(u).SetPasswordChangedAt(time.Now().Add(2 * time.Second)).Exec(ctx); err != nil {
+		if err := s.app.db.Ent.User.UpdateOneID(u.ID).SetPasswordChangedAt(time.Now().Add(2 * time.Second)).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if r := s.get("/userinfo", tok.AccessToken); r.status != 401 {
 			t.Errorf("token older than the password: %d", r.status)
 		}
-		s.app.db.Ent.User.UpdateOne(u).SetPasswordChangedAt(time.Now().Add(-time.Hour)).ExecX(ctx)
+		s.app.db.Ent.User.UpdateOneID(u.ID).SetPasswordChangedAt(time.Now().Add(-time.Hour)).ExecX(ctx)
 		// Past its lifetime the token is refused and introspects inactive.
 		clock.Advance(16 * time.Minute)
 		if r := s.get("/userinfo", tok.AccessToken); r.status != 401 {
@@ -532,7 +532,7 @@ func TestRefreshRetryAfterLostAnswer(t *testing.T) {
 		s := startServer(t, dbURL, func(c *config) { c.clock = clock.Now })
 		s.mobile()
 		u := s.createUser("ada", "ada@example.com", testPassword)
-		s.app.db.Ent.User.UpdateOne(u).SetPasswordChangedAt(clock.Now().Add(-time.Hour)).ExecX(ctx)
+		s.app.db.Ent.User.UpdateOneID(u.ID).SetPasswordChangedAt(clock.Now().Add(-time.Hour)).ExecX(ctx)
 		login := func() string {
 			t.Helper()
 			tok, err := mobileConfig(s, allUserScopes...).PasswordCredentialsToken(ctx, "ada", testPassword)

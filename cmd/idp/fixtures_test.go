@@ -14,10 +14,10 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"idp/account"
-	"idp/ent/user"
 	"idp/fake"
 	"idp/oauth"
 	"idp/picture"
+	"idp/storage"
 )
 
 const testBucket = fake.Bucket
@@ -65,7 +65,7 @@ func newPasswordClient(id string, public bool) oauth.NewClient {
 
 func newUserFixture(username, gender string) account.NewUser {
 	return account.NewUser{Username: username, Email: username + "@example.com", Password: testPassword,
-		FirstName: "F", LastName: "L", Gender: user.Gender(gender)}
+		FirstName: "F", LastName: "L", Gender: storage.Gender(gender)}
 }
 
 // oauth2ClientCredentials fetches a client_credentials token.

@@ -17,8 +17,8 @@ import (
 	"github.com/ory/fosite"
 
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/oauth"
+	"idp/storage"
 )
 
 // The OAuth endpoints are fuzzed through a real server: one per fuzzing
@@ -46,7 +46,7 @@ type fuzzEnv struct {
 	http   *http.Client
 	secret string
 	mobile fosite.Client
-	user   *ent.User
+	user   *storage.User
 }
 
 func newFuzzEnv(f *testing.F) *fuzzEnv {

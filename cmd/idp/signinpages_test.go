@@ -318,7 +318,7 @@ func TestSignupPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if u.Username != "grace" || u.FirstName != "Grace" || u.LastName != "Hopper" || u.Gender != "female" || u.PictureKey == nil {
+		if u.Username != "grace" || u.FirstName != "Grace" || u.LastName != "Hopper" || u.Gender != "female" || !u.HasPicture() {
 			t.Errorf("created %+v", u)
 		}
 		claims := s.idClaims(t, "mobile", res.json(t)["id_token"].(string))
@@ -341,7 +341,7 @@ func TestSignupPage(t *testing.T) {
 		other := newWebBrowser(t, s.testServer)
 		f := other.get(other.get(authorizePath("mobile", loopbackCB, pk, nil)).link(t, "/login/signup")).form(t, "/login/signup")
 		s.callback(t, other.submitMultipart(f, with("username", "hopper", "email", "hopper@example.com"), "", nil), loopbackCB)
-		if u, err := s.app.accounts.FindByLogin(ctx, "hopper"); err != nil || u.PictureKey != nil {
+		if u, err := s.app.accounts.FindByLogin(ctx, "hopper"); err != nil || u.HasPicture() {
 			t.Errorf("signup without a picture: %+v %v", u, err)
 		}
 	})

@@ -16,11 +16,11 @@ import (
 
 	"idp/account"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/fake"
 	"idp/keys"
 	"idp/mail"
 	"idp/oauth"
+	"idp/storage"
 )
 
 // Test secrets: fixed so that the log test can look for them.
@@ -122,7 +122,7 @@ func eachEngine(t *testing.T, fn func(t *testing.T, dbURL string)) {
 	}
 }
 
-func (s *testServer) createUser(username, email, pw string) *ent.User {
+func (s *testServer) createUser(username, email, pw string) *storage.User {
 	s.t.Helper()
 	u, err := s.app.accounts.Create(context.Background(), account.NewUser{
 		Username: username, Email: email, Password: pw,

@@ -31,6 +31,7 @@ import (
 	"idp/ent/user"
 	"idp/oauth/token"
 	"idp/ratelimit"
+	idpstorage "idp/storage"
 )
 
 // Clients is the client registry the Store reads clients from (fosite's
@@ -43,7 +44,7 @@ type Clients interface {
 type Users interface {
 	// Authenticate checks a login (username or email) and password of a
 	// client at the address from.
-	Authenticate(ctx context.Context, login, password, from string) (*ent.User, error)
+	Authenticate(ctx context.Context, login, password, from string) (*idpstorage.User, error)
 }
 
 // Store is fosite's storage, backed by ent on MySQL or SQLite.
@@ -366,17 +367,14 @@ func (r *userRow) dest() []any {
 }
 
 // user returns the scanned user, nil for none.
-func (r *userRow) user() *ent.User {
+func (r *userRow) user() *idpstorage.User {
 	if !r.id.Valid {
 		return nil
 	}
-	u := &ent.User{ID: r.id.Int64, Username: r.username.String, Email: r.email.String, EmailVerified: r.emailVerified.Bool,
-		FirstName: r.first.String, LastName: r.last.String, Gender: user.Gender(r.gender.String),
-		CreatedAt: r.created.Time, UpdatedAt: r.updated.Time, PasswordChangedAt: r.passwordSince.Time}
-	if r.image.Valid {
-		u.PictureKey = &r.image.String
-	}
-	return u
+	return &idpstorage.User{ID: r.id.Int64, Username: r.username.String, Email: r.email.String, EmailVerified: r.emailVerified.Bool,
+		FirstName: r.first.String, LastName: r.last.String, Gender: idpstorage.Gender(r.gender.String),
+		PictureKey: r.image.String, // "" when NULL
+		CreatedAt:  r.created.Time, UpdatedAt: r.updated.Time, PasswordChangedAt: r.passwordSince.Time}
 }
 
 // activeUserQuery reads a user, provided the access token is still on
@@ -391,7 +389,7 @@ const activeUserQuery = "SELECT " + userColumns + " FROM " + user.Table + " AS u
 // own row, or its chain's: chain is token.ChainOf of its jti). nil means
 // the grant was revoked, the record is another subject's, or the user is
 // gone. The user's PasswordHash is empty.
-func (s *Store) ActiveUser(ctx context.Context, signature, subject, chain string, userID int64) (*ent.User, error) {
+func (s *Store) ActiveUser(ctx context.Context, signature, subject, chain string, userID int64) (*idpstorage.User, error) {
 	cond, args := onRecord(signature, subject, chain)
 	var row userRow
 	found, err := s.queryRow(ctx, activeUserQuery+cond, append([]any{userID}, args...), row.dest()...)
@@ -454,7 +452,7 @@ type Chain struct {
 	PrevHash  sql.NullString
 	RotatedAt time.Time
 	// User is the chain's user, without the password hash; nil if gone.
-	User *ent.User
+	User *idpstorage.User
 }
 
 // Is reports whether the token ref is the chain's newest.

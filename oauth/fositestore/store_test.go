@@ -16,6 +16,7 @@ import (
 	"idp/ent"
 	"idp/ent/user"
 	"idp/oauth/token"
+	idpstorage "idp/storage"
 )
 
 // staticClients is a client registry that never changes.
@@ -76,15 +77,15 @@ func TestActiveUser(t *testing.T) {
 		u, _ := s.ActiveUser(ctx, "sig-ada", "7", "", 7)
 		want, _ := db.Ent.User.Get(ctx, 7)
 		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
-			u.Gender != user.GenderFemale || u.PictureKey == nil || *u.PictureKey != pic ||
+			u.Gender != idpstorage.GenderFemale || u.PictureKey != pic ||
 			!u.PasswordChangedAt.Equal(changed) || !u.CreatedAt.Equal(want.CreatedAt) || !u.UpdatedAt.Equal(want.UpdatedAt) {
 			t.Errorf("fields: got %+v, want %+v", u, want)
 		}
 		if u.PasswordHash != "" {
 			t.Errorf("the bearer check read the password hash")
 		}
-		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", "", 8); u.PictureKey != nil {
-			t.Errorf("picture key %q, want none", *u.PictureKey)
+		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", "", 8); u.HasPicture() {
+			t.Errorf("picture key %q, want none", u.PictureKey)
 		}
 
 		// Inside a transaction, the read sees the transaction's writes.

@@ -1,0 +1,94 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
+
+	"idp/ent"
+	"idp/ent/loginthrottle"
+	"idp/ent/predicate"
+)
+
+// LoginThrottle counts the failed logins of one key: an account's or an
+// unknown login name's, from every client address or from one.
+type LoginThrottle struct {
+	Key      string
+	Failures int
+	// LockedUntil is when the lock the failures earned ends; zero when
+	// none was imposed.
+	LockedUntil time.Time
+	UpdatedAt   time.Time
+}
+
+func throttleOf(r *ent.LoginThrottle) *LoginThrottle {
+	t := &LoginThrottle{Key: r.ID, Failures: r.Failures, UpdatedAt: r.UpdatedAt}
+	if r.LockedUntil != nil {
+		t.LockedUntil = *r.LockedUntil
+	}
+	return t
+}
+
+// LoginThrottles returns the records of the keys that have one, in one
+// query.
+func (s *Store) LoginThrottles(ctx context.Context, keys ...string) ([]*LoginThrottle, error) {
+	rows, err := s.client(ctx).LoginThrottle.Query().Where(loginthrottle.IDIn(keys...)).All(ctx)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out := make([]*LoginThrottle, len(rows))
+	for i, r := range rows {
+		out[i] = throttleOf(r)
+	}
+	return out, nil
+}
+
+// StartLoginThrottle sets key's record to one failure at now, unlocked,
+// whether or not it had one.
+func (s *Store) StartLoginThrottle(ctx context.Context, key string, now time.Time) error {
+	return wrap(s.client(ctx).LoginThrottle.Create().SetID(key).SetFailures(1).SetUpdatedAt(now).
+		OnConflictColumns(loginthrottle.FieldID).
+		Update(func(u *ent.LoginThrottleUpsert) {
+			u.SetFailures(1).ClearLockedUntil().SetUpdatedAt(now)
+		}).Exec(ctx))
+}
+
+// AddLoginFailure adds one failure to key's record, the increment being
+// the database's so that concurrent failures each count. ErrNotFound when
+// the record is gone (a success deleted it meanwhile).
+func (s *Store) AddLoginFailure(ctx context.Context, key string, now time.Time) error {
+	return wrap(s.client(ctx).LoginThrottle.UpdateOneID(key).AddFailures(1).SetUpdatedAt(now).Exec(ctx))
+}
+
+// LockLogin locks key's record until until. ErrNotFound when the record is
+// gone.
+func (s *Store) LockLogin(ctx context.Context, key string, until time.Time) error {
+	return wrap(s.client(ctx).LoginThrottle.UpdateOneID(key).SetLockedUntil(until).Exec(ctx))
+}
+
+// DeleteLoginThrottles deletes the records of keys.
+func (s *Store) DeleteLoginThrottles(ctx context.Context, keys ...string) error {
+	_, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.IDIn(keys...)).Exec(ctx)
+	return wrap(err)
+}
+
+// DeleteLoginThrottlesOf deletes the record of key and those of key from
+// every address (key|<address>).
+func (s *Store) DeleteLoginThrottlesOf(ctx context.Context, key string) error {
+	_, err := s.client(ctx).LoginThrottle.Delete().Where(loginthrottle.Or(
+		loginthrottle.ID(key),
+		predicate.LoginThrottle(entsql.FieldHasPrefix(loginthrottle.FieldID, key+"|")),
+	)).Exec(ctx)
+	return wrap(err)
+}
+
+// DeleteStaleLoginThrottles removes the records not touched since cutoff
+// that no longer lock at now, and reports how many.
+func (s *Store) DeleteStaleLoginThrottles(ctx context.Context, cutoff, now time.Time) (int, error) {
+	n, err := s.db.LoginThrottle.Delete().Where(
+		loginthrottle.UpdatedAtLT(cutoff),
+		loginthrottle.Or(loginthrottle.LockedUntilIsNil(), loginthrottle.LockedUntilLT(now)),
+	).Exec(ctx)
+	return n, wrap(err)
+}
