@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestScaleChecks(t *testing.T) {
 	before := &Report{Scenarios: []ScenarioResult{{Name: "userinfo", OKRate: 1000}, {Name: "refresh", OKRate: 100}, {Name: "stats", OKRate: 10}}}
 	at := &Report{Scenarios: []ScenarioResult{{Name: "userinfo", OKRate: 950}, {Name: "refresh", OKRate: 50}, {Name: "stats", Skipped: "no client"}}}
 	got := map[string]Check{}
-	for _, c := range scaleChecks(before, at) {
+	for _, c := range scaleChecks(before, at, 100, 1100) {
 		got[c.Target] = c
 	}
 	if len(got) != 3 {
@@ -107,6 +108,35 @@ func TestScaleChecks(t *testing.T) {
 	}
 	if c := got["scale stats"]; c.Result != "n/a" {
 		t.Errorf("stats %+v", c)
+	}
+}
+
+// TestScaleChecksStatsPerUserID: stats lists every user, so at scale it is
+// judged by the user ids it serves per second, not by its calls.
+func TestScaleChecksStatsPerUserID(t *testing.T) {
+	tests := []struct {
+		name           string
+		before, at     float64 // calls/s
+		users, atUsers int
+		want           string
+		ratio          float64
+	}{
+		{"flat per id", 10, 1, 100, 1000, "pass", 1},
+		{"slower per id", 10, 0.5, 100, 1000, "FAIL", 0.5},
+		{"no user count: per call", 10, 1, 0, 0, "FAIL", 0.1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := &Report{Scenarios: []ScenarioResult{{Name: "stats", OKRate: tc.before}}}
+			at := &Report{Scenarios: []ScenarioResult{{Name: "stats", OKRate: tc.at}}}
+			cs := scaleChecks(before, at, tc.users, tc.atUsers)
+			if len(cs) != 1 {
+				t.Fatalf("checks %+v, want stats", cs)
+			}
+			if c := cs[0]; c.Result != tc.want || math.Abs(c.Ratio-tc.ratio) > 1e-9 {
+				t.Errorf("%+v, want %s at %v", c, tc.want, tc.ratio)
+			}
+		})
 	}
 }
 
