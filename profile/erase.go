@@ -11,10 +11,25 @@ import (
 	"time"
 
 	"idp/account"
-	"idp/database"
 	"idp/mail"
 	"idp/ratelimit"
+	"idp/storage"
 )
+
+// AccountEraser deletes a user and every row of it, on the transaction ctx
+// carries (*account.Eraser); account.ErrNotFound when there is no such
+// user.
+type AccountEraser interface {
+	Erase(ctx context.Context, userID int64) (*storage.User, error)
+}
+
+// Transactor runs fn in a transaction its context carries, which the
+// calls made with that context join (*storage.Store); a transaction that
+// lost a race (a deadlock, a serialization failure, a busy SQLite) fails
+// with storage.ErrRetryable.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
 
 // PictureDeletions deletes picture objects that no row names any more,
 // retrying until storage confirms (*picture.DeletionQueue).
@@ -40,7 +55,7 @@ const eraseAttempts = 3
 
 // Erase deletes the account userID and everything held about it, in one
 // transaction: the user row and every row of the user (see
-// account.Service.Erase), with the deletion of its picture object and a
+// account.Eraser.Erase), with the deletion of its picture object and a
 // notice to its address queued in the same transaction. The picture is
 // deleted from storage once the transaction has committed; if storage
 // fails, the queue retries until it succeeds. Erasing an account that is
@@ -48,13 +63,13 @@ const eraseAttempts = 3
 // (the /v1 handler by the password or a fresh login, the account page by
 // its own re-authentication).
 func (s *Server) Erase(ctx context.Context, userID int64) error {
-	var pictureKey *string
+	var pictureKey string
 	var erased bool
 	var err error
 	for range eraseAttempts {
-		pictureKey, erased = nil, false
-		err = database.InTx(ctx, s.db.Ent, func(ctx context.Context) error {
-			u, err := s.accounts.Erase(ctx, userID)
+		pictureKey, erased = "", false
+		err = s.transactions.InTx(ctx, func(ctx context.Context) error {
+			u, err := s.eraser.Erase(ctx, userID)
 			if errors.Is(err, account.ErrNotFound) {
 				return nil
 			} else if err != nil {
@@ -64,7 +79,7 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 				if err := s.deletions.Enqueue(ctx, u.PictureKey); err != nil {
 					return err
 				}
-				pictureKey = &u.PictureKey
+				pictureKey = u.PictureKey
 			}
 			if err := s.mailer.Enqueue(ctx, s.goodbyeMail(u.Email)); err != nil {
 				return err
@@ -72,7 +87,7 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 			erased = true
 			return nil
 		})
-		if err == nil || !database.IsRetryable(err) || ctx.Err() != nil {
+		if err == nil || !errors.Is(err, storage.ErrRetryable) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -84,8 +99,8 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 	}
 	s.cfg.ObserveEvent("account_erased")
 	s.log.InfoContext(ctx, "account erased", "user", userID)
-	if pictureKey != nil {
-		if err := s.deletions.DeleteNow(context.WithoutCancel(ctx), *pictureKey); err != nil {
+	if pictureKey != "" {
+		if err := s.deletions.DeleteNow(context.WithoutCancel(ctx), pictureKey); err != nil {
 			s.log.WarnContext(ctx, "delete an erased account's picture; queued for retry", "user", userID, "err", err)
 		}
 	}

@@ -12,15 +12,14 @@ import (
 	"strings"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
-
-	"idp/ent/consent"
-	"idp/ent/loginthrottle"
-	"idp/ent/onetimecode"
-	"idp/ent/outboxmessage"
-	"idp/ent/passkey"
-	"idp/ent/predicate"
+	"idp/storage"
 )
+
+// ExportReader reads the rows of a user that the export shows besides the
+// user and its sessions (*storage.Store).
+type ExportReader interface {
+	ExportUser(ctx context.Context, q storage.ExportQuery) (*storage.ExportRecords, error)
+}
 
 // Export is everything idp holds about a user (GDPR Art. 15 and 20), as one
 // document, without a secret: no password hash, no token or its signature
@@ -145,12 +144,16 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		out.Sessions = append(out.Sessions, ExportSession{ID: x.ID, ClientID: x.ClientID, CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, UserAgent: x.UserAgent})
 	}
 
-	db := s.db.Ent
-	consents, err := db.Consent.Query().Where(consent.UserID(userID)).Order(consent.ByClientID()).All(ctx)
+	// The account's throttle keys (package account): user:<id>, alone or
+	// with |<address>.
+	key := "user:" + strconv.FormatInt(userID, 10)
+	rec, err := s.exports.ExportUser(ctx, storage.ExportQuery{
+		UserID: userID, Email: u.Email, ThrottleKey: key, Now: now, MaxAttempts: maxLiveAttempts,
+	})
 	if err != nil {
 		return Export{}, err
 	}
-	for _, c := range consents {
+	for _, c := range rec.Consents {
 		scopes := c.Scopes
 		if scopes == nil {
 			scopes = []string{}
@@ -158,19 +161,8 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		out.Consents = append(out.Consents, ExportConsent{ClientID: c.ClientID, Scopes: scopes,
 			CreatedAt: c.CreatedAt.UTC().Truncate(time.Second), UpdatedAt: c.UpdatedAt.UTC().Truncate(time.Second)})
 	}
-
-	// The account's throttle keys (package account): user:<id>, alone or
-	// with |<address>. The prefix ends with the bar, so that user 1 does
-	// not read user 12's.
-	key := "user:" + strconv.FormatInt(userID, 10)
-	throttles, err := db.LoginThrottle.Query().
-		Where(loginthrottle.Or(loginthrottle.ID(key), predicate.LoginThrottle(entsql.FieldHasPrefix(loginthrottle.FieldID, key+"|")))).
-		Order(loginthrottle.ByID()).All(ctx)
-	if err != nil {
-		return Export{}, err
-	}
-	for _, t := range throttles {
-		e := ExportThrottle{From: strings.TrimPrefix(strings.TrimPrefix(t.ID, key), "|"), Failures: t.Failures,
+	for _, t := range rec.LoginThrottles {
+		e := ExportThrottle{From: strings.TrimPrefix(strings.TrimPrefix(t.Key, key), "|"), Failures: t.Failures,
 			UpdatedAt: t.UpdatedAt.UTC().Truncate(time.Second)}
 		if t.LockedUntil != nil {
 			l := t.LockedUntil.UTC().Truncate(time.Second)
@@ -178,30 +170,12 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		}
 		out.LoginThrottles = append(out.LoginThrottles, e)
 	}
-
-	// Only the columns shown are read: the hash never leaves the database.
-	codes, err := db.OneTimeCode.Query().
-		Where(onetimecode.UserID(userID), onetimecode.ExpiresAtGT(now), onetimecode.AttemptsLT(maxLiveAttempts)).
-		Order(onetimecode.ByPurpose()).
-		Select(onetimecode.FieldPurpose, onetimecode.FieldCreatedAt, onetimecode.FieldExpiresAt).All(ctx)
-	if err != nil {
-		return Export{}, err
-	}
-	for _, c := range codes {
-		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: string(c.Purpose),
+	for _, c := range rec.PendingCodes {
+		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: c.Purpose,
 			CreatedAt: c.CreatedAt.UTC().Truncate(time.Second), ExpiresAt: c.ExpiresAt.UTC().Truncate(time.Second)})
 	}
-
-	// Neither body is read: they may carry codes.
-	mails, err := db.OutboxMessage.Query().
-		Where(outboxmessage.Recipient(u.Email)).
-		Order(outboxmessage.ByCreatedAt(), outboxmessage.ByID()).
-		Select(outboxmessage.FieldSubject, outboxmessage.FieldState, outboxmessage.FieldCreatedAt, outboxmessage.FieldSentAt).All(ctx)
-	if err != nil {
-		return Export{}, err
-	}
-	for _, m := range mails {
-		e := ExportMail{Subject: digitRun.ReplaceAllString(m.Subject, "…"), State: string(m.State),
+	for _, m := range rec.Mail {
+		e := ExportMail{Subject: digitRun.ReplaceAllString(m.Subject, "…"), State: m.State,
 			CreatedAt: m.CreatedAt.UTC().Truncate(time.Second)}
 		if m.SentAt != nil {
 			t := m.SentAt.UTC().Truncate(time.Second)
@@ -209,14 +183,10 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		}
 		out.Mail = append(out.Mail, e)
 	}
-	passkeys, err := db.Passkey.Query().Where(passkey.UserID(userID)).Order(passkey.ByCreatedAt(), passkey.ByID()).All(ctx)
-	if err != nil {
-		return Export{}, err
-	}
-	for _, p := range passkeys {
+	for _, p := range rec.Passkeys {
 		e := ExportPasskey{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC().Truncate(time.Second),
 			CredentialID: base64.RawURLEncoding.EncodeToString(p.CredentialID), PublicKey: base64.RawURLEncoding.EncodeToString(p.PublicKey),
-			AAGUID: hex.EncodeToString(p.Aaguid), SignCount: p.SignCount, BackupEligible: p.BackupEligible, BackupState: p.BackupState,
+			AAGUID: hex.EncodeToString(p.AAGUID), SignCount: p.SignCount, BackupEligible: p.BackupEligible, BackupState: p.BackupState,
 			Transports: p.Transports}
 		if e.Transports == nil {
 			e.Transports = []string{}

@@ -89,6 +89,14 @@ type Deps struct {
 
 	// Passkeys serves /v1/passkeys; nil: those routes are not served.
 	Passkeys Passkeys
+
+	// Stats streams GET /v1/users/stats; Exports reads the account
+	// export's rows; Eraser deletes an account's rows, in a transaction
+	// of Transactions.
+	Stats        StatsReader
+	Exports      ExportReader
+	Eraser       AccountEraser
+	Transactions Transactor
 }
 
 // Config configures the user API.
@@ -149,6 +157,11 @@ type Server struct {
 	memory     *budget.Budget
 	decode     func(*picture.Upload) (picture.Image, error)
 	decodeWait time.Duration
+
+	stats        StatsReader
+	exports      ExportReader
+	eraser       AccountEraser
+	transactions Transactor
 }
 
 // decodeWait is how long an upload waits for a decoding slot and its memory
@@ -229,7 +242,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
-		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait}, nil
+		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
+		stats: d.Stats, exports: d.Exports, eraser: d.Eraser, transactions: d.Transactions}, nil
 }
 
 // Mount adds the /v1 routes to r.

@@ -28,7 +28,7 @@ func (w *startedWriter) Write(b []byte) (int, error) {
 // client cannot mistake for a complete answer.
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	sw := &startedWriter{ResponseWriter: w}
-	if err := WriteStats(r.Context(), s.db, sw, statsBatch); err != nil {
+	if err := WriteStats(r.Context(), s.stats, sw, statsBatch); err != nil {
 		if r.Context().Err() != nil {
 			return
 		}

@@ -52,7 +52,7 @@ const (
 
 // userRefs classifies every table of the schema. A table added later that
 // is missing here fails TestEraseAccount until it is classified (and, if it
-// holds rows of a user, erased by account.Service.Erase).
+// holds rows of a user, erased by storage.Store.EraseUser).
 var userRefs = map[string]userRef{
 	"users":                {"id", byID},
 	"access_tokens":        {"subject", bySubject},
