@@ -105,11 +105,11 @@ func newKeyManager(cfg config, db *database.DB, log *slog.Logger) (*keys.Manager
 	if err != nil {
 		return nil, err
 	}
-	return newKeyManagerWith(cfg, db, kek, log)
+	return newKeyManagerWith(cfg, storage.New(db), kek, log)
 }
 
-func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger) (*keys.Manager, error) {
-	return keys.NewManager(db.Ent, kek, keys.Options{
+func newKeyManagerWith(cfg config, store *storage.Store, kek []byte, log *slog.Logger) (*keys.Manager, error) {
+	return keys.NewManager(store, kek, keys.Options{
 		Size:            cfg.KeySize,
 		RotationPeriod:  cfg.KeyRotationPeriod,
 		PublishLead:     cfg.KeyPublishLead,
@@ -210,7 +210,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	if a.keys, err = newKeyManagerWith(cfg, a.db, kek, log); err != nil {
+	if a.keys, err = newKeyManagerWith(cfg, a.store, kek, log); err != nil {
 		return nil, err
 	}
 	if err := a.keys.Load(ctx); err != nil {
