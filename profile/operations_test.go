@@ -19,6 +19,7 @@ import (
 	"idp/mail"
 	"idp/picture"
 	"idp/ratelimit"
+	"idp/storage"
 )
 
 // The operations the /v1 handlers and the sign-in pages share, called
@@ -79,7 +80,7 @@ func newOpsFixture(t *testing.T) opsFixture {
 	f := opsFixture{accounts: accounts, mailer: &recordingMailer{}, sessions: &recordingSessions{}, dir: dir}
 	f.s, err = New(Config{Issuer: "http://idp.test", Pictures: fuzzLimits, ForgotMinDuration: 150 * time.Millisecond, Logger: log}, Deps{
 		DB: db, Accounts: accounts, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
-		Mailer: f.mailer, Limiter: ratelimit.New(db, log, time.Now),
+		Mailer: f.mailer, Limiter: ratelimit.New(storage.New(db), log, time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

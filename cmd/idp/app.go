@@ -239,7 +239,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		CodeKey: codeKey, Logger: log, Now: cfg.clock,
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
 	})
-	a.limiter = ratelimit.New(a.db, log, cfg.clock)
+	a.limiter = ratelimit.New(a.store, log, cfg.clock)
 	a.clientIP = cfg.clientIP
 	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: a.clientIP.Of}
 	if a.mailer, err = newMailSender(cfg); err != nil {
