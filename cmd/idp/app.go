@@ -277,7 +277,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(popts, picture.WithLogger(log))...); err != nil {
 		return nil, fmt.Errorf("IDP_PICTURES_URL: %w", err)
 	}
-	a.pictureDeletions = picture.NewDeletionQueue(a.db.Ent, a.pictures, deletionOptions(cfg, log))
+	a.pictureDeletions = picture.NewDeletionQueue(a.store, a.pictures, deletionOptions(cfg, log))
 	a.oauth, err = oauth.New(oauth.Config{
 		Issuer:              cfg.Issuer,
 		AccessTokenTTL:      cfg.AccessTokenTTL,
