@@ -87,7 +87,7 @@ func TestRun(t *testing.T) {
 		}
 		closedDB := databasetest.Open(t, databasetest.SQLiteURL(t))
 		bm := newManager(t, storage.New(closedDB), broken)
-		closedDB.Ent.Close()
+		closedDB.Close()
 		runAndWait(t, ctx2, bm)
 		if ctx2.Err() == nil {
 			t.Error("Run stopped at a failing step instead of retrying")
