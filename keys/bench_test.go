@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // benchPayload is the size of a typical access token's claims.
@@ -15,7 +16,7 @@ func benchManager(b *testing.B, bits int) *Manager {
 	db := databasetest.Open(b, databasetest.SQLiteURL(b))
 	opts := testOptions(newClock())
 	opts.Size = bits
-	return loadedManager(b, db.Ent, opts)
+	return loadedManager(b, storage.New(db), opts)
 }
 
 // BenchmarkSign measures RS256 signatures per second across all cores: the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"idp/database"
+	"idp/storage"
 )
 
 // race runs n calls of fn at once, alternating between the two managers, and
@@ -49,8 +50,8 @@ func TestConcurrentSteps(t *testing.T) {
 	eachPair(t, func(t *testing.T, a, b *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m1 := loadedManager(t, a.Ent, testOptions(clock))
-		m2 := loadedManager(t, b.Ent, testOptions(clock))
+		m1 := loadedManager(t, storage.New(a), testOptions(clock))
+		m2 := loadedManager(t, storage.New(b), testOptions(clock))
 		ms := [2]*Manager{m1, m2}
 
 		// Schedule: next key at +8h, promotion at +10h, the retired key
@@ -66,14 +67,14 @@ func TestConcurrentSteps(t *testing.T) {
 			if got != want {
 				t.Fatalf("+%dh: %d concurrent steps reported a change, want %d", h, got, want)
 			}
-			checkTable(t, a.Ent)
+			checkTable(t, storage.New(a))
 			if k1, k2 := activeKID(t, m1), activeKID(t, m2); k1 != k2 {
 				t.Fatalf("+%dh: managers sign with %s and %s", h, k1, k2)
 			}
 		}
 		// At +32h the third key has just been removed and the fourth's
 		// successor is not due until +38h.
-		if rows := checkTable(t, a.Ent); len(rows) != 1 {
+		if rows := checkTable(t, storage.New(a)); len(rows) != 1 {
 			t.Errorf("at +32h the table has %d keys, want only the active one", len(rows))
 		}
 	})
@@ -85,8 +86,8 @@ func TestConcurrentRotate(t *testing.T) {
 	eachPair(t, func(t *testing.T, a, b *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m1 := loadedManager(t, a.Ent, testOptions(clock))
-		m2 := loadedManager(t, b.Ent, testOptions(clock))
+		m1 := loadedManager(t, storage.New(a), testOptions(clock))
+		m2 := loadedManager(t, storage.New(b), testOptions(clock))
 		ms := [2]*Manager{m1, m2}
 
 		for round := range 3 {
@@ -96,7 +97,7 @@ func TestConcurrentRotate(t *testing.T) {
 			if _, err := m1.Step(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, next := pick(checkTable(t, a.Ent)); next != nil {
+			if _, next := pick(checkTable(t, storage.New(a))); next != nil {
 				t.Fatalf("round %d: a next key is left: %v", round, next)
 			}
 
@@ -125,7 +126,7 @@ func TestConcurrentRotate(t *testing.T) {
 					t.Fatalf("round %d: concurrent rotations returned %+v and %s", round, ki, agreed)
 				}
 			}
-			checkTable(t, a.Ent)
+			checkTable(t, storage.New(a))
 
 			// Once it is due, exactly one caller promotes it. Callers that
 			// come after the promotion start a new rotation: they get a new
@@ -140,14 +141,14 @@ func TestConcurrentRotate(t *testing.T) {
 					t.Fatalf("round %d: rotation returned %+v; the promoted key is %s", round, ki, agreed)
 				}
 			}
-			checkTable(t, a.Ent)
+			checkTable(t, storage.New(a))
 
 			// Emergency rotations: several keys may be created and promoted
 			// in turn, but each promotion is performed exactly once.
 			clock.Advance(time.Hour)
 			now := clock.Now()
 			promotions := race(t, 4, ms, rotate(true))
-			rows := checkTable(t, a.Ent)
+			rows := checkTable(t, storage.New(a))
 			activated := 0
 			for _, r := range rows {
 				if r.ActivatedAt != nil && r.ActivatedAt.Equal(now) {
@@ -175,8 +176,8 @@ func TestConcurrentMixed(t *testing.T) {
 	eachPair(t, func(t *testing.T, a, b *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m1 := loadedManager(t, a.Ent, testOptions(clock))
-		m2 := loadedManager(t, b.Ent, testOptions(clock))
+		m1 := loadedManager(t, storage.New(a), testOptions(clock))
+		m2 := loadedManager(t, storage.New(b), testOptions(clock))
 		ms := [2]*Manager{m1, m2}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for round := range 12 {
@@ -198,7 +199,7 @@ func TestConcurrentMixed(t *testing.T) {
 					return m.Step(ctx)
 				}
 			})
-			checkTable(t, a.Ent)
+			checkTable(t, storage.New(a))
 			for _, m := range ms {
 				if err := m.Load(ctx); err != nil {
 					t.Fatal(err)

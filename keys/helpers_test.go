@@ -12,9 +12,8 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
-	"idp/ent/signingkey"
 	"idp/fake"
+	"idp/storage"
 )
 
 // t0 is where every fake clock starts.
@@ -40,7 +39,7 @@ func testOptions(clock *fake.Clock) Options {
 }
 
 // newManager returns a Manager over db with opts and the test KEK.
-func newManager(t testing.TB, db *ent.Client, opts Options) *Manager {
+func newManager(t testing.TB, db Storage, opts Options) *Manager {
 	t.Helper()
 	m, err := NewManager(db, testKEK, opts)
 	if err != nil {
@@ -51,7 +50,7 @@ func newManager(t testing.TB, db *ent.Client, opts Options) *Manager {
 
 // loadedManager returns a Manager over db that has loaded (and so
 // bootstrapped) its keys.
-func loadedManager(t testing.TB, db *ent.Client, opts Options) *Manager {
+func loadedManager(t testing.TB, db Storage, opts Options) *Manager {
 	t.Helper()
 	m := newManager(t, db, opts)
 	if err := m.Load(context.Background()); err != nil {
@@ -78,29 +77,26 @@ func eachPair(t *testing.T, fn func(t *testing.T, a, b *database.DB)) {
 // checkTable fails t unless the table holds exactly one active key, at most
 // one next key, and every row's slot agrees with its state. The unique index
 // guarantees the slots; this checks that the code keeps state in step.
-func checkTable(t testing.TB, db *ent.Client) []*ent.SigningKey {
+func checkTable(t testing.TB, db *storage.Store) []*storage.SigningKey {
 	t.Helper()
-	rows, err := db.SigningKey.Query().Order(signingkey.ByCreatedAt(), signingkey.ByID()).All(context.Background())
+	rows, err := db.SigningKeys(context.Background())
 	if err != nil {
 		t.Fatalf("read table: %v", err)
 	}
-	count := map[signingkey.State]int{}
+	count := map[string]int{}
 	for _, r := range rows {
 		count[r.State]++
-		slot := ""
-		if r.Slot != nil {
-			slot = *r.Slot
-		}
-		want := string(r.State)
-		if r.State == signingkey.StateRetired {
+		slot := r.Slot
+		want := r.State
+		if r.State == StateRetired {
 			want = ""
 		}
 		if slot != want {
 			t.Errorf("key %s: state %s but slot %q", r.ID, r.State, slot)
 		}
 	}
-	if count[signingkey.StateActive] != 1 || count[signingkey.StateNext] > 1 {
-		t.Errorf("table has %d active and %d next keys, want 1 and at most 1", count[signingkey.StateActive], count[signingkey.StateNext])
+	if count[StateActive] != 1 || count[StateNext] > 1 {
+		t.Errorf("table has %d active and %d next keys, want 1 and at most 1", count[StateActive], count[StateNext])
 	}
 	return rows
 }
@@ -129,4 +125,33 @@ func header(t testing.TB, tok string) map[string]any {
 		t.Fatalf("header of %q: %v", tok, err)
 	}
 	return h
+}
+
+// noStorage is a store on no database, for the tests that never reach it.
+func noStorage() *storage.Store { return storage.New(&database.DB{}) }
+
+// movedKeyStore reads the table as if the sealed private key of row from
+// had been copied into row to, as a hand edit or a mixed restore would.
+type movedKeyStore struct {
+	Storage
+	from, to string
+}
+
+func (s movedKeyStore) SigningKeys(ctx context.Context) ([]*storage.SigningKey, error) {
+	rows, err := s.Storage.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sealed []byte
+	for _, r := range rows {
+		if r.ID == s.from {
+			sealed = r.PrivateKey
+		}
+	}
+	for _, r := range rows {
+		if r.ID == s.to {
+			r.PrivateKey = sealed
+		}
+	}
+	return rows, nil
 }

@@ -9,11 +9,12 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 func TestJWKSHandler(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		m := loadedManager(t, db.Ent, testOptions(newClock()))
+		m := loadedManager(t, storage.New(db), testOptions(newClock()))
 		h := m.JWKSHandler()
 		body, etag := m.JWKS()
 		// testOptions: min(1h, (2h - 1m)/2) = 59m30s.

@@ -19,6 +19,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // compact assembles a JWS from a header and payload, signing the input with
@@ -63,7 +64,7 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		clock := newClock()
-		m := loadedManager(t, db.Ent, testOptions(clock))
+		m := loadedManager(t, storage.New(db), testOptions(clock))
 		k := m.snap.Load().active
 		kid := k.kid
 		payload := `{"sub":"alice"}`
@@ -146,8 +147,8 @@ func TestRotateImmediate(t *testing.T) {
 	eachPair(t, func(t *testing.T, a, b *database.DB) {
 		ctx := t.Context()
 		clock := newClock()
-		m1 := loadedManager(t, a.Ent, testOptions(clock))
-		m2 := loadedManager(t, b.Ent, testOptions(clock))
+		m1 := loadedManager(t, storage.New(a), testOptions(clock))
+		m2 := loadedManager(t, storage.New(b), testOptions(clock))
 		kid1 := activeKID(t, m1)
 		old, _ := m1.Sign([]byte(`{"old":true}`), "")
 
@@ -158,7 +159,7 @@ func TestRotateImmediate(t *testing.T) {
 		if ki.State != StateActive || ki.ID == kid1 || ki.ActivatedAt == nil || !ki.ActivatedAt.Equal(t0) || !ki.ActivatesAt.Equal(t0) {
 			t.Fatalf("Rotate(now) = %+v, want a new key active since now", ki)
 		}
-		checkTable(t, a.Ent)
+		checkTable(t, storage.New(a))
 		if got := activeKID(t, m1); got != ki.ID {
 			t.Fatalf("after Rotate(now) m1 signs with %s, want %s", got, ki.ID)
 		}
@@ -200,7 +201,7 @@ func TestRotateImmediate(t *testing.T) {
 // bytes but is not the token that was issued.
 func TestVerifyRefusesOtherSpellings(t *testing.T) {
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
-	m := loadedManager(t, db.Ent, testOptions(newClock()))
+	m := loadedManager(t, storage.New(db), testOptions(newClock()))
 	tok, err := m.Sign([]byte(`{"sub":"1"}`), "at+jwt")
 	if err != nil {
 		t.Fatal(err)

@@ -33,16 +33,31 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"idp/ent"
-	"idp/ent/signingkey"
+	"idp/storage"
 )
 
 // Key states as stored in the state column and reported in KeyInfo.State.
 const (
-	StateNext    = string(signingkey.StateNext)
-	StateActive  = string(signingkey.StateActive)
-	StateRetired = string(signingkey.StateRetired)
+	StateNext    = storage.SigningKeyNext
+	StateActive  = storage.SigningKeyActive
+	StateRetired = storage.SigningKeyRetired
 )
+
+// Storage is the key table as the Manager uses it; *storage.Store
+// implements it. Its conditional updates report whether they changed the
+// row, and a key inserted or promoted into a taken slot fails with
+// storage.ErrConflict: that is all the coordination between processes.
+type Storage interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	SigningKeys(ctx context.Context) ([]*storage.SigningKey, error)
+	SigningKey(ctx context.Context, kid string) (*storage.SigningKey, error)
+	CreateSigningKey(ctx context.Context, k *storage.SigningKey) error
+	SigningKeyHoldsSlot(ctx context.Context, kid, slot string) (bool, error)
+	RetireActiveSigningKey(ctx context.Context, kid string, now time.Time) (bool, error)
+	ActivateNextSigningKey(ctx context.Context, kid string, now time.Time, activatesAt *time.Time) (bool, error)
+	SetNextSigningKeyActivation(ctx context.Context, kid string, at time.Time) error
+	DeleteRetiredSigningKeys(ctx context.Context, kids []string) (int, error)
+}
 
 // Algorithm is the only JWS algorithm the keys sign and verify with.
 const Algorithm = string(jose.RS256)
@@ -133,7 +148,7 @@ func ValidateSchedule(rotationPeriod, publishLead, refreshInterval time.Duration
 // immutable snapshot through an atomic pointer, so the hot path takes no
 // lock; Load builds a new snapshot and swaps it in.
 type Manager struct {
-	db   *ent.Client
+	db   Storage
 	aead aeadSealer
 	opts Options
 	log  *slog.Logger
@@ -153,9 +168,9 @@ type Manager struct {
 
 // NewManager returns a Manager for the keys in db, sealed with kek (32 bytes,
 // AES-256). It does not touch the database: call Load before signing.
-func NewManager(db *ent.Client, kek []byte, opts Options) (*Manager, error) {
+func NewManager(db Storage, kek []byte, opts Options) (*Manager, error) {
 	if db == nil {
-		return nil, errors.New("keys: nil database client")
+		return nil, errors.New("keys: nil storage")
 	}
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -250,10 +265,8 @@ func (m *Manager) load(ctx context.Context) (created bool, err error) {
 }
 
 // readRows returns every row of the key table, oldest first.
-func (m *Manager) readRows(ctx context.Context) ([]*ent.SigningKey, error) {
-	rows, err := m.db.SigningKey.Query().
-		Order(signingkey.ByCreatedAt(), signingkey.ByID()).
-		All(ctx)
+func (m *Manager) readRows(ctx context.Context) ([]*storage.SigningKey, error) {
+	rows, err := m.db.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keys: read signing keys: %w", err)
 	}
@@ -262,12 +275,9 @@ func (m *Manager) readRows(ctx context.Context) ([]*ent.SigningKey, error) {
 
 // pick returns the active and next rows, if any. It goes by slot, the column
 // the unique index guards.
-func pick(rows []*ent.SigningKey) (active, next *ent.SigningKey) {
+func pick(rows []*storage.SigningKey) (active, next *storage.SigningKey) {
 	for _, r := range rows {
-		if r.Slot == nil {
-			continue
-		}
-		switch *r.Slot {
+		switch r.Slot {
 		case StateActive:
 			active = r
 		case StateNext:
@@ -279,7 +289,7 @@ func pick(rows []*ent.SigningKey) (active, next *ent.SigningKey) {
 
 // buildSnapshot turns rows into a snapshot, reusing the decrypted keys and
 // the JWKS of old where nothing changed.
-func (m *Manager) buildSnapshot(old *snapshot, rows []*ent.SigningKey) (*snapshot, error) {
+func (m *Manager) buildSnapshot(old *snapshot, rows []*storage.SigningKey) (*snapshot, error) {
 	s := &snapshot{keys: make(map[string]*loadedKey, len(rows))}
 	for _, r := range rows {
 		k := old.keys[r.ID]
@@ -329,7 +339,7 @@ func (m *Manager) buildSnapshot(old *snapshot, rows []*ent.SigningKey) (*snapsho
 
 // activatedAt is when a row started signing; rows written by this package
 // always have activated_at once active, activates_at is the fallback.
-func activatedAt(r *ent.SigningKey) time.Time {
+func activatedAt(r *storage.SigningKey) time.Time {
 	if r.ActivatedAt != nil {
 		return *r.ActivatedAt
 	}
@@ -365,17 +375,17 @@ func (m *Manager) List(ctx context.Context) ([]KeyInfo, error) {
 
 // info describes a row. Bits come from the public JWK, so no key is
 // decrypted.
-func (m *Manager) info(r *ent.SigningKey) KeyInfo {
+func (m *Manager) info(r *storage.SigningKey) KeyInfo {
 	ki := KeyInfo{
 		ID:          r.ID,
-		State:       string(r.State),
+		State:       r.State,
 		Algorithm:   r.Algorithm,
 		CreatedAt:   r.CreatedAt,
 		ActivatesAt: r.ActivatesAt,
 		ActivatedAt: r.ActivatedAt,
 		RetiredAt:   r.RetiredAt,
 	}
-	if pub, err := parsePublicJWK(r.PublicJwk); err == nil {
+	if pub, err := parsePublicJWK(r.PublicJWK); err == nil {
 		ki.Bits = pub.N.BitLen()
 	}
 	if r.RetiredAt != nil {

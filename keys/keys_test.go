@@ -15,15 +15,14 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
-	"idp/ent/signingkey"
+	"idp/storage"
 )
 
 func TestBootstrapSignVerify(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m := newManager(t, db.Ent, testOptions(clock))
+		m := newManager(t, storage.New(db), testOptions(clock))
 		if _, err := m.Sign([]byte("x"), ""); !errors.Is(err, ErrNoActiveKey) {
 			t.Fatalf("Sign before Load: err = %v, want ErrNoActiveKey", err)
 		}
@@ -34,7 +33,7 @@ func TestBootstrapSignVerify(t *testing.T) {
 		if err := m.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		loadedManager(t, db.Ent, testOptions(clock))
+		loadedManager(t, storage.New(db), testOptions(clock))
 
 		infos, err := m.List(ctx)
 		if err != nil {
@@ -82,7 +81,7 @@ func TestLifecycle(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m := loadedManager(t, db.Ent, testOptions(clock))
+		m := loadedManager(t, storage.New(db), testOptions(clock))
 		kid1 := activeKID(t, m)
 		body1, etag1 := m.JWKS()
 		key1 := m.snap.Load().active
@@ -97,7 +96,7 @@ func TestLifecycle(t *testing.T) {
 			if changed != wantChanged {
 				t.Fatalf("Step at +%s: changed = %v, want %v", at, changed, wantChanged)
 			}
-			checkTable(t, db.Ent)
+			checkTable(t, storage.New(db))
 		}
 		jwksKIDs := func() []string {
 			t.Helper()
@@ -211,7 +210,7 @@ func TestLateStep(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m := loadedManager(t, db.Ent, testOptions(clock))
+		m := loadedManager(t, storage.New(db), testOptions(clock))
 		clock.Set(t0.Add(15 * time.Hour))
 		if _, err := m.Step(ctx); err != nil {
 			t.Fatal(err)
@@ -232,9 +231,9 @@ func TestEncryptedAtRest(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m := loadedManager(t, db.Ent, testOptions(clock))
+		m := loadedManager(t, storage.New(db), testOptions(clock))
 		k := m.snap.Load().active
-		row, err := db.Ent.SigningKey.Get(ctx, k.kid)
+		row, err := storage.New(db).SigningKey(ctx, k.kid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +255,7 @@ func TestEncryptedAtRest(t *testing.T) {
 			t.Errorf("private_key is %d bytes, want nonce + DER + tag = %d", len(row.PrivateKey), 12+len(der)+16)
 		}
 		var pub map[string]any
-		if err := json.Unmarshal(row.PublicJwk, &pub); err != nil {
+		if err := json.Unmarshal(row.PublicJWK, &pub); err != nil {
 			t.Fatal(err)
 		}
 		for _, f := range []string{"d", "p", "q", "dp", "dq", "qi"} {
@@ -267,7 +266,7 @@ func TestEncryptedAtRest(t *testing.T) {
 
 		// Another KEK cannot open the keys, and says so.
 		otherKEK := bytes.Repeat([]byte{7}, 32)
-		other, err := NewManager(db.Ent, otherKEK, testOptions(clock))
+		other, err := NewManager(storage.New(db), otherKEK, testOptions(clock))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,11 +283,9 @@ func TestEncryptedAtRest(t *testing.T) {
 		if _, err := m.Rotate(ctx, false); err != nil {
 			t.Fatal(err)
 		}
-		_, next := pick(checkTable(t, db.Ent))
-		if _, err := db.SQL.ExecContext(ctx, database.Rebind(db.Dialect, "UPDATE signing_keys SET private_key = ? WHERE id = ?"), row.PrivateKey, next.ID); err != nil {
-			t.Fatal(err)
-		}
-		if err := newManager(t, db.Ent, testOptions(clock)).Load(ctx); !errors.Is(err, ErrKEKMismatch) {
+		_, next := pick(checkTable(t, storage.New(db)))
+		moved := movedKeyStore{Storage: storage.New(db), from: row.ID, to: next.ID}
+		if err := newManager(t, moved, testOptions(clock)).Load(ctx); !errors.Is(err, ErrKEKMismatch) {
 			t.Errorf("Load with a sealed key moved between rows: err = %v, want ErrKEKMismatch", err)
 		}
 	})
@@ -297,7 +294,7 @@ func TestEncryptedAtRest(t *testing.T) {
 func TestJWKSPublicFieldsOnly(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		m := loadedManager(t, db.Ent, testOptions(newClock()))
+		m := loadedManager(t, storage.New(db), testOptions(newClock()))
 		if _, err := m.Rotate(ctx, false); err != nil { // two keys in the set
 			t.Fatal(err)
 		}
@@ -356,7 +353,7 @@ func TestValidateSchedule(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("ValidateSchedule(%s, %s, %s) = %v, want ok %v", tc.period, tc.lead, tc.refresh, err, tc.ok)
 		}
-		_, merr := NewManager(ent.NewClient(), testKEK, Options{RotationPeriod: tc.period, PublishLead: tc.lead, RefreshInterval: tc.refresh, RetainRetired: time.Hour})
+		_, merr := NewManager(noStorage(), testKEK, Options{RotationPeriod: tc.period, PublishLead: tc.lead, RefreshInterval: tc.refresh, RetainRetired: time.Hour})
 		if tc.lead > 0 && (merr == nil) != tc.ok {
 			t.Errorf("NewManager with period %s, lead %s, refresh %s: %v, want ok %v", tc.period, tc.lead, tc.refresh, merr, tc.ok)
 		}
@@ -364,7 +361,7 @@ func TestValidateSchedule(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	db := ent.NewClient()
+	db := noStorage()
 	base := Options{RetainRetired: time.Hour}
 	tests := []struct {
 		name    string
@@ -418,7 +415,7 @@ func TestJWKSMaxAgeBelowLead(t *testing.T) {
 		{PublishLead: 2*time.Minute + time.Second, RefreshInterval: time.Minute},
 	} {
 		o.RetainRetired = time.Hour
-		m := newManager(t, ent.NewClient(), o)
+		m := newManager(t, noStorage(), o)
 		if age := m.JWKSMaxAge(); age+o.RefreshInterval >= o.PublishLead || age > time.Hour {
 			t.Errorf("lead %s: JWKSMaxAge %s + refresh %s does not stay below the lead", o.PublishLead, age, o.RefreshInterval)
 		}
@@ -429,7 +426,7 @@ func TestSize3072(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		opts := testOptions(newClock())
 		opts.Size = 3072
-		m := loadedManager(t, db.Ent, opts)
+		m := loadedManager(t, storage.New(db), opts)
 		infos, err := m.List(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -452,16 +449,16 @@ func TestStepStateRows(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		clock := newClock()
-		m := loadedManager(t, db.Ent, testOptions(clock))
+		m := loadedManager(t, storage.New(db), testOptions(clock))
 		clock.Set(t0.Add(8 * time.Hour))
 		m.Step(ctx)
 		clock.Set(t0.Add(10*time.Hour + time.Second))
 		if changed, err := m.Step(ctx); err != nil || !changed {
 			t.Fatalf("promotion step: %v, %v", changed, err)
 		}
-		rows := checkTable(t, db.Ent)
+		rows := checkTable(t, storage.New(db))
 		retired, promoted := rows[0], rows[1]
-		if retired.State != signingkey.StateRetired || retired.RetiredAt == nil || !retired.RetiredAt.Equal(t0.Add(10*time.Hour+time.Second)) {
+		if retired.State != StateRetired || retired.RetiredAt == nil || !retired.RetiredAt.Equal(t0.Add(10*time.Hour+time.Second)) {
 			t.Errorf("retired row = %v", retired)
 		}
 		if promoted.ActivatedAt == nil || !promoted.ActivatedAt.Equal(t0.Add(10*time.Hour+time.Second)) || !promoted.ActivatesAt.Equal(t0.Add(10*time.Hour)) {

@@ -12,7 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"idp/ent"
+	"idp/storage"
 )
 
 // newKeyMaterial is a freshly generated key, ready to insert.
@@ -85,11 +85,11 @@ func parsePublicJWK(b []byte) (*rsa.PublicKey, error) {
 }
 
 // openRow decrypts a row and checks that its parts match.
-func (m *Manager) openRow(r *ent.SigningKey) (*loadedKey, error) {
+func (m *Manager) openRow(r *storage.SigningKey) (*loadedKey, error) {
 	if r.Algorithm != Algorithm {
 		return nil, fmt.Errorf("keys: signing key %s: algorithm %q is not supported (want %s)", r.ID, r.Algorithm, Algorithm)
 	}
-	pub, err := parsePublicJWK(r.PublicJwk)
+	pub, err := parsePublicJWK(r.PublicJWK)
 	if err != nil {
 		return nil, fmt.Errorf("keys: signing key %s: %w", r.ID, err)
 	}

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/signingkey"
+	"idp/storage"
 )
 
 // Step runs one rotation step: it creates the next key when the active key is
@@ -111,10 +109,7 @@ func (m *Manager) rotate(ctx context.Context, immediate bool) (KeyInfo, bool, er
 			if target.Before(next.ActivatesAt) {
 				// Concurrent callers compute the same target; whoever
 				// writes it, the result is the same.
-				err := m.db.SigningKey.Update().
-					Where(signingkey.ID(next.ID), signingkey.Slot(StateNext)).
-					SetActivatesAt(target).Exec(ctx)
-				if err != nil {
+				if err := m.db.SetNextSigningKeyActivation(ctx, next.ID, target); err != nil {
 					return KeyInfo{}, false, fmt.Errorf("keys: bring next key forward: %w", err)
 				}
 				m.log.Info("keys: next key activation brought forward", "kid", next.ID, "activates_at", target)
@@ -147,7 +142,7 @@ func (m *Manager) reportKey(ctx context.Context, kid string, promoted bool) (Key
 	if err := m.Load(ctx); err != nil {
 		return KeyInfo{}, false, err
 	}
-	r, err := m.db.SigningKey.Get(ctx, kid)
+	r, err := m.db.SigningKey(ctx, kid)
 	if err != nil {
 		return KeyInfo{}, false, fmt.Errorf("keys: read key %s: %w", kid, err)
 	}
@@ -185,18 +180,18 @@ func (m *Manager) bootstrap(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	now := m.now()
-	err = m.db.SigningKey.Create().
-		SetID(km.kid).
-		SetState(signingkey.StateActive).
-		SetSlot(StateActive).
-		SetAlgorithm(Algorithm).
-		SetPrivateKey(km.sealed).
-		SetPublicJwk(km.publicJWK).
-		SetCreatedAt(now).
-		SetActivatesAt(now).
-		SetActivatedAt(now).
-		Exec(ctx)
-	if ent.IsConstraintError(err) {
+	err = m.db.CreateSigningKey(ctx, &storage.SigningKey{
+		ID:          km.kid,
+		State:       StateActive,
+		Slot:        StateActive,
+		Algorithm:   Algorithm,
+		PrivateKey:  km.sealed,
+		PublicJWK:   km.publicJWK,
+		CreatedAt:   now,
+		ActivatesAt: now,
+		ActivatedAt: &now,
+	})
+	if errors.Is(err, storage.ErrConflict) {
 		return false, nil
 	}
 	if err != nil {
@@ -216,24 +211,22 @@ func (m *Manager) createNext(ctx context.Context, activeID string, now, activate
 	if err != nil {
 		return false, err
 	}
-	ok, err := m.inTx(ctx, func(tx *ent.Tx) (bool, error) {
-		still, err := tx.SigningKey.Query().
-			Where(signingkey.ID(activeID), signingkey.Slot(StateActive)).
-			Exist(ctx)
+	ok, err := m.inTx(ctx, func(ctx context.Context) (bool, error) {
+		still, err := m.db.SigningKeyHoldsSlot(ctx, activeID, StateActive)
 		if err != nil || !still {
 			return false, err
 		}
-		err = tx.SigningKey.Create().
-			SetID(km.kid).
-			SetState(signingkey.StateNext).
-			SetSlot(StateNext).
-			SetAlgorithm(Algorithm).
-			SetPrivateKey(km.sealed).
-			SetPublicJwk(km.publicJWK).
-			SetCreatedAt(now).
-			SetActivatesAt(activatesAt).
-			Exec(ctx)
-		if ent.IsConstraintError(err) {
+		err = m.db.CreateSigningKey(ctx, &storage.SigningKey{
+			ID:          km.kid,
+			State:       StateNext,
+			Slot:        StateNext,
+			Algorithm:   Algorithm,
+			PrivateKey:  km.sealed,
+			PublicJWK:   km.publicJWK,
+			CreatedAt:   now,
+			ActivatesAt: activatesAt,
+		})
+		if errors.Is(err, storage.ErrConflict) {
 			return false, nil
 		}
 		return err == nil, err
@@ -254,31 +247,20 @@ func (m *Manager) createNext(ctx context.Context, activeID string, now, activate
 // because the unique index is checked per statement. setActivates, when not
 // nil, also moves activates_at (an early promotion by Rotate).
 func (m *Manager) promote(ctx context.Context, activeID, nextID string, now time.Time, setActivates *time.Time) (bool, error) {
-	ok, err := m.inTx(ctx, func(tx *ent.Tx) (bool, error) {
+	ok, err := m.inTx(ctx, func(ctx context.Context) (bool, error) {
 		if activeID != "" {
-			n, err := tx.SigningKey.Update().
-				Where(signingkey.ID(activeID), signingkey.Slot(StateActive)).
-				SetState(signingkey.StateRetired).
-				ClearSlot().
-				SetRetiredAt(now).
-				Save(ctx)
-			if err != nil || n == 0 {
+			retired, err := m.db.RetireActiveSigningKey(ctx, activeID, now)
+			if err != nil || !retired {
 				return false, err
 			}
 		}
-		n, err := tx.SigningKey.Update().
-			Where(signingkey.ID(nextID), signingkey.Slot(StateNext)).
-			SetState(signingkey.StateActive).
-			SetSlot(StateActive).
-			SetActivatedAt(now).
-			SetNillableActivatesAt(setActivates).
-			Save(ctx)
-		if ent.IsConstraintError(err) {
+		promoted, err := m.db.ActivateNextSigningKey(ctx, nextID, now, setActivates)
+		if errors.Is(err, storage.ErrConflict) {
 			// No active key was retired (activeID empty) and another
 			// process has since inserted one.
 			return false, nil
 		}
-		return n == 1, err
+		return promoted, err
 	})
 	if err != nil {
 		return false, fmt.Errorf("keys: promote next signing key: %w", err)
@@ -292,19 +274,17 @@ func (m *Manager) promote(ctx context.Context, activeID, nextID string, now time
 // deleteExpired deletes the retired keys among rows whose retention has
 // passed. The times are compared here rather than in SQL, where SQLite would
 // compare them as text.
-func (m *Manager) deleteExpired(ctx context.Context, rows []*ent.SigningKey, now time.Time) (int, error) {
+func (m *Manager) deleteExpired(ctx context.Context, rows []*storage.SigningKey, now time.Time) (int, error) {
 	var ids []string
 	for _, r := range rows {
-		if r.State == signingkey.StateRetired && r.RetiredAt != nil && !now.Before(r.RetiredAt.Add(m.retention())) {
+		if r.State == StateRetired && r.RetiredAt != nil && !now.Before(r.RetiredAt.Add(m.retention())) {
 			ids = append(ids, r.ID)
 		}
 	}
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	n, err := m.db.SigningKey.Delete().
-		Where(signingkey.IDIn(ids...), signingkey.StateEQ(signingkey.StateRetired)).
-		Exec(ctx)
+	n, err := m.db.DeleteRetiredSigningKeys(ctx, ids)
 	if err != nil {
 		return 0, fmt.Errorf("keys: delete retired signing keys: %w", err)
 	}
@@ -314,39 +294,40 @@ func (m *Manager) deleteExpired(ctx context.Context, rows []*ent.SigningKey, now
 	return n, nil
 }
 
-// inTx runs fn in a transaction and commits when fn reports true; false (a
-// lost race) or an error rolls back.
-func (m *Manager) inTx(ctx context.Context, fn func(tx *ent.Tx) (bool, error)) (bool, error) {
+// inTx runs fn in a transaction (the storage calls made with the context
+// it is given join it) and commits when fn reports true; false (a lost race)
+// or an error rolls back.
+func (m *Manager) inTx(ctx context.Context, fn func(ctx context.Context) (bool, error)) (bool, error) {
 	// Processes rotating at once can deadlock on MySQL's index locks (or
 	// fail serialization on PostgreSQL); the loser's transaction is rolled
 	// back whole, so it is simply run again and then sees the winner's
 	// write.
 	ok, err := m.inTxOnce(ctx, fn)
-	for attempt := 1; attempt < 4 && database.IsRetryable(err); attempt++ {
+	for attempt := 1; attempt < 4 && errors.Is(err, storage.ErrRetryable); attempt++ {
 		ok, err = m.inTxOnce(ctx, fn)
 	}
 	return ok, err
 }
 
-func (m *Manager) inTxOnce(ctx context.Context, fn func(tx *ent.Tx) (bool, error)) (bool, error) {
-	tx, err := m.db.Tx(ctx)
-	if err != nil {
-		return false, fmt.Errorf("begin transaction: %w", err)
-	}
-	ok, err := fn(tx)
-	if err != nil || !ok {
-		if rerr := tx.Rollback(); rerr != nil && err == nil {
-			err = fmt.Errorf("rollback: %w", rerr)
+// errLostRace rolls back the transaction of a step that lost to another
+// process; inTxOnce reports it as false.
+var errLostRace = errors.New("keys: lost a race to another process")
+
+func (m *Manager) inTxOnce(ctx context.Context, fn func(ctx context.Context) (bool, error)) (bool, error) {
+	err := m.db.InTx(ctx, func(ctx context.Context) error {
+		ok, err := fn(ctx)
+		if err == nil && !ok {
+			err = errLostRace
 		}
-		return false, err
+		return err
+	})
+	if errors.Is(err, errLostRace) {
+		return false, nil
 	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit: %w", err)
-	}
-	return true, nil
+	return err == nil, err
 }
 
-func idOf(r *ent.SigningKey) string {
+func idOf(r *storage.SigningKey) string {
 	if r == nil {
 		return ""
 	}

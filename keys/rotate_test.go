@@ -12,6 +12,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // syncBuffer is a log destination the Run goroutine and the test share.
@@ -58,9 +59,9 @@ func TestRun(t *testing.T) {
 			}
 			return now()
 		}
-		m = newManager(t, db.Ent, opts)
+		m = newManager(t, storage.New(db), opts)
 		runAndWait(t, ctx, m)
-		checkTable(t, db.Ent)
+		checkTable(t, storage.New(db))
 		if m.snap.Load().active == nil {
 			t.Fatal("Run did not load the keys")
 		}
@@ -85,8 +86,8 @@ func TestRun(t *testing.T) {
 			return clock()
 		}
 		closedDB := databasetest.Open(t, databasetest.SQLiteURL(t))
-		bm := newManager(t, closedDB.Ent, broken)
-		closedDB.Ent.Close()
+		bm := newManager(t, storage.New(closedDB), broken)
+		closedDB.Close()
 		runAndWait(t, ctx2, bm)
 		if ctx2.Err() == nil {
 			t.Error("Run stopped at a failing step instead of retrying")
@@ -100,7 +101,7 @@ func TestRun(t *testing.T) {
 		idle := testOptions(newClock())
 		idleNow := idle.Now
 		idle.Now = func() time.Time { stepped.Store(true); return idleNow() }
-		runAndWait(t, ctx, newManager(t, db.Ent, idle))
+		runAndWait(t, ctx, newManager(t, storage.New(db), idle))
 		if stepped.Load() {
 			t.Error("Run stepped with an ended context")
 		}

@@ -13,9 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/outboxmessage"
+	"idp/storage"
 )
 
 // Options tune an Outbox. Zero values take the defaults named beside them.
@@ -109,12 +107,27 @@ func defaultOwner() string {
 	return truncate(host, maxOwnerLen-len(suffix)) + suffix
 }
 
+// Storage is the outbox table as an Outbox uses it; *storage.Store
+// implements it. The claim and the settling updates are conditional and
+// report whether they changed the row: that is how workers on one table
+// share it.
+type Storage interface {
+	CreateOutboxMessage(ctx context.Context, m *storage.OutboxMessage, committed func()) (int64, error)
+	DueOutboxMessages(ctx context.Context, now time.Time, limit int) ([]*storage.OutboxMessage, error)
+	ClaimOutboxMessage(ctx context.Context, id int64, attempts int, owner string, now, leaseUntil time.Time) (bool, error)
+	MarkOutboxMessageSent(ctx context.Context, id int64, now time.Time) (bool, error)
+	RetryOutboxMessage(ctx context.Context, id int64, owner string, attempt int, next time.Time, lastError string) (bool, error)
+	FailOutboxMessage(ctx context.Context, id int64, owner string, attempt int, now time.Time, lastError string) (bool, error)
+	DeleteSentOutboxMessages(ctx context.Context, before time.Time) (int, error)
+	PendingOutboxMessages(ctx context.Context) (n int, oldest time.Time, err error)
+}
+
 // Outbox stores messages in the database and delivers them through a Sender,
 // at least once each: a message leaves the outbox only when the Sender has
 // accepted it (or it failed for good), so a crash at any point leads to a
 // resend, never to a lost message.
 type Outbox struct {
-	db     *ent.Client
+	db     Storage
 	sender Sender
 	opts   Options
 	log    *slog.Logger
@@ -129,7 +142,7 @@ type Outbox struct {
 
 // NewOutbox returns an outbox that stores messages through db and delivers
 // them with sender once Run is started.
-func NewOutbox(db *ent.Client, sender Sender, opts Options) *Outbox {
+func NewOutbox(db Storage, sender Sender, opts Options) *Outbox {
 	opts = opts.withDefaults()
 	return &Outbox{
 		db:     db,
@@ -147,7 +160,7 @@ func NewOutbox(db *ent.Client, sender Sender, opts Options) *Outbox {
 func (o *Outbox) now() time.Time { return o.opts.Now().UTC().Truncate(time.Microsecond) }
 
 // Enqueue stores m for delivery. It runs on the transaction ctx carries
-// (database.Client), so a message and the state change it reports commit or
+// (the storage joins it), so a message and the state change it reports commit or
 // roll back together; the local worker is woken when that transaction
 // commits (at once without a transaction), so delivery does not wait for the
 // next poll.
@@ -156,33 +169,21 @@ func (o *Outbox) Enqueue(ctx context.Context, m Message) error {
 		return err
 	}
 	now := o.now()
-	row, err := database.Client(ctx, o.db).OutboxMessage.Create().
-		SetRecipient(m.To).
-		SetSubject(m.Subject).
-		SetText(m.Text).
-		SetHTML(m.HTML).
-		SetCreatedAt(now).
-		SetNextAttemptAt(now).
-		Save(ctx)
+	// The worker is woken once the message is committed: waking it before
+	// the commit would have it look, find nothing yet, and sleep a whole
+	// poll interval.
+	id, err := o.db.CreateOutboxMessage(ctx, &storage.OutboxMessage{
+		Recipient:     m.To,
+		Subject:       m.Subject,
+		Text:          m.Text,
+		HTML:          m.HTML,
+		CreatedAt:     now,
+		NextAttemptAt: now,
+	}, o.notify)
 	if err != nil {
 		return fmt.Errorf("mail: enqueue: %w", err)
 	}
-	if tx, ok := database.TxFrom(ctx); ok {
-		// Waking the worker before the commit would have it look, find
-		// nothing yet, and sleep a whole poll interval.
-		tx.OnCommit(func(next ent.Committer) ent.Committer {
-			return ent.CommitFunc(func(ctx context.Context, tx *ent.Tx) error {
-				err := next.Commit(ctx, tx)
-				if err == nil {
-					o.notify()
-				}
-				return err
-			})
-		})
-	} else {
-		o.notify()
-	}
-	o.log.DebugContext(ctx, "mail enqueued", "message_id", row.ID)
+	o.log.DebugContext(ctx, "mail enqueued", "message_id", id)
 	return nil
 }
 
@@ -252,15 +253,7 @@ func (o *Outbox) deliverDue(ctx context.Context) (sent int, full bool, err error
 	// A plain read: which rows are worth trying to claim. The claim itself
 	// is the conditional UPDATE in claim, so two workers reading the same
 	// rows here is harmless.
-	due, err := o.db.OutboxMessage.Query().
-		Where(
-			outboxmessage.StateEQ(outboxmessage.StatePending),
-			outboxmessage.NextAttemptAtLTE(now),
-			outboxmessage.Or(outboxmessage.LeaseUntilIsNil(), outboxmessage.LeaseUntilLTE(now)),
-		).
-		Order(outboxmessage.ByNextAttemptAt(), outboxmessage.ByID()).
-		Limit(o.opts.BatchSize).
-		All(ctx)
+	due, err := o.db.DueOutboxMessages(ctx, now, o.opts.BatchSize)
 	if err != nil {
 		return 0, false, fmt.Errorf("mail: find due messages: %w", err)
 	}
@@ -287,22 +280,11 @@ func (o *Outbox) deliverDue(ctx context.Context) (sent int, full bool, err error
 // still pending, due, unleased or lease expired), so of several workers
 // claiming the same row exactly one sees an affected row. It reports the
 // attempt number the claim gave the message.
-func (o *Outbox) claim(ctx context.Context, m *ent.OutboxMessage) (attempt int, ok bool, err error) {
+func (o *Outbox) claim(ctx context.Context, m *storage.OutboxMessage) (attempt int, ok bool, err error) {
 	now := o.now()
-	n, err := o.db.OutboxMessage.Update().
-		Where(
-			outboxmessage.ID(m.ID),
-			outboxmessage.Attempts(m.Attempts),
-			outboxmessage.StateEQ(outboxmessage.StatePending),
-			outboxmessage.NextAttemptAtLTE(now),
-			outboxmessage.Or(outboxmessage.LeaseUntilIsNil(), outboxmessage.LeaseUntilLTE(now)),
-		).
-		SetLeaseOwner(o.opts.Owner).
-		SetLeaseUntil(now.Add(o.opts.Lease).Truncate(time.Microsecond)).
-		AddAttempts(1).
-		Save(ctx)
+	claimed, err := o.db.ClaimOutboxMessage(ctx, m.ID, m.Attempts, o.opts.Owner, now, now.Add(o.opts.Lease).Truncate(time.Microsecond))
 	switch {
-	case err != nil && database.IsRetryable(err):
+	case errors.Is(err, storage.ErrRetryable):
 		// Lost a lock race with another worker: leave the message to it
 		// or to the next pass.
 		o.log.DebugContext(ctx, "mail outbox: claim contended", "message_id", m.ID, "error", err)
@@ -310,14 +292,14 @@ func (o *Outbox) claim(ctx context.Context, m *ent.OutboxMessage) (attempt int, 
 	case err != nil:
 		return 0, false, fmt.Errorf("mail: claim message %d: %w", m.ID, err)
 	}
-	if n != 1 {
+	if !claimed {
 		return 0, false, nil
 	}
-	if m.LeaseOwner != nil {
+	if m.LeaseOwner != "" {
 		// Its worker died or stalled after claiming it: the message
 		// may or may not have gone out already.
 		o.log.InfoContext(ctx, "mail outbox: took over an expired lease",
-			"message_id", m.ID, "attempt", m.Attempts+1, "previous_owner", *m.LeaseOwner)
+			"message_id", m.ID, "attempt", m.Attempts+1, "previous_owner", m.LeaseOwner)
 	}
 	return m.Attempts + 1, true, nil
 }
@@ -329,7 +311,7 @@ func (o *Outbox) claim(ctx context.Context, m *ent.OutboxMessage) (attempt int, 
 // abandoning a send half-way could mail it twice, and abandoning the record
 // of its outcome leaves the message leased until the lease expires. Both are
 // bounded by timeouts instead.
-func (o *Outbox) deliver(ctx context.Context, m *ent.OutboxMessage, attempt int) bool {
+func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage, attempt int) bool {
 	log := o.log.With("message_id", m.ID, "attempt", attempt)
 	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.opts.Lease/2)
 	defer cancel()
@@ -366,22 +348,13 @@ func (o *Outbox) deliver(ctx context.Context, m *ent.OutboxMessage, attempt int)
 // one-time code that nobody needs any more. It does not check the lease: the
 // message was sent, whoever holds it now.
 func (o *Outbox) markSent(ctx context.Context, log *slog.Logger, id int64, now time.Time) {
-	n, err := o.db.OutboxMessage.Update().
-		Where(outboxmessage.ID(id), outboxmessage.StateEQ(outboxmessage.StatePending)).
-		SetState(outboxmessage.StateSent).
-		SetSentAt(now).
-		SetText("").
-		SetHTML("").
-		ClearLeaseOwner().
-		ClearLeaseUntil().
-		ClearLastError().
-		Save(ctx)
+	recorded, err := o.db.MarkOutboxMessageSent(ctx, id, now)
 	switch {
 	case err != nil:
 		// The lease will expire and the message go out again: at least
 		// once, as promised.
 		log.ErrorContext(ctx, "mail outbox: sent but could not record it; it will be sent again", "error", err)
-	case n == 0:
+	case !recorded:
 		log.WarnContext(ctx, "mail outbox: sent a message another worker had already settled")
 	default:
 		log.InfoContext(ctx, "mail sent")
@@ -393,45 +366,24 @@ func (o *Outbox) markSent(ctx context.Context, log *slog.Logger, id int64, now t
 // worker's claim is still the latest (attempts unchanged); otherwise another
 // worker has taken the message over and its outcome stands.
 func (o *Outbox) markRetry(ctx context.Context, log *slog.Logger, id int64, attempt int, next time.Time, cause error) {
-	n, err := o.settle(id, attempt).
-		SetNextAttemptAt(next).
-		SetLastError(truncate(cause.Error(), maxErrorLen)).
-		Save(ctx)
-	o.logSettle(ctx, log, n, err)
+	ok, err := o.db.RetryOutboxMessage(ctx, id, o.opts.Owner, attempt, next, truncate(cause.Error(), maxErrorLen))
+	o.logSettle(ctx, log, ok, err)
 	o.retried.Add(1)
 }
 
 // markFailed gives up on a message, if this worker's claim is still the
 // latest.
 func (o *Outbox) markFailed(ctx context.Context, log *slog.Logger, id int64, attempt int, now time.Time, cause error) {
-	n, err := o.settle(id, attempt).
-		SetState(outboxmessage.StateFailed).
-		SetFailedAt(now).
-		SetLastError(truncate(cause.Error(), maxErrorLen)).
-		Save(ctx)
-	o.logSettle(ctx, log, n, err)
+	ok, err := o.db.FailOutboxMessage(ctx, id, o.opts.Owner, attempt, now, truncate(cause.Error(), maxErrorLen))
+	o.logSettle(ctx, log, ok, err)
 	o.failed.Add(1)
 }
 
-// settle is the update of a message this worker still holds: pending, leased
-// by this owner, with the attempt number of this worker's claim.
-func (o *Outbox) settle(id int64, attempt int) *ent.OutboxMessageUpdate {
-	return o.db.OutboxMessage.Update().
-		Where(
-			outboxmessage.ID(id),
-			outboxmessage.StateEQ(outboxmessage.StatePending),
-			outboxmessage.LeaseOwner(o.opts.Owner),
-			outboxmessage.Attempts(attempt),
-		).
-		ClearLeaseOwner().
-		ClearLeaseUntil()
-}
-
-func (o *Outbox) logSettle(ctx context.Context, log *slog.Logger, n int, err error) {
+func (o *Outbox) logSettle(ctx context.Context, log *slog.Logger, settled bool, err error) {
 	switch {
 	case err != nil:
 		log.ErrorContext(ctx, "mail outbox: could not record the failed attempt; the lease will expire", "error", err)
-	case n == 0:
+	case !settled:
 		log.WarnContext(ctx, "mail outbox: lease lost before the failed attempt was recorded")
 	}
 }
@@ -468,12 +420,7 @@ func backoff(attempt int, minWait, maxWait time.Duration) time.Duration {
 // PurgeSent deletes sent messages older than Retention and returns how many.
 // Run calls it once an hour. Failed messages are kept for inspection.
 func (o *Outbox) PurgeSent(ctx context.Context) (int, error) {
-	n, err := o.db.OutboxMessage.Delete().
-		Where(
-			outboxmessage.StateEQ(outboxmessage.StateSent),
-			outboxmessage.CreatedAtLT(o.now().Add(-o.opts.Retention)),
-		).
-		Exec(ctx)
+	n, err := o.db.DeleteSentOutboxMessages(ctx, o.now().Add(-o.opts.Retention))
 	if err != nil {
 		return 0, fmt.Errorf("mail: purge sent messages: %w", err)
 	}
@@ -500,25 +447,13 @@ type Stats struct {
 // Stats reports the outbox's state.
 func (o *Outbox) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{Sent: o.sent.Load(), Failed: o.failed.Load(), Retried: o.retried.Load()}
-	pending := o.db.OutboxMessage.Query().Where(outboxmessage.StateEQ(outboxmessage.StatePending))
-	n, err := pending.Clone().Count(ctx)
+	n, oldest, err := o.db.PendingOutboxMessages(ctx)
 	if err != nil {
 		return Stats{}, fmt.Errorf("mail: stats: %w", err)
 	}
 	s.Pending = n
-	if n == 0 {
-		return s, nil
-	}
-	oldest, err := pending.Clone().
-		Order(outboxmessage.ByCreatedAt(), outboxmessage.ByID()).
-		Select(outboxmessage.FieldCreatedAt).
-		First(ctx)
-	switch {
-	case ent.IsNotFound(err): // sent between the two queries
-	case err != nil:
-		return Stats{}, fmt.Errorf("mail: stats: %w", err)
-	default:
-		s.OldestPending = max(0, o.now().Sub(oldest.CreatedAt))
+	if !oldest.IsZero() {
+		s.OldestPending = max(0, o.now().Sub(oldest))
 	}
 	return s, nil
 }

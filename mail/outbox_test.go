@@ -17,9 +17,8 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
-	"idp/ent/outboxmessage"
 	"idp/fake"
+	"idp/storage"
 )
 
 func newClock() *fake.Clock { return fake.NewClock(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)) }
@@ -57,13 +56,16 @@ func testMessage(i int) Message {
 }
 
 // onlyMessage returns the single row of the outbox table.
-func onlyMessage(t *testing.T, db *ent.Client) *ent.OutboxMessage {
+func onlyMessage(t *testing.T, db *storage.Store) *storage.OutboxMessage {
 	t.Helper()
-	m, err := db.OutboxMessage.Query().Only(context.Background())
+	ms, err := db.OutboxMessages(context.Background())
 	if err != nil {
 		t.Fatalf("outbox: %v", err)
 	}
-	return m
+	if len(ms) != 1 {
+		t.Fatalf("outbox holds %d messages, want 1", len(ms))
+	}
+	return ms[0]
 }
 
 func mustDeliver(t *testing.T, o *Outbox, want int) {
@@ -81,16 +83,16 @@ func TestEnqueueStoresMessage(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		c := newClock()
-		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return nil }), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), senderFunc(func(context.Context, Message) error { return nil }), Options{Now: c.Now, Logger: discardLogger()})
 		m := testMessage(1)
 		if err := o.Enqueue(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		row := onlyMessage(t, db.Ent)
+		row := onlyMessage(t, storage.New(db))
 		if row.Recipient != m.To || row.Subject != m.Subject || row.Text != m.Text || row.HTML != m.HTML {
 			t.Errorf("stored %+v, want %+v", row, m)
 		}
-		if row.State != outboxmessage.StatePending || row.Attempts != 0 || row.LeaseOwner != nil || row.SentAt != nil {
+		if row.State != storage.OutboxPending || row.Attempts != 0 || row.LeaseOwner != "" || row.SentAt != nil {
 			t.Errorf("new message: state %s, attempts %d, lease %v, sent_at %v", row.State, row.Attempts, row.LeaseOwner, row.SentAt)
 		}
 		if !row.CreatedAt.Equal(c.Now()) || !row.NextAttemptAt.Equal(c.Now()) {
@@ -106,19 +108,19 @@ func TestDeliverMarksSentAndBlanksBodies(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
 		mustDeliver(t, o, 1)
-		row := onlyMessage(t, db.Ent)
-		if row.State != outboxmessage.StateSent || row.SentAt == nil || !row.SentAt.Equal(c.Now()) {
+		row := onlyMessage(t, storage.New(db))
+		if row.State != storage.OutboxSent || row.SentAt == nil || !row.SentAt.Equal(c.Now()) {
 			t.Errorf("state %s, sent_at %v; want sent at %v", row.State, row.SentAt, c.Now())
 		}
 		if row.Text != "" || row.HTML != "" {
 			t.Errorf("bodies kept after sending: %q, %q", row.Text, row.HTML)
 		}
-		if row.LeaseOwner != nil || row.LeaseUntil != nil || row.Attempts != 1 {
+		if row.LeaseOwner != "" || row.LeaseUntil != nil || row.Attempts != 1 {
 			t.Errorf("lease %v/%v, attempts %d; want released, 1", row.LeaseOwner, row.LeaseUntil, row.Attempts)
 		}
 		c.Advance(24 * time.Hour)
@@ -143,21 +145,21 @@ func TestOutage(t *testing.T) {
 			return http.StatusAccepted
 		})
 		opts := Options{Now: c.Now, Logger: discardLogger(), MinBackoff: 5 * time.Second, MaxBackoff: time.Hour}
-		o := NewOutbox(db.Ent, sendGridSender(sg), opts)
+		o := NewOutbox(storage.New(db), sendGridSender(sg), opts)
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
 		var prevWait time.Duration
 		for attempt := 1; attempt <= failures; attempt++ {
 			mustDeliver(t, o, 0)
-			row := onlyMessage(t, db.Ent)
-			if row.State != outboxmessage.StatePending || row.Attempts != attempt {
+			row := onlyMessage(t, storage.New(db))
+			if row.State != storage.OutboxPending || row.Attempts != attempt {
 				t.Fatalf("after failure %d: state %s, attempts %d", attempt, row.State, row.Attempts)
 			}
-			if row.LeaseOwner != nil || row.LeaseUntil != nil {
+			if row.LeaseOwner != "" || row.LeaseUntil != nil {
 				t.Errorf("after failure %d the lease was not released", attempt)
 			}
-			if row.LastError == nil || !strings.Contains(*row.LastError, "500") {
+			if row.LastError == "" || !strings.Contains(row.LastError, "500") {
 				t.Errorf("last_error = %v, want the status", row.LastError)
 			}
 			wait := row.NextAttemptAt.Sub(c.Now())
@@ -187,7 +189,7 @@ func TestOutage(t *testing.T) {
 		if reqs != failures+1 || delivered["user1@example.com"] != 1 {
 			t.Errorf("server got %d requests and delivered %v; want %d requests, one delivery", reqs, delivered, failures+1)
 		}
-		if row := onlyMessage(t, db.Ent); row.State != outboxmessage.StateSent || row.Attempts != failures+1 || row.LastError != nil {
+		if row := onlyMessage(t, storage.New(db)); row.State != storage.OutboxSent || row.Attempts != failures+1 || row.LastError != "" {
 			t.Errorf("final state %s, attempts %d, last_error %v", row.State, row.Attempts, row.LastError)
 		}
 		st, err := o.Stats(context.Background())
@@ -204,16 +206,16 @@ func TestPermanentFailure(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusBadRequest))
-		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
 		mustDeliver(t, o, 0)
-		row := onlyMessage(t, db.Ent)
-		if row.State != outboxmessage.StateFailed || row.FailedAt == nil || row.Attempts != 1 {
+		row := onlyMessage(t, storage.New(db))
+		if row.State != storage.OutboxFailed || row.FailedAt == nil || row.Attempts != 1 {
 			t.Fatalf("after a 400: state %s, failed_at %v, attempts %d; want failed after 1", row.State, row.FailedAt, row.Attempts)
 		}
-		if row.LastError == nil || !strings.Contains(*row.LastError, "400") {
+		if row.LastError == "" || !strings.Contains(row.LastError, "400") {
 			t.Errorf("last_error = %v", row.LastError)
 		}
 		for range 5 {
@@ -238,7 +240,7 @@ func TestMaxAge(t *testing.T) {
 			sends.Add(1)
 			return errors.New("connection refused")
 		})
-		o := NewOutbox(db.Ent, down, Options{Now: c.Now, Logger: discardLogger(),
+		o := NewOutbox(storage.New(db), down, Options{Now: c.Now, Logger: discardLogger(),
 			MinBackoff: 10 * time.Minute, MaxBackoff: 10 * time.Minute, MaxAge: time.Hour})
 		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
@@ -249,8 +251,8 @@ func TestMaxAge(t *testing.T) {
 				t.Fatal("never gave up")
 			}
 			mustDeliver(t, o, 0)
-			row := onlyMessage(t, db.Ent)
-			if row.State == outboxmessage.StateFailed {
+			row := onlyMessage(t, storage.New(db))
+			if row.State == storage.OutboxFailed {
 				if age := c.Now().Sub(start); age < time.Hour {
 					t.Errorf("gave up at age %v, before MaxAge", age)
 				}
@@ -279,12 +281,12 @@ func TestRestart(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		first := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		first := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		if err := first.Enqueue(context.Background(), testMessage(1)); err != nil {
 			t.Fatal(err)
 		}
 		// first never runs a pass: the process ends here.
-		second := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		second := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 		mustDeliver(t, second, 1)
 		if _, d := sg.Requests(), sg.Delivered(); d["user1@example.com"] != 1 {
 			t.Errorf("delivered %v", d)
@@ -326,7 +328,7 @@ func TestDeadWorker(t *testing.T) {
 				sg := newFakeSendGrid(t, always(http.StatusAccepted))
 				lease := time.Minute
 				good := sendGridSender(sg)
-				dying := NewOutbox(db.Ent, senderFunc(func(ctx context.Context, m Message) error {
+				dying := NewOutbox(storage.New(db), senderFunc(func(ctx context.Context, m Message) error {
 					if tt.sendBeforeDie {
 						if err := good.Send(ctx, m); err != nil {
 							t.Error(err)
@@ -340,11 +342,11 @@ func TestDeadWorker(t *testing.T) {
 				}
 				dieWhileDelivering(t, dying)
 
-				row := onlyMessage(t, db.Ent)
-				if row.LeaseOwner == nil || *row.LeaseOwner != "dying" || row.State != outboxmessage.StatePending {
+				row := onlyMessage(t, storage.New(db))
+				if row.LeaseOwner == "" || row.LeaseOwner != "dying" || row.State != storage.OutboxPending {
 					t.Fatalf("after the crash: owner %v, state %s; want leased by the dead worker", row.LeaseOwner, row.State)
 				}
-				other := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+				other := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
 				mustDeliver(t, other, 0) // the lease still holds
 				c.Advance(lease - time.Microsecond)
 				mustDeliver(t, other, 0)
@@ -354,8 +356,8 @@ func TestDeadWorker(t *testing.T) {
 				if _, d := sg.Requests(), sg.Delivered(); d["user1@example.com"] != tt.wantDelivered {
 					t.Errorf("delivered %d times, want %d", d["user1@example.com"], tt.wantDelivered)
 				}
-				row = onlyMessage(t, db.Ent)
-				if row.State != outboxmessage.StateSent || row.Attempts != 2 {
+				row = onlyMessage(t, storage.New(db))
+				if row.State != storage.OutboxSent || row.Attempts != 2 {
 					t.Errorf("state %s, attempts %d; want sent on attempt 2", row.State, row.Attempts)
 				}
 			})
@@ -372,11 +374,11 @@ func TestLostLeaseDoesNotOverwrite(t *testing.T) {
 		lease := time.Minute
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
 		var slow *Outbox
-		slow = NewOutbox(db.Ent, senderFunc(func(ctx context.Context, m Message) error {
+		slow = NewOutbox(storage.New(db), senderFunc(func(ctx context.Context, m Message) error {
 			// While this send hangs, the lease expires and another
 			// worker delivers the message.
 			c.Advance(lease)
-			other := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
+			other := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "other"})
 			mustDeliver(t, other, 1)
 			return fmt.Errorf("%w: late rejection", ErrPermanent)
 		}), Options{Now: c.Now, Logger: discardLogger(), Lease: lease, Owner: "slow"})
@@ -384,7 +386,7 @@ func TestLostLeaseDoesNotOverwrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustDeliver(t, slow, 0)
-		if row := onlyMessage(t, db.Ent); row.State != outboxmessage.StateSent {
+		if row := onlyMessage(t, storage.New(db)); row.State != storage.OutboxSent {
 			t.Errorf("state %s: the late failure overwrote the delivery", row.State)
 		}
 	})
@@ -404,8 +406,8 @@ func TestConcurrentWorkers(t *testing.T) {
 			sg := newFakeSendGrid(t, always(http.StatusAccepted))
 			const messages = 50
 			opts := Options{Now: c.Now, Logger: discardLogger(), BatchSize: 7}
-			o1 := NewOutbox(db1.Ent, sendGridSender(sg), opts)
-			o2 := NewOutbox(db2.Ent, sendGridSender(sg), opts)
+			o1 := NewOutbox(storage.New(db1), sendGridSender(sg), opts)
+			o2 := NewOutbox(storage.New(db2), sendGridSender(sg), opts)
 			for i := range messages {
 				if err := o1.Enqueue(ctx, testMessage(i)); err != nil {
 					t.Fatal(err)
@@ -441,7 +443,13 @@ func TestConcurrentWorkers(t *testing.T) {
 					t.Errorf("%s delivered %d times", testMessage(i).To, n)
 				}
 			}
-			pending, err := db1.Ent.OutboxMessage.Query().Where(outboxmessage.StateNEQ(outboxmessage.StateSent)).Count(ctx)
+			all, err := storage.New(db1).OutboxMessages(ctx)
+			pending := 0
+			for _, m := range all {
+				if m.State != storage.OutboxSent {
+					pending++
+				}
+			}
 			if err != nil || pending != 0 {
 				t.Errorf("%d messages not marked sent (%v)", pending, err)
 			}
@@ -459,10 +467,10 @@ func TestEnqueueInTransaction(t *testing.T) {
 		ctx := context.Background()
 		c := newClock()
 		sg := newFakeSendGrid(t, always(http.StatusAccepted))
-		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
 
 		errAbort := errors.New("abort")
-		err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+		err := storage.New(db).InTx(ctx, func(ctx context.Context) error {
 			if err := o.Enqueue(ctx, testMessage(1)); err != nil {
 				return err
 			}
@@ -479,11 +487,11 @@ func TestEnqueueInTransaction(t *testing.T) {
 		}
 		c.Advance(time.Hour)
 		mustDeliver(t, o, 0)
-		if n, _ := db.Ent.OutboxMessage.Query().Count(ctx); n != 0 {
-			t.Errorf("%d messages stored by a rolled-back transaction", n)
+		if ms, _ := storage.New(db).OutboxMessages(ctx); len(ms) != 0 {
+			t.Errorf("%d messages stored by a rolled-back transaction", len(ms))
 		}
 
-		err = database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+		err = storage.New(db).InTx(ctx, func(ctx context.Context) error {
 			return o.Enqueue(ctx, testMessage(2))
 		})
 		if err != nil {
@@ -509,7 +517,7 @@ func TestRun(t *testing.T) {
 			got <- m.To
 			return nil
 		})
-		o := NewOutbox(db.Ent, sender, Options{PollInterval: time.Hour, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), sender, Options{PollInterval: time.Hour, Logger: discardLogger()})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- o.Run(ctx) }()
@@ -529,7 +537,7 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		expect("user1@example.com")
-		err := database.InTx(context.Background(), db.Ent, func(ctx context.Context) error {
+		err := storage.New(db).InTx(context.Background(), func(ctx context.Context) error {
 			return o.Enqueue(ctx, testMessage(2))
 		})
 		if err != nil {
@@ -560,7 +568,7 @@ func TestPurgeSent(t *testing.T) {
 			}
 			return nil
 		})
-		o := NewOutbox(db.Ent, sender, Options{Now: c.Now, Logger: discardLogger()})
+		o := NewOutbox(storage.New(db), sender, Options{Now: c.Now, Logger: discardLogger()})
 		enqueue := func(i int) {
 			if err := o.Enqueue(ctx, testMessage(i)); err != nil {
 				t.Fatal(err)
@@ -584,7 +592,7 @@ func TestPurgeSent(t *testing.T) {
 		if n != 1 {
 			t.Errorf("purged %d, want 1", n)
 		}
-		left, err := db.Ent.OutboxMessage.Query().Order(outboxmessage.ByID()).All(ctx)
+		left, err := storage.New(db).OutboxMessages(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,7 +610,7 @@ func TestStats(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		c := newClock()
-		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return errors.New("down") }),
+		o := NewOutbox(storage.New(db), senderFunc(func(context.Context, Message) error { return errors.New("down") }),
 			Options{Now: c.Now, Logger: discardLogger()})
 		st, err := o.Stats(ctx)
 		if err != nil || st != (Stats{}) {
@@ -677,7 +685,7 @@ func TestLogsNeverCarryContents(t *testing.T) {
 				return http.StatusAccepted
 			}
 		})
-		o := NewOutbox(db.Ent, sendGridSender(sg), Options{Now: c.Now, Logger: logger, Owner: "a"})
+		o := NewOutbox(storage.New(db), sendGridSender(sg), Options{Now: c.Now, Logger: logger, Owner: "a"})
 		secrets := Message{To: "carol@example.com", Subject: "subject-SECRET-4711", Text: "text-SECRET-31415926", HTML: "<p>html-SECRET-27182818</p>"}
 		if err := o.Enqueue(ctx, secrets); err != nil {
 			t.Fatal(err)
@@ -695,10 +703,16 @@ func TestLogsNeverCarryContents(t *testing.T) {
 		if err := o.Enqueue(ctx, Message{To: "erin@example.com", Subject: "subject-SECRET-3", Text: "text-SECRET-3"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Ent.OutboxMessage.Update().Where(outboxmessage.Recipient("erin@example.com")).
-			SetLeaseOwner("dead").SetLeaseUntil(c.Now()).Save(ctx); err != nil {
-			t.Fatal(err)
+		// A worker claims it and dies; its lease expires.
+		dead := NewOutbox(storage.New(db), nil, Options{Now: c.Now, Logger: discardLogger(), Owner: "dead"})
+		due, err := storage.New(db).DueOutboxMessages(ctx, dead.now(), 10)
+		if err != nil || len(due) != 1 || due[0].Recipient != "erin@example.com" {
+			t.Fatalf("due = %v, %v; want erin's message alone", due, err)
 		}
+		if _, ok, err := dead.claim(ctx, due[0]); !ok || err != nil {
+			t.Fatalf("the dead worker's claim = %v, %v", ok, err)
+		}
+		c.Advance(dead.opts.Lease)
 		mustDeliver(t, o, 1)
 
 		mu.Lock()
@@ -724,68 +738,4 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// TestClaim checks the conditional UPDATE by itself, with the row as a
-// worker read it (the snapshot) and the row as it is when the claim runs:
-// only a row still unclaimed, pending and due may be claimed.
-func TestClaim(t *testing.T) {
-	type row = ent.OutboxMessageUpdateOne
-	tests := []struct {
-		name   string
-		change func(now time.Time, u *row) *row // what happened after the snapshot
-		want   bool
-	}{
-		{"unchanged", func(now time.Time, u *row) *row { return u }, true},
-		{"leased by another", func(now time.Time, u *row) *row {
-			return u.SetLeaseOwner("other").SetLeaseUntil(now.Add(time.Second))
-		}, false},
-		{"lease expired", func(now time.Time, u *row) *row {
-			return u.SetLeaseOwner("other").SetLeaseUntil(now)
-		}, true},
-		{"claimed by another", func(now time.Time, u *row) *row { return u.AddAttempts(1) }, false},
-		{"not due", func(now time.Time, u *row) *row { return u.SetNextAttemptAt(now.Add(time.Microsecond)) }, false},
-		{"sent", func(now time.Time, u *row) *row {
-			return u.SetState(outboxmessage.StateSent).SetSentAt(now)
-		}, false},
-		{"failed", func(now time.Time, u *row) *row {
-			return u.SetState(outboxmessage.StateFailed).SetFailedAt(now)
-		}, false},
-	}
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		ctx := context.Background()
-		c := newClock()
-		o := NewOutbox(db.Ent, senderFunc(func(context.Context, Message) error { return nil }),
-			Options{Now: c.Now, Logger: discardLogger(), Owner: "me"})
-		for i, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				if err := o.Enqueue(ctx, testMessage(i)); err != nil {
-					t.Fatal(err)
-				}
-				snap, err := db.Ent.OutboxMessage.Query().Where(outboxmessage.Recipient(testMessage(i).To)).Only(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := tt.change(o.now(), db.Ent.OutboxMessage.UpdateOneID(snap.ID)).Exec(ctx); err != nil {
-					t.Fatal(err)
-				}
-				attempt, ok, err := o.claim(ctx, snap)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ok != tt.want {
-					t.Fatalf("claim = %v, want %v", ok, tt.want)
-				}
-				after, _ := db.Ent.OutboxMessage.Get(ctx, snap.ID)
-				if ok {
-					if attempt != 1 || after.Attempts != 1 || after.LeaseOwner == nil || *after.LeaseOwner != "me" ||
-						after.LeaseUntil == nil || !after.LeaseUntil.Equal(o.now().Add(time.Minute)) {
-						t.Errorf("claimed row: attempt %d, attempts %d, owner %v, until %v", attempt, after.Attempts, after.LeaseOwner, after.LeaseUntil)
-					}
-				} else if after.LeaseOwner != nil && *after.LeaseOwner == "me" {
-					t.Error("a failed claim changed the row")
-				}
-			})
-		}
-	})
 }

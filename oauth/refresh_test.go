@@ -61,7 +61,7 @@ type refreshEnv struct {
 func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refreshEnv {
 	t.Helper()
 	ctx := context.Background()
-	m, err := keys.NewManager(db.Ent, bytes.Repeat([]byte{42}, 32), keys.Options{RetainRetired: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	m, err := keys.NewManager(storage.New(db), bytes.Repeat([]byte{42}, 32), keys.Options{RetainRetired: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

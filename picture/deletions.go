@@ -2,16 +2,13 @@ package picture
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
 	"time"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/picturedeletion"
+	"idp/storage"
 )
 
 // DeletionOptions tune a DeletionQueue. Zero values take the defaults named
@@ -73,13 +70,24 @@ func (o DeletionOptions) withDefaults() DeletionOptions {
 	return o
 }
 
+// DeletionStorage is the queue's table; *storage.Store implements it.
+type DeletionStorage interface {
+	QueuePictureDeletion(ctx context.Context, key string, next, now time.Time) error
+	PictureDeletionByKey(ctx context.Context, key string) (*storage.PictureDeletion, error)
+	DuePictureDeletions(ctx context.Context, now time.Time, limit int) ([]*storage.PictureDeletion, error)
+	ClaimPictureDeletion(ctx context.Context, id int64, read, until time.Time) (bool, error)
+	ReschedulePictureDeletion(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error
+	DeletePictureDeletion(ctx context.Context, id int64) error
+	CountPictureDeletions(ctx context.Context) (int, error)
+}
+
 // DeletionQueue deletes picture objects that no row names any more, at
 // least once each, like the mail outbox delivers: a key is written to the
 // queue in the transaction that unlinks the picture, so the deletion
 // survives a storage outage and a crash, and leaves the queue only when
 // the store has confirmed it.
 type DeletionQueue struct {
-	db    *ent.Client
+	db    DeletionStorage
 	store Store
 	opts  DeletionOptions
 	log   *slog.Logger
@@ -87,7 +95,7 @@ type DeletionQueue struct {
 
 // NewDeletionQueue returns a queue that deletes from store the keys written
 // to db, once Run is started (or at once with DeleteNow).
-func NewDeletionQueue(db *ent.Client, store Store, opts DeletionOptions) *DeletionQueue {
+func NewDeletionQueue(db DeletionStorage, store Store, opts DeletionOptions) *DeletionQueue {
 	opts = opts.withDefaults()
 	return &DeletionQueue{db: db, store: store, opts: opts,
 		log: opts.Logger.With("component", "picture deletions")}
@@ -104,12 +112,7 @@ func (q *DeletionQueue) Enqueue(ctx context.Context, key string) error {
 		return fmt.Errorf("%w: enqueue deletion of %q", ErrBadKey, key)
 	}
 	now := q.now()
-	err := database.Client(ctx, q.db).PictureDeletion.Create().
-		SetKey(key).SetNextAttemptAt(now.Add(q.opts.Claim)).SetCreatedAt(now).
-		OnConflictColumns(picturedeletion.FieldKey).DoNothing().
-		Exec(ctx)
-	// PostgreSQL answers a conflict with no row to return.
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := q.db.QueuePictureDeletion(ctx, key, now.Add(q.opts.Claim), now); err != nil {
 		return fmt.Errorf("picture: enqueue deletion: %w", err)
 	}
 	return nil
@@ -119,8 +122,8 @@ func (q *DeletionQueue) Enqueue(ctx context.Context, key string) error {
 // queued it returns; a failure leaves it queued for the worker and is
 // returned only to be logged.
 func (q *DeletionQueue) DeleteNow(ctx context.Context, key string) error {
-	row, err := q.db.PictureDeletion.Query().Where(picturedeletion.Key(key)).Only(ctx)
-	if ent.IsNotFound(err) {
+	row, err := q.db.PictureDeletionByKey(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil // done by someone else
 	} else if err != nil {
 		return fmt.Errorf("picture: read deletion: %w", err)
@@ -147,11 +150,7 @@ func (q *DeletionQueue) DeleteOrQueue(ctx context.Context, key string) error {
 // DeleteDue runs one pass over the due deletions and returns how many
 // objects it deleted, and whether the pass was full (more may be due).
 func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, err error) {
-	rows, err := q.db.PictureDeletion.Query().
-		Where(picturedeletion.NextAttemptAtLTE(q.now())).
-		Order(ent.Asc(picturedeletion.FieldNextAttemptAt)).
-		Limit(q.opts.BatchSize).
-		All(ctx)
+	rows, err := q.db.DuePictureDeletions(ctx, q.now(), q.opts.BatchSize)
 	if err != nil {
 		return 0, false, fmt.Errorf("picture: read due deletions: %w", err)
 	}
@@ -175,7 +174,7 @@ func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, 
 // attempt claims row (a conditional update on the attempt time read, so
 // that of two workers one goes ahead), deletes the object and then the row;
 // a failure sets the next attempt after a backoff.
-func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) error {
+func (q *DeletionQueue) attempt(ctx context.Context, row *storage.PictureDeletion) error {
 	now := q.now()
 	// The new time must differ from the old: MySQL counts the rows an
 	// update changed, not those it matched.
@@ -183,14 +182,11 @@ func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) e
 	if !claimed.After(row.NextAttemptAt) {
 		claimed = row.NextAttemptAt.Add(time.Microsecond)
 	}
-	n, err := q.db.PictureDeletion.Update().
-		Where(picturedeletion.ID(row.ID), picturedeletion.NextAttemptAt(row.NextAttemptAt)).
-		SetNextAttemptAt(claimed).
-		Save(ctx)
+	ok, err := q.db.ClaimPictureDeletion(ctx, row.ID, row.NextAttemptAt, claimed)
 	if err != nil {
 		return fmt.Errorf("picture: claim deletion: %w", err)
 	}
-	if n == 0 {
+	if !ok {
 		return nil // another worker has it
 	}
 	if derr := q.store.Delete(ctx, row.Key); derr != nil {
@@ -200,14 +196,12 @@ func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) e
 		if len(msg) > 255 {
 			msg = msg[:255]
 		}
-		if _, err := q.db.PictureDeletion.UpdateOneID(row.ID).
-			SetAttempts(row.Attempts + 1).SetNextAttemptAt(next).SetLastError(msg).
-			Save(context.WithoutCancel(ctx)); err != nil && !ent.IsNotFound(err) {
+		if err := q.db.ReschedulePictureDeletion(context.WithoutCancel(ctx), row.ID, row.Attempts+1, next, msg); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return errors.Join(derr, fmt.Errorf("picture: reschedule deletion: %w", err))
 		}
 		return derr
 	}
-	if err := q.db.PictureDeletion.DeleteOneID(row.ID).Exec(context.WithoutCancel(ctx)); err != nil && !ent.IsNotFound(err) {
+	if err := q.db.DeletePictureDeletion(context.WithoutCancel(ctx), row.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		// The object is gone; the row is retried and deletes nothing.
 		return fmt.Errorf("picture: forget deletion: %w", err)
 	}
@@ -217,7 +211,7 @@ func (q *DeletionQueue) attempt(ctx context.Context, row *ent.PictureDeletion) e
 
 // Pending counts the queued deletions (for metrics and tests).
 func (q *DeletionQueue) Pending(ctx context.Context) (int, error) {
-	return q.db.PictureDeletion.Query().Count(ctx)
+	return q.db.CountPictureDeletions(ctx)
 }
 
 // Run deletes due objects until ctx ends, then returns nil: whatever is

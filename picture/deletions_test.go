@@ -9,6 +9,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // flakyStore is a Store whose Delete fails while down is set, and which
@@ -61,7 +62,8 @@ func TestDeletionQueue(t *testing.T) {
 		ctx := context.Background()
 		clock := &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 		store := &flakyStore{}
-		q := NewDeletionQueue(db.Ent, store, DeletionOptions{Now: clock.Now, MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute})
+		st := storage.New(db)
+		q := NewDeletionQueue(st, store, DeletionOptions{Now: clock.Now, MinBackoff: time.Minute, MaxBackoff: 10 * time.Minute})
 		pending := func(want int) {
 			t.Helper()
 			n, err := q.Pending(ctx)
@@ -73,7 +75,7 @@ func TestDeletionQueue(t *testing.T) {
 		// A rolled-back transaction queues nothing.
 		rolledBack, committed := NewKey("image/jpeg"), NewKey("image/png")
 		errRollback := errors.New("roll back")
-		err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+		err := st.InTx(ctx, func(ctx context.Context) error {
 			if err := q.Enqueue(ctx, rolledBack); err != nil {
 				return err
 			}
@@ -88,7 +90,7 @@ func TestDeletionQueue(t *testing.T) {
 		}
 
 		// Queued in a transaction, twice: one row.
-		if err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
+		if err := st.InTx(ctx, func(ctx context.Context) error {
 			if err := q.Enqueue(ctx, committed); err != nil {
 				return err
 			}
@@ -111,8 +113,8 @@ func TestDeletionQueue(t *testing.T) {
 		if n, _, err := q.DeleteDue(ctx); n != 0 || !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("still down: DeleteDue = %d, %v", n, err)
 		}
-		row, err := db.Ent.PictureDeletion.Query().Only(ctx)
-		if err != nil || row.Attempts != 2 || row.LastError == nil || !row.NextAttemptAt.After(clock.Now()) {
+		row, err := st.PictureDeletionByKey(ctx, committed)
+		if err != nil || row.Attempts != 2 || row.LastError == "" || !row.NextAttemptAt.After(clock.Now()) {
 			t.Fatalf("after two failures: %+v, %v", row, err)
 		}
 

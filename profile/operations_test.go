@@ -80,7 +80,7 @@ func newOpsFixture(t *testing.T) opsFixture {
 	f := opsFixture{accounts: accounts, mailer: &recordingMailer{}, sessions: &recordingSessions{}, dir: dir}
 	f.s, err = New(Config{Issuer: "http://idp.test", Pictures: fuzzLimits, ForgotMinDuration: 150 * time.Millisecond, Logger: log}, Deps{
 		DB: db, Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
-		Mailer: f.mailer, Limiter: ratelimit.New(db, log, time.Now),
+		Mailer: f.mailer, Limiter: ratelimit.New(users, log, time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,11 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"entgo.io/ent/dialect"
-
-	"idp/database"
-	"idp/ent/ratelimitwindow"
 )
 
 // Rule is one limit: at most Limit requests per Window for each key. A zero
@@ -27,13 +22,24 @@ type Rule struct {
 	Window time.Duration
 }
 
+// Storage is where a Limiter keeps the shared counts; *storage.Store
+// implements it.
+type Storage interface {
+	// AddToRateLimitWindow adds by to a window's count, creating the
+	// window to expire at expires, and returns the new count, in one
+	// statement.
+	AddToRateLimitWindow(ctx context.Context, id string, by int64, expires time.Time) (int64, error)
+	// DeleteRateLimitWindowsBefore deletes the windows expired before now.
+	DeleteRateLimitWindowsBefore(ctx context.Context, now time.Time) (int, error)
+}
+
 // Limiter counts requests in the database. To keep a write off most
 // requests, each process takes tokens from the shared count in batches of a
 // tenth of the limit and hands them out locally; tokens a process holds when
 // its window ends are lost, so the limit is enforced as at most Limit and at
 // least Limit minus a batch per process.
 type Limiter struct {
-	db  *database.DB
+	db  Storage
 	log *slog.Logger
 	now func() time.Time
 
@@ -53,7 +59,7 @@ type lease struct {
 const maxLeases = 100_000
 
 // New returns a Limiter on db. now may be nil (time.Now).
-func New(db *database.DB, log *slog.Logger, now func() time.Time) *Limiter {
+func New(db Storage, log *slog.Logger, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
@@ -107,7 +113,7 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.
 	if len(id) > 300 {
 		id = id[:300]
 	}
-	n, err := l.increment(ctx, id, batch, end.Add(rule.Window))
+	n, err := l.db.AddToRateLimitWindow(ctx, id, batch, end.Add(rule.Window))
 	if err != nil {
 		return true, 0, fmt.Errorf("ratelimit: %w", err)
 	}
@@ -123,27 +129,6 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.
 	return true, 0, nil
 }
 
-// increment adds by to the window's count and returns the new count.
-// MySQL has no RETURNING: LAST_INSERT_ID(expr) hands the value back in the
-// statement's result instead.
-func (l *Limiter) increment(ctx context.Context, id string, by int64, expires time.Time) (int64, error) {
-	expires = expires.Truncate(time.Microsecond)
-	if l.db.Dialect == dialect.MySQL {
-		res, err := l.db.SQL.ExecContext(ctx,
-			"INSERT INTO rate_limit_windows (id, count, expires_at) VALUES (?, LAST_INSERT_ID(?), ?) "+
-				"ON DUPLICATE KEY UPDATE count = LAST_INSERT_ID(count + ?)", id, by, expires, by)
-		if err != nil {
-			return 0, err
-		}
-		return res.LastInsertId()
-	}
-	var n int64
-	err := l.db.SQL.QueryRowContext(ctx, database.Rebind(l.db.Dialect,
-		"INSERT INTO rate_limit_windows AS w (id, count, expires_at) VALUES (?, ?, ?) "+
-			"ON CONFLICT(id) DO UPDATE SET count = w.count + excluded.count RETURNING count"), id, by, expires).Scan(&n)
-	return n, err
-}
-
 // DeleteExpired removes windows that ended, and this process's leases of
 // them; run it now and then.
 func (l *Limiter) DeleteExpired(ctx context.Context) (int, error) {
@@ -156,14 +141,11 @@ func (l *Limiter) DeleteExpired(ctx context.Context) (int, error) {
 		ls.mu.Unlock()
 	}
 	l.mu.Unlock()
-	ended := ratelimitwindow.ExpiresAtLT(l.now())
-	return database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := l.db.Ent.RateLimitWindow.Query().Where(ended).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return l.db.Ent.RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...), ended).Exec(ctx)
-	})
+	n, err := l.db.DeleteRateLimitWindowsBefore(ctx, l.now())
+	if err != nil {
+		return n, fmt.Errorf("ratelimit: %w", err)
+	}
+	return n, nil
 }
 
 // Middleware limits the requests of each client address under rule. A

@@ -105,11 +105,11 @@ func newKeyManager(cfg config, db *database.DB, log *slog.Logger) (*keys.Manager
 	if err != nil {
 		return nil, err
 	}
-	return newKeyManagerWith(cfg, db, kek, log)
+	return newKeyManagerWith(cfg, storage.New(db), kek, log)
 }
 
-func newKeyManagerWith(cfg config, db *database.DB, kek []byte, log *slog.Logger) (*keys.Manager, error) {
-	return keys.NewManager(db.Ent, kek, keys.Options{
+func newKeyManagerWith(cfg config, store *storage.Store, kek []byte, log *slog.Logger) (*keys.Manager, error) {
+	return keys.NewManager(store, kek, keys.Options{
 		Size:            cfg.KeySize,
 		RotationPeriod:  cfg.KeyRotationPeriod,
 		PublishLead:     cfg.KeyPublishLead,
@@ -210,7 +210,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	if a.keys, err = newKeyManagerWith(cfg, a.db, kek, log); err != nil {
+	if a.keys, err = newKeyManagerWith(cfg, a.store, kek, log); err != nil {
 		return nil, err
 	}
 	if err := a.keys.Load(ctx); err != nil {
@@ -239,7 +239,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		CodeKey: codeKey, Logger: log, Now: cfg.clock,
 		OnLoginFailed: a.metrics.LoginFailed, OnLockout: a.metrics.LockedOut,
 	})
-	a.limiter = ratelimit.New(a.db, log, cfg.clock)
+	a.limiter = ratelimit.New(a.store, log, cfg.clock)
 	a.clientIP = cfg.clientIP
 	guard := &ratelimit.Guard{Limiter: a.limiter, PerMinute: int64(cfg.RateLimitPerIP), ClientIP: a.clientIP.Of}
 	if a.mailer, err = newMailSender(cfg); err != nil {
@@ -247,7 +247,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	}
 	outboxOpts := cfg.outbox
 	outboxOpts.Logger = log
-	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
+	a.outbox = mail.NewOutbox(a.store, a.mailer, outboxOpts)
 	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
 	// Every deployment has the account page, and so its client, but for
 	// an issuer on plain http away from loopback: no client may have a
@@ -277,7 +277,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if a.pictures, err = picture.Open(ctx, cfg.PicturesURL, cfg.Issuer, append(popts, picture.WithLogger(log))...); err != nil {
 		return nil, fmt.Errorf("IDP_PICTURES_URL: %w", err)
 	}
-	a.pictureDeletions = picture.NewDeletionQueue(a.db.Ent, a.pictures, deletionOptions(cfg, log))
+	a.pictureDeletions = picture.NewDeletionQueue(a.store, a.pictures, deletionOptions(cfg, log))
 	a.oauth, err = oauth.New(oauth.Config{
 		Issuer:              cfg.Issuer,
 		AccessTokenTTL:      cfg.AccessTokenTTL,

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"idp/ent"
+	"idp/database"
 	"idp/keys"
+	"idp/storage"
 )
 
 // prodVars is a minimal production environment.
@@ -76,7 +77,7 @@ func TestPublishLeadRuleIsKeys(t *testing.T) {
 		period, _ := time.ParseDuration(tc.period)
 		lead, _ := time.ParseDuration(tc.lead)
 		refresh, _ := time.ParseDuration(tc.refresh)
-		_, kerr := keys.NewManager(ent.NewClient(), make([]byte, 32), keys.Options{
+		_, kerr := keys.NewManager(storage.New(&database.DB{}), make([]byte, 32), keys.Options{
 			RotationPeriod: period, PublishLead: lead, RefreshInterval: refresh, RetainRetired: time.Hour})
 		if (cerr == nil) != (kerr == nil) {
 			t.Errorf("period %s, lead %s, refresh %s: configuration %v, keys %v: want the same verdict", tc.period, tc.lead, tc.refresh, cerr, kerr)

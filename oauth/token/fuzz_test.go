@@ -19,6 +19,7 @@ import (
 
 	"idp/database/databasetest"
 	"idp/keys"
+	"idp/storage"
 )
 
 const fuzzIssuer = "http://idp.test"
@@ -61,7 +62,7 @@ func decodeCompact(token string) (signedParts, bool) {
 // across runs whose keys differ.
 func FuzzBearerToken(f *testing.F) {
 	db := databasetest.Open(f, databasetest.SQLiteURL(f))
-	m, err := keys.NewManager(db.Ent, bytes.Repeat([]byte{42}, 32), keys.Options{RetainRetired: time.Hour})
+	m, err := keys.NewManager(storage.New(db), bytes.Repeat([]byte{42}, 32), keys.Options{RetainRetired: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}
