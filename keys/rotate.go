@@ -151,13 +151,13 @@ func (m *Manager) reportKey(ctx context.Context, kid string, promoted bool) (Key
 
 // Run calls Step every RefreshInterval until ctx ends, starting at once.
 // Errors are logged, not fatal: the keys already in memory keep signing and
-// the next step retries. It returns nil when ctx ends.
-func (m *Manager) Run(ctx context.Context) error {
+// the next step retries. It returns when ctx ends.
+func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.opts.RefreshInterval)
 	defer t.Stop()
 	for {
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		stepCtx, cancel := context.WithTimeout(ctx, max(m.opts.RefreshInterval, 30*time.Second))
 		if _, err := m.Step(stepCtx); err != nil && ctx.Err() == nil {
@@ -166,7 +166,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		cancel()
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

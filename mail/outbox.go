@@ -194,12 +194,12 @@ func (o *Outbox) notify() {
 	}
 }
 
-// Run delivers messages until ctx ends, then returns nil. It delivers
+// Run delivers messages until ctx ends. It delivers
 // whatever is due, then waits for Enqueue to wake it or PollInterval to pass;
 // once an hour it deletes sent messages older than Retention. Errors are
 // logged and retried on the next pass. Any number of processes may run Run on
 // one database.
-func (o *Outbox) Run(ctx context.Context) error {
+func (o *Outbox) Run(ctx context.Context) {
 	o.log.InfoContext(ctx, "mail outbox worker started")
 	defer o.log.InfoContext(ctx, "mail outbox worker stopped")
 	// Since Go 1.23 Reset and Stop leave no stale tick in the channel, so
@@ -223,7 +223,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			o.log.WarnContext(ctx, "mail outbox: delivery pass failed", "error", err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if full && err == nil {
 			continue // more may be due right now
@@ -232,7 +232,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		timer.Reset(o.opts.PollInterval)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-o.wake:
 		case <-timer.C:
 		}

@@ -214,11 +214,11 @@ func (q *DeletionQueue) Pending(ctx context.Context) (int, error) {
 	return q.db.CountPictureDeletions(ctx)
 }
 
-// Run deletes due objects until ctx ends, then returns nil: whatever is
+// Run deletes due objects until ctx ends: whatever is
 // due, then it waits PollInterval.
 // Failures are logged and retried after their backoff. Any number of
 // processes may run it on one database.
-func (q *DeletionQueue) Run(ctx context.Context) error {
+func (q *DeletionQueue) Run(ctx context.Context) {
 	timer := time.NewTimer(q.opts.PollInterval)
 	defer timer.Stop()
 	for {
@@ -227,7 +227,7 @@ func (q *DeletionQueue) Run(ctx context.Context) error {
 			q.log.WarnContext(ctx, "picture deletion pass", "err", err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if full && err == nil {
 			continue
@@ -235,7 +235,7 @@ func (q *DeletionQueue) Run(ctx context.Context) error {
 		timer.Reset(q.opts.PollInterval)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-timer.C:
 		}
 	}
