@@ -24,6 +24,7 @@ import (
 	"idp/fake"
 	"idp/keys"
 	"idp/oauth/token"
+	"idp/storage"
 )
 
 // testUsers is the Users of the refresh tests: the users table, and one
@@ -72,7 +73,8 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clients := NewClients(db.Ent, time.Minute)
+	store := storage.New(db)
+	clients := NewClients(store, time.Minute)
 	for _, id := range []string{"mobile", "other"} {
 		if _, err := clients.Create(ctx, NewClient{ID: id, Public: true, GrantTypes: []string{"password", "refresh_token"},
 			Scopes: []string{"openid", "profile", "email", "offline_access"}}); err != nil {

@@ -248,7 +248,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	outboxOpts := cfg.outbox
 	outboxOpts.Logger = log
 	a.outbox = mail.NewOutbox(a.db.Ent, a.mailer, outboxOpts)
-	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
+	a.clients = oauth.NewClients(a.store, clientCacheTTL)
 	// Every deployment has the account page, and so its client, but for
 	// an issuer on plain http away from loopback: no client may have a
 	// redirect URI there, so the page is off and the log says why.
