@@ -93,7 +93,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		RefreshReuseLeeway:  leeway,
 		Now:                 clock.Now,
 		Logger:              slog.New(slog.DiscardHandler),
-	}, db.Ent, m, testUsers{db.Ent}, clients)
+	}, store, m, testUsers{db.Ent}, clients)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -291,7 +291,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Guard:               guard,
 		ObserveGrant:        a.metrics.Grant,
 		UILocales:           pages.Languages(),
-	}, a.db.Ent, a.keys, a.accounts, a.clients)
+	}, a.store, a.keys, a.accounts, a.clients)
 	if err != nil {
 		return nil, err
 	}
