@@ -17,9 +17,8 @@ import (
 
 	"github.com/ory/fosite"
 
-	"idp/ent"
-	"idp/ent/oauthclient"
 	"idp/oauth/fositestore"
+	"idp/storage"
 )
 
 // Scopes this service knows.
@@ -178,11 +177,24 @@ func isLoopbackHost(host string) bool {
 	return host == "127.0.0.1" || host == "::1" || strings.EqualFold(host, "localhost")
 }
 
+// ClientStorage is what the client registry needs of package storage;
+// *storage.Store implements it.
+type ClientStorage interface {
+	CreateClient(ctx context.Context, c storage.Client) error
+	ClientByID(ctx context.Context, id string) (*storage.Client, error)
+	Clients(ctx context.Context) ([]storage.Client, error)
+	UpdateClient(ctx context.Context, c storage.Client) error
+	SetClientSecret(ctx context.Context, id string, secretHash []byte) (bool, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+var _ ClientStorage = (*storage.Store)(nil)
+
 // Clients is the client registry, with a short-lived cache in front of the
 // database: clients are read on every token request and change rarely, and
 // a change (or a deletion) reaches every process within cacheTTL.
 type Clients struct {
-	db  *ent.Client
+	db  ClientStorage
 	ttl time.Duration
 	now func() time.Time
 
@@ -200,7 +212,7 @@ type cachedClient struct {
 const maxCachedClients = 10_000
 
 // NewClients returns the registry. ttl is how long a lookup is reused.
-func NewClients(db *ent.Client, ttl time.Duration) *Clients {
+func NewClients(db ClientStorage, ttl time.Duration) *Clients {
 	return &Clients{db: db, ttl: ttl, now: time.Now, cache: make(map[string]cachedClient)}
 }
 
@@ -257,23 +269,15 @@ func (c *Clients) Get(ctx context.Context, id string) (fosite.Client, error) {
 }
 
 func (c *Clients) load(ctx context.Context, id string) (*Client, error) {
-	row, err := c.db.OAuthClient.Get(ctx, id)
+	row, err := c.db.ClientByID(ctx, id)
 	if err != nil {
 		return nil, fositestore.MapError(err)
-	}
-	// Some MySQL collations compare case-insensitively; client ids do not.
-	if row.ID != id {
-		return nil, fosite.ErrNotFound
-	}
-	var secretHash []byte
-	if row.SecretHash != nil {
-		secretHash = *row.SecretHash
 	}
 	return &Client{
 		DefaultClient: fosite.DefaultClient{
 			ID:            row.ID,
-			Secret:        secretHash,
-			RedirectURIs:  row.RedirectUris,
+			Secret:        row.SecretHash,
+			RedirectURIs:  row.RedirectURIs,
 			GrantTypes:    row.GrantTypes,
 			ResponseTypes: []string{"code"},
 			Scopes:        row.Scopes,
@@ -281,7 +285,7 @@ func (c *Clients) load(ctx context.Context, id string) (*Client, error) {
 			Public:        row.Public,
 		},
 		FirstParty:             row.FirstParty,
-		PostLogoutRedirectURIs: row.PostLogoutRedirectUris,
+		PostLogoutRedirectURIs: row.PostLogoutRedirectURIs,
 	}, nil
 }
 
@@ -292,21 +296,22 @@ func (c *Clients) Create(ctx context.Context, nc NewClient) (secret string, err 
 	if err := nc.Validate(); err != nil {
 		return "", err
 	}
-	create := c.db.OAuthClient.Create().
-		SetID(nc.ID).
-		SetPublic(nc.Public).
-		SetGrantTypes(nc.GrantTypes).
-		SetScopes(nonNil(nc.Scopes)).
-		SetAudience(nonNil(nc.Audience)).
-		SetRedirectUris(nonNil(nc.RedirectURIs)).
-		SetFirstParty(nc.FirstParty).
-		SetPostLogoutRedirectUris(nonNil(nc.PostLogoutRedirectURIs))
+	row := storage.Client{
+		ID:                     nc.ID,
+		Public:                 nc.Public,
+		GrantTypes:             nc.GrantTypes,
+		Scopes:                 nonNil(nc.Scopes),
+		Audience:               nonNil(nc.Audience),
+		RedirectURIs:           nonNil(nc.RedirectURIs),
+		FirstParty:             nc.FirstParty,
+		PostLogoutRedirectURIs: nonNil(nc.PostLogoutRedirectURIs),
+	}
 	if !nc.Public {
 		secret = newSecret()
-		create.SetSecretHash(hashSecret(secret))
+		row.SecretHash = hashSecret(secret)
 	}
-	if err := create.Exec(ctx); err != nil {
-		if ent.IsConstraintError(err) {
+	if err := c.db.CreateClient(ctx, row); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
 			return "", fmt.Errorf("%w: %q", ErrClientExists, nc.ID)
 		}
 		return "", err
@@ -339,7 +344,7 @@ type ClientInfo struct {
 
 // List describes every client, by id.
 func (c *Clients) List(ctx context.Context) ([]ClientInfo, error) {
-	rows, err := c.db.OAuthClient.Query().Order(ent.Asc(oauthclient.FieldID)).All(ctx)
+	rows, err := c.db.Clients(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -347,18 +352,19 @@ func (c *Clients) List(ctx context.Context) ([]ClientInfo, error) {
 	for _, r := range rows {
 		out = append(out, ClientInfo{
 			ID: r.ID, Public: r.Public, GrantTypes: r.GrantTypes, Scopes: nonNil(r.Scopes),
-			Audience: nonNil(r.Audience), RedirectURIs: nonNil(r.RedirectUris), FirstParty: r.FirstParty,
-			PostLogoutRedirectURIs: nonNil(r.PostLogoutRedirectUris), CreatedAt: r.CreatedAt.UTC(),
+			Audience: nonNil(r.Audience), RedirectURIs: nonNil(r.RedirectURIs), FirstParty: r.FirstParty,
+			PostLogoutRedirectURIs: nonNil(r.PostLogoutRedirectURIs), CreatedAt: r.CreatedAt.UTC(),
 		})
 	}
 	return out, nil
 }
 
 // exactly reads the client row with exactly this id: some MySQL collations
-// compare case-insensitively, and "Reports" must not change "reports".
-func (c *Clients) exactly(ctx context.Context, id string) (*ent.OAuthClient, error) {
-	row, err := c.db.OAuthClient.Get(ctx, id)
-	if ent.IsNotFound(err) || err == nil && row.ID != id {
+// compare case-insensitively, and "Reports" must not change "reports"
+// (storage.Store.ClientByID).
+func (c *Clients) exactly(ctx context.Context, id string) (*storage.Client, error) {
+	row, err := c.db.ClientByID(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchClient, id)
 	}
 	return row, err
@@ -373,8 +379,8 @@ func (c *Clients) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.db.OAuthClient.DeleteOne(row).Exec(ctx); err != nil {
-		if ent.IsNotFound(err) {
+	if err := c.db.DeleteClient(ctx, row.ID); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("%w: %q", ErrNoSuchClient, id)
 		}
 		return err
@@ -395,14 +401,11 @@ func (c *Clients) RotateSecret(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("%w: %q is public", ErrPublicClient, id)
 	}
 	secret := newSecret()
-	n, err := c.db.OAuthClient.Update().
-		Where(oauthclient.ID(row.ID), oauthclient.Public(false)).
-		SetSecretHash(hashSecret(secret)).
-		Save(ctx)
+	ok, err := c.db.SetClientSecret(ctx, row.ID, hashSecret(secret))
 	if err != nil {
 		return "", err
 	}
-	if n != 1 {
+	if !ok {
 		return "", fmt.Errorf("%w: %q", ErrNoSuchClient, id)
 	}
 	c.forget(id)
@@ -442,25 +445,20 @@ func (c *Clients) Ensure(ctx context.Context, nc NewClient) error {
 		GrantTypes:             union(row.GrantTypes, nc.GrantTypes),
 		Scopes:                 union(row.Scopes, nc.Scopes),
 		Audience:               row.Audience,
-		RedirectURIs:           union(row.RedirectUris, nc.RedirectURIs),
+		RedirectURIs:           union(row.RedirectURIs, nc.RedirectURIs),
 		FirstParty:             row.FirstParty || nc.FirstParty,
-		PostLogoutRedirectURIs: union(row.PostLogoutRedirectUris, nc.PostLogoutRedirectURIs),
+		PostLogoutRedirectURIs: union(row.PostLogoutRedirectURIs, nc.PostLogoutRedirectURIs),
 	}
 	if slices.Equal(want.GrantTypes, row.GrantTypes) && slices.Equal(want.Scopes, row.Scopes) &&
-		slices.Equal(want.RedirectURIs, row.RedirectUris) && want.FirstParty == row.FirstParty &&
-		slices.Equal(want.PostLogoutRedirectURIs, row.PostLogoutRedirectUris) {
+		slices.Equal(want.RedirectURIs, row.RedirectURIs) && want.FirstParty == row.FirstParty &&
+		slices.Equal(want.PostLogoutRedirectURIs, row.PostLogoutRedirectURIs) {
 		return nil
 	}
 	if err := want.Validate(); err != nil {
 		return fmt.Errorf("oauth: update client %q: %w", nc.ID, err)
 	}
-	err = c.db.OAuthClient.UpdateOne(row).
-		SetGrantTypes(want.GrantTypes).
-		SetScopes(want.Scopes).
-		SetRedirectUris(want.RedirectURIs).
-		SetFirstParty(want.FirstParty).
-		SetPostLogoutRedirectUris(want.PostLogoutRedirectURIs).
-		Exec(ctx)
+	err = c.db.UpdateClient(ctx, storage.Client{ID: row.ID, GrantTypes: want.GrantTypes, Scopes: want.Scopes,
+		RedirectURIs: want.RedirectURIs, FirstParty: want.FirstParty, PostLogoutRedirectURIs: want.PostLogoutRedirectURIs})
 	if err != nil {
 		return fmt.Errorf("oauth: update client %q: %w", nc.ID, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // TestClientURIRules: redirect and post-logout redirect URIs follow RFC
@@ -137,7 +138,7 @@ type browserClient interface {
 func TestClientRegistration(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		clients := NewClients(db.Ent, time.Minute)
+		clients := NewClients(storage.New(db), time.Minute)
 		if _, err := clients.Create(ctx, NewClient{ID: "app", Public: true, FirstParty: true, GrantTypes: []string{GrantPassword},
 			Scopes: []string{ScopeOpenID}, RedirectURIs: []string{"com.example.app:/cb", "http://127.0.0.1/cb"},
 			PostLogoutRedirectURIs: []string{"com.example.app:/bye"}}); err != nil {
@@ -202,7 +203,7 @@ func TestClientRegistration(t *testing.T) {
 func TestEnsure(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		clients := NewClients(db.Ent, time.Hour)
+		clients := NewClients(storage.New(db), time.Hour)
 		want := NewClient{ID: "mobile", Public: true, FirstParty: true, GrantTypes: []string{GrantPassword, GrantRefreshToken},
 			Scopes: []string{ScopeOpenID, ScopeOfflineAccess}, RedirectURIs: []string{"http://127.0.0.1/callback", "com.example.idp:/callback"}}
 

@@ -68,7 +68,8 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clients := NewClients(db.Ent, time.Minute)
+	store := storage.New(db)
+	clients := NewClients(store, time.Minute)
 	for _, id := range []string{"mobile", "other"} {
 		if _, err := clients.Create(ctx, NewClient{ID: id, Public: true, GrantTypes: []string{"password", "refresh_token"},
 			Scopes: []string{"openid", "profile", "email", "offline_access"}}); err != nil {
@@ -87,7 +88,7 @@ func newRefreshEnv(t *testing.T, db *database.DB, leeway time.Duration) *refresh
 		RefreshReuseLeeway:  leeway,
 		Now:                 clock.Now,
 		Logger:              slog.New(slog.DiscardHandler),
-	}, db.Ent, m, testUsers{storage.New(db)}, clients)
+	}, store, m, testUsers{store}, clients)
 	if err != nil {
 		t.Fatal(err)
 	}

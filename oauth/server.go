@@ -23,7 +23,6 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 
-	"idp/ent"
 	"idp/oauth/fositestore"
 	"idp/oauth/token"
 	"idp/ratelimit"
@@ -113,7 +112,7 @@ type Server struct {
 }
 
 // New composes the token service.
-func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *Clients) (*Server, error) {
+func New(cfg Config, store fositestore.Storage, signer token.Signer, users Users, clients *Clients) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -124,7 +123,7 @@ func New(cfg Config, db *ent.Client, signer token.Signer, users Users, clients *
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.store = fositestore.New(db, clients, users, s.now)
+	s.store = fositestore.New(store, clients, users, s.now)
 
 	fc := &fosite.Config{
 		AccessTokenLifespan:  cfg.AccessTokenTTL,

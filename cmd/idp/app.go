@@ -248,7 +248,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	outboxOpts := cfg.outbox
 	outboxOpts.Logger = log
 	a.outbox = mail.NewOutbox(a.store, a.mailer, outboxOpts)
-	a.clients = oauth.NewClients(a.db.Ent, clientCacheTTL)
+	a.clients = oauth.NewClients(a.store, clientCacheTTL)
 	// Every deployment has the account page, and so its client, but for
 	// an issuer on plain http away from loopback: no client may have a
 	// redirect URI there, so the page is off and the log says why.
@@ -291,7 +291,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Guard:               guard,
 		ObserveGrant:        a.metrics.Grant,
 		UILocales:           pages.Languages(),
-	}, a.db.Ent, a.keys, a.accounts, a.clients)
+	}, a.store, a.keys, a.accounts, a.clients)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"idp/database/databasetest"
 	"idp/oauth"
+	"idp/storage"
 )
 
 // env is a fixed environment for run.
@@ -273,7 +274,7 @@ func TestMobileClientUpgrade(t *testing.T) {
 	}
 	ctx := context.Background()
 	db := databasetest.Open(t, "sqlite://"+filepath.Join(dir, "idp.db"))
-	if _, err := oauth.NewClients(db.Ent, 0).Create(ctx, oauth.NewClient{ID: "mobile", Public: true,
+	if _, err := oauth.NewClients(storage.New(db), 0).Create(ctx, oauth.NewClient{ID: "mobile", Public: true,
 		GrantTypes: []string{oauth.GrantPassword, oauth.GrantRefreshToken},
 		Scopes:     []string{oauth.ScopeOpenID, oauth.ScopeProfile, oauth.ScopeEmail, oauth.ScopeOfflineAccess},
 		// What an operator added by hand stays.

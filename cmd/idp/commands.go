@@ -19,6 +19,7 @@ import (
 
 	"idp/keys"
 	"idp/oauth"
+	"idp/storage"
 )
 
 // cmdEnv is what a command reads and writes besides its arguments.
@@ -182,7 +183,7 @@ func withClients(ctx context.Context, c command, args []string, e cmdEnv, run fu
 		return err
 	}
 	defer db.Close()
-	return run(oauth.NewClients(db.Ent, 0))
+	return run(oauth.NewClients(storage.New(db), 0))
 }
 
 // clientCacheNote says when running servers see a client change: each

@@ -9,10 +9,6 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/pkce"
-
-	"idp/database"
-	"idp/ent/authorizecode"
-	"idp/ent/pkcerequest"
 )
 
 var (
@@ -44,18 +40,7 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	if err != nil {
 		return err
 	}
-	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
-		return MapError(s.client(ctx).AuthorizeCode.Create().
-			SetID(RowID(signature)).
-			SetRequestID(r.GetID()).
-			SetClientID(r.GetClient().GetID()).
-			SetSubject(r.GetSession().GetSubject()).
-			SetRequestedAt(r.GetRequestedAt()).
-			SetExpiresAt(codeExpiry(r)).
-			SetRequest(data).
-			SetActive(true).
-			Exec(ctx))
-	})
+	return MapError(s.db.CreateAuthorizeCode(ctx, record(RowID(signature), r, codeExpiry(r), data)))
 }
 
 // GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A used
@@ -63,15 +48,15 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 // fosite.ErrInvalidatedAuthorizeCode: fosite needs the request to revoke
 // the tokens the first redemption issued. Expiry is fosite's to check.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	row, err := s.client(ctx).AuthorizeCode.Get(ctx, RowID(signature))
+	code, err := s.db.AuthorizeCodeByID(ctx, RowID(signature))
 	if err != nil {
 		return nil, MapError(err)
 	}
-	r, err := s.decodeRequest(ctx, row.Request, session)
+	r, err := s.decodeRequest(ctx, code.Request, session)
 	if err != nil {
 		return nil, err
 	}
-	if !row.Active {
+	if !code.Active {
 		return r, fmt.Errorf("oauth: authorization code used: %w", fosite.ErrInvalidatedAuthorizeCode)
 	}
 	return r, nil
@@ -83,14 +68,11 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 // row, and the other gets ErrCodeUsed, so a code buys one set of tokens
 // (ory/fosite#778).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	n, err := s.client(ctx).AuthorizeCode.Update().
-		Where(authorizecode.ID(RowID(signature)), authorizecode.Active(true)).
-		SetActive(false).
-		Save(ctx)
+	ok, err := s.db.InvalidateAuthorizeCode(ctx, RowID(signature))
 	if err != nil {
 		return MapError(err)
 	}
-	if n == 0 {
+	if !ok {
 		return ErrCodeUsed
 	}
 	return nil
@@ -103,54 +85,21 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 	if err != nil {
 		return err
 	}
-	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
-		return MapError(s.client(ctx).PKCERequest.Create().
-			SetID(RowID(signature)).
-			SetRequestID(r.GetID()).
-			SetClientID(r.GetClient().GetID()).
-			SetSubject(r.GetSession().GetSubject()).
-			SetRequestedAt(r.GetRequestedAt()).
-			SetExpiresAt(codeExpiry(r)).
-			SetRequest(data).
-			Exec(ctx))
-	})
+	return MapError(s.db.CreatePKCERequest(ctx, record(RowID(signature), r, codeExpiry(r), data)))
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage; an unknown
 // signature gives an error wrapping fosite.ErrNotFound.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	row, err := s.client(ctx).PKCERequest.Get(ctx, RowID(signature))
+	data, err := s.db.PKCERequest(ctx, RowID(signature))
 	if err != nil {
 		return nil, MapError(err)
 	}
-	return s.decodeRequest(ctx, row.Request, session)
+	return s.decodeRequest(ctx, data, session)
 }
 
 // DeletePKCERequestSession implements pkce.PKCERequestStorage. Deleting
 // a row that is gone is not an error: the challenge is spent either way.
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	_, err := s.client(ctx).PKCERequest.Delete().Where(pkcerequest.ID(RowID(signature))).Exec(ctx)
-	return MapError(err)
-}
-
-// deleteExpiredCodes removes the code and PKCE rows that expired before t.
-func (s *Store) deleteExpiredCodes(ctx context.Context, t time.Time) (int, error) {
-	c, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.AuthorizeCode.Query().Where(authorizecode.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.AuthorizeCode.Delete().Where(authorizecode.IDIn(ids...), authorizecode.ExpiresAtLT(t)).Exec(ctx)
-	})
-	if err != nil {
-		return c, MapError(err)
-	}
-	p, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.PKCERequest.Query().Where(pkcerequest.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.PKCERequest.Delete().Where(pkcerequest.IDIn(ids...), pkcerequest.ExpiresAtLT(t)).Exec(ctx)
-	})
-	return c + p, MapError(err)
+	return MapError(s.db.DeletePKCERequest(ctx, RowID(signature)))
 }

@@ -1,15 +1,17 @@
-// Package fositestore is fosite's storage for idp, over ent: the token rows
-// (access and refresh), the fixed queries the bearer check and the refresh
-// grant run on every request, and the translation of database errors into
-// fosite's. It holds no protocol decisions: the refresh handler in package
-// oauth decides, and calls Rotate, RecordReissue or RevokeGrant to write.
+// Package fositestore is fosite's storage for idp, over package storage:
+// fosite's requests to and from the token rows (access tokens, refresh
+// chains, authorization codes, PKCE), the keys the rows are stored by, and
+// the translation of storage errors into fosite's. It holds no protocol
+// decisions: the refresh handler in package oauth decides, and calls
+// Rotate, RecordReissue or RevokeGrant to write. The queries, among them
+// the fixed ones the bearer check and the refresh grant run on every
+// request, are storage's.
 package fositestore
 
 import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,19 +21,13 @@ import (
 	"strings"
 	"time"
 
-	entdialect "entgo.io/ent/dialect"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/storage"
+	fositestorage "github.com/ory/fosite/storage"
 
-	"idp/database"
-	"idp/ent"
-	"idp/ent/accesstoken"
-	"idp/ent/refreshchain"
-	"idp/ent/user"
 	"idp/oauth/token"
 	"idp/ratelimit"
-	idpstorage "idp/storage"
+	"idp/storage"
 )
 
 // Clients is the client registry the Store reads clients from (fosite's
@@ -44,10 +40,53 @@ type Clients interface {
 type Users interface {
 	// Authenticate checks a login (username or email) and password of a
 	// client at the address from.
-	Authenticate(ctx context.Context, login, password, from string) (*idpstorage.User, error)
+	Authenticate(ctx context.Context, login, password, from string) (*storage.User, error)
 }
 
-// Store is fosite's storage, backed by ent on MySQL or SQLite.
+// Storage is what the Store needs of package storage: the token rows'
+// queries, each on the transaction ctx carries if any. *storage.Store
+// implements it.
+type Storage interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+	BeginTokenTx(ctx context.Context) (context.Context, error)
+	CommitTokenTx(ctx context.Context) error
+	RollbackTokenTx(ctx context.Context) error
+
+	CreateAccessToken(ctx context.Context, rec storage.TokenRecord) error
+	AccessTokenRequest(ctx context.Context, id string) ([]byte, error)
+	ChainAccessTokenRequest(ctx context.Context, chain, id string) ([]byte, error)
+	DeleteAccessToken(ctx context.Context, id string) error
+	ForgetChainAccessToken(ctx context.Context, chain, id string) error
+	AccessTokenActive(ctx context.Context, id, subject, chain string) (bool, error)
+	ActiveUser(ctx context.Context, id, subject, chain string, userID int64) (*storage.User, error)
+	GrantOfAccessToken(ctx context.Context, id, subject, chain string) (string, error)
+	RevokeAccessTokens(ctx context.Context, requestID string) error
+	RevokeSubjectTokens(ctx context.Context, subject string) error
+	GrantRequestsOf(ctx context.Context, subject, clientID string) ([]storage.GrantRequest, error)
+
+	CreateRefreshChain(ctx context.Context, rec storage.TokenRecord, hash string, rotatedAt time.Time) error
+	RefreshChainWithUser(ctx context.Context, chain string) (*storage.RefreshChain, error)
+	RotateRefreshChain(ctx context.Context, r storage.ChainRotation) (bool, error)
+	ReissueAccessToken(ctx context.Context, rec storage.TokenRecord, chain, hash string, generation int64) (bool, error)
+	DeleteRefreshChain(ctx context.Context, chain, hash string) error
+	EndRefreshChain(ctx context.Context, chain, requestID, hash string) (bool, error)
+	RevokeRefreshChains(ctx context.Context, requestID string) error
+	HasActiveChain(ctx context.Context, subject, requestID string) (bool, error)
+	LiveChains(ctx context.Context, subject string, now time.Time) ([]storage.LiveChain, error)
+
+	CreateAuthorizeCode(ctx context.Context, rec storage.TokenRecord) error
+	AuthorizeCodeByID(ctx context.Context, id string) (*storage.AuthorizeCode, error)
+	InvalidateAuthorizeCode(ctx context.Context, id string) (bool, error)
+	CreatePKCERequest(ctx context.Context, rec storage.TokenRecord) error
+	PKCERequest(ctx context.Context, id string) ([]byte, error)
+	DeletePKCERequest(ctx context.Context, id string) error
+
+	DeleteExpiredTokens(ctx context.Context, t time.Time) (int, error)
+}
+
+var _ Storage = (*storage.Store)(nil)
+
+// Store is fosite's storage.
 //
 // Token rows are keyed by the SHA-256 of the token's signature, so a copy of
 // the database holds nothing that can be presented as a token. Rows carry the
@@ -56,7 +95,7 @@ type Users interface {
 // (inactive) stay until they expire: that is how a replayed refresh token is
 // recognised and its whole grant revoked.
 type Store struct {
-	db      *ent.Client
+	db      Storage
 	clients Clients
 	users   Users
 	now     func() time.Time
@@ -66,62 +105,30 @@ var (
 	_ fosite.Storage                                      = (*Store)(nil)
 	_ oauth2.TokenRevocationStorage                       = (*Store)(nil)
 	_ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*Store)(nil)
-	_ storage.Transactional                               = (*Store)(nil)
+	_ fositestorage.Transactional                         = (*Store)(nil)
 )
 
 // New returns a Store on db.
-func New(db *ent.Client, clients Clients, users Users, now func() time.Time) *Store {
+func New(db Storage, clients Clients, users Users, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
 	return &Store{db: db, clients: clients, users: users, now: now}
 }
 
-// client returns the transaction ctx carries (fosite's refresh flow opens
-// one; a signup issues its tokens inside its own), so that every statement
-// of that flow runs inside it.
-func (s *Store) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
-
 // BeginTX implements storage.Transactional. Inside a transaction the caller
 // already opened, it joins that one, and Commit and Rollback are the
 // caller's.
 func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
-	if _, ok := database.TxFrom(ctx); ok {
-		return context.WithValue(ctx, joinedKey{}, true), nil
-	}
-	tx, err := s.db.Tx(ctx)
-	if err != nil {
-		return ctx, MapError(err)
-	}
-	return database.WithTx(ctx, tx), nil
+	txCtx, err := s.db.BeginTokenTx(ctx)
+	return txCtx, MapError(err)
 }
-
-// joinedKey marks a context whose transaction belongs to an outer caller.
-type joinedKey struct{}
 
 // Commit implements storage.Transactional.
-func (s *Store) Commit(ctx context.Context) error {
-	tx, ok := database.TxFrom(ctx)
-	if !ok {
-		return errors.New("oauth: commit without a transaction")
-	}
-	if ctx.Value(joinedKey{}) != nil {
-		return nil
-	}
-	return MapError(tx.Commit())
-}
+func (s *Store) Commit(ctx context.Context) error { return MapError(s.db.CommitTokenTx(ctx)) }
 
 // Rollback implements storage.Transactional.
-func (s *Store) Rollback(ctx context.Context) error {
-	tx, ok := database.TxFrom(ctx)
-	if !ok {
-		return errors.New("oauth: rollback without a transaction")
-	}
-	if ctx.Value(joinedKey{}) != nil {
-		return nil
-	}
-	return tx.Rollback()
-}
+func (s *Store) Rollback(ctx context.Context) error { return s.db.RollbackTokenTx(ctx) }
 
 // GetClient implements fosite.ClientManager.
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
@@ -221,23 +228,23 @@ func RowID(signature string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// record is the row of a token or code of r, keyed id, that expires at
+// exp. The row of a user's token is written only while the user exists
+// (storage.TokenRecord.UserID).
+func record(id string, r fosite.Requester, exp time.Time, data []byte) storage.TokenRecord {
+	subject := r.GetSession().GetSubject()
+	userID, _ := token.UserID(subject)
+	return storage.TokenRecord{ID: id, RequestID: r.GetID(), ClientID: r.GetClient().GetID(), Subject: subject,
+		RequestedAt: r.GetRequestedAt(), ExpiresAt: exp, Request: data, UserID: userID}
+}
+
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
 	data, err := EncodeRequest(r)
 	if err != nil {
 		return err
 	}
-	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
-		return MapError(s.client(ctx).AccessToken.Create().
-			SetID(RowID(signature)).
-			SetRequestID(r.GetID()).
-			SetClientID(r.GetClient().GetID()).
-			SetSubject(r.GetSession().GetSubject()).
-			SetRequestedAt(r.GetRequestedAt()).
-			SetExpiresAt(r.GetSession().GetExpiresAt(fosite.AccessToken)).
-			SetRequest(data).
-			Exec(ctx))
-	})
+	return MapError(s.db.CreateAccessToken(ctx, record(RowID(signature), r, r.GetSession().GetExpiresAt(fosite.AccessToken), data)))
 }
 
 // accessRef splits what the storage knows an access token by: chain "."
@@ -255,148 +262,49 @@ func accessRef(signature string) (chain, sig string) {
 // token's own row, or the chain row that records it.
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	chain, sig := accessRef(signature)
-	id := RowID(sig)
+	var (
+		data []byte
+		err  error
+	)
 	if chain == "" {
-		row, err := s.client(ctx).AccessToken.Get(ctx, id)
-		if err != nil {
-			return nil, MapError(err)
-		}
-		return s.decodeRequest(ctx, row.Request, session)
+		data, err = s.db.AccessTokenRequest(ctx, RowID(sig))
+	} else {
+		data, err = s.db.ChainAccessTokenRequest(ctx, chain, RowID(sig))
 	}
-	c, err := s.client(ctx).RefreshChain.Query().
-		Where(refreshchain.ID(chain), refreshchain.Or(refreshchain.Access(id), refreshchain.PrevAccess(id))).
-		Only(ctx)
 	if err != nil {
 		return nil, MapError(err)
 	}
-	return s.decodeRequest(ctx, c.Request, session)
+	return s.decodeRequest(ctx, data, session)
 }
 
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
 	chain, sig := accessRef(signature)
-	id := RowID(sig)
 	if chain == "" {
-		_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.ID(id)).Exec(ctx)
-		return MapError(err)
+		return MapError(s.db.DeleteAccessToken(ctx, RowID(sig)))
 	}
-	if _, err := s.client(ctx).RefreshChain.Update().Where(refreshchain.ID(chain), refreshchain.Access(id)).
-		ClearAccess().Save(ctx); err != nil {
-		return MapError(err)
-	}
-	_, err := s.client(ctx).RefreshChain.Update().Where(refreshchain.ID(chain), refreshchain.PrevAccess(id)).
-		ClearPrevAccess().Save(ctx)
-	return MapError(err)
-}
-
-// accessTokenOnRecord and accessTokenOnChain are the conditions that an
-// access token is still on record for a subject: its own row (arguments:
-// row id, subject), or its chain's row (chain, subject, row id twice),
-// which records the access tokens of the newest two refreshes, so that an
-// app's requests in flight with the previous one keep working. Revocation
-// deletes the one and clears the other. The bearer check knows from the
-// token which applies (token.ChainOf): asking for either in one query cost
-// MariaDB a third more. The subject is compared so that a token whose
-// record exists speaks only for the subject the record was issued to.
-const (
-	accessTokenOnRecord = "EXISTS (SELECT 1 FROM " + accesstoken.Table + " WHERE " + accesstoken.FieldID + " = ? AND " +
-		accesstoken.FieldSubject + " = ?)"
-	accessTokenOnChain = "EXISTS (SELECT 1 FROM " + refreshchain.Table + " WHERE " + refreshchain.FieldID + " = ? AND " +
-		refreshchain.FieldSubject + " = ? AND (" + refreshchain.FieldAccess + " = ? OR " + refreshchain.FieldPrevAccess + " = ?))"
-)
-
-// onRecord is the condition that the access token with this signature is
-// on record for subject, with its arguments; chain is token.ChainOf of its
-// jti.
-func onRecord(signature, subject, chain string) (string, []any) {
-	if chain != "" {
-		id := RowID(signature)
-		return accessTokenOnChain, []any{chain, subject, id, id}
-	}
-	return accessTokenOnRecord, []any{RowID(signature), subject}
-}
-
-// queryRow runs a fixed query (see activeUserQuery) that returns at most one
-// row and scans it into dest; found is false when there is no row. ent has
-// no QueryRowContext.
-func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...any) (found bool, err error) {
-	c := s.client(ctx)
-	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(), query), args...)
-	if err != nil {
-		return false, MapError(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return false, MapError(rows.Err())
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return false, MapError(err)
-	}
-	return true, MapError(rows.Close())
+	return MapError(s.db.ForgetChainAccessToken(ctx, chain, RowID(sig)))
 }
 
 // AccessTokenActive reports whether the access token with this signature is
 // still on record for subject, that is, its grant has not been revoked.
 // chain is token.ChainOf of the token's jti.
 func (s *Store) AccessTokenActive(ctx context.Context, signature, subject, chain string) (bool, error) {
-	cond, args := onRecord(signature, subject, chain)
-	var live bool
-	_, err := s.queryRow(ctx, "SELECT "+cond, args, &live)
-	return live, err
+	live, err := s.db.AccessTokenActive(ctx, RowID(signature), subject, chain)
+	return live, MapError(err)
 }
-
-// userColumns are the columns of a user (table alias u) that the fixed
-// queries read, in the order of userRow's fields. The password hash is not
-// read: nothing downstream of a bearer check or an ID token needs it.
-const userColumns = "u." + user.FieldID + ", u." + user.FieldUsername + ", u." + user.FieldEmail +
-	", u." + user.FieldEmailVerified + ", u." + user.FieldFirstName + ", u." + user.FieldLastName + ", u." + user.FieldGender +
-	", u." + user.FieldPictureKey + ", u." + user.FieldCreatedAt + ", u." + user.FieldUpdatedAt +
-	", u." + user.FieldPasswordChangedAt
-
-// userRow scans userColumns; every field may be NULL (an outer join).
-type userRow struct {
-	id                                          sql.NullInt64
-	username, email, first, last, gender, image sql.NullString
-	emailVerified                               sql.NullBool
-	created, updated, passwordSince             sql.NullTime
-}
-
-func (r *userRow) dest() []any {
-	return []any{&r.id, &r.username, &r.email, &r.emailVerified, &r.first, &r.last, &r.gender, &r.image,
-		&r.created, &r.updated, &r.passwordSince}
-}
-
-// user returns the scanned user, nil for none.
-func (r *userRow) user() *idpstorage.User {
-	if !r.id.Valid {
-		return nil
-	}
-	return &idpstorage.User{ID: r.id.Int64, Username: r.username.String, Email: r.email.String, EmailVerified: r.emailVerified.Bool,
-		FirstName: r.first.String, LastName: r.last.String, Gender: idpstorage.Gender(r.gender.String),
-		PictureKey: r.image.String, // "" when NULL
-		CreatedAt:  r.created.Time, UpdatedAt: r.updated.Time, PasswordChangedAt: r.passwordSince.Time}
-}
-
-// activeUserQuery reads a user, provided the access token is still on
-// record (the condition is appended). It is written out rather than built by
-// ent on each call: it runs on every authenticated request, building it was
-// a fifth of the request's CPU, and a fixed text lets both engines keep it
-// prepared.
-const activeUserQuery = "SELECT " + userColumns + " FROM " + user.Table + " AS u WHERE u." + user.FieldID + " = ? AND "
 
 // ActiveUser returns the user of a live access token in one indexed read:
 // the user row, provided the token is still on record for that user (its
 // own row, or its chain's: chain is token.ChainOf of its jti). nil means
 // the grant was revoked, the record is another subject's, or the user is
 // gone. The user's PasswordHash is empty.
-func (s *Store) ActiveUser(ctx context.Context, signature, subject, chain string, userID int64) (*idpstorage.User, error) {
-	cond, args := onRecord(signature, subject, chain)
-	var row userRow
-	found, err := s.queryRow(ctx, activeUserQuery+cond, append([]any{userID}, args...), row.dest()...)
-	if !found || err != nil {
-		return nil, err
+func (s *Store) ActiveUser(ctx context.Context, signature, subject, chain string, userID int64) (*storage.User, error) {
+	u, err := s.db.ActiveUser(ctx, RowID(signature), subject, chain, userID)
+	if err != nil {
+		return nil, MapError(err)
 	}
-	return row.user(), nil
+	return u, nil
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage, for the
@@ -413,20 +321,8 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, _ stri
 	if err != nil {
 		return err
 	}
-	return s.forUser(ctx, r.GetSession().GetSubject(), func(ctx context.Context) error {
-		return MapError(s.client(ctx).RefreshChain.Create().
-			SetID(ref.Chain).
-			SetRequestID(r.GetID()).
-			SetClientID(r.GetClient().GetID()).
-			SetSubject(r.GetSession().GetSubject()).
-			SetRequestedAt(r.GetRequestedAt()).
-			SetExpiresAt(refreshExpiry(r)).
-			SetRequest(data).
-			SetHash(RowID(ref.Signature)).
-			SetGeneration(0).
-			SetRotatedAt(s.now().Truncate(time.Microsecond)).
-			Exec(ctx))
-	})
+	return MapError(s.db.CreateRefreshChain(ctx, record(ref.Chain, r, refreshExpiry(r), data),
+		RowID(ref.Signature), s.now().Truncate(time.Microsecond)))
 }
 
 // refreshExpiry is the expiry of r's refresh token. An unlimited refresh
@@ -447,12 +343,12 @@ type Chain struct {
 	// and the SHA-256 of its signature (RowID).
 	Generation int64
 	Hash       string
-	// PrevHash is the token the newest replaced; not Valid for a chain
-	// not yet rotated. RotatedAt is when the newest was written.
-	PrevHash  sql.NullString
+	// PrevHash is the token the newest replaced; "" for a chain not yet
+	// rotated. RotatedAt is when the newest was written.
+	PrevHash  string
 	RotatedAt time.Time
 	// User is the chain's user, without the password hash; nil if gone.
-	User *idpstorage.User
+	User *storage.User
 }
 
 // Is reports whether the token ref is the chain's newest.
@@ -462,37 +358,22 @@ func (c *Chain) Is(ref token.RefreshRef) bool {
 
 // Replaced reports whether the token ref is the one the newest replaced.
 func (c *Chain) Replaced(ref token.RefreshRef) bool {
-	return ref.Generation == c.Generation-1 && c.PrevHash.Valid &&
-		subtle.ConstantTimeCompare([]byte(RowID(ref.Signature)), []byte(c.PrevHash.String)) == 1
+	return ref.Generation == c.Generation-1 && c.PrevHash != "" &&
+		subtle.ConstantTimeCompare([]byte(RowID(ref.Signature)), []byte(c.PrevHash)) == 1
 }
 
-// chainColumns read a Chain's own fields from alias c.
-const chainColumns = "c." + refreshchain.FieldActive + ", c." + refreshchain.FieldRequest + ", c." + refreshchain.FieldGeneration +
-	", c." + refreshchain.FieldHash + ", c." + refreshchain.FieldPrevHash + ", c." + refreshchain.FieldRotatedAt
-
-// chainQuery reads a Chain by its key. A refresh token's subject is a user
-// id (only the password grant issues refresh tokens); the cast to an
-// integer is written in the database's dialect (database.BigIntCast). Both
-// reads are by key.
-func chainQuery(dialect string) string {
-	return "SELECT " + chainColumns + ", " + userColumns + " FROM " + refreshchain.Table +
-		" AS c LEFT JOIN " + user.Table + " AS u ON u." + user.FieldID + " = " + database.BigIntCast(dialect, "c."+refreshchain.FieldSubject) +
-		" WHERE c." + refreshchain.FieldID + " = ?"
-}
-
-// Chain reads the chain whose id is chain, or nil if there is none.
+// Chain reads the chain whose id is chain, with its user, or nil if there
+// is none.
 func (s *Store) Chain(ctx context.Context, chain string) (*Chain, error) {
-	var (
-		c    Chain
-		user userRow
-	)
-	dest := append([]any{&c.Active, &c.Request, &c.Generation, &c.Hash, &c.PrevHash, &c.RotatedAt}, user.dest()...)
-	found, err := s.queryRow(ctx, chainQuery(s.client(ctx).Dialect()), []any{chain}, dest...)
-	if !found || err != nil {
-		return nil, err
+	c, err := s.db.RefreshChainWithUser(ctx, chain)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
 	}
-	c.User = user.user()
-	return &c, nil
+	if err != nil {
+		return nil, MapError(err)
+	}
+	return &Chain{Active: c.Active, Request: c.Request, Generation: c.Generation, Hash: c.Hash,
+		PrevHash: c.PrevHash, RotatedAt: c.RotatedAt, User: c.User}, nil
 }
 
 // GetRefreshTokenSession implements oauth2.RefreshTokenStorage, for
@@ -529,66 +410,34 @@ var ErrRevoked = errors.New("oauth: refresh token rotated or revoked while refre
 // Rotate replaces the newest token of a chain, presented, by its successor
 // next, for r (whose stored form is data), and records the access token
 // issued with it (accessSignature) on the chain row, where the previous
-// one stays on record as well. It is one UPDATE by key, without a
-// transaction: it writes only while presented is the chain's newest and the
-// chain is active (not revoked), and while the user exists (userHeld), so
-// of a refresh racing a revocation or an erasure nothing outlives either,
-// and of two rotations of one token one writes and the other gets
-// ErrRevoked (and reads the chain again to tell why). rotated_at is in
-// whole microseconds, as MySQL keeps it, so that the leeway is measured
-// alike on every engine. Each round trip to MySQL costs a refresh about
-// 120 µs of CPU in idp, MariaDB and the kernel.
+// one stays on record as well. It is one conditional UPDATE by key,
+// without a transaction (storage.Store.RotateRefreshChain): it writes only
+// while presented is the chain's newest, the chain active (not revoked)
+// and the user there, so of a refresh racing a revocation or an erasure
+// nothing outlives either, and of two rotations of one token one writes
+// and the other gets ErrRevoked (and reads the chain again to tell why).
+// rotated_at is in whole microseconds, as MySQL keeps it, so that the
+// leeway is measured alike on every engine.
 func (s *Store) Rotate(ctx context.Context, presented, next token.RefreshRef, accessSignature string, r fosite.Requester, data []byte) error {
 	userID, _ := token.UserID(r.GetSession().GetSubject())
-	return s.execOne(ctx, rotateQuery+userHeld(s.client(ctx).Dialect()),
-		RowID(next.Signature), next.Generation, s.now().Truncate(time.Microsecond), RowID(accessSignature),
-		refreshExpiry(r), data,
-		presented.Chain, RowID(presented.Signature), presented.Generation, r.GetID(), userID)
+	ok, err := s.db.RotateRefreshChain(ctx, storage.ChainRotation{
+		Chain: presented.Chain, PresentedHash: RowID(presented.Signature), PresentedGeneration: presented.Generation,
+		RequestID: r.GetID(), UserID: userID,
+		NextHash: RowID(next.Signature), NextGeneration: next.Generation,
+		RotatedAt: s.now().Truncate(time.Microsecond), Access: RowID(accessSignature),
+		ExpiresAt: refreshExpiry(r), Request: data,
+	})
+	return written(ok, err)
 }
 
-// rotateQuery is Rotate's statement. prev_hash and prev_access are set
-// before hash and access: MySQL assigns from left to right and reads the
-// columns already assigned, the others read the old row throughout.
-const rotateQuery = "UPDATE " + refreshchain.Table + " SET " +
-	refreshchain.FieldPrevHash + " = " + refreshchain.FieldHash + ", " +
-	refreshchain.FieldPrevAccess + " = " + refreshchain.FieldAccess + ", " +
-	refreshchain.FieldHash + " = ?, " + refreshchain.FieldGeneration + " = ?, " + refreshchain.FieldRotatedAt + " = ?, " +
-	refreshchain.FieldAccess + " = ?, " + refreshchain.FieldExpiresAt + " = ?, " + refreshchain.FieldRequest + " = ?" +
-	" WHERE " + refreshchain.FieldID + " = ? AND " + refreshchain.FieldHash + " = ? AND " + refreshchain.FieldGeneration + " = ? AND " +
-	refreshchain.FieldRequestID + " = ? AND " + refreshchain.FieldActive
-
-// userHeld ends the condition of Rotate's and RecordReissue's statements:
-// the user (the last argument) still exists, read with a shared lock, so
-// that the statement orders itself with an erasure as forUser's hold does
-// (account.HoldUser), within the one statement the hot path can afford.
-// InnoDB takes shared locks on what an UPDATE or INSERT … SELECT reads,
-// but a subquery only with its own clause; an SQLite statement runs under
-// the database's write lock.
-func userHeld(dialect string) string {
-	q := " AND EXISTS (SELECT 1 FROM " + user.Table + " AS h WHERE h." + user.FieldID + " = ?"
-	switch dialect {
-	case entdialect.Postgres:
-		q += " FOR KEY SHARE"
-	case entdialect.MySQL:
-		q += " LOCK IN SHARE MODE"
-	}
-	return q + ")"
-}
-
-// execOne runs one of the conditional statements of a refresh grant: a
-// database error is mapped (MapError), and a statement whose condition
-// found no row gives ErrRevoked.
-func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
-	c := s.client(ctx)
-	res, err := c.ExecContext(ctx, database.Rebind(c.Dialect(), query), args...)
+// written is the error of one of the conditional statements of a refresh
+// grant: a storage error mapped (MapError), and a statement whose
+// condition found no row ErrRevoked.
+func written(ok bool, err error) error {
 	if err != nil {
 		return MapError(err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return MapError(err)
-	}
-	if n == 0 {
+	if !ok {
 		return ErrRevoked
 	}
 	return nil
@@ -601,30 +450,20 @@ func (s *Store) execOne(ctx context.Context, query string, args ...any) error {
 // chain's newest and the chain active, so nothing outlives a revocation or
 // a rotation of next; ErrRevoked otherwise.
 func (s *Store) RecordReissue(ctx context.Context, next token.RefreshRef, accessSignature string, r fosite.Requester, data []byte) error {
-	userID, _ := token.UserID(r.GetSession().GetSubject())
-	return s.execOne(ctx, reissueQuery+userHeld(s.client(ctx).Dialect()),
-		RowID(accessSignature), r.GetID(), r.GetClient().GetID(), r.GetSession().GetSubject(),
-		r.GetRequestedAt(), r.GetSession().GetExpiresAt(fosite.AccessToken), data,
-		next.Chain, RowID(next.Signature), next.Generation, r.GetID(), userID)
+	ok, err := s.db.ReissueAccessToken(ctx, record(RowID(accessSignature), r, r.GetSession().GetExpiresAt(fosite.AccessToken), data),
+		next.Chain, RowID(next.Signature), next.Generation)
+	return written(ok, err)
 }
-
-// reissueQuery is RecordReissue's statement.
-const reissueQuery = "INSERT INTO " + accesstoken.Table + " (" +
-	accesstoken.FieldID + ", " + accesstoken.FieldRequestID + ", " + accesstoken.FieldClientID + ", " +
-	accesstoken.FieldSubject + ", " + accesstoken.FieldRequestedAt + ", " + accesstoken.FieldExpiresAt + ", " +
-	accesstoken.FieldRequest + ") SELECT ?, ?, ?, ?, ?, ?, ? FROM " + refreshchain.Table + " AS c WHERE c." +
-	refreshchain.FieldID + " = ? AND c." + refreshchain.FieldHash + " = ? AND c." + refreshchain.FieldGeneration + " = ? AND c." +
-	refreshchain.FieldRequestID + " = ? AND c." + refreshchain.FieldActive
 
 // RevokeGrant ends a grant, its refresh and access tokens, in one
 // transaction (or the one ctx carries).
 func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
-	return database.InTx(ctx, s.db, func(ctx context.Context) error {
-		if err := s.RevokeRefreshToken(ctx, requestID); err != nil {
+	return MapError(s.db.InTx(ctx, func(ctx context.Context) error {
+		if err := s.db.RevokeRefreshChains(ctx, requestID); err != nil {
 			return err
 		}
-		return s.RevokeAccessToken(ctx, requestID)
-	})
+		return s.db.RevokeAccessTokens(ctx, requestID)
+	}))
 }
 
 // DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage: the
@@ -634,10 +473,7 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	if !ok {
 		return fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
 	}
-	_, err := s.client(ctx).RefreshChain.Delete().
-		Where(refreshchain.ID(ref.Chain), refreshchain.Hash(RowID(ref.Signature))).
-		Exec(ctx)
-	return MapError(err)
+	return MapError(s.db.DeleteRefreshChain(ctx, ref.Chain, RowID(ref.Signature)))
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage, which fosite's
@@ -650,15 +486,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	if !ok {
 		return fmt.Errorf("oauth: refresh token: %w", fosite.ErrNotFound)
 	}
-	n, err := s.client(ctx).RefreshChain.Update().
-		Where(refreshchain.ID(ref.Chain), refreshchain.RequestID(requestID), refreshchain.Hash(RowID(ref.Signature)),
-			refreshchain.Active(true)).
-		SetActive(false).
-		Save(ctx)
+	ended, err := s.db.EndRefreshChain(ctx, ref.Chain, requestID, RowID(ref.Signature))
 	if err != nil {
 		return MapError(err)
 	}
-	if n == 0 {
+	if !ended {
 		return fmt.Errorf("oauth: refresh token already rotated: %w", fosite.ErrNotFound)
 	}
 	return nil
@@ -669,11 +501,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 // stays until the chain expires, so that presenting any of them is still
 // recognised.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	_, err := s.client(ctx).RefreshChain.Update().
-		Where(refreshchain.RequestID(requestID), refreshchain.Active(true)).
-		SetActive(false).
-		Save(ctx)
-	return MapError(err)
+	return MapError(s.db.RevokeRefreshChains(ctx, requestID))
 }
 
 // RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
@@ -681,31 +509,13 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 // endpoints refuse it (a third party verifying the JWT offline accepts it
 // until it expires; access tokens are short-lived for that reason).
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if _, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.RequestID(requestID)).Exec(ctx); err != nil {
-		return MapError(err)
-	}
-	_, err := s.client(ctx).RefreshChain.Update().
-		Where(refreshchain.RequestID(requestID), refreshchain.Or(refreshchain.AccessNotNil(), refreshchain.PrevAccessNotNil())).
-		ClearAccess().
-		ClearPrevAccess().
-		Save(ctx)
-	return MapError(err)
+	return MapError(s.db.RevokeAccessTokens(ctx, requestID))
 }
 
 // RevokeSubject ends every grant of a subject, as after a password reset:
 // its chains and the access tokens they record in one update.
 func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
-	if _, err := s.client(ctx).RefreshChain.Update().
-		Where(refreshchain.Subject(subject),
-			refreshchain.Or(refreshchain.Active(true), refreshchain.AccessNotNil(), refreshchain.PrevAccessNotNil())).
-		SetActive(false).
-		ClearAccess().
-		ClearPrevAccess().
-		Save(ctx); err != nil {
-		return MapError(err)
-	}
-	_, err := s.client(ctx).AccessToken.Delete().Where(accesstoken.Subject(subject)).Exec(ctx)
-	return MapError(err)
+	return MapError(s.db.RevokeSubjectTokens(ctx, subject))
 }
 
 // DeleteExpired removes token, authorization code and PKCE rows that
@@ -713,42 +523,24 @@ func (s *Store) RevokeSubject(ctx context.Context, subject string) error {
 // when revoked, and a code row until its own expiry even when used, for
 // reuse detection.
 func (s *Store) DeleteExpired(ctx context.Context, t time.Time) (int, error) {
-	a, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.AccessToken.Query().Where(accesstoken.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.AccessToken.Delete().Where(accesstoken.IDIn(ids...), accesstoken.ExpiresAtLT(t)).Exec(ctx)
-	})
-	if err != nil {
-		return a, MapError(err)
-	}
-	r, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.RefreshChain.Query().Where(refreshchain.ExpiresAtLT(t)).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.RefreshChain.Delete().Where(refreshchain.IDIn(ids...), refreshchain.ExpiresAtLT(t)).Exec(ctx)
-	})
-	if err != nil {
-		return a + r, MapError(err)
-	}
-	c, err := s.deleteExpiredCodes(ctx, t)
-	return a + r + c, err
+	n, err := s.db.DeleteExpiredTokens(ctx, t)
+	return n, MapError(err)
 }
 
-// MapError maps database errors to the ones fosite understands: a
-// missing row is fosite.ErrNotFound, and a lost race between transactions
-// (MySQL deadlock or lock timeout, SQLite busy) is
-// fosite.ErrSerializationFailure, which fosite answers with a retryable error.
+// MapError maps storage errors to the ones fosite understands: a missing
+// row is fosite.ErrNotFound, a lost race between transactions (MySQL
+// deadlock or lock timeout, SQLite busy) is fosite.ErrSerializationFailure,
+// which fosite answers with a retryable error, and a row for a user who is
+// gone is ErrUserGone.
 func MapError(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if ent.IsNotFound(err) {
+	case errors.Is(err, storage.ErrTokenUserGone):
+		return fmt.Errorf("%w: %w", ErrUserGone, err)
+	case errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("%w: %w", fosite.ErrNotFound, err)
-	}
-	if database.IsRetryable(err) {
+	case errors.Is(err, storage.ErrRetryable):
 		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
 	}
 	return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,9 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent"
 	"idp/ent/user"
 	"idp/oauth/token"
-	idpstorage "idp/storage"
+	"idp/storage"
 )
 
 // staticClients is a client registry that never changes.
@@ -27,88 +25,6 @@ func (c staticClients) Get(_ context.Context, id string) (fosite.Client, error) 
 		return cl, nil
 	}
 	return nil, fosite.ErrNotFound
-}
-
-// TestActiveUser: the bearer check's one read returns the user, every field
-// but the password hash, while the token's row is on record, and nothing
-// once it is gone, on both engines and inside a transaction too.
-func TestActiveUser(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		ctx := context.Background()
-		changed := time.Date(2026, 11, 1, 12, 30, 45, 123456000, time.UTC)
-		pic := "u/7/abc"
-		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("$argon2id$secret").
-			SetFirstName("Ada").SetLastName("Lovelace").SetGender(user.GenderFemale).SetPictureKey(pic).
-			SetPasswordChangedAt(changed).ExecX(ctx)
-		db.Ent.User.Create().SetID(8).SetUsername("bob").SetEmail("bob@example.com").SetPasswordHash("h").
-			SetFirstName("Bob").SetLastName("B").ExecX(ctx)
-		for sig, sub := range map[string]string{"sig-ada": "7", "sig-bob": "8"} {
-			db.Ent.AccessToken.Create().SetID(RowID(sig)).SetRequestID("r-" + sig).SetClientID("mobile").
-				SetSubject(sub).SetRequestedAt(changed).SetExpiresAt(changed.Add(time.Hour)).SetRequest([]byte("{}")).ExecX(ctx)
-		}
-		s := New(db.Ent, nil, nil, nil)
-
-		tests := []struct {
-			name   string
-			sig    string
-			userID int64
-			want   string // username, or "" for none
-		}{
-			{"live token", "sig-ada", 7, "ada"},
-			{"user without picture", "sig-bob", 8, "bob"},
-			{"unknown token", "sig-eve", 7, ""},
-			{"unknown user", "sig-ada", 9, ""},
-			// The record is ada's: it speaks for no one else.
-			{"another user's record", "sig-ada", 8, ""},
-		}
-		for _, tt := range tests {
-			u, err := s.ActiveUser(ctx, tt.sig, strconv.FormatInt(tt.userID, 10), "", tt.userID)
-			if err != nil {
-				t.Fatalf("%s: %v", tt.name, err)
-			}
-			switch {
-			case tt.want == "" && u != nil:
-				t.Errorf("%s: got user %d, want none", tt.name, u.ID)
-			case tt.want != "" && (u == nil || u.Username != tt.want):
-				t.Errorf("%s: got %v, want %s", tt.name, u, tt.want)
-			}
-		}
-
-		u, _ := s.ActiveUser(ctx, "sig-ada", "7", "", 7)
-		want, _ := db.Ent.User.Get(ctx, 7)
-		if u.ID != 7 || u.Email != want.Email || u.FirstName != "Ada" || u.LastName != "Lovelace" ||
-			u.Gender != idpstorage.GenderFemale || u.PictureKey != pic ||
-			!u.PasswordChangedAt.Equal(changed) || !u.CreatedAt.Equal(want.CreatedAt) || !u.UpdatedAt.Equal(want.UpdatedAt) {
-			t.Errorf("fields: got %+v, want %+v", u, want)
-		}
-		if u.PasswordHash != "" {
-			t.Errorf("the bearer check read the password hash")
-		}
-		if u, _ := s.ActiveUser(ctx, "sig-bob", "8", "", 8); u.HasPicture() {
-			t.Errorf("picture key %q, want none", u.PictureKey)
-		}
-
-		// Inside a transaction, the read sees the transaction's writes.
-		err := database.InTx(ctx, db.Ent, func(ctx context.Context) error {
-			if err := s.RevokeAccessToken(ctx, "r-sig-ada"); err != nil {
-				return err
-			}
-			u, err := s.ActiveUser(ctx, "sig-ada", "7", "", 7)
-			if err != nil {
-				return err
-			}
-			if u != nil {
-				t.Errorf("in the transaction that revoked it, the token still reads as live")
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u, err := s.ActiveUser(ctx, "sig-ada", "7", "", 7); err != nil || u != nil {
-			t.Errorf("after the revocation: %v, %v", u, err)
-		}
-	})
 }
 
 // tokenStore is a Store on db with the public client mobile, and
@@ -132,7 +48,7 @@ func tokenStore(t *testing.T, db *database.DB) (*Store, func(grant string) *fosi
 		db.Ent.User.Create().SetID(7).SetUsername("ada").SetEmail("ada@example.com").SetPasswordHash("h").
 			SetFirstName("Ada").SetLastName("Lovelace").ExecX(ctx)
 	}
-	return New(db.Ent, clients, nil, nil), tokenRequest
+	return New(storage.New(db), clients, nil, nil), tokenRequest
 }
 
 // ref is the reference of a test refresh token.
@@ -296,7 +212,7 @@ func TestRefreshRotation(t *testing.T) {
 		// The refresh grant's one read: the chain, not rotated yet, and
 		// its user without the password hash.
 		p := read("c1")
-		if !p.Active || !p.Is(rt1) || p.PrevHash.Valid || p.User == nil || p.User.ID != 7 || p.User.Username != "ada" ||
+		if !p.Active || !p.Is(rt1) || p.PrevHash != "" || p.User == nil || p.User.ID != 7 || p.User.Username != "ada" ||
 			p.User.LastName != "Lovelace" || p.User.PasswordHash != "" {
 			t.Errorf("presented token: %+v, user %+v", p, p.User)
 		}
@@ -449,37 +365,6 @@ func TestChainExpiry(t *testing.T) {
 		}
 		if c, _ := s.Chain(ctx, "c1"); c == nil || c.Generation != 1 {
 			t.Errorf("rotation for a user who is gone wrote %+v", c)
-		}
-	})
-}
-
-// TestDeleteExpiredInBatches: a sweep over more expired access-token rows
-// than one batch holds deletes all of them, in several statements, and
-// none of the live ones. On every engine.
-func TestDeleteExpiredInBatches(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
-		ctx := context.Background()
-		now := time.Now().UTC().Truncate(time.Second)
-		const expired, live = 2*database.SweepBatch + 17, 5
-		for first := 0; first < expired+live; first += 500 {
-			var rows []*ent.AccessTokenCreate
-			for i := first; i < min(first+500, expired+live); i++ {
-				exp := now.Add(-time.Minute)
-				if i >= expired {
-					exp = now.Add(time.Hour)
-				}
-				rows = append(rows, db.Ent.AccessToken.Create().SetID(RowID(fmt.Sprint("sig-", i))).SetRequestID(fmt.Sprint("r-", i)).
-					SetClientID("mobile").SetSubject("7").SetRequestedAt(now.Add(-time.Hour)).SetExpiresAt(exp).SetRequest([]byte("{}")))
-			}
-			db.Ent.AccessToken.CreateBulk(rows...).ExecX(ctx)
-		}
-		s := New(db.Ent, nil, nil, nil)
-		n, err := s.DeleteExpired(ctx, now)
-		if err != nil || n != expired {
-			t.Fatalf("DeleteExpired = %d, %v; want the %d expired rows", n, err, expired)
-		}
-		if left := db.Ent.AccessToken.Query().CountX(ctx); left != live {
-			t.Errorf("%d access-token rows left, want the %d live ones", left, live)
 		}
 	})
 }

@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"idp/database"
+	"idp/ent"
+	"idp/ent/accesstoken"
+	"idp/ent/authorizecode"
+	"idp/ent/pkcerequest"
+	"idp/ent/refreshchain"
+)
+
+// TestDeleteExpiredTokensInBatches: a sweep over more expired access-token
+// rows than one batch holds deletes all of them, in several statements,
+// and none of the live ones. On every engine.
+func TestDeleteExpiredTokensInBatches(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Second)
+		const expired, live = 2*database.SweepBatch + 17, 5
+		for first := 0; first < expired+live; first += 500 {
+			var rows []*ent.AccessTokenCreate
+			for i := first; i < min(first+500, expired+live); i++ {
+				exp := now.Add(-time.Minute)
+				if i >= expired {
+					exp = now.Add(time.Hour)
+				}
+				rows = append(rows, s.db.AccessToken.Create().SetID(fmt.Sprint("at-", i)).SetRequestID(fmt.Sprint("r-", i)).
+					SetClientID("mobile").SetSubject("7").SetRequestedAt(now.Add(-time.Hour)).SetExpiresAt(exp).SetRequest([]byte("{}")))
+			}
+			s.db.AccessToken.CreateBulk(rows...).ExecX(ctx)
+		}
+		n, err := s.DeleteExpiredTokens(ctx, now)
+		if err != nil || n != expired {
+			t.Fatalf("DeleteExpiredTokens = %d, %v; want the %d expired rows", n, err, expired)
+		}
+		if left := s.db.AccessToken.Query().CountX(ctx); left != live {
+			t.Errorf("%d access-token rows left, want the %d live ones", left, live)
+		}
+	})
+}
+
+// TestDeleteExpiredTokens: the sweep removes access token, chain, code and
+// PKCE rows past their end, revoked or used or not, and keeps live ones.
+// On every engine.
+func TestDeleteExpiredTokens(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		tokensUser(t, s, 7, "ada")
+		now := time.Now().UTC().Truncate(time.Second)
+		for _, e := range []struct {
+			id  string
+			exp time.Time
+		}{{"old", now.Add(-time.Hour)}, {"live", now.Add(time.Hour)}} {
+			rec := tokenRecord(e.id, "g-"+e.id, e.exp)
+			for _, create := range []func(context.Context, TokenRecord) error{s.CreateAccessToken, s.CreateAuthorizeCode, s.CreatePKCERequest} {
+				if err := create(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.CreateRefreshChain(ctx, rec, "h-"+e.id, now); err != nil {
+				t.Fatal(err)
+			}
+			// Revoked and used rows are swept by their expiry alone.
+			if err := s.RevokeRefreshChains(ctx, rec.RequestID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.InvalidateAuthorizeCode(ctx, e.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.DeleteExpiredTokens(ctx, now)
+		if err != nil || n != 4 {
+			t.Fatalf("DeleteExpiredTokens = %d, %v; want 4", n, err)
+		}
+		for kind, left := range map[string]bool{
+			"access token": s.db.AccessToken.Query().Where(accesstoken.ID("old")).ExistX(ctx),
+			"chain":        s.db.RefreshChain.Query().Where(refreshchain.ID("old")).ExistX(ctx),
+			"code":         s.db.AuthorizeCode.Query().Where(authorizecode.ID("old")).ExistX(ctx),
+			"pkce":         s.db.PKCERequest.Query().Where(pkcerequest.ID("old")).ExistX(ctx),
+		} {
+			if left {
+				t.Errorf("the expired %s row is still there", kind)
+			}
+		}
+		for kind, n := range map[string]int{
+			"access token": s.db.AccessToken.Query().CountX(ctx),
+			"chain":        s.db.RefreshChain.Query().CountX(ctx),
+			"code":         s.db.AuthorizeCode.Query().CountX(ctx),
+			"pkce":         s.db.PKCERequest.Query().CountX(ctx),
+		} {
+			if n != 1 {
+				t.Errorf("%d %s rows left, want the live one", n, kind)
+			}
+		}
+	})
+}
