@@ -10,12 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"entgo.io/ent/dialect/sql/sqlgraph"
-
 	"idp/account"
-	"idp/database"
-	"idp/ent"
-	"idp/ent/consent"
+	"idp/storage"
 )
 
 // maxAttempts bounds Grant's retries when concurrent grants keep changing
@@ -25,29 +21,33 @@ const maxAttempts = 8
 // errContended is Grant's error when it lost every attempt.
 var errContended = errors.New("consent: grant kept losing to concurrent grants")
 
+// Storage is what a Store needs of the database: *storage.Store.
+type Storage interface {
+	ConsentOf(ctx context.Context, userID int64, clientID string) (*storage.Consent, error)
+	CreateConsent(ctx context.Context, c storage.Consent) error
+	UpdateConsentScopes(ctx context.Context, id, version int64, scopes []string, at time.Time) (bool, error)
+	DeleteUserConsents(ctx context.Context, userID int64) error
+}
+
 // Store keeps consents in the database.
 type Store struct {
-	db  *ent.Client
+	db  Storage
 	now func() time.Time
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *ent.Client, now func() time.Time) *Store {
+func NewStore(db Storage, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
 	return &Store{db: db, now: now}
 }
 
-func (s *Store) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
-
 // Covers reports whether userID has granted clientID every one of scopes
 // before; an empty list is always covered.
 func (s *Store) Covers(ctx context.Context, userID int64, clientID string, scopes []string) (bool, error) {
-	row, err := s.client(ctx).Consent.Query().
-		Where(consent.UserID(userID), consent.ClientID(clientID)).
-		Only(ctx)
-	if ent.IsNotFound(err) {
+	row, err := s.db.ConsentOf(ctx, userID, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
 		return len(scopes) == 0, nil
 	}
 	if err != nil {
@@ -68,30 +68,27 @@ func (s *Store) Covers(ctx context.Context, userID int64, clientID string, scope
 // that was read, retried on a lost race. Run it outside a transaction: in
 // one, a retry on MySQL would read the same stale snapshot again.
 func (s *Store) Grant(ctx context.Context, userID int64, clientID string, scopes []string) error {
-	c := s.client(ctx)
 	for range maxAttempts {
-		row, err := c.Consent.Query().Where(consent.UserID(userID), consent.ClientID(clientID)).Only(ctx)
+		row, err := s.db.ConsentOf(ctx, userID, clientID)
 		switch {
-		case ent.IsNotFound(err):
+		case errors.Is(err, storage.ErrNotFound):
 			now := s.now()
-			// Only while the user exists: a consent racing the account's
-			// erasure leaves no row behind (account.HoldUser).
-			err := database.InTx(ctx, s.db, func(ctx context.Context) error {
-				if err := account.HoldUser(ctx, userID); err != nil {
-					return err
-				}
-				return database.Client(ctx, s.db).Consent.Create().
-					SetUserID(userID).
-					SetClientID(clientID).
-					SetScopes(union(nil, scopes)).
-					SetCreatedAt(now).
-					SetUpdatedAt(now).
-					Exec(ctx)
+			// Only while the user exists: storage holds the user's row
+			// for the insert, so a consent racing the account's erasure
+			// leaves no row behind.
+			err := s.db.CreateConsent(ctx, storage.Consent{
+				UserID:    userID,
+				ClientID:  clientID,
+				Scopes:    union(nil, scopes),
+				CreatedAt: now,
+				UpdatedAt: now,
 			})
-			if sqlgraph.IsUniqueConstraintError(err) {
+			switch {
+			case errors.Is(err, storage.ErrConflict):
 				continue // a concurrent grant created it: add to that
-			}
-			if err != nil {
+			case errors.Is(err, storage.ErrNotFound):
+				return fmt.Errorf("consent: create: %w: %w", account.ErrNotFound, err)
+			case err != nil:
 				return fmt.Errorf("consent: create: %w", err)
 			}
 			return nil
@@ -102,16 +99,11 @@ func (s *Store) Grant(ctx context.Context, userID int64, clientID string, scopes
 		if len(merged) == len(row.Scopes) {
 			return nil // nothing new
 		}
-		n, err := c.Consent.Update().
-			Where(consent.ID(row.ID), consent.Version(row.Version)).
-			SetScopes(merged).
-			SetVersion(row.Version + 1).
-			SetUpdatedAt(s.now()).
-			Save(ctx)
+		ok, err := s.db.UpdateConsentScopes(ctx, row.ID, row.Version, merged, s.now())
 		if err != nil {
 			return fmt.Errorf("consent: update: %w", err)
 		}
-		if n == 1 {
+		if ok {
 			return nil
 		}
 		// A concurrent grant changed the row since it was read: merge again.
@@ -122,7 +114,7 @@ func (s *Store) Grant(ctx context.Context, userID int64, clientID string, scopes
 // DeleteUser forgets every consent of a user (erasure); it runs in the
 // transaction ctx carries, if any.
 func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
-	if _, err := s.client(ctx).Consent.Delete().Where(consent.UserID(userID)).Exec(ctx); err != nil {
+	if err := s.db.DeleteUserConsents(ctx, userID); err != nil {
 		return fmt.Errorf("consent: delete user's consents: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package consent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,25 +10,30 @@ import (
 	"testing"
 	"time"
 
+	"idp/account"
 	"idp/consent"
 	"idp/database"
 	"idp/database/databasetest"
-	entconsent "idp/ent/consent"
-	"idp/ent/user"
 	"idp/fake"
+	"idp/storage"
 )
+
+// onSQLite runs fn on a fresh SQLite database. What the queries do on
+// every engine is storage's suite (storage/consents_test.go).
+func onSQLite(t *testing.T, fn func(t *testing.T, db *database.DB)) {
+	t.Helper()
+	fn(t, databasetest.Open(t, databasetest.SQLiteURL(t)))
+}
 
 func newStore(db *database.DB) *consent.Store {
 	// Consents are recorded only for users that exist.
 	ctx := context.Background()
 	for id := int64(1); id <= 10; id++ {
-		if !db.Ent.User.Query().Where(user.ID(id)).ExistX(ctx) {
-			name := "u" + strconv.FormatInt(id, 10)
-			db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-				SetFirstName("A").SetLastName("B").ExecX(ctx)
-		}
+		name := "u" + strconv.FormatInt(id, 10)
+		db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
+			SetFirstName("A").SetLastName("B").ExecX(ctx)
 	}
-	return consent.NewStore(db.Ent, fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
+	return consent.NewStore(storage.New(db), fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
 }
 
 // check is a Covers call and its answer.
@@ -42,7 +48,7 @@ type check struct {
 // subset; grants add up; a grant to one client or by one user covers no
 // other.
 func TestCoversGrant(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newStore(db)
 		steps := []struct {
@@ -82,7 +88,10 @@ func TestCoversGrant(t *testing.T) {
 				}
 			}
 		}
-		row := db.Ent.Consent.Query().Where(entconsent.UserID(7), entconsent.ClientID("web")).OnlyX(ctx)
+		row, err := storage.New(db).ConsentOf(ctx, 7, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if want := []string{"openid", "profile", "email"}; !slices.Equal(row.Scopes, want) {
 			t.Errorf("stored scopes %v, want %v without repeats", row.Scopes, want)
 		}
@@ -90,7 +99,9 @@ func TestCoversGrant(t *testing.T) {
 }
 
 // TestConcurrentGrant: grants racing on one user and client, first to
-// create the row and then to extend it, all end up stored.
+// create the row and then to extend it, all end up stored. On every
+// engine: each reports a lost race its own way, and Grant must read every
+// one as a race to retry.
 func TestConcurrentGrant(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
@@ -131,7 +142,7 @@ func TestConcurrentGrant(t *testing.T) {
 // TestDeleteUser: a user's consents are forgotten, inside a transaction
 // too; another user's stay.
 func TestDeleteUser(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newStore(db)
 		for _, g := range []struct {
@@ -142,7 +153,7 @@ func TestDeleteUser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := database.InTx(ctx, db.Ent, func(ctx context.Context) error { return s.DeleteUser(ctx, 7) }); err != nil {
+		if err := storage.New(db).InTx(ctx, func(ctx context.Context) error { return s.DeleteUser(ctx, 7) }); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
@@ -156,6 +167,21 @@ func TestDeleteUser(t *testing.T) {
 		}
 		if err := s.DeleteUser(ctx, 7); err != nil {
 			t.Errorf("deleting again: %v", err)
+		}
+	})
+}
+
+// TestGrantNeedsUser: no consent is recorded for a user that does not
+// exist (erased meanwhile): Grant says account.ErrNotFound.
+func TestGrantNeedsUser(t *testing.T) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s := newStore(db)
+		if err := s.Grant(ctx, 99, "web", []string{"openid"}); !errors.Is(err, account.ErrNotFound) {
+			t.Errorf("Grant for no user: %v, want account.ErrNotFound", err)
+		}
+		if ok, err := s.Covers(ctx, 99, "web", []string{"openid"}); err != nil || ok {
+			t.Errorf("Covers after the refused grant: %v, %v", ok, err)
 		}
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,11 +24,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
-	"idp/database"
-	"idp/ent"
-	entpasskey "idp/ent/passkey"
-	"idp/ent/user"
-	"idp/ent/webauthnchallenge"
+	"idp/storage"
 )
 
 // ChallengeTTL is how long a ceremony may take.
@@ -98,16 +93,30 @@ func (c Config) WebAuthnConfig() (*webauthn.Config, error) {
 	}, nil
 }
 
+// Storage is what a Service needs of the database: *storage.Store.
+type Storage interface {
+	PasskeyUser(ctx context.Context, userID int64) (*storage.User, []storage.Passkey, error)
+	UserPasskeys(ctx context.Context, userID int64) ([]storage.Passkey, error)
+	CreatePasskey(ctx context.Context, p storage.Passkey) (*storage.Passkey, error)
+	RenamePasskey(ctx context.Context, userID int64, id, name string) (*storage.Passkey, error)
+	DeletePasskey(ctx context.Context, userID int64, id string) error
+	RecordPasskeyUse(ctx context.Context, id string, use storage.PasskeyUse) error
+	CreateWebAuthnChallenge(ctx context.Context, ch storage.WebAuthnChallenge) error
+	TakeWebAuthnChallenge(ctx context.Context, id string, ceremony storage.WebAuthnCeremony, userID *int64, now time.Time) (*storage.WebAuthnChallenge, error)
+	RegistrationChallenges(ctx context.Context, userID int64, now time.Time) ([]storage.WebAuthnChallenge, error)
+	DeleteExpiredWebAuthnChallenges(ctx context.Context, now time.Time) (int, error)
+}
+
 // Service keeps passkeys and runs the ceremonies.
 type Service struct {
-	db  *ent.Client
+	db  Storage
 	wa  *webauthn.WebAuthn
 	now func() time.Time
 }
 
 // New returns the service for cfg. It fails when the issuer's host cannot
 // be an RP ID (an IP address) or an origin is malformed.
-func New(db *ent.Client, cfg Config) (*Service, error) {
+func New(db Storage, cfg Config) (*Service, error) {
 	wc, err := cfg.WebAuthnConfig()
 	if err != nil {
 		return nil, err
@@ -130,8 +139,6 @@ func isIP(host string) bool {
 	return strings.Contains(host, ":") || strings.Trim(host, "0123456789.") == ""
 }
 
-func (s *Service) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
-
 // Passkey is a stored credential's public parts.
 type Passkey struct {
 	ID             string     `json:"id"`
@@ -147,7 +154,7 @@ type Passkey struct {
 	SignCount      uint32     `json:"-"`
 }
 
-func fromEnt(p *ent.Passkey) Passkey {
+func fromStored(p *storage.Passkey) Passkey {
 	k := Passkey{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt.UTC(), BackupEligible: p.BackupEligible,
 		BackupState: p.BackupState, Transports: p.Transports, CredentialID: p.CredentialID,
 		PublicKey: p.PublicKey, SignCount: p.SignCount}
@@ -155,8 +162,8 @@ func fromEnt(p *ent.Passkey) Passkey {
 		t := p.LastUsedAt.UTC()
 		k.LastUsedAt = &t
 	}
-	if len(p.Aaguid) == 16 {
-		h := hex.EncodeToString(p.Aaguid)
+	if len(p.AAGUID) == 16 {
+		h := hex.EncodeToString(p.AAGUID)
 		k.AAGUID = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 	}
 	return k
@@ -176,7 +183,7 @@ func (u *waUser) WebAuthnName() string                       { return u.name }
 func (u *waUser) WebAuthnDisplayName() string                { return u.name }
 func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 
-func credentialOf(p *ent.Passkey) webauthn.Credential {
+func credentialOf(p *storage.Passkey) webauthn.Credential {
 	ts := make([]protocol.AuthenticatorTransport, len(p.Transports))
 	for i, t := range p.Transports {
 		ts[i] = protocol.AuthenticatorTransport(t)
@@ -185,27 +192,22 @@ func credentialOf(p *ent.Passkey) webauthn.Credential {
 		ID: p.CredentialID, PublicKey: p.PublicKey, AttestationType: p.AttestationType, Transport: ts,
 		Flags: webauthn.CredentialFlags{UserPresent: p.UserPresent, UserVerified: p.UserVerified,
 			BackupEligible: p.BackupEligible, BackupState: p.BackupState},
-		Authenticator: webauthn.Authenticator{AAGUID: p.Aaguid, SignCount: p.SignCount},
+		Authenticator: webauthn.Authenticator{AAGUID: p.AAGUID, SignCount: p.SignCount},
 	}
 }
 
 // loadUser reads the user and their credentials; ErrNotFound when the
 // account is gone.
-func (s *Service) loadUser(ctx context.Context, userID int64) (*waUser, []*ent.Passkey, error) {
-	c := s.client(ctx)
-	u, err := c.User.Query().Where(user.ID(userID)).Only(ctx)
-	if ent.IsNotFound(err) {
+func (s *Service) loadUser(ctx context.Context, userID int64) (*waUser, []storage.Passkey, error) {
+	u, ps, err := s.db.PasskeyUser(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, ErrNotFound
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("passkey: read user: %w", err)
-	}
-	ps, err := c.Passkey.Query().Where(entpasskey.UserID(userID)).Order(ent.Asc(entpasskey.FieldCreatedAt)).All(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("passkey: read passkeys: %w", err)
+		return nil, nil, fmt.Errorf("passkey: read user and passkeys: %w", err)
 	}
 	wu := &waUser{id: userID, name: u.Username}
-	for _, p := range ps {
-		wu.creds = append(wu.creds, credentialOf(p))
+	for i := range ps {
+		wu.creds = append(wu.creds, credentialOf(&ps[i]))
 	}
 	return wu, ps, nil
 }
@@ -219,7 +221,7 @@ func randomID() string {
 // storeChallenge keeps the library's session data for one ceremony. The
 // library's own expiry is cleared: it reads the wall clock, and this
 // package's (ChallengeTTL on s.now) is the one that counts.
-func (s *Service) storeChallenge(ctx context.Context, ceremony webauthnchallenge.Ceremony, userID *int64, sd *webauthn.SessionData) (string, error) {
+func (s *Service) storeChallenge(ctx context.Context, ceremony storage.WebAuthnCeremony, userID *int64, sd *webauthn.SessionData) (string, error) {
 	sd.Expires = time.Time{}
 	data, err := json.Marshal(sd)
 	if err != nil {
@@ -227,8 +229,8 @@ func (s *Service) storeChallenge(ctx context.Context, ceremony webauthnchallenge
 	}
 	id := randomID()
 	now := s.now()
-	err = s.client(ctx).WebAuthnChallenge.Create().SetID(id).SetCeremony(ceremony).SetNillableUserID(userID).
-		SetSessionData(data).SetCreatedAt(now).SetExpiresAt(now.Add(ChallengeTTL)).Exec(ctx)
+	err = s.db.CreateWebAuthnChallenge(ctx, storage.WebAuthnChallenge{ID: id, Ceremony: ceremony, UserID: userID,
+		SessionData: data, CreatedAt: now, ExpiresAt: now.Add(ChallengeTTL)})
 	if err != nil {
 		return "", fmt.Errorf("passkey: store challenge: %w", err)
 	}
@@ -239,29 +241,15 @@ func (s *Service) storeChallenge(ctx context.Context, ceremony webauthnchallenge
 // registration, of userID) out of the store: whoever deletes the row owns
 // it, so two concurrent finishes cannot both use it. A challenge of
 // another ceremony or user is left alone and refused.
-func (s *Service) consumeChallenge(ctx context.Context, id string, ceremony webauthnchallenge.Ceremony, userID *int64) (*webauthn.SessionData, error) {
+func (s *Service) consumeChallenge(ctx context.Context, id string, ceremony storage.WebAuthnCeremony, userID *int64) (*webauthn.SessionData, error) {
 	if id == "" || len(id) > 32 {
 		return nil, ErrChallenge
 	}
-	c := s.client(ctx)
-	q := c.WebAuthnChallenge.Query().Where(webauthnchallenge.ID(id), webauthnchallenge.CeremonyEQ(ceremony), webauthnchallenge.ExpiresAtGT(s.now()))
-	if userID != nil {
-		q = q.Where(webauthnchallenge.UserID(*userID))
-	} else {
-		q = q.Where(webauthnchallenge.UserIDIsNil())
-	}
-	ch, err := q.Only(ctx)
-	if ent.IsNotFound(err) {
+	ch, err := s.db.TakeWebAuthnChallenge(ctx, id, ceremony, userID, s.now())
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrChallenge
 	} else if err != nil {
-		return nil, fmt.Errorf("passkey: read challenge: %w", err)
-	}
-	n, err := c.WebAuthnChallenge.Delete().Where(webauthnchallenge.ID(id)).Exec(ctx)
-	if err != nil {
 		return nil, fmt.Errorf("passkey: consume challenge: %w", err)
-	}
-	if n != 1 {
-		return nil, ErrChallenge
 	}
 	var sd webauthn.SessionData
 	if err := json.Unmarshal(ch.SessionData, &sd); err != nil {
@@ -280,9 +268,7 @@ func (s *Service) registrationChallengeID(ctx context.Context, userID int64, cli
 	if err := json.Unmarshal(clientDataJSON, &cd); err != nil || cd.Challenge == "" {
 		return "", fmt.Errorf("%w: %w", ErrRejected, protocol.ErrBadRequest.WithDetails("clientDataJSON has no challenge"))
 	}
-	chs, err := s.client(ctx).WebAuthnChallenge.Query().
-		Where(webauthnchallenge.UserID(userID), webauthnchallenge.CeremonyEQ(webauthnchallenge.CeremonyRegistration), webauthnchallenge.ExpiresAtGT(s.now())).
-		All(ctx)
+	chs, err := s.db.RegistrationChallenges(ctx, userID, s.now())
 	if err != nil {
 		return "", fmt.Errorf("passkey: read challenges: %w", err)
 	}
@@ -312,7 +298,7 @@ func (s *Service) BeginRegistration(ctx context.Context, userID int64) (json.Raw
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin registration: %w", err)
 	}
-	if _, err := s.storeChallenge(ctx, webauthnchallenge.CeremonyRegistration, &userID, sd); err != nil {
+	if _, err := s.storeChallenge(ctx, storage.WebAuthnRegistration, &userID, sd); err != nil {
 		return nil, err
 	}
 	return json.Marshal(creation)
@@ -334,7 +320,7 @@ func (s *Service) FinishRegistration(ctx context.Context, userID int64, response
 	if err != nil {
 		return Passkey{}, err
 	}
-	sd, err := s.consumeChallenge(ctx, id, webauthnchallenge.CeremonyRegistration, &userID)
+	sd, err := s.consumeChallenge(ctx, id, storage.WebAuthnRegistration, &userID)
 	if err != nil {
 		return Passkey{}, err
 	}
@@ -353,19 +339,18 @@ func (s *Service) FinishRegistration(ctx context.Context, userID int64, response
 	for i, t := range cred.Transport {
 		ts[i] = string(t)
 	}
-	sum := sha256.Sum256(cred.ID)
-	p, err := s.client(ctx).Passkey.Create().SetID(randomID()).SetUserID(userID).SetCredentialID(cred.ID).
-		SetCredentialHash(hex.EncodeToString(sum[:])).SetPublicKey(cred.PublicKey).SetAttestationType(cred.AttestationType).
-		SetAaguid(cred.Authenticator.AAGUID).SetSignCount(cred.Authenticator.SignCount).
-		SetUserPresent(cred.Flags.UserPresent).SetUserVerified(cred.Flags.UserVerified).
-		SetBackupEligible(cred.Flags.BackupEligible).SetBackupState(cred.Flags.BackupState).
-		SetTransports(ts).SetName(name).SetCreatedAt(s.now()).Save(ctx)
-	if ent.IsConstraintError(err) {
+	p, err := s.db.CreatePasskey(ctx, storage.Passkey{ID: randomID(), UserID: userID, CredentialID: cred.ID,
+		PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
+		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
+		UserPresent: cred.Flags.UserPresent, UserVerified: cred.Flags.UserVerified,
+		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
+		Transports: ts, Name: name, CreatedAt: s.now()})
+	if errors.Is(err, storage.ErrConflict) {
 		return Passkey{}, fmt.Errorf("%w: %w", ErrRejected, protocol.ErrBadRequest.WithDetails("this credential is registered already"))
 	} else if err != nil {
 		return Passkey{}, fmt.Errorf("passkey: store: %w", err)
 	}
-	return fromEnt(p), nil
+	return fromStored(p), nil
 }
 
 func cleanName(name string) (string, error) {
@@ -378,14 +363,13 @@ func cleanName(name string) (string, error) {
 
 // List is userID's passkeys, oldest first.
 func (s *Service) List(ctx context.Context, userID int64) ([]Passkey, error) {
-	ps, err := s.client(ctx).Passkey.Query().Where(entpasskey.UserID(userID)).
-		Order(ent.Asc(entpasskey.FieldCreatedAt), ent.Asc(entpasskey.FieldID)).All(ctx)
+	ps, err := s.db.UserPasskeys(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: list: %w", err)
 	}
 	out := make([]Passkey, len(ps))
-	for i, p := range ps {
-		out[i] = fromEnt(p)
+	for i := range ps {
+		out[i] = fromStored(&ps[i])
 	}
 	return out, nil
 }
@@ -396,31 +380,22 @@ func (s *Service) Rename(ctx context.Context, userID int64, id, name string) (Pa
 	if err != nil || name == "" {
 		return Passkey{}, ErrName
 	}
-	c := s.client(ctx)
-	n, err := c.Passkey.Update().Where(entpasskey.ID(id), entpasskey.UserID(userID)).SetName(name).Save(ctx)
-	if err != nil {
-		return Passkey{}, fmt.Errorf("passkey: rename: %w", err)
-	}
-	if n == 0 {
-		return Passkey{}, ErrNotFound
-	}
-	p, err := c.Passkey.Get(ctx, id)
-	if ent.IsNotFound(err) {
+	p, err := s.db.RenamePasskey(ctx, userID, id, name)
+	if errors.Is(err, storage.ErrNotFound) {
 		return Passkey{}, ErrNotFound
 	} else if err != nil {
 		return Passkey{}, fmt.Errorf("passkey: rename: %w", err)
 	}
-	return fromEnt(p), nil
+	return fromStored(p), nil
 }
 
 // Delete removes userID's passkey id; ErrNotFound when it is not theirs.
 func (s *Service) Delete(ctx context.Context, userID int64, id string) error {
-	n, err := s.client(ctx).Passkey.Delete().Where(entpasskey.ID(id), entpasskey.UserID(userID)).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("passkey: delete: %w", err)
-	}
-	if n == 0 {
+	err := s.db.DeletePasskey(ctx, userID, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("passkey: delete: %w", err)
 	}
 	return nil
 }
@@ -435,7 +410,7 @@ func (s *Service) BeginLogin(ctx context.Context, mediation string) (string, jso
 	if err != nil {
 		return "", nil, fmt.Errorf("passkey: begin login: %w", err)
 	}
-	id, err := s.storeChallenge(ctx, webauthnchallenge.CeremonyLogin, nil, sd)
+	id, err := s.storeChallenge(ctx, storage.WebAuthnLogin, nil, sd)
 	if err != nil {
 		return "", nil, err
 	}
@@ -453,11 +428,11 @@ func (s *Service) FinishLogin(ctx context.Context, challengeID string, response 
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
-	sd, err := s.consumeChallenge(ctx, challengeID, webauthnchallenge.CeremonyLogin, nil)
+	sd, err := s.consumeChallenge(ctx, challengeID, storage.WebAuthnLogin, nil)
 	if err != nil {
 		return 0, err
 	}
-	var stored *ent.Passkey
+	var stored *storage.Passkey
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
 		uid, err := strconv.ParseInt(string(userHandle), 10, 64)
 		if err != nil || strconv.FormatInt(uid, 10) != string(userHandle) {
@@ -467,9 +442,9 @@ func (s *Service) FinishLogin(ctx context.Context, challengeID string, response 
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range ps {
-			if bytes.Equal(p.CredentialID, rawID) {
-				stored = p
+		for i := range ps {
+			if bytes.Equal(ps[i].CredentialID, rawID) {
+				stored = &ps[i]
 			}
 		}
 		if stored == nil {
@@ -485,22 +460,20 @@ func (s *Service) FinishLogin(ctx context.Context, challengeID string, response 
 		return 0, ErrCloned
 	}
 	now := s.now()
-	n, err := s.client(ctx).Passkey.Update().Where(entpasskey.ID(stored.ID)).
-		SetSignCount(cred.Authenticator.SignCount).SetUserPresent(cred.Flags.UserPresent).
-		SetUserVerified(cred.Flags.UserVerified).SetBackupState(cred.Flags.BackupState).
-		SetLastUsedAt(now).Save(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("passkey: store use: %w", err)
-	}
-	if n == 0 { // deleted meanwhile
+	err = s.db.RecordPasskeyUse(ctx, stored.ID, storage.PasskeyUse{SignCount: cred.Authenticator.SignCount,
+		UserPresent: cred.Flags.UserPresent, UserVerified: cred.Flags.UserVerified,
+		BackupState: cred.Flags.BackupState, At: now})
+	if errors.Is(err, storage.ErrNotFound) { // deleted meanwhile
 		return 0, fmt.Errorf("%w: %w", ErrRejected, ErrNotFound)
+	} else if err != nil {
+		return 0, fmt.Errorf("passkey: store use: %w", err)
 	}
 	return u.(*waUser).id, nil
 }
 
 // DeleteExpired drops the challenges whose ceremony was never finished.
 func (s *Service) DeleteExpired(ctx context.Context) (int, error) {
-	n, err := s.client(ctx).WebAuthnChallenge.Delete().Where(webauthnchallenge.ExpiresAtLTE(s.now())).Exec(ctx)
+	n, err := s.db.DeleteExpiredWebAuthnChallenges(ctx, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("passkey: sweep challenges: %w", err)
 	}

@@ -3,6 +3,8 @@ package passkey_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"idp/database/databasetest"
 	"idp/passkey"
 	"idp/passkey/passkeytest"
+	"idp/storage"
 )
 
 const issuer = "https://id.example.com"
@@ -18,7 +21,19 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// onSQLite runs fn on a fresh SQLite database. What the queries do on
+// every engine is storage's suite (storage/passkeys_test.go).
+func onSQLite(t *testing.T, fn func(t *testing.T, db *database.DB)) {
+	t.Helper()
+	fn(t, databasetest.Open(t, databasetest.SQLiteURL(t)))
+}
+
 func setup(t *testing.T, db *database.DB) (*passkey.Service, *clock) {
+	return setupOn(t, db, storage.New(db))
+}
+
+// setupOn is setup with the service on st.
+func setupOn(t *testing.T, db *database.DB, st passkey.Storage) (*passkey.Service, *clock) {
 	t.Helper()
 	ctx := context.Background()
 	for id, name := range map[int64]string{1: "alice", 2: "bob"} {
@@ -26,7 +41,7 @@ func setup(t *testing.T, db *database.DB) (*passkey.Service, *clock) {
 			SetFirstName("A").SetLastName("B").ExecX(ctx)
 	}
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s, err := passkey.New(db.Ent, passkey.Config{Issuer: issuer, Origins: []string{"android:apk-key-hash:abc"}, Now: c.now})
+	s, err := passkey.New(st, passkey.Config{Issuer: issuer, Origins: []string{"android:apk-key-hash:abc"}, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +78,7 @@ func TestNewRefusesIPIssuer(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, c := setup(t, db)
 		a := &passkeytest.Authenticator{Origin: issuer}
@@ -122,7 +137,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, c := setup(t, db)
 		good := &passkeytest.Authenticator{Origin: issuer}
@@ -196,6 +211,36 @@ func TestRefusals(t *testing.T) {
 		}
 		if n, err := s.DeleteExpired(ctx); err != nil || n == 0 {
 			t.Errorf("DeleteExpired = %d, %v", n, err)
+		}
+	})
+}
+
+// takenStore is storage in which every credential is registered already,
+// as when a second registration of one authenticator races the first.
+type takenStore struct{ *storage.Store }
+
+func (takenStore) CreatePasskey(context.Context, storage.Passkey) (*storage.Passkey, error) {
+	return nil, fmt.Errorf("%w: the credential", &storage.ConflictError{})
+}
+
+// TestRegisteredAlready: a credential that storage holds already is
+// refused as a ceremony refusal (ErrRejected, with a reason for the
+// client), not an internal error.
+func TestRegisteredAlready(t *testing.T) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s, _ := setupOn(t, db, takenStore{storage.New(db)})
+		opts, err := s.BeginRegistration(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&passkeytest.Authenticator{Origin: issuer}).Create(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.FinishRegistration(ctx, 1, resp, "")
+		if !errors.Is(err, passkey.ErrRejected) || !strings.Contains(passkey.Reason(err), "registered already") {
+			t.Errorf("a credential registered already: %v (%q), want ErrRejected", err, passkey.Reason(err))
 		}
 	})
 }

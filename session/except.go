@@ -3,8 +3,6 @@ package session
 import (
 	"context"
 	"fmt"
-
-	"idp/ent/browsersession"
 )
 
 // DeleteUserExcept ends every session of a user but keepID, as after a
@@ -12,11 +10,7 @@ import (
 // in); an empty keepID ends them all, like DeleteUser. It runs in the
 // transaction ctx carries, if any.
 func (s *Store) DeleteUserExcept(ctx context.Context, userID int64, keepID string) error {
-	q := s.client(ctx).BrowserSession.Delete().Where(browsersession.UserID(userID))
-	if keepID != "" {
-		q.Where(browsersession.IDNEQ(keepID))
-	}
-	if _, err := q.Exec(ctx); err != nil {
+	if err := s.db.DeleteUserSessions(ctx, userID, keepID); err != nil {
 		return fmt.Errorf("session: delete user's other sessions: %w", err)
 	}
 	return nil

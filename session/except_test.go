@@ -6,15 +6,15 @@ import (
 	"testing"
 
 	"idp/database"
-	"idp/database/databasetest"
 	"idp/session"
+	"idp/storage"
 )
 
 // TestDeleteUserExcept: a password change in one browser session ends the
 // user's other sessions and keeps that one; other users keep theirs, and
 // an empty keepID ends them all.
 func TestDeleteUserExcept(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := newStore(db)
 		create := func(user int64) (string, string) {
@@ -34,7 +34,7 @@ func TestDeleteUserExcept(t *testing.T) {
 		keep, keepID := create(1)
 		other, _ := create(1)
 		b, _ := create(2)
-		if err := database.InTx(ctx, db.Ent, func(ctx context.Context) error { return s.DeleteUserExcept(ctx, 1, keepID) }); err != nil {
+		if err := storage.New(db).InTx(ctx, func(ctx context.Context) error { return s.DeleteUserExcept(ctx, 1, keepID) }); err != nil {
 			t.Fatal(err)
 		}
 		if !live(keep) || live(other) || !live(b) {

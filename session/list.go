@@ -2,11 +2,10 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
-	entsql "entgo.io/ent/dialect/sql"
-
-	"idp/ent/browsersession"
+	"idp/storage"
 )
 
 // CleanUserAgent is a user agent as a Store keeps it: valid UTF-8 without
@@ -19,16 +18,13 @@ func CleanUserAgent(ua string) string { return cleanUserAgent(ua) }
 // does not count as the session being seen.
 func (s *Store) ListUser(ctx context.Context, userID int64) ([]Session, error) {
 	now := s.clock()
-	rows, err := s.client(ctx).BrowserSession.Query().
-		Where(browsersession.UserID(userID), browsersession.ExpiresAtGT(now), browsersession.LastSeenAtGT(now.Add(-s.idleTTL))).
-		Order(browsersession.ByCreatedAt(entsql.OrderDesc()), browsersession.ByID()).
-		All(ctx)
+	rows, err := s.db.UserSessions(ctx, userID, now, now.Add(-s.idleTTL))
 	if err != nil {
 		return nil, fmt.Errorf("session: list user's sessions: %w", err)
 	}
 	out := make([]Session, 0, len(rows))
-	for _, row := range rows {
-		out = append(out, s.fromRow(row, row.LastSeenAt))
+	for i := range rows {
+		out = append(out, s.fromRow(&rows[i], rows[i].LastSeenAt))
 	}
 	return out, nil
 }
@@ -37,11 +33,12 @@ func (s *Store) ListUser(ctx context.Context, userID int64) ([]Session, error) {
 // whether there was one to end: a user ending a session from a list can
 // name only their own.
 func (s *Store) DeleteOfUser(ctx context.Context, userID int64, id string) (bool, error) {
-	n, err := s.client(ctx).BrowserSession.Delete().
-		Where(browsersession.ID(id), browsersession.UserID(userID)).
-		Exec(ctx)
+	err := s.db.DeleteUserSession(ctx, userID, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("session: delete user's session: %w", err)
 	}
-	return n > 0, nil
+	return true, nil
 }

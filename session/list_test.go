@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"idp/database"
-	"idp/database/databasetest"
 	"idp/session"
 )
 
@@ -16,7 +15,7 @@ import (
 // reads it; another user's, an idle one and one past its absolute end are
 // left out, and listing does not count as being seen.
 func TestListUser(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, clock := newStore(db)
 		create := func(user int64, ua string) string {
@@ -87,7 +86,7 @@ func TestListUser(t *testing.T) {
 // TestDeleteOfUser: a user ends their own session by id and nobody
 // else's; ending one twice, or an unknown one, reports false.
 func TestDeleteOfUser(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := newStore(db)
 		mineToken, mine, err := s.Create(ctx, 7, []string{"pwd"}, "", false)

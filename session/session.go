@@ -20,9 +20,7 @@ import (
 	"unicode/utf8"
 
 	"idp/account"
-	"idp/database"
-	"idp/ent"
-	"idp/ent/browsersession"
+	"idp/storage"
 )
 
 // Default lifetimes (IDP_SESSION_TTL and IDP_SESSION_IDLE_TTL).
@@ -71,15 +69,27 @@ type Options struct {
 	Now          func() time.Time
 }
 
+// Storage is what a Store needs of the database: *storage.Store.
+type Storage interface {
+	CreateSession(ctx context.Context, bs storage.BrowserSession) error
+	SessionByTokenHash(ctx context.Context, tokenHash string) (*storage.BrowserSession, error)
+	RecordSessionSeen(ctx context.Context, id string, at, staleBy time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSession(ctx context.Context, userID int64, id string) error
+	DeleteUserSessions(ctx context.Context, userID int64, keepID string) error
+	UserSessions(ctx context.Context, userID int64, now, idleSince time.Time) ([]storage.BrowserSession, error)
+	DeleteEndedSessions(ctx context.Context, now, idleSince time.Time) (int, error)
+}
+
 // Store keeps sessions in the database.
 type Store struct {
-	db           *ent.Client
+	db           Storage
 	ttl, idleTTL time.Duration
 	now          func() time.Time
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *ent.Client, opts Options) *Store {
+func NewStore(db Storage, opts Options) *Store {
 	s := &Store{db: db, ttl: opts.TTL, idleTTL: opts.IdleTTL, now: opts.Now}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTTL
@@ -96,9 +106,6 @@ func NewStore(db *ent.Client, opts Options) *Store {
 // clock is the current time as the databases keep it: UTC, whole
 // microseconds, so that what Create returns equals what Lookup reads.
 func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
-
-// client is the transaction ctx carries, or the Store's database.
-func (s *Store) client(ctx context.Context) *ent.Client { return database.Client(ctx, s.db) }
 
 // Create starts a session for userID and returns the token for its
 // cookie. The token is not kept: only its hash is stored.
@@ -124,25 +131,24 @@ func (s *Store) Create(ctx context.Context, userID int64, methods []string, user
 		LastSeenAt: now,
 	}
 	absolute := now.Add(s.ttl)
-	// Only while the user exists: a login racing the account's erasure
-	// leaves no session behind (account.HoldUser).
-	err := database.InTx(ctx, s.db, func(ctx context.Context) error {
-		if err := account.HoldUser(ctx, userID); err != nil {
-			return err
-		}
-		return s.client(ctx).BrowserSession.Create().
-			SetID(sess.ID).
-			SetTokenHash(hashToken(token)).
-			SetUserID(userID).
-			SetAuthTime(now).
-			SetMethods(sess.Methods).
-			SetUserAgent(sess.UserAgent).
-			SetRemember(remember).
-			SetCreatedAt(now).
-			SetLastSeenAt(now).
-			SetExpiresAt(absolute).
-			Exec(ctx)
+	// Only while the user exists: storage holds the user's row for the
+	// insert, so a login racing the account's erasure leaves no session
+	// behind, and says ErrNotFound when the user is gone.
+	err := s.db.CreateSession(ctx, storage.BrowserSession{
+		ID:         sess.ID,
+		TokenHash:  hashToken(token),
+		UserID:     userID,
+		AuthTime:   now,
+		Methods:    sess.Methods,
+		UserAgent:  sess.UserAgent,
+		Remember:   remember,
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  absolute,
 	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil, fmt.Errorf("session: create: %w: %w", account.ErrNotFound, err)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("session: create: %w", err)
 	}
@@ -156,9 +162,8 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 	if !wellFormed(token) {
 		return nil, ErrNotFound
 	}
-	c := s.client(ctx)
-	row, err := c.BrowserSession.Query().Where(browsersession.TokenHash(hashToken(token))).Only(ctx)
-	if ent.IsNotFound(err) {
+	row, err := s.db.SessionByTokenHash(ctx, hashToken(token))
+	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
@@ -172,10 +177,7 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 	if now.Sub(seen) >= seenEvery {
 		// Conditional, so that concurrent lookups of one session in the
 		// same minute mostly leave the write to the first.
-		if _, err := c.BrowserSession.Update().
-			Where(browsersession.ID(row.ID), browsersession.LastSeenAtLTE(now.Add(-seenEvery))).
-			SetLastSeenAt(now).
-			Save(ctx); err != nil {
+		if err := s.db.RecordSessionSeen(ctx, row.ID, now, now.Add(-seenEvery)); err != nil {
 			return nil, fmt.Errorf("session: record last seen: %w", err)
 		}
 		seen = now
@@ -185,7 +187,7 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 }
 
 // fromRow is the session a row holds, last seen at seen.
-func (s *Store) fromRow(row *ent.BrowserSession, seen time.Time) Session {
+func (s *Store) fromRow(row *storage.BrowserSession, seen time.Time) Session {
 	return Session{
 		ID:         row.ID,
 		UserID:     row.UserID,
@@ -212,7 +214,7 @@ func (s *Store) expiresAt(absolute, seen time.Time) time.Time {
 // Delete ends the session id (sign-out). Ending one that is gone is not an
 // error.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if _, err := s.client(ctx).BrowserSession.Delete().Where(browsersession.ID(id)).Exec(ctx); err != nil {
+	if err := s.db.DeleteSession(ctx, id); err != nil {
 		return fmt.Errorf("session: delete: %w", err)
 	}
 	return nil
@@ -221,7 +223,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // DeleteUser ends every session of a user, as after a password reset or
 // an erasure; it runs in the transaction ctx carries, if any.
 func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
-	if _, err := s.client(ctx).BrowserSession.Delete().Where(browsersession.UserID(userID)).Exec(ctx); err != nil {
+	if err := s.db.DeleteUserSessions(ctx, userID, ""); err != nil {
 		return fmt.Errorf("session: delete user's sessions: %w", err)
 	}
 	return nil
@@ -231,19 +233,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
 // long, and returns how many.
 func (s *Store) DeleteExpired(ctx context.Context) (int, error) {
 	now := s.clock()
-	ended := browsersession.Or(
-		browsersession.ExpiresAtLTE(now),
-		browsersession.LastSeenAtLTE(now.Add(-s.idleTTL)),
-	)
-	// By id and under the same condition: a session seen again since the
-	// query stays.
-	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
-	})
+	n, err := s.db.DeleteEndedSessions(ctx, now, now.Add(-s.idleTTL))
 	if err != nil {
 		return n, fmt.Errorf("session: delete expired: %w", err)
 	}

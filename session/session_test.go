@@ -13,40 +13,52 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"idp/account"
 	"idp/database"
 	"idp/database/databasetest"
-	"idp/ent/browsersession"
-	"idp/ent/user"
 	"idp/fake"
 	"idp/session"
+	"idp/storage"
 )
 
 var t0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
-// seedUsers creates users 1 to 10 once: sessions are made only for users
-// that exist.
-func seedUsers(db *database.DB) {
+// onSQLite runs fn on a fresh SQLite database with users 1 to 10, since
+// sessions are made only for users that exist. What the queries do on
+// every engine is storage's suite (storage/sessions_test.go).
+func onSQLite(t *testing.T, fn func(t *testing.T, db *database.DB)) {
+	t.Helper()
+	db := databasetest.Open(t, databasetest.SQLiteURL(t))
 	ctx := context.Background()
 	for id := int64(1); id <= 10; id++ {
-		if !db.Ent.User.Query().Where(user.ID(id)).ExistX(ctx) {
-			name := "u" + strconv.FormatInt(id, 10)
-			db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-				SetFirstName("A").SetLastName("B").ExecX(ctx)
-		}
+		name := "u" + strconv.FormatInt(id, 10)
+		db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
+			SetFirstName("A").SetLastName("B").ExecX(ctx)
 	}
+	fn(t, db)
 }
 
 func newStore(db *database.DB) (*session.Store, *fake.Clock) {
-	seedUsers(db)
 	clock := fake.NewClock(t0)
-	return session.NewStore(db.Ent, session.Options{TTL: 14 * 24 * time.Hour, IdleTTL: 3 * 24 * time.Hour, Now: clock.Now}), clock
+	return session.NewStore(storage.New(db), session.Options{TTL: 14 * 24 * time.Hour, IdleTTL: 3 * 24 * time.Hour, Now: clock.Now}), clock
+}
+
+// stored is the row of the session token names, as storage reads it.
+func stored(t *testing.T, db *database.DB, token string) *storage.BrowserSession {
+	t.Helper()
+	sum := sha256.Sum256([]byte(token))
+	row, err := storage.New(db).SessionByTokenHash(context.Background(), hex.EncodeToString(sum[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row
 }
 
 // TestCreateLookup: a new session reads back by its token with everything
 // it was created with; the token and id have the promised shape, and
 // tokens that are not a live session's are ErrNotFound.
 func TestCreateLookup(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := newStore(db)
 		token, created, err := s.Create(ctx, 7, []string{"pwd"}, "Firefox/140", true)
@@ -93,6 +105,21 @@ func TestCreateLookup(t *testing.T) {
 	})
 }
 
+// TestCreateNeedsUser: no session starts for a user that does not exist
+// (erased meanwhile): Create says account.ErrNotFound and stores nothing.
+func TestCreateNeedsUser(t *testing.T) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s, _ := newStore(db)
+		if _, _, err := s.Create(ctx, 99, []string{"pwd"}, "", false); !errors.Is(err, account.ErrNotFound) {
+			t.Errorf("Create for no user: %v, want account.ErrNotFound", err)
+		}
+		if n := db.Ent.BrowserSession.Query().CountX(ctx); n != 0 {
+			t.Errorf("%d sessions stored", n)
+		}
+	})
+}
+
 func equal(a, b session.Session) bool {
 	return a.ID == b.ID && a.UserID == b.UserID && a.AuthTime.Equal(b.AuthTime) && slices.Equal(a.Methods, b.Methods) &&
 		a.UserAgent == b.UserAgent && a.Remember == b.Remember && a.CreatedAt.Equal(b.CreatedAt) &&
@@ -102,14 +129,14 @@ func equal(a, b session.Session) bool {
 // TestHashedAtRest: no column of the session's row holds the token; the
 // row holds its SHA-256.
 func TestHashedAtRest(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := newStore(db)
 		token, sess, err := s.Create(ctx, 7, []string{"pwd"}, "ua", false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := db.SQL.QueryContext(ctx, "SELECT * FROM "+browsersession.Table)
+		rows, err := db.SQL.QueryContext(ctx, "SELECT * FROM browser_sessions")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,10 +165,9 @@ func TestHashedAtRest(t *testing.T) {
 		if err := rows.Err(); err != nil || n != 1 {
 			t.Fatalf("%d rows, %v", n, err)
 		}
-		sum := sha256.Sum256([]byte(token))
-		row := db.Ent.BrowserSession.GetX(ctx, sess.ID)
-		if row.TokenHash != hex.EncodeToString(sum[:]) {
-			t.Errorf("token_hash = %q, want the token's SHA-256", row.TokenHash)
+		// The row is found by the token's SHA-256.
+		if row := stored(t, db, token); row.ID != sess.ID {
+			t.Errorf("the token's SHA-256 finds session %q, want %q", row.ID, sess.ID)
 		}
 	})
 }
@@ -165,7 +191,7 @@ func TestExpiry(t *testing.T) {
 		{"absolute end caps the idle one", []time.Duration{2 * day, 4 * day, 6 * day, 8 * day, 10 * day, 12 * day}, true, 14 * day},
 		{"absolute end", []time.Duration{2 * day, 4 * day, 6 * day, 8 * day, 10 * day, 12 * day, 14 * day}, false, 0},
 	}
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		for _, tt := range tests {
 			s, clock := newStore(db)
@@ -197,7 +223,7 @@ func TestExpiry(t *testing.T) {
 // TestLastSeenThrottle: a lookup records the visit only when the last
 // record is a minute old or more, so page views are not each a write.
 func TestLastSeenThrottle(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, clock := newStore(db)
 		token, sess, err := s.Create(ctx, 7, nil, "", false)
@@ -220,9 +246,9 @@ func TestLastSeenThrottle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stored := db.Ent.BrowserSession.GetX(ctx, sess.ID).LastSeenAt
-			if !got.LastSeenAt.Equal(st.want) || !stored.Equal(st.want) {
-				t.Errorf("at %v: LastSeenAt returned %v, stored %v, want %v", clock.Now().Sub(t0), got.LastSeenAt, stored, st.want)
+			row := stored(t, db, token)
+			if row.ID != sess.ID || !got.LastSeenAt.Equal(st.want) || !row.LastSeenAt.Equal(st.want) {
+				t.Errorf("at %v: LastSeenAt returned %v, stored %v, want %v", clock.Now().Sub(t0), got.LastSeenAt, row.LastSeenAt, st.want)
 			}
 			if want := st.want.Add(3 * 24 * time.Hour); !got.ExpiresAt.Equal(want) {
 				t.Errorf("at %v: ExpiresAt %v, want %v", clock.Now().Sub(t0), got.ExpiresAt, want)
@@ -235,7 +261,7 @@ func TestLastSeenThrottle(t *testing.T) {
 // every session of one user and no one else's, inside a transaction too;
 // DeleteExpired removes sessions past either end.
 func TestDelete(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, clock := newStore(db)
 		create := func(user int64) string {
@@ -265,7 +291,7 @@ func TestDelete(t *testing.T) {
 		}
 
 		a3 := create(1)
-		if err := database.InTx(ctx, db.Ent, func(ctx context.Context) error { return s.DeleteUser(ctx, 1) }); err != nil {
+		if err := storage.New(db).InTx(ctx, func(ctx context.Context) error { return s.DeleteUser(ctx, 1) }); err != nil {
 			t.Fatal(err)
 		}
 		if live(a2) || live(a3) || !live(b) {
@@ -290,7 +316,7 @@ func TestDelete(t *testing.T) {
 
 		// A store whose idle lifetime outlasts the absolute one: only the
 		// absolute end removes e.
-		short := session.NewStore(db.Ent, session.Options{TTL: time.Hour, IdleTTL: 24 * time.Hour, Now: clock.Now})
+		short := session.NewStore(storage.New(db), session.Options{TTL: time.Hour, IdleTTL: 24 * time.Hour, Now: clock.Now})
 		if _, _, err := short.Create(ctx, 5, nil, "", false); err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +340,7 @@ func TestUserAgent(t *testing.T) {
 		{"invalid UTF-8", "a\xffb", "a\uFFFDb"},
 		{"NUL and controls", "a\x00b\r\nc", "abc"},
 	}
-	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := newStore(db)
 		for _, tt := range tests {

@@ -295,9 +295,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.sessions = session.NewStore(a.db.Ent, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
-	a.consents = consent.NewStore(a.db.Ent, cfg.clock)
-	if a.passkeys, err = passkey.New(a.db.Ent, passkey.Config{Issuer: cfg.Issuer, Origins: cfg.webauthnOrigins, Now: cfg.clock}); err != nil {
+	a.sessions = session.NewStore(a.store, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
+	a.consents = consent.NewStore(a.store, cfg.clock)
+	if a.passkeys, err = passkey.New(a.store, passkey.Config{Issuer: cfg.Issuer, Origins: cfg.webauthnOrigins, Now: cfg.clock}); err != nil {
 		log.Warn("passkeys are off", "err", err)
 		a.passkeys = nil
 	}
