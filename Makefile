@@ -12,7 +12,7 @@ run:
 # IDP_TEST_POSTGRES_DSN is (postgres://postgres@127.0.0.1:5432/idp_test);
 # .ci/run sets both.
 test: vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 25m ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^ent/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^ent/'); echo 'gofmt needed'; exit 1; }
