@@ -49,21 +49,3 @@ func (e *Eraser) Erase(ctx context.Context, userID int64) (*storage.User, error)
 	}
 	return u, nil
 }
-
-// HoldUser takes a shared lock on the user's row for the rest of the
-// transaction ctx must carry, and gives ErrNotFound when there is no such
-// user (see storage.HoldUser). Whoever writes a row that belongs to a user
-// (a token, a code, a browser session, a consent) calls it first in the
-// transaction of that write, so that the write is ordered with the
-// account's erasure: it either commits before the erasure reads its table,
-// and is erased with the rest, or waits for the erasure to commit and
-// finds no user.
-func HoldUser(ctx context.Context, userID int64) error {
-	err := storage.HoldUser(ctx, userID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: %d", ErrNotFound, userID)
-	} else if err != nil {
-		return fmt.Errorf("account: %w", err)
-	}
-	return nil
-}
