@@ -17,7 +17,6 @@ import (
 
 	"idp/account"
 	"idp/budget"
-	"idp/database"
 	"idp/mail"
 	"idp/oauth"
 	"idp/picture"
@@ -61,7 +60,6 @@ type Users interface {
 
 // Deps are the services the user API is built on.
 type Deps struct {
-	DB       *database.DB
 	Accounts *account.Service
 	Users    Users
 	Tokens   Tokens
@@ -135,7 +133,6 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	db       *database.DB
 	accounts *account.Service
 	users    Users
 	tokens   Tokens
@@ -239,7 +236,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
+	return &Server{cfg: cfg, log: cfg.Logger, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
