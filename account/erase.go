@@ -8,20 +8,6 @@ import (
 	"idp/storage"
 )
 
-// EraseStorage deletes a user and every row of it in one transaction
-// (*storage.Store).
-type EraseStorage interface {
-	EraseUser(ctx context.Context, userID int64, names func(*storage.User) storage.ErasureNames) (*storage.User, error)
-}
-
-// Eraser deletes accounts.
-type Eraser struct {
-	store EraseStorage
-}
-
-// NewEraser returns the eraser of the accounts in store.
-func NewEraser(store EraseStorage) *Eraser { return &Eraser{store: store} }
-
 // Erase deletes the user userID and every row that belongs to the user, on
 // the transaction ctx carries (it opens one without): its token rows,
 // browser sessions, consents, one-time codes, passkeys, the login
@@ -31,8 +17,8 @@ func NewEraser(store EraseStorage) *Eraser { return &Eraser{store: store} }
 // user as it was, so that the caller can queue the picture's deletion and
 // a notice in the same transaction; ErrNotFound when there is no such user
 // (erased already).
-func (e *Eraser) Erase(ctx context.Context, userID int64) (*storage.User, error) {
-	u, err := e.store.EraseUser(ctx, userID, func(u *storage.User) storage.ErasureNames {
+func (s *Service) Erase(ctx context.Context, userID int64) (*storage.User, error) {
+	u, err := s.store.EraseUser(ctx, userID, func(u *storage.User) storage.ErasureNames {
 		return storage.ErasureNames{
 			// Keys of the lock-out (lockout.go) and of the rate limits:
 			// the user's, and those of its names as an unknown login

@@ -89,11 +89,10 @@ type Deps struct {
 	Passkeys Passkeys
 
 	// Stats streams GET /v1/users/stats; Exports reads the account
-	// export's rows; Eraser deletes an account's rows, in a transaction
-	// of Transactions.
+	// export's rows; Transactions holds an erasure's transaction, in
+	// which Accounts deletes the account's rows.
 	Stats        StatsReader
 	Exports      ExportReader
-	Eraser       AccountEraser
 	Transactions Transactor
 }
 
@@ -157,7 +156,6 @@ type Server struct {
 
 	stats        StatsReader
 	exports      ExportReader
-	eraser       AccountEraser
 	transactions Transactor
 }
 
@@ -240,7 +238,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
-		stats: d.Stats, exports: d.Exports, eraser: d.Eraser, transactions: d.Transactions}, nil
+		stats: d.Stats, exports: d.Exports, transactions: d.Transactions}, nil
 }
 
 // Mount adds the /v1 routes to r.
