@@ -7,7 +7,6 @@ import (
 
 	entsql "entgo.io/ent/dialect/sql"
 
-	"idp/database"
 	"idp/ent"
 	"idp/ent/browsersession"
 )
@@ -145,7 +144,7 @@ func (s *Store) UserSessions(ctx context.Context, userID int64, now, idleSince t
 
 // DeleteEndedSessions removes the sessions past their absolute end (at or
 // before now) or idle (last seen at or before idleSince), in batches
-// (database.DeleteBatches), and returns how many.
+// (deleteInBatches), and returns how many.
 func (s *Store) DeleteEndedSessions(ctx context.Context, now, idleSince time.Time) (int, error) {
 	ended := browsersession.Or(
 		browsersession.ExpiresAtLTE(now),
@@ -153,12 +152,11 @@ func (s *Store) DeleteEndedSessions(ctx context.Context, now, idleSince time.Tim
 	)
 	// By id and under the same condition: a session seen again since the
 	// query stays.
-	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
-	})
-	return n, wrap(err)
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]string, error) {
+			return s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []string) (int, error) {
+			return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
+		})
 }
