@@ -86,6 +86,8 @@ type Store interface {
 	DeleteLoginThrottles(ctx context.Context, keys ...string) error
 	DeleteLoginThrottlesOf(ctx context.Context, key string) error
 	DeleteStaleLoginThrottles(ctx context.Context, cutoff, now time.Time) (int, error)
+
+	EraseUser(ctx context.Context, userID int64, names func(*storage.User) storage.ErasureNames) (*storage.User, error)
 }
 
 // Service manages accounts.

@@ -8,20 +8,6 @@ import (
 	"idp/storage"
 )
 
-// EraseStorage deletes a user and every row of it in one transaction
-// (*storage.Store).
-type EraseStorage interface {
-	EraseUser(ctx context.Context, userID int64, names func(*storage.User) storage.ErasureNames) (*storage.User, error)
-}
-
-// Eraser deletes accounts.
-type Eraser struct {
-	store EraseStorage
-}
-
-// NewEraser returns the eraser of the accounts in store.
-func NewEraser(store EraseStorage) *Eraser { return &Eraser{store: store} }
-
 // Erase deletes the user userID and every row that belongs to the user, on
 // the transaction ctx carries (it opens one without): its token rows,
 // browser sessions, consents, one-time codes, passkeys, the login
@@ -31,8 +17,8 @@ func NewEraser(store EraseStorage) *Eraser { return &Eraser{store: store} }
 // user as it was, so that the caller can queue the picture's deletion and
 // a notice in the same transaction; ErrNotFound when there is no such user
 // (erased already).
-func (e *Eraser) Erase(ctx context.Context, userID int64) (*storage.User, error) {
-	u, err := e.store.EraseUser(ctx, userID, func(u *storage.User) storage.ErasureNames {
+func (s *Service) Erase(ctx context.Context, userID int64) (*storage.User, error) {
+	u, err := s.store.EraseUser(ctx, userID, func(u *storage.User) storage.ErasureNames {
 		return storage.ErasureNames{
 			// Keys of the lock-out (lockout.go) and of the rate limits:
 			// the user's, and those of its names as an unknown login
@@ -48,22 +34,4 @@ func (e *Eraser) Erase(ctx context.Context, userID int64) (*storage.User, error)
 		return nil, fmt.Errorf("account: %w", err)
 	}
 	return u, nil
-}
-
-// HoldUser takes a shared lock on the user's row for the rest of the
-// transaction ctx must carry, and gives ErrNotFound when there is no such
-// user (see storage.HoldUser). Whoever writes a row that belongs to a user
-// (a token, a code, a browser session, a consent) calls it first in the
-// transaction of that write, so that the write is ordered with the
-// account's erasure: it either commits before the erasure reads its table,
-// and is erased with the rest, or waits for the erasure to commit and
-// finds no user.
-func HoldUser(ctx context.Context, userID int64) error {
-	err := storage.HoldUser(ctx, userID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: %d", ErrNotFound, userID)
-	} else if err != nil {
-		return fmt.Errorf("account: %w", err)
-	}
-	return nil
 }

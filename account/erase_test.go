@@ -23,7 +23,6 @@ import (
 	"idp/ent/ratelimitwindow"
 	"idp/ent/refreshchain"
 	"idp/ent/user"
-	"idp/storage"
 )
 
 // TestErase: every row of the user goes, under each of its names (its id,
@@ -34,7 +33,6 @@ func TestErase(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newService(t, db, cheap, 0, Options{CodeKey: make([]byte, 32)})
-		e := NewEraser(storage.New(db))
 		now := time.Now().UTC().Truncate(time.Second)
 		// rows gives the user rows in every table it can have one.
 		rows := func(u who) {
@@ -125,7 +123,7 @@ func TestErase(t *testing.T) {
 			SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
 		bobRows := count(bob)
 
-		erased, err := e.Erase(ctx, ada.ID)
+		erased, err := s.Erase(ctx, ada.ID)
 		if err != nil || erased.ID != ada.ID || erased.Email != "ada@example.com" {
 			t.Fatalf("Erase: %+v, %v", erased, err)
 		}
@@ -138,13 +136,13 @@ func TestErase(t *testing.T) {
 		if n := count(bob); n != bobRows {
 			t.Errorf("bob (id %d) has %d rows, had %d", bob.ID, n, bobRows)
 		}
-		if _, err := e.Erase(ctx, ada.ID); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Erase(ctx, ada.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("erasing again: %v", err)
 		}
 		// In the caller's transaction, which decides.
 		errRollback := errors.New("roll back")
 		err = database.InTx(ctx, db.Ent, func(ctx context.Context) error {
-			if _, err := e.Erase(ctx, bob.ID); err != nil {
+			if _, err := s.Erase(ctx, bob.ID); err != nil {
 				return err
 			}
 			return errRollback

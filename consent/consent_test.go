@@ -25,15 +25,19 @@ func onSQLite(t *testing.T, fn func(t *testing.T, db *database.DB)) {
 	fn(t, databasetest.Open(t, databasetest.SQLiteURL(t)))
 }
 
-func newStore(db *database.DB) *consent.Store {
+func newStore(t *testing.T, db *database.DB) *consent.Store {
+	t.Helper()
 	// Consents are recorded only for users that exist.
 	ctx := context.Background()
+	users := storage.New(db)
 	for id := int64(1); id <= 10; id++ {
 		name := "u" + strconv.FormatInt(id, 10)
-		db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-			SetFirstName("A").SetLastName("B").ExecX(ctx)
+		u, err := users.CreateUser(ctx, storage.NewUser{Username: name, Email: name + "@example.com", PasswordHash: "h", FirstName: "A", LastName: "B"})
+		if err != nil || u.ID != id {
+			t.Fatalf("user %s: %+v, %v; want id %d", name, u, err, id)
+		}
 	}
-	return consent.NewStore(storage.New(db), fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
+	return consent.NewStore(users, fake.NewClock(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)).Now)
 }
 
 // check is a Covers call and its answer.
@@ -50,7 +54,7 @@ type check struct {
 func TestCoversGrant(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		s := newStore(db)
+		s := newStore(t, db)
 		steps := []struct {
 			name   string
 			grant  []string // granted to (7, web) before the checks
@@ -105,7 +109,7 @@ func TestCoversGrant(t *testing.T) {
 func TestConcurrentGrant(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		s := newStore(db)
+		s := newStore(t, db)
 		const n = 8
 		var want []string
 		for round := range 2 {
@@ -144,7 +148,7 @@ func TestConcurrentGrant(t *testing.T) {
 func TestDeleteUser(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		s := newStore(db)
+		s := newStore(t, db)
 		for _, g := range []struct {
 			user   int64
 			client string
@@ -176,7 +180,7 @@ func TestDeleteUser(t *testing.T) {
 func TestGrantNeedsUser(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		s := newStore(db)
+		s := newStore(t, db)
 		if err := s.Grant(ctx, 99, "web", []string{"openid"}); !errors.Is(err, account.ErrNotFound) {
 			t.Errorf("Grant for no user: %v, want account.ErrNotFound", err)
 		}

@@ -36,9 +36,13 @@ func setup(t *testing.T, db *database.DB) (*passkey.Service, *clock) {
 func setupOn(t *testing.T, db *database.DB, st passkey.Storage) (*passkey.Service, *clock) {
 	t.Helper()
 	ctx := context.Background()
-	for id, name := range map[int64]string{1: "alice", 2: "bob"} {
-		db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-			SetFirstName("A").SetLastName("B").ExecX(ctx)
+	users := storage.New(db)
+	for i, name := range []string{"alice", "bob"} {
+		id := int64(i + 1)
+		u, err := users.CreateUser(ctx, storage.NewUser{Username: name, Email: name + "@example.com", PasswordHash: "h", FirstName: "A", LastName: "B"})
+		if err != nil || u.ID != id {
+			t.Fatalf("user %s: %+v, %v; want id %d", name, u, err, id)
+		}
 	}
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	s, err := passkey.New(st, passkey.Config{Issuer: issuer, Origins: []string{"android:apk-key-hash:abc"}, Now: c.now})

@@ -16,13 +16,6 @@ import (
 	"idp/storage"
 )
 
-// AccountEraser deletes a user and every row of it, on the transaction ctx
-// carries (*account.Eraser); account.ErrNotFound when there is no such
-// user.
-type AccountEraser interface {
-	Erase(ctx context.Context, userID int64) (*storage.User, error)
-}
-
 // Transactor runs fn in a transaction its context carries, which the
 // calls made with that context join (*storage.Store); a transaction that
 // lost a race (a deadlock, a serialization failure, a busy SQLite) fails
@@ -55,7 +48,7 @@ const eraseAttempts = 3
 
 // Erase deletes the account userID and everything held about it, in one
 // transaction: the user row and every row of the user (see
-// account.Eraser.Erase), with the deletion of its picture object and a
+// account.Service.Erase), with the deletion of its picture object and a
 // notice to its address queued in the same transaction. The picture is
 // deleted from storage once the transaction has committed; if storage
 // fails, the queue retries until it succeeds. Erasing an account that is
@@ -69,7 +62,7 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 	for range eraseAttempts {
 		pictureKey, erased = "", false
 		err = s.transactions.InTx(ctx, func(ctx context.Context) error {
-			u, err := s.eraser.Erase(ctx, userID)
+			u, err := s.accounts.Erase(ctx, userID)
 			if errors.Is(err, account.ErrNotFound) {
 				return nil
 			} else if err != nil {

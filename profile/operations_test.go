@@ -79,7 +79,7 @@ func newOpsFixture(t *testing.T) opsFixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := opsFixture{accounts: accounts, mailer: &recordingMailer{}, sessions: &recordingSessions{}, dir: dir}
 	f.s, err = New(Config{Issuer: "http://idp.test", Pictures: fuzzLimits, ForgotMinDuration: 150 * time.Millisecond, Logger: log}, Deps{
-		DB: db, Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
+		Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
 		Mailer: f.mailer, Limiter: ratelimit.New(users, log, time.Now),
 	})
 	if err != nil {

@@ -96,7 +96,7 @@ func TestSignupDecodesOnlyAfterAuthAndChecks(t *testing.T) {
 	}
 	var decodes atomic.Int64
 	s, err := New(Config{Issuer: "http://idp.test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Deps{
-		DB: db, Accounts: accounts, Users: store, Tokens: fakeTokens{},
+		Accounts: accounts, Users: store, Tokens: fakeTokens{},
 		Decode: func(*picture.Upload) (picture.Image, error) {
 			decodes.Add(1)
 			return picture.Image{}, picture.ErrNotImage // stop here: 415

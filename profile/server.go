@@ -17,7 +17,6 @@ import (
 
 	"idp/account"
 	"idp/budget"
-	"idp/database"
 	"idp/mail"
 	"idp/oauth"
 	"idp/picture"
@@ -61,7 +60,6 @@ type Users interface {
 
 // Deps are the services the user API is built on.
 type Deps struct {
-	DB       *database.DB
 	Accounts *account.Service
 	Users    Users
 	Tokens   Tokens
@@ -91,11 +89,10 @@ type Deps struct {
 	Passkeys Passkeys
 
 	// Stats streams GET /v1/users/stats; Exports reads the account
-	// export's rows; Eraser deletes an account's rows, in a transaction
-	// of Transactions.
+	// export's rows; Transactions holds an erasure's transaction, in
+	// which Accounts deletes the account's rows.
 	Stats        StatsReader
 	Exports      ExportReader
-	Eraser       AccountEraser
 	Transactions Transactor
 }
 
@@ -135,7 +132,6 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	db       *database.DB
 	accounts *account.Service
 	users    Users
 	tokens   Tokens
@@ -160,7 +156,6 @@ type Server struct {
 
 	stats        StatsReader
 	exports      ExportReader
-	eraser       AccountEraser
 	transactions Transactor
 }
 
@@ -239,11 +234,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, db: d.DB, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
+	return &Server{cfg: cfg, log: cfg.Logger, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
 		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
-		stats: d.Stats, exports: d.Exports, eraser: d.Eraser, transactions: d.Transactions}, nil
+		stats: d.Stats, exports: d.Exports, transactions: d.Transactions}, nil
 }
 
 // Mount adds the /v1 routes to r.

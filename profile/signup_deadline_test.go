@@ -32,7 +32,7 @@ func TestSignupDeadlineIsNotBusy(t *testing.T) {
 	store := storage.New(db)
 	accounts := account.New(store, testHasher(t, 2, 1, time.Second), account.Options{})
 	s, err := New(Config{Issuer: "http://idp.test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, Deps{
-		DB: db, Accounts: accounts, Users: store, Tokens: fakeTokens{},
+		Accounts: accounts, Users: store, Tokens: fakeTokens{},
 		Decode: func(*picture.Upload) (picture.Image, error) { return picture.Image{}, picture.ErrNotImage },
 	})
 	if err != nil {

@@ -30,10 +30,13 @@ func onSQLite(t *testing.T, fn func(t *testing.T, db *database.DB)) {
 	t.Helper()
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
 	ctx := context.Background()
+	users := storage.New(db)
 	for id := int64(1); id <= 10; id++ {
 		name := "u" + strconv.FormatInt(id, 10)
-		db.Ent.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-			SetFirstName("A").SetLastName("B").ExecX(ctx)
+		u, err := users.CreateUser(ctx, storage.NewUser{Username: name, Email: name + "@example.com", PasswordHash: "h", FirstName: "A", LastName: "B"})
+		if err != nil || u.ID != id {
+			t.Fatalf("user %s: %+v, %v; want id %d", name, u, err, id)
+		}
 	}
 	fn(t, db)
 }

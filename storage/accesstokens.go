@@ -4,10 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
-
-	entdialect "entgo.io/ent/dialect"
 
 	"idp/ent/accesstoken"
 	"idp/ent/refreshchain"
@@ -49,35 +46,13 @@ func (s *Store) tokensForUser(ctx context.Context, userID int64, write func(ctx 
 		return wrap(write(ctx))
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
-		held, err := s.tokensHoldUser(ctx, userID)
-		if err != nil {
-			return err
-		}
-		if !held {
+		if err := s.holdUser(ctx, userID); errors.Is(err, ErrNotFound) {
 			return ErrTokenUserGone
+		} else if err != nil {
+			return err
 		}
 		return wrap(write(ctx))
 	})
-}
-
-// tokensHoldUser takes a shared lock on the user's row for the rest of
-// the transaction ctx carries, as an erasure's exclusive lock orders
-// itself with it; it reports whether the user exists. SQLite needs no
-// lock: its transactions hold the database's.
-func (s *Store) tokensHoldUser(ctx context.Context, userID int64) (bool, error) {
-	q := "SELECT 1 FROM " + user.Table + " WHERE " + user.FieldID + " = ?"
-	switch s.dialect {
-	case entdialect.Postgres:
-		q += " FOR KEY SHARE"
-	case entdialect.MySQL:
-		q += " LOCK IN SHARE MODE"
-	}
-	var one int
-	found, err := s.tokensQueryRow(ctx, q, []any{userID}, &one)
-	if err != nil {
-		return false, fmt.Errorf("storage: hold user: %w", err)
-	}
-	return found, nil
 }
 
 // tokensQueryRow runs a fixed query that returns at most one row, on the

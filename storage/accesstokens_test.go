@@ -10,13 +10,6 @@ import (
 	"idp/ent/user"
 )
 
-// tokensUser stores user id with username name, for the token tests.
-func tokensUser(t *testing.T, s *Store, id int64, name string) {
-	t.Helper()
-	s.db.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("$argon2id$secret").
-		SetFirstName(name).SetLastName("L").ExecX(context.Background())
-}
-
 // tokenRecord is a record of grant for user 7 whose key is id.
 func tokenRecord(id, grant string, exp time.Time) TokenRecord {
 	return TokenRecord{ID: id, RequestID: grant, ClientID: "mobile", Subject: "7", UserID: 7,
@@ -111,7 +104,7 @@ func TestActiveUser(t *testing.T) {
 func TestAccessTokenRows(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		exp := time.Now().Add(time.Hour)
 		for _, r := range []TokenRecord{tokenRecord("at-1", "g1", exp), tokenRecord("at-2", "g2", exp), tokenRecord("at-3", "g3", exp)} {
 			if err := s.CreateAccessToken(ctx, r); err != nil {
@@ -183,8 +176,8 @@ func TestAccessTokenRows(t *testing.T) {
 func TestGrantRequestsOf(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
-		tokensUser(t, s, 8, "bob")
+		newTestUserWithID(t, s, 7, "ada")
+		newTestUserWithID(t, s, 8, "bob")
 		exp := time.Now().Add(time.Hour)
 		mustChain(t, s, "c1", "g1", "h1")
 		mustChain(t, s, "c2", "g2", "h2")

@@ -15,7 +15,7 @@ import (
 func TestAuthorizeCodeRows(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		exp := time.Date(2026, 12, 1, 9, 5, 0, 0, time.UTC)
 		if err := s.CreateAuthorizeCode(ctx, tokenRecord("code-1", "g1", exp)); err != nil {
 			t.Fatal(err)

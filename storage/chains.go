@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"time"
 
-	entdialect "entgo.io/ent/dialect"
-
 	"idp/database"
 	"idp/ent/accesstoken"
 	"idp/ent/refreshchain"
@@ -143,19 +141,11 @@ const rotateQuery = "UPDATE " + refreshchain.Table + " SET " +
 // userHeld ends the condition of the rotation's and the reissue's
 // statements: the user (the last argument) still exists, read with a
 // shared lock, so that the statement orders itself with an erasure as
-// tokensForUser's hold does, within the one statement the hot path can
-// afford. InnoDB takes shared locks on what an UPDATE or INSERT … SELECT
+// holdUser does, within the one statement the hot path can afford. InnoDB takes shared locks on what an UPDATE or INSERT … SELECT
 // reads, but a subquery only with its own clause; an SQLite statement runs
 // under the database's write lock.
 func userHeld(dialect string) string {
-	q := " AND EXISTS (SELECT 1 FROM " + user.Table + " AS h WHERE h." + user.FieldID + " = ?"
-	switch dialect {
-	case entdialect.Postgres:
-		q += " FOR KEY SHARE"
-	case entdialect.MySQL:
-		q += " LOCK IN SHARE MODE"
-	}
-	return q + ")"
+	return " AND EXISTS (SELECT 1 FROM " + user.Table + " AS h WHERE h." + user.FieldID + " = ?" + holdUserLock(dialect) + ")"
 }
 
 // ReissueAccessToken records an access token (rec) issued again with the

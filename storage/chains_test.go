@@ -24,7 +24,7 @@ func mustChain(t *testing.T, s *Store, chain, grant, hash string) {
 func TestRefreshChainWithUser(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		at := time.Date(2026, 11, 2, 10, 0, 0, 123456000, time.UTC)
 		if err := s.CreateRefreshChain(ctx, tokenRecord("c1", "g1", at.Add(time.Hour)), "h1", at); err != nil {
 			t.Fatal(err)
@@ -41,7 +41,7 @@ func TestRefreshChainWithUser(t *testing.T) {
 			t.Errorf("unknown chain: %v, want ErrNotFound", err)
 		}
 
-		tokensUser(t, s, 8, "gone")
+		newTestUserWithID(t, s, 8, "gone")
 		gone := tokenRecord("c2", "g2", at.Add(time.Hour))
 		gone.Subject, gone.UserID = "8", 8
 		if err := s.CreateRefreshChain(ctx, gone, "h2", at); err != nil {
@@ -67,7 +67,7 @@ func TestRefreshChainWithUser(t *testing.T) {
 func TestRotateRefreshChain(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		mustChain(t, s, "c1", "g1", "h0")
 		at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 		exp := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
@@ -191,7 +191,7 @@ func TestRotateRefreshChain(t *testing.T) {
 func TestEndRefreshChain(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		mustChain(t, s, "c1", "g1", "h1")
 		has := func(subject, grant string) bool {
 			t.Helper()
@@ -243,8 +243,8 @@ func TestEndRefreshChain(t *testing.T) {
 func TestLiveChains(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
-		tokensUser(t, s, 8, "bob")
+		newTestUserWithID(t, s, 7, "ada")
+		newTestUserWithID(t, s, 8, "bob")
 		began := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 		rotated := began.Add(time.Hour)
 		live := tokenRecord("c1", "g1", time.Now().Add(time.Hour))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"idp/database"
 	"idp/ent"
 	"idp/ent/onetimecode"
 	"idp/ent/predicate"
@@ -164,17 +163,16 @@ func (s *Store) DeleteCodes(ctx context.Context, userID int64, ps ...CodePurpose
 }
 
 // DeleteExpiredCodes removes the codes of every purpose that expired
-// before now, in batches, and reports how many.
+// before now, in batches (deleteInBatches), and reports how many.
 func (s *Store) DeleteExpiredCodes(ctx context.Context, now time.Time) (int, error) {
 	expired := onetimecode.ExpiresAtLT(now)
-	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.db.OneTimeCode.Query().Where(expired).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.db.OneTimeCode.Delete().Where(onetimecode.IDIn(ids...), expired).Exec(ctx)
-	})
-	return n, wrap(err)
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]int, error) {
+			return s.db.OneTimeCode.Query().Where(expired).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []int) (int, error) {
+			return s.db.OneTimeCode.Delete().Where(onetimecode.IDIn(ids...), expired).Exec(ctx)
+		})
 }
 
 func entPurposes(ps []CodePurpose) []onetimecode.Purpose {

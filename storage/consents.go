@@ -51,7 +51,7 @@ func (s *Store) ConsentOf(ctx context.Context, userID int64, clientID string) (*
 // ErrConflict when a concurrent grant created the row first.
 func (s *Store) CreateConsent(ctx context.Context, c Consent) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.sessionsHoldUser(ctx, c.UserID); err != nil {
+		if err := s.holdUser(ctx, c.UserID); err != nil {
 			return err
 		}
 		return wrap(s.client(ctx).Consent.Create().

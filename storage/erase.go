@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"entgo.io/ent/dialect"
+	entdialect "entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 
 	"idp/database"
@@ -58,7 +58,7 @@ type ErasureNames struct {
 //
 // The user's row is locked for update before anything else. Every token,
 // code, session or consent write for a user takes a shared lock on that
-// row first (HoldUser), so a login or refresh under way either commits
+// row first (holdUser), so a login or refresh under way either commits
 // before this transaction reads the token tables, or waits and then finds
 // no user.
 func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) ErasureNames) (*User, error) {
@@ -164,7 +164,7 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 // start). A missing row is not an error here: EraseUser reads the user
 // next.
 func (s *Store) eraseLockUser(ctx context.Context, c *ent.Client, userID int64) error {
-	if s.dialect == dialect.SQLite {
+	if s.dialect == entdialect.SQLite {
 		return nil
 	}
 	rows, err := c.QueryContext(ctx, s.rebind("SELECT "+user.FieldID+" FROM "+user.Table+" WHERE "+user.FieldID+" = ? FOR UPDATE"), userID)
@@ -179,7 +179,7 @@ func (s *Store) eraseLockUser(ctx context.Context, c *ent.Client, userID int64) 
 	return nil
 }
 
-// HoldUser takes a shared lock on the user's row for the rest of the
+// holdUser takes a shared lock on the user's row for the rest of the
 // transaction ctx must carry, and gives ErrNotFound when there is no such
 // user. Whoever writes a row that belongs to a user (a token, a code, a
 // browser session, a consent) calls it first in the transaction of that
@@ -190,22 +190,12 @@ func (s *Store) eraseLockUser(ctx context.Context, c *ent.Client, userID int64) 
 // change of the id) waits for; on MySQL and MariaDB a shared lock; an
 // SQLite transaction holds the database's write lock from its start, which
 // orders it with the erasure already.
-//
-// It needs no Store: the transaction in ctx is the one to lock in.
-func HoldUser(ctx context.Context, userID int64) error {
-	tx, ok := database.TxFrom(ctx)
-	if !ok {
-		return errors.New("storage: HoldUser outside a transaction")
+func (s *Store) holdUser(ctx context.Context, userID int64) error {
+	if _, ok := database.TxFrom(ctx); !ok {
+		return errors.New("storage: hold user outside a transaction")
 	}
-	c := tx.Client()
-	q := "SELECT 1 FROM " + user.Table + " WHERE " + user.FieldID + " = ?"
-	switch c.Dialect() {
-	case dialect.Postgres:
-		q += " FOR KEY SHARE"
-	case dialect.MySQL:
-		q += " LOCK IN SHARE MODE"
-	}
-	rows, err := c.QueryContext(ctx, database.Rebind(c.Dialect(), q), userID)
+	q := "SELECT 1 FROM " + user.Table + " WHERE " + user.FieldID + " = ?" + holdUserLock(s.dialect)
+	rows, err := s.client(ctx).QueryContext(ctx, s.rebind(q), userID)
 	if err != nil {
 		return fmt.Errorf("storage: hold user: %w", wrap(err))
 	}
@@ -217,4 +207,17 @@ func HoldUser(ctx context.Context, userID int64) error {
 		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
 	}
 	return nil
+}
+
+// holdUserLock is the locking clause of a read of the user's row that
+// holds it against an erasure (holdUser, and the refresh grant's
+// statements that hold the user within themselves: userHeld).
+func holdUserLock(dialect string) string {
+	switch dialect {
+	case entdialect.Postgres:
+		return " FOR KEY SHARE"
+	case entdialect.MySQL:
+		return " LOCK IN SHARE MODE"
+	}
+	return ""
 }

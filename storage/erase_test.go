@@ -188,14 +188,14 @@ func TestHoldUser(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		eraseCreate(t, s, eraseFixture{3, "cy", "cy@example.com"})
-		if err := HoldUser(ctx, 3); err == nil {
-			t.Error("HoldUser outside a transaction succeeded")
+		if err := s.holdUser(ctx, 3); err == nil {
+			t.Error("holdUser outside a transaction succeeded")
 		}
-		if err := s.InTx(ctx, func(ctx context.Context) error { return HoldUser(ctx, 3) }); err != nil {
-			t.Errorf("HoldUser of a user: %v", err)
+		if err := s.InTx(ctx, func(ctx context.Context) error { return s.holdUser(ctx, 3) }); err != nil {
+			t.Errorf("holdUser of a user: %v", err)
 		}
-		if err := s.InTx(ctx, func(ctx context.Context) error { return HoldUser(ctx, 4) }); !errors.Is(err, ErrNotFound) {
-			t.Errorf("HoldUser of no user: %v, want ErrNotFound", err)
+		if err := s.InTx(ctx, func(ctx context.Context) error { return s.holdUser(ctx, 4) }); !errors.Is(err, ErrNotFound) {
+			t.Errorf("holdUser of no user: %v, want ErrNotFound", err)
 		}
 	})
 }
@@ -221,7 +221,7 @@ func TestHoldUserOrdersErasure(t *testing.T) {
 			erased <- err
 		}()
 		err := s.InTx(ctx, func(ctx context.Context) error {
-			if err := HoldUser(ctx, f.id); err != nil {
+			if err := s.holdUser(ctx, f.id); err != nil {
 				return err
 			}
 			close(held)
@@ -240,9 +240,9 @@ func TestHoldUserOrdersErasure(t *testing.T) {
 			t.Errorf("%d rows of the user left after the erasure", n)
 		}
 		// After the erasure, a write that holds the user finds none.
-		err = s.InTx(ctx, func(ctx context.Context) error { return HoldUser(ctx, f.id) })
+		err = s.InTx(ctx, func(ctx context.Context) error { return s.holdUser(ctx, f.id) })
 		if !errors.Is(err, ErrNotFound) {
-			t.Errorf("HoldUser after the erasure: %v, want ErrNotFound", err)
+			t.Errorf("holdUser after the erasure: %v, want ErrNotFound", err)
 		}
 	})
 }

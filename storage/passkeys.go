@@ -239,10 +239,17 @@ func (s *Store) RegistrationChallenges(ctx context.Context, userID int64, now ti
 }
 
 // DeleteExpiredWebAuthnChallenges removes the challenges that expire at or
-// before now (ceremonies never finished) and returns how many.
+// before now (ceremonies never finished), in batches (deleteInBatches, by
+// the index on expires_at), and returns how many.
 func (s *Store) DeleteExpiredWebAuthnChallenges(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.client(ctx).WebAuthnChallenge.Delete().Where(webauthnchallenge.ExpiresAtLTE(now)).Exec(ctx)
-	return n, wrap(err)
+	expired := webauthnchallenge.ExpiresAtLTE(now)
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]string, error) {
+			return s.client(ctx).WebAuthnChallenge.Query().Where(expired).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []string) (int, error) {
+			return s.client(ctx).WebAuthnChallenge.Delete().Where(webauthnchallenge.IDIn(ids...), expired).Exec(ctx)
+		})
 }
 
 func webAuthnChallengeOf(row *ent.WebAuthnChallenge) WebAuthnChallenge {

@@ -6,7 +6,6 @@ import (
 
 	"entgo.io/ent/dialect"
 
-	"idp/database"
 	"idp/ent/ratelimitwindow"
 )
 
@@ -35,16 +34,14 @@ func (s *Store) AddToRateLimitWindow(ctx context.Context, id string, by int64, e
 }
 
 // DeleteRateLimitWindowsBefore deletes the windows that expired before now,
-// in batches (database.DeleteBatches), and returns how many.
+// in batches (deleteInBatches), and returns how many.
 func (s *Store) DeleteRateLimitWindowsBefore(ctx context.Context, now time.Time) (int, error) {
 	ended := ratelimitwindow.ExpiresAtLT(now)
-	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		c := s.client(ctx)
-		ids, err := c.RateLimitWindow.Query().Where(ended).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return c.RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...), ended).Exec(ctx)
-	})
-	return n, wrap(err)
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]string, error) {
+			return s.client(ctx).RateLimitWindow.Query().Where(ended).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []string) (int, error) {
+			return s.client(ctx).RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...), ended).Exec(ctx)
+		})
 }

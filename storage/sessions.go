@@ -2,17 +2,13 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 
-	"idp/database"
 	"idp/ent"
 	"idp/ent/browsersession"
-	"idp/ent/user"
 )
 
 // BrowserSession is a signed-in browser's row. Only the hash of the
@@ -50,12 +46,12 @@ func browserSessionOf(row *ent.BrowserSession) BrowserSession {
 }
 
 // CreateSession stores a session, only while its user exists: the insert
-// runs after a shared lock on the user's row (sessionsHoldUser), so that a
+// runs after a shared lock on the user's row (holdUser), so that a
 // sign-in racing the account's erasure leaves no session behind. A user
 // that is gone is ErrNotFound.
 func (s *Store) CreateSession(ctx context.Context, bs BrowserSession) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if err := s.sessionsHoldUser(ctx, bs.UserID); err != nil {
+		if err := s.holdUser(ctx, bs.UserID); err != nil {
 			return err
 		}
 		return wrap(s.client(ctx).BrowserSession.Create().
@@ -148,7 +144,7 @@ func (s *Store) UserSessions(ctx context.Context, userID int64, now, idleSince t
 
 // DeleteEndedSessions removes the sessions past their absolute end (at or
 // before now) or idle (last seen at or before idleSince), in batches
-// (database.DeleteBatches), and returns how many.
+// (deleteInBatches), and returns how many.
 func (s *Store) DeleteEndedSessions(ctx context.Context, now, idleSince time.Time) (int, error) {
 	ended := browsersession.Or(
 		browsersession.ExpiresAtLTE(now),
@@ -156,46 +152,11 @@ func (s *Store) DeleteEndedSessions(ctx context.Context, now, idleSince time.Tim
 	)
 	// By id and under the same condition: a session seen again since the
 	// query stays.
-	n, err := database.DeleteBatches(ctx, func(ctx context.Context, limit int) (int, error) {
-		ids, err := s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
-		if err != nil || len(ids) == 0 {
-			return 0, err
-		}
-		return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
-	})
-	return n, wrap(err)
-}
-
-// sessionsHoldUser takes a shared lock on the user's row for the rest of
-// the transaction ctx carries, and gives ErrNotFound when there is no such
-// user. The erasure locks that row for update before it deletes anything,
-// so a write that holds it first (a session, a consent) either commits
-// before the erasure reads its table, and is erased with the rest, or
-// waits and then finds no user. On PostgreSQL the lock is FOR KEY SHARE,
-// which only a delete (or a change of the id) waits for; on MySQL and
-// MariaDB a shared lock; an SQLite transaction holds the database's write
-// lock from its start, which orders it with the erasure already.
-func (s *Store) sessionsHoldUser(ctx context.Context, userID int64) error {
-	if _, ok := database.TxFrom(ctx); !ok {
-		return errors.New("storage: hold user outside a transaction")
-	}
-	q := "SELECT 1 FROM " + user.Table + " WHERE " + user.FieldID + " = ?"
-	switch s.dialect {
-	case dialect.Postgres:
-		q += " FOR KEY SHARE"
-	case dialect.MySQL:
-		q += " LOCK IN SHARE MODE"
-	}
-	rows, err := s.client(ctx).QueryContext(ctx, s.rebind(q), userID)
-	if err != nil {
-		return wrap(fmt.Errorf("storage: hold user: %w", err))
-	}
-	found := rows.Next()
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return wrap(fmt.Errorf("storage: hold user: %w", err))
-	}
-	if !found {
-		return fmt.Errorf("%w: user %d", ErrNotFound, userID)
-	}
-	return nil
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]string, error) {
+			return s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []string) (int, error) {
+			return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
+		})
 }

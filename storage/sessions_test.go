@@ -15,16 +15,12 @@ import (
 
 var sessionsT0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 
-// sessionsUsers creates the users ids: rows that belong to a user are
-// written only while it exists.
+// sessionsUsers creates the users ids, named u<id>: rows that belong to a
+// user are written only while it exists.
 func sessionsUsers(t *testing.T, s *Store, ids ...int64) {
 	t.Helper()
 	for _, id := range ids {
-		name := "u" + strconv.FormatInt(id, 10)
-		if err := s.db.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("h").
-			SetFirstName("A").SetLastName("B").Exec(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		newTestUserWithID(t, s, id, "u"+strconv.FormatInt(id, 10))
 	}
 }
 

@@ -50,7 +50,7 @@ func TestDeleteExpiredTokensInBatches(t *testing.T) {
 func TestDeleteExpiredTokens(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		now := time.Now().UTC().Truncate(time.Second)
 		for _, e := range []struct {
 			id  string

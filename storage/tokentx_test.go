@@ -14,7 +14,7 @@ import (
 func TestTokenTx(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		tokensUser(t, s, 7, "ada")
+		newTestUserWithID(t, s, 7, "ada")
 		exp := time.Now().Add(time.Hour)
 		stored := func(id string) bool {
 			t.Helper()

@@ -17,6 +17,18 @@ func newTestUser(t *testing.T, s *Store, name string) *User {
 	return u
 }
 
+// newTestUserWithID stores user id with username name, for the tests
+// whose rows name the user by a fixed id (a token's subject "7"). The
+// password hash is not empty, so that a read that must leave it out is
+// seen to.
+func newTestUserWithID(t *testing.T, s *Store, id int64, name string) {
+	t.Helper()
+	if err := s.db.User.Create().SetID(id).SetUsername(name).SetEmail(name + "@example.com").SetPasswordHash("$argon2id$secret").
+		SetFirstName(name).SetLastName("L").Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCreateUser(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()

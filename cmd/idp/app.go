@@ -313,10 +313,10 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Logger:            log,
 		ObserveEvent:      a.metrics.AccountEvent,
 		Now:               cfg.clock,
-	}, profile.Deps{DB: a.db, Accounts: a.accounts, Users: a.store, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
+	}, profile.Deps{Accounts: a.accounts, Users: a.store, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Logins: a.oauth, BrowserSessions: a.sessions,
 		Memory: a.memory, PictureDeletions: a.pictureDeletions, Passkeys: passkeys,
-		Stats: a.store, Exports: a.store, Eraser: account.NewEraser(a.store), Transactions: a.store})
+		Stats: a.store, Exports: a.store, Transactions: a.store})
 	if err != nil {
 		return nil, err
 	}
