@@ -86,9 +86,15 @@ func (s *Store) DeleteLoginThrottlesOf(ctx context.Context, key string) error {
 // DeleteStaleLoginThrottles removes the records not touched since cutoff
 // that no longer lock at now, and reports how many.
 func (s *Store) DeleteStaleLoginThrottles(ctx context.Context, cutoff, now time.Time) (int, error) {
-	n, err := s.db.LoginThrottle.Delete().Where(
+	stale := loginthrottle.And(
 		loginthrottle.UpdatedAtLT(cutoff),
 		loginthrottle.Or(loginthrottle.LockedUntilIsNil(), loginthrottle.LockedUntilLT(now)),
-	).Exec(ctx)
-	return n, wrap(err)
+	)
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]string, error) {
+			return s.db.LoginThrottle.Query().Where(stale).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []string) (int, error) {
+			return s.db.LoginThrottle.Delete().Where(loginthrottle.IDIn(ids...), stale).Exec(ctx)
+		})
 }

@@ -203,13 +203,14 @@ func (s *Store) FailOutboxMessage(ctx context.Context, id int64, owner string, a
 // DeleteSentOutboxMessages deletes the sent messages created before before
 // and returns how many. Failed messages are kept for inspection.
 func (s *Store) DeleteSentOutboxMessages(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.client(ctx).OutboxMessage.Delete().
-		Where(
-			outboxmessage.StateEQ(outboxmessage.StateSent),
-			outboxmessage.CreatedAtLT(before),
-		).
-		Exec(ctx)
-	return n, wrap(err)
+	sent := outboxmessage.And(outboxmessage.StateEQ(outboxmessage.StateSent), outboxmessage.CreatedAtLT(before))
+	return deleteInBatches(ctx,
+		func(ctx context.Context, limit int) ([]int64, error) {
+			return s.client(ctx).OutboxMessage.Query().Where(sent).Limit(limit).IDs(ctx)
+		},
+		func(ctx context.Context, ids []int64) (int, error) {
+			return s.client(ctx).OutboxMessage.Delete().Where(outboxmessage.IDIn(ids...), sent).Exec(ctx)
+		})
 }
 
 // PendingOutboxMessages counts the pending messages and returns when the
