@@ -720,16 +720,13 @@ func seedUsers(ctx context.Context, dbURL string, n int) error {
 	defer db.Close()
 	genders := []storage.Gender{storage.GenderFemale, storage.GenderMale, storage.GenderFemale, storage.GenderUnspecified, storage.GenderMale}
 	now := time.Now().UTC()
-	_, err = storage.New(db).LoadUsers(ctx, func(yield func(storage.User) bool) {
-		for i := 1; i <= n; i++ {
-			name := "seed" + strconv.Itoa(i)
-			if !yield(storage.User{ID: int64(i), Username: name, Email: name + "@example.com", PasswordHash: "x",
-				FirstName: "Seed", LastName: "User", Gender: genders[i%len(genders)],
-				CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}) {
-				return
-			}
-		}
-	})
+	_, err = storage.New(db).LoadUsers(ctx, scaleRows(n, func(i int) storage.User {
+		id := i + 1
+		name := "seed" + strconv.Itoa(id)
+		return storage.User{ID: int64(id), Username: name, Email: name + "@example.com", PasswordHash: "x",
+			FirstName: "Seed", LastName: "User", Gender: genders[id%len(genders)],
+			CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+	}))
 	return err
 }
 

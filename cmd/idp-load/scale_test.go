@@ -162,3 +162,28 @@ func TestBenchScaleFlags(t *testing.T) {
 		t.Errorf("-scale-users 0: %v", err)
 	}
 }
+
+// TestSeedUsers: the bench's seeded users are numbered 1..n, and the
+// server's next sign-up takes the next id.
+func TestSeedUsers(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			url := e.NewURL(t)
+			st := storage.New(databasetest.Open(t, url))
+			if err := seedUsers(ctx, url, 2500); err != nil {
+				t.Fatal(err)
+			}
+			if u, err := st.UserByUsername(ctx, "seed2500"); err != nil || u.ID != 2500 || u.Email != "seed2500@example.com" || u.Gender != storage.GenderFemale {
+				t.Errorf("seed2500: %+v, %v", u, err)
+			}
+			if n, err := st.UserCount(ctx); err != nil || n != 2500 {
+				t.Errorf("%d users, %v; want 2500", n, err)
+			}
+			u, err := st.CreateUser(ctx, storage.NewUser{Username: "signup", Email: "signup@example.com", PasswordHash: "x"})
+			if err != nil || u.ID != 2501 {
+				t.Errorf("sign-up after the seed: %+v, %v; want id 2501", u, err)
+			}
+		})
+	}
+}
