@@ -192,9 +192,6 @@ func scaleAccessTokens(s scaleSpec) iter.Seq[storage.TokenRecord] {
 	})
 }
 
-// scaleSessionToken is the made-up cookie token of the i-th session of s.
-func scaleSessionToken(s scaleSpec, i int) string { return s.signature("s", i, 0) }
-
 // scaleSessions are the browser sessions of s: a live one created in the
 // last two days and seen in the last hour, an expired one created 15 days
 // ago, past its 14-day lifetime.
@@ -205,7 +202,7 @@ func scaleSessions(s scaleSpec) iter.Seq[storage.BrowserSession] {
 		var id [16]byte
 		binary.BigEndian.PutUint32(id[:], s.Salt)
 		binary.BigEndian.PutUint64(id[8:], uint64(i))
-		sum := sha256.Sum256([]byte(scaleSessionToken(s, i)))
+		sum := sha256.Sum256([]byte(s.signature("s", i, 0)))
 		created := s.Now.Add(-time.Duration(i%(48*3600)) * time.Second)
 		seen, exp := s.Now.Add(-time.Duration(i%3600)*time.Second), created.Add(14*24*time.Hour)
 		if s.expired(i) {
