@@ -27,6 +27,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating databases
 
 	"idp/database"
+	"idp/storage"
 )
 
 // benchConfig is what `idp-load bench` (and so `make bench`) runs.
@@ -382,11 +383,7 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	run.Load = rep
 	// After the refresh scenario and the logins after it: what a live
 	// login costs the database.
-	sqlitePath := ""
-	if engine == "sqlite" {
-		sqlitePath = filepath.Join(dir, "data", "idp.db")
-	}
-	if ls, err := measureLoginSize(ctx, dbURL, sqlitePath); err != nil {
+	if ls, err := measureLoginSize(ctx, dbURL); err != nil {
 		fmt.Fprintf(log, "  size per live login: %v\n", err)
 	} else {
 		run.LoginSize = ls
@@ -712,44 +709,25 @@ func createPostgresDatabase(ctx context.Context, dsn string) (string, func(), er
 	return u.String(), drop, nil
 }
 
-// seedUsers inserts n users with ids 1..n, a thousand rows per INSERT, so
-// that the stats scenario reads a list of realistic length. Their password
-// hash is not a hash: nobody logs in as them.
+// seedUsers adds n users with ids 1..n, so that the stats scenario reads
+// a list of realistic length. Their password hash is not a hash: nobody
+// logs in as them.
 func seedUsers(ctx context.Context, dbURL string, n int) error {
 	db, err := database.Open(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	const perInsert = 1000
-	row := "(?, ?, ?, 'x', 'Seed', 'User', ?, ?, ?, ?)"
-	genders := []string{"female", "male", "female", "unspecified", "male"}
+	genders := []storage.Gender{storage.GenderFemale, storage.GenderMale, storage.GenderFemale, storage.GenderUnspecified, storage.GenderMale}
 	now := time.Now().UTC()
-	tx, err := db.SQL.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for first := 1; first <= n; first += perInsert {
-		last := min(first+perInsert-1, n)
-		query := "INSERT INTO users (id, username, email, password_hash, first_name, last_name, gender, created_at, updated_at, password_changed_at) VALUES " +
-			strings.Repeat(row+",", last-first) + row
-		args := make([]any, 0, 7*(last-first+1))
-		for i := first; i <= last; i++ {
-			name := "seed" + strconv.Itoa(i)
-			args = append(args, i, name, name+"@example.com", genders[i%len(genders)], now, now, now)
-		}
-		if _, err := tx.ExecContext(ctx, database.Rebind(db.Dialect, query), args...); err != nil {
-			return err
-		}
-	}
-	if db.Dialect == "postgres" {
-		// Explicit ids leave the identity's sequence behind.
-		if _, err := tx.ExecContext(ctx, "SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT MAX(id) FROM users))"); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	_, err = storage.New(db).LoadUsers(ctx, scaleRows(n, func(i int) storage.User {
+		id := i + 1
+		name := "seed" + strconv.Itoa(id)
+		return storage.User{ID: int64(id), Username: name, Email: name + "@example.com", PasswordHash: "x",
+			FirstName: "Seed", LastName: "User", Gender: genders[id%len(genders)],
+			CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+	}))
+	return err
 }
 
 // noisyShare is the share of the machine's CPU that other processes may

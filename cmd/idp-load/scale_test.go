@@ -2,24 +2,27 @@ package main
 
 import (
 	"context"
+	"iter"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"idp/database/databasetest"
+	"idp/storage"
 )
 
 // TestLoadScale writes a small scale load into databases that idp's
-// migration created: every row must be accepted by the schema, the split
-// and the expired share must be what the spec says, and the live chains
-// must be the unexpired ones.
+// migration created: every row must be accepted by the schema and read
+// back through storage as it was made, the split and the expired share
+// must be what the spec says, and the live chains must be the unexpired
+// ones.
 func TestLoadScale(t *testing.T) {
 	for _, e := range databasetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
 			url := e.NewURL(t)
-			db := databasetest.Open(t, url)
+			st := storage.New(databasetest.Open(t, url))
 			now := time.Now().UTC()
 			spec := scaleSpec{Users: 50, Tokens: 1000, ExpiredShare: 0.2, Client: "mobile", Now: now, Salt: 7}
 			res, err := loadScale(ctx, url, spec, nil)
@@ -31,53 +34,65 @@ func TestLoadScale(t *testing.T) {
 				t.Fatalf("split %d/%d/%d", refresh, access, sessions)
 			}
 			for table, want := range map[string]int{"users": 50, "refresh_chains": refresh, "access_tokens": access, "browser_sessions": sessions} {
-				var n int
-				if err := db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n != want || res.Rows[table] != want {
-					t.Errorf("%s: %d rows, reported %d; want %d", table, n, res.Rows[table], want)
+				if res.Rows[table] != want {
+					t.Errorf("%s: reported %d rows, want %d", table, res.Rows[table], want)
 				}
 			}
-			// What the sweep deletes: a minute past expiry.
-			for table, want := range map[string]int{"refresh_chains": refresh / 5, "access_tokens": access / 5} {
-				var n int
-				if err := db.SQL.QueryRowContext(ctx, rebind(db.Dialect, "SELECT COUNT(*) FROM "+table+" WHERE expires_at < ?"), now.Add(-time.Minute)).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				if n != want {
-					t.Errorf("%s: %d expired rows, want %d", table, n, want)
-				}
+
+			// The first row of each table, read back: on an empty
+			// database the load numbers its users from 1.
+			spec.FirstUserID = 1
+			if u, err := st.UserByUsername(ctx, "scale1"); err != nil || u.ID != 1 || u.Email != "scale1@example.com" || !u.EmailVerified || u.Gender != storage.GenderFemale || u.LastName != "User 0" {
+				t.Errorf("user scale1: %+v, %v", u, err)
 			}
-			ls, err := measureLoginSize(ctx, url, "")
-			if e.Name == "sqlite" {
-				ls, err = measureLoginSize(ctx, url, url[len("sqlite://"):])
+			chain := firstOf(scaleChains(spec))
+			if c, err := st.RefreshChainWithUser(ctx, chain.ID); err != nil || c.Hash != chain.Hash || c.PrevHash != chain.PrevHash || c.Generation != scaleGeneration || !c.Active || c.User == nil || c.User.ID != 1 {
+				t.Errorf("chain %s: %+v, %v", chain.ID, c, err)
 			}
+			tok := firstOf(scaleAccessTokens(spec))
+			if req, err := st.AccessTokenRequest(ctx, tok.ID); err != nil || string(req) != string(tok.Request) {
+				t.Errorf("access token %s: %s, %v", tok.ID, req, err)
+			}
+			sess := firstOf(scaleSessions(spec))
+			if bs, err := st.SessionByTokenHash(ctx, sess.TokenHash); err != nil || bs.ID != sess.ID || bs.UserID != 1 || len(bs.Methods) != 1 || bs.Methods[0] != "pwd" {
+				t.Errorf("session %s: %+v, %v", sess.ID, bs, err)
+			}
+
+			ls, err := measureLoginSize(ctx, url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := refresh * 4 / 5; ls.LiveChains != want || ls.Bytes <= 0 || ls.Users != 50 {
 				t.Errorf("login size %+v, want %d live chains and a size", ls, want)
 			}
+			// What the sweep deletes: tokens a minute past expiry, and
+			// sessions past theirs (the live ones were seen within the
+			// hour).
+			if n, err := st.DeleteExpiredTokens(ctx, now.Add(-time.Minute)); err != nil || n != refresh/5+access/5 {
+				t.Errorf("expired tokens: %d, %v; want %d", n, err, refresh/5+access/5)
+			}
+			if n, err := st.DeleteEndedSessions(ctx, now, now.Add(-2*time.Hour)); err != nil || n != sessions/5 {
+				t.Errorf("ended sessions: %d, %v; want %d", n, err, sessions/5)
+			}
 			// A second load on the same database adds rows of its own.
 			spec.Salt = 8
 			if _, err := loadScale(ctx, url, spec, nil); err != nil {
 				t.Errorf("second load: %v", err)
 			}
+			if n, err := st.UserCount(ctx); err != nil || n != 100 {
+				t.Errorf("users after the second load: %d, %v", n, err)
+			}
 		})
 	}
 }
 
-func TestRowsPerInsert(t *testing.T) {
-	for _, tc := range []struct {
-		dia  string
-		cols int
-		want int
-	}{{"sqlite3", 11, 2978}, {"mysql", 11, 4000}, {"postgres", 20, 3276}} {
-		if got := rowsPerInsert(tc.dia, tc.cols); got != tc.want || got*tc.cols > maxParams(tc.dia) {
-			t.Errorf("rowsPerInsert(%s, %d) = %d, want %d", tc.dia, tc.cols, got, tc.want)
-		}
+// firstOf is the first value of seq.
+func firstOf[T any](seq iter.Seq[T]) T {
+	for v := range seq {
+		return v
 	}
+	var zero T
+	return zero
 }
 
 func TestLoginSizeCheck(t *testing.T) {
@@ -145,5 +160,30 @@ func TestBenchScaleFlags(t *testing.T) {
 	err := cmdBench(context.Background(), []string{"-idp", "/nonexistent", "-scale", "-scale-users", "0"}, func(string) string { return "" }, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "-scale-users") {
 		t.Errorf("-scale-users 0: %v", err)
+	}
+}
+
+// TestSeedUsers: the bench's seeded users are numbered 1..n, and the
+// server's next sign-up takes the next id.
+func TestSeedUsers(t *testing.T) {
+	for _, e := range databasetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			url := e.NewURL(t)
+			st := storage.New(databasetest.Open(t, url))
+			if err := seedUsers(ctx, url, 2500); err != nil {
+				t.Fatal(err)
+			}
+			if u, err := st.UserByUsername(ctx, "seed2500"); err != nil || u.ID != 2500 || u.Email != "seed2500@example.com" || u.Gender != storage.GenderFemale {
+				t.Errorf("seed2500: %+v, %v", u, err)
+			}
+			if n, err := st.UserCount(ctx); err != nil || n != 2500 {
+				t.Errorf("%d users, %v; want 2500", n, err)
+			}
+			u, err := st.CreateUser(ctx, storage.NewUser{Username: "signup", Email: "signup@example.com", PasswordHash: "x"})
+			if err != nil || u.ID != 2501 {
+				t.Errorf("sign-up after the seed: %+v, %v; want id 2501", u, err)
+			}
+		})
 	}
 }
