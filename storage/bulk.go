@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
-	"entgo.io/ent/dialect/sql/sqlgraph"
 
 	"idp/ent/accesstoken"
 	"idp/ent/browsersession"
@@ -102,37 +101,27 @@ func bulkInsert[T any](ctx context.Context, s *Store, table string, cols []strin
 	for r := range seq {
 		if tx == nil {
 			if tx, err = s.sql.BeginTx(ctx, nil); err != nil {
-				return n, bulkWrap(err)
+				return n, wrap(err)
 			}
 		}
 		args = appendRow(args, r)
 		if pending++; pending == per {
 			if err := exec(full); err != nil {
-				return n, bulkWrap(err)
+				return n, wrap(err)
 			}
 		}
 	}
 	if pending > 0 {
 		if err := exec(insert(pending)); err != nil {
-			return n, bulkWrap(err)
+			return n, wrap(err)
 		}
 	}
 	if tx != nil {
 		err := tx.Commit()
 		tx = nil
-		return n, bulkWrap(err)
+		return n, wrap(err)
 	}
 	return n, nil
-}
-
-// bulkWrap is wrap for the errors of a bulk load's own statements, which
-// ent never sees: it also translates a raw driver error of a unique index
-// into a *ConflictError, as ent's constraint error would be.
-func bulkWrap(err error) error {
-	if sqlgraph.IsUniqueConstraintError(err) && !errors.Is(err, ErrConflict) {
-		return fmt.Errorf("%w: %w", &ConflictError{Field: conflictField(err)}, err)
-	}
-	return wrap(err)
 }
 
 // bulkNull is v, or NULL when v is empty.

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"strings"
 
+	"entgo.io/ent/dialect/sql/sqlgraph"
+
 	"idp/database"
 	"idp/ent"
 )
@@ -72,19 +74,15 @@ func wrap(err error) error {
 		return err
 	case ent.IsNotFound(err), errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
-	case ent.IsConstraintError(err) && isUniqueViolation(err):
+	case sqlgraph.IsUniqueConstraintError(err):
+		// ent's constraint errors and the drivers' own, from the raw
+		// statements, alike; a foreign key or NOT NULL failure is a bug,
+		// not a conflict, and passes through.
 		return fmt.Errorf("%w: %w", &ConflictError{Field: conflictField(err)}, err)
 	case database.IsRetryable(err):
 		return fmt.Errorf("%w: %w", ErrRetryable, err)
 	}
 	return err
-}
-
-// isUniqueViolation tells a duplicate key from the other constraint
-// failures (a foreign key, a NOT NULL), which are bugs, not conflicts.
-func isUniqueViolation(err error) bool {
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate")
 }
 
 // conflictField names the column of a unique-index violation from the
