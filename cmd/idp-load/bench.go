@@ -36,6 +36,9 @@ type benchConfig struct {
 	Load        loadConfig
 	MySQLDSN    string // a server to create a fresh database on; "" skips the MySQL run
 	PostgresDSN string // the same for PostgreSQL
+	// NoSQLite skips the embedded default's run, for a bench of the
+	// configured servers only (scale mode takes minutes per engine).
+	NoSQLite bool
 	// Scale, after the bench, loads ScaleUsers users and ScaleTokens
 	// token rows (scale.go) and runs the scenarios again.
 	Scale                   bool
@@ -142,6 +145,7 @@ production mode with generated secrets.
 	fs.StringVar(&bc.PostgresDSN, "postgres-dsn", getenv("IDP_TEST_POSTGRES_DSN"), "postgres://user@host:5432/prefix: also bench on PostgreSQL, on a new database (IDP_TEST_POSTGRES_DSN)")
 	fs.IntVar(&bc.SeedUsers, "seed-users", 100_000, "users inserted into the database before the server starts, so that stats reads a realistic list")
 	fs.DurationVar(&bc.LimitsDuration, "limits-duration", 3*time.Second, "how long each machine limit is measured, split over the rounds (argon2id at least 1s a round)")
+	fs.BoolVar(&bc.NoSQLite, "no-sqlite", false, "skip the embedded default (SQLite) and bench only the configured servers (-mysql-dsn, -postgres-dsn)")
 	fs.StringVar(&bc.JSONPath, "json", "", "also write the whole report as JSON to this file")
 	fs.BoolVar(&bc.Keep, "keep", false, "keep the temporary data directories (server logs, SQLite database)")
 	fs.StringVar(&bc.ProfileDir, "profile", "", "profile the server's CPU during each scenario and round, into DIR/<engine>/<scenario>-<round>.pprof (go tool pprof merges several); the profiler costs a little CPU")
@@ -163,6 +167,9 @@ production mode with generated secrets.
 	}
 	if err := checkLoadConfig(&bc.Load, scenarios); err != nil {
 		return err
+	}
+	if bc.NoSQLite && bc.MySQLDSN == "" && bc.PostgresDSN == "" {
+		return errors.New("-no-sqlite leaves no engine: set -mysql-dsn or -postgres-dsn (IDP_TEST_MYSQL_DSN, IDP_TEST_POSTGRES_DSN)")
 	}
 	if bc.SeedUsers < 0 {
 		return errors.New("-seed-users must not be negative")
@@ -192,7 +199,10 @@ production mode with generated secrets.
 		Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPU: cpuModel(), GoVersion: runtime.Version(),
 		Note: "one run; server, load generator and limits share this machine's cores, and other jobs may too: compare ratios within a run",
 	}}
-	engines := []string{"sqlite"}
+	var engines []string
+	if !bc.NoSQLite {
+		engines = append(engines, "sqlite")
+	}
 	if bc.MySQLDSN != "" {
 		engines = append(engines, "mysql")
 	}

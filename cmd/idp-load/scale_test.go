@@ -157,6 +157,10 @@ func TestScaleChecksStatsPerUserID(t *testing.T) {
 
 func TestBenchScaleFlags(t *testing.T) {
 	var out strings.Builder
+	// -no-sqlite with no server configured would bench nothing.
+	if err := cmdBench(context.Background(), []string{"-idp", "/nonexistent", "-no-sqlite"}, func(string) string { return "" }, &out, &out); err == nil || !strings.Contains(err.Error(), "-no-sqlite") {
+		t.Errorf("-no-sqlite without a server: %v", err)
+	}
 	err := cmdBench(context.Background(), []string{"-idp", "/nonexistent", "-scale", "-scale-users", "0"}, func(string) string { return "" }, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "-scale-users") {
 		t.Errorf("-scale-users 0: %v", err)
