@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,9 +21,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for creating databases
 
 	"idp/database"
 	"idp/storage"
@@ -281,16 +277,20 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	}
 	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
 	if engine != "sqlite" {
-		var drop func()
+		var drop func() error
 		if engine == "mysql" {
-			dbURL, drop, err = createMySQLDatabase(ctx, bc.MySQLDSN)
+			dbURL, drop, err = createDatabase(ctx, "-mysql-dsn", bc.MySQLDSN, "mysql")
 		} else {
-			dbURL, drop, err = createPostgresDatabase(ctx, bc.PostgresDSN)
+			dbURL, drop, err = createDatabase(ctx, "-postgres-dsn", bc.PostgresDSN, "postgres", "postgresql")
 		}
 		if err != nil {
 			return fail(err)
 		}
-		defer drop()
+		defer func() {
+			if err := drop(); err != nil {
+				fmt.Fprintf(log, "  %v\n", err)
+			}
+		}()
 		// Production mode: every secret configured, generated for this run.
 		set["IDP_DATABASE_URL"] = dbURL
 		set["IDP_KEY_ENCRYPTION_KEY"] = randomHex(32)
@@ -643,80 +643,20 @@ func (s *server) logTail() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// createMySQLDatabase creates a new database on the server named by dsn
-// (mysql://user:password@host:port/prefix) and returns its URL and a func
-// that drops it.
-func createMySQLDatabase(ctx context.Context, dsn string) (string, func(), error) {
+// createDatabase creates a new database on the server named by dsn
+// (mysql:// or postgres://user:password@host:port/prefix, as flag says),
+// named after the URL's database with a random suffix, and returns its URL
+// and a func that drops it.
+func createDatabase(ctx context.Context, flag, dsn string, schemes ...string) (string, func() error, error) {
 	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme != "mysql" {
-		return "", nil, fmt.Errorf("-mysql-dsn: %q is not a mysql:// URL", dsn)
+	if err != nil || !slices.Contains(schemes, u.Scheme) {
+		return "", nil, fmt.Errorf("%s: %q is not a %s:// URL", flag, dsn, schemes[0])
 	}
 	prefix := strings.TrimPrefix(u.Path, "/")
 	if prefix == "" {
 		prefix = "idp"
 	}
-	name := prefix + "_bench_" + randomHex(4)
-	cfg := mysql.NewConfig()
-	cfg.Net, cfg.Addr = "tcp", u.Host
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		return "", nil, err
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		return "", nil, fmt.Errorf("create database on %s: %w", u.Host, err)
-	}
-	drop := func() {
-		db, err := sql.Open("mysql", cfg.FormatDSN())
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		db.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-	}
-	u.Path = "/" + name
-	return u.String(), drop, nil
-}
-
-// createPostgresDatabase creates a new database on the PostgreSQL server
-// named by dsn (postgres://user:password@host:port/prefix), reached through
-// its maintenance database, and returns its URL and a func that drops it.
-func createPostgresDatabase(ctx context.Context, dsn string) (string, func(), error) {
-	u, err := url.Parse(dsn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", nil, fmt.Errorf("-postgres-dsn: %q is not a postgres:// URL", dsn)
-	}
-	prefix := strings.TrimPrefix(u.Path, "/")
-	if prefix == "" {
-		prefix = "idp"
-	}
-	name := prefix + "_bench_" + randomHex(4)
-	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-	admin := *u
-	admin.Path = "/postgres"
-	db, err := sql.Open("pgx", admin.String())
-	if err != nil {
-		return "", nil, err
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+ident+" ENCODING 'UTF8' TEMPLATE template0"); err != nil {
-		return "", nil, fmt.Errorf("create database on %s: %w", u.Host, err)
-	}
-	drop := func() {
-		db, err := sql.Open("pgx", admin.String())
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		// FORCE ends connections still open, which would block the drop.
-		db.Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)")
-	}
-	u.Path = "/" + name
-	return u.String(), drop, nil
+	return database.CreateDatabase(ctx, dsn, prefix+"_bench_"+randomHex(4))
 }
 
 // seedUsers adds n users with ids 1..n, so that the stats scenario reads

@@ -14,16 +14,12 @@ package databasetest
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 
 	"idp/database"
 )
@@ -98,32 +94,24 @@ func SQLiteURL(t testing.TB) string {
 // ends.
 func MySQLURL(t testing.TB) string {
 	t.Helper()
-	u, name := freshDatabase(t, MySQLEnv)
+	return fresh(t, MySQLEnv)
+}
 
-	cfg := mysql.NewConfig()
-	cfg.Net, cfg.Addr = "tcp", u.Host
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	server, err := sql.Open("mysql", cfg.FormatDSN())
+// fresh creates a new database on the server named by env and drops it
+// when t ends.
+func fresh(t testing.TB, env string) string {
+	t.Helper()
+	u, name := freshDatabase(t, env)
+	dbURL, drop, err := database.CreateDatabase(context.Background(), u.String(), name)
 	if err != nil {
-		t.Fatalf("mysql: %v", err)
-	}
-	defer server.Close()
-	if _, err := server.Exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-		t.Fatalf("create test database on %s: %v", u.Host, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s, err := sql.Open("mysql", cfg.FormatDSN())
-		if err != nil {
-			return
+		if err := drop(); err != nil {
+			t.Logf("%v", err)
 		}
-		defer s.Close()
-		s.Exec("DROP DATABASE IF EXISTS `" + name + "`")
 	})
-	u.Path = "/" + name
-	return u.String()
+	return dbURL
 }
 
 // freshDatabase parses the server URL in the variable env (skipping t when
@@ -153,30 +141,5 @@ func freshDatabase(t testing.TB, env string) (*url.URL, string) {
 // t ends.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	u, name := freshDatabase(t, PostgresEnv)
-	ident := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-
-	// The server is reached through its maintenance database: the DSN's
-	// own need not exist.
-	admin := *u
-	admin.Path = "/postgres"
-	server, err := sql.Open("pgx", admin.String())
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	defer server.Close()
-	if _, err := server.Exec("CREATE DATABASE " + ident + " ENCODING 'UTF8' TEMPLATE template0"); err != nil {
-		t.Fatalf("create test database on %s: %v", u.Host, err)
-	}
-	t.Cleanup(func() {
-		s, err := sql.Open("pgx", admin.String())
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		// FORCE ends connections still open, which would block the drop.
-		s.Exec("DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)")
-	})
-	u.Path = "/" + name
-	return u.String()
+	return fresh(t, PostgresEnv)
 }
