@@ -393,8 +393,10 @@ func (h *Hasher) acquire(ctx context.Context, memoryKiB uint32) (*argon2.Memory,
 	}
 	return sl.mem, func() {
 		if h.memory.Contended() {
-			sl.drop() // someone waits for the bytes: they go now, not when idle
+			// Someone waits for the bytes: they go now, not when idle,
+			// announced as garbage before the waiter can have them.
 			h.memory.Discarded()
+			sl.drop()
 		}
 		giveSlot()
 	}, nil
@@ -419,8 +421,8 @@ take:
 	}
 	for _, sl := range idle {
 		if sl.held != nil {
-			sl.drop()
 			h.memory.Discarded()
+			sl.drop()
 		}
 		h.slots <- sl
 	}
