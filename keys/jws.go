@@ -2,6 +2,11 @@ package keys
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,42 +28,58 @@ var acceptedAlgs = []jose.SignatureAlgorithm{jose.RS256}
 // Sign returns a compact RS256 JWS of payload signed with the active key,
 // with the header {alg: RS256, kid, typ} (typ omitted when empty). It fails
 // with ErrNoActiveKey before the first Load. typ should come from a small
-// fixed set (at+jwt, JWT, ...): a signer is cached per value.
+// fixed set (at+jwt, JWT, ...): the encoded header is cached per value.
+//
+// The JWS is built here rather than by go-jose, which marshals the header
+// twice and base64-encodes the whole token twice per signature (once to
+// sign, once to serialize): some 30 µs of a 1.1 ms signature, on every
+// token. The bytes are the ones go-jose's signer gives (its header's
+// members sorted, as here; RSASSA-PKCS1-v1_5 is deterministic), which the
+// tests check.
 func (m *Manager) Sign(payload []byte, typ string) (string, error) {
 	k := m.snap.Load().active
 	if k == nil {
 		return "", ErrNoActiveKey
 	}
-	signer, err := k.signer(typ)
+	header, err := k.header(typ)
 	if err != nil {
 		return "", err
 	}
-	jws, err := signer.Sign(payload)
+	enc := base64.RawURLEncoding
+	n := len(header) + enc.EncodedLen(len(payload))
+	jws := make([]byte, n, n+1+enc.EncodedLen(k.priv.Size()))
+	copy(jws, header)
+	enc.Encode(jws[len(header):], payload)
+	sum := sha256.Sum256(jws)
+	sig, err := rsa.SignPKCS1v15(nil, k.priv, crypto.SHA256, sum[:])
 	if err != nil {
 		return "", fmt.Errorf("keys: sign: %w", err)
 	}
-	return jws.CompactSerialize()
+	jws = append(jws, '.')
+	return string(enc.AppendEncode(jws, sig)), nil
 }
 
-// signer returns the cached jose.Signer for typ, building it on first use.
-// Two goroutines may build one each the first time; either is fine.
-func (k *loadedKey) signer(typ string) (jose.Signer, error) {
-	if s, ok := k.signers.Load(typ); ok {
-		return s.(jose.Signer), nil
+// jwsHeader is the protected header Sign writes, its members in the order
+// go-jose writes them (sorted by name).
+type jwsHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ,omitempty"`
+}
+
+// header returns the base64url-encoded protected header for typ followed by
+// the '.' that ends it, building it on first use. Two goroutines may build
+// one each the first time; either is fine.
+func (k *loadedKey) header(typ string) (string, error) {
+	if h, ok := k.headers.Load(typ); ok {
+		return h.(string), nil
 	}
-	opts := &jose.SignerOptions{}
-	if typ != "" {
-		opts = opts.WithType(jose.ContentType(typ))
-	}
-	s, err := jose.NewSigner(jose.SigningKey{
-		Algorithm: jose.RS256,
-		Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: Algorithm, Use: "sig"},
-	}, opts)
+	b, err := json.Marshal(jwsHeader{Alg: Algorithm, Kid: k.kid, Typ: typ})
 	if err != nil {
-		return nil, fmt.Errorf("keys: signer for %s: %w", k.kid, err)
+		return "", fmt.Errorf("keys: header for %s: %w", k.kid, err)
 	}
-	actual, _ := k.signers.LoadOrStore(typ, s)
-	return actual.(jose.Signer), nil
+	actual, _ := k.headers.LoadOrStore(typ, base64.RawURLEncoding.EncodeToString(b)+".")
+	return actual.(string), nil
 }
 
 // Verified is the result of a successful Verify.

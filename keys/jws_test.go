@@ -222,3 +222,45 @@ func TestVerifyRefusesOtherSpellings(t *testing.T) {
 		}
 	}
 }
+
+// TestSignAsGoJose: Sign's tokens are byte for byte the ones go-jose's
+// signer gives with the same key, kid and typ (RSASSA-PKCS1-v1_5 is
+// deterministic), for every typ the token service uses and none, and Verify
+// accepts them with their typ.
+func TestSignAsGoJose(t *testing.T) {
+	m := loadedManager(t, storage.New(databasetest.Open(t, databasetest.SQLiteURL(t))), testOptions(newClock()))
+	k := m.snap.Load().active
+	payload := []byte(`{"iss":"http://idp.test","sub":"7","aud":"mobile","exp":1893459600,"name":"Ada <&> \u00e9"}`)
+	for _, typ := range []string{"at+jwt", "JWT", ""} {
+		opts := &jose.SignerOptions{}
+		if typ != "" {
+			opts = opts.WithType(jose.ContentType(typ))
+		}
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256,
+			Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid, Algorithm: Algorithm, Use: "sig"}}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := s.Sign(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jws.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the header built, then cached
+			got, err := m.Sign(payload, typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("typ %q:\n got %s\nwant %s", typ, got, want)
+			}
+			v, err := m.Verify(got)
+			if err != nil || string(v.Payload) != string(payload) || v.Type != typ || v.KeyID != k.kid {
+				t.Fatalf("typ %q: Verify = %+v, %v", typ, v, err)
+			}
+		}
+	}
+}

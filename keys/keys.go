@@ -204,14 +204,14 @@ type loadedKey struct {
 	priv *rsa.PrivateKey
 	jwk  jose.JSONWebKey // public part, with kid, alg and use
 
-	// signers caches a jose.Signer per typ header so that Sign does not
-	// rebuild one on every call. A key signs for a whole rotation period and
+	// headers caches the encoded JWS header per typ so that Sign does not
+	// rebuild it on every call. A key signs for a whole rotation period and
 	// callers use a handful of typ values, so the cache stays small.
-	signers sync.Map // string → jose.Signer
+	headers sync.Map // string → string
 }
 
 // snapshot is what the process knows about the key table as of one Load.
-// Nothing in it changes after it is published (loadedKey.signers is a cache).
+// Nothing in it changes after it is published (loadedKey.headers is a cache).
 type snapshot struct {
 	keys   map[string]*loadedKey // every published key, by kid
 	active *loadedKey

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"slices"
 
 	"github.com/ory/fosite"
@@ -95,3 +96,18 @@ func SupportedGrantTypes() []string {
 // SupportedScopes lists every scope a client may be registered for, in a
 // new slice.
 func SupportedScopes() []string { return slices.Clone(scopes) }
+
+// ownGrantOnly asks h to issue tokens only for the grants h handles.
+// fosite asks every token endpoint handler to populate the answer of every
+// grant, and its own handlers turn down the grants they do not handle with
+// an error that records the caller's stack: three stack walks on each
+// refresh, for an answer no caller reads. Turning those grants down here
+// without the walk is what those handlers would answer, minus its cost.
+type ownGrantOnly struct{ fosite.TokenEndpointHandler }
+
+func (h ownGrantOnly) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+}

@@ -1,12 +1,16 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"testing"
+
+	"github.com/ory/fosite"
 
 	"idp/database/databasetest"
 )
@@ -81,5 +85,63 @@ func TestGrantRegistry(t *testing.T) {
 	}
 	if err := (NewClient{ID: "c", GrantTypes: []string{"implicit"}}).Validate(); err == nil {
 		t.Error("editing the exported list widened client validation")
+	}
+}
+
+// grantHandler is a token endpoint handler of one grant that counts the
+// times it is asked to populate an answer.
+type grantHandler struct {
+	grant     string
+	populated *int
+}
+
+func (h grantHandler) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
+	return r.GetGrantTypes().ExactOne(h.grant)
+}
+func (h grantHandler) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+func (h grantHandler) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {
+	return nil
+}
+func (h grantHandler) PopulateTokenEndpointResponse(context.Context, fosite.AccessRequester, fosite.AccessResponder) error {
+	*h.populated++
+	return errors.New("populated")
+}
+
+// TestOwnGrantOnly: a wrapped handler is asked to populate the answers of
+// its own grant only; another grant is turned down with fosite's
+// ErrUnknownRequest, which fosite's loop skips. Every handler of the token
+// endpoint is wrapped.
+func TestOwnGrantOnly(t *testing.T) {
+	ctx := context.Background()
+	var n int
+	h := ownGrantOnly{grantHandler{grant: GrantPassword, populated: &n}}
+	other := fosite.NewAccessRequest(nil)
+	other.GrantTypes = fosite.Arguments{GrantRefreshToken}
+	if err := h.PopulateTokenEndpointResponse(ctx, other, fosite.NewAccessResponse()); !errors.Is(err, fosite.ErrUnknownRequest) || n != 0 {
+		t.Errorf("another grant: %v after %d calls, want ErrUnknownRequest without asking the handler", err, n)
+	}
+	own := fosite.NewAccessRequest(nil)
+	own.GrantTypes = fosite.Arguments{GrantPassword}
+	if err := h.PopulateTokenEndpointResponse(ctx, own, fosite.NewAccessResponse()); err == nil || err.Error() != "populated" || n != 1 {
+		t.Errorf("its grant: %v after %d calls, want the handler's answer", err, n)
+	}
+
+	e := newRefreshEnv(t, databasetest.Open(t, databasetest.SQLiteURL(t)), 0)
+	f, ok := e.srv.provider.(*fosite.Fosite)
+	if !ok {
+		t.Fatalf("provider is a %T", e.srv.provider)
+	}
+	handlers := f.Config.GetTokenEndpointHandlers(ctx)
+	if len(handlers) < len(grantTypes)+1 {
+		t.Fatalf("%d token endpoint handlers for %d grants and the ID token", len(handlers), len(grantTypes))
+	}
+	for i, h := range handlers {
+		if _, ok := h.(ownGrantOnly); !ok {
+			t.Errorf("token endpoint handler %d is a %T, not wrapped", i, h)
+		}
+	}
+	// The grants still work through the wrappers.
+	if m := e.login(); m["refresh_token"] == nil || m["id_token"] == nil {
+		t.Fatalf("login: %v", m)
 	}
 }

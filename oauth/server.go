@@ -174,6 +174,11 @@ func New(cfg Config, store fositestore.Storage, signer token.Signer, users Users
 	// After the password grant's handler, which mints the access token it
 	// hashes.
 	fc.TokenEndpointHandlers.Append(idTokenHandler{s})
+	// Replaced in place, after every Append: Append drops a handler whose
+	// type is already listed, and each wrapper has the same type.
+	for i, h := range fc.TokenEndpointHandlers {
+		fc.TokenEndpointHandlers[i] = ownGrantOnly{h}
+	}
 
 	if s.discovery, err = discoveryDocument(cfg.Issuer, SupportedGrantTypes(), SupportedScopes(), cfg.UILocales); err != nil {
 		return nil, err
