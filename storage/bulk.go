@@ -64,8 +64,9 @@ const bulkCommitRows = 50_000
 // bulkInsert writes the rows of seq into table, each as the values of cols
 // that appendRow appends to args, in INSERTs of as many rows as the
 // dialect's parameter limit allows, committing every bulkCommitRows rows
-// or so. It reports how many rows it wrote; on an error, the transactions
-// committed before it stay. It does not join a transaction ctx carries:
+// or so, and then updates the table's statistics (bulkAnalyze). It
+// reports how many rows it wrote; on an error, the transactions committed
+// before it stay. It does not join a transaction ctx carries:
 // the load is its own series of transactions.
 func bulkInsert[T any](ctx context.Context, s *Store, table string, cols []string, seq iter.Seq[T], appendRow func(args []any, row T) []any) (n int, err error) {
 	per := bulkRowsPerInsert(s.dialect, len(cols))
@@ -119,9 +120,29 @@ func bulkInsert[T any](ctx context.Context, s *Store, table string, cols []strin
 	if tx != nil {
 		err := tx.Commit()
 		tx = nil
-		return n, wrap(err)
+		if err != nil {
+			return n, wrap(err)
+		}
 	}
-	return n, nil
+	return n, s.bulkAnalyze(ctx, table)
+}
+
+// bulkAnalyze brings the planner's statistics of table up to date after a
+// bulk load, on PostgreSQL. Its planner otherwise works from what it knew
+// before the load (for a table never analyzed: nothing, an estimate from
+// the table's size) until autovacuum analyzes it, which may be a minute
+// later, during whatever runs next, or never where autovacuum is off.
+// InnoDB recalculates a table's statistics itself once a tenth of its rows
+// have changed. SQLite has none unless asked (ANALYZE writes
+// sqlite_stat1), and the server's queries are planned without them.
+func (s *Store) bulkAnalyze(ctx context.Context, table string) error {
+	if s.dialect != dialect.Postgres {
+		return nil
+	}
+	if _, err := s.sql.ExecContext(ctx, "ANALYZE "+table); err != nil {
+		return wrap(fmt.Errorf("storage: analyze %s: %w", table, err))
+	}
+	return nil
 }
 
 // bulkNull is v, or NULL when v is empty.

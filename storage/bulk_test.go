@@ -185,6 +185,22 @@ func TestBulkLoad(t *testing.T) {
 		if err != nil || size <= 0 {
 			t.Errorf("DatabaseSize: %d, %v", size, err)
 		}
+
+		// On PostgreSQL the planner knows the loaded rows at once, not
+		// from autovacuum's next pass: reltuples is -1 for a table never
+		// analyzed, and the number of rows (or, past ANALYZE's sample, an
+		// estimate of it) after.
+		if s.dialect == dialect.Postgres {
+			for table, rows := range map[string]int{"users": nUsers, "refresh_chains": nChains, "access_tokens": nTokens, "browser_sessions": nSessions} {
+				var est float64
+				if err := s.sql.QueryRowContext(ctx, "SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)", table).Scan(&est); err != nil {
+					t.Fatal(err)
+				}
+				if est < 0.9*float64(rows) || est > 1.1*float64(rows) {
+					t.Errorf("%s: the planner estimates %.0f rows after loading %d", table, est, rows)
+				}
+			}
+		}
 	})
 }
 

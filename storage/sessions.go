@@ -9,6 +9,7 @@ import (
 
 	"idp/ent"
 	"idp/ent/browsersession"
+	"idp/ent/predicate"
 )
 
 // BrowserSession is a signed-in browser's row. Only the hash of the
@@ -150,13 +151,31 @@ func (s *Store) DeleteEndedSessions(ctx context.Context, now, idleSince time.Tim
 		browsersession.ExpiresAtLTE(now),
 		browsersession.LastSeenAtLTE(idleSince),
 	)
-	// By id and under the same condition: a session seen again since the
-	// query stays.
-	return deleteInBatches(ctx,
-		func(ctx context.Context, limit int) ([]string, error) {
-			return s.client(ctx).BrowserSession.Query().Where(ended).Limit(limit).IDs(ctx)
-		},
-		func(ctx context.Context, ids []string) (int, error) {
-			return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
-		})
+	// The ids are read by one condition at a time, in the order of its
+	// index, as DeleteExpiredTokens reads them: for the two conditions at
+	// once MariaDB merges both indexes, reading every ended session's id
+	// and sorting them all for each batch.
+	total := 0
+	for _, by := range []struct {
+		cond  predicate.BrowserSession
+		order browsersession.OrderOption
+	}{
+		{browsersession.ExpiresAtLTE(now), browsersession.ByExpiresAt()},
+		{browsersession.LastSeenAtLTE(idleSince), browsersession.ByLastSeenAt()},
+	} {
+		// By id and under the whole condition: a session seen again
+		// since the query stays unless it has reached its end.
+		n, err := deleteInBatches(ctx,
+			func(ctx context.Context, limit int) ([]string, error) {
+				return s.client(ctx).BrowserSession.Query().Where(by.cond).Order(by.order).Limit(limit).IDs(ctx)
+			},
+			func(ctx context.Context, ids []string) (int, error) {
+				return s.client(ctx).BrowserSession.Delete().Where(browsersession.IDIn(ids...), ended).Exec(ctx)
+			})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"idp/database"
 	"idp/ent"
+	"idp/ent/browsersession"
 )
 
 var sessionsT0 = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -286,6 +288,51 @@ func TestDeleteEndedSessions(t *testing.T) {
 		}
 		if ids := s.db.BrowserSession.Query().IDsX(ctx); !slices.Equal(ids, []string{"live"}) {
 			t.Errorf("left %v, want live alone", ids)
+		}
+	})
+}
+
+// TestDeleteEndedSessionsOldestFirst: each batch of the session sweep
+// takes the sessions that ended first, whatever order they were written
+// in (see TestDeleteExpiredTokensOldestFirst). The rows are written newest
+// end first; the sweep is stopped after its first batch. On every engine.
+func TestDeleteEndedSessionsOldestFirst(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		const extra = 200
+		bg := context.Background()
+		sessionsUsers(t, s, 7)
+		now := sessionsT0.Add(10 * 24 * time.Hour)
+		for first := 0; first < database.SweepBatch+extra; first += 500 {
+			var rows []*ent.BrowserSessionCreate
+			for i := first; i < min(first+500, database.SweepBatch+extra); i++ {
+				id := fmt.Sprintf("s-%05d", i)
+				rows = append(rows, s.db.BrowserSession.Create().SetID(id).SetTokenHash("h-"+id).SetUserID(7).
+					SetAuthTime(sessionsT0).SetCreatedAt(sessionsT0).SetLastSeenAt(now).
+					SetExpiresAt(now.Add(-time.Duration(i+1)*time.Second)))
+			}
+			s.db.BrowserSession.CreateBulk(rows...).ExecX(bg)
+		}
+		ctx, cancel := context.WithCancel(bg)
+		defer cancel()
+		selects := 0
+		counted, _ := sweepStatementsHook(s, func(q string) {
+			if strings.Contains(q, "SELECT") && strings.Contains(q, "FROM browser_sessions") {
+				if selects++; selects == 2 {
+					cancel()
+				}
+			}
+		})
+		n, err := counted.DeleteEndedSessions(ctx, now, now.Add(-3*24*time.Hour))
+		if n != database.SweepBatch || !errors.Is(err, context.Canceled) {
+			t.Fatalf("DeleteEndedSessions stopped after its first batch = %d, %v; want %d, context.Canceled", n, err, database.SweepBatch)
+		}
+		left := s.db.BrowserSession.Query().Order(browsersession.ByID()).IDsX(bg)
+		want := make([]string, extra)
+		for i := range want {
+			want[i] = fmt.Sprintf("s-%05d", i)
+		}
+		if !slices.Equal(left, want) {
+			t.Errorf("after one batch %d sessions are left (from %v), want the %d that ended last", len(left), left[:min(3, len(left))], extra)
 		}
 	})
 }

@@ -58,12 +58,22 @@ func TestDeleteInBatches(t *testing.T) {
 // sweepStatements returns a store on s's database whose ent statements
 // are recorded, and a count of the DELETE statements on table among them.
 func sweepStatements(s *Store) (*Store, func(table string) int) {
+	return sweepStatementsHook(s, nil)
+}
+
+// sweepStatementsHook is sweepStatements, calling hook (when not nil) with
+// each statement, its quotes taken out, before it runs.
+func sweepStatementsHook(s *Store, hook func(stmt string)) (*Store, func(table string) int) {
 	var mu sync.Mutex
 	var stmts []string
 	drv := dialect.DebugWithContext(entsql.OpenDB(s.dialect, s.sql), func(_ context.Context, v ...any) {
+		q := fmt.Sprint(v...)
+		if hook != nil {
+			hook(strings.NewReplacer("`", "", `"`, "").Replace(q))
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		stmts = append(stmts, fmt.Sprint(v...))
+		stmts = append(stmts, q)
 	})
 	counted := &Store{db: ent.NewClient(ent.Driver(drv)), sql: s.sql, dialect: s.dialect}
 	return counted, func(table string) int {

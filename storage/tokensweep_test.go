@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +99,51 @@ func TestDeleteExpiredTokens(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%d %s rows left, want the live one", n, kind)
 			}
+		}
+	})
+}
+
+// TestDeleteExpiredTokensOldestFirst: each batch of the sweep takes the
+// rows that expired first, whatever order they were written in, so that a
+// batch reads its rows at the front of the expiry index instead of
+// wherever the engine's scan of the table finds them. The rows are
+// written newest expiry first; the sweep is stopped after its first batch.
+// On every engine.
+func TestDeleteExpiredTokensOldestFirst(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		const extra = 200
+		bg := context.Background()
+		now := time.Now().UTC().Truncate(time.Second)
+		for first := 0; first < database.SweepBatch+extra; first += 500 {
+			var rows []*ent.AccessTokenCreate
+			for i := first; i < min(first+500, database.SweepBatch+extra); i++ {
+				rows = append(rows, s.db.AccessToken.Create().SetID(fmt.Sprintf("at-%05d", i)).SetRequestID(fmt.Sprint("r-", i)).
+					SetClientID("mobile").SetSubject("7").SetRequestedAt(now.Add(-time.Hour)).
+					SetExpiresAt(now.Add(-time.Duration(i+1)*time.Second)).SetRequest([]byte("{}")))
+			}
+			s.db.AccessToken.CreateBulk(rows...).ExecX(bg)
+		}
+		ctx, cancel := context.WithCancel(bg)
+		defer cancel()
+		selects := 0
+		counted, _ := sweepStatementsHook(s, func(q string) {
+			if strings.Contains(q, "SELECT") && strings.Contains(q, "FROM "+accesstoken.Table) {
+				if selects++; selects == 2 {
+					cancel()
+				}
+			}
+		})
+		n, err := counted.DeleteExpiredTokens(ctx, now)
+		if n != database.SweepBatch || !errors.Is(err, context.Canceled) {
+			t.Fatalf("DeleteExpiredTokens stopped after its first batch = %d, %v; want %d, context.Canceled", n, err, database.SweepBatch)
+		}
+		left := s.db.AccessToken.Query().Order(accesstoken.ByID()).IDsX(bg)
+		want := make([]string, extra)
+		for i := range want {
+			want[i] = fmt.Sprintf("at-%05d", i)
+		}
+		if !slices.Equal(left, want) {
+			t.Errorf("after one batch %d rows are left (from %v), want the %d that expired last", len(left), left[:min(3, len(left))], extra)
 		}
 	})
 }
