@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestDeleteBatches: batches run while each deletes a full batch, stop at
@@ -43,5 +44,28 @@ func TestDeleteBatches(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) || calls != 1 {
 		t.Errorf("DeleteBatches with the context ended = %v after %d batches; want context.Canceled after 1", err, calls)
+	}
+}
+
+// TestDeleteBatchesRests: after a batch, the next starts no sooner than
+// the last took, so that a sweep holds the database at most half the time.
+func TestDeleteBatchesRests(t *testing.T) {
+	const took = 40 * time.Millisecond
+	var ends, starts []time.Time
+	left := 3 * SweepBatch
+	if _, err := DeleteBatches(context.Background(), func(_ context.Context, limit int) (int, error) {
+		starts = append(starts, time.Now())
+		time.Sleep(took)
+		d := min(limit, left)
+		left -= d
+		ends = append(ends, time.Now())
+		return d, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(starts); i++ {
+		if rest := starts[i].Sub(ends[i-1]); rest < took {
+			t.Errorf("rest before batch %d = %v; want at least the %v the batch before took", i+1, rest, took)
+		}
 	}
 }

@@ -145,6 +145,29 @@ func (s *Store) bulkAnalyze(ctx context.Context, table string) error {
 	return nil
 }
 
+// SettleBulkLoad writes out what a bulk load left only in the database's
+// log, so that the disk is quiet again before anything is measured: on
+// PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would otherwise be
+// written to the tables by the next checkpoints, during whatever runs
+// next), on SQLite a truncating WAL checkpoint. InnoDB flushes its dirty
+// pages in the background and has no statement for it short of changing
+// a global setting, which a load generator has no business doing.
+func (s *Store) SettleBulkLoad(ctx context.Context) error {
+	var stmt string
+	switch s.dialect {
+	case dialect.Postgres:
+		stmt = "CHECKPOINT"
+	case dialect.SQLite:
+		stmt = "PRAGMA wal_checkpoint(TRUNCATE)"
+	default:
+		return nil
+	}
+	if _, err := s.sql.ExecContext(ctx, stmt); err != nil {
+		return wrap(fmt.Errorf("storage: settle bulk load: %w", err))
+	}
+	return nil
+}
+
 // bulkNull is v, or NULL when v is empty.
 func bulkNull(v string) any {
 	if v == "" {

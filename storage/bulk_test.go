@@ -243,3 +243,48 @@ func TestBulkRowsPerInsert(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleBulkLoad: after a load, SettleBulkLoad leaves nothing of it in
+// the log: PostgreSQL has taken a checkpoint on request, SQLite's WAL holds
+// no frames. MySQL's is a no-op that must not fail.
+func TestSettleBulkLoad(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		user := func(i int) User {
+			id := int64(i + 1)
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			return User{ID: id, Username: fmt.Sprintf("settle%d", id), Email: fmt.Sprintf("settle%d@example.com", id),
+				PasswordHash: "x", CreatedAt: now, UpdatedAt: now, PasswordChangedAt: now}
+		}
+		if _, err := s.LoadUsers(ctx, bulkSeq(2000, user)); err != nil {
+			t.Fatal(err)
+		}
+		requested := func() (n int64) {
+			if err := s.sql.QueryRowContext(ctx, "SELECT checkpoints_req FROM pg_stat_bgwriter").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		var before int64
+		if s.dialect == dialect.Postgres {
+			before = requested()
+		}
+		if err := s.SettleBulkLoad(ctx); err != nil {
+			t.Fatalf("SettleBulkLoad: %v", err)
+		}
+		switch s.dialect {
+		case dialect.Postgres:
+			if after := requested(); after <= before {
+				t.Errorf("checkpoints requested: %d before, %d after; want one more", before, after)
+			}
+		case dialect.SQLite:
+			var busy, frames, done int
+			if err := s.sql.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil {
+				t.Fatal(err)
+			}
+			if frames > 0 {
+				t.Errorf("WAL after SettleBulkLoad: %d frames; want none", frames)
+			}
+		}
+	})
+}
