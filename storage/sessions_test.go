@@ -314,14 +314,7 @@ func TestDeleteEndedSessionsOldestFirst(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(bg)
 		defer cancel()
-		selects := 0
-		counted, _ := sweepStatementsHook(s, func(q string) {
-			if strings.Contains(q, "SELECT") && strings.Contains(q, "FROM browser_sessions") {
-				if selects++; selects == 2 {
-					cancel()
-				}
-			}
-		})
+		counted := sweepFirstBatchOnly(s, browsersession.Table, cancel)
 		n, err := counted.DeleteEndedSessions(ctx, now, now.Add(-3*24*time.Hour))
 		if n != database.SweepBatch || !errors.Is(err, context.Canceled) {
 			t.Fatalf("DeleteEndedSessions stopped after its first batch = %d, %v; want %d, context.Canceled", n, err, database.SweepBatch)

@@ -61,6 +61,21 @@ func sweepStatements(s *Store) (*Store, func(table string) int) {
 	return sweepStatementsHook(s, nil)
 }
 
+// sweepFirstBatchOnly returns a store on s's database whose sweeps of
+// table stop after their first batch: ctx's cancel is called as the second
+// SELECT from table is sent, so that statement fails with context.Canceled.
+func sweepFirstBatchOnly(s *Store, table string, cancel context.CancelFunc) *Store {
+	selects := 0
+	counted, _ := sweepStatementsHook(s, func(q string) {
+		if strings.Contains(q, "SELECT") && strings.Contains(q, "FROM "+table) {
+			if selects++; selects == 2 {
+				cancel()
+			}
+		}
+	})
+	return counted
+}
+
 // sweepStatementsHook is sweepStatements, calling hook (when not nil) with
 // each statement, its quotes taken out, before it runs.
 func sweepStatementsHook(s *Store, hook func(stmt string)) (*Store, func(table string) int) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -125,14 +124,7 @@ func TestDeleteExpiredTokensOldestFirst(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(bg)
 		defer cancel()
-		selects := 0
-		counted, _ := sweepStatementsHook(s, func(q string) {
-			if strings.Contains(q, "SELECT") && strings.Contains(q, "FROM "+accesstoken.Table) {
-				if selects++; selects == 2 {
-					cancel()
-				}
-			}
-		})
+		counted := sweepFirstBatchOnly(s, accesstoken.Table, cancel)
 		n, err := counted.DeleteExpiredTokens(ctx, now)
 		if n != database.SweepBatch || !errors.Is(err, context.Canceled) {
 			t.Fatalf("DeleteExpiredTokens stopped after its first batch = %d, %v; want %d, context.Canceled", n, err, database.SweepBatch)
