@@ -98,7 +98,10 @@ type EngineRun struct {
 	ScaleLoad   *scaleLoad     `json:"scale_load,omitempty"`
 	Sweep       *SweepResult   `json:"sweep,omitempty"`
 	ScaleRun    *Report        `json:"scale_run,omitempty"` // the scenarios again, at scale
-	Error       string         `json:"error,omitempty"`
+	// ScaleFresh is the same scenarios on a fresh database, in the same
+	// rounds as ScaleRun: what the rates at scale are compared with.
+	ScaleFresh *Report `json:"scale_fresh,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // Check is one performance target of docs/performance.md as a ratio.
@@ -230,6 +233,14 @@ production mode with generated secrets.
 	return ctx.Err()
 }
 
+// instance is a database prepared for the load and the environment of a
+// server on it.
+type instance struct {
+	env                    []string
+	base, dbURL            string
+	clientID, clientSecret string
+}
+
 // benchEngine runs the whole bench against a fresh server on engine.
 func benchEngine(ctx context.Context, bc benchConfig, engine string, settings serverSettings, log io.Writer) (run EngineRun) {
 	run = EngineRun{Engine: engine, Settings: settings}
@@ -247,11 +258,6 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	port, err := freePort()
-	if err != nil {
-		return fail(err)
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var debugURL string
 	if bc.ProfileDir != "" {
 		dport, err := freePort()
@@ -260,87 +266,107 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 		}
 		debugURL = fmt.Sprintf("http://127.0.0.1:%d", dport)
 	}
-	set := map[string]string{
-		"IDP_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
-		"IDP_ISSUER":    base,
-		"IDP_DATA_DIR":  filepath.Join(dir, "data"),
-		"IDP_LOG_LEVEL": "info",
-		// Every request comes from one address: per-IP limits would
-		// measure themselves.
-		"IDP_RATE_LIMIT_PER_IP": "0",
-	}
-	// The operations listener only to profile, and off otherwise: its
-	// default port may be another server's.
-	set["IDP_OPS_ADDR"] = strings.TrimPrefix(debugURL, "http://")
-	if debugURL != "" {
-		set["IDP_OPS_PROFILER"] = "true"
-	}
-	dbURL := "sqlite://" + filepath.Join(dir, "data", "idp.db")
-	if engine != "sqlite" {
-		var drop func() error
-		if engine == "mysql" {
-			dbURL, drop, err = createDatabase(ctx, "-mysql-dsn", bc.MySQLDSN, "mysql")
-		} else {
-			dbURL, drop, err = createDatabase(ctx, "-postgres-dsn", bc.PostgresDSN, "postgres", "postgresql")
-		}
-		if err != nil {
-			return fail(err)
-		}
-		defer func() {
+	var drops []func() error
+	defer func() {
+		for _, drop := range drops {
 			if err := drop(); err != nil {
 				fmt.Fprintf(log, "  %v\n", err)
 			}
-		}()
-		// Production mode: every secret configured, generated for this run.
-		set["IDP_DATABASE_URL"] = dbURL
-		set["IDP_KEY_ENCRYPTION_KEY"] = randomHex(32)
-		set["IDP_REFRESH_TOKEN_SECRETS"] = randomHex(32)
-		set["IDP_PICTURES_URL"] = filepath.Join(dir, "pictures")
-	}
-	env := serverEnv(os.Environ(), set)
-	idp := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, bc.IDP, args...)
-		cmd.Env = env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		}
+	}()
+	// prepare makes a database and the environment of a server on it, in
+	// dir/sub: migrated, seeded and with the load's clients.
+	prepare := func(sub, debugURL string) (*instance, error) {
+		port, err := freePort()
 		if err != nil {
-			return nil, fmt.Errorf("idp %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+			return nil, err
 		}
-		return out, nil
-	}
-	fmt.Fprintf(log, "  idp migrate (%s)\n", database.Redact(dbURL))
-	if _, err := idp("migrate"); err != nil {
-		return fail(err)
-	}
-	if bc.SeedUsers > 0 {
-		start := time.Now()
-		if err := seedUsers(ctx, dbURL, bc.SeedUsers); err != nil {
-			return fail(fmt.Errorf("seed users: %w", err))
+		in := &instance{base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		set := map[string]string{
+			"IDP_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+			"IDP_ISSUER":    in.base,
+			"IDP_DATA_DIR":  filepath.Join(dir, sub, "data"),
+			"IDP_LOG_LEVEL": "info",
+			// Every request comes from one address: per-IP limits would
+			// measure themselves.
+			"IDP_RATE_LIMIT_PER_IP": "0",
 		}
-		run.SeededUsers = bc.SeedUsers
-		fmt.Fprintf(log, "  seeded %d users in %v\n", bc.SeedUsers, time.Since(start).Round(time.Millisecond))
-	}
-	if engine != "sqlite" {
-		// Production mode has no mobile client: register the embedded
-		// default's, so that both runs sign up and log in alike.
-		if _, err := idp("client", "create", "--id", bc.Load.Client, "--public", "--first-party",
-			"--grant-types", "password,refresh_token,authorization_code", "--scopes", "openid profile email offline_access",
-			"--redirect-uri", bc.Load.RedirectURI); err != nil {
-			return fail(err)
+		// The operations listener only to profile, and off otherwise: its
+		// default port may be another server's.
+		set["IDP_OPS_ADDR"] = strings.TrimPrefix(debugURL, "http://")
+		if debugURL != "" {
+			set["IDP_OPS_PROFILER"] = "true"
 		}
+		in.dbURL = "sqlite://" + filepath.Join(dir, sub, "data", "idp.db")
+		if engine != "sqlite" {
+			var drop func() error
+			if engine == "mysql" {
+				in.dbURL, drop, err = createDatabase(ctx, "-mysql-dsn", bc.MySQLDSN, "mysql")
+			} else {
+				in.dbURL, drop, err = createDatabase(ctx, "-postgres-dsn", bc.PostgresDSN, "postgres", "postgresql")
+			}
+			if err != nil {
+				return nil, err
+			}
+			drops = append(drops, drop)
+			// Production mode: every secret configured, generated for this run.
+			set["IDP_DATABASE_URL"] = in.dbURL
+			set["IDP_KEY_ENCRYPTION_KEY"] = randomHex(32)
+			set["IDP_REFRESH_TOKEN_SECRETS"] = randomHex(32)
+			set["IDP_PICTURES_URL"] = filepath.Join(dir, sub, "pictures")
+		}
+		in.env = serverEnv(os.Environ(), set)
+		idp := func(args ...string) ([]byte, error) {
+			cmd := exec.CommandContext(ctx, bc.IDP, args...)
+			cmd.Env = in.env
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				return nil, fmt.Errorf("idp %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+			}
+			return out, nil
+		}
+		fmt.Fprintf(log, "  idp migrate (%s)\n", database.Redact(in.dbURL))
+		if _, err := idp("migrate"); err != nil {
+			return nil, err
+		}
+		if bc.SeedUsers > 0 {
+			start := time.Now()
+			if err := seedUsers(ctx, in.dbURL, bc.SeedUsers); err != nil {
+				return nil, fmt.Errorf("seed users: %w", err)
+			}
+			fmt.Fprintf(log, "  seeded %d users in %v\n", bc.SeedUsers, time.Since(start).Round(time.Millisecond))
+		}
+		if engine != "sqlite" {
+			// Production mode has no mobile client: register the embedded
+			// default's, so that both runs sign up and log in alike.
+			if _, err := idp("client", "create", "--id", bc.Load.Client, "--public", "--first-party",
+				"--grant-types", "password,refresh_token,authorization_code", "--scopes", "openid profile email offline_access",
+				"--redirect-uri", bc.Load.RedirectURI); err != nil {
+				return nil, err
+			}
+		}
+		out, err := idp("client", "create", "--id", "bench-svc", "--grant-types", "client_credentials", "--scopes", "users:stats")
+		if err != nil {
+			return nil, err
+		}
+		var client struct {
+			ID     string `json:"client_id"`
+			Secret string `json:"client_secret"`
+		}
+		if err := json.Unmarshal(out, &client); err != nil || client.Secret == "" {
+			return nil, fmt.Errorf("idp client create printed %q, want a JSON object with client_secret", out)
+		}
+		in.clientID, in.clientSecret = client.ID, client.Secret
+		return in, nil
 	}
-	out, err := idp("client", "create", "--id", "bench-svc", "--grant-types", "client_credentials", "--scopes", "users:stats")
+	primary, err := prepare("", debugURL)
 	if err != nil {
 		return fail(err)
 	}
-	var client struct {
-		ID     string `json:"client_id"`
-		Secret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(out, &client); err != nil || client.Secret == "" {
-		return fail(fmt.Errorf("idp client create printed %q, want a JSON object with client_secret", out))
-	}
+	run.SeededUsers = bc.SeedUsers
+	env, dbURL, base := primary.env, primary.dbURL, primary.base
 	meter, err := newLimitMeter(settings)
 	if err != nil {
 		return fail(fmt.Errorf("limits: %w", err))
@@ -365,7 +391,7 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	fmt.Fprintf(log, "  idle RSS after start-up: %.1f MiB (%.1f MiB anonymous)\n", run.Memory.StartMiB, run.Memory.StartAnonMiB)
 
 	cfg := bc.Load
-	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, client.ID, client.Secret, srv.cmd.Process.Pid
+	cfg.BaseURL, cfg.ClientID, cfg.ClientSecret, cfg.PID = base, primary.clientID, primary.clientSecret, srv.cmd.Process.Pid
 	cfg.IdleRSSMiB = run.Memory.StartMiB
 	if debugURL != "" {
 		cfg.DebugURL, cfg.ProfileDir = debugURL, filepath.Join(bc.ProfileDir, engine)
@@ -430,28 +456,52 @@ func benchEngine(ctx context.Context, bc benchConfig, engine string, settings se
 	}
 	run.ScaleLoad = load
 	fmt.Fprintf(log, "  scale: loaded in %.1f s (%.0f rows/s)\n", load.Seconds, load.RowsPerSec)
+	// The rates at scale are compared with a server on a fresh database,
+	// prepared as the first one was, loaded in the same rounds: the
+	// machine's speed drifts over the minutes between the first pass and
+	// this one, and interleaving cancels it.
+	ref, err := prepare("fresh", "")
+	if err != nil {
+		return fail(fmt.Errorf("fresh database: %w", err))
+	}
 	// The sweep would delete the expired share while the scenarios run.
+	refSrv, err := startServer(ctx, bc.IDP, append(ref.env, "IDP_SWEEP_INTERVAL=1000h"), filepath.Join(dir, "idp-fresh.log"), ref.base)
+	if err != nil {
+		return fail(err)
+	}
+	defer refSrv.stop()
 	srv, err = startServer(ctx, bc.IDP, append(env, "IDP_SWEEP_INTERVAL=1000h"), filepath.Join(dir, "idp-scale.log"), base)
 	if err != nil {
 		return fail(err)
 	}
 	defer srv.stop()
+	if !sleep(ctx, settleTime) {
+		return fail(ctx.Err())
+	}
 	scfg := cfg
 	scfg.PID, scfg.BeforeRound, scfg.DebugURL, scfg.ProfileDir = srv.cmd.Process.Pid, nil, "", ""
 	scfg.Scenarios = slices.DeleteFunc(slices.Clone(cfg.Scenarios), func(s string) bool { return slices.Contains(floodScenarios, s) })
-	srep, err := runLoad(ctx, scfg)
+	rcfg := scfg
+	rcfg.BaseURL, rcfg.ClientID, rcfg.ClientSecret, rcfg.PID = ref.base, ref.clientID, ref.clientSecret, refSrv.cmd.Process.Pid
+	fmt.Fprintf(log, "  scale: the scenarios at scale (server 2) interleaved with a fresh database (server 1)\n")
+	reps, err := runLoads(ctx, rcfg, scfg)
 	if err != nil {
-		return fail(fmt.Errorf("scale load run: %w (server log: %s)", err, srv.logTail()))
+		return fail(fmt.Errorf("scale load run: %w (server logs: %s; %s)", err, refSrv.logTail(), srv.logTail()))
 	}
-	run.ScaleRun = srep
+	fresh, srep := reps[0], reps[1]
+	run.ScaleFresh, run.ScaleRun = fresh, srep
+	if err := refSrv.stop(); err != nil {
+		fmt.Fprintf(log, "  stopping idp: %v\n", err)
+	}
 	// The users stats lists in each run: the seeded ones and each run's
-	// own, and at scale also the before run's signups and the scale load's.
-	usersBefore := run.SeededUsers + rep.Users
-	usersAt := usersBefore + srep.Users + bc.ScaleUsers
+	// own, and at scale also the first run's users and signups and the
+	// scale load's.
+	usersBefore := run.SeededUsers + fresh.Users
+	usersAt := run.SeededUsers + rep.Users + srep.Users + bc.ScaleUsers
 	if su := rep.Scenario("signup"); su != nil {
 		usersAt += su.OK
 	}
-	run.Checks = append(run.Checks, scaleChecks(rep, srep, usersBefore, usersAt)...)
+	run.Checks = append(run.Checks, scaleChecks(fresh, srep, usersBefore, usersAt)...)
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(log, "  stopping idp: %v\n", err)
 	}
@@ -868,10 +918,17 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 		writeTable(w, run.Load)
 	}
 	if l := run.ScaleLoad; l != nil {
-		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh chain, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again:\n",
+		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh chain, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again, interleaved with a fresh database:\n",
 			l.Rows["users"], l.Rows["refresh_chains"], l.Rows["access_tokens"], l.Rows["browser_sessions"], l.Seconds, l.RowsPerSec)
 	}
+	if run.ScaleFresh != nil {
+		fmt.Fprintln(w, "  on the fresh database:")
+		writeTable(w, run.ScaleFresh)
+	}
 	if run.ScaleRun != nil {
+		if run.ScaleFresh != nil {
+			fmt.Fprintln(w, "  at scale:")
+		}
 		writeTable(w, run.ScaleRun)
 	}
 	if len(run.Checks) > 0 {

@@ -190,49 +190,22 @@ func (r *runner) url(path string) string { return r.base.String() + path }
 // runLoad prepares users and tokens, runs every chosen scenario, and returns
 // the report.
 func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
-	r, err := newRunner(cfg)
-	if err != nil {
+	reps, err := runLoads(ctx, cfg)
+	if len(reps) == 0 {
 		return nil, err
 	}
-	// The load is over when runLoad returns: its keep-alive connections
-	// would otherwise keep the server's per-connection goroutines and
-	// buffers for 90 s, and the bench reads the idle server's memory next.
-	if t, ok := r.transport.(interface{ CloseIdleConnections() }); ok {
-		defer t.CloseIdleConnections()
-	}
-	rep := &Report{URL: r.base.String(), Started: time.Now().UTC(), Duration: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rounds: max(cfg.Rounds, 1)}
-	if cfg.ProfileDir != "" {
-		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.check(ctx); err != nil {
-		return nil, err
-	}
-	chosen := func(name string) bool { return slices.Contains(cfg.Scenarios, name) }
-	needUsers := slices.ContainsFunc(cfg.Scenarios, func(s string) bool {
-		return s != "healthz" && s != "discovery" && s != "jwks" && s != "client_credentials" && s != "stats" && s != "signup"
-	})
-	if needUsers {
-		if err := r.prepareUsers(ctx); err != nil {
-			return nil, err
-		}
-	}
-	needService := chosen("client_credentials") || chosen("stats")
-	if needService && cfg.ClientID != "" {
-		tok, err := r.clientCredentials(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("service client %s: %w", cfg.ClientID, err)
-		}
-		r.serviceToken = tok
-	}
-	// Each scenario runs in Rounds slices of Duration/Rounds, the rounds
-	// one after another: a burst of contention from elsewhere on the
-	// machine then falls on every scenario alike, and the ratios between
-	// them survive it. BeforeRound lets the bench sample the machine's
-	// limits over the same stretch of time.
-	rounds := max(cfg.Rounds, 1)
-	slice := cfg.Duration / time.Duration(rounds)
+	return reps[0], err
+}
+
+// runLoads loads several servers with the same scenarios, interleaved: each
+// scenario's slice of each round runs against every server in turn, the
+// first server's BeforeRound before each round. Two servers compared this
+// way (a database at scale against a fresh one) see the same minutes of the
+// machine: its speed changes from one minute to the next (other tenants of
+// its host), and a comparison of two runs minutes apart measured that.
+// Floods, which take the machine whole, run after the rounds, one server
+// after the other.
+func runLoads(ctx context.Context, cfgs ...loadConfig) ([]*Report, error) {
 	type acc struct {
 		rec     *recorder
 		elapsed time.Duration
@@ -241,11 +214,52 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 		cpu     cpuUse
 		cpuOK   bool
 	}
-	var total cpuUse
-	accs := map[string]*acc{}
+	type target struct {
+		cfg   loadConfig
+		r     *runner
+		rep   *Report
+		accs  map[string]*acc
+		total cpuUse
+	}
+	targets := make([]*target, len(cfgs))
+	for i, cfg := range cfgs {
+		r, err := newRunner(cfg)
+		if err != nil {
+			return nil, err
+		}
+		// The load is over when runLoads returns: its keep-alive
+		// connections would otherwise keep the server's per-connection
+		// goroutines and buffers for 90 s, and the bench reads the idle
+		// server's memory next.
+		if t, ok := r.transport.(interface{ CloseIdleConnections() }); ok {
+			defer t.CloseIdleConnections()
+		}
+		rep := &Report{URL: r.base.String(), Started: time.Now().UTC(), Duration: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rounds: max(cfg.Rounds, 1)}
+		if cfg.ProfileDir != "" {
+			if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.prepare(ctx); err != nil {
+			return nil, err
+		}
+		targets[i] = &target{cfg: cfg, r: r, rep: rep, accs: map[string]*acc{}}
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("no server to load")
+	}
+	first := cfgs[0]
+	chosen := func(name string) bool { return slices.Contains(first.Scenarios, name) }
+	// Each scenario runs in Rounds slices of Duration/Rounds, the rounds
+	// one after another: a burst of contention from elsewhere on the
+	// machine then falls on every scenario alike, and the ratios between
+	// them survive it. BeforeRound lets the bench sample the machine's
+	// limits over the same stretch of time.
+	rounds := max(first.Rounds, 1)
+	slice := first.Duration / time.Duration(rounds)
 	for round := range rounds {
-		if cfg.BeforeRound != nil {
-			if err := cfg.BeforeRound(ctx, round); err != nil {
+		if first.BeforeRound != nil {
+			if err := first.BeforeRound(ctx, round); err != nil {
 				return nil, err
 			}
 		}
@@ -253,77 +267,116 @@ func runLoad(ctx context.Context, cfg loadConfig) (*Report, error) {
 			if !chosen(name) {
 				continue
 			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+			for i, t := range targets {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				cfg, r := t.cfg, t.r
+				a := t.accs[name]
+				if a == nil {
+					a = &acc{rec: newRecorder(), workers: cfg.workers(name), cpuOK: cfg.PID > 0}
+					t.accs[name] = a
+				}
+				if a.skip != "" {
+					continue
+				}
+				sc := r.scenario(ctx, name)
+				if a.skip = sc.skip; a.skip != "" {
+					continue
+				}
+				if round == 0 {
+					if len(targets) > 1 {
+						cfg.logf("  %-18s %d workers, %d × %v, server %d of %d", name, a.workers, rounds, slice, i+1, len(targets))
+					} else {
+						cfg.logf("  %-18s %d workers, %d × %v", name, a.workers, rounds, slice)
+					}
+				}
+				profiled := r.profile(ctx, fmt.Sprintf("%s-%d.pprof", name, round+1), slice)
+				el, u, ok := r.attack(ctx, sc, a.workers, slice, a.rec, nil)
+				if err := profiled(); err != nil {
+					cfg.logf("  profile of %s: %v", name, err)
+				}
+				a.elapsed += el
+				a.cpu.add(u)
+				t.total.add(u)
+				a.cpuOK = a.cpuOK && ok
 			}
-			a := accs[name]
+		}
+	}
+	reps := make([]*Report, len(targets))
+	for i, t := range targets {
+		r, rep := t.r, t.rep
+		for _, name := range allScenarios {
+			a := t.accs[name]
 			if a == nil {
-				a = &acc{rec: newRecorder(), workers: cfg.workers(name), cpuOK: cfg.PID > 0}
-				accs[name] = a
+				continue
 			}
 			if a.skip != "" {
+				rep.Scenarios = append(rep.Scenarios, ScenarioResult{Name: name, Concurrency: a.workers, Skipped: a.skip})
 				continue
 			}
-			sc := r.scenario(ctx, name)
-			if a.skip = sc.skip; a.skip != "" {
-				continue
+			res := a.rec.result(name, a.workers, a.elapsed)
+			if a.cpuOK {
+				res.withCPU(a.cpu, runtime.GOMAXPROCS(0))
 			}
-			if round == 0 {
-				cfg.logf("  %-18s %d workers, %d × %v", name, a.workers, rounds, slice)
+			if name == "authorize" {
+				rep.SignaturesPerCode = int(r.codeSignatures.Load())
 			}
-			profiled := r.profile(ctx, fmt.Sprintf("%s-%d.pprof", name, round+1), slice)
-			el, u, ok := r.attack(ctx, sc, a.workers, slice, a.rec, nil)
-			if err := profiled(); err != nil {
-				cfg.logf("  profile of %s: %v", name, err)
+			if name == "refresh" {
+				rep.SignaturesPerRefresh = int(r.chains.signatures.Load())
+				if n := r.chains.relogins.Load(); n > 0 {
+					res.Note = fmt.Sprintf("%d chains broke and were logged in again", n)
+				}
 			}
-			a.elapsed += el
-			a.cpu.add(u)
-			total.add(u)
-			a.cpuOK = a.cpuOK && ok
+			rep.Scenarios = append(rep.Scenarios, res)
+		}
+		cfg := t.cfg
+		if chosen(floodScenario) && ctx.Err() == nil {
+			cfg.logf("  %-18s %d workers for %v", floodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
+			rep.Flood = r.flood(ctx, floodScenario)
+		}
+		if chosen(loginFloodScenario) && ctx.Err() == nil {
+			cfg.logf("  %-18s %d workers for %v", loginFloodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
+			rep.LoginFlood = r.flood(ctx, loginFloodScenario)
+		}
+		if chosen(pictureFloodScenario) && ctx.Err() == nil {
+			cfg.logf("  %-18s %d workers for %v", pictureFloodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
+			rep.PictureFlood = r.flood(ctx, pictureFloodScenario)
+		}
+		rep.Notes = r.notes
+		if cfg.PID > 0 && t.total.wall > 0 {
+			rep.OthersShare = t.total.others.Seconds() / (t.total.wall.Seconds() * float64(runtime.GOMAXPROCS(0)))
+		}
+		rep.Users = len(r.users)
+		reps[i] = rep
+	}
+	return reps, ctx.Err()
+}
+
+// prepare checks the server and prepares the users and the service token
+// the chosen scenarios need.
+func (r *runner) prepare(ctx context.Context) error {
+	cfg := r.cfg
+	if err := r.check(ctx); err != nil {
+		return err
+	}
+	chosen := func(name string) bool { return slices.Contains(cfg.Scenarios, name) }
+	needUsers := slices.ContainsFunc(cfg.Scenarios, func(s string) bool {
+		return s != "healthz" && s != "discovery" && s != "jwks" && s != "client_credentials" && s != "stats" && s != "signup"
+	})
+	if needUsers {
+		if err := r.prepareUsers(ctx); err != nil {
+			return err
 		}
 	}
-	for _, name := range allScenarios {
-		a := accs[name]
-		if a == nil {
-			continue
+	if (chosen("client_credentials") || chosen("stats")) && cfg.ClientID != "" {
+		tok, err := r.clientCredentials(ctx)
+		if err != nil {
+			return fmt.Errorf("service client %s: %w", cfg.ClientID, err)
 		}
-		if a.skip != "" {
-			rep.Scenarios = append(rep.Scenarios, ScenarioResult{Name: name, Concurrency: a.workers, Skipped: a.skip})
-			continue
-		}
-		res := a.rec.result(name, a.workers, a.elapsed)
-		if a.cpuOK {
-			res.withCPU(a.cpu, runtime.GOMAXPROCS(0))
-		}
-		if name == "authorize" {
-			rep.SignaturesPerCode = int(r.codeSignatures.Load())
-		}
-		if name == "refresh" {
-			rep.SignaturesPerRefresh = int(r.chains.signatures.Load())
-			if n := r.chains.relogins.Load(); n > 0 {
-				res.Note = fmt.Sprintf("%d chains broke and were logged in again", n)
-			}
-		}
-		rep.Scenarios = append(rep.Scenarios, res)
+		r.serviceToken = tok
 	}
-	if chosen(floodScenario) {
-		cfg.logf("  %-18s %d workers for %v", floodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
-		rep.Flood = r.flood(ctx, floodScenario)
-	}
-	if chosen(loginFloodScenario) && ctx.Err() == nil {
-		cfg.logf("  %-18s %d workers for %v", loginFloodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
-		rep.LoginFlood = r.flood(ctx, loginFloodScenario)
-	}
-	if chosen(pictureFloodScenario) && ctx.Err() == nil {
-		cfg.logf("  %-18s %d workers for %v", pictureFloodScenario, cfg.FloodConcurrency, cfg.FloodDuration)
-		rep.PictureFlood = r.flood(ctx, pictureFloodScenario)
-	}
-	rep.Notes = r.notes
-	if cfg.PID > 0 && total.wall > 0 {
-		rep.OthersShare = total.others.Seconds() / (total.wall.Seconds() * float64(runtime.GOMAXPROCS(0)))
-	}
-	rep.Users = len(r.users)
-	return rep, ctx.Err()
+	return nil
 }
 
 // profile starts a CPU profile of the server for d (in whole seconds, at

@@ -161,6 +161,65 @@ func TestServiceScenariosSkipWithoutClient(t *testing.T) {
 	}
 }
 
+// TestRunLoadsInterleaves: with two servers, each scenario's slice of each
+// round runs against the first server and then the second before the next
+// slice begins, so that both see the same stretch of the machine's time.
+func TestRunLoadsInterleaves(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // "server path", one per run of requests in a row
+	record := func(name string, next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := r.URL.Path; strings.HasSuffix(p, "healthz") || strings.HasSuffix(p, "jwks.json") {
+				mu.Lock()
+				if e := name + " " + p; len(seen) == 0 || seen[len(seen)-1] != e {
+					seen = append(seen, e)
+				}
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	var cfgs []loadConfig
+	for _, name := range []string{"A", "B"} {
+		f, _ := newFakeIDP(t)
+		srv := httptest.NewServer(record(name, f))
+		t.Cleanup(srv.Close)
+		cfg, err := parseLoadArgs([]string{"-url", srv.URL, "-scenarios", "healthz,jwks", "-duration", "200ms", "-rounds", "2"}, noEnv, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	reps, err := runLoads(context.Background(), cfgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jwks = "/.well-known/jwks.json"
+	// Each server is checked (its health and keys) before the rounds.
+	want := []string{"A /healthz", "A " + jwks, "B /healthz", "B " + jwks}
+	for range 2 {
+		for _, p := range []string{"/healthz", jwks} {
+			want = append(want, "A "+p, "B "+p)
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("requests went, in runs:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+	if len(reps) != 2 {
+		t.Fatalf("%d reports, want 2", len(reps))
+	}
+	for i, rep := range reps {
+		for _, s := range rep.Scenarios {
+			if s.OK == 0 {
+				t.Errorf("server %d, %s: no request answered", i+1, s.Name)
+			}
+		}
+		if rep.URL != cfgs[i].BaseURL {
+			t.Errorf("report %d is of %s, want %s", i+1, rep.URL, cfgs[i].BaseURL)
+		}
+	}
+}
+
 // TestProfiles: with -profile-dir, each scenario's slice of each round is
 // profiled through the server's debug listener, for the slice's length,
 // into <scenario>-<round>.pprof.
