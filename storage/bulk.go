@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,13 +146,35 @@ func (s *Store) bulkAnalyze(ctx context.Context, table string) error {
 	return nil
 }
 
-// SettleBulkLoad writes out what a bulk load left only in the database's
-// log, so that the disk is quiet again before anything is measured: on
-// PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would otherwise be
-// written to the tables by the next checkpoints, during whatever runs
-// next), on SQLite a truncating WAL checkpoint. InnoDB flushes its dirty
-// pages in the background and has no statement for it short of changing
-// a global setting, which a load generator has no business doing.
+// bulkTables are the tables the bulk loads write.
+func bulkTables() []string {
+	return []string{user.Table, refreshchain.Table, accesstoken.Table, browsersession.Table}
+}
+
+// settlePurgeWait bounds how long SettleBulkLoad waits for InnoDB's purge,
+// and settlePurgeBacklog is the purge backlog (committed transactions whose
+// undo logs purge has yet to process) it waits for: a server that other
+// clients keep writing to never reaches none.
+const (
+	settlePurgeWait    = time.Minute
+	settlePurgeBacklog = 16
+	settlePurgePoll    = 100 * time.Millisecond
+)
+
+// SettleBulkLoad finishes the writes a bulk load leaves to the database's
+// background, so that they are not done while whatever runs next is
+// measured: on PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would
+// otherwise be written to the tables by the next checkpoints), on SQLite a
+// truncating WAL checkpoint. InnoDB ends a load with most of its buffer
+// pool dirty, writes those pages out over the next seconds and leaves
+// some hundreds dirty for minutes, and its purge works through the load's
+// transactions after they commit. On MySQL SettleBulkLoad waits (up to
+// settlePurgeWait) for purge to catch up, then writes the loaded tables'
+// dirty pages with FLUSH TABLES … FOR EXPORT: the one statement that does,
+// short of changing a global setting, which a load generator has no
+// business doing to the server. The tables stay read-locked, and their
+// purge stopped, only until the UNLOCK TABLES that follows on the same
+// connection.
 func (s *Store) SettleBulkLoad(ctx context.Context) error {
 	var stmt string
 	switch s.dialect {
@@ -159,11 +182,66 @@ func (s *Store) SettleBulkLoad(ctx context.Context) error {
 		stmt = "CHECKPOINT"
 	case dialect.SQLite:
 		stmt = "PRAGMA wal_checkpoint(TRUNCATE)"
+	case dialect.MySQL:
+		if err := s.waitPurge(ctx); err != nil {
+			return wrap(fmt.Errorf("storage: settle bulk load: %w", err))
+		}
+		return wrap(s.flushForExport(ctx, bulkTables()))
 	default:
 		return nil
 	}
 	if _, err := s.sql.ExecContext(ctx, stmt); err != nil {
 		return wrap(fmt.Errorf("storage: settle bulk load: %w", err))
+	}
+	return nil
+}
+
+// waitPurge waits until InnoDB's purge backlog is at most
+// settlePurgeBacklog, or settlePurgeWait has passed: a backlog that does
+// not drain is another client's, and not a reason to fail the load.
+// MySQL 8 reports no Innodb_history_list_length; there it does not wait.
+func (s *Store) waitPurge(ctx context.Context) error {
+	deadline := time.Now().Add(settlePurgeWait)
+	for {
+		var name string
+		var backlog int64
+		err := s.sql.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'").Scan(&name, &backlog)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && backlog <= settlePurgeBacklog {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("purge backlog: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-time.After(settlePurgePoll):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// flushForExport writes InnoDB's dirty pages of tables to disk and
+// releases the tables again, on a connection of its own: the lock FLUSH
+// TABLES … FOR EXPORT takes belongs to the session, and a pooled
+// connection still holding it would block every write to the tables.
+func (s *Store) flushForExport(ctx context.Context, tables []string) error {
+	conn, err := s.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: settle bulk load: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "FLUSH TABLES "+strings.Join(tables, ", ")+" FOR EXPORT"); err != nil {
+		return fmt.Errorf("storage: settle bulk load: flush tables: %w", err)
+	}
+	// Unlocked even when ctx has ended since: the connection goes back to
+	// the pool.
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES"); err != nil {
+		// A session that may still hold the lock must not be reused.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		return fmt.Errorf("storage: settle bulk load: unlock tables: %w", err)
 	}
 	return nil
 }
