@@ -367,6 +367,48 @@ func (s *Store) DatabaseSize(ctx context.Context) (int64, error) {
 	}
 }
 
+// CacheFit is the database server's page cache beside the tables it
+// caches: whether the database was sized for its data, which decides
+// whether a read is served from memory or from disk.
+type CacheFit struct {
+	// Setting names the cache: innodb_buffer_pool_size, shared_buffers.
+	Setting    string
+	CacheBytes int64
+	// TableBytes is what DatabaseSize reports.
+	TableBytes int64
+}
+
+// Share is the part of the tables the cache can hold, at most 1.
+func (c CacheFit) Share() float64 {
+	if c.TableBytes <= 0 {
+		return 1
+	}
+	return min(1, float64(c.CacheBytes)/float64(c.TableBytes))
+}
+
+// CacheFit reads the size of MySQL's InnoDB buffer pool or PostgreSQL's
+// shared buffers, and of the database's tables. ok is false on SQLite,
+// whose pages are cached by the operating system, beside everything
+// else's.
+func (s *Store) CacheFit(ctx context.Context) (fit CacheFit, ok bool, err error) {
+	var q string
+	switch s.dialect {
+	case dialect.MySQL:
+		fit.Setting, q = "innodb_buffer_pool_size", "SELECT @@innodb_buffer_pool_size"
+	case dialect.Postgres:
+		fit.Setting, q = "shared_buffers", "SELECT pg_size_bytes(current_setting('shared_buffers'))"
+	default:
+		return CacheFit{}, false, nil
+	}
+	if err := s.sql.QueryRowContext(ctx, q).Scan(&fit.CacheBytes); err != nil {
+		return CacheFit{}, false, wrap(fmt.Errorf("storage: %s: %w", fit.Setting, err))
+	}
+	if fit.TableBytes, err = s.DatabaseSize(ctx); err != nil {
+		return CacheFit{}, false, err
+	}
+	return fit, true, nil
+}
+
 // sqliteFileSize is the size of the main database's file and its WAL,
 // found by the file name SQLite reports: what the database takes on disk,
 // checkpointed or not.

@@ -324,3 +324,53 @@ func TestSettleBulkLoad(t *testing.T) {
 		}
 	})
 }
+
+// TestCacheFit: the server's cache size as the server reports the setting
+// elsewhere, beside the tables' size; none on SQLite.
+func TestCacheFit(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fit, ok, err := s.CacheFit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want int64
+		var setting string
+		switch s.dialect {
+		case dialect.SQLite:
+			if ok {
+				t.Errorf("CacheFit on SQLite: %+v, want none", fit)
+			}
+			return
+		case dialect.MySQL:
+			setting = "innodb_buffer_pool_size"
+			var name string
+			if err := s.sql.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE 'innodb_buffer_pool_size'").Scan(&name, &want); err != nil {
+				t.Fatal(err)
+			}
+		case dialect.Postgres:
+			setting = "shared_buffers"
+			if err := s.sql.QueryRowContext(ctx, "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers' AND unit = '8kB'").Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		size, err := s.DatabaseSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || fit.Setting != setting || fit.CacheBytes != want || want <= 0 || fit.TableBytes != size {
+			t.Errorf("CacheFit: %+v, %v; want %s of %d bytes beside %d bytes of tables", fit, ok, setting, want, size)
+		}
+	})
+}
+
+func TestCacheFitShare(t *testing.T) {
+	for _, tc := range []struct {
+		cache, tables int64
+		want          float64
+	}{{128, 1024, 0.125}, {1024, 128, 1}, {128, 0, 1}} {
+		if got := (CacheFit{CacheBytes: tc.cache, TableBytes: tc.tables}).Share(); got != tc.want {
+			t.Errorf("Share of %d over %d = %v, want %v", tc.cache, tc.tables, got, tc.want)
+		}
+	}
+}
