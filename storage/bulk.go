@@ -166,9 +166,9 @@ const (
 // measured: on PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would
 // otherwise be written to the tables by the next checkpoints), on SQLite a
 // truncating WAL checkpoint. InnoDB ends a load with most of its buffer
-// pool dirty, writes those pages out over the next seconds and leaves
-// some hundreds dirty for minutes, and its purge works through the load's
-// transactions after they commit. On MySQL SettleBulkLoad waits (up to
+// pool dirty and writes those pages out over the next seconds (at times
+// leaving a few hundred dirty for minutes), and its purge works through
+// the load's transactions after they commit. On MySQL SettleBulkLoad waits (up to
 // settlePurgeWait) for purge to catch up, then writes the loaded tables'
 // dirty pages with FLUSH TABLES … FOR EXPORT: the one statement that does,
 // short of changing a global setting, which a load generator has no
@@ -198,8 +198,9 @@ func (s *Store) SettleBulkLoad(ctx context.Context) error {
 
 // waitPurge waits until InnoDB's purge backlog is at most
 // settlePurgeBacklog, or settlePurgeWait has passed: a backlog that does
-// not drain is another client's, and not a reason to fail the load.
-// MySQL 8 reports no Innodb_history_list_length; there it does not wait.
+// not drain is another client's, and not a reason to fail the load. A
+// server that does not report Innodb_history_list_length (MariaDB does)
+// is not waited for.
 func (s *Store) waitPurge(ctx context.Context) error {
 	deadline := time.Now().Add(settlePurgeWait)
 	for {
@@ -238,7 +239,9 @@ func (s *Store) flushForExport(ctx context.Context, tables []string) error {
 	}
 	// Unlocked even when ctx has ended since: the connection goes back to
 	// the pool.
-	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES"); err != nil {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(uctx, "UNLOCK TABLES"); err != nil {
 		// A session that may still hold the lock must not be reused.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 		return fmt.Errorf("storage: settle bulk load: unlock tables: %w", err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"iter"
@@ -281,18 +282,27 @@ func TestSettleBulkLoad(t *testing.T) {
 		if _, err := s.LoadUsers(ctx, bulkSeq(2000, user)); err != nil {
 			t.Fatal(err)
 		}
-		// The WAL position the load reached: a checkpoint that covers the
-		// load starts its redo at or after it. pg_control_checkpoint reads
-		// the control file CHECKPOINT has written when it returns (the
-		// statistics views are updated later, and another test's
-		// CREATE DATABASE may merge its checkpoint with ours).
 		var loadEnd string
 		var dirtyBefore int
+		var other *sql.Conn
 		switch s.dialect {
 		case dialect.MySQL:
 			dirtyBefore = innodbDirtyPages(t, s, bulkTables())
 			t.Logf("dirty pages before settle: %d", dirtyBefore)
+			// Taken before SettleBulkLoad takes its own.
+			c, err := s.sql.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			other = c
 		case dialect.Postgres:
+			// The WAL position the load reached: a checkpoint that
+			// covers the load starts its redo at or after it.
+			// pg_control_checkpoint reads the control file CHECKPOINT
+			// has written when it returns (the statistics views are
+			// updated later, and another test's CREATE DATABASE may
+			// merge its checkpoint with ours).
 			if err := s.sql.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&loadEnd); err != nil {
 				t.Fatal(err)
 			}
@@ -320,6 +330,13 @@ func TestSettleBulkLoad(t *testing.T) {
 		case dialect.MySQL:
 			if n := innodbDirtyPages(t, s, bulkTables()); n > 0 {
 				t.Errorf("%d dirty pages of the loaded tables after SettleBulkLoad (%d before); want none", n, dirtyBefore)
+			}
+			// The tables are unlocked again: a session still holding
+			// FOR EXPORT's lock would block the writes of every other.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if _, err := other.ExecContext(wctx, "UPDATE users SET first_name = 'Settled' WHERE id = 1"); err != nil {
+				t.Errorf("a write on another connection after SettleBulkLoad: %v", err)
 			}
 		}
 	})
