@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,13 +146,35 @@ func (s *Store) bulkAnalyze(ctx context.Context, table string) error {
 	return nil
 }
 
-// SettleBulkLoad writes out what a bulk load left only in the database's
-// log, so that the disk is quiet again before anything is measured: on
-// PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would otherwise be
-// written to the tables by the next checkpoints, during whatever runs
-// next), on SQLite a truncating WAL checkpoint. InnoDB flushes its dirty
-// pages in the background and has no statement for it short of changing
-// a global setting, which a load generator has no business doing.
+// bulkTables are the tables the bulk loads write.
+func bulkTables() []string {
+	return []string{user.Table, refreshchain.Table, accesstoken.Table, browsersession.Table}
+}
+
+// settlePurgeWait bounds how long SettleBulkLoad waits for InnoDB's purge,
+// and settlePurgeBacklog is the purge backlog (committed transactions whose
+// undo logs purge has yet to process) it waits for: a server that other
+// clients keep writing to never reaches none.
+const (
+	settlePurgeWait    = time.Minute
+	settlePurgeBacklog = 16
+	settlePurgePoll    = 100 * time.Millisecond
+)
+
+// SettleBulkLoad finishes the writes a bulk load leaves to the database's
+// background, so that they are not done while whatever runs next is
+// measured: on PostgreSQL a CHECKPOINT (the load's gigabytes of WAL would
+// otherwise be written to the tables by the next checkpoints), on SQLite a
+// truncating WAL checkpoint. InnoDB ends a load with most of its buffer
+// pool dirty and writes those pages out over the next seconds (at times
+// leaving a few hundred dirty for minutes), and its purge works through
+// the load's transactions after they commit. On MySQL SettleBulkLoad waits (up to
+// settlePurgeWait) for purge to catch up, then writes the loaded tables'
+// dirty pages with FLUSH TABLES … FOR EXPORT: the one statement that does,
+// short of changing a global setting, which a load generator has no
+// business doing to the server. The tables stay read-locked, and their
+// purge stopped, only until the UNLOCK TABLES that follows on the same
+// connection.
 func (s *Store) SettleBulkLoad(ctx context.Context) error {
 	var stmt string
 	switch s.dialect {
@@ -159,11 +182,69 @@ func (s *Store) SettleBulkLoad(ctx context.Context) error {
 		stmt = "CHECKPOINT"
 	case dialect.SQLite:
 		stmt = "PRAGMA wal_checkpoint(TRUNCATE)"
+	case dialect.MySQL:
+		if err := s.waitPurge(ctx); err != nil {
+			return wrap(fmt.Errorf("storage: settle bulk load: %w", err))
+		}
+		return wrap(s.flushForExport(ctx, bulkTables()))
 	default:
 		return nil
 	}
 	if _, err := s.sql.ExecContext(ctx, stmt); err != nil {
 		return wrap(fmt.Errorf("storage: settle bulk load: %w", err))
+	}
+	return nil
+}
+
+// waitPurge waits until InnoDB's purge backlog is at most
+// settlePurgeBacklog, or settlePurgeWait has passed: a backlog that does
+// not drain is another client's, and not a reason to fail the load. A
+// server that does not report Innodb_history_list_length (MariaDB does)
+// is not waited for.
+func (s *Store) waitPurge(ctx context.Context) error {
+	deadline := time.Now().Add(settlePurgeWait)
+	for {
+		var name string
+		var backlog int64
+		err := s.sql.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'").Scan(&name, &backlog)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && backlog <= settlePurgeBacklog {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("purge backlog: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-time.After(settlePurgePoll):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// flushForExport writes InnoDB's dirty pages of tables to disk and
+// releases the tables again, on a connection of its own: the lock FLUSH
+// TABLES … FOR EXPORT takes belongs to the session, and a pooled
+// connection still holding it would block every write to the tables.
+func (s *Store) flushForExport(ctx context.Context, tables []string) error {
+	conn, err := s.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: settle bulk load: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "FLUSH TABLES "+strings.Join(tables, ", ")+" FOR EXPORT"); err != nil {
+		return fmt.Errorf("storage: settle bulk load: flush tables: %w", err)
+	}
+	// Unlocked even when ctx has ended since: the connection goes back to
+	// the pool.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(uctx, "UNLOCK TABLES"); err != nil {
+		// A session that may still hold the lock must not be reused.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+		return fmt.Errorf("storage: settle bulk load: unlock tables: %w", err)
 	}
 	return nil
 }
@@ -287,6 +368,48 @@ func (s *Store) DatabaseSize(ctx context.Context) (int64, error) {
 		err := s.sql.QueryRowContext(ctx, "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = current_schema()").Scan(&n)
 		return n, wrap(err)
 	}
+}
+
+// CacheFit is the database server's page cache beside the tables it
+// caches: whether the database was sized for its data, which decides
+// whether a read is served from memory or from disk.
+type CacheFit struct {
+	// Setting names the cache: innodb_buffer_pool_size, shared_buffers.
+	Setting    string
+	CacheBytes int64
+	// TableBytes is what DatabaseSize reports.
+	TableBytes int64
+}
+
+// Share is the part of the tables the cache can hold, at most 1.
+func (c CacheFit) Share() float64 {
+	if c.TableBytes <= 0 {
+		return 1
+	}
+	return min(1, float64(c.CacheBytes)/float64(c.TableBytes))
+}
+
+// CacheFit reads the size of MySQL's InnoDB buffer pool or PostgreSQL's
+// shared buffers, and of the database's tables. ok is false on SQLite,
+// whose pages are cached by the operating system, beside everything
+// else's.
+func (s *Store) CacheFit(ctx context.Context) (fit CacheFit, ok bool, err error) {
+	var q string
+	switch s.dialect {
+	case dialect.MySQL:
+		fit.Setting, q = "innodb_buffer_pool_size", "SELECT @@innodb_buffer_pool_size"
+	case dialect.Postgres:
+		fit.Setting, q = "shared_buffers", "SELECT pg_size_bytes(current_setting('shared_buffers'))"
+	default:
+		return CacheFit{}, false, nil
+	}
+	if err := s.sql.QueryRowContext(ctx, q).Scan(&fit.CacheBytes); err != nil {
+		return CacheFit{}, false, wrap(fmt.Errorf("storage: %s: %w", fit.Setting, err))
+	}
+	if fit.TableBytes, err = s.DatabaseSize(ctx); err != nil {
+		return CacheFit{}, false, err
+	}
+	return fit, true, nil
 }
 
 // sqliteFileSize is the size of the main database's file and its WAL,

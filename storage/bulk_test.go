@@ -2,10 +2,12 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,9 +246,30 @@ func TestBulkRowsPerInsert(t *testing.T) {
 	}
 }
 
+// innodbDirtyPages counts the pages of s's tables in InnoDB's buffer pool
+// that are changed and not yet written to their files. An
+// OLDEST_MODIFICATION of 1 is a page written already that MariaDB
+// removes from its flush list lazily: not dirty.
+func innodbDirtyPages(t *testing.T, s *Store, tables []string) int {
+	t.Helper()
+	var n int
+	q := "SELECT COUNT(*) FROM information_schema.INNODB_BUFFER_PAGE WHERE OLDEST_MODIFICATION > 1 AND TABLE_NAME IN (" +
+		strings.TrimSuffix(strings.Repeat("CONCAT('`', DATABASE(), '`.`', ?, '`'), ", len(tables)), ", ") + ")"
+	args := make([]any, len(tables))
+	for i, table := range tables {
+		args[i] = table
+	}
+	if err := s.sql.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestSettleBulkLoad: after a load, SettleBulkLoad leaves nothing of it in
-// the log: PostgreSQL has checkpointed past the load's WAL, SQLite's WAL holds
-// no frames. MySQL's is a no-op that must not fail.
+// the log or the cache: PostgreSQL has checkpointed past the load's WAL,
+// SQLite's WAL holds no frames, and InnoDB's buffer pool holds no dirty
+// page of the loaded tables (which InnoDB's page cleaner would otherwise
+// write in the next seconds, leaving some for much later).
 func TestSettleBulkLoad(t *testing.T) {
 	each(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
@@ -259,13 +282,27 @@ func TestSettleBulkLoad(t *testing.T) {
 		if _, err := s.LoadUsers(ctx, bulkSeq(2000, user)); err != nil {
 			t.Fatal(err)
 		}
-		// The WAL position the load reached: a checkpoint that covers the
-		// load starts its redo at or after it. pg_control_checkpoint reads
-		// the control file CHECKPOINT has written when it returns (the
-		// statistics views are updated later, and another test's
-		// CREATE DATABASE may merge its checkpoint with ours).
 		var loadEnd string
-		if s.dialect == dialect.Postgres {
+		var dirtyBefore int
+		var other *sql.Conn
+		switch s.dialect {
+		case dialect.MySQL:
+			dirtyBefore = innodbDirtyPages(t, s, bulkTables())
+			t.Logf("dirty pages before settle: %d", dirtyBefore)
+			// Taken before SettleBulkLoad takes its own.
+			c, err := s.sql.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			other = c
+		case dialect.Postgres:
+			// The WAL position the load reached: a checkpoint that
+			// covers the load starts its redo at or after it.
+			// pg_control_checkpoint reads the control file CHECKPOINT
+			// has written when it returns (the statistics views are
+			// updated later, and another test's CREATE DATABASE may
+			// merge its checkpoint with ours).
 			if err := s.sql.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&loadEnd); err != nil {
 				t.Fatal(err)
 			}
@@ -290,6 +327,67 @@ func TestSettleBulkLoad(t *testing.T) {
 			if frames > 0 {
 				t.Errorf("WAL after SettleBulkLoad: %d frames; want none", frames)
 			}
+		case dialect.MySQL:
+			if n := innodbDirtyPages(t, s, bulkTables()); n > 0 {
+				t.Errorf("%d dirty pages of the loaded tables after SettleBulkLoad (%d before); want none", n, dirtyBefore)
+			}
+			// The tables are unlocked again: a session still holding
+			// FOR EXPORT's lock would block the writes of every other.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if _, err := other.ExecContext(wctx, "UPDATE users SET first_name = 'Settled' WHERE id = 1"); err != nil {
+				t.Errorf("a write on another connection after SettleBulkLoad: %v", err)
+			}
 		}
 	})
+}
+
+// TestCacheFit: the server's cache size as the server reports the setting
+// elsewhere, beside the tables' size; none on SQLite.
+func TestCacheFit(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		fit, ok, err := s.CacheFit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want int64
+		var setting string
+		switch s.dialect {
+		case dialect.SQLite:
+			if ok {
+				t.Errorf("CacheFit on SQLite: %+v, want none", fit)
+			}
+			return
+		case dialect.MySQL:
+			setting = "innodb_buffer_pool_size"
+			var name string
+			if err := s.sql.QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE 'innodb_buffer_pool_size'").Scan(&name, &want); err != nil {
+				t.Fatal(err)
+			}
+		case dialect.Postgres:
+			setting = "shared_buffers"
+			if err := s.sql.QueryRowContext(ctx, "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers' AND unit = '8kB'").Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		size, err := s.DatabaseSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok || fit.Setting != setting || fit.CacheBytes != want || want <= 0 || fit.TableBytes != size {
+			t.Errorf("CacheFit: %+v, %v; want %s of %d bytes beside %d bytes of tables", fit, ok, setting, want, size)
+		}
+	})
+}
+
+func TestCacheFitShare(t *testing.T) {
+	for _, tc := range []struct {
+		cache, tables int64
+		want          float64
+	}{{128, 1024, 0.125}, {1024, 128, 1}, {128, 0, 1}} {
+		if got := (CacheFit{CacheBytes: tc.cache, TableBytes: tc.tables}).Share(); got != tc.want {
+			t.Errorf("Share of %d over %d = %v, want %v", tc.cache, tc.tables, got, tc.want)
+		}
+	}
 }

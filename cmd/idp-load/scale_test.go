@@ -25,9 +25,19 @@ func TestLoadScale(t *testing.T) {
 			st := storage.New(databasetest.Open(t, url))
 			now := time.Now().UTC()
 			spec := scaleSpec{Users: 50, Tokens: 1000, ExpiredShare: 0.2, Client: "mobile", Now: now, Salt: 7}
-			res, err := loadScale(ctx, url, spec, nil)
+			var log strings.Builder
+			res, err := loadScale(ctx, url, spec, &log)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The server's cache beside the tables, in the report and
+			// in the load's lines; SQLite has none of its own.
+			if e.Name == "sqlite" {
+				if res.Cache != nil {
+					t.Errorf("cache on SQLite: %+v", res.Cache)
+				}
+			} else if c := res.Cache; c == nil || c.Bytes <= 0 || c.TableBytes <= 0 || !strings.Contains(log.String(), c.String()) {
+				t.Errorf("cache %+v; log:\n%s", c, log.String())
 			}
 			refresh, access, sessions := spec.scaleCounts()
 			if refresh+access+sessions != 1000 || access != 200 || sessions != 100 {
@@ -93,6 +103,21 @@ func firstOf[T any](seq iter.Seq[T]) T {
 	}
 	var zero T
 	return zero
+}
+
+func TestScaleCacheString(t *testing.T) {
+	for _, tc := range []struct {
+		c    scaleCache
+		want string
+	}{
+		{scaleCache{"innodb_buffer_pool_size", 128 << 20, 1503238554}, "buffer pool 128 MiB holds 9% of the tables' 1.4 GiB"},
+		{scaleCache{"shared_buffers", 128 << 20, 64 << 20}, "shared buffers 128 MiB hold 100% of the tables' 64 MiB"},
+		{scaleCache{"innodb_buffer_pool_size", 2 << 30, 0}, "buffer pool 2.0 GiB holds 100% of the tables' 0 MiB"},
+	} {
+		if got := tc.c.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.c, got, tc.want)
+		}
+	}
 }
 
 func TestLoginSizeCheck(t *testing.T) {
