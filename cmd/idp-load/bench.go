@@ -920,6 +920,9 @@ func writeEngineRun(w io.Writer, run *EngineRun) {
 	if l := run.ScaleLoad; l != nil {
 		fmt.Fprintf(w, "\nscale: loaded %d users, %d refresh chain, %d access token and %d browser session rows in %.1f s (%.0f rows/s); the scenarios again, interleaved with a fresh database:\n",
 			l.Rows["users"], l.Rows["refresh_chains"], l.Rows["access_tokens"], l.Rows["browser_sessions"], l.Seconds, l.RowsPerSec)
+		if l.Cache != nil {
+			fmt.Fprintf(w, "  %s\n", l.Cache)
+		}
 	}
 	if run.ScaleFresh != nil {
 		fmt.Fprintln(w, "  on the fresh database:")
