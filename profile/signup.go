@@ -225,20 +225,18 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 	if errs = append(invalid, errs...); len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
 	}
-	// A cheap look before the expensive decode and hash; the unique indexes
+	// A cheap look before the expensive hash and decode; the unique indexes
 	// decide races.
 	if taken, err := s.accounts.Taken(ctx, nu.Username, nu.Email); err != nil {
 		return nil, fmt.Errorf("look up names: %w", err)
 	} else if len(taken) > 0 {
 		return nil, &TakenError{Fields: taken}
 	}
-	var img picture.Image
-	if upload != nil {
-		var err error
-		if img, err = s.decodeUpload(ctx, upload); err != nil {
-			return nil, err
-		}
-	}
+	// The hash before the decode: a signup waiting for a hashing slot then
+	// holds its picture in the spool, where a decoded one (the cleaned
+	// image, a megabyte for a photo) would sit in the heap, outside every
+	// budget, for as long as the queue takes; and a flood turned away by
+	// the hashing queue costs no decode.
 	var err error
 	if nu.PasswordHash, err = s.accounts.Hasher().Hash(ctx, nu.Password); err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
@@ -248,6 +246,10 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 	// not created, deleting it cannot touch anything another row names.
 	var stored string
 	if upload != nil {
+		img, err := s.decodeUpload(ctx, upload)
+		if err != nil {
+			return nil, err
+		}
 		stored = picture.NewKey(img.ContentType)
 		if err := s.pictures.Put(ctx, stored, img); err != nil {
 			return nil, fmt.Errorf("store picture: %w", err)
