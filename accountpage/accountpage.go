@@ -24,6 +24,7 @@ import (
 
 	"idp/account"
 	"idp/pages"
+	"idp/picture"
 	"idp/profile"
 	"idp/ratelimit"
 	"idp/session"
@@ -57,13 +58,14 @@ type Accounts interface {
 // Profile is the user API's Go side: *profile.Server.
 type Profile interface {
 	UpdateProfile(ctx context.Context, u *storage.User, fields map[string]string) (*storage.User, error)
-	ReplacePicture(ctx context.Context, u *storage.User, data []byte) (*storage.User, error)
+	ReplacePicture(ctx context.Context, u *storage.User, src picture.Source) (*storage.User, error)
 	RemovePicture(ctx context.Context, u *storage.User) error
 	PictureURL(ctx context.Context, u *storage.User) string
 	ResendVerification(ctx context.Context, u *storage.User) error
 	PasswordMinLength() int
 	MaxSignupBytes() int64
 	HoldBody(r *http.Request, limit int64) (release func(), ok bool)
+	ReadForm(r *http.Request, limit int64) ([]*picture.File, error)
 	ConfirmEmail(ctx context.Context, u *storage.User, code string) (changed bool, err error)
 	RequestEmailChange(ctx context.Context, u *storage.User, newEmail, password, from string) error
 	StartEmailChange(ctx context.Context, u *storage.User, newEmail string) error

@@ -3,12 +3,12 @@ package accountpage
 import (
 	"errors"
 	"mime"
-	"mime/multipart"
 	"net/http"
 
 	"idp/account"
 	"idp/pages"
 	"idp/password"
+	"idp/picture"
 	"idp/profile"
 	"idp/ratelimit"
 )
@@ -18,12 +18,15 @@ type form struct {
 	w http.ResponseWriter
 	r *http.Request
 	s signedIn
+	// pictures are the form's spooled pictures, removed when the post
+	// is answered.
+	pictures []*picture.File
 }
 
 // handlePost takes one of the page's forms: bounded, CSRF-checked, from a
 // signed-in browser, dispatched by its "action".
 func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
-	release, ok := h.parse(w, r, true)
+	pictures, release, ok := h.parseForm(w, r, true)
 	if !ok {
 		return
 	}
@@ -42,7 +45,7 @@ func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
 		pages.SeeOther(w, r, h.d.Pages.URL(h.d.Pages.Paths().Account))
 		return
 	}
-	f := form{w: w, r: r, s: s}
+	f := form{w: w, r: r, s: s, pictures: pictures}
 	switch r.PostForm.Get("action") {
 	case "profile":
 		h.updateProfile(f)
@@ -67,11 +70,18 @@ func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parse bounds and parses the body: with pictures, multipart up to a
-// signup's size, its memory held from the upload budget until release;
-// any other form up to maxFormBytes. It reports whether the request may
-// go on; if not, it has answered.
+// parse is parseForm for a form without pictures.
 func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (release func(), ok bool) {
+	_, release, ok = h.parseForm(w, r, pictures)
+	return release, ok
+}
+
+// parseForm bounds and parses the body: with pictures, multipart up to a
+// signup's size, its pictures spooled and its bytes held from the upload
+// budget until release, which removes them; any other form up to
+// maxFormBytes. It reports whether the request may go on; if not, it has
+// answered.
+func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request, pictures bool) (files []*picture.File, release func(), ok bool) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var err error
 	release = func() {}
@@ -79,16 +89,21 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (
 		limit := h.d.Profile.MaxSignupBytes()
 		if r.ContentLength > limit {
 			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
-			return nil, false
+			return nil, nil, false
 		}
 		if release, ok = h.d.Profile.HoldBody(r, limit); !ok {
 			w.Header().Set("Retry-After", "1")
 			h.render(w, r, http.StatusServiceUnavailable, pages.Error{Message: pages.MsgUnavailable})
-			return nil, false
+			return nil, nil, false
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		// All of it in memory (the body is bounded), none in temporary files.
-		err = r.ParseMultipartForm(limit)
+		// The picture to a file as it arrives, the fields in memory.
+		files, err = h.d.Profile.ReadForm(r, limit)
+		unhold := release
+		release = func() {
+			profile.ClosePictures(files)
+			unhold()
+		}
 	} else {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		err = r.ParseForm()
@@ -98,13 +113,13 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (
 		if errors.As(err, &tooBig) {
 			release()
 			h.render(w, r, http.StatusRequestEntityTooLarge, pages.Error{Message: pages.MsgPictureTooLarge})
-			return nil, false
+			return nil, nil, false
 		}
 		release()
 		h.render(w, r, http.StatusBadRequest, pages.Error{Message: pages.MsgBadRequest})
-		return nil, false
+		return nil, nil, false
 	}
-	return release, true
+	return files, release, true
 }
 
 // fail shows the page again with what went wrong: field errors beside
@@ -142,11 +157,7 @@ func (h *Handler) updateProfile(f form) {
 }
 
 func (h *Handler) replacePicture(f form) {
-	var files []*multipart.FileHeader
-	if f.r.MultipartForm != nil {
-		files = f.r.MultipartForm.File["picture"]
-	}
-	data, present, err := profile.FormPicture(files)
+	src, present, err := profile.FormPicture(f.pictures)
 	switch {
 	case err != nil:
 		h.fail(f, http.StatusBadRequest, "", map[string]pages.Message{"picture": pages.MsgPictureNotImage})
@@ -155,7 +166,7 @@ func (h *Handler) replacePicture(f form) {
 		h.fail(f, http.StatusUnprocessableEntity, "", map[string]pages.Message{"picture": pages.MsgRequired})
 		return
 	}
-	_, err = h.d.Profile.ReplacePicture(f.r.Context(), f.s.user, data)
+	_, err = h.d.Profile.ReplacePicture(f.r.Context(), f.s.user, src)
 	var invalid *profile.ValidationError
 	switch {
 	case err == nil:

@@ -37,7 +37,7 @@ func modelBytes(m color.Model) int64 {
 // processing it holds at once: the decoder's peak, which includes the
 // decoded image, plus what scale, orient and encode allocate while it is
 // still alive.
-func cost(format string, data []byte, cfg image.Config, outMax int) (decoded, memory int64) {
+func cost(format string, src *source, cfg image.Config, outMax int) (decoded, memory int64) {
 	w, h := int64(cfg.Width), int64(cfg.Height)
 	px := w * h
 	decoded = px * modelBytes(cfg.ColorModel)
@@ -46,20 +46,20 @@ func cost(format string, data []byte, cfg image.Config, outMax int) (decoded, me
 	case "png":
 		// DecodeConfig does not look at tRNS: with it, grey decodes to
 		// NRGBA and 16-bit grey to NRGBA64.
-		if pngTransparentGray(data) {
+		if pngTransparentGray(src) {
 			decoded = px * 4
 			if cfg.ColorModel == color.Gray16Model {
 				decoded = px * 8
 			}
 		}
 		decoder = decoded
-		if len(data) > 28 && data[28] == 1 {
+		if b := src.slice(28, 1); b != nil && b[0] == 1 {
 			// Adam7: each pass is decoded into an image of its own
 			// before being merged; the largest is half the image.
 			decoder += decoded / 2
 		}
 	case "jpeg":
-		decoder = jpegDecoderBytes(data, cfg)
+		decoder = jpegDecoderBytes(src, cfg)
 	case "gif":
 		// One paletted frame within the logical screen; scale draws a
 		// frame smaller than the screen onto a transparent RGBA canvas.
@@ -111,26 +111,29 @@ func spanBytes(src, dst int) int64 {
 
 // pngTransparentGray reports whether a PNG is greyscale (colour type 0) and
 // has a tRNS chunk before its image data.
-func pngTransparentGray(data []byte) bool {
+func pngTransparentGray(src *source) bool {
 	const ihdrEnd = 8 + 8 + 13 + 4
-	if len(data) < ihdrEnd || data[25] != 0 {
+	if b := src.slice(25, 1); src.size < ihdrEnd || b == nil || b[0] != 0 {
 		return false
 	}
-	for i := ihdrEnd; i+8 <= len(data); {
-		n := int64(binary.BigEndian.Uint32(data[i:]))
-		switch string(data[i+4 : i+8]) {
+	for i := int64(ihdrEnd); ; {
+		hdr := src.slice(i, 8)
+		if hdr == nil {
+			return false
+		}
+		n := int64(binary.BigEndian.Uint32(hdr))
+		switch string(hdr[4:8]) {
 		case "tRNS":
 			return true
 		case "IDAT", "IEND":
 			return false
 		}
-		next := int64(i) + 12 + n
-		if next > int64(len(data)) {
+		next := i + 12 + n
+		if next > src.size {
 			return false
 		}
-		i = int(next)
+		i = next
 	}
-	return false
 }
 
 // jpegDecoderBytes is what image/jpeg allocates for data: a plane per
@@ -138,8 +141,8 @@ func pngTransparentGray(data []byte) bool {
 // the coefficients of every block (64 int32s, 4 bytes a sample) kept
 // between scans; and the conversion of RGB and 4-component JPEGs into a
 // further RGBA or CMYK image.
-func jpegDecoderBytes(data []byte, cfg image.Config) int64 {
-	fr, ok := jpegFrameOf(data)
+func jpegDecoderBytes(src *source, cfg image.Config) int64 {
+	fr, ok := jpegFrameOf(src)
 	if !ok || len(fr.comps) == 0 {
 		// Not parsed here though DecodeConfig read it: assume the worst
 		// the decoder does, 4-component progressive.
@@ -204,17 +207,21 @@ func (f jpegFrame) rgb() bool {
 // jpegFrameOf walks a JPEG's header segments up to the first scan, as
 // jpegOrientation does, and reads the frame header and the JFIF and Adobe
 // markers.
-func jpegFrameOf(data []byte) (jpegFrame, bool) {
+func jpegFrameOf(src *source) (jpegFrame, bool) {
 	var fr jpegFrame
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+	if sig := src.slice(0, 4); sig == nil || sig[0] != 0xFF || sig[1] != 0xD8 {
 		return fr, false
 	}
 	seenSOF := false
-	for i := 2; i+4 <= len(data); {
-		if data[i] != 0xFF {
+	for i := int64(2); ; {
+		hdr := src.slice(i, 4)
+		if hdr == nil {
 			return fr, seenSOF
 		}
-		marker := data[i+1]
+		if hdr[0] != 0xFF {
+			return fr, seenSOF
+		}
+		marker := hdr[1]
 		switch {
 		case marker == 0xFF:
 			i++
@@ -225,11 +232,14 @@ func jpegFrameOf(data []byte) (jpegFrame, bool) {
 		case marker == 0xDA || marker == 0xD9:
 			return fr, seenSOF
 		}
-		n := int(binary.BigEndian.Uint16(data[i+2:]))
-		if n < 2 || i+2+n > len(data) {
+		n := int64(binary.BigEndian.Uint16(hdr[2:]))
+		if n < 2 || i+2+n > src.size {
 			return fr, seenSOF
 		}
-		seg := data[i+4 : i+2+n]
+		seg := src.slice(i+4, n-2)
+		if seg == nil {
+			return fr, seenSOF
+		}
 		switch {
 		case marker == 0xE0 && bytes.HasPrefix(seg, []byte("JFIF\x00")):
 			fr.jfif = true
@@ -255,5 +265,4 @@ func jpegFrameOf(data []byte) (jpegFrame, bool) {
 		}
 		i += 2 + n
 	}
-	return fr, seenSOF
 }

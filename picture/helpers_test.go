@@ -315,3 +315,6 @@ func (w *bitWriter) flush() []byte {
 	}
 	return w.out
 }
+
+// sourceOf reads data as InspectAt reads an upload.
+func sourceOf(data []byte) *source { return newSource(bytes.NewReader(data), int64(len(data))) }

@@ -17,16 +17,20 @@ import (
 // rotation has to be applied to the pixels, or the picture would turn on its
 // side. Only the one tag is needed, which a few bounds-checked lines read
 // without a dependency on a general EXIF library.
-func jpegOrientation(data []byte) int {
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+func jpegOrientation(src *source) int {
+	if sig := src.slice(0, 4); sig == nil || sig[0] != 0xFF || sig[1] != 0xD8 {
 		return 1
 	}
-	i := 2
-	for i+4 <= len(data) {
-		if data[i] != 0xFF {
+	i := int64(2)
+	for {
+		hdr := src.slice(i, 4)
+		if hdr == nil {
 			return 1
 		}
-		marker := data[i+1]
+		if hdr[0] != 0xFF {
+			return 1
+		}
+		marker := hdr[1]
 		switch {
 		case marker == 0xFF: // fill byte
 			i++
@@ -37,17 +41,19 @@ func jpegOrientation(data []byte) int {
 		case marker == 0xDA || marker == 0xD9: // start of scan, end of image
 			return 1
 		}
-		n := int(binary.BigEndian.Uint16(data[i+2:]))
-		if n < 2 || i+2+n > len(data) {
+		n := int64(binary.BigEndian.Uint16(hdr[2:]))
+		if n < 2 || i+2+n > src.size {
 			return 1
 		}
-		seg := data[i+4 : i+2+n]
+		seg := src.slice(i+4, n-2)
+		if seg == nil {
+			return 1
+		}
 		if marker == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
 			return tiffOrientation(seg[6:])
 		}
 		i += 2 + n
 	}
-	return 1
 }
 
 // jpegScans counts the start-of-scan markers of a JPEG, walking its segments
@@ -55,14 +61,14 @@ func jpegOrientation(data []byte) int {
 // entropy-coded data (where a 0xFF is followed by a stuffed 0x00 or a restart
 // marker). It does not validate anything; it only has to count at least the
 // scans a decoder would decode.
-func jpegScans(data []byte) int {
+func jpegScans(src *source) int {
 	n := 0
-	for i := 2; i+1 < len(data); {
-		if data[i] != 0xFF {
+	for i := int64(2); src.has(i, 2); {
+		if src.at(i) != 0xFF {
 			i++ // entropy-coded data, or junk that decoders skip
 			continue
 		}
-		m := data[i+1]
+		m := src.at(i + 1)
 		switch {
 		case m == 0xFF: // fill byte
 			i++
@@ -76,10 +82,11 @@ func jpegScans(data []byte) int {
 		if m == 0xDA {
 			n++
 		}
-		if i+4 > len(data) {
+		l := src.slice(i+2, 2)
+		if l == nil {
 			return n
 		}
-		i += 2 + max(2, int(binary.BigEndian.Uint16(data[i+2:])))
+		i += 2 + max(2, int64(binary.BigEndian.Uint16(l)))
 	}
 	return n
 }

@@ -9,6 +9,7 @@
 package picture
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"image/png"
 	"io"
 	"math"
+	"os"
+	"sync"
 
 	"golang.org/x/image/webp"
 )
@@ -135,7 +138,8 @@ type format struct {
 
 // sniff judges the format by its magic bytes: the name and the declared
 // content type of an upload are the client's claims, the bytes are the fact.
-func sniff(data []byte) (format, bool) {
+func sniff(src *source) (format, bool) {
+	data := src.slice(0, min(12, src.size))
 	switch {
 	case bytes.HasPrefix(data, []byte{0xFF, 0xD8, 0xFF}):
 		return format{"jpeg", jpeg.DecodeConfig, jpeg.Decode}, true
@@ -221,7 +225,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // its size and what decoding it will cost are known, and no pixel has been
 // decoded yet.
 type Upload struct {
-	data    []byte
+	src     *source
 	f       format
 	cfg     image.Config
 	lim     Limits
@@ -229,35 +233,63 @@ type Upload struct {
 	memory  int64 // bytes Process holds at its peak, estimated
 }
 
-// Inspect judges data by its magic bytes and its header alone: the format
-// must be one of the four, the sides, the pixel count and the decoded size
-// in bytes within lim, a JPEG's scans few. It decodes no pixel and allocates
-// little more than the header, so that a small file that claims a huge or
-// deep image (a decompression bomb) is refused before it costs anything.
-// Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions.
+// Inspect is InspectAt for an upload held in memory.
 func Inspect(data []byte, lim Limits) (*Upload, error) {
+	return InspectAt(bytes.NewReader(data), lim)
+}
+
+// Source is an upload's bytes: a spooled File, or a *bytes.Reader.
+type Source interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// InspectAt judges an upload by its magic bytes and its header alone: the
+// format must be one of the four, the sides, the pixel count and the
+// decoded size in bytes within lim, a JPEG's scans few. It decodes no pixel
+// and reads through a small window rather than holding the upload, so that
+// a small file that claims a huge or deep image (a decompression bomb) is
+// refused before it costs anything, and a large one costs no more memory
+// than a small one. The Upload reads r again when processed: keep r open
+// until then. Errors wrap ErrTooLarge, ErrNotImage or ErrDimensions, or are
+// r's.
+func InspectAt(r Source, lim Limits) (*Upload, error) {
 	lim = lim.withDefaults()
-	if int64(len(data)) > lim.MaxBytes {
+	if r.Size() > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
 	}
-	f, ok := sniff(data)
+	src := newSource(r, r.Size())
+	// The window is garbage once the header is read: an upload waiting for
+	// its decode holds no buffer.
+	defer src.drop()
+	f, ok := sniff(src)
+	if err := src.err; err != nil {
+		return nil, fmt.Errorf("picture: read upload: %w", err)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: not JPEG, PNG, GIF or WebP", ErrNotImage)
 	}
 	if f.name == "jpeg" {
-		if n := jpegScans(data); n > maxJPEGScans {
+		n := jpegScans(src)
+		if err := src.err; err != nil {
+			return nil, fmt.Errorf("picture: read upload: %w", err)
+		}
+		if n > maxJPEGScans {
 			return nil, fmt.Errorf("%w: jpeg has %d scans, more than %d", ErrNotImage, n, maxJPEGScans)
 		}
 	}
-	cfg, err := f.config(bytes.NewReader(data))
+	cfg, err := f.config(src.reader())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s header: %v", ErrNotImage, f.name, err)
 	}
 	if err := checkDimensions(cfg.Width, cfg.Height, lim); err != nil {
 		return nil, err
 	}
-	u := &Upload{data: data, f: f, cfg: cfg, lim: lim}
-	u.decoded, u.memory = cost(f.name, data, cfg, lim.OutputMaxSide)
+	u := &Upload{src: src, f: f, cfg: cfg, lim: lim}
+	u.decoded, u.memory = cost(f.name, src, cfg, lim.OutputMaxSide)
+	if err := src.err; err != nil {
+		return nil, fmt.Errorf("picture: read upload: %w", err)
+	}
 	if u.decoded > lim.MaxDecodedBytes {
 		return nil, fmt.Errorf("%w: %d×%d pixels decode to %d bytes, more than %d",
 			ErrDimensions, cfg.Width, cfg.Height, u.decoded, lim.MaxDecodedBytes)
@@ -289,8 +321,9 @@ func (u *Upload) Memory() int64 { return u.memory }
 // Process does. It takes about a second of CPU for the largest pictures
 // within the default limits: callers bound how many run at once.
 func (u *Upload) Process() (Image, error) {
-	f, data, cfg := u.f, u.data, u.cfg
-	src, err := decode(f, data)
+	f, cfg := u.f, u.cfg
+	defer u.src.drop()
+	src, err := decode(f, bufio.NewReaderSize(u.src.reader(), 32<<10))
 	if err != nil {
 		return Image{}, err
 	}
@@ -301,7 +334,11 @@ func (u *Upload) Process() (Image, error) {
 	}
 	out := scale(src, canvas, u.lim.OutputMaxSide)
 	if f.name == "jpeg" {
-		out = orient(out, jpegOrientation(data))
+		o := jpegOrientation(u.src)
+		if err := u.src.err; err != nil {
+			return Image{}, fmt.Errorf("picture: read upload: %w", err)
+		}
+		out = orient(out, o)
 	}
 	return encode(out)
 }
@@ -320,14 +357,19 @@ func checkDimensions(w, h int, lim Limits) error {
 
 // decode decodes the whole image. A decoder that panics on hostile input
 // must not take the server down, so a panic becomes ErrNotImage too.
-func decode(f format, data []byte) (img image.Image, err error) {
+func decode(f format, r io.Reader) (img image.Image, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrNotImage, f.name, p)
 		}
 	}()
-	img, err = f.decode(bytes.NewReader(data))
+	img, err = f.decode(r)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			// The spool file failed, not the image.
+			return nil, fmt.Errorf("picture: read upload: %w", err)
+		}
 		return nil, fmt.Errorf("%w: decode %s: %v", ErrNotImage, f.name, err)
 	}
 	return img, nil
@@ -362,4 +404,122 @@ func encode(img *image.RGBA) (Image, error) {
 	}
 	out.Data = buf.Bytes()
 	return out, nil
+}
+
+// windowSize is the most of an upload that parsing its header holds: a
+// JPEG segment (at most 65,535 bytes after its marker) with its marker.
+const windowSize = 64<<10 + 2
+
+// source is an upload read through a window of its bytes, so that walking
+// a header or a JPEG's markers costs a few reads of the spooled file and
+// never the file in memory. A read error is kept in err, and the parsers
+// see the bytes end there; the caller checks err after them.
+type source struct {
+	r    io.ReaderAt
+	size int64
+	buf  []byte // bytes [off, off+len(buf)) of the upload
+	off  int64
+	err  error
+}
+
+func newSource(r io.ReaderAt, size int64) *source { return &source{r: r, size: size} }
+
+// has reports whether bytes [i, i+n) exist, reading them into the window
+// when it does not hold them; n is at most windowSize.
+func (s *source) has(i, n int64) bool {
+	if i < 0 || n < 0 || i+n > s.size {
+		return false
+	}
+	if i >= s.off && i+n <= s.off+int64(len(s.buf)) {
+		return true
+	}
+	if s.err != nil || n > windowSize {
+		return false
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, windowSize)
+	}
+	m := min(windowSize, s.size-i)
+	k, err := s.r.ReadAt(s.buf[:m], i)
+	if int64(k) < m {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF // shorter than its size said
+		}
+		s.err, s.buf = err, s.buf[:0]
+		return false
+	}
+	s.buf, s.off = s.buf[:m], i
+	return true
+}
+
+// at is byte i; call has(i, 1) first.
+func (s *source) at(i int64) byte { return s.buf[i-s.off] }
+
+// slice is bytes [i, i+n), or nil when they do not exist. It is valid
+// until the next call of has or slice.
+func (s *source) slice(i, n int64) []byte {
+	if !s.has(i, n) {
+		return nil
+	}
+	return s.buf[i-s.off : i-s.off+n]
+}
+
+// reader reads the upload from its start.
+func (s *source) reader() io.Reader { return io.NewSectionReader(s.r, 0, s.size) }
+
+// drop lets the window go; the next has reads a new one.
+func (s *source) drop() { s.buf, s.off = nil, 0 }
+
+// File is an upload spooled to a temporary file as it was read: the bytes
+// of a picture wait for their decode on disk, not in the heap. Close
+// removes it.
+type File struct {
+	f     *os.File
+	size  int64
+	close sync.Once
+	err   error
+}
+
+// Spool writes an upload of at most lim.MaxBytes bytes from r to a new
+// file in dir, without looking at what it holds, through a small buffer:
+// reading more is ErrTooLarge (and stops there), as it is for Read, and
+// leaves no file behind, nor does any other error.
+func Spool(dir string, r io.Reader, lim Limits) (*File, error) {
+	lim = lim.withDefaults()
+	f, err := os.CreateTemp(dir, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("picture: spool upload: %w", err)
+	}
+	// Through a writer without ReadFrom, so that the copy uses this buffer
+	// rather than one of 32 KiB per upload.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, io.LimitReader(r, lim.MaxBytes+1), make([]byte, 8<<10))
+	if err == nil && n > lim.MaxBytes {
+		err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
+	} else if err != nil {
+		err = fmt.Errorf("picture: read upload: %w", err)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &File{f: f, size: n}, nil
+}
+
+// Size is the upload's length in bytes.
+func (f *File) Size() int64 { return f.size }
+
+// ReadAt reads the upload's bytes at off.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+
+// Close closes and removes the file; later calls do nothing.
+func (f *File) Close() error {
+	f.close.Do(func() {
+		err := f.f.Close()
+		if rerr := os.Remove(f.f.Name()); err == nil {
+			err = rerr
+		}
+		f.err = err
+	})
+	return f.err
 }

@@ -37,7 +37,7 @@ func TestProcessStripsMetadataAndAppliesOrientation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := withMetadata(src, tc.bo, tc.orientation)
-			if got := jpegOrientation(in); got != int(tc.orientation) {
+			if got := jpegOrientation(sourceOf(in)); got != int(tc.orientation) {
 				t.Fatalf("test data: orientation reads as %d, want %d", got, tc.orientation)
 			}
 			lat := gpsRationals(tc.bo, testLatitude)
@@ -127,7 +127,7 @@ func TestJPEGOrientationMalformed(t *testing.T) {
 		"empty":              nil,
 		"value out of range": append(append([]byte{0xFF, 0xD8}, jpegSegment(0xE1, append([]byte("Exif\x00\x00"), exifTIFF(binary.BigEndian, 9)...))...), jpg[2:]...),
 	} {
-		if got := jpegOrientation(data); got != 1 {
+		if got := jpegOrientation(sourceOf(data)); got != 1 {
 			t.Errorf("%s: orientation %d, want 1", name, got)
 		}
 	}
@@ -445,7 +445,7 @@ func TestProcessProgressiveJPEG(t *testing.T) {
 // for many minutes). They are counted and refused before decoding.
 func TestProcessRefusesScanBomb(t *testing.T) {
 	bomb := progressiveJPEG(4096, 1000)
-	if n := jpegScans(bomb); n != 1001 {
+	if n := jpegScans(sourceOf(bomb)); n != 1001 {
 		t.Fatalf("jpegScans = %d, want 1001", n)
 	}
 	start := time.Now()
@@ -456,7 +456,7 @@ func TestProcessRefusesScanBomb(t *testing.T) {
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("refusing took %v: the scans were decoded", d)
 	}
-	if n := jpegScans(withMetadata(encodeJPEG(t, halves(16, 16, red, blue)), binary.BigEndian, 1)); n != 1 {
+	if n := jpegScans(sourceOf(withMetadata(encodeJPEG(t, halves(16, 16, red, blue)), binary.BigEndian, 1))); n != 1 {
 		t.Errorf("baseline JPEG with metadata: jpegScans = %d, want 1", n)
 	}
 }

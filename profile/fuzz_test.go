@@ -34,6 +34,7 @@ func newFuzzServer(tb testing.TB) *Server {
 		Issuer:   "http://idp.test",
 		Pictures: fuzzLimits,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SpoolDir: tb.TempDir(),
 	}, Deps{})
 	if err != nil {
 		tb.Fatal(err)
@@ -57,6 +58,7 @@ func signup(t *testing.T, s *Server, contentType string, body []byte) (signupReq
 	r.Header.Set("Content-Type", contentType)
 	w := httptest.NewRecorder()
 	req, ok := s.readSignup(w, r)
+	t.Cleanup(req.close)
 	if !ok {
 		checkProblem(t, w)
 		return req, false
@@ -72,8 +74,8 @@ func signup(t *testing.T, s *Server, contentType string, body []byte) (signupReq
 			t.Fatalf("readSignup field error %+v: unknown field or empty code or message", fe)
 		}
 	}
-	if int64(len(req.picture)) > fuzzLimits.MaxBytes || (!req.hasPicture && req.picture != nil) {
-		t.Fatalf("readSignup kept a picture of %d bytes (present %v)", len(req.picture), req.hasPicture)
+	if req.hasPicture != (req.picture != nil) || req.picture != nil && req.picture.Size() > fuzzLimits.MaxBytes {
+		t.Fatalf("readSignup kept a picture %v (present %v)", req.picture, req.hasPicture)
 	}
 	if req.hasPicture {
 		// What the handler does with it once the client and the fields

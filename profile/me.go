@@ -102,14 +102,15 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 			"Send the image as multipart/form-data part \"picture\", or as the body with an image content type."))
 		return
 	}
-	// The bearer check has passed (the route's middleware): read the body,
-	// then its header, then decode.
-	data, err := picture.Read(src, lim, r.ContentLength)
+	// The bearer check has passed (the route's middleware): spool the
+	// body, then read its header, then decode.
+	f, err := s.spool(src, lim.MaxBytes)
 	if !s.readPictureError(w, err) {
 		return
 	}
+	defer f.Close()
 	var errs []FieldError
-	upload, ok := s.inspectPicture(w, data, &errs)
+	upload, ok := s.inspectPicture(w, f, &errs)
 	if !ok {
 		return
 	}

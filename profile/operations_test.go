@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -113,7 +114,7 @@ func TestCreateAccount(t *testing.T) {
 	f := newOpsFixture(t)
 
 	in := signupInput("Ada")
-	in.Picture, in.HasPicture = photoJPEG(t, 64, 48), true
+	in.Picture, in.HasPicture = bytes.NewReader(photoJPEG(t, 64, 48)), true
 	var inside *storage.User
 	u, err := f.s.CreateAccount(ctx, in, func(_ context.Context, u *storage.User) error {
 		inside = u
@@ -152,7 +153,7 @@ func TestCreateAccount(t *testing.T) {
 
 	t.Run("inTx fails: nothing is left", func(t *testing.T) {
 		in := signupInput("bob")
-		in.Picture, in.HasPicture = photoJPEG(t, 32, 32), true
+		in.Picture, in.HasPicture = bytes.NewReader(photoJPEG(t, 32, 32)), true
 		boom := errors.New("boom")
 		_, err := f.s.CreateAccount(ctx, in, func(context.Context, *storage.User) error { return boom })
 		if !errors.Is(err, boom) {
@@ -200,7 +201,9 @@ func TestCreateAccount(t *testing.T) {
 					t.Fatalf("err %v, want both taken", err)
 				}
 			}},
-		{"not an image", func(in *SignupInput) { in.Picture, in.HasPicture = []byte("plain text, not an image"), true },
+		{"not an image", func(in *SignupInput) {
+			in.Picture, in.HasPicture = bytes.NewReader([]byte("plain text, not an image")), true
+		},
 			func(t *testing.T, err error) {
 				if !errors.Is(err, ErrNotImage) {
 					t.Fatalf("err %v, want ErrNotImage", err)
@@ -212,14 +215,16 @@ func TestCreateAccount(t *testing.T) {
 					t.Fatalf("err %v, want ErrNotImage", err)
 				}
 			}},
-		{"too many bytes", func(in *SignupInput) { in.Picture, in.HasPicture = make([]byte, fuzzLimits.MaxBytes+1), true },
+		{"too many bytes", func(in *SignupInput) {
+			in.Picture, in.HasPicture = bytes.NewReader(make([]byte, fuzzLimits.MaxBytes+1)), true
+		},
 			func(t *testing.T, err error) {
 				if !errors.Is(err, ErrPictureTooLarge) {
 					t.Fatalf("err %v, want ErrPictureTooLarge", err)
 				}
 			}},
 		{"too many pixels, with the other fields", func(in *SignupInput) {
-			in.Picture, in.HasPicture = photoJPEG(t, 300, 10), true
+			in.Picture, in.HasPicture = bytes.NewReader(photoJPEG(t, 300, 10)), true
 			in.Gender = "other"
 		}, func(t *testing.T, err error) {
 			var v *ValidationError

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -123,9 +124,13 @@ type Config struct {
 	ObserveEvent func(event string)
 	// Now is the clock (default time.Now): how old a token's login is.
 	Now func() time.Time
-	// UploadMemory bounds what bodies carrying pictures hold at once
-	// (HoldBody); 0: UploadMemory.
-	UploadMemory int64
+	// UploadSpool bounds the bytes that bodies carrying pictures put in
+	// the spool at once (HoldBody); 0: 64 pictures of Pictures.MaxBytes.
+	UploadSpool int64
+	// SpoolDir is where pictures wait, from the moment they are read until
+	// their request ends, each in a file of its own that the request
+	// removes (NewSpoolDir makes a fresh one); "": os.TempDir().
+	SpoolDir string
 }
 
 // Server serves /v1.
@@ -147,8 +152,10 @@ type Server struct {
 	// decoding holds a slot per picture being decoded: one decode can take
 	// a second of CPU, so they are capped like password hashes.
 	decoding chan struct{}
-	// uploads is the memory budget of bodies carrying pictures (HoldBody).
-	uploads *budget.Budget
+	// uploads is the budget of the bytes that bodies carrying pictures
+	// put in spoolDir (HoldBody).
+	uploads  *budget.Budget
+	spoolDir string
 	// memory is the budget a decode takes its memory from; nil: none.
 	memory     *budget.Budget
 	decode     func(*picture.Upload) (picture.Image, error)
@@ -234,10 +241,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Decode == nil {
 		d.Decode = (*picture.Upload).Process
 	}
+	spoolDir := cfg.SpoolDir
+	if spoolDir == "" {
+		spoolDir = os.TempDir()
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, accounts: d.Accounts, users: d.Users, tokens: d.Tokens, sessions: d.Sessions,
 		logins: d.Logins, browsers: d.BrowserSessions, passkeys: d.Passkeys,
 		pictures: d.Pictures, deletions: d.PictureDeletions, mailer: d.Mailer, limiter: d.Limiter,
-		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadMemory), memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
+		decoding: make(chan struct{}, runtime.GOMAXPROCS(0)), uploads: newUploads(cfg.UploadSpool, cfg.Pictures.MaxBytes), spoolDir: spoolDir, memory: d.Memory, decode: d.Decode, decodeWait: decodeWait,
 		stats: d.Stats, exports: d.Exports, transactions: d.Transactions}, nil
 }
 

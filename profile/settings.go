@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
+	"net/http"
 
 	"idp/picture"
 	"idp/storage"
@@ -62,16 +64,17 @@ func profileUpdate(fields map[string]string) (storage.ProfileUpdate, []FieldErro
 	return update, errs
 }
 
-// ReplacePicture makes data, an uploaded image already bounded by the
-// caller, u's picture, as PUT /v1/profile/picture does: checked by its
+// ReplacePicture makes src, an uploaded image already bounded by the
+// caller (a spooled *picture.File, which the caller closes after this
+// returns), u's picture, as PUT /v1/profile/picture does: checked by its
 // header first, decoded within the shared budget, cleaned and stored, and
 // the old object deleted. Errors: ErrPictureTooLarge, ErrNotImage, a
 // *ValidationError (too many pixels), ErrPicturesBusy, or the store's.
-func (s *Server) ReplacePicture(ctx context.Context, u *storage.User, data []byte) (*storage.User, error) {
-	if int64(len(data)) > s.cfg.Pictures.MaxBytes {
-		return nil, fmt.Errorf("%w: %d bytes", ErrPictureTooLarge, len(data))
+func (s *Server) ReplacePicture(ctx context.Context, u *storage.User, src picture.Source) (*storage.User, error) {
+	if src != nil && src.Size() > s.cfg.Pictures.MaxBytes {
+		return nil, fmt.Errorf("%w: %d bytes", ErrPictureTooLarge, src.Size())
 	}
-	upload, fe, err := s.inspect(data)
+	upload, fe, err := s.inspect(src)
 	if err != nil {
 		return nil, err
 	}
@@ -116,24 +119,96 @@ func (s *Server) PictureURL(ctx context.Context, u *storage.User) string {
 	return ""
 }
 
-// FormPicture reads the upload of a page form's file input "picture",
-// within the bound the caller put on the body. A browser sends the input
-// even when no file was chosen, with neither a name nor bytes: that is no
-// picture. More than one file is refused, as POST /v1/users refuses it.
-func FormPicture(files []*multipart.FileHeader) (data []byte, present bool, err error) {
-	if len(files) == 0 || len(files) == 1 && files[0].Filename == "" && files[0].Size == 0 {
-		return nil, false, nil
+// Bounds of a page's form that ReadForm reads, apart from its pictures:
+// its text fields take no more than a form without a picture may.
+const (
+	maxFormText  = 64 << 10
+	maxFormParts = 64
+)
+
+// ReadForm reads a page's form that may carry a picture, as POST /v1/users
+// reads a signup: a multipart body's text fields (at most 64 KiB of them)
+// go to r.PostForm and r.Form, as r.ParseMultipartForm would put them, and
+// its file parts "picture" each to a file in the spool as they are read,
+// within limit bytes; other file parts are skipped. Any other body is
+// r.ParseForm's. Bound r.Body first (http.MaxBytesReader) and hold the
+// upload budget (HoldBody). The caller closes the files, which removes
+// them; on an error none is left. Too much text is an *http.MaxBytesError,
+// like too large a body.
+func (s *Server) ReadForm(r *http.Request, limit int64) (pictures []*picture.File, err error) {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	// The query into r.Form (and, for a body that is not multipart, the
+	// body into r.PostForm).
+	if err := r.ParseForm(); err != nil || mt != "multipart/form-data" {
+		return nil, err
 	}
-	if len(files) > 1 {
+	if params["boundary"] == "" {
+		return nil, http.ErrMissingBoundary
+	}
+	defer func() {
+		if err != nil {
+			ClosePictures(pictures)
+			pictures = nil
+		}
+	}()
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	text := int64(maxFormText)
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return pictures, nil
+		}
+		if err == nil && n >= maxFormParts {
+			err = errors.New("profile: too many parts in the form")
+		}
+		if err != nil {
+			return pictures, err
+		}
+		name := part.FormName()
+		switch {
+		case name == "":
+			// Not a form field: skipped, as ParseMultipartForm skips it.
+		case part.FileName() == "":
+			v, err := io.ReadAll(io.LimitReader(part, text+1))
+			if err != nil {
+				return pictures, err
+			}
+			if text -= int64(len(v)); text < 0 {
+				return pictures, &http.MaxBytesError{Limit: maxFormText}
+			}
+			r.PostForm.Add(name, string(v))
+			r.Form.Add(name, string(v))
+		case name == "picture":
+			f, err := s.spool(part, limit)
+			if err != nil {
+				return pictures, err
+			}
+			pictures = append(pictures, f)
+		}
+		// Whatever is left of the part (another file's bytes), NextPart
+		// reads past without keeping.
+	}
+}
+
+// ClosePictures closes and removes the pictures ReadForm returned.
+func ClosePictures(pictures []*picture.File) {
+	for _, f := range pictures {
+		f.Close()
+	}
+}
+
+// FormPicture is the upload of a page form's file input "picture", as
+// ReadForm spooled it: none for a form without one (a browser sends the
+// input without a file name when no file was chosen, which ReadForm keeps
+// as an empty text field). More than one file is refused, as POST
+// /v1/users refuses it.
+func FormPicture(pictures []*picture.File) (src picture.Source, present bool, err error) {
+	switch len(pictures) {
+	case 0:
+		return nil, false, nil
+	case 1:
+		return pictures[0], true, nil
+	default:
 		return nil, false, errors.New("profile: more than one picture")
 	}
-	f, err := files[0].Open()
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	if data, err = io.ReadAll(f); err != nil {
-		return nil, false, err
-	}
-	return data, true, nil
 }

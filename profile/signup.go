@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 
@@ -39,10 +41,10 @@ var signupFieldNames = []string{"username", "password", "email", "first_name", "
 type signupRequest struct {
 	fields signupFields
 	form   url.Values // client_id and client_secret, for client authentication
-	// picture is the raw upload, read within the byte limit and not yet
-	// looked at: nothing of it is decoded before the client is
+	// picture is the raw upload, spooled within the byte limit and not
+	// yet looked at: nothing of it is decoded before the client is
 	// authenticated and the fields are valid.
-	picture    []byte
+	picture    *picture.File
 	hasPicture bool
 	errs       []FieldError // fields that are present but not strings or too long
 }
@@ -60,6 +62,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	req, ok := s.readSignup(w, r)
+	defer req.close()
 	if !ok {
 		return
 	}
@@ -87,7 +90,10 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	in := SignupInput{
 		Username: req.fields.Username, Password: req.fields.Password, Email: req.fields.Email,
 		FirstName: req.fields.FirstName, LastName: req.fields.LastName, Gender: req.fields.Gender,
-		Picture: req.picture, HasPicture: req.hasPicture, Invalid: req.errs,
+		HasPicture: req.hasPicture, Invalid: req.errs,
+	}
+	if req.hasPicture {
+		in.Picture = req.picture
 	}
 	var body struct {
 		User   Profile        `json:"user"`
@@ -136,9 +142,10 @@ func (s *Server) signupFailed(w http.ResponseWriter, r *http.Request, err error)
 // byte limit and not yet looked at.
 type SignupInput struct {
 	Username, Password, Email, FirstName, LastName, Gender string
-	// Picture is the upload when HasPicture is set; an empty one is not
-	// an image.
-	Picture    []byte
+	// Picture is the upload when HasPicture is set (a spooled
+	// *picture.File, which the caller closes after CreateAccount
+	// returns); an empty or nil one is not an image.
+	Picture    picture.Source
 	HasPicture bool
 	// Invalid are fields found bad while reading the request (not a
 	// string, too long); they are reported with the others.
@@ -218,20 +225,18 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 	if errs = append(invalid, errs...); len(errs) > 0 {
 		return nil, &ValidationError{Errors: errs}
 	}
-	// A cheap look before the expensive decode and hash; the unique indexes
+	// A cheap look before the expensive hash and decode; the unique indexes
 	// decide races.
 	if taken, err := s.accounts.Taken(ctx, nu.Username, nu.Email); err != nil {
 		return nil, fmt.Errorf("look up names: %w", err)
 	} else if len(taken) > 0 {
 		return nil, &TakenError{Fields: taken}
 	}
-	var img picture.Image
-	if upload != nil {
-		var err error
-		if img, err = s.decodeUpload(ctx, upload); err != nil {
-			return nil, err
-		}
-	}
+	// The hash before the decode: a signup waiting for a hashing slot then
+	// holds its picture in the spool, where a decoded one (the cleaned
+	// image, a megabyte for a photo) would sit in the heap, outside every
+	// budget, for as long as the queue takes; and a flood turned away by
+	// the hashing queue costs no decode.
 	var err error
 	if nu.PasswordHash, err = s.accounts.Hasher().Hash(ctx, nu.Password); err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
@@ -241,6 +246,10 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 	// not created, deleting it cannot touch anything another row names.
 	var stored string
 	if upload != nil {
+		img, err := s.decodeUpload(ctx, upload)
+		if err != nil {
+			return nil, err
+		}
 		stored = picture.NewKey(img.ContentType)
 		if err := s.pictures.Put(ctx, stored, img); err != nil {
 			return nil, fmt.Errorf("store picture: %w", err)
@@ -399,11 +408,11 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 					writeProblem(w, problem(http.StatusBadRequest, "malformed", "Malformed body", "Send one picture."))
 					return req, false
 				}
-				data, err := picture.Read(part, lim, r.ContentLength)
+				f, err := s.spool(part, lim.MaxBytes)
 				if !s.readPictureError(w, err) {
 					return req, false
 				}
-				req.picture, req.hasPicture = data, true
+				req.picture, req.hasPicture = f, true
 				continue
 			}
 			if !slices.Contains(signupFieldNames, name) {
@@ -429,6 +438,13 @@ func (s *Server) readSignup(w http.ResponseWriter, r *http.Request) (signupReque
 	}
 }
 
+// close removes the spooled picture, if any.
+func (req signupRequest) close() {
+	if req.picture != nil {
+		req.picture.Close()
+	}
+}
+
 // MaxSignupBytes bounds the body of a signup: the picture's limit, the
 // text fields, and room for the multipart framing.
 func (s *Server) MaxSignupBytes() int64 {
@@ -440,14 +456,19 @@ func (s *Server) MaxSignupBytes() int64 {
 func (s *Server) PasswordMinLength() int { return s.cfg.PasswordMinLength }
 
 // readPictureError answers the request and reports false when reading the
-// raw picture failed: 413 past the byte limit, 400 for a broken body.
+// raw picture failed: 413 past the byte limit, 503 when the spool failed
+// (the disk is full, say), 400 for a broken body.
 func (s *Server) readPictureError(w http.ResponseWriter, err error) bool {
 	var tooBig *http.MaxBytesError
+	var spoolErr *os.PathError
 	switch {
 	case err == nil:
 		return true
 	case errors.Is(err, picture.ErrTooLarge), errors.As(err, &tooBig):
 		writeProblem(w, tooLarge(s.cfg.Pictures))
+	case errors.As(err, &spoolErr):
+		s.log.Error("spool picture", "err", err)
+		unavailable(w, "Try again shortly.")
 	default:
 		writeProblem(w, badBody(err))
 	}
@@ -458,14 +479,18 @@ func (s *Server) readPictureError(w http.ResponseWriter, err error) bool {
 // answers the request and reports false for an upload that is not an image
 // (415); an image too big in pixels or decoded bytes is a field error (422)
 // added to errs, reported with the others.
-func (s *Server) inspectPicture(w http.ResponseWriter, data []byte, errs *[]FieldError) (*picture.Upload, bool) {
-	u, fe, err := s.inspect(data)
+func (s *Server) inspectPicture(w http.ResponseWriter, src picture.Source, errs *[]FieldError) (*picture.Upload, bool) {
+	u, fe, err := s.inspect(src)
 	switch {
 	case errors.Is(err, ErrPictureTooLarge):
 		writeProblem(w, tooLarge(s.cfg.Pictures))
 		return nil, false
-	case err != nil:
+	case errors.Is(err, ErrNotImage):
 		notAnImage(w)
+		return nil, false
+	case err != nil:
+		s.log.Error("inspect picture", "err", err)
+		unavailable(w, "Try again shortly.")
 		return nil, false
 	case fe != nil:
 		*errs = append(*errs, *fe)
@@ -478,12 +503,20 @@ func (s *Server) inspectPicture(w http.ResponseWriter, data []byte, errs *[]Fiel
 // decoded bytes.
 var tooManyPixels = FieldError{Field: "picture", Code: "too_many_pixels", Message: "Neither side may exceed the maximum number of pixels, nor the image its decoded size."}
 
-// inspect reads the header of a raw upload, decoding nothing: an upload
-// to decode, or a field error for an image too big in pixels or decoded
-// bytes, or ErrPictureTooLarge or ErrNotImage.
-func (s *Server) inspect(data []byte) (*picture.Upload, *FieldError, error) {
-	u, err := picture.Inspect(data, s.cfg.Pictures)
+// inspect reads the header of a raw upload (nil: an empty one), decoding
+// nothing: an upload to decode, which reads src again, or a field error
+// for an image too big in pixels or decoded bytes, or ErrPictureTooLarge
+// or ErrNotImage.
+func (s *Server) inspect(src picture.Source) (*picture.Upload, *FieldError, error) {
+	if src == nil {
+		src = bytes.NewReader(nil)
+	}
+	u, err := picture.InspectAt(src, s.cfg.Pictures)
+	var pe *os.PathError
 	switch {
+	case errors.As(err, &pe):
+		// The spool failed, not the picture.
+		return nil, nil, fmt.Errorf("inspect picture: %w", err)
 	case err == nil:
 		return u, nil, nil
 	case errors.Is(err, picture.ErrDimensions):

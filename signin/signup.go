@@ -7,6 +7,7 @@ import (
 
 	"idp/pages"
 	"idp/password"
+	"idp/picture"
 	"idp/profile"
 	"idp/storage"
 )
@@ -17,9 +18,11 @@ type Registration interface {
 	CreateAccount(ctx context.Context, in profile.SignupInput, inTx func(ctx context.Context, u *storage.User) error) (*storage.User, error)
 	// MaxSignupBytes bounds a signup's body, picture included.
 	MaxSignupBytes() int64
-	// HoldBody takes the memory the body will hold from the upload
+	// HoldBody takes what the body will put in the spool from the upload
 	// budget; not ok while it stays taken.
 	HoldBody(r *http.Request, limit int64) (release func(), ok bool)
+	// ReadForm reads the form, its picture spooled to a file.
+	ReadForm(r *http.Request, limit int64) ([]*picture.File, error)
 	PasswordMinLength() int
 }
 
@@ -56,12 +59,10 @@ func (h *Handler) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	// All of it in memory (the body is bounded), none in temporary files.
-	err := r.ParseMultipartForm(maxBody)
-	if r.MultipartForm != nil {
-		defer r.MultipartForm.RemoveAll()
-	}
-	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	// The picture to a file as it arrives, the fields in memory.
+	pictures, err := h.d.Registration.ReadForm(r, maxBody)
+	defer profile.ClosePictures(pictures)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.render(w, r, http.StatusRequestEntityTooLarge, "", pages.Error{Message: pages.MsgPictureTooLarge})
@@ -91,12 +92,10 @@ func (h *Handler) handleSignup(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden)
 		return
 	}
-	if r.MultipartForm != nil {
-		if in.Picture, in.HasPicture, err = profile.FormPicture(r.MultipartForm.File["picture"]); err != nil {
-			page.Error = pages.MsgBadRequest
-			fail(http.StatusBadRequest)
-			return
-		}
+	if in.Picture, in.HasPicture, err = profile.FormPicture(pictures); err != nil {
+		page.Error = pages.MsgBadRequest
+		fail(http.StatusBadRequest)
+		return
 	}
 
 	u, err := h.d.Registration.CreateAccount(ctx, in, nil)

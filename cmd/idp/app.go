@@ -69,6 +69,8 @@ type app struct {
 	// passkeys is nil when the issuer's host cannot be a WebAuthn RP ID
 	// (an IP address).
 	passkeys *passkey.Service
+	// removeSpool removes the directory uploads are spooled to.
+	removeSpool func() error
 }
 
 // openDB opens (and in the embedded default creates) the database and
@@ -305,6 +307,18 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	if a.passkeys != nil { // a nil *passkey.Service would make a non-nil interface
 		passkeys = a.passkeys
 	}
+	// A fresh directory of this process's own: whatever a crashed one
+	// left in its own is never read.
+	spoolDir, removeSpool, err := profile.NewSpoolDir("")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			removeSpool()
+		}
+	}()
+	a.removeSpool = removeSpool
 	a.profile, err = profile.New(profile.Config{
 		Issuer:            cfg.Issuer,
 		PasswordMinLength: cfg.PasswordMinLength,
@@ -313,6 +327,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 		Logger:            log,
 		ObserveEvent:      a.metrics.AccountEvent,
 		Now:               cfg.clock,
+		SpoolDir:          spoolDir,
 	}, profile.Deps{Accounts: a.accounts, Users: a.store, Tokens: a.oauth, Sessions: a.sessions, Pictures: a.pictures, Mailer: a.outbox, Limiter: a.limiter,
 		Logins: a.oauth, BrowserSessions: a.sessions,
 		Memory: a.memory, PictureDeletions: a.pictureDeletions, Passkeys: passkeys,
@@ -406,6 +421,9 @@ func (a *app) Close() error {
 		if c, ok := c.(io.Closer); ok {
 			c.Close()
 		}
+	}
+	if err := a.removeSpool(); err != nil {
+		a.log.Warn("remove the upload spool", "err", err)
 	}
 	return a.db.Close()
 }
