@@ -5,8 +5,17 @@ import (
 	"time"
 )
 
-// SweepBatch is the most rows one statement of a sweep deletes.
+// SweepBatch is the most rows one statement of a sweep deletes, and the
+// first batch's size.
 const SweepBatch = 1000
+
+// minSweepBatch is the fewest rows a batch shrinks to.
+const minSweepBatch = 50
+
+// sweepBatchTime is how long a batch should hold the database: the request
+// path waits behind a batch (its locks, and on InnoDB the page latches of
+// its deletes and of the purge after them) for about that long at worst.
+const sweepBatchTime = 10 * time.Millisecond
 
 // sweepPause is the shortest rest between two batches of a sweep: room for
 // the request path's writes between the sweep's, which matters most on
@@ -16,26 +25,31 @@ const sweepPause = 5 * time.Millisecond
 // DeleteBatches deletes in bounded batches until none is left: batch
 // deletes at most limit rows (usually the ids of a query with that limit,
 // deleted by id under the same condition, so that a row that stopped
-// matching in between stays) and reports how many. A sweep over a million
-// expired rows is then a thousand short statements, each holding its
-// locks (SQLite's writer lock, InnoDB's row and gap locks) for a moment,
-// instead of one statement that holds them for all of it.
+// matching in between stays) and reports how many; fewer than limit ends
+// the sweep. A sweep over a million expired rows is then many short
+// statements, each holding its locks (SQLite's writer lock, InnoDB's row
+// and gap locks) for a moment, instead of one statement that holds them
+// for all of it.
 //
-// After each batch it rests for as long as the batch took (at least
-// sweepPause), so that a sweep has the database for at most half of its
-// time. A fixed pause gave it nearly all of it where batches are slow
-// (InnoDB with a small buffer pool: 150 ms a batch against a 5 ms pause),
-// and the request path's p99 tripled while a million-row pass ran.
+// The batches are sized to take about sweepBatchTime: one that took over
+// twice that halves the next (down to minSweepBatch), one under half of
+// it doubles the next (up to SweepBatch). On InnoDB a batch of a thousand
+// took 70-150 ms, and userinfo's p99 during a pass tripled: requests
+// queued behind each batch for as long as it ran. After each batch it
+// rests for as long as the batch took (at least sweepPause), so that a
+// sweep has the database for at most half of its time.
 func DeleteBatches(ctx context.Context, batch func(ctx context.Context, limit int) (int, error)) (int, error) {
-	total := 0
+	total, limit := 0, SweepBatch
 	for {
 		start := time.Now()
-		n, err := batch(ctx, SweepBatch)
+		n, err := batch(ctx, limit)
 		total += n
-		if err != nil || n < SweepBatch {
+		if err != nil || n < limit {
 			return total, err
 		}
-		t := time.NewTimer(max(sweepPause, time.Since(start)))
+		took := time.Since(start)
+		limit = nextBatch(limit, took)
+		t := time.NewTimer(max(sweepPause, took))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -43,4 +57,16 @@ func DeleteBatches(ctx context.Context, batch func(ctx context.Context, limit in
 		case <-t.C:
 		}
 	}
+}
+
+// nextBatch is the size of the batch after one of limit rows that took
+// took.
+func nextBatch(limit int, took time.Duration) int {
+	switch {
+	case took > 2*sweepBatchTime:
+		return max(minSweepBatch, limit/2)
+	case took < sweepBatchTime/2:
+		return min(SweepBatch, limit*2)
+	}
+	return limit
 }

@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -67,5 +68,48 @@ func TestDeleteBatchesRests(t *testing.T) {
 		if rest := starts[i].Sub(ends[i-1]); rest < took {
 			t.Errorf("rest before batch %d = %v; want at least the %v the batch before took", i+1, rest, took)
 		}
+	}
+}
+
+// TestNextBatch: a batch that held the database over twice sweepBatchTime
+// halves the next, one under half of it doubles it, within their bounds.
+func TestNextBatch(t *testing.T) {
+	for _, tc := range []struct {
+		limit int
+		took  time.Duration
+		want  int
+	}{
+		{SweepBatch, 3 * sweepBatchTime, SweepBatch / 2},
+		{SweepBatch / 2, 3 * sweepBatchTime, SweepBatch / 4},
+		{minSweepBatch, time.Second, minSweepBatch},
+		{minSweepBatch + 1, time.Second, minSweepBatch},
+		{SweepBatch / 4, sweepBatchTime / 4, SweepBatch / 2},
+		{SweepBatch, 0, SweepBatch},
+		{SweepBatch * 3 / 4, 0, SweepBatch},
+		{SweepBatch / 2, sweepBatchTime, SweepBatch / 2},
+		{SweepBatch / 2, 2 * sweepBatchTime, SweepBatch / 2},
+	} {
+		if got := nextBatch(tc.limit, tc.took); got != tc.want {
+			t.Errorf("nextBatch(%d, %v) = %d, want %d", tc.limit, tc.took, got, tc.want)
+		}
+	}
+}
+
+// TestDeleteBatchesShrinks: batches slower than twice sweepBatchTime ask
+// for half as many rows each time, and the sweep still ends only at a
+// short batch.
+func TestDeleteBatchesShrinks(t *testing.T) {
+	var limits []int
+	left := SweepBatch + SweepBatch/2 + SweepBatch/4 + 7
+	n, err := DeleteBatches(context.Background(), func(_ context.Context, limit int) (int, error) {
+		limits = append(limits, limit)
+		time.Sleep(3 * sweepBatchTime)
+		d := min(limit, left)
+		left -= d
+		return d, nil
+	})
+	want := []int{SweepBatch, SweepBatch / 2, SweepBatch / 4, SweepBatch / 8}
+	if err != nil || left != 0 || n != SweepBatch+SweepBatch/2+SweepBatch/4+7 || !slices.Equal(limits, want) {
+		t.Errorf("DeleteBatches = %d, %v with limits %v, %d left; want all with limits %v", n, err, limits, left, want)
 	}
 }
