@@ -127,15 +127,7 @@ func TestPicturesAreSpooled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := chi.NewRouter()
-	s.Mount(router)
-	// Told when a request's handler has returned, its clean-up done.
-	finished := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		router.ServeHTTP(w, r)
-		finished <- struct{}{}
-	}))
-	defer srv.Close()
+	srv, finished := serveFinished(t, s)
 
 	good := photoJPEG(t, 200, 150)
 	tooBig := append(bytes.Clone(good), make([]byte, fuzzLimits.MaxBytes+1-int64(len(good)))...)
@@ -214,14 +206,7 @@ func TestSpoolAfterDisconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router := chi.NewRouter()
-	s.Mount(router)
-	finished := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		router.ServeHTTP(w, r)
-		finished <- struct{}{}
-	}))
-	defer srv.Close()
+	srv, finished := serveFinished(t, s)
 
 	for _, path := range []string{"/v1/users", "/v1/profile/picture"} {
 		t.Run(path, func(t *testing.T) {
@@ -367,4 +352,18 @@ func TestNewSpoolDir(t *testing.T) {
 	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after remove: %v, want the directory gone", err)
 	}
+}
+
+// serveFinished serves s's routes; finished is told when a request's
+// handler has returned, its clean-up done.
+func serveFinished(t *testing.T, s *Server) (srv *httptest.Server, finished <-chan struct{}) {
+	router := chi.NewRouter()
+	s.Mount(router)
+	done := make(chan struct{}, 1)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		router.ServeHTTP(w, r)
+		done <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, done
 }
