@@ -26,7 +26,7 @@ type form struct {
 // handlePost takes one of the page's forms: bounded, CSRF-checked, from a
 // signed-in browser, dispatched by its "action".
 func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
-	pictures, release, ok := h.parseForm(w, r, true)
+	pictures, release, ok := h.parse(w, r, true)
 	if !ok {
 		return
 	}
@@ -70,18 +70,12 @@ func (h *Handler) handlePost(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parse is parseForm for a form without pictures.
-func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (release func(), ok bool) {
-	_, release, ok = h.parseForm(w, r, pictures)
-	return release, ok
-}
-
-// parseForm bounds and parses the body: with pictures, multipart up to a
+// parse bounds and parses the body: with pictures, multipart up to a
 // signup's size, its pictures spooled and its bytes held from the upload
 // budget until release, which removes them; any other form up to
 // maxFormBytes. It reports whether the request may go on; if not, it has
 // answered.
-func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request, pictures bool) (files []*picture.File, release func(), ok bool) {
+func (h *Handler) parse(w http.ResponseWriter, r *http.Request, pictures bool) (files []*picture.File, release func(), ok bool) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var err error
 	release = func() {}

@@ -31,7 +31,7 @@ func (h *Handler) mountPasskeys(r chi.Router) {
 // the browser's session. It reports false when it answered.
 func (h *Handler) signedInPost(w http.ResponseWriter, r *http.Request) (signedIn, bool) {
 	// Passkey posts carry no picture: a multipart body is not read.
-	if _, ok := h.parse(w, r, false); !ok {
+	if _, _, ok := h.parse(w, r, false); !ok {
 		return signedIn{}, false
 	}
 	if err := h.d.Pages.CSRF().Verify(r, pages.PurposeAccount); err != nil {
