@@ -52,12 +52,14 @@ func (b *Budget) Cache(give func()) {
 // keeping them for its next use.
 func (b *Budget) Contended() bool { return b.waiting.Load() > 0 }
 
-// Discarded tells the budget that memory whose bytes were just given back
+// Discarded tells the budget that memory whose bytes are being given back
 // is garbage not yet collected (a cache dropped a buffer for a caller that
-// needs its bytes). The next caller to get bytes first runs a collection,
-// so that what it allocates reuses that memory instead of adding to it: the
-// heap would otherwise hold both until the collector got round to it, past
-// the budget by as much as was given back.
+// needs its bytes, a decode ended). The next caller to get bytes first runs
+// a collection, so that what it allocates reuses that memory instead of
+// adding to it: the heap would otherwise hold both until the collector got
+// round to it, past the budget by as much as was given back. (A large
+// allocation jumps past the collector's goal before the collector starts;
+// the memory limit's scavenging can only return pages already free.)
 func (b *Budget) Discarded() { b.garbage.Store(true) }
 
 // grant returns the release of n bytes just taken, after collecting what

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,5 +261,53 @@ func TestDecodeAndHashShareTheBudget(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("the decode: %v", err)
+	}
+}
+
+// TestDecodeLeavesItsGarbageCollected: what a decode allocated is garbage
+// once it ends, and the next holder of its bytes (a hash's buffer, most
+// often) has it collected before allocating, so that the heap does not hold
+// both at once.
+func TestDecodeLeavesItsGarbageCollected(t *testing.T) {
+	ctx := context.Background()
+	memory := budget.New(64 << 20)
+	s, err := New(Config{Issuer: "http://idp.test"}, Deps{Memory: memory, Decode: func(u *picture.Upload) (picture.Image, error) {
+		return picture.Image{Width: u.Width(), Height: u.Height()}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 64))); err != nil {
+		t.Fatal(err)
+	}
+	u, err := picture.Inspect(b.Bytes(), s.cfg.Pictures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcs := func() uint32 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumGC
+	}
+	// No collection but the ones asked for.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	// Whatever was announced before the decode is collected first.
+	r, err := memory.Acquire(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+	if _, err := s.process(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	before := gcs()
+	r, err = memory.Acquire(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+	if gcs() == before {
+		t.Error("the bytes a decode gave back were handed out with its garbage uncollected")
 	}
 }

@@ -201,7 +201,14 @@ func (s *Server) process(ctx context.Context, u *picture.Upload) (picture.Image,
 			}
 			return picture.Image{}, errBusy
 		}
-		defer release()
+		// What the decode allocated is garbage once it returns: announced
+		// before its bytes go back, so that the next holder of them (a
+		// hash's 64 MiB buffer, most often) has it collected first instead
+		// of adding to it.
+		defer func() {
+			s.memory.Discarded()
+			release()
+		}()
 	}
 	return s.decode(u)
 }
