@@ -35,13 +35,14 @@ const sweepPause = 5 * time.Millisecond
 // twice that halves the next (down to minSweepBatch), one under half of
 // it doubles the next (up to SweepBatch). On InnoDB a batch of a thousand
 // took 70-150 ms, and userinfo's p99 during a pass tripled: requests
-// queued behind each batch for as long as it ran. A batch takes a core
-// from the requests for as long as it runs, so a request that overlaps it
-// runs up to that much slower on a small machine: batches of 10 ms still
-// doubled userinfo's p99 on two cores (5.6 to 10.8 ms), 3 ms ones raised
-// it by a quarter (7.1 to 8.8), for a pass twice as long. After each batch
-// it rests for as long as the batch took (at least sweepPause), so that a
-// sweep has the database for at most half of its time.
+// queued behind each batch for as long as it ran. A batch also takes a
+// core from the requests while it runs, so on a small machine a request
+// that overlaps it runs up to that much slower: the tail latency follows
+// the batch's length, not the sweep's share of the time, hence short
+// batches at the price of a longer pass (docs/performance.md has the
+// figures). After each batch it rests for as long as the batch took (at
+// least sweepPause), so that a sweep has the database for at most half of
+// its time.
 func DeleteBatches(ctx context.Context, batch func(ctx context.Context, limit int) (int, error)) (int, error) {
 	total, limit := 0, SweepBatch
 	for {
