@@ -392,6 +392,94 @@ func TestLostLeaseDoesNotOverwrite(t *testing.T) {
 	})
 }
 
+// deadlockingStore is the outbox table whose settling updates (sent, retry,
+// failed) lose the first losses times to a deadlock, as MySQL reports one
+// when another worker's claim of the same row takes its locks the other
+// way round.
+type deadlockingStore struct {
+	*storage.Store
+	losses atomic.Int32 // settling updates still to lose
+	calls  atomic.Int32 // settling updates tried
+}
+
+func (s *deadlockingStore) lose() error {
+	s.calls.Add(1)
+	if s.losses.Add(-1) >= 0 {
+		return fmt.Errorf("%w: Error 1213 (40001): Deadlock found when trying to get lock; try restarting transaction", storage.ErrRetryable)
+	}
+	return nil
+}
+
+func (s *deadlockingStore) MarkOutboxMessageSent(ctx context.Context, id int64, now time.Time) (bool, error) {
+	if err := s.lose(); err != nil {
+		return false, err
+	}
+	return s.Store.MarkOutboxMessageSent(ctx, id, now)
+}
+
+func (s *deadlockingStore) RetryOutboxMessage(ctx context.Context, id int64, owner string, attempt int, next time.Time, lastError string) (bool, error) {
+	if err := s.lose(); err != nil {
+		return false, err
+	}
+	return s.Store.RetryOutboxMessage(ctx, id, owner, attempt, next, lastError)
+}
+
+func (s *deadlockingStore) FailOutboxMessage(ctx context.Context, id int64, owner string, attempt int, now time.Time, lastError string) (bool, error) {
+	if err := s.lose(); err != nil {
+		return false, err
+	}
+	return s.Store.FailOutboxMessage(ctx, id, owner, attempt, now, lastError)
+}
+
+// TestSettleRetriesDeadlockVictims: a settling update the database rolled
+// back as a deadlock's victim is run again, so a sent message is recorded
+// sent (not mailed again when its lease expires) and a failed attempt is
+// recorded; after settleAttempts losses the outbox gives up and leaves the
+// message to its lease.
+func TestSettleRetriesDeadlockVictims(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int   // SendGrid's answer
+		losses int32 // deadlocks before the update goes through
+		want   storage.OutboxState
+		leased bool // still leased after the pass: the settle was given up
+	}{
+		{"sent", http.StatusAccepted, settleAttempts - 1, storage.OutboxSent, false},
+		{"retry", http.StatusServiceUnavailable, settleAttempts - 1, storage.OutboxPending, false},
+		{"failed", http.StatusBadRequest, settleAttempts - 1, storage.OutboxFailed, false},
+		{"sent, every attempt lost", http.StatusAccepted, settleAttempts, storage.OutboxPending, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			databasetest.Each(t, func(t *testing.T, db *database.DB) {
+				c := newClock()
+				sg := newFakeSendGrid(t, always(tc.status))
+				store := &deadlockingStore{Store: storage.New(db)}
+				store.losses.Store(tc.losses)
+				o := NewOutbox(store, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+				if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := o.DeliverDue(context.Background()); err != nil {
+					t.Fatalf("DeliverDue: %v", err)
+				}
+				if got, want := store.calls.Load(), min(tc.losses+1, settleAttempts); got != want {
+					t.Errorf("settling update tried %d times, want %d", got, want)
+				}
+				row := onlyMessage(t, storage.New(db))
+				if row.State != tc.want || (row.LeaseOwner != "") != tc.leased {
+					t.Errorf("state %s, lease owner %q; want %s, leased %v", row.State, row.LeaseOwner, tc.want, tc.leased)
+				}
+				if tc.want == storage.OutboxPending && !tc.leased && !row.NextAttemptAt.After(c.Now()) {
+					t.Errorf("retry not scheduled: next attempt %v, now %v", row.NextAttemptAt, c.Now())
+				}
+				if reqs := sg.Requests(); reqs != 1 {
+					t.Errorf("server got %d requests, want 1", reqs)
+				}
+			})
+		})
+	}
+}
+
 // TestConcurrentWorkers runs two Outboxes, each on its own connection pool
 // (two processes), delivering 50 messages from several goroutines at once.
 // Every message must reach the server exactly once.
