@@ -128,7 +128,8 @@ func (q *DeletionQueue) DeleteNow(ctx context.Context, key string) error {
 	} else if err != nil {
 		return fmt.Errorf("picture: read deletion: %w", err)
 	}
-	return q.attempt(ctx, row)
+	_, err = q.attempt(ctx, row)
+	return err
 }
 
 // DeleteOrQueue deletes key from the store, and when the store fails,
@@ -156,9 +157,10 @@ func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, 
 	}
 	var errs []error
 	for _, row := range rows {
-		if err := q.attempt(ctx, row); err != nil {
+		done, err := q.attempt(ctx, row)
+		if err != nil {
 			errs = append(errs, err)
-		} else {
+		} else if done {
 			deleted++
 		}
 		if ctx.Err() != nil {
@@ -172,9 +174,10 @@ func (q *DeletionQueue) DeleteDue(ctx context.Context) (deleted int, full bool, 
 }
 
 // attempt claims row (a conditional update on the attempt time read, so
-// that of two workers one goes ahead), deletes the object and then the row;
-// a failure sets the next attempt after a backoff.
-func (q *DeletionQueue) attempt(ctx context.Context, row *storage.PictureDeletion) error {
+// that of two workers one goes ahead), deletes the object and then the row,
+// and reports whether it deleted it; a failure sets the next attempt after
+// a backoff.
+func (q *DeletionQueue) attempt(ctx context.Context, row *storage.PictureDeletion) (bool, error) {
 	now := q.now()
 	// The new time must differ from the old: MySQL counts the rows an
 	// update changed, not those it matched.
@@ -183,11 +186,17 @@ func (q *DeletionQueue) attempt(ctx context.Context, row *storage.PictureDeletio
 		claimed = row.NextAttemptAt.Add(time.Microsecond)
 	}
 	ok, err := q.db.ClaimPictureDeletion(ctx, row.ID, row.NextAttemptAt, claimed)
+	if errors.Is(err, storage.ErrRetryable) {
+		// MySQL rolls back one of two workers' claims on neighbouring rows
+		// as a deadlock: the other worker holds this row, or it stays due
+		// for the next pass. Neither is a failure to report.
+		return false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("picture: claim deletion: %w", err)
+		return false, fmt.Errorf("picture: claim deletion: %w", err)
 	}
 	if !ok {
-		return nil // another worker has it
+		return false, nil // another worker has it
 	}
 	if derr := q.store.Delete(ctx, row.Key); derr != nil {
 		q.opts.OnFailed()
@@ -197,16 +206,16 @@ func (q *DeletionQueue) attempt(ctx context.Context, row *storage.PictureDeletio
 			msg = msg[:255]
 		}
 		if err := q.db.ReschedulePictureDeletion(context.WithoutCancel(ctx), row.ID, row.Attempts+1, next, msg); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return errors.Join(derr, fmt.Errorf("picture: reschedule deletion: %w", err))
+			return false, errors.Join(derr, fmt.Errorf("picture: reschedule deletion: %w", err))
 		}
-		return derr
+		return false, derr
 	}
 	if err := q.db.DeletePictureDeletion(context.WithoutCancel(ctx), row.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		// The object is gone; the row is retried and deletes nothing.
-		return fmt.Errorf("picture: forget deletion: %w", err)
+		return false, fmt.Errorf("picture: forget deletion: %w", err)
 	}
 	q.opts.OnDeleted()
-	return nil
+	return true, nil
 }
 
 // Pending counts the queued deletions (for metrics and tests).

@@ -3,6 +3,7 @@ package picture
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -172,5 +173,67 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("backoff(%d) = %s, want in [%s, %s]", attempt, got, want/2, want)
 			}
 		}
+	}
+}
+
+// claimLosingStore is the deletion queue's table whose claims first lose
+// to another worker: as a deadlock's victim (MySQL) or to a claim that came
+// first.
+type claimLosingStore struct {
+	*storage.Store
+	deadlocks int // claims still to lose as a deadlock
+	taken     int // claims still to find the row taken
+}
+
+func (s *claimLosingStore) ClaimPictureDeletion(ctx context.Context, id int64, read, until time.Time) (bool, error) {
+	switch {
+	case s.deadlocks > 0:
+		s.deadlocks--
+		return false, fmt.Errorf("%w: Error 1213 (40001): Deadlock found when trying to get lock; try restarting transaction", storage.ErrRetryable)
+	case s.taken > 0:
+		s.taken--
+		return false, nil
+	}
+	return s.Store.ClaimPictureDeletion(ctx, id, read, until)
+}
+
+// TestDeleteDueLosingClaims: a claim that another worker wins, by a
+// deadlock or by coming first, is neither a failed pass nor a deletion; the
+// row stays due and the next pass deletes it.
+func TestDeleteDueLosingClaims(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		deadlocks, take int
+	}{
+		{"deadlock victim", 1, 0},
+		{"claimed by another worker", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			databasetest.Each(t, func(t *testing.T, db *database.DB) {
+				ctx := context.Background()
+				clock := &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+				objects := &flakyStore{}
+				st := &claimLosingStore{Store: storage.New(db), deadlocks: tc.deadlocks, taken: tc.take}
+				q := NewDeletionQueue(st, objects, DeletionOptions{Now: clock.Now})
+				key := NewKey("image/jpeg")
+				if err := q.Enqueue(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				clock.Add(time.Hour)
+
+				if n, _, err := q.DeleteDue(ctx); n != 0 || err != nil {
+					t.Fatalf("claim lost: DeleteDue = %d, %v; want 0, nil", n, err)
+				}
+				if got := objects.got(); len(got) != 0 {
+					t.Fatalf("deleted %v without the claim", got)
+				}
+				if n, _, err := q.DeleteDue(ctx); n != 1 || err != nil {
+					t.Fatalf("next pass: DeleteDue = %d, %v; want 1, nil", n, err)
+				}
+				if got := objects.got(); len(got) != 1 || got[0] != key {
+					t.Fatalf("deleted %v, want [%s]", got, key)
+				}
+			})
+		})
 	}
 }
