@@ -154,7 +154,7 @@ type Server struct {
 	decoding chan struct{}
 	// uploads is the budget of the bytes that bodies carrying pictures
 	// put in spoolDir (HoldBody).
-	uploads  *budget.Budget
+	uploads  uploads
 	spoolDir string
 	// memory is the budget a decode takes its memory from; nil: none.
 	memory     *budget.Budget

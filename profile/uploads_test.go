@@ -23,6 +23,7 @@ import (
 	"idp/database/databasetest"
 	"idp/oauth"
 	"idp/picture"
+	"idp/ratelimit"
 	"idp/storage"
 )
 
@@ -366,4 +367,105 @@ func serveFinished(t *testing.T, s *Server) (srv *httptest.Server, finished <-ch
 	}))
 	t.Cleanup(srv.Close)
 	return srv, done
+}
+
+// TestHoldBodyPerAddress: one client address holds at most a quarter of
+// the upload budget, and always one upload; past that it waits, and is
+// refused at the wait's end, while the budget has room for other addresses;
+// what it releases lets its next body in, a waiting one too.
+func TestHoldBodyPerAddress(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		admit  int // 5 MiB bodies one address may hold at once
+	}{
+		{"a quarter of the budget", 64 * mib, 3},
+		{"one upload when a quarter is less", 12 * mib, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{Issuer: "http://idp.test", UploadSpool: tc.budget}, Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.decodeWait = 100 * time.Millisecond
+			limit := s.MaxSignupBytes()
+			body := func(addr string) *http.Request {
+				r := httptest.NewRequest(http.MethodPost, "/v1/users", strings.NewReader(""))
+				r.ContentLength = 5 * mib
+				if addr != "" {
+					r = r.WithContext(ratelimit.WithClientAddr(r.Context(), addr))
+				}
+				return r
+			}
+
+			var held []func()
+			for i := range tc.admit {
+				release, ok := s.HoldBody(body("192.0.2.1"), limit)
+				if !ok {
+					t.Fatalf("body %d of the address was refused within its share", i+1)
+				}
+				held = append(held, release)
+			}
+			if _, ok := s.HoldBody(body("192.0.2.1"), limit); ok {
+				t.Fatalf("body %d of one address was admitted past its share", tc.admit+1)
+			}
+			other, ok := s.HoldBody(body("198.51.100.7"), limit)
+			if !ok {
+				t.Fatal("another address was refused while the budget had room")
+			}
+			other()
+			unknown, ok := s.HoldBody(body(""), limit)
+			if !ok {
+				t.Fatal("a request with no client address was refused while the budget had room")
+			}
+			unknown()
+
+			held[0]()
+			held[0]() // a release is counted once
+			again, ok := s.HoldBody(body("192.0.2.1"), limit)
+			if !ok {
+				t.Fatal("the address was refused after releasing a body")
+			}
+			if _, ok := s.HoldBody(body("192.0.2.1"), limit); ok {
+				t.Fatal("a release given twice made room twice")
+			}
+			again()
+
+			// A body past the share waits for the address to release one.
+			fill, ok := s.HoldBody(body("192.0.2.1"), limit)
+			if !ok {
+				t.Fatal("the address was refused with room in its share")
+			}
+			s.decodeWait = time.Minute
+			waited := make(chan bool)
+			go func() {
+				release, ok := s.HoldBody(body("192.0.2.1"), limit)
+				if ok {
+					release()
+				}
+				waited <- ok
+			}()
+			for waiting, giveUp := false, time.Now().Add(10*time.Second); !waiting; {
+				if time.Now().After(giveUp) {
+					t.Fatal("the body past the share never waited")
+				}
+				s.uploads.byAddress.mu.Lock()
+				a := s.uploads.byAddress.by["192.0.2.1"]
+				waiting = a != nil && a.users == tc.admit+1
+				s.uploads.byAddress.mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+			fill()
+			if !<-waited {
+				t.Fatal("a waiting body was refused after the address released one")
+			}
+			for _, release := range held[1:] {
+				release()
+			}
+			if n := len(s.uploads.byAddress.by); n != 0 {
+				t.Errorf("%d addresses still counted after every release", n)
+			}
+		})
+	}
 }
