@@ -302,10 +302,11 @@ func (m *Manager) inTx(ctx context.Context, fn func(ctx context.Context) (bool, 
 	// fail serialization on PostgreSQL); the loser's transaction is rolled
 	// back whole, so it is simply run again and then sees the winner's
 	// write.
-	ok, err := m.inTxOnce(ctx, fn)
-	for attempt := 1; attempt < 4 && errors.Is(err, storage.ErrRetryable); attempt++ {
+	var ok bool
+	err := storage.Retry(ctx, 4, func() (err error) {
 		ok, err = m.inTxOnce(ctx, fn)
-	}
+		return err
+	})
 	return ok, err
 }
 

@@ -348,7 +348,7 @@ func (o *Outbox) deliver(ctx context.Context, m *storage.OutboxMessage, attempt 
 // one-time code that nobody needs any more. It does not check the lease: the
 // message was sent, whoever holds it now.
 func (o *Outbox) markSent(ctx context.Context, log *slog.Logger, id int64, now time.Time) {
-	recorded, err := settle(func() (bool, error) { return o.db.MarkOutboxMessageSent(ctx, id, now) })
+	recorded, err := settle(ctx, func() (bool, error) { return o.db.MarkOutboxMessageSent(ctx, id, now) })
 	switch {
 	case err != nil:
 		// The lease will expire and the message go out again: at least
@@ -366,7 +366,7 @@ func (o *Outbox) markSent(ctx context.Context, log *slog.Logger, id int64, now t
 // worker's claim is still the latest (attempts unchanged); otherwise another
 // worker has taken the message over and its outcome stands.
 func (o *Outbox) markRetry(ctx context.Context, log *slog.Logger, id int64, attempt int, next time.Time, cause error) {
-	ok, err := settle(func() (bool, error) {
+	ok, err := settle(ctx, func() (bool, error) {
 		return o.db.RetryOutboxMessage(ctx, id, o.opts.Owner, attempt, next, truncate(cause.Error(), maxErrorLen))
 	})
 	o.logSettle(ctx, log, ok, err)
@@ -376,7 +376,7 @@ func (o *Outbox) markRetry(ctx context.Context, log *slog.Logger, id int64, atte
 // markFailed gives up on a message, if this worker's claim is still the
 // latest.
 func (o *Outbox) markFailed(ctx context.Context, log *slog.Logger, id int64, attempt int, now time.Time, cause error) {
-	ok, err := settle(func() (bool, error) {
+	ok, err := settle(ctx, func() (bool, error) {
 		return o.db.FailOutboxMessage(ctx, id, o.opts.Owner, attempt, now, truncate(cause.Error(), maxErrorLen))
 	})
 	o.logSettle(ctx, log, ok, err)
@@ -390,14 +390,14 @@ const settleAttempts = 4
 // deadlock's victim. On MySQL another worker's claim of the same row can
 // lock the (state, next_attempt_at) index entry before the row while the
 // settle holds the row and needs that entry, which its new state or time
-// moves. The victim's statement is rolled back whole, so running it again is
-// safe; a settle given up on leaves the message to its lease, and a sent
+// moves. A settle given up on leaves the message to its lease, and a sent
 // message would then go out twice.
-func settle(update func() (bool, error)) (bool, error) {
-	ok, err := update()
-	for attempt := 1; attempt < settleAttempts && errors.Is(err, storage.ErrRetryable); attempt++ {
+func settle(ctx context.Context, update func() (bool, error)) (bool, error) {
+	var ok bool
+	err := storage.Retry(ctx, settleAttempts, func() (err error) {
 		ok, err = update()
-	}
+		return err
+	})
 	return ok, err
 }
 

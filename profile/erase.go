@@ -58,10 +58,9 @@ const eraseAttempts = 3
 func (s *Server) Erase(ctx context.Context, userID int64) error {
 	var pictureKey string
 	var erased bool
-	var err error
-	for range eraseAttempts {
+	err := storage.Retry(ctx, eraseAttempts, func() error {
 		pictureKey, erased = "", false
-		err = s.transactions.InTx(ctx, func(ctx context.Context) error {
+		return s.transactions.InTx(ctx, func(ctx context.Context) error {
 			u, err := s.accounts.Erase(ctx, userID)
 			if errors.Is(err, account.ErrNotFound) {
 				return nil
@@ -80,10 +79,7 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 			erased = true
 			return nil
 		})
-		if err == nil || !errors.Is(err, storage.ErrRetryable) || ctx.Err() != nil {
-			break
-		}
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("profile: erase account: %w", err)
 	}

@@ -65,6 +65,20 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return wrap(database.InTx(ctx, s.db, fn))
 }
 
+// Retry runs fn, and again while it fails with ErrRetryable, at most
+// attempts times in all and not once ctx has ended; it returns fn's last
+// error. It is for a write that lost a race to another transaction (a
+// MySQL deadlock, a PostgreSQL serialization failure, a busy SQLite): the
+// database rolled it back whole, so running it again is safe and then sees
+// the winner's write.
+func Retry(ctx context.Context, attempts int, fn func() error) error {
+	err := fn()
+	for attempt := 1; attempt < attempts && errors.Is(err, ErrRetryable) && ctx.Err() == nil; attempt++ {
+		err = fn()
+	}
+	return err
+}
+
 // wrap translates a driver or ent error into the storage errors, keeping
 // the original in the chain for logs. Errors already translated, and nil,
 // pass through.
