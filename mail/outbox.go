@@ -280,9 +280,16 @@ func (o *Outbox) deliverDue(ctx context.Context) (sent int, full bool, err error
 // still pending, due, unleased or lease expired), so of several workers
 // claiming the same row exactly one sees an affected row. It reports the
 // attempt number the claim gave the message.
+//
+// The claim runs to its end even when ctx ends meanwhile (shutdown), as the
+// send and its record do: the database may commit the update while the
+// driver reports only the cancellation, and the message would then stay
+// leased for a Lease with nothing sent. The caller checks ctx before it.
 func (o *Outbox) claim(ctx context.Context, m *storage.OutboxMessage) (attempt int, ok bool, err error) {
 	now := o.now()
-	claimed, err := o.db.ClaimOutboxMessage(ctx, m.ID, m.Attempts, o.opts.Owner, now, now.Add(o.opts.Lease).Truncate(time.Microsecond))
+	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleWithin)
+	defer cancel()
+	claimed, err := o.db.ClaimOutboxMessage(claimCtx, m.ID, m.Attempts, o.opts.Owner, now, now.Add(o.opts.Lease).Truncate(time.Microsecond))
 	switch {
 	case errors.Is(err, storage.ErrRetryable):
 		// Lost a lock race with another worker: leave the message to it

@@ -480,6 +480,50 @@ func TestSettleRetriesDeadlockVictims(t *testing.T) {
 	}
 }
 
+// shutdownDuringClaim is the outbox table whose claim commits while the
+// server shuts down: it ends the worker's context (stop) as the update
+// runs, then answers as a driver does once its context has ended, with the
+// cancellation instead of the claim's result.
+type shutdownDuringClaim struct {
+	*storage.Store
+	stop func()
+}
+
+func (s *shutdownDuringClaim) ClaimOutboxMessage(ctx context.Context, id int64, attempts int, owner string, now, leaseUntil time.Time) (bool, error) {
+	ok, err := s.Store.ClaimOutboxMessage(context.WithoutCancel(ctx), id, attempts, owner, now, leaseUntil)
+	s.stop()
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return ok, err
+}
+
+// TestShutdownDuringClaim: a shutdown that arrives while a claim runs does
+// not leave the message leased with nothing sent (a restarted server would
+// wait out the lease): the claimed message is sent and recorded.
+func TestShutdownDuringClaim(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		sg := newFakeSendGrid(t, always(http.StatusAccepted))
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		o := NewOutbox(&shutdownDuringClaim{Store: storage.New(db), stop: stop}, sendGridSender(sg), Options{Now: c.Now, Logger: discardLogger()})
+		if err := o.Enqueue(context.Background(), testMessage(1)); err != nil {
+			t.Fatal(err)
+		}
+		if sent, err := o.DeliverDue(ctx); sent != 1 || err != nil {
+			t.Fatalf("DeliverDue = %d, %v; want the claimed message sent", sent, err)
+		}
+		row := onlyMessage(t, storage.New(db))
+		if row.State != storage.OutboxSent || row.LeaseOwner != "" {
+			t.Errorf("state %s, lease owner %q; want sent, not leased", row.State, row.LeaseOwner)
+		}
+		if reqs := sg.Requests(); reqs != 1 {
+			t.Errorf("server got %d requests, want 1", reqs)
+		}
+	})
+}
+
 // TestConcurrentWorkers runs two Outboxes, each on its own connection pool
 // (two processes), delivering 50 messages from several goroutines at once.
 // Every message must reach the server exactly once.
