@@ -5,6 +5,8 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -58,6 +60,12 @@ type lease struct {
 // maxLeases bounds the local state; past it, it is dropped and rebuilt.
 const maxLeases = 100_000
 
+// maxKey is the longest key kept as it is. Keys come from clients (an
+// unknown login, an address header), so a longer one is replaced by its
+// hash: each lease and window row then costs a bounded size, and two long
+// keys that share a prefix still count apart.
+const maxKey = 128
+
 // New returns a Limiter on db. now may be nil (time.Now).
 func New(db Storage, log *slog.Logger, now func() time.Time) *Limiter {
 	if now == nil {
@@ -94,6 +102,10 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.
 	now := l.now().UTC()
 	start := now.Truncate(rule.Window)
 	end := start.Add(rule.Window)
+	if len(key) > maxKey {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	name := rule.Name + "|" + key
 	ls := l.lease(name)
 	ls.mu.Lock()
@@ -110,9 +122,6 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, key string) (bool, time.
 	}
 	batch := max(1, rule.Limit/10)
 	id := name + "|" + strconv.FormatInt(start.Unix(), 10)
-	if len(id) > 300 {
-		id = id[:300]
-	}
 	n, err := l.db.AddToRateLimitWindow(ctx, id, batch, end.Add(rule.Window))
 	if err != nil {
 		return true, 0, fmt.Errorf("ratelimit: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,6 +52,39 @@ func TestLimiterTripsAndRecovers(t *testing.T) {
 		for range 10 {
 			if ok, _, _ := l.Allow(ctx, Rule{Name: "off", Window: time.Minute}, "x"); !ok {
 				t.Fatal("a disabled rule refused")
+			}
+		}
+	})
+}
+
+// TestLimiterLongKeys has keys longer than any row id: two that differ only
+// at their end count apart, each starts afresh in its next window, and what
+// the limiter keeps of them is bounded whatever their length.
+func TestLimiterLongKeys(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := fake.NewClock(time.Date(2026, 5, 1, 12, 0, 10, 0, time.UTC))
+		l := New(storage.New(db), nil, c.Now)
+		rule := Rule{Name: "forgot-mail", Limit: 1, Window: time.Minute}
+		long := strings.Repeat("a", 60_000)
+		keys := []string{"login:" + long + "1", "login:" + long + "2"}
+		for _, k := range keys {
+			if ok, _, err := l.Allow(ctx, rule, k); !ok || err != nil {
+				t.Fatalf("first request of key ending %q refused: %v", k[len(k)-1:], err)
+			}
+			if ok, _, _ := l.Allow(ctx, rule, k); ok {
+				t.Errorf("second request of key ending %q allowed past a limit of 1", k[len(k)-1:])
+			}
+		}
+		c.Advance(time.Minute)
+		if ok, _, err := l.Allow(ctx, rule, keys[0]); !ok || err != nil {
+			t.Errorf("a long key is still refused in the next window: %v", err)
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for name := range l.leases {
+			if len(name) > len(rule.Name)+1+maxKey {
+				t.Errorf("the limiter keeps a key of %d bytes, want at most %d", len(name), len(rule.Name)+1+maxKey)
 			}
 		}
 	})
