@@ -189,6 +189,30 @@ func TestConfirmEmail(t *testing.T) {
 				t.Fatalf("the code after five malformed tries: %v", err)
 			}
 		})
+		t.Run("a new password ends the change", func(t *testing.T) {
+			u := newUser()
+			code := change(u.ID, "taker@example.com")
+			verify, err := s.IssueCode(ctx, u.ID, PurposeVerify)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetPassword(ctx, u.ID, u.PasswordHash); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PendingEmail(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("a change is pending after a new password: %v", err)
+			}
+			if _, err := s.ConfirmEmail(ctx, u.ID, code); !errors.Is(err, ErrBadCode) {
+				t.Fatalf("the change code after a new password: %v, want ErrBadCode", err)
+			}
+			if e, _ := email(u.ID); e != u.Email {
+				t.Fatalf("the account moved to %s", e)
+			}
+			// The verification code is the present address's: it stays.
+			if changed, err := s.ConfirmEmail(ctx, u.ID, verify); err != nil || changed {
+				t.Fatalf("the verification code after a new password: changed %v, %v", changed, err)
+			}
+		})
 		t.Run("24 hours", func(t *testing.T) {
 			u := newUser()
 			code := change(u.ID, "late@example.com")

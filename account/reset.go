@@ -206,7 +206,11 @@ func (s *Service) MarkEmailVerified(ctx context.Context, userID int64) error {
 // SetPassword stores a new password hash and marks the change, so that
 // tokens issued before it stop working at this service; it also lifts
 // every lock-out of the account, on every address, since whoever reset the
-// password proved control of the email.
+// password proved control of the email, and drops an email change under
+// way: a new password is how an owner takes the account back, and the
+// change's notice tells them so, so a change started by whoever had the
+// account before must not outlive it (a passkey of theirs would still
+// sign them in to confirm it).
 func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) error {
 	now := s.opts.Now()
 	err := s.store.SetPassword(ctx, userID, hash, now)
@@ -214,6 +218,9 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, hash string) er
 		return ErrNotFound
 	} else if err != nil {
 		return fmt.Errorf("account: set password: %w", err)
+	}
+	if err := s.store.DeleteCodes(ctx, userID, storage.CodeEmailChange); err != nil {
+		return fmt.Errorf("account: drop email change: %w", err)
 	}
 	return s.clearUserThrottles(ctx, userID)
 }

@@ -191,10 +191,10 @@ func (s *Server) emailChangeCodeMail(to, code string) mail.Message {
 func (s *Server) emailChangeNotice(u *storage.User) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nsomeone signed in to the account of this email address at %s asked to change its address. "+
 		"The change happens only if the code mailed to the new address is used.\n\n"+
-		"If this was not you, reset your password at once: that signs everyone out, and the code works only for someone signed in.\n", s.cfg.Issuer)
+		"If this was not you, reset your password at once: that signs everyone out and cancels the change.\n", s.cfg.Issuer)
 	body := fmt.Sprintf("<p>Hello,</p><p>someone signed in to the account of this email address at %s asked to change its address. "+
 		"The change happens only if the code mailed to the new address is used.</p>"+
-		"<p>If this was not you, reset your password at once: that signs everyone out, and the code works only for someone signed in.</p>",
+		"<p>If this was not you, reset your password at once: that signs everyone out and cancels the change.</p>",
 		html.EscapeString(s.cfg.Issuer))
 	return mail.Message{To: u.Email, Subject: "A change of your email address was requested", Text: text, HTML: body}
 }
