@@ -520,9 +520,26 @@ func TestSignInErrors(t *testing.T) {
 					t.Errorf("%s: %d %s", tc.name, res.status, res.body)
 				}
 			}
+			// A confidential client's code with a challenge stays bound to
+			// it: sent again after a failed verifier, it is checked again
+			// (fosite drops a challenge it has read, and lets a
+			// confidential client without one through).
+			page := b.get(authorizePath("rp", webCB, p, nil))
+			if page.url.Path == "/consent" {
+				page = b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}})
+			}
+			rpCode := s.callback(t, page, webCB).Get("code")
+			for i, verifier := range []string{"", "", newPKCE().verifier, ""} {
+				if res := s.redeem("rp", s.rpSecret, rpCode, webCB, verifier); res.status != http.StatusBadRequest || res.json(t)["error"] != "invalid_grant" {
+					t.Errorf("confidential client, try %d with verifier %q: %d %s", i+1, verifier, res.status, res.body)
+				}
+			}
+			if res := s.redeem("rp", s.rpSecret, rpCode, webCB, p.verifier); res.status != http.StatusOK {
+				t.Errorf("confidential client, the right verifier after wrong ones: %d %s", res.status, res.body)
+			}
 			// A confidential client that sent no challenge cannot send a
 			// verifier.
-			page := b.get(authorizePath("rp", webCB, pkce{}, url.Values{"code_challenge": {""}, "code_challenge_method": {""}}))
+			page = b.get(authorizePath("rp", webCB, pkce{}, url.Values{"code_challenge": {""}, "code_challenge_method": {""}}))
 			if page.url.Path == "/consent" {
 				page = b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}})
 			}

@@ -75,7 +75,8 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	if !ok {
 		return ErrCodeUsed
 	}
-	return nil
+	// The code's challenge has served (DeletePKCERequestSession).
+	return MapError(s.db.DeletePKCERequest(ctx, RowID(signature)))
 }
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage; signature
@@ -98,8 +99,11 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	return s.decodeRequest(ctx, data, session)
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage. Deleting
-// a row that is gone is not an error: the challenge is spent either way.
-func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return MapError(s.db.DeletePKCERequest(ctx, RowID(signature)))
-}
+// DeletePKCERequestSession implements pkce.PKCERequestStorage by keeping
+// the challenge. fosite calls it before it compares the verifier, and a
+// failed comparison leaves the code active: were the challenge gone, the
+// same code sent again without a verifier would find none, and fosite lets
+// a confidential client without a challenge through. The challenge goes
+// with its code instead: when the code is used
+// (InvalidateAuthorizeCodeSession), or by the sweep at the code's expiry.
+func (s *Store) DeletePKCERequestSession(context.Context, string) error { return nil }

@@ -184,7 +184,7 @@ func TestConcurrentRedemption(t *testing.T) {
 }
 
 // TestPKCERequest: the challenge reads back by the code's signature, and
-// is gone once deleted; deleting again is not an error.
+// stays until its code is used.
 func TestPKCERequest(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
@@ -205,13 +205,24 @@ func TestPKCERequest(t *testing.T) {
 		if _, err := s.GetPKCERequestSession(ctx, "other", new(token.Session)); !errors.Is(err, fosite.ErrNotFound) {
 			t.Errorf("unknown: %v, want ErrNotFound", err)
 		}
-		for i := range 2 {
-			if err := s.DeletePKCERequestSession(ctx, "code-sig"); err != nil {
-				t.Fatalf("delete %d: %v", i, err)
-			}
+		// fosite deletes the challenge before it compares the verifier:
+		// the challenge stays, so that the code sent again is checked
+		// against it again.
+		if err := s.DeletePKCERequestSession(ctx, "code-sig"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetPKCERequestSession(ctx, "code-sig", new(token.Session)); err != nil {
+			t.Errorf("after fosite's delete: %v, want the challenge", err)
+		}
+		// It goes with its code.
+		if err := s.CreateAuthorizeCodeSession(ctx, "code-sig", req); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InvalidateAuthorizeCodeSession(ctx, "code-sig"); err != nil {
+			t.Fatal(err)
 		}
 		if _, err := s.GetPKCERequestSession(ctx, "code-sig", new(token.Session)); !errors.Is(err, fosite.ErrNotFound) {
-			t.Errorf("after delete: %v, want ErrNotFound", err)
+			t.Errorf("after the code was used: %v, want ErrNotFound", err)
 		}
 	})
 }
@@ -238,9 +249,10 @@ func TestDeleteExpiredCodes(t *testing.T) {
 		if err := s.InvalidateAuthorizeCodeSession(ctx, "old-used"); err != nil {
 			t.Fatal(err)
 		}
+		// Two codes and one challenge: the used code's went with its use.
 		n, err := s.DeleteExpired(ctx, now)
-		if err != nil || n != 4 {
-			t.Fatalf("DeleteExpired = %d, %v; want 4", n, err)
+		if err != nil || n != 3 {
+			t.Fatalf("DeleteExpired = %d, %v; want 3", n, err)
 		}
 		tests := []struct {
 			sig  string
