@@ -188,6 +188,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if s.parseForm(w, r) {
 		return
 	}
+	// fosite answers a request without a token 200, as if one had been
+	// revoked; RFC 7009 §2.1 makes it required.
+	if r.PostForm.Get("token") == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The token parameter is required.")
+		return
+	}
 	err := s.provider.NewRevocationRequest(r.Context(), r)
 	if err == nil {
 		w.Header().Set("Cache-Control", "no-store")

@@ -366,6 +366,13 @@ func TestRevocationAndIntrospection(t *testing.T) {
 		if r := revoke("unknown-token"); r.status != 200 {
 			t.Errorf("unknown token revocation: %d", r.status)
 		}
+		// token is REQUIRED (RFC 7009 §2.1): without it nothing is
+		// revoked, and a 200 would say otherwise.
+		for name, form := range map[string]url.Values{"no token": {"client_id": {"mobile"}}, "empty token": {"client_id": {"mobile"}, "token": {""}}} {
+			if r := s.postForm("/oauth2/revoke", form, "", ""); r.status != 400 || r.json(t)["error"] != "invalid_request" {
+				t.Errorf("revocation with %s: %d %s", name, r.status, r.body)
+			}
+		}
 		// Another client cannot revoke the mobile client's tokens.
 		login3, _ := conf.PasswordCredentialsToken(ctx, "grace", testPassword)
 		if r := s.postForm("/oauth2/revoke", url.Values{"token": {login3.RefreshToken}}, "resource-server", rsSecret); r.status != 400 || r.json(t)["error"] != "unauthorized_client" {
