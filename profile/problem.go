@@ -38,6 +38,17 @@ func validationProblem(errs []FieldError) Problem {
 	return p
 }
 
+// Unrouted answers a request under /v1 that no route takes: status is 404
+// (no such path) or 405 (the path takes other methods, which the caller
+// has named in Allow).
+func Unrouted(w http.ResponseWriter, status int) {
+	if status == http.StatusMethodNotAllowed {
+		writeProblem(w, problem(status, "method-not-allowed", "Method not allowed", "This path does not take that method; see Allow."))
+		return
+	}
+	writeProblem(w, problem(http.StatusNotFound, "not-found", "Not found", "There is nothing at this path."))
+}
+
 func writeProblem(w http.ResponseWriter, p Problem) {
 	body, _ := json.Marshal(p)
 	h := w.Header()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -457,13 +458,33 @@ func (a *app) features() []mounter {
 func (a *app) handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverer(a.log), requestID, a.clientIP.Middleware, accessLog(a.log, a.metrics), securityHeaders, hsts(a.cfg.Issuer), deadline(a.cfg.RequestTimeout))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "404 page not found", http.StatusNotFound)
-	})
+	r.NotFound(unrouted(r, http.StatusNotFound))
+	r.MethodNotAllowed(unrouted(r, http.StatusMethodNotAllowed))
 	for _, f := range a.features() {
 		f.Mount(r)
 	}
 	return r
+}
+
+// unrouted answers requests that no route takes (status 404 or 405) in
+// the error format of the surface their path is under: RFC 9457 problems
+// under /v1, plain text elsewhere. A 405 names the path's methods in Allow,
+// as chi's own answer does.
+func unrouted(routes chi.Routes, status int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if status == http.StatusMethodNotAllowed {
+			for _, m := range [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+				if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+					w.Header().Add("Allow", m)
+				}
+			}
+		}
+		if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+			profile.Unrouted(w, status)
+			return
+		}
+		http.Error(w, strconv.Itoa(status)+" "+strings.ToLower(http.StatusText(status)), status)
+	}
 }
 
 // mountPages adds the password-change redirect and the reset page it leads

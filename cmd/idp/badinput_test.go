@@ -379,3 +379,49 @@ func TestAccessTokenRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestUnroutedRequests: a path or method no route takes is answered in the
+// format of the surface it is under (problem+json under /v1, CONTRACT §3),
+// and a 405 names the methods the path takes.
+func TestUnroutedRequests(t *testing.T) {
+	s := startServer(t, databasetest.SQLiteURL(t))
+	tests := []struct {
+		method, path string
+		status       int
+		problem      bool
+		allow        []string
+	}{
+		{http.MethodGet, "/v1/nowhere", 404, true, nil},
+		{http.MethodGet, "/v1", 404, true, nil},
+		{http.MethodDelete, "/v1/sessions/", 404, true, nil},
+		{http.MethodGet, "/v1/users", 405, true, []string{"POST"}},
+		{http.MethodPut, "/v1/profile", 405, true, []string{"GET", "PATCH", "DELETE"}},
+		{http.MethodGet, "/nowhere", 404, false, nil},
+		{http.MethodGet, "/oauth2/token", 405, false, []string{"POST"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, s.URL+tc.path, nil)
+			r := s.do(req)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d", r.status, tc.status)
+			}
+			if got := r.header.Values("Allow"); strings.Join(got, ",") != strings.Join(tc.allow, ",") {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			if !tc.problem {
+				return
+			}
+			var p struct {
+				Type   string `json:"type"`
+				Status int    `json:"status"`
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("Content-Type %q, want application/problem+json", ct)
+			}
+			if err := json.Unmarshal([]byte(r.body), &p); err != nil || p.Status != tc.status || p.Type == "" {
+				t.Errorf("problem %+v (%v) from %s", p, err, r.body)
+			}
+		})
+	}
+}
