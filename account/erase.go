@@ -12,8 +12,9 @@ import (
 // the transaction ctx carries (it opens one without): its token rows,
 // browser sessions, consents, one-time codes, passkeys, the login
 // throttles and rate-limit windows keyed by the user or by its username or
-// email, and the mail queued to its address (and to the new address of an
-// email change under way); see storage.Store.EraseUser. It returns the
+// email, and the mail written for it or sent to its address (not another
+// person's mail to the address of an email change under way); see
+// storage.Store.EraseUser. It returns the
 // user as it was, so that the caller can queue the picture's deletion and
 // a notice in the same transaction; ErrNotFound when there is no such user
 // (erased already).

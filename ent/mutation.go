@@ -5031,6 +5031,8 @@ type OutboxMessageMutation struct {
 	id              *int64
 	state           *outboxmessage.State
 	recipient       *string
+	user_id         *int64
+	adduser_id      *int64
 	subject         *string
 	text            *string
 	html            *string
@@ -5223,6 +5225,76 @@ func (m *OutboxMessageMutation) OldRecipient(ctx context.Context) (v string, err
 // ResetRecipient resets all changes to the "recipient" field.
 func (m *OutboxMessageMutation) ResetRecipient() {
 	m.recipient = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *OutboxMessageMutation) SetUserID(i int64) {
+	m.user_id = &i
+	m.adduser_id = nil
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *OutboxMessageMutation) UserID() (r int64, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the OutboxMessage entity.
+// If the OutboxMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMessageMutation) OldUserID(ctx context.Context) (v *int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// AddUserID adds i to the "user_id" field.
+func (m *OutboxMessageMutation) AddUserID(i int64) {
+	if m.adduser_id != nil {
+		*m.adduser_id += i
+	} else {
+		m.adduser_id = &i
+	}
+}
+
+// AddedUserID returns the value that was added to the "user_id" field in this mutation.
+func (m *OutboxMessageMutation) AddedUserID() (r int64, exists bool) {
+	v := m.adduser_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearUserID clears the value of the "user_id" field.
+func (m *OutboxMessageMutation) ClearUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+	m.clearedFields[outboxmessage.FieldUserID] = struct{}{}
+}
+
+// UserIDCleared returns if the "user_id" field was cleared in this mutation.
+func (m *OutboxMessageMutation) UserIDCleared() bool {
+	_, ok := m.clearedFields[outboxmessage.FieldUserID]
+	return ok
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *OutboxMessageMutation) ResetUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+	delete(m.clearedFields, outboxmessage.FieldUserID)
 }
 
 // SetSubject sets the "subject" field.
@@ -5740,12 +5812,15 @@ func (m *OutboxMessageMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OutboxMessageMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 14)
 	if m.state != nil {
 		fields = append(fields, outboxmessage.FieldState)
 	}
 	if m.recipient != nil {
 		fields = append(fields, outboxmessage.FieldRecipient)
+	}
+	if m.user_id != nil {
+		fields = append(fields, outboxmessage.FieldUserID)
 	}
 	if m.subject != nil {
 		fields = append(fields, outboxmessage.FieldSubject)
@@ -5792,6 +5867,8 @@ func (m *OutboxMessageMutation) Field(name string) (ent.Value, bool) {
 		return m.State()
 	case outboxmessage.FieldRecipient:
 		return m.Recipient()
+	case outboxmessage.FieldUserID:
+		return m.UserID()
 	case outboxmessage.FieldSubject:
 		return m.Subject()
 	case outboxmessage.FieldText:
@@ -5827,6 +5904,8 @@ func (m *OutboxMessageMutation) OldField(ctx context.Context, name string) (ent.
 		return m.OldState(ctx)
 	case outboxmessage.FieldRecipient:
 		return m.OldRecipient(ctx)
+	case outboxmessage.FieldUserID:
+		return m.OldUserID(ctx)
 	case outboxmessage.FieldSubject:
 		return m.OldSubject(ctx)
 	case outboxmessage.FieldText:
@@ -5871,6 +5950,13 @@ func (m *OutboxMessageMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetRecipient(v)
+		return nil
+	case outboxmessage.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
 		return nil
 	case outboxmessage.FieldSubject:
 		v, ok := value.(string)
@@ -5957,6 +6043,9 @@ func (m *OutboxMessageMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *OutboxMessageMutation) AddedFields() []string {
 	var fields []string
+	if m.adduser_id != nil {
+		fields = append(fields, outboxmessage.FieldUserID)
+	}
 	if m.addattempts != nil {
 		fields = append(fields, outboxmessage.FieldAttempts)
 	}
@@ -5968,6 +6057,8 @@ func (m *OutboxMessageMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *OutboxMessageMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case outboxmessage.FieldUserID:
+		return m.AddedUserID()
 	case outboxmessage.FieldAttempts:
 		return m.AddedAttempts()
 	}
@@ -5979,6 +6070,13 @@ func (m *OutboxMessageMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *OutboxMessageMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case outboxmessage.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUserID(v)
+		return nil
 	case outboxmessage.FieldAttempts:
 		v, ok := value.(int)
 		if !ok {
@@ -5994,6 +6092,9 @@ func (m *OutboxMessageMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *OutboxMessageMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(outboxmessage.FieldUserID) {
+		fields = append(fields, outboxmessage.FieldUserID)
+	}
 	if m.FieldCleared(outboxmessage.FieldLeaseOwner) {
 		fields = append(fields, outboxmessage.FieldLeaseOwner)
 	}
@@ -6023,6 +6124,9 @@ func (m *OutboxMessageMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *OutboxMessageMutation) ClearField(name string) error {
 	switch name {
+	case outboxmessage.FieldUserID:
+		m.ClearUserID()
+		return nil
 	case outboxmessage.FieldLeaseOwner:
 		m.ClearLeaseOwner()
 		return nil
@@ -6051,6 +6155,9 @@ func (m *OutboxMessageMutation) ResetField(name string) error {
 		return nil
 	case outboxmessage.FieldRecipient:
 		m.ResetRecipient()
+		return nil
+	case outboxmessage.FieldUserID:
+		m.ResetUserID()
 		return nil
 	case outboxmessage.FieldSubject:
 		m.ResetSubject()

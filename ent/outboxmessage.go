@@ -21,6 +21,8 @@ type OutboxMessage struct {
 	State outboxmessage.State `json:"state,omitempty"`
 	// Recipient holds the value of the "recipient" field.
 	Recipient string `json:"recipient,omitempty"`
+	// the account the message was written for, so that its erasure takes the message; empty for none (the notice of an erasure)
+	UserID *int64 `json:"user_id,omitempty"`
 	// Subject holds the value of the "subject" field.
 	Subject string `json:"-"`
 	// Text holds the value of the "text" field.
@@ -51,7 +53,7 @@ func (*OutboxMessage) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case outboxmessage.FieldID, outboxmessage.FieldAttempts:
+		case outboxmessage.FieldID, outboxmessage.FieldUserID, outboxmessage.FieldAttempts:
 			values[i] = new(sql.NullInt64)
 		case outboxmessage.FieldState, outboxmessage.FieldRecipient, outboxmessage.FieldSubject, outboxmessage.FieldText, outboxmessage.FieldHTML, outboxmessage.FieldLeaseOwner, outboxmessage.FieldLastError:
 			values[i] = new(sql.NullString)
@@ -89,6 +91,13 @@ func (_m *OutboxMessage) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field recipient", values[i])
 			} else if value.Valid {
 				_m.Recipient = value.String
+			}
+		case outboxmessage.FieldUserID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field user_id", values[i])
+			} else if value.Valid {
+				_m.UserID = new(int64)
+				*_m.UserID = value.Int64
 			}
 		case outboxmessage.FieldSubject:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -202,6 +211,11 @@ func (_m *OutboxMessage) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("recipient=")
 	builder.WriteString(_m.Recipient)
+	builder.WriteString(", ")
+	if v := _m.UserID; v != nil {
+		builder.WriteString("user_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("subject=<sensitive>")
 	builder.WriteString(", ")

@@ -42,6 +42,20 @@ func (_c *OutboxMessageCreate) SetRecipient(v string) *OutboxMessageCreate {
 	return _c
 }
 
+// SetUserID sets the "user_id" field.
+func (_c *OutboxMessageCreate) SetUserID(v int64) *OutboxMessageCreate {
+	_c.mutation.SetUserID(v)
+	return _c
+}
+
+// SetNillableUserID sets the "user_id" field if the given value is not nil.
+func (_c *OutboxMessageCreate) SetNillableUserID(v *int64) *OutboxMessageCreate {
+	if v != nil {
+		_c.SetUserID(*v)
+	}
+	return _c
+}
+
 // SetSubject sets the "subject" field.
 func (_c *OutboxMessageCreate) SetSubject(v string) *OutboxMessageCreate {
 	_c.mutation.SetSubject(v)
@@ -308,6 +322,10 @@ func (_c *OutboxMessageCreate) createSpec() (*OutboxMessage, *sqlgraph.CreateSpe
 	if value, ok := _c.mutation.Recipient(); ok {
 		_spec.SetField(outboxmessage.FieldRecipient, field.TypeString, value)
 		_node.Recipient = value
+	}
+	if value, ok := _c.mutation.UserID(); ok {
+		_spec.SetField(outboxmessage.FieldUserID, field.TypeInt64, value)
+		_node.UserID = &value
 	}
 	if value, ok := _c.mutation.Subject(); ok {
 		_spec.SetField(outboxmessage.FieldSubject, field.TypeString, value)
@@ -592,6 +610,9 @@ func (u *OutboxMessageUpsertOne) UpdateNewValues() *OutboxMessageUpsertOne {
 		}
 		if _, exists := u.create.mutation.Recipient(); exists {
 			s.SetIgnore(outboxmessage.FieldRecipient)
+		}
+		if _, exists := u.create.mutation.UserID(); exists {
+			s.SetIgnore(outboxmessage.FieldUserID)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(outboxmessage.FieldCreatedAt)
@@ -1007,6 +1028,9 @@ func (u *OutboxMessageUpsertBulk) UpdateNewValues() *OutboxMessageUpsertBulk {
 			}
 			if _, exists := b.mutation.Recipient(); exists {
 				s.SetIgnore(outboxmessage.FieldRecipient)
+			}
+			if _, exists := b.mutation.UserID(); exists {
+				s.SetIgnore(outboxmessage.FieldUserID)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(outboxmessage.FieldCreatedAt)

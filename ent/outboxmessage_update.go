@@ -303,6 +303,9 @@ func (_u *OutboxMessageUpdate) sqlSave(ctx context.Context) (_node int, err erro
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(outboxmessage.FieldState, field.TypeEnum, value)
 	}
+	if _u.mutation.UserIDCleared() {
+		_spec.ClearField(outboxmessage.FieldUserID, field.TypeInt64)
+	}
 	if value, ok := _u.mutation.Subject(); ok {
 		_spec.SetField(outboxmessage.FieldSubject, field.TypeString, value)
 	}
@@ -676,6 +679,9 @@ func (_u *OutboxMessageUpdateOne) sqlSave(ctx context.Context) (_node *OutboxMes
 	}
 	if value, ok := _u.mutation.State(); ok {
 		_spec.SetField(outboxmessage.FieldState, field.TypeEnum, value)
+	}
+	if _u.mutation.UserIDCleared() {
+		_spec.ClearField(outboxmessage.FieldUserID, field.TypeInt64)
 	}
 	if value, ok := _u.mutation.Subject(); ok {
 		_spec.SetField(outboxmessage.FieldSubject, field.TypeString, value)

@@ -312,21 +312,21 @@ func init() {
 		}
 	}()
 	// outboxmessageDescSubject is the schema descriptor for subject field.
-	outboxmessageDescSubject := outboxmessageFields[3].Descriptor()
+	outboxmessageDescSubject := outboxmessageFields[4].Descriptor()
 	// outboxmessage.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
 	outboxmessage.SubjectValidator = outboxmessageDescSubject.Validators[0].(func(string) error)
 	// outboxmessageDescAttempts is the schema descriptor for attempts field.
-	outboxmessageDescAttempts := outboxmessageFields[7].Descriptor()
+	outboxmessageDescAttempts := outboxmessageFields[8].Descriptor()
 	// outboxmessage.DefaultAttempts holds the default value on creation for the attempts field.
 	outboxmessage.DefaultAttempts = outboxmessageDescAttempts.Default.(int)
 	// outboxmessage.AttemptsValidator is a validator for the "attempts" field. It is called by the builders before save.
 	outboxmessage.AttemptsValidator = outboxmessageDescAttempts.Validators[0].(func(int) error)
 	// outboxmessageDescLeaseOwner is the schema descriptor for lease_owner field.
-	outboxmessageDescLeaseOwner := outboxmessageFields[9].Descriptor()
+	outboxmessageDescLeaseOwner := outboxmessageFields[10].Descriptor()
 	// outboxmessage.LeaseOwnerValidator is a validator for the "lease_owner" field. It is called by the builders before save.
 	outboxmessage.LeaseOwnerValidator = outboxmessageDescLeaseOwner.Validators[0].(func(string) error)
 	// outboxmessageDescLastError is the schema descriptor for last_error field.
-	outboxmessageDescLastError := outboxmessageFields[13].Descriptor()
+	outboxmessageDescLastError := outboxmessageFields[14].Descriptor()
 	// outboxmessage.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	outboxmessage.LastErrorValidator = outboxmessageDescLastError.Validators[0].(func(string) error)
 	// outboxmessageDescID is the schema descriptor for id field.

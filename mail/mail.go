@@ -25,6 +25,10 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
+	// UserID is the account the message was written for (0: none). It is
+	// not sent: the outbox keeps it so that erasing the account takes its
+	// messages, whatever address they went to.
+	UserID int64
 }
 
 // Sender hands a message to whatever delivers it. A Sender returns nil only

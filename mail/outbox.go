@@ -174,6 +174,7 @@ func (o *Outbox) Enqueue(ctx context.Context, m Message) error {
 	// poll interval.
 	id, err := o.db.CreateOutboxMessage(ctx, &storage.OutboxMessage{
 		Recipient:     m.To,
+		UserID:        m.UserID,
 		Subject:       m.Subject,
 		Text:          m.Text,
 		HTML:          m.HTML,

@@ -85,11 +85,12 @@ func TestEnqueueStoresMessage(t *testing.T) {
 		c := newClock()
 		o := NewOutbox(storage.New(db), senderFunc(func(context.Context, Message) error { return nil }), Options{Now: c.Now, Logger: discardLogger()})
 		m := testMessage(1)
+		m.UserID = 7
 		if err := o.Enqueue(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 		row := onlyMessage(t, storage.New(db))
-		if row.Recipient != m.To || row.Subject != m.Subject || row.Text != m.Text || row.HTML != m.HTML {
+		if row.Recipient != m.To || row.UserID != m.UserID || row.Subject != m.Subject || row.Text != m.Text || row.HTML != m.HTML {
 			t.Errorf("stored %+v, want %+v", row, m)
 		}
 		if row.State != storage.OutboxPending || row.Attempts != 0 || row.LeaseOwner != "" || row.SentAt != nil {

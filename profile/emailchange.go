@@ -110,7 +110,7 @@ func (s *Server) startEmailChange(ctx context.Context, u *storage.User, email st
 		if err != nil {
 			return err
 		}
-		if err := s.mailer.Enqueue(ctx, s.emailChangeCodeMail(email, code)); err != nil {
+		if err := s.mailer.Enqueue(ctx, s.emailChangeCodeMail(u, email, code)); err != nil {
 			return fmt.Errorf("queue email change code: %w", err)
 		}
 		if err := s.mailer.Enqueue(ctx, s.emailChangeNotice(u)); err != nil {
@@ -175,7 +175,7 @@ func (s *Server) changeFailed(w http.ResponseWriter, r *http.Request, what, pwFi
 
 // emailChangeCodeMail carries the code to the new address. Like every
 // security mail, it holds no text a user chose.
-func (s *Server) emailChangeCodeMail(to, code string) mail.Message {
+func (s *Server) emailChangeCodeMail(u *storage.User, to, code string) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nsomeone, hopefully you, asked to move an account at %s to this email address. To confirm that the address is yours, use this code:\n\n"+
 		"Your code: %s\n\nIt works once, for 24 hours. If you did not ask for it, ignore this mail: nothing changes without the code.\n",
 		s.cfg.Issuer, code)
@@ -183,7 +183,7 @@ func (s *Server) emailChangeCodeMail(to, code string) mail.Message {
 		"<p>Your code: <b style=\"font-size:1.4em;letter-spacing:.1em\">%s</b></p>"+
 		"<p>It works once, for 24 hours. If you did not ask for it, ignore this mail: nothing changes without the code.</p>",
 		html.EscapeString(s.cfg.Issuer), code)
-	return mail.Message{To: to, Subject: "Confirm your new email address", Text: text, HTML: body}
+	return mail.Message{To: to, Subject: "Confirm your new email address", Text: text, HTML: body, UserID: u.ID}
 }
 
 // emailChangeNotice tells the present address. It does not name the new
@@ -196,7 +196,7 @@ func (s *Server) emailChangeNotice(u *storage.User) mail.Message {
 		"The change happens only if the code mailed to the new address is used.</p>"+
 		"<p>If this was not you, reset your password at once: that signs everyone out and cancels the change.</p>",
 		html.EscapeString(s.cfg.Issuer))
-	return mail.Message{To: u.Email, Subject: "A change of your email address was requested", Text: text, HTML: body}
+	return mail.Message{To: u.Email, Subject: "A change of your email address was requested", Text: text, HTML: body, UserID: u.ID}
 }
 
 // staleToken answers a token that was valid when checked but whose user

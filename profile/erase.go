@@ -97,7 +97,8 @@ func (s *Server) Erase(ctx context.Context, userID int64) error {
 }
 
 // goodbyeMail tells the address that its account is gone. It holds no
-// text the user chose.
+// text the user chose, and names no account: it outlives the one it is
+// about.
 func (s *Server) goodbyeMail(to string) mail.Message {
 	text := fmt.Sprintf("Hello,\n\nyour account at %s has been deleted, with everything it held. "+
 		"The username and this address can be used for a new account.\n\n"+

@@ -282,7 +282,7 @@ func (s *Server) resetMail(u *storage.User, code string) mail.Message {
 		"<p>Your code: <b style=\"font-size:1.4em;letter-spacing:.1em\">%s</b></p>"+
 		"<p>It works once, for 15 minutes. If you did not ask for it, ignore this mail: your password stays as it is.</p>",
 		html.EscapeString(s.cfg.Issuer), code)
-	return mail.Message{To: u.Email, Subject: "Your password reset code", Text: text, HTML: body}
+	return mail.Message{To: u.Email, Subject: "Your password reset code", Text: text, HTML: body, UserID: u.ID}
 }
 
 func (s *Server) changedMail(u *storage.User) mail.Message {
@@ -292,5 +292,5 @@ func (s *Server) changedMail(u *storage.User) mail.Message {
 	body := fmt.Sprintf("<p>Hello,</p><p>the password of the account of this email address at %s was changed on %s, and every device signed in with the old one was signed out.</p>"+
 		"<p>If this was not you, reset your password at once and tell us.</p>",
 		html.EscapeString(s.cfg.Issuer), when)
-	return mail.Message{To: u.Email, Subject: "Your password was changed", Text: text, HTML: body}
+	return mail.Message{To: u.Email, Subject: "Your password was changed", Text: text, HTML: body, UserID: u.ID}
 }

@@ -97,5 +97,5 @@ func (s *Server) verifyMail(u *storage.User, code string) mail.Message {
 		"<p>Your code: <b style=\"font-size:1.4em;letter-spacing:.1em\">%s</b></p>"+
 		"<p>It works once, for 24 hours. If you did not create the account, ignore this mail.</p>",
 		html.EscapeString(s.cfg.Issuer), code)
-	return mail.Message{To: u.Email, Subject: "Confirm your email address", Text: text, HTML: body}
+	return mail.Message{To: u.Email, Subject: "Confirm your email address", Text: text, HTML: body, UserID: u.ID}
 }

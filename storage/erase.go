@@ -35,9 +35,8 @@ type ErasureNames struct {
 	// id is the key, and those whose id is the key, "|" and more) and of
 	// its rate-limit windows (those whose id holds "|", the key and "|").
 	Keys []string
-	// Recipients are the addresses whose queued mail goes. The new address
-	// of an email change under way is added here: its code was mailed
-	// there.
+	// Recipients are the addresses whose mail goes (the account's own),
+	// beside the messages written for the account wherever they went.
 	Recipients []string
 }
 
@@ -46,8 +45,11 @@ type ErasureNames struct {
 // (access, refresh, authorization codes and PKCE requests, by the decimal
 // subject), browser sessions, consents, one-time codes, passkeys and
 // passkey registrations, the login throttles and rate-limit windows of the
-// names' keys, and the mail queued to the names' recipients and to the new
-// address of an email change under way. names is called with the user as
+// names' keys, and the mail written for the user (the code of an email
+// change under way included) or sent to the names' recipients. Mail to
+// another address that the user did not cause stays: an account's email
+// change may name anyone's address, and erasing it must not take that
+// person's mail. names is called with the user as
 // read under the lock, before anything is deleted. It returns the user as
 // it was, so that the caller can queue the picture's deletion and a notice
 // in the same transaction; ErrNotFound when there is no such user.
@@ -82,15 +84,9 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 			// <rule>|<key>|<window start> or <rule>|<key>|<address>|<window start>
 			windows = append(windows, predicate.RateLimitWindow(func(s *entsql.Selector) { s.Where(entsql.Contains(s.C(ratelimitwindow.FieldID), "|"+k+"|")) }))
 		}
-		recipients := append([]string(nil), n.Recipients...)
-		pending, err := c.OneTimeCode.Query().
-			Where(onetimecode.UserID(userID), onetimecode.NewEmailNotNil()).
-			All(ctx)
-		if err != nil {
-			return fmt.Errorf("storage: erase: read pending email changes: %w", wrap(err))
-		}
-		for _, p := range pending {
-			recipients = append(recipients, *p.NewEmail)
+		mails := []predicate.OutboxMessage{outboxmessage.UserID(userID)}
+		if len(n.Recipients) > 0 {
+			mails = append(mails, outboxmessage.RecipientIn(n.Recipients...))
 		}
 		steps := []struct {
 			what string
@@ -135,11 +131,8 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 				}
 				return c.RateLimitWindow.Delete().Where(ratelimitwindow.Or(windows...)).Exec(ctx)
 			}},
-			{"queued mail", func() (int, error) {
-				if len(recipients) == 0 {
-					return 0, nil
-				}
-				return c.OutboxMessage.Delete().Where(outboxmessage.RecipientIn(recipients...)).Exec(ctx)
+			{"mail", func() (int, error) {
+				return c.OutboxMessage.Delete().Where(outboxmessage.Or(mails...)).Exec(ctx)
 			}},
 			{"user", func() (int, error) {
 				return c.User.Delete().Where(user.ID(userID)).Exec(ctx)

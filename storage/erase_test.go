@@ -72,10 +72,12 @@ func eraseCreate(t *testing.T, s *Store, f eraseFixture) {
 	c.LoginThrottle.Create().SetID("user:" + sub + "|192.0.2.1").SetFailures(1).ExecX(ctx)
 	c.LoginThrottle.Create().SetID("login:" + f.username + "|192.0.2.1").SetFailures(1).ExecX(ctx)
 	c.RateLimitWindow.Create().SetID("forgot-mail|user:" + sub + "|192.0.2.1|1").SetCount(1).SetExpiresAt(now.Add(time.Hour)).ExecX(ctx)
-	for _, to := range []string{f.email, "new." + f.email} {
-		c.OutboxMessage.Create().SetRecipient(to).SetSubject("s").SetText("t").SetHTML("h").
-			SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
-	}
+	// Mail to the account's address, and the change's code, written for
+	// the account, to the new address.
+	c.OutboxMessage.Create().SetRecipient(f.email).SetSubject("s").SetText("t").SetHTML("h").
+		SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
+	c.OutboxMessage.Create().SetRecipient("new." + f.email).SetUserID(f.id).SetSubject("s").SetText("t").SetHTML("h").
+		SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
 }
 
 // eraseCount counts the rows of f in every table, as eraseCreate made
@@ -109,7 +111,7 @@ func eraseCount(t *testing.T, s *Store, f eraseFixture) int {
 			return c.RateLimitWindow.Query().Where(predicate.RateLimitWindow(entsql.FieldContains(ratelimitwindow.FieldID, "|user:"+sub+"|"))).Count(ctx)
 		},
 		func() (int, error) {
-			return c.OutboxMessage.Query().Where(outboxmessage.RecipientIn(f.email, "new."+f.email)).Count(ctx)
+			return c.OutboxMessage.Query().Where(outboxmessage.Or(outboxmessage.Recipient(f.email), outboxmessage.UserID(f.id))).Count(ctx)
 		},
 	} {
 		k, err := q()
@@ -135,6 +137,10 @@ func TestEraseUser(t *testing.T) {
 		if n := eraseCount(t, s, ada); n != 16 {
 			t.Fatalf("%d rows of ada before, want 16", n)
 		}
+		// The owner of the address ada's change names has mail of their
+		// own there: ada's erasure must not take it.
+		s.db.OutboxMessage.Create().SetRecipient("new." + ada.email).SetSubject("s").SetText("t").SetHTML("h").
+			SetCreatedAt(time.Now().UTC()).SetNextAttemptAt(time.Now().UTC()).ExecX(ctx)
 
 		var named *User
 		erased, err := s.EraseUser(ctx, ada.id, func(u *User) ErasureNames {
@@ -152,6 +158,9 @@ func TestEraseUser(t *testing.T) {
 		}
 		if n := eraseCount(t, s, ada); n != 0 {
 			t.Errorf("%d rows of ada left", n)
+		}
+		if n := s.db.OutboxMessage.Query().Where(outboxmessage.Recipient("new." + ada.email)).CountX(ctx); n != 1 {
+			t.Errorf("%d messages to the address of ada's change left, want the 1 its owner had", n)
 		}
 		if n := eraseCount(t, s, bob); n != 16 {
 			t.Errorf("bob has %d rows, had 16", n)

@@ -28,6 +28,7 @@ type OutboxMessage struct {
 	ID            int64
 	State         OutboxState
 	Recipient     string
+	UserID        int64 // the account it was written for; 0 for none
 	Subject       string
 	Text, HTML    string // blanked once sent
 	CreatedAt     time.Time
@@ -55,6 +56,9 @@ func outboxMessageOf(m *ent.OutboxMessage) *OutboxMessage {
 		SentAt:        m.SentAt,
 		FailedAt:      m.FailedAt,
 	}
+	if m.UserID != nil {
+		out.UserID = *m.UserID
+	}
 	if m.LeaseOwner != nil {
 		out.LeaseOwner = *m.LeaseOwner
 	}
@@ -64,20 +68,23 @@ func outboxMessageOf(m *ent.OutboxMessage) *OutboxMessage {
 	return out
 }
 
-// CreateOutboxMessage stores a pending message (its recipient, subject,
-// bodies, CreatedAt and NextAttemptAt) on the transaction ctx carries, so
+// CreateOutboxMessage stores a pending message (its recipient, user,
+// subject, bodies, CreatedAt and NextAttemptAt) on the transaction ctx carries, so
 // that it commits or rolls back with the change it reports, and returns its
 // id. committed, when not nil, is called once the message is committed: when
 // that transaction commits, or at once without one.
 func (s *Store) CreateOutboxMessage(ctx context.Context, m *OutboxMessage, committed func()) (int64, error) {
-	row, err := s.client(ctx).OutboxMessage.Create().
+	create := s.client(ctx).OutboxMessage.Create().
 		SetRecipient(m.Recipient).
 		SetSubject(m.Subject).
 		SetText(m.Text).
 		SetHTML(m.HTML).
 		SetCreatedAt(m.CreatedAt).
-		SetNextAttemptAt(m.NextAttemptAt).
-		Save(ctx)
+		SetNextAttemptAt(m.NextAttemptAt)
+	if m.UserID != 0 {
+		create.SetUserID(m.UserID)
+	}
+	row, err := create.Save(ctx)
 	if err != nil {
 		return 0, wrap(err)
 	}

@@ -197,6 +197,7 @@ var (
 		{Name: "id", Type: field.TypeInt64, Increment: true},
 		{Name: "state", Type: field.TypeEnum, Enums: []string{"pending", "sent", "failed"}, Default: "pending"},
 		{Name: "recipient", Type: field.TypeString, Size: 320},
+		{Name: "user_id", Type: field.TypeInt64, Nullable: true},
 		{Name: "subject", Type: field.TypeString, Size: 998},
 		{Name: "text", Type: field.TypeString, Size: 2147483647},
 		{Name: "html", Type: field.TypeString, Size: 2147483647},
@@ -218,12 +219,17 @@ var (
 			{
 				Name:    "outboxmessage_state_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[8]},
+				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[9]},
 			},
 			{
 				Name:    "outboxmessage_state_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[6]},
+				Columns: []*schema.Column{OutboxMessagesColumns[1], OutboxMessagesColumns[7]},
+			},
+			{
+				Name:    "outboxmessage_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{OutboxMessagesColumns[3]},
 			},
 		},
 	}

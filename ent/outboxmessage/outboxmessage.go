@@ -17,6 +17,8 @@ const (
 	FieldState = "state"
 	// FieldRecipient holds the string denoting the recipient field in the database.
 	FieldRecipient = "recipient"
+	// FieldUserID holds the string denoting the user_id field in the database.
+	FieldUserID = "user_id"
 	// FieldSubject holds the string denoting the subject field in the database.
 	FieldSubject = "subject"
 	// FieldText holds the string denoting the text field in the database.
@@ -48,6 +50,7 @@ var Columns = []string{
 	FieldID,
 	FieldState,
 	FieldRecipient,
+	FieldUserID,
 	FieldSubject,
 	FieldText,
 	FieldHTML,
@@ -131,6 +134,11 @@ func ByState(opts ...sql.OrderTermOption) OrderOption {
 // ByRecipient orders the results by the recipient field.
 func ByRecipient(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRecipient, opts...).ToFunc()
+}
+
+// ByUserID orders the results by the user_id field.
+func ByUserID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUserID, opts...).ToFunc()
 }
 
 // BySubject orders the results by the subject field.

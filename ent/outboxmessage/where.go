@@ -59,6 +59,11 @@ func Recipient(v string) predicate.OutboxMessage {
 	return predicate.OutboxMessage(sql.FieldEQ(FieldRecipient, v))
 }
 
+// UserID applies equality check predicate on the "user_id" field. It's identical to UserIDEQ.
+func UserID(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldEQ(FieldUserID, v))
+}
+
 // Subject applies equality check predicate on the "subject" field. It's identical to SubjectEQ.
 func Subject(v string) predicate.OutboxMessage {
 	return predicate.OutboxMessage(sql.FieldEQ(FieldSubject, v))
@@ -197,6 +202,56 @@ func RecipientEqualFold(v string) predicate.OutboxMessage {
 // RecipientContainsFold applies the ContainsFold predicate on the "recipient" field.
 func RecipientContainsFold(v string) predicate.OutboxMessage {
 	return predicate.OutboxMessage(sql.FieldContainsFold(FieldRecipient, v))
+}
+
+// UserIDEQ applies the EQ predicate on the "user_id" field.
+func UserIDEQ(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldEQ(FieldUserID, v))
+}
+
+// UserIDNEQ applies the NEQ predicate on the "user_id" field.
+func UserIDNEQ(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldNEQ(FieldUserID, v))
+}
+
+// UserIDIn applies the In predicate on the "user_id" field.
+func UserIDIn(vs ...int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldIn(FieldUserID, vs...))
+}
+
+// UserIDNotIn applies the NotIn predicate on the "user_id" field.
+func UserIDNotIn(vs ...int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldNotIn(FieldUserID, vs...))
+}
+
+// UserIDGT applies the GT predicate on the "user_id" field.
+func UserIDGT(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldGT(FieldUserID, v))
+}
+
+// UserIDGTE applies the GTE predicate on the "user_id" field.
+func UserIDGTE(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldGTE(FieldUserID, v))
+}
+
+// UserIDLT applies the LT predicate on the "user_id" field.
+func UserIDLT(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldLT(FieldUserID, v))
+}
+
+// UserIDLTE applies the LTE predicate on the "user_id" field.
+func UserIDLTE(v int64) predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldLTE(FieldUserID, v))
+}
+
+// UserIDIsNil applies the IsNil predicate on the "user_id" field.
+func UserIDIsNil() predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldIsNull(FieldUserID))
+}
+
+// UserIDNotNil applies the NotNil predicate on the "user_id" field.
+func UserIDNotNil() predicate.OutboxMessage {
+	return predicate.OutboxMessage(sql.FieldNotNull(FieldUserID))
 }
 
 // SubjectEQ applies the EQ predicate on the "subject" field.

@@ -28,6 +28,8 @@ func (OutboxMessage) Fields() []ent.Field {
 		field.Int64("id").Positive().Immutable(),
 		field.Enum("state").Values("pending", "sent", "failed").Default("pending"),
 		field.String("recipient").MaxLen(320).NotEmpty().Immutable(),
+		field.Int64("user_id").Optional().Nillable().Immutable().
+			Comment("the account the message was written for, so that its erasure takes the message; empty for none (the notice of an erasure)"),
 		field.String("subject").MaxLen(998).Sensitive(),
 		field.Text("text").Sensitive(),
 		field.Text("html").Sensitive(),
@@ -52,5 +54,7 @@ func (OutboxMessage) Indexes() []ent.Index {
 		// The oldest pending message (for metrics) and the clean-up of
 		// sent messages older than a week.
 		index.Fields("state", "created_at"),
+		// An erasure deletes the messages of its account.
+		index.Fields("user_id"),
 	}
 }
