@@ -44,11 +44,14 @@ func NewStore(db Storage, now func() time.Time) *Store {
 }
 
 // Covers reports whether userID has granted clientID every one of scopes
-// before; an empty list is always covered.
+// before. An empty list is covered only once the user has allowed the
+// client something (an empty request included): even a request for no
+// scope tells the client who the user is, so a client the user never
+// allowed is not covered by any.
 func (s *Store) Covers(ctx context.Context, userID int64, clientID string, scopes []string) (bool, error) {
 	row, err := s.db.ConsentOf(ctx, userID, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return len(scopes) == 0, nil
+		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("consent: read: %w", err)
@@ -66,7 +69,9 @@ func (s *Store) Covers(ctx context.Context, userID int64, clientID string, scope
 // row is created once (the unique index on user and client decides which
 // insert wins) and then changed only by a write conditional on the version
 // that was read, retried on a lost race. Run it outside a transaction: in
-// one, a retry on MySQL would read the same stale snapshot again.
+// one, a retry on MySQL would read the same stale snapshot again. A grant
+// of no scope is recorded too (a row without scopes), so that Covers
+// covers an empty request from then on.
 func (s *Store) Grant(ctx context.Context, userID int64, clientID string, scopes []string) error {
 	for range maxAttempts {
 		row, err := s.db.ConsentOf(ctx, userID, clientID)

@@ -50,21 +50,31 @@ type check struct {
 
 // TestCoversGrant: what was granted is covered, in any order and any
 // subset; grants add up; a grant to one client or by one user covers no
-// other.
+// other. An empty request is covered only once the user allowed the
+// client something: it still tells the client who the user is.
 func TestCoversGrant(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s := newStore(t, db)
 		steps := []struct {
 			name   string
-			grant  []string // granted to (7, web) before the checks
+			grant  []string // granted to (7, web) before the checks, unless nil
 			checks []check
 		}{
 			{"nothing yet", nil, []check{
 				{7, "web", []string{"openid"}, false},
+				{7, "web", nil, false},
+				{7, "web", []string{}, false},
+			}},
+			{"an empty request allowed", []string{}, []check{
 				{7, "web", nil, true},
+				{7, "web", []string{}, true},
+				{7, "web", []string{"openid"}, false},
+				{7, "other", nil, false},
+				{8, "web", nil, false},
 			}},
 			{"first grant", []string{"openid", "profile"}, []check{
+				{7, "web", nil, true},
 				{7, "web", []string{"openid"}, true},
 				{7, "web", []string{"profile", "openid"}, true},
 				{7, "web", []string{"openid", "email"}, false},

@@ -374,6 +374,15 @@ func TestConsentLogoutSignupFixedNames(t *testing.T) {
 	if h := text(one(t, doc, "h1", tag("h1"))); !strings.Contains(h, "Example") {
 		t.Errorf("heading %q lacks the client's name", h)
 	}
+	// A request for no scope still tells the client who the user is: the
+	// page says so rather than listing nothing.
+	for _, lang := range []string{"en", "de"} {
+		doc := parse(t, render(t, p, nil, http.StatusOK, lang, Consent{ClientName: "Example"}))
+		items := findAll(doc, tag("li"))
+		if len(items) != 1 || text(items[0]) == "" || text(items[0]) == "openid" {
+			t.Errorf("%s: a consent for no scope lists %d items, want the account id's line", lang, len(items))
+		}
+	}
 
 	doc = parse(t, render(t, p, nil, http.StatusOK, "", pages["logout"]))
 	one(t, doc, "logout", tag("button", "name", "decision", "value", "logout"))

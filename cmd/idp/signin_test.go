@@ -281,6 +281,47 @@ func TestSignInConfidentialClientConsent(t *testing.T) {
 	})
 }
 
+// TestSignInConsentForNoScope: a request for no scope still tells the
+// client who the user is, so a third-party client the user never allowed
+// gets the consent page, and consent_required with prompt=none, never a
+// code unasked. Once allowed, it is remembered; a first-party client never
+// asks.
+func TestSignInConsentForNoScope(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		b := newWebBrowser(t, s.testServer)
+		s.signIn(t, b, nil) // signed in through the first-party app only
+		noScope := url.Values{"code_challenge": {""}, "code_challenge_method": {""}, "scope": {""}}
+		silent := url.Values{"code_challenge": {""}, "code_challenge_method": {""}, "scope": {""}, "prompt": {"none"}}
+
+		if q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, newPKCE(), url.Values{"scope": {""}, "prompt": {"none"}})), loopbackCB); q.Get("code") == "" {
+			t.Errorf("first-party client, no scope, prompt=none: %v", q)
+		}
+		q := s.callback(t, b.get(authorizePath("rp", webCB, pkce{}, silent)), webCB)
+		if q.Get("error") != "consent_required" || q.Get("code") != "" {
+			t.Fatalf("never allowed, no scope, prompt=none: %v", q)
+		}
+		page := b.get(authorizePath("rp", webCB, pkce{}, noScope))
+		if page.url.Path != "/consent" || !strings.Contains(page.body, "know who you are") {
+			t.Fatalf("never allowed, no scope: want the consent page saying what the client learns, got %d %s", page.status, page.url)
+		}
+		if q := s.callback(t, b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}}), webCB); q.Get("code") == "" {
+			t.Fatalf("allowed: %v", q)
+		}
+		if q := s.callback(t, b.get(authorizePath("rp", webCB, pkce{}, silent)), webCB); q.Get("code") == "" {
+			t.Errorf("allowed before, no scope, prompt=none: %v", q)
+		}
+		// What one user allowed covers no other.
+		s.createUser("bob", "bob@example.com", signinPassword)
+		bob := newWebBrowser(t, s.testServer)
+		page = bob.get(authorizePath("mobile", loopbackCB, newPKCE(), nil))
+		s.callback(t, bob.login(page, "bob", signinPassword, false), loopbackCB)
+		if q := s.callback(t, bob.get(authorizePath("rp", webCB, pkce{}, silent)), webCB); q.Get("error") != "consent_required" {
+			t.Errorf("another user, no scope, prompt=none: %v", q)
+		}
+	})
+}
+
 func TestSignInPromptMaxAgeHints(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		s := newSigninSite(t, dbURL)
