@@ -24,6 +24,12 @@ type postLogoutClient interface {
 // on the "signed out" page: a logout link anyone can forge must neither
 // redirect anywhere unregistered nor end a session unasked without naming
 // a registered place to return to.
+//
+// A POST without the session cookie (other than the confirmation form,
+// which is this site's own and carries it) goes again by GET with the
+// parameters above (againByGet): a browser leaves the SameSite=Lax cookie
+// off another site's POST, and without it nothing would end while the app
+// was still told that logout succeeded.
 func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if h.parseForm(w, r) {
 		return
@@ -37,6 +43,9 @@ func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request) {
 			h.render(w, r, http.StatusBadRequest, "", pages.Error{Message: pages.MsgBadRequest})
 			return
 		}
+	}
+	if h.againByGet(w, r, LogoutPath, logoutParams(r.Form)) {
+		return
 	}
 	uiLocales := r.Form.Get("ui_locales")
 	clientID := r.Form.Get("client_id")
@@ -86,6 +95,17 @@ func (h *Handler) handleLogout(w http.ResponseWriter, r *http.Request) {
 		Flow:       pages.Flow{Continue: h.flows.seal(flow{Params: params, Started: h.now().Unix()})},
 		ClientName: clientID,
 	})
+}
+
+// logoutParams are the parameters of form that handleLogout reads.
+func logoutParams(form url.Values) url.Values {
+	out := url.Values{}
+	for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"} {
+		if v := form.Get(k); v != "" {
+			out.Set(k, v)
+		}
+	}
+	return out
 }
 
 // registeredLogoutURI reports whether target is one of the client's

@@ -210,6 +210,38 @@ func (h *Handler) currentSession(r *http.Request) (*session.Session, error) {
 	return s, err
 }
 
+// maxRedirectQuery bounds the query of a POST answered by a GET
+// (againByGet): half of what a request's header may hold (32 KiB), the
+// rest left to the cookies and other headers that GET carries.
+const maxRedirectQuery = 16 << 10
+
+// againByGet answers a POST that came without the session cookie with a
+// 303 to the GET form of path, params in its query, and reports whether it
+// did. A browser leaves the SameSite=Lax cookie off a POST from another
+// site (an app's auto-submitted form) but sends it on the top-level GET
+// the 303 makes, so that GET sees the session the POST could not. The
+// query is built from the parsed, bounded form, never from the raw body.
+// A GET is never answered here, so the GET cannot loop back to itself.
+func (h *Handler) againByGet(w http.ResponseWriter, r *http.Request, path string, params url.Values) bool {
+	if r.Method != http.MethodPost {
+		return false
+	}
+	if _, ok := h.cfg.Cookies.Read(r); ok {
+		return false
+	}
+	q := params.Encode()
+	if len(q) > maxRedirectQuery {
+		h.render(w, r, http.StatusRequestEntityTooLarge, "", pages.Error{Message: pages.MsgBadRequest})
+		return true
+	}
+	u := h.d.Pages.URL(path)
+	if q != "" {
+		u += "?" + q
+	}
+	pages.SeeOther(w, r, u)
+	return true
+}
+
 // handleAuthorize is the authorization endpoint (OIDC Core §3.1.2.1), by
 // GET or POST.
 func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request) {

@@ -494,6 +494,136 @@ func TestSignInLogout(t *testing.T) {
 	})
 }
 
+// noFollow is a browser sharing b's cookies (or none, when b is nil) that
+// stops at the server's first answer instead of following its redirects.
+func noFollow(t *testing.T, s *testServer, b *webBrowser) *webBrowser {
+	t.Helper()
+	nb := newWebBrowser(t, s)
+	if b != nil {
+		nb.c.Jar = b.c.Jar
+	}
+	nb.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return nb
+}
+
+// crossSitePost posts form to path the way a browser sends another
+// site's form (an app's auto-submitted one): without the SameSite=Lax
+// session cookie. It returns the first answer, unfollowed.
+func crossSitePost(t *testing.T, s *testServer, path string, form url.Values) webPage {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	return noFollow(t, s, nil).do(req)
+}
+
+// againByGet checks that p sends the browser to the GET form of path with
+// want as its query, and returns that URL.
+func againByGet(t *testing.T, s *testServer, p webPage, path string, want url.Values) string {
+	t.Helper()
+	u := p.location(t)
+	if got := u.Scheme + "://" + u.Host + u.Path; got != s.URL+path {
+		t.Fatalf("POST without the cookie: redirect to %s, want %s%s", u, s.URL, path)
+	}
+	if got := u.Query(); got.Encode() != want.Encode() {
+		t.Errorf("POST without the cookie: redirect query %v, want %v", got, want)
+	}
+	return u.String()
+}
+
+// TestSignInCrossSitePostLogout: another site's app logs out by POST; the
+// browser leaves the Lax session cookie off that POST, so it goes again by
+// GET with its parameters, and that top-level GET (which carries the
+// cookie) ends the session and revokes what the app got, before the
+// browser goes back with state. Our own confirmation form and a POST that
+// carries the cookie are answered at once; the GET never redirects to
+// itself.
+func TestSignInCrossSitePostLogout(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		b := newWebBrowser(t, s.testServer)
+		rpTokens := func() map[string]any {
+			t.Helper()
+			page := b.get(authorizePath("rp", webCB, pkce{}, url.Values{"code_challenge": {""}, "code_challenge_method": {""}, "scope": {"openid offline_access"}}))
+			if page.url.Path == "/consent" {
+				page = b.submit(page.form(t, "/consent"), nil, url.Values{"decision": {"allow"}})
+			}
+			q := s.callback(t, page, webCB)
+			return s.postForm("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {webCB}}, "rp", s.rpSecret).json(t)
+		}
+		loggedOut := func(name string, rp, mobile map[string]any) {
+			t.Helper()
+			if q := s.callback(t, b.get(authorizePath("mobile", loopbackCB, newPKCE(), url.Values{"prompt": {"none"}})), loopbackCB); q.Get("error") != "login_required" {
+				t.Errorf("%s: after logout, prompt=none: %v", name, q)
+			}
+			if res := s.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rp["refresh_token"].(string)}}, "rp", s.rpSecret); res.status != http.StatusBadRequest {
+				t.Errorf("%s: rp refresh after logout: %d %s", name, res.status, res.body)
+			}
+			if res := s.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mobile["refresh_token"].(string)}, "client_id": {"mobile"}}, "", ""); res.status != http.StatusOK {
+				t.Errorf("%s: mobile refresh after rp's logout: %d %s", name, res.status, res.body)
+			}
+		}
+		const bye = "http://127.0.0.1/rp/bye?state=st"
+
+		for _, tc := range []struct {
+			name  string
+			extra url.Values // sent besides the hint, the URI and state
+		}{
+			{"hint", nil},
+			{"hint, client_id, ui_locales and an unknown parameter", url.Values{"client_id": {"rp"}, "ui_locales": {"de"}, "unknown": {"x"}}},
+		} {
+			mobile := s.signIn(t, b, url.Values{"scope": {"openid profile offline_access"}})
+			rp := rpTokens()
+			form := url.Values{"id_token_hint": {rp["id_token"].(string)}, "post_logout_redirect_uri": {"http://127.0.0.1/rp/bye"}, "state": {"st"}}
+			want := url.Values{}
+			for k, v := range form {
+				want[k] = v
+			}
+			for k, v := range tc.extra {
+				form[k] = v
+				if k != "unknown" {
+					want[k] = v
+				}
+			}
+			next := againByGet(t, s.testServer, crossSitePost(t, s.testServer, "/oauth2/logout", form), "/oauth2/logout", want)
+			// The GET the 303 makes carries the cookie, and never
+			// redirects to itself, with the cookie or without.
+			if u := noFollow(t, s.testServer, nil).get(next).location(t); u.String() != bye {
+				t.Errorf("%s: GET without a cookie: redirect to %s, want %s", tc.name, u, bye)
+			}
+			if u := noFollow(t, s.testServer, b).get(next).location(t); u.String() != bye {
+				t.Fatalf("%s: GET with the cookie: redirect to %s, want %s", tc.name, u, bye)
+			}
+			loggedOut(tc.name, rp, mobile)
+		}
+
+		// A POST that carries the cookie (from this site) is answered at once.
+		mobile := s.signIn(t, b, url.Values{"scope": {"openid profile offline_access"}})
+		rp := rpTokens()
+		logout, _ := url.Parse(s.URL + "/oauth2/logout")
+		page := noFollow(t, s.testServer, b).submit(webForm{action: logout, fields: url.Values{
+			"id_token_hint": {rp["id_token"].(string)}, "post_logout_redirect_uri": {"http://127.0.0.1/rp/bye"}, "state": {"st"},
+		}}, nil, nil)
+		if u := page.location(t); u.String() != bye {
+			t.Fatalf("POST with the cookie: redirect to %s, want %s", u, bye)
+		}
+		loggedOut("POST with the cookie", rp, mobile)
+
+		// The confirmation form is answered by itself, cookie or not.
+		s.signIn(t, b, nil)
+		f := b.get("/oauth2/logout").form(t, "/oauth2/logout")
+		if page := b.submit(f, nil, url.Values{"decision": {"logout"}}); page.status != http.StatusOK || page.url.Path != "/oauth2/logout" {
+			t.Errorf("confirmed logout: %d at %s", page.status, page.url)
+		}
+		if page := noFollow(t, s.testServer, b).submit(f, nil, url.Values{"decision": {"logout"}}); page.status != http.StatusOK {
+			t.Errorf("confirmed logout again, signed out: %d %s", page.status, page.header.Get("Location"))
+		}
+	})
+}
+
 func TestSignInErrors(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		s := newSigninSite(t, dbURL)
