@@ -46,15 +46,19 @@ func testHandler(t *testing.T) *Handler {
 	return h
 }
 
-// TestAgainByGet: a POST to the logout endpoint without the session
-// cookie, as a browser sends another site's form (SameSite=Lax leaves the
-// cookie off), is answered 303 to the GET form of the same endpoint with
-// the parameters it reads in the query, before anything else is looked
-// at; a GET, a POST with the cookie and the logout confirmation go on as
-// before, so the GET cannot loop.
+// TestAgainByGet: a POST to the authorization or logout endpoint without
+// the session cookie, as a browser sends another site's form (SameSite=Lax
+// leaves the cookie off), is answered 303 to the GET form of the same
+// endpoint with the parameters it reads in the query, before anything else
+// is looked at; a GET, a POST with the cookie and the logout confirmation
+// go on as before, so the GET cannot loop.
 func TestAgainByGet(t *testing.T) {
 	const issuer = "https://idp.example"
 	cookie := &http.Cookie{Name: session.SecureCookieName, Value: base64.RawURLEncoding.EncodeToString(make([]byte, 32))}
+	authorize := url.Values{
+		"response_type": {"code"}, "client_id": {"rp"}, "redirect_uri": {"https://rp.example/cb"},
+		"scope": {"openid profile"}, "state": {"s t&=x"}, "prompt": {"none"}, "unknown": {"kept"},
+	}
 	logout := url.Values{
 		"id_token_hint": {"a.b.c"}, "post_logout_redirect_uri": {"https://rp.example/bye"}, "state": {"s&t"},
 		"client_id": {"rp"}, "ui_locales": {"de"},
@@ -73,6 +77,16 @@ func TestAgainByGet(t *testing.T) {
 		status   int
 		location string // "" for no redirect
 	}{
+		{"authorize POST without the cookie", http.MethodPost, AuthorizePath, "", authorize, false,
+			http.StatusSeeOther, issuer + AuthorizePath + "?" + authorize.Encode()},
+		{"authorize POST with a query and a body", http.MethodPost, AuthorizePath, "nonce=n1", url.Values{"client_id": {"rp"}}, false,
+			http.StatusSeeOther, issuer + AuthorizePath + "?client_id=rp&nonce=n1"},
+		{"authorize POST with nothing", http.MethodPost, AuthorizePath, "", nil, false,
+			http.StatusSeeOther, issuer + AuthorizePath},
+		{"authorize POST too big for a URL", http.MethodPost, AuthorizePath, "", url.Values{"unknown": {strings.Repeat("x", maxRedirectQuery)}}, false,
+			http.StatusRequestEntityTooLarge, ""},
+		{"authorize POST with the cookie", http.MethodPost, AuthorizePath, "", authorize, true, http.StatusBadRequest, ""},
+		{"authorize GET without the cookie", http.MethodGet, AuthorizePath, authorize.Encode(), nil, false, http.StatusBadRequest, ""},
 		{"logout POST without the cookie", http.MethodPost, LogoutPath, "", logout, false,
 			http.StatusSeeOther, issuer + LogoutPath + "?" + logout.Encode()},
 		{"logout POST with unknown parameters", http.MethodPost, LogoutPath, "", withUnknown, false,
@@ -104,7 +118,11 @@ func TestAgainByGet(t *testing.T) {
 				r.AddCookie(cookie)
 			}
 			w := httptest.NewRecorder()
-			h.handleLogout(w, r)
+			if tc.path == AuthorizePath {
+				h.handleAuthorize(w, r)
+			} else {
+				h.handleLogout(w, r)
+			}
 			if w.Code != tc.status || w.Header().Get("Location") != tc.location {
 				t.Errorf("%d %q, want %d %q", w.Code, w.Header().Get("Location"), tc.status, tc.location)
 			}

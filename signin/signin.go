@@ -243,7 +243,10 @@ func (h *Handler) againByGet(w http.ResponseWriter, r *http.Request, path string
 }
 
 // handleAuthorize is the authorization endpoint (OIDC Core §3.1.2.1), by
-// GET or POST.
+// GET or POST. A POST without the session cookie goes again by GET first
+// (againByGet), before any session is looked up: without that a
+// signed-in user would get login_required from another site's POST, or
+// have to log in again.
 func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if h.parseForm(w, r) {
 		return
@@ -251,6 +254,9 @@ func (h *Handler) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	params := url.Values{}
 	for k, v := range r.Form {
 		params[k] = v
+	}
+	if h.againByGet(w, r, AuthorizePath, params) {
+		return
 	}
 	h.run(w, r, flow{Params: params, Started: h.now().Unix()})
 }

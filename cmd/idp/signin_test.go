@@ -624,6 +624,79 @@ func TestSignInCrossSitePostLogout(t *testing.T) {
 	})
 }
 
+// TestSignInCrossSitePostAuthorize: another site's app sends the
+// authorization request by POST; the browser leaves the Lax session cookie
+// off, so the request goes again by GET with its parameters, and that GET
+// sees the session: prompt=none succeeds, and no second login is asked.
+// A POST that carries the cookie is answered at once; the GET never
+// redirects to itself; a request too big for a URL is refused.
+func TestSignInCrossSitePostAuthorize(t *testing.T) {
+	eachEngine(t, func(t *testing.T, dbURL string) {
+		s := newSigninSite(t, dbURL)
+		b := newWebBrowser(t, s.testServer)
+		form := func(p pkce, extra url.Values) url.Values {
+			u, _ := url.Parse(authorizePath("mobile", loopbackCB, p, extra))
+			return u.Query()
+		}
+
+		// Signed out: the GET finds no session either, and goes on to
+		// login_required (prompt=none) or the login page, not back.
+		p := newPKCE()
+		next := againByGet(t, s.testServer, crossSitePost(t, s.testServer, "/oauth2/authorize", form(p, url.Values{"prompt": {"none"}})), "/oauth2/authorize", form(p, url.Values{"prompt": {"none"}}))
+		if q := s.callback(t, noFollow(t, s.testServer, b).get(next), loopbackCB); q.Get("error") != "login_required" {
+			t.Errorf("signed out, prompt=none: %v", q)
+		}
+		next = againByGet(t, s.testServer, crossSitePost(t, s.testServer, "/oauth2/authorize", form(p, nil)), "/oauth2/authorize", form(p, nil))
+		if u := noFollow(t, s.testServer, b).get(next).location(t); u.Path != "/login" {
+			t.Errorf("signed out: redirect to %s, want the login page", u)
+		}
+
+		s.signIn(t, b, nil)
+		for _, tc := range []struct {
+			name  string
+			extra url.Values
+		}{
+			{"prompt=none", url.Values{"prompt": {"none"}}},
+			{"no prompt", nil},
+			{"form_post", url.Values{"response_mode": {"form_post"}, "prompt": {"none"}}},
+		} {
+			p := newPKCE()
+			next := againByGet(t, s.testServer, crossSitePost(t, s.testServer, "/oauth2/authorize", form(p, tc.extra)), "/oauth2/authorize", form(p, tc.extra))
+			page := noFollow(t, s.testServer, b).get(next)
+			var code string
+			if tc.extra.Get("response_mode") == "form_post" {
+				f := page.form(t, "/callback")
+				code = f.fields.Get("code")
+			} else {
+				code = s.callback(t, page, loopbackCB).Get("code")
+			}
+			if code == "" {
+				t.Fatalf("%s: no code through the session: %d %s", tc.name, page.status, page.header.Get("Location"))
+			}
+			// The request's parameters came through: PKCE and nonce.
+			res := s.redeem("mobile", "", code, loopbackCB, p.verifier)
+			if res.status != http.StatusOK {
+				t.Fatalf("%s: redeem: %d %s", tc.name, res.status, res.body)
+			}
+			if c := s.idClaims(t, "mobile", res.json(t)["id_token"].(string)); c["nonce"] != "nonce-5678" {
+				t.Errorf("%s: ID token nonce %v", tc.name, c["nonce"])
+			}
+		}
+
+		// A POST that carries the cookie (from this site) is answered at once.
+		authorize, _ := url.Parse(s.URL + "/oauth2/authorize")
+		page := noFollow(t, s.testServer, b).submit(webForm{action: authorize, fields: form(newPKCE(), url.Values{"prompt": {"none"}})}, nil, nil)
+		if q := s.callback(t, page, loopbackCB); q.Get("code") == "" {
+			t.Errorf("POST with the cookie: %v", q)
+		}
+		// Parameters too many for the GET's URL: refused, not sent on.
+		big := form(newPKCE(), url.Values{"unknown": {strings.Repeat("x", 20<<10)}})
+		if page := crossSitePost(t, s.testServer, "/oauth2/authorize", big); page.status != http.StatusRequestEntityTooLarge || page.header.Get("Location") != "" {
+			t.Errorf("oversized POST without the cookie: %d %q", page.status, page.header.Get("Location"))
+		}
+	})
+}
+
 func TestSignInErrors(t *testing.T) {
 	eachEngine(t, func(t *testing.T, dbURL string) {
 		s := newSigninSite(t, dbURL)
