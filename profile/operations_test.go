@@ -323,3 +323,28 @@ func TestForgotTakesTheSameTimeEitherWay(t *testing.T) {
 		}
 	}
 }
+
+// TestResetTakesTheFloorEitherWay: a wrong code for an account that holds
+// one costs a write that an unknown login does not; both answer alike and
+// neither before the floor.
+func TestResetTakesTheFloorEitherWay(t *testing.T) {
+	ctx := context.Background()
+	f := newOpsFixture(t)
+	if _, err := f.s.CreateAccount(ctx, signupInput("ada"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Forgot(ctx, "ada", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, login := range []string{"nobody", "ada"} {
+		for _, code := range []string{"x", "00000000"} {
+			start := time.Now()
+			if _, err := f.s.ResetPassword(ctx, login, code, "a new password 123"); !errors.Is(err, account.ErrBadCode) {
+				t.Fatalf("%s with code %q: %v, want ErrBadCode", login, code, err)
+			}
+			if d := time.Since(start); d < 150*time.Millisecond {
+				t.Errorf("%s with code %q: answered after %v, before the floor", login, code, d)
+			}
+		}
+	}
+}

@@ -212,8 +212,18 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 // as it is consumed only by a reset that succeeds. Nothing about the
 // account is compared before the code is proven: the new password is
 // checked against the username and email only then, so that a guessed
-// email cannot be confirmed without the code.
+// email cannot be confirmed without the code. Like Forgot, it takes at
+// least ForgotMinDuration: a wrong code costs a write for an account that
+// holds a code and none for an unknown login, and the time must not tell
+// them apart either.
 func (s *Server) ResetPassword(ctx context.Context, login, code, newPassword string) ([]FieldError, error) {
+	deadline := time.Now().Add(s.cfg.ForgotMinDuration)
+	fields, err := s.resetPassword(ctx, login, code, newPassword)
+	s.waitUntil(ctx, deadline)
+	return fields, err
+}
+
+func (s *Server) resetPassword(ctx context.Context, login, code, newPassword string) ([]FieldError, error) {
 	u, err := s.accounts.FindByLogin(ctx, login)
 	if err != nil && !errors.Is(err, account.ErrNotFound) {
 		return nil, fmt.Errorf("find user: %w", err)

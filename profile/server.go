@@ -111,9 +111,9 @@ type Config struct {
 	// addresses (default 10), except while the account holds no working
 	// code. More requests are accepted and silently dropped.
 	MailsPerHour, MailsPerHourPerAccount int64
-	// ForgotMinDuration is the least time a forgot request takes, known
-	// login or not, so that timing does not tell which accounts exist
-	// (default 300 ms).
+	// ForgotMinDuration is the least time a forgot or reset request
+	// takes, known login or not, so that timing does not tell which
+	// accounts exist or hold a code (default 300 ms).
 	ForgotMinDuration time.Duration
 	// Guard rate-limits signup, forgot and reset per client address.
 	Guard *ratelimit.Guard
