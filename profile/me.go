@@ -44,6 +44,18 @@ func (s *Server) handlePatchProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	fields, typeErrs := stringFields(raw, patchable...)
 	errs = append(errs, typeErrs...)
+	// null removes a member in a merge patch (RFC 7396): a gender goes back
+	// to its default, and a name, which an account must have, cannot go.
+	for _, name := range patchable {
+		if v, ok := raw[name]; !ok || string(v) != "null" {
+			continue
+		}
+		if name == "gender" {
+			fields[name] = "unspecified"
+			continue
+		}
+		errs = append(errs, FieldError{Field: name, Code: "required", Message: "This field cannot be removed."})
+	}
 	if _, invalid := profileUpdate(fields); len(errs)+len(invalid) > 0 {
 		writeProblem(w, validationProblem(append(errs, invalid...)))
 		return

@@ -246,6 +246,16 @@ func TestSignupAndProfile(t *testing.T) {
 			if s.get("/v1/profile", at).json(t)["gender"] != "male" {
 				t.Error("a refused PATCH changed the profile")
 			}
+			// null removes, as in a merge patch: a name cannot go, and a
+			// gender goes back to unspecified.
+			r = s.send(http.MethodPatch, "/v1/profile", at, "application/merge-patch+json", strings.NewReader(`{"first_name":null,"gender":null}`))
+			if pb := problemOf(t, r); r.status != 422 || !hasFieldError(pb, "first_name", "required") || hasFieldError(pb, "gender", "invalid") {
+				t.Errorf("PATCH removing the first name: %d %s", r.status, r.body)
+			}
+			r = s.send(http.MethodPatch, "/v1/profile", at, "application/merge-patch+json", strings.NewReader(`{"gender":null}`))
+			if r.status != 200 || r.json(t)["gender"] != "unspecified" || r.json(t)["first_name"] != "Robert" {
+				t.Errorf("PATCH removing the gender: %d %s", r.status, r.body)
+			}
 
 			newPic := testJPEG(t, 2000, 1000)
 			body, ct := multipartBody(nil, newPic, "new.jpg")
