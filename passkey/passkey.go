@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"idp/mail"
 	"idp/storage"
 )
 
@@ -55,7 +57,15 @@ type Config struct {
 	Origins []string
 	// DisplayName is the relying party's name shown by authenticators.
 	DisplayName string
-	Now         func() time.Time
+	// Mailer tells the account's address of each passkey added, in the
+	// transaction that stores it; nil mails nothing.
+	Mailer Mailer
+	Now    func() time.Time
+}
+
+// Mailer queues mail (*mail.Outbox), on the transaction ctx carries.
+type Mailer interface {
+	Enqueue(ctx context.Context, m mail.Message) error
 }
 
 // WebAuthnConfig is the library's configuration for c: the issuer's host
@@ -105,13 +115,16 @@ type Storage interface {
 	TakeWebAuthnChallenge(ctx context.Context, id string, ceremony storage.WebAuthnCeremony, userID *int64, now time.Time) (*storage.WebAuthnChallenge, error)
 	RegistrationChallenges(ctx context.Context, userID int64, now time.Time) ([]storage.WebAuthnChallenge, error)
 	DeleteExpiredWebAuthnChallenges(ctx context.Context, now time.Time) (int, error)
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // Service keeps passkeys and runs the ceremonies.
 type Service struct {
-	db  Storage
-	wa  *webauthn.WebAuthn
-	now func() time.Time
+	db     Storage
+	wa     *webauthn.WebAuthn
+	issuer string
+	mailer Mailer
+	now    func() time.Time
 }
 
 // New returns the service for cfg. It fails when the issuer's host cannot
@@ -132,7 +145,7 @@ func New(db Storage, cfg Config) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, wa: wa, now: now}, nil
+	return &Service{db: db, wa: wa, issuer: cfg.Issuer, mailer: cfg.Mailer, now: now}, nil
 }
 
 func isIP(host string) bool {
@@ -175,6 +188,7 @@ func fromStored(p *storage.Passkey) Passkey {
 type waUser struct {
 	id    int64
 	name  string
+	email string // where the notice of a new passkey goes
 	creds []webauthn.Credential
 }
 
@@ -205,7 +219,7 @@ func (s *Service) loadUser(ctx context.Context, userID int64) (*waUser, []storag
 	} else if err != nil {
 		return nil, nil, fmt.Errorf("passkey: read user and passkeys: %w", err)
 	}
-	wu := &waUser{id: userID, name: u.Username}
+	wu := &waUser{id: userID, name: u.Username, email: u.Email}
 	for i := range ps {
 		wu.creds = append(wu.creds, credentialOf(&ps[i]))
 	}
@@ -339,12 +353,26 @@ func (s *Service) FinishRegistration(ctx context.Context, userID int64, response
 	for i, t := range cred.Transport {
 		ts[i] = string(t)
 	}
-	p, err := s.db.CreatePasskey(ctx, storage.Passkey{ID: randomID(), UserID: userID, CredentialID: cred.ID,
-		PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
-		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
-		UserPresent: cred.Flags.UserPresent, UserVerified: cred.Flags.UserVerified,
-		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
-		Transports: ts, Name: name, CreatedAt: s.now()})
+	// The notice commits with the passkey: a passkey signs in without the
+	// password and outlives a reset, so one added by whoever held a session
+	// must not go unannounced.
+	var p *storage.Passkey
+	err = s.db.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		p, err = s.db.CreatePasskey(ctx, storage.Passkey{ID: randomID(), UserID: userID, CredentialID: cred.ID,
+			PublicKey: cred.PublicKey, AttestationType: cred.AttestationType,
+			AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount,
+			UserPresent: cred.Flags.UserPresent, UserVerified: cred.Flags.UserVerified,
+			BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
+			Transports: ts, Name: name, CreatedAt: s.now()})
+		if err != nil || s.mailer == nil {
+			return err
+		}
+		if err := s.mailer.Enqueue(ctx, s.addedMail(userID, wu.email)); err != nil {
+			return fmt.Errorf("passkey: queue notice: %w", err)
+		}
+		return nil
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		return Passkey{}, fmt.Errorf("%w: %w", ErrRejected, protocol.ErrBadRequest.WithDetails("this credential is registered already"))
 	} else if err != nil {
@@ -352,6 +380,23 @@ func (s *Service) FinishRegistration(ctx context.Context, userID int64, response
 	}
 	return fromStored(p), nil
 }
+
+// addedMail tells the account's address that a passkey was added. Like
+// every security mail it holds no text a user chose (not the passkey's
+// name).
+func (s *Service) addedMail(userID int64, to string) mail.Message {
+	account := strings.TrimRight(s.issuer, "/") + "/account"
+	text := fmt.Sprintf("Hello,\n\na passkey was added to your account at %s. It signs in without the password.\n\n"+
+		"If this was not you, delete it on your account page (%s) and reset your password at once.\n", s.issuer, account)
+	body := fmt.Sprintf("<p>Hello,</p><p>a passkey was added to your account at %s. It signs in without the password.</p>"+
+		"<p>If this was not you, delete it on your <a href=\"%s\">account page</a> and reset your password at once.</p>",
+		html.EscapeString(s.issuer), html.EscapeString(account))
+	return mail.Message{To: to, Subject: PasskeyAddedSubject, Text: text, HTML: body, UserID: userID}
+}
+
+// PasskeyAddedSubject is the subject of the mail that tells of a new
+// passkey.
+const PasskeyAddedSubject = "A passkey was added to your account"
 
 func cleanName(name string) (string, error) {
 	name = strings.TrimSpace(name)

@@ -10,6 +10,7 @@ import (
 
 	"idp/database"
 	"idp/database/databasetest"
+	"idp/mail"
 	"idp/passkey"
 	"idp/passkey/passkeytest"
 	"idp/storage"
@@ -35,6 +36,12 @@ func setup(t *testing.T, db *database.DB) (*passkey.Service, *clock) {
 // setupOn is setup with the service on st.
 func setupOn(t *testing.T, db *database.DB, st passkey.Storage) (*passkey.Service, *clock) {
 	t.Helper()
+	return setupWith(t, db, st, nil)
+}
+
+// setupWith is setupOn with the service telling mailer of new passkeys.
+func setupWith(t *testing.T, db *database.DB, st passkey.Storage, mailer passkey.Mailer) (*passkey.Service, *clock) {
+	t.Helper()
 	ctx := context.Background()
 	users := storage.New(db)
 	for i, name := range []string{"alice", "bob"} {
@@ -45,7 +52,7 @@ func setupOn(t *testing.T, db *database.DB, st passkey.Storage) (*passkey.Servic
 		}
 	}
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s, err := passkey.New(st, passkey.Config{Issuer: issuer, Origins: []string{"android:apk-key-hash:abc"}, Now: c.now})
+	s, err := passkey.New(st, passkey.Config{Issuer: issuer, Origins: []string{"android:apk-key-hash:abc"}, Mailer: mailer, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,6 +252,56 @@ func TestRegisteredAlready(t *testing.T) {
 		_, err = s.FinishRegistration(ctx, 1, resp, "")
 		if !errors.Is(err, passkey.ErrRejected) || !strings.Contains(passkey.Reason(err), "registered already") {
 			t.Errorf("a credential registered already: %v (%q), want ErrRejected", err, passkey.Reason(err))
+		}
+	})
+}
+
+// failingMailer refuses every message.
+type failingMailer struct{}
+
+func (failingMailer) Enqueue(context.Context, mail.Message) error { return errors.New("outbox down") }
+
+// TestRegistrationNotice: a new passkey is told to the account's address,
+// without the name the user gave it, in the transaction that stores it: a
+// notice that cannot be queued leaves no passkey.
+func TestRegistrationNotice(t *testing.T) {
+	onSQLite(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		st := storage.New(db)
+		s, _ := setupWith(t, db, st, mail.NewOutbox(st, nil, mail.Options{}))
+		a := &passkeytest.Authenticator{Origin: issuer}
+		register(t, s, a, 1, "Secret laptop name")
+		queued, err := st.DueOutboxMessages(ctx, time.Now().Add(time.Hour), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(queued) != 1 {
+			t.Fatalf("%d messages queued, want the notice", len(queued))
+		}
+		m := queued[0]
+		if m.Recipient != "alice@example.com" || m.UserID != 1 || m.Subject != passkey.PasskeyAddedSubject || !strings.Contains(m.Text, issuer+"/account") {
+			t.Errorf("notice %+v", m)
+		}
+		if strings.Contains(m.Text+m.HTML, "Secret laptop name") {
+			t.Error("the notice holds the name the user chose")
+		}
+	})
+	onSQLite(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		s, _ := setupWith(t, db, storage.New(db), failingMailer{})
+		opts, err := s.BeginRegistration(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&passkeytest.Authenticator{Origin: issuer}).Create(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FinishRegistration(ctx, 1, resp, ""); err == nil {
+			t.Fatal("a passkey whose notice could not be queued was registered")
+		}
+		if list, err := s.List(ctx, 1); err != nil || len(list) != 0 {
+			t.Errorf("passkeys after a failed notice: %v, %v; want none", list, err)
 		}
 	})
 }

@@ -300,7 +300,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (_ *app, err erro
 	}
 	a.sessions = session.NewStore(a.store, session.Options{TTL: cfg.SessionTTL, IdleTTL: cfg.SessionIdleTTL, Now: cfg.clock})
 	a.consents = consent.NewStore(a.store, cfg.clock)
-	if a.passkeys, err = passkey.New(a.store, passkey.Config{Issuer: cfg.Issuer, Origins: cfg.webauthnOrigins, Now: cfg.clock}); err != nil {
+	if a.passkeys, err = passkey.New(a.store, passkey.Config{Issuer: cfg.Issuer, Origins: cfg.webauthnOrigins, Mailer: a.outbox, Now: cfg.clock}); err != nil {
 		log.Warn("passkeys are off", "err", err)
 		a.passkeys = nil
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"idp/passkey"
 	"idp/passkey/passkeytest"
 )
 
@@ -96,6 +97,8 @@ func TestPasskeySignIn(t *testing.T) {
 				t.Errorf("%s: %d %s, want a 400 %s problem", c.what, r.status, r.body, c.problem)
 			}
 		}
+		// Each passkey added is told to the account's address.
+		waitForMail(t, func() []sentMail { return mailLog(t, s.testServer) }, "ada@example.com", passkey.PasskeyAddedSubject, 2)
 		noUV := &passkeytest.Authenticator{Origin: s.URL, NoUserVerification: true}
 		opts = s.send("POST", "/v1/passkeys/registration", at, "", nil)
 		resp, _ = noUV.Create(opts.body)
