@@ -77,6 +77,21 @@ func register(t *testing.T, s *passkey.Service, a *passkeytest.Authenticator, us
 	return p
 }
 
+// newCredential begins a registration of userID and answers it with a new
+// authenticator: the response FinishRegistration takes.
+func newCredential(t *testing.T, s *passkey.Service, userID int64) []byte {
+	t.Helper()
+	opts, err := s.BeginRegistration(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&passkeytest.Authenticator{Origin: issuer}).Create(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func TestNewRefusesIPIssuer(t *testing.T) {
 	for _, iss := range []string{"http://127.0.0.1:8080", "http://[::1]:8080", "not a url"} {
 		if _, err := passkey.New(nil, passkey.Config{Issuer: iss}); err == nil {
@@ -241,15 +256,7 @@ func TestRegisteredAlready(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := setupOn(t, db, takenStore{storage.New(db)})
-		opts, err := s.BeginRegistration(ctx, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := (&passkeytest.Authenticator{Origin: issuer}).Create(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = s.FinishRegistration(ctx, 1, resp, "")
+		_, err := s.FinishRegistration(ctx, 1, newCredential(t, s, 1), "")
 		if !errors.Is(err, passkey.ErrRejected) || !strings.Contains(passkey.Reason(err), "registered already") {
 			t.Errorf("a credential registered already: %v (%q), want ErrRejected", err, passkey.Reason(err))
 		}
@@ -289,15 +296,7 @@ func TestRegistrationNotice(t *testing.T) {
 	onSQLite(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		s, _ := setupWith(t, db, storage.New(db), failingMailer{})
-		opts, err := s.BeginRegistration(ctx, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := (&passkeytest.Authenticator{Origin: issuer}).Create(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.FinishRegistration(ctx, 1, resp, ""); err == nil {
+		if _, err := s.FinishRegistration(ctx, 1, newCredential(t, s, 1), ""); err == nil {
 			t.Fatal("a passkey whose notice could not be queued was registered")
 		}
 		if list, err := s.List(ctx, 1); err != nil || len(list) != 0 {
