@@ -52,12 +52,15 @@
   if (!form) {
     return;
   }
-  function options(mediation) {
+  // options fetches a challenge. The fetch is aborted with the ceremony:
+  // each answer sets the one challenge cookie, and a superseded request
+  // answering last would name a challenge the new ceremony did not sign.
+  function options(mediation, signal) {
     var body = new URLSearchParams();
     body.set("csrf_token", form.elements["csrf_token"].value);
     body.set("mediation", mediation);
     return fetch(form.getAttribute("data-passkey-options"), {
-      method: "POST", credentials: "same-origin", body: body
+      method: "POST", credentials: "same-origin", body: body, signal: signal
     }).then(function (res) {
       if (!res.ok) { throw new Error("options: " + res.status); }
       return res.json();
@@ -68,7 +71,7 @@
     if (pending) { pending.abort(); }
     var ctl = new AbortController();
     pending = ctl;
-    return options(mediation).then(function (o) {
+    return options(mediation, ctl.signal).then(function (o) {
       var req = { publicKey: requestOptions(o.publicKey), signal: ctl.signal };
       if (mediation) { req.mediation = mediation; }
       return navigator.credentials.get(req);
