@@ -339,6 +339,17 @@ func TestHelp(t *testing.T) {
 	if configFlags < 30 {
 		t.Errorf("serve -h lists %d flags:\n%s", configFlags, out)
 	}
+	// The usage a mistyped flag prints goes to the logs: it shows the
+	// built-in defaults, never the environment's secrets.
+	vars := prodVars("IDP_DATABASE_URL", "mysql://idp:db-password-123@db:3306/idp", "IDP_SENDGRID_API_KEY", "SG.secret-sendgrid-key")
+	for _, args := range [][]string{{"serve", "-h"}, {"serve", "--http-adr", ":8080"}} {
+		out, errOut, _ := runCmd(t, vars, args...)
+		for _, secret := range []string{testKEK, testRefreshSecret, "db-password-123", "SG.secret-sendgrid-key"} {
+			if strings.Contains(out+errOut, secret) {
+				t.Errorf("idp %v prints the secret %q", args, secret)
+			}
+		}
+	}
 	// A command's -h: its own flags only, then one line about the rest.
 	for _, c := range []struct {
 		args []string

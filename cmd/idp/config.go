@@ -214,16 +214,23 @@ type lookupEnv func(string) (string, bool)
 // variable or flag at fault in one line.
 func parseConfig(fs *flag.FlagSet, args []string, lookup lookupEnv) (config, error) {
 	c := defaultConfig()
+	settings := c.settings()
+	// The flags are registered before the environment is read: a flag's
+	// usage shows the value it held when registered as its default, and
+	// that must be the built-in one, never a secret from the environment
+	// (a mistyped flag prints the usage to the logs).
+	for _, s := range settings {
+		fs.Var(s.value, s.flag, s.usage+" ("+s.env+")")
+	}
 	// Argon2 defaults come from the password package; zero means "use them".
 	// An empty variable counts as unset (compose's ${X:-} passes empty
 	// strings through), except where empty is a value of its own.
-	for _, s := range c.settings() {
+	for _, s := range settings {
 		if v, ok := lookup(s.env); ok && (v != "" || emptyIsAValue(s.env)) {
 			if err := s.value.Set(v); err != nil {
 				return c, fmt.Errorf("%s: %v", s.env, err)
 			}
 		}
-		fs.Var(s.value, s.flag, s.usage+" ("+s.env+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
