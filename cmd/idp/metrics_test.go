@@ -1,6 +1,7 @@
 package main
 
 import (
+	"idp/database/databasetest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,6 +115,29 @@ func TestMetricsFollowAFlow(t *testing.T) {
 		for _, l := range m.Label {
 			if l.GetName() == "route" && strings.Contains(l.GetValue(), "ada") {
 				t.Errorf("a raw path as a label: %s", l.GetValue())
+			}
+		}
+	}
+}
+
+// TestRequestMetricsBoundMethods: a method nobody routes is counted as
+// "other", so clients cannot add series by inventing methods.
+func TestRequestMetricsBoundMethods(t *testing.T) {
+	s := startServer(t, databasetest.SQLiteURL(t))
+	for _, m := range []string{"ZZZ1", "ZZZ2", "ZZZ3"} {
+		req, _ := http.NewRequest(m, s.URL+"/healthz", nil)
+		s.do(req)
+	}
+	fams := scrape(t, s)
+	if got := value(fams, "idp_http_requests_total", "method", "other"); got != 3 {
+		t.Errorf("requests with method other: %v, want 3", got)
+	}
+	for _, f := range []string{"idp_http_requests_total", "idp_http_request_duration_seconds"} {
+		for _, m := range fams[f].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "method" && strings.HasPrefix(l.GetValue(), "ZZZ") {
+					t.Errorf("%s has a series for method %q", f, l.GetValue())
+				}
 			}
 		}
 	}
