@@ -288,17 +288,36 @@ func postgresConfig(rawURL string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// Redact removes a password from a database URL so that it can be logged.
+// Redact removes passwords from a database URL so that it can be logged:
+// the user's, and parameters that hold one (libpq's password and
+// sslpassword). A URL that does not parse keeps neither its user part
+// nor its query.
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(rawURL, "@"); i >= 0 {
-			return "…" + rawURL[i:]
+	if err != nil {
+		s := rawURL
+		if i := strings.LastIndex(s, "@"); i >= 0 {
+			s = "…" + s[i:]
 		}
-		return rawURL
+		if i := strings.IndexByte(s, '?'); i >= 0 {
+			s = s[:i] + "?…"
+		}
+		return s
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q, masked := u.Query(), false
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

@@ -64,8 +64,11 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for raw, want := range map[string]string{
-		"mysql://idp:s3cret@db:3306/idp":                   "mysql://idp:xxxxx@db:3306/idp",
-		"postgres://idp:s3cret@db:5432/idp?sslmode=verify": "postgres://idp:xxxxx@db:5432/idp?sslmode=verify",
+		"mysql://idp:s3cret@db:3306/idp":                                               "mysql://idp:xxxxx@db:3306/idp",
+		"postgres://idp:s3cret@db:5432/idp?sslmode=verify":                             "postgres://idp:xxxxx@db:5432/idp?sslmode=verify",
+		"postgres://idp@db:5432/idp?password=s3cret":                                   "postgres://idp@db:5432/idp?password=xxxxx",
+		"postgres://idp@db/idp?sslmode=verify-full&sslpassword=s3cret&password=s3cret": "postgres://idp@db/idp?password=xxxxx&sslmode=verify-full&sslpassword=xxxxx",
+		"postgres://idp:s3cret@db:x/idp?password=s3cret":                               "…@db:x/idp?…",
 	} {
 		if got := database.Redact(raw); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
@@ -77,6 +80,8 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 	for _, raw := range []string{
 		"postgres://idp:s3cret@127.0.0.1:1/idp?connect_timeout=1",
 		"postgres://idp:s3cret@127.0.0.1:5432/idp?connect_timeout=x",
+		"postgres://idp@127.0.0.1:1/idp?connect_timeout=1&password=s3cret",
+		"postgres://idp@127.0.0.1:5432/idp?connect_timeout=x&password=s3cret",
 	} {
 		db, err := database.Open(context.Background(), raw)
 		if err == nil {
