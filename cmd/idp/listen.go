@@ -70,8 +70,10 @@ func (m *multiListener) accept(ln net.Listener) {
 			}
 			return
 		}
-		var ne net.Error
-		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		// Only a closed listener ends the loop: the server retries other
+		// errors (too many open files), and a loop that stopped on one
+		// would leave this address unserved for good.
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
 	}
