@@ -13,9 +13,10 @@ import (
 // document's jwks_uri names it.
 const JWKSPath = "/.well-known/jwks.json"
 
-// Mount adds GET JWKSPath, served by JWKSHandler, to r.
+// Mount adds GET and HEAD JWKSPath, served by JWKSHandler, to r.
 func (m *Manager) Mount(r chi.Router) {
 	r.Method(http.MethodGet, JWKSPath, m.JWKSHandler())
+	r.Method(http.MethodHead, JWKSPath, m.JWKSHandler())
 }
 
 // JWKSHandler serves the key set at the jwks_uri. It writes the prepared

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/go-chi/chi/v5"
+
 	"idp/database"
 	"idp/database/databasetest"
 	"idp/storage"
@@ -15,7 +17,9 @@ import (
 func TestJWKSHandler(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *database.DB) {
 		m := loadedManager(t, storage.New(db), testOptions(newClock()))
-		h := m.JWKSHandler()
+		// As mounted: the route has to take HEAD too.
+		h := chi.NewRouter()
+		m.Mount(h)
 		body, etag := m.JWKS()
 		// testOptions: min(1h, (2h - 1m)/2) = 59m30s.
 		const cacheControl = "public, max-age=3570"
