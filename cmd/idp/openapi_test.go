@@ -404,6 +404,9 @@ func TestOpenAPIEveryOperation(t *testing.T) {
 		r := want(send("GET", path, "", "", nil), 200, path)
 		want(send("GET", path, "", "", nil, "If-None-Match", r.header.Get("ETag")), 304, path+" with its ETag")
 	}
+	if h := want(send("HEAD", "/.well-known/jwks.json", "", "", nil), 200, "HEAD jwks"); h.header.Get("ETag") == "" || len(h.body) != 0 {
+		t.Errorf("HEAD jwks: ETag %q, body %q", h.header.Get("ETag"), h.body)
+	}
 	// The change-password redirect, seen without following it.
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/.well-known/change-password", nil)
 	see(req)
