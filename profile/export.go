@@ -38,8 +38,9 @@ type Export struct {
 	// PendingCodes are the one-time codes that could still be used: their
 	// purpose and life, never the code or its hash.
 	PendingCodes []ExportCode `json:"pending_codes"`
-	// Mail is what the outbox holds for the user's address: its subject
-	// and times, never its body.
+	// Mail is what the outbox holds for the user's address or wrote for
+	// the user (the code of an email change goes to the new address): its
+	// recipient, subject and times, never its body.
 	Mail []ExportMail `json:"mail"`
 	// Passkeys are the user's WebAuthn credentials. All of a passkey is
 	// public (the private key never leaves the authenticator), so the
@@ -98,14 +99,18 @@ type ExportThrottle struct {
 // ExportCode is a one-time code that is still usable: its purpose
 // ("reset", "verify", …) and life, nothing of the code.
 type ExportCode struct {
-	Purpose   string    `json:"purpose"`
+	Purpose string `json:"purpose"`
+	// NewEmail is the address an email change code would move the account
+	// to; absent for other codes.
+	NewEmail  string    `json:"new_email,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// ExportMail is a message to the user's address in the outbox (waiting,
-// or kept for a while after it was sent or given up on).
+// ExportMail is a message of the user's in the outbox (waiting, or kept
+// for a while after it was sent or given up on).
 type ExportMail struct {
+	To        string     `json:"to"`
 	Subject   string     `json:"subject"`
 	State     string     `json:"state"`
 	CreatedAt time.Time  `json:"created_at"`
@@ -171,11 +176,11 @@ func (s *Server) Export(ctx context.Context, userID int64) (Export, error) {
 		out.LoginThrottles = append(out.LoginThrottles, e)
 	}
 	for _, c := range rec.PendingCodes {
-		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: c.Purpose,
+		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: c.Purpose, NewEmail: c.NewEmail,
 			CreatedAt: c.CreatedAt.UTC().Truncate(time.Second), ExpiresAt: c.ExpiresAt.UTC().Truncate(time.Second)})
 	}
 	for _, m := range rec.Mail {
-		e := ExportMail{Subject: digitRun.ReplaceAllString(m.Subject, "…"), State: m.State,
+		e := ExportMail{To: m.To, Subject: digitRun.ReplaceAllString(m.Subject, "…"), State: m.State,
 			CreatedAt: m.CreatedAt.UTC().Truncate(time.Second)}
 		if m.SentAt != nil {
 			t := m.SentAt.UTC().Truncate(time.Second)

@@ -20,7 +20,8 @@ import (
 // given, not known here.
 type ExportQuery struct {
 	UserID int64
-	// Email is the address whose mail in the outbox is read.
+	// Email is the address whose mail in the outbox is read, beside the
+	// mail written for the user wherever it went.
 	Email string
 	// ThrottleKey is the key of the account's login throttles: the
 	// throttle with that id (all addresses together) and those with id
@@ -63,12 +64,14 @@ type ExportThrottle struct {
 // the code.
 type ExportCode struct {
 	Purpose              string
+	NewEmail             string // the address an email change would move to; "" for other codes
 	CreatedAt, ExpiresAt time.Time
 }
 
 // ExportMail is a message in the outbox: everything but its body, which
 // may carry a code.
 type ExportMail struct {
+	To        string
 	Subject   string
 	State     string
 	CreatedAt time.Time
@@ -120,24 +123,29 @@ func (s *Store) ExportUser(ctx context.Context, q ExportQuery) (*ExportRecords, 
 	codes, err := c.OneTimeCode.Query().
 		Where(onetimecode.UserID(q.UserID), onetimecode.ExpiresAtGT(q.Now), onetimecode.AttemptsLT(q.MaxAttempts)).
 		Order(onetimecode.ByPurpose()).
-		Select(onetimecode.FieldPurpose, onetimecode.FieldCreatedAt, onetimecode.FieldExpiresAt).All(ctx)
+		Select(onetimecode.FieldPurpose, onetimecode.FieldNewEmail, onetimecode.FieldCreatedAt, onetimecode.FieldExpiresAt).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("storage: export one-time codes: %w", wrap(err))
 	}
 	for _, x := range codes {
-		out.PendingCodes = append(out.PendingCodes, ExportCode{Purpose: string(x.Purpose), CreatedAt: x.CreatedAt, ExpiresAt: x.ExpiresAt})
+		e := ExportCode{Purpose: string(x.Purpose), CreatedAt: x.CreatedAt, ExpiresAt: x.ExpiresAt}
+		if x.NewEmail != nil {
+			e.NewEmail = *x.NewEmail
+		}
+		out.PendingCodes = append(out.PendingCodes, e)
 	}
 
-	// Neither body is read: they may carry codes.
+	// The mail an erasure would take (EraseUser). Neither body is read:
+	// they may carry codes.
 	mails, err := c.OutboxMessage.Query().
-		Where(outboxmessage.Recipient(q.Email)).
+		Where(outboxmessage.Or(outboxmessage.Recipient(q.Email), outboxmessage.UserID(q.UserID))).
 		Order(outboxmessage.ByCreatedAt(), outboxmessage.ByID()).
-		Select(outboxmessage.FieldSubject, outboxmessage.FieldState, outboxmessage.FieldCreatedAt, outboxmessage.FieldSentAt).All(ctx)
+		Select(outboxmessage.FieldRecipient, outboxmessage.FieldSubject, outboxmessage.FieldState, outboxmessage.FieldCreatedAt, outboxmessage.FieldSentAt).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("storage: export mail: %w", wrap(err))
 	}
 	for _, m := range mails {
-		out.Mail = append(out.Mail, ExportMail{Subject: m.Subject, State: string(m.State), CreatedAt: m.CreatedAt, SentAt: m.SentAt})
+		out.Mail = append(out.Mail, ExportMail{To: m.Recipient, Subject: m.Subject, State: string(m.State), CreatedAt: m.CreatedAt, SentAt: m.SentAt})
 	}
 
 	passkeys, err := c.Passkey.Query().Where(passkey.UserID(q.UserID)).Order(passkey.ByCreatedAt(), passkey.ByID()).All(ctx)

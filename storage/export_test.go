@@ -59,6 +59,12 @@ func TestExportUser(t *testing.T) {
 		c.OutboxMessage.Create().SetRecipient("someone@example.com").SetSubject("other").SetText("t").SetHTML("h").
 			SetCreatedAt(now).SetNextAttemptAt(now).ExecX(ctx)
 		c.LoginThrottle.Create().SetID("login:user1|192.0.2.1").SetFailures(1).ExecX(ctx)
+		// User 1's email change under way: its address, and its code's
+		// mail there, written for user 1.
+		c.OneTimeCode.Update().Where(onetimecode.UserID(1), onetimecode.PurposeEQ(onetimecode.PurposeEmailChange)).
+			SetExpiresAt(now.Add(hour)).SetNewEmail("new1@example.com").ExecX(ctx)
+		c.OutboxMessage.Create().SetRecipient("new1@example.com").SetUserID(1).SetSubject("third").SetText("t").SetHTML("h").
+			SetCreatedAt(now.Add(time.Minute)).SetNextAttemptAt(now).ExecX(ctx)
 
 		got, err := s.ExportUser(ctx, ExportQuery{UserID: 1, Email: "user1@example.com", ThrottleKey: "user:1", Now: now, MaxAttempts: 5})
 		if err != nil {
@@ -82,14 +88,22 @@ func TestExportUser(t *testing.T) {
 			!samePtr(got.LoginThrottles[1].LockedUntil, &locked) {
 			t.Errorf("login throttles %+v", got.LoginThrottles)
 		}
-		if len(got.PendingCodes) != 1 || got.PendingCodes[0].Purpose != "verify" ||
-			!same(got.PendingCodes[0].CreatedAt, now.Add(-hour)) || !same(got.PendingCodes[0].ExpiresAt, now.Add(hour)) {
-			t.Errorf("pending codes %+v, want only the live verify code", got.PendingCodes)
+		// By purpose: MySQL orders an enum by its declaration, the others
+		// by its text.
+		codes := map[string]ExportCode{}
+		for _, c := range got.PendingCodes {
+			codes[c.Purpose] = c
+		}
+		if change, verify := codes["email_change"], codes["verify"]; len(got.PendingCodes) != 2 ||
+			change.NewEmail != "new1@example.com" || verify.Purpose != "verify" || verify.NewEmail != "" ||
+			!same(verify.CreatedAt, now.Add(-hour)) || !same(verify.ExpiresAt, now.Add(hour)) {
+			t.Errorf("pending codes %+v, want the live email change (with its address) and verify codes", got.PendingCodes)
 		}
 		sent := now.Add(-hour + time.Second)
-		if len(got.Mail) != 2 ||
-			got.Mail[0].Subject != "first" || got.Mail[0].State != "sent" || !samePtr(got.Mail[0].SentAt, &sent) ||
-			got.Mail[1].Subject != "second" || got.Mail[1].State != "pending" || got.Mail[1].SentAt != nil || !same(got.Mail[1].CreatedAt, now) {
+		if len(got.Mail) != 3 ||
+			got.Mail[0].Subject != "first" || got.Mail[0].To != "user1@example.com" || got.Mail[0].State != "sent" || !samePtr(got.Mail[0].SentAt, &sent) ||
+			got.Mail[1].Subject != "second" || got.Mail[1].State != "pending" || got.Mail[1].SentAt != nil || !same(got.Mail[1].CreatedAt, now) ||
+			got.Mail[2].Subject != "third" || got.Mail[2].To != "new1@example.com" {
 			t.Errorf("mail %+v", got.Mail)
 		}
 		used := now.Add(-time.Minute)
