@@ -51,12 +51,80 @@ var commonPasswords = sync.OnceValue(func() map[string]struct{} {
 	return set
 })
 
-// IsCommon reports whether password, lower-cased, is one of the 10,000 most
-// common passwords. Signup refuses these (NIST SP 800-63B asks verifiers to
-// reject passwords found in breach corpora): they fall to the first guesses of
-// any online or offline attack whatever the hash. Case is ignored because
-// "Password" is guessed as early as "password".
+// IsCommon reports whether password is too common to accept. Signup
+// refuses these (NIST SP 800-63B asks verifiers to reject passwords found in
+// breach corpora, dictionary words, and repetitive or sequential
+// characters): they fall to the first guesses of any online or offline
+// attack whatever the hash. It is common when, lower-cased (case is ignored
+// because "Password" is guessed as early as "password"),
+//
+//   - it is one of the 10,000 most common passwords;
+//   - it is one of those with only digits and punctuation before or after
+//     it ("password1234", "!qwerty2024"): the list holds few passwords as
+//     long as the minimum length, and these are the first variations a
+//     cracker tries;
+//   - it is a short unit repeated ("aaaaaaaaaaaa", "abcabcabcabc") or a run
+//     of consecutive characters ("123456789012", "abcdefghijkl").
 func IsCommon(password string) bool {
-	_, ok := commonPasswords()[strings.ToLower(password)]
-	return ok
+	p := strings.ToLower(password)
+	set := commonPasswords()
+	if _, ok := set[p]; ok {
+		return true
+	}
+	if core := strings.TrimFunc(p, decoration); core != p && core != "" {
+		if _, ok := set[core]; ok {
+			return true
+		}
+	}
+	return repeated(p) || consecutive(p)
+}
+
+// decoration is what a common password is padded with: digits and ASCII
+// punctuation.
+func decoration(r rune) bool {
+	return r >= '0' && r <= '9' || r < 0x80 && strings.ContainsRune("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", r)
+}
+
+// repeated reports whether p is a unit of at most four characters repeated.
+func repeated(p string) bool {
+	rs := []rune(p)
+	for unit := 1; unit <= 4 && unit < len(rs); unit++ {
+		if len(rs)%unit != 0 {
+			continue
+		}
+		same := true
+		for i := unit; i < len(rs) && same; i++ {
+			same = rs[i] == rs[i-unit]
+		}
+		if same {
+			return true
+		}
+	}
+	return false
+}
+
+// consecutive reports whether p, of three characters or more, runs: each
+// character follows the one before it, upwards or downwards, digits wrapping from 9 to 0 ("1234567890"), as
+// keyboards and alphabets run.
+func consecutive(p string) bool {
+	rs := []rune(p)
+	if len(rs) < 3 {
+		return false
+	}
+	next := func(a, b rune, step rune) bool {
+		if b == a+step {
+			return true
+		}
+		return step == 1 && a == '9' && b == '0' || step == -1 && a == '0' && b == '9'
+	}
+	for _, step := range []rune{1, -1} {
+		ok := true
+		for i := 1; i < len(rs) && ok; i++ {
+			ok = next(rs[i-1], rs[i], step)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }

@@ -509,6 +509,26 @@ func TestIsCommon(t *testing.T) {
 		{"password ", false},
 		{" password", false},
 		{"correct horse battery staple", false},
+		// A common password with digits and punctuation around it.
+		{"password1234", true},
+		{"Qwerty123456", true},
+		{"!!iloveyou2024", true},
+		{"dragon.1987.", true},
+		{"1234567890", true}, // listed as it is
+		{"p4ssword1234", false},
+		{"password1234x", false},
+		{"horse battery 1234", false},
+		// Repeated or consecutive characters.
+		{"aaaaaaaaaaaa", true},
+		{"abcabcabcabc", true},
+		{"abcdabcdabcd", true},
+		{"123456789012", true},
+		{"zyxwvutsrqpo", true},
+		{"098765432109", true},
+		{"abcdeabcdeab", false},
+		{"aaaaaaaaaaab", false},
+		{"ab", false},
+		{"a", false},
 	}
 	for _, tt := range tests {
 		if got := IsCommon(tt.password); got != tt.want {

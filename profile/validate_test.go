@@ -77,6 +77,8 @@ func TestSignupValidation(t *testing.T) {
 		{"password too short in code points", map[string]string{"password": "ééééééééééé"}, nil, "password", "too_short"},
 		{"password too long", map[string]string{"password": strings.Repeat("x", 129)}, nil, "password", "too_long"},
 		{"common password", map[string]string{"password": "Unbelievable"}, nil, "password", "common"},
+		{"common password with digits", map[string]string{"password": "Password1234"}, nil, "password", "common"},
+		{"run of digits", map[string]string{"password": "123456789012"}, nil, "password", "common"},
 		{"password is the username", map[string]string{"username": "adalovelace1", "password": "AdaLovelace1"}, nil, "password", "matches_login"},
 		{"password is the email", map[string]string{"email": "a.lovelace@ex.io", "password": "A.Lovelace@ex.io"}, nil, "password", "matches_login"},
 		{"first name missing", nil, []string{"first_name"}, "first_name", "required"},
