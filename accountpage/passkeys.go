@@ -23,8 +23,8 @@ func (h *Handler) mountPasskeys(r chi.Router) {
 		return
 	}
 	path := h.d.Pages.Paths().Account + "/passkeys"
-	r.With(h.limit("account")).Post(path+"/registration", h.handlePasskeyOptions)
-	r.With(h.limit("account")).Post(path, h.handlePasskeyCreate)
+	r.With(h.limit("account-passkey-options")).Post(path+"/registration", h.handlePasskeyOptions)
+	r.With(h.limit("account-passkey")).Post(path, h.handlePasskeyCreate)
 }
 
 // signedInPost parses and checks a post of the page: its CSRF token and

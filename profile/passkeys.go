@@ -29,7 +29,7 @@ func (s *Server) mountPasskeys(r chi.Router) {
 		return
 	}
 	r.With(s.limit("passkey-registration")).Post("/v1/passkeys/registration", s.handlePasskeyOptions)
-	r.With(s.limit("passkey-registration")).Post("/v1/passkeys", s.handlePasskeyCreate)
+	r.With(s.limit("passkey-create")).Post("/v1/passkeys", s.handlePasskeyCreate)
 	r.Get("/v1/passkeys", s.handlePasskeyList)
 	r.Patch("/v1/passkeys/{id}", s.handlePasskeyRename)
 	r.Delete("/v1/passkeys/{id}", s.handlePasskeyDelete)

@@ -105,6 +105,14 @@ func TestRateLimits(t *testing.T) {
 			t.Errorf("forgot over the limit: %d", r.status)
 		}
 		problemOf(t, r)
+		// The "Forgot password?" page does what the API does, but is an
+		// endpoint of its own (CONTRACT §4: per IP and endpoint).
+		b := newWebBrowser(t, s)
+		login := b.get(authorizePath("mobile", loopbackCB, newPKCE(), nil))
+		forgot := b.get(login.link(t, "/login/forgot"))
+		if page := b.submit(forgot.form(t, "/login/forgot"), url.Values{"login": {"ada"}}, nil); page.status == http.StatusTooManyRequests {
+			t.Errorf("the forgot page shares the API's limit: %d", page.status)
+		}
 		// The next minute, it recovers.
 		clock.Advance(time.Minute)
 		if r := s.login("ada", testPassword); r.status != 200 {
