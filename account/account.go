@@ -81,6 +81,7 @@ type Store interface {
 
 	LoginThrottles(ctx context.Context, keys ...string) ([]*storage.LoginThrottle, error)
 	StartLoginThrottle(ctx context.Context, key string, now time.Time) error
+	RestartLoginThrottle(ctx context.Context, key string, now, staleBefore time.Time) (bool, error)
 	AddLoginFailure(ctx context.Context, key string, now time.Time) error
 	LockLogin(ctx context.Context, key string, until time.Time) error
 	DeleteLoginThrottles(ctx context.Context, keys ...string) error

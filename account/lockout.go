@@ -149,21 +149,36 @@ func (s *Service) failed(ctx context.Context, keys loginKeys, prev throttles) er
 }
 
 // countFailure adds one failure to the record of key, starting it afresh
-// when there was none or it was forgotten.
+// when there was none or it was forgotten. prev was read before the
+// password was hashed, so concurrent failures all saw the same prev: every
+// write here is one the database resolves (an upsert that adds, a restart
+// conditional on the record still being stale, an increment), so that
+// each of them counts.
 func (s *Service) countFailure(ctx context.Context, key string, prev *storage.LoginThrottle, now time.Time) error {
 	var err error
-	if prev == nil || now.Sub(prev.UpdatedAt) > throttleMemory {
+	switch {
+	case prev == nil:
 		err = s.store.StartLoginThrottle(ctx, key, now)
-	} else {
-		// Concurrent failures each count: the increment is the database's.
-		// A record deleted meanwhile (a success) is simply not counted.
-		err = s.store.AddLoginFailure(ctx, key, now)
-		if errors.Is(err, storage.ErrNotFound) {
-			err = nil
+	case now.Sub(prev.UpdatedAt) > throttleMemory:
+		var restarted bool
+		restarted, err = s.store.RestartLoginThrottle(ctx, key, now, now.Add(-throttleMemory))
+		if err == nil && !restarted {
+			err = s.addFailure(ctx, key, now)
 		}
+	default:
+		err = s.addFailure(ctx, key, now)
 	}
 	if err != nil {
 		return fmt.Errorf("account: record failed login: %w", err)
+	}
+	return nil
+}
+
+// addFailure adds one failure to key's record. A record deleted meanwhile
+// (a success) is simply not counted.
+func (s *Service) addFailure(ctx context.Context, key string, now time.Time) error {
+	if err := s.store.AddLoginFailure(ctx, key, now); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
 	return nil
 }

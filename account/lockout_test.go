@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +157,41 @@ func TestLockoutPerAddress(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// TestLockoutCountsConcurrentFailures: failures that arrive together all
+// read the record before hashing, and each must still count, whether the
+// record is new or forgotten (a day old): after a burst of eight, the
+// address is locked.
+func TestLockoutCountsConcurrentFailures(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		clock := fake.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+		s := newService(t, db, cheap, 8, Options{AccountLockThreshold: 100, Now: clock.Now})
+		if _, err := s.Create(ctx, NewUser{Username: "ada", Email: "ada@example.com", Password: "correct horse", FirstName: "A", LastName: "L"}); err != nil {
+			t.Fatal(err)
+		}
+		const from = "203.0.113.66"
+		for _, round := range []string{"a new record", "a forgotten record"} {
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					if _, err := s.Authenticate(ctx, "ada", "wrong horse", from); !errors.Is(err, ErrInvalidCredentials) {
+						var locked *LockedError
+						if !errors.As(err, &locked) {
+							t.Errorf("%s: a wrong password: %v", round, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			var locked *LockedError
+			if _, err := s.Authenticate(ctx, "ada", "correct horse", from); !errors.As(err, &locked) {
+				t.Errorf("%s: after eight concurrent failures the address is not locked: %v", round, err)
+			}
+			clock.Advance(25 * time.Hour) // past the lock and the memory of failures
 		}
 	})
 }

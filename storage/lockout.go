@@ -44,14 +44,26 @@ func (s *Store) LoginThrottles(ctx context.Context, keys ...string) ([]*LoginThr
 	return out, nil
 }
 
-// StartLoginThrottle sets key's record to one failure at now, unlocked,
-// whether or not it had one.
+// StartLoginThrottle counts a failure for key at now in a new record, or,
+// when a concurrent failure created the record first, as one more on it:
+// failures that arrive together each count (an upsert that adds).
 func (s *Store) StartLoginThrottle(ctx context.Context, key string, now time.Time) error {
 	return wrap(s.client(ctx).LoginThrottle.Create().SetID(key).SetFailures(1).SetUpdatedAt(now).
 		OnConflictColumns(loginthrottle.FieldID).
 		Update(func(u *ent.LoginThrottleUpsert) {
-			u.SetFailures(1).ClearLockedUntil().SetUpdatedAt(now)
+			u.AddFailures(1).SetUpdatedAt(now)
 		}).Exec(ctx))
+}
+
+// RestartLoginThrottle starts key's record afresh, one failure at now and
+// unlocked, if it was last touched before staleBefore (its failures are
+// forgotten), and reports whether it did. False: the record is gone, or a
+// concurrent failure touched it since, and this failure is to be added.
+func (s *Store) RestartLoginThrottle(ctx context.Context, key string, now, staleBefore time.Time) (bool, error) {
+	n, err := s.client(ctx).LoginThrottle.Update().
+		Where(loginthrottle.ID(key), loginthrottle.UpdatedAtLT(staleBefore)).
+		SetFailures(1).ClearLockedUntil().SetUpdatedAt(now).Save(ctx)
+	return n > 0, wrap(err)
 }
 
 // AddLoginFailure adds one failure to key's record, the increment being

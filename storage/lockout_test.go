@@ -53,13 +53,28 @@ func TestLoginThrottleCounts(t *testing.T) {
 			t.Fatalf("after the lock: %+v", r)
 		}
 		// Starting afresh (the failures were forgotten) clears count and
-		// lock in one upsert.
-		fresh := now.Add(48 * time.Hour)
-		if err := s.StartLoginThrottle(ctx, k, fresh); err != nil {
-			t.Fatal(err)
+		// lock in one conditional update, once: a second restart finds the
+		// record touched since. The lock stamped the record with the wall
+		// clock (the column's update default), so afresh is days past it.
+		fresh := time.Now().UTC().Add(72 * time.Hour).Truncate(time.Second)
+		for i, want := range []bool{true, false} {
+			if ok, err := s.RestartLoginThrottle(ctx, k, fresh, fresh.Add(-24*time.Hour)); err != nil || ok != want {
+				t.Fatalf("restart %d: %v, %v; want %v", i+1, ok, err, want)
+			}
 		}
 		if r := throttleMap(t, s, k)[k]; r.Failures != 1 || !r.LockedUntil.IsZero() || !r.UpdatedAt.Equal(fresh) {
 			t.Fatalf("restarted: %+v", r)
+		}
+		if ok, err := s.RestartLoginThrottle(ctx, "no such key", fresh, fresh); err != nil || ok {
+			t.Errorf("restarting no record: %v, %v; want false", ok, err)
+		}
+		// Starting a record that exists adds to it: two failures that both
+		// saw no record count twice.
+		if err := s.StartLoginThrottle(ctx, k, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if r := throttleMap(t, s, k)[k]; r.Failures != 2 {
+			t.Fatalf("a start on an existing record: %+v, want 2 failures", r)
 		}
 	})
 }
