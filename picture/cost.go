@@ -36,8 +36,10 @@ func modelBytes(m color.Model) int64 {
 // per pixel of the colour model the decoder will use) and the most memory
 // processing it holds at once: the decoder's peak, which includes the
 // decoded image, plus what scale, orient and encode allocate while it is
-// still alive.
-func cost(format string, src *source, cfg image.Config, outMax int) (decoded, memory int64) {
+// still alive. trees is the part of memory that is a bound rather than an
+// estimate (a lossless WebP stream's Huffman trees, which the header does
+// not tell): the budget must hold it, but an upload is not refused for it.
+func cost(format string, src *source, cfg image.Config, outMax int) (decoded, memory, trees int64) {
 	w, h := int64(cfg.Width), int64(cfg.Height)
 	px := w * h
 	decoded = px * modelBytes(cfg.ColorModel)
@@ -68,9 +70,41 @@ func cost(format string, src *source, cfg image.Config, outMax int) (decoded, me
 		// Lossless: the pixels and a transform's copy of them; lossy with
 		// alpha: the alpha plane decoded as NRGBA, then extracted.
 		decoder = 2 * decoded
+		if webpLossless(src) {
+			trees = vp8lTreeBytes(cfg.Width, cfg.Height)
+		}
 	}
-	memory = decoder + outputBytes(cfg.Width, cfg.Height, outMax, format == "jpeg")
-	return decoded, memory
+	memory = decoder + outputBytes(cfg.Width, cfg.Height, outMax, format == "jpeg") + trees
+	return decoded, memory, trees
+}
+
+// webpLossless reports whether a WebP holds a lossless (VP8L) stream: the
+// image itself, or, in the extended format with alpha, the alpha plane
+// (whose ALPH chunk is such a stream when compressed).
+func webpLossless(src *source) bool {
+	switch string(src.slice(12, 4)) {
+	case "VP8L":
+		return true
+	case "VP8X":
+		flags := src.slice(20, 1)
+		return flags == nil || flags[0]&0x10 != 0 // alpha
+	}
+	return false
+}
+
+// vp8lTreeBytes bounds what x/image/vp8l allocates for the Huffman groups
+// of a w×h lossless stream before it reads a pixel: one group per tile of
+// the meta-Huffman image (4×4 pixels at the smallest), at most 2,600 (the
+// most vp8l accepts, as libwebp), each of five trees as large as their
+// alphabets allow (the green one with an 11-bit colour cache), with their
+// look-up tables and the code lengths read for them: 88 KiB, a little over
+// the 81 KiB one costs as measured. A crafted file of under a megabyte
+// reaches it (fake.WebPHuffmanBomb), where the header's pixels would say a
+// few hundred kilobytes.
+func vp8lTreeBytes(w, h int) int64 {
+	const maxGroups, groupBytes = 2600, 88 << 10
+	tiles := int64((w+3)/4) * int64((h+3)/4)
+	return min(tiles, maxGroups) * groupBytes
 }
 
 // outputBytes is what scale, orient and encode allocate for a w×h image.

@@ -204,6 +204,33 @@ func TestMemoryCoversProcess(t *testing.T) {
 	}
 }
 
+// TestWebPHuffmanTreesAreCharged: a lossless WebP's Huffman groups are
+// built before a pixel is read and the header does not tell them; a file of
+// under a megabyte with a small image makes x/image build 2,600 groups of
+// full-size trees. What Memory reserves covers what that decode allocates,
+// while an ordinary lossless WebP is still accepted.
+func TestWebPHuffmanTreesAreCharged(t *testing.T) {
+	data := fake.WebPHuffmanBomb()
+	u, err := Inspect(data, Limits{})
+	if err != nil {
+		t.Fatalf("the crafted WebP is refused from its header (%v): the test would prove nothing", err)
+	}
+	n := allocated(func() { _, err = u.Process() })
+	if err == nil {
+		t.Fatal("the crafted WebP, whose stream ends after its trees, decoded")
+	}
+	if n < 100<<20 {
+		t.Fatalf("decoding allocated only %d bytes: the file no longer builds its trees", n)
+	}
+	if int64(n) > u.Memory()+int64(len(data)) {
+		t.Errorf("decoding allocated %d bytes, Memory reserves %d", n, u.Memory())
+	}
+	// The bound refuses nothing by itself.
+	if _, err := Inspect(readTestdata(t, "gopher-doc.with-alpha.lossless.webp"), Limits{MaxMemory: 8 << 20}); err != nil {
+		t.Errorf("a small lossless WebP under an 8 MiB MaxMemory: %v", err)
+	}
+}
+
 // TestMaxMemoryRefusesFromHeader: an upload whose processing would hold
 // more than MaxMemory is refused from its header like one with too many
 // pixels, so that no single picture runs past the memory budget (a

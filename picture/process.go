@@ -286,7 +286,8 @@ func InspectAt(r Source, lim Limits) (*Upload, error) {
 		return nil, err
 	}
 	u := &Upload{src: src, f: f, cfg: cfg, lim: lim}
-	u.decoded, u.memory = cost(f.name, src, cfg, lim.OutputMaxSide)
+	var trees int64
+	u.decoded, u.memory, trees = cost(f.name, src, cfg, lim.OutputMaxSide)
 	if err := src.err; err != nil {
 		return nil, fmt.Errorf("picture: read upload: %w", err)
 	}
@@ -294,9 +295,12 @@ func InspectAt(r Source, lim Limits) (*Upload, error) {
 		return nil, fmt.Errorf("%w: %d×%d pixels decode to %d bytes, more than %d",
 			ErrDimensions, cfg.Width, cfg.Height, u.decoded, lim.MaxDecodedBytes)
 	}
-	if u.memory > lim.MaxMemory {
+	// The trees' bound is charged to the budget (Memory) but refuses
+	// nothing: ordinary lossless WebPs hold far smaller trees, and one of
+	// them over MaxMemory still runs, alone, within the budget.
+	if u.memory-trees > lim.MaxMemory {
 		return nil, fmt.Errorf("%w: %d×%d pixels take %d bytes to process, more than %d",
-			ErrDimensions, cfg.Width, cfg.Height, u.memory, lim.MaxMemory)
+			ErrDimensions, cfg.Width, cfg.Height, u.memory-trees, lim.MaxMemory)
 	}
 	return u, nil
 }
@@ -314,7 +318,9 @@ func (u *Upload) DecodedBytes() int64 { return u.decoded }
 // decoded image, the scaler's intermediate image, the output and its
 // encoding. Reserve it before calling Process. At the default limits it
 // ranges from a few MB for a phone-sized picture to about 75 MB for a
-// 4096×4096 RGBA PNG, of which the decoded image is 64 MiB.
+// 4096×4096 RGBA PNG, of which the decoded image is 64 MiB. A lossless
+// WebP (or one with alpha) adds a bound on its Huffman trees, up to about
+// 230 MB, which the header cannot tell.
 func (u *Upload) Memory() int64 { return u.memory }
 
 // Process decodes the upload and returns it cleaned, as the package-level
