@@ -138,6 +138,7 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 	u := principal(r).User
 	key := picture.NewKey(img.ContentType)
 	if err := s.pictures.Put(ctx, key, img); err != nil {
+		s.deletePicture(ctx, key) // it may exist all the same; no row names it
 		s.fail(w, r, "put picture", err)
 		return
 	}

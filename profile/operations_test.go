@@ -67,7 +67,9 @@ type opsFixture struct {
 	dir      string
 }
 
-func newOpsFixture(t *testing.T) opsFixture {
+// newOpsFixture is a Server on SQLite and a picture directory; wrap, when
+// given, stands between the Server and the directory store.
+func newOpsFixture(t *testing.T, wrap ...func(picture.Store) picture.Store) opsFixture {
 	t.Helper()
 	db := databasetest.Open(t, databasetest.SQLiteURL(t))
 	users := storage.New(db)
@@ -77,10 +79,14 @@ func newOpsFixture(t *testing.T) opsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pictures picture.Store = store
+	for _, w := range wrap {
+		pictures = w(pictures)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := opsFixture{accounts: accounts, mailer: &recordingMailer{}, sessions: &recordingSessions{}, dir: dir}
 	f.s, err = New(Config{Issuer: "http://idp.test", Pictures: fuzzLimits, ForgotMinDuration: 150 * time.Millisecond, Logger: log}, Deps{
-		Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: store,
+		Accounts: accounts, Users: users, Tokens: fakeTokens{}, Sessions: f.sessions, Pictures: pictures,
 		Mailer: f.mailer, Limiter: ratelimit.New(users, log, time.Now),
 	})
 	if err != nil {
@@ -346,5 +352,32 @@ func TestResetTakesTheFloorEitherWay(t *testing.T) {
 				t.Errorf("%s with code %q: answered after %v, before the floor", login, code, d)
 			}
 		}
+	}
+}
+
+// putThenFail stores the object and then reports a failure, as a store does
+// whose write finished as the request ended.
+type putThenFail struct{ picture.Store }
+
+func (p putThenFail) Put(ctx context.Context, key string, img picture.Image) error {
+	if err := p.Store.Put(ctx, key, img); err != nil {
+		return err
+	}
+	return errors.New("the write outlived its request")
+}
+
+// TestFailedPutLeavesNoObject: a picture whose Put failed may be stored all
+// the same; no row will name it, so it is deleted (CONTRACT §3: a failed
+// signup leaves no object in storage).
+func TestFailedPutLeavesNoObject(t *testing.T) {
+	ctx := context.Background()
+	f := newOpsFixture(t, func(s picture.Store) picture.Store { return putThenFail{s} })
+	in := signupInput("ada")
+	in.Picture, in.HasPicture = bytes.NewReader(photoJPEG(t, 32, 32)), true
+	if _, err := f.s.CreateAccount(ctx, in, nil); err == nil {
+		t.Fatal("a signup whose picture could not be stored succeeded")
+	}
+	if n := f.objects(t); n != 0 {
+		t.Errorf("%d objects after the failed signup, want none", n)
 	}
 }

@@ -87,6 +87,7 @@ func (s *Server) ReplacePicture(ctx context.Context, u *storage.User, src pictur
 	}
 	key := picture.NewKey(img.ContentType)
 	if err := s.pictures.Put(ctx, key, img); err != nil {
+		s.deletePicture(ctx, key) // it may exist all the same; no row names it
 		return nil, fmt.Errorf("put picture: %w", err)
 	}
 	updated, linked, err := s.setPicture(ctx, u, key)

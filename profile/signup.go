@@ -252,6 +252,9 @@ func (s *Server) CreateAccount(ctx context.Context, in SignupInput, inTx func(ct
 		}
 		stored = picture.NewKey(img.ContentType)
 		if err := s.pictures.Put(ctx, stored, img); err != nil {
+			// The object may exist all the same (the store finished
+			// writing it as the request ended): no row will name it.
+			s.deletePicture(ctx, stored)
 			return nil, fmt.Errorf("store picture: %w", err)
 		}
 		nu.PictureKey = stored
