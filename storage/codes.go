@@ -68,19 +68,26 @@ func codeLive(now time.Time, maxAttempts int) predicate.OneTimeCode {
 // PutCode stores c, with no wrong tries, replacing the user's code of that
 // purpose (and the address it named) in one statement.
 func (s *Store) PutCode(ctx context.Context, c Code) error {
-	q := s.client(ctx).OneTimeCode.Create().
-		SetUserID(c.UserID).
-		SetPurpose(onetimecode.Purpose(c.Purpose)).
-		SetCodeHash(c.Hash).
-		SetAttempts(0).
-		SetExpiresAt(c.ExpiresAt).
-		SetCreatedAt(c.CreatedAt)
-	if c.NewEmail != "" {
-		q.SetNewEmail(c.NewEmail)
-	}
-	return wrap(q.OnConflictColumns(onetimecode.FieldUserID, onetimecode.FieldPurpose).
-		UpdateNewValues().
-		Exec(ctx))
+	// Under the user's row, as every write for a user: a code written
+	// while the account is erased would outlive it (ErrNotFound instead).
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.holdUser(ctx, c.UserID); err != nil {
+			return err
+		}
+		q := s.client(ctx).OneTimeCode.Create().
+			SetUserID(c.UserID).
+			SetPurpose(onetimecode.Purpose(c.Purpose)).
+			SetCodeHash(c.Hash).
+			SetAttempts(0).
+			SetExpiresAt(c.ExpiresAt).
+			SetCreatedAt(c.CreatedAt)
+		if c.NewEmail != "" {
+			q.SetNewEmail(c.NewEmail)
+		}
+		return wrap(q.OnConflictColumns(onetimecode.FieldUserID, onetimecode.FieldPurpose).
+			UpdateNewValues().
+			Exec(ctx))
+	})
 }
 
 // CodeOf returns the user's code of purpose p, live or not; ErrNotFound

@@ -255,3 +255,27 @@ func TestHoldUserOrdersErasure(t *testing.T) {
 		}
 	})
 }
+
+// TestWritesForAGoneUser: a code or a passkey for a user that is gone (an
+// erasure committed first) is refused, not stored to outlive it: each
+// write for a user takes the user's row first.
+func TestWritesForAGoneUser(t *testing.T) {
+	each(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		f := eraseFixture{7, "gone", "gone@example.com"}
+		eraseCreate(t, s, f)
+		if _, err := s.EraseUser(ctx, f.id, func(*User) ErasureNames { return f.names() }); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		if err := s.PutCode(ctx, Code{UserID: f.id, Purpose: CodeReset, Hash: []byte("h"), ExpiresAt: now.Add(time.Hour), CreatedAt: now}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a code for an erased user: %v, want ErrNotFound", err)
+		}
+		if _, err := s.CreatePasskey(ctx, Passkey{ID: "pk-late", UserID: f.id, CredentialID: []byte("late"), PublicKey: []byte{1}, Name: "late", CreatedAt: now}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a passkey for an erased user: %v, want ErrNotFound", err)
+		}
+		if n := eraseCount(t, s, f); n != 0 {
+			t.Errorf("%d rows of the erased user", n)
+		}
+	})
+}

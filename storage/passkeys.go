@@ -124,15 +124,25 @@ func (s *Store) UserPasskeys(ctx context.Context, userID int64) ([]Passkey, erro
 // key: a credential registered already (by anyone) is ErrConflict.
 func (s *Store) CreatePasskey(ctx context.Context, p Passkey) (*Passkey, error) {
 	sum := sha256.Sum256(p.CredentialID)
-	row, err := s.client(ctx).Passkey.Create().SetID(p.ID).SetUserID(p.UserID).SetCredentialID(p.CredentialID).
-		SetCredentialHash(hex.EncodeToString(sum[:])).SetPublicKey(p.PublicKey).SetAttestationType(p.AttestationType).
-		SetAaguid(p.AAGUID).SetSignCount(p.SignCount).
-		SetUserPresent(p.UserPresent).SetUserVerified(p.UserVerified).
-		SetBackupEligible(p.BackupEligible).SetBackupState(p.BackupState).
-		SetTransports(p.Transports).SetName(p.Name).SetCreatedAt(p.CreatedAt).SetNillableLastUsedAt(p.LastUsedAt).
-		Save(ctx)
+	var row *ent.Passkey
+	// Under the user's row, as every write for a user: a passkey stored
+	// while the account is erased would outlive it (ErrNotFound instead).
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.holdUser(ctx, p.UserID); err != nil {
+			return err
+		}
+		var err error
+		row, err = s.client(ctx).Passkey.Create().SetID(p.ID).SetUserID(p.UserID).SetCredentialID(p.CredentialID).
+			SetCredentialHash(hex.EncodeToString(sum[:])).SetPublicKey(p.PublicKey).SetAttestationType(p.AttestationType).
+			SetAaguid(p.AAGUID).SetSignCount(p.SignCount).
+			SetUserPresent(p.UserPresent).SetUserVerified(p.UserVerified).
+			SetBackupEligible(p.BackupEligible).SetBackupState(p.BackupState).
+			SetTransports(p.Transports).SetName(p.Name).SetCreatedAt(p.CreatedAt).SetNillableLastUsedAt(p.LastUsedAt).
+			Save(ctx)
+		return wrap(err)
+	})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	out := passkeyOf(row)
 	return &out, nil
