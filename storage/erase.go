@@ -98,11 +98,26 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 			{"refresh-token chains", func() (int, error) {
 				return c.RefreshChain.Delete().Where(refreshchain.Subject(sub)).Exec(ctx)
 			}},
+			// Found by a plain read, deleted by id: these columns have no
+			// index, and InnoDB would keep every row a DELETE's scan
+			// passed locked until the commit (every other user's codes
+			// and rate-limit windows). No code of the user can appear
+			// meanwhile (codes are written under the user's row, which
+			// this transaction holds); a rate-limit window counted
+			// meanwhile holds only a count, and expires within its hour.
 			{"authorization codes", func() (int, error) {
-				return c.AuthorizeCode.Delete().Where(authorizecode.Subject(sub)).Exec(ctx)
+				ids, err := c.AuthorizeCode.Query().Where(authorizecode.Subject(sub)).IDs(ctx)
+				if err != nil || len(ids) == 0 {
+					return 0, err
+				}
+				return c.AuthorizeCode.Delete().Where(authorizecode.IDIn(ids...)).Exec(ctx)
 			}},
 			{"PKCE requests", func() (int, error) {
-				return c.PKCERequest.Delete().Where(pkcerequest.Subject(sub)).Exec(ctx)
+				ids, err := c.PKCERequest.Query().Where(pkcerequest.Subject(sub)).IDs(ctx)
+				if err != nil || len(ids) == 0 {
+					return 0, err
+				}
+				return c.PKCERequest.Delete().Where(pkcerequest.IDIn(ids...)).Exec(ctx)
 			}},
 			{"browser sessions", func() (int, error) {
 				return c.BrowserSession.Delete().Where(browsersession.UserID(userID)).Exec(ctx)
@@ -129,7 +144,11 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 				if len(windows) == 0 {
 					return 0, nil
 				}
-				return c.RateLimitWindow.Delete().Where(ratelimitwindow.Or(windows...)).Exec(ctx)
+				ids, err := c.RateLimitWindow.Query().Where(ratelimitwindow.Or(windows...)).IDs(ctx)
+				if err != nil || len(ids) == 0 {
+					return 0, err
+				}
+				return c.RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...)).Exec(ctx)
 			}},
 			{"mail", func() (int, error) {
 				return c.OutboxMessage.Delete().Where(outboxmessage.Or(mails...)).Exec(ctx)
