@@ -104,14 +104,14 @@ func repeated(p string) bool {
 }
 
 // consecutive reports whether p, of three characters or more, runs: each
-// character follows the one before it, upwards or downwards, digits wrapping from 9 to 0 ("1234567890"), as
-// keyboards and alphabets run.
+// character follows the one before it, upwards or downwards, digits
+// wrapping from 9 to 0 ("1234567890") as a keyboard's row does.
 func consecutive(p string) bool {
 	rs := []rune(p)
 	if len(rs) < 3 {
 		return false
 	}
-	next := func(a, b rune, step rune) bool {
+	next := func(a, b, step rune) bool {
 		if b == a+step {
 			return true
 		}
