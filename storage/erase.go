@@ -84,10 +84,6 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 			// <rule>|<key>|<window start> or <rule>|<key>|<address>|<window start>
 			windows = append(windows, predicate.RateLimitWindow(func(s *entsql.Selector) { s.Where(entsql.Contains(s.C(ratelimitwindow.FieldID), "|"+k+"|")) }))
 		}
-		mails := []predicate.OutboxMessage{outboxmessage.UserID(userID)}
-		if len(n.Recipients) > 0 {
-			mails = append(mails, outboxmessage.RecipientIn(n.Recipients...))
-		}
 		steps := []struct {
 			what string
 			del  func() (int, error)
@@ -151,7 +147,7 @@ func (s *Store) EraseUser(ctx context.Context, userID int64, names func(*User) E
 				return c.RateLimitWindow.Delete().Where(ratelimitwindow.IDIn(ids...)).Exec(ctx)
 			}},
 			{"mail", func() (int, error) {
-				return c.OutboxMessage.Delete().Where(outboxmessage.Or(mails...)).Exec(ctx)
+				return c.OutboxMessage.Delete().Where(userMail(userID, n.Recipients...)).Exec(ctx)
 			}},
 			{"user", func() (int, error) {
 				return c.User.Delete().Where(user.ID(userID)).Exec(ctx)
@@ -232,4 +228,14 @@ func holdUserLock(dialect string) string {
 		return " LOCK IN SHARE MODE"
 	}
 	return ""
+}
+
+// userMail is the mail of a user in the outbox: written for it (user_id),
+// wherever it went, or sent to one of its addresses. What an erasure
+// deletes and what an export shows.
+func userMail(userID int64, addresses ...string) predicate.OutboxMessage {
+	if len(addresses) == 0 {
+		return outboxmessage.UserID(userID)
+	}
+	return outboxmessage.Or(outboxmessage.UserID(userID), outboxmessage.RecipientIn(addresses...))
 }

@@ -138,7 +138,7 @@ func (s *Store) ExportUser(ctx context.Context, q ExportQuery) (*ExportRecords, 
 	// The mail an erasure would take (EraseUser). Neither body is read:
 	// they may carry codes.
 	mails, err := c.OutboxMessage.Query().
-		Where(outboxmessage.Or(outboxmessage.Recipient(q.Email), outboxmessage.UserID(q.UserID))).
+		Where(userMail(q.UserID, q.Email)).
 		Order(outboxmessage.ByCreatedAt(), outboxmessage.ByID()).
 		Select(outboxmessage.FieldRecipient, outboxmessage.FieldSubject, outboxmessage.FieldState, outboxmessage.FieldCreatedAt, outboxmessage.FieldSentAt).All(ctx)
 	if err != nil {
