@@ -15,8 +15,9 @@ const JWKSPath = "/.well-known/jwks.json"
 
 // Mount adds GET and HEAD JWKSPath, served by JWKSHandler, to r.
 func (m *Manager) Mount(r chi.Router) {
-	r.Method(http.MethodGet, JWKSPath, m.JWKSHandler())
-	r.Method(http.MethodHead, JWKSPath, m.JWKSHandler())
+	h := m.JWKSHandler()
+	r.Method(http.MethodGet, JWKSPath, h)
+	r.Method(http.MethodHead, JWKSPath, h)
 }
 
 // JWKSHandler serves the key set at the jwks_uri. It writes the prepared
