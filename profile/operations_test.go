@@ -380,4 +380,16 @@ func TestFailedPutLeavesNoObject(t *testing.T) {
 	if n := f.objects(t); n != 0 {
 		t.Errorf("%d objects after the failed signup, want none", n)
 	}
+	// Replacing a picture (PUT /v1/profile/picture's and the account
+	// page's path) alike.
+	u, err := f.s.CreateAccount(ctx, signupInput("bob"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.ReplacePicture(ctx, u, bytes.NewReader(photoJPEG(t, 32, 32))); err == nil {
+		t.Fatal("a picture that could not be stored replaced the old one")
+	}
+	if n := f.objects(t); n != 0 {
+		t.Errorf("%d objects after the failed replacement, want none", n)
+	}
 }
