@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 
-	"idp/picture"
 	"idp/storage"
 )
 
@@ -135,18 +134,8 @@ func (s *Server) handlePutPicture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	u := principal(r).User
-	key := picture.NewKey(img.ContentType)
-	if err := s.pictures.Put(ctx, key, img); err != nil {
-		s.deletePicture(ctx, key) // it may exist all the same; no row names it
-		s.fail(w, r, "put picture", err)
-		return
-	}
-	updated, linked, err := s.setPicture(ctx, u, key)
+	updated, err := s.storePicture(ctx, principal(r).User, img)
 	if err != nil {
-		if !linked {
-			s.deletePicture(ctx, key) // ours alone: no row names it
-		}
 		s.fail(w, r, "put picture", err)
 		return
 	}

@@ -85,9 +85,16 @@ func (s *Server) ReplacePicture(ctx context.Context, u *storage.User, src pictur
 	if err != nil {
 		return nil, err
 	}
+	return s.storePicture(ctx, u, img)
+}
+
+// storePicture stores img under a fresh key and points u at it. A key that
+// no row names once it fails is deleted: a store may have written the
+// object all the same, as the request ended.
+func (s *Server) storePicture(ctx context.Context, u *storage.User, img picture.Image) (*storage.User, error) {
 	key := picture.NewKey(img.ContentType)
 	if err := s.pictures.Put(ctx, key, img); err != nil {
-		s.deletePicture(ctx, key) // it may exist all the same; no row names it
+		s.deletePicture(ctx, key)
 		return nil, fmt.Errorf("put picture: %w", err)
 	}
 	updated, linked, err := s.setPicture(ctx, u, key)
